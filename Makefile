@@ -1,0 +1,39 @@
+# The two commands: `make run` (main job, offline) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.costtrain-installed
+
+.PHONY: run test data notebooks benchmarks clean
+
+run: $(STAMP) data
+	$(VENV)/bin/costtrain compare --out results/compare.json
+
+test: $(STAMP) data
+	$(PY) -m pytest -q
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+# Fashion-MNIST: use a copy that is already there, else the Debian package (offline), else
+# torchvision's download.
+data: $(STAMP)
+	@$(PY) -c "import costtrain.data as d; d.load_dataset('fashion-mnist', subset=10)" 2>/dev/null \
+	|| { if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	       (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null; \
+	     fi; } ; \
+	$(PY) -c "import costtrain.data as d; d.load_dataset('fashion-mnist', subset=10)" 2>/dev/null \
+	|| $(PY) -c "import costtrain.data as d; d.load_dataset('fashion-mnist', download=True)"
+
+notebooks: $(STAMP) data
+	$(VENV)/bin/costtrain notebooks
+
+benchmarks: $(STAMP) data
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf results notebooks/out .pytest_cache

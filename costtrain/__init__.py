@@ -1,0 +1,11 @@
+"""costtrain: train PyTorch models faster and cheaper on the machine you already own."""
+from .baseline import train_baseline
+from .data import Dataset, load_dataset
+from .models import MLP, SimpleNN, SmallCNN, build_model
+from .result import RunResult, load_results, save_results
+from .utils import CosttrainError, num_cores
+
+__version__ = "0.1.0"
+__all__ = ["train_baseline", "Dataset", "load_dataset", "MLP", "SimpleNN", "SmallCNN",
+           "build_model", "RunResult", "load_results", "save_results", "CosttrainError",
+           "num_cores"]

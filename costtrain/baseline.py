@@ -1,0 +1,128 @@
+"""Single-process training: the baseline every other method must beat."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from .data import ClassicImageDataset, Dataset, load_dataset
+from .engine import Evaluator, LossLog, batches, check_hparams, evaluate, loss_fn, steady_rate
+from .models import build_model, model_name
+from .result import RunResult
+from .utils import CosttrainError, hardware_info, num_cores, num_threads, resolve_device, seed_everything
+
+OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+PIPELINES = ("memory", "classic")
+
+
+def sgd(lr: float = 0.01, momentum: float = 0.5) -> OptimizerFactory:
+    """The classic example's optimizer as a factory: ``SGD(params, lr, momentum)``."""
+    return lambda params: torch.optim.SGD(params, lr=lr, momentum=momentum)
+
+
+def prepare(net: nn.Module | str, data: Dataset | str, *, seed: int, subset: int | None = None,
+            data_root: str | None = None) -> tuple[nn.Module, Dataset]:
+    """Load the data (by name or as given) and build the net (by name or as given), seeded."""
+    ds = data if isinstance(data, Dataset) else load_dataset(data, data_root, subset=subset,
+                                                            seed=seed)
+    torch.manual_seed(seed)
+    model = build_model(net, ds.input_shape, ds.num_classes) if isinstance(net, str) else net
+    if not isinstance(model, nn.Module):
+        raise CosttrainError(f"net must be a model name or a torch.nn.Module, got {type(net).__name__}.")
+    return model, ds
+
+
+def _classic_loader(ds: Dataset, batch_size: int, gen: torch.Generator):
+    loader = torch.utils.data.DataLoader(ClassicImageDataset(ds), batch_size=batch_size,
+                                         shuffle=True, generator=gen)
+    return iter(loader)
+
+
+def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist", *,
+                   epochs: int = 1, batch_size: int = 64, lr: float = 0.01, momentum: float = 0.5,
+                   optimizer: OptimizerFactory | None = None, threads: int | None = None,
+                   device: str = "cpu", seed: int = 42, subset: int | None = None,
+                   data_root: str | None = None, eval_every: int | None = None,
+                   log_every: int = 10, pipeline: str = "memory",
+                   progress: bool = False) -> RunResult:
+    """Train `net` on `data` in this process and measure it.
+
+    Args:
+        net: a model name (``simple``, ``mlp``, ``cnn``) or your own ``nn.Module`` (trained in place).
+        data: a dataset name or a :class:`~costtrain.data.Dataset` already loaded.
+        epochs: passes over the training set.
+        optimizer: factory ``params -> Optimizer``; default SGD(lr, momentum).
+        threads: intra-op threads (default: every core); restored afterwards.
+        device: ``cpu``, ``cuda`` or ``mps``.
+        eval_every: also evaluate on the test set every this many samples (time kept apart).
+        log_every: batches per point of the loss curve.
+        pipeline: ``memory`` (in-memory tensors) or ``classic`` (DataLoader, per-sample transforms).
+    """
+    check_hparams(epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every)
+    if pipeline not in PIPELINES:
+        raise CosttrainError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}.")
+    dev = resolve_device(device)
+    threads = num_cores() if threads is None else threads
+    if threads < 1:
+        raise CosttrainError(f"threads must be >= 1, got {threads}.")
+    t_setup = time.perf_counter()
+    with num_threads(threads):
+        model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
+        model.to(dev).train()
+        opt = (optimizer or sgd(lr, momentum))(list(model.parameters()))
+        gen = seed_everything(seed)
+        test_x, test_y = ds.test_x.to(dev), ds.test_y.to(dev)
+        log, evaluator = LossLog(log_every), Evaluator(test_x, test_y, eval_every, dev)
+        total = epochs * len(ds.train_y)
+        bar = _progress(total, progress, "baseline")
+        setup = time.perf_counter() - t_setup
+
+        t0 = time.perf_counter()
+        for _ in range(epochs):
+            it = (batches(ds.train_x, ds.train_y, batch_size, gen) if pipeline == "memory"
+                  else _classic_loader(ds, batch_size, gen))
+            for xb, yb in it:
+                xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(xb), yb)
+                loss.backward()
+                opt.step()
+                elapsed = time.perf_counter() - t0 - evaluator.seconds
+                log.add(loss.item(), len(yb), elapsed)
+                bar.update(len(yb))
+                if evaluator.due(log.samples):
+                    evaluator(model, log.samples, elapsed)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        train_seconds = time.perf_counter() - t0 - evaluator.seconds
+        log.flush(train_seconds)
+        bar.close()
+
+        t_eval = time.perf_counter()
+        test_loss, test_acc = evaluate(model, test_x, test_y, device=dev)
+        final_eval = time.perf_counter() - t_eval
+    if not evaluator.curve["samples"] or evaluator.curve["samples"][-1] != log.samples:
+        for key, val in zip(("samples", "seconds", "accuracy", "loss"),
+                            (log.samples, round(train_seconds, 4), test_acc, test_loss)):
+            evaluator.curve[key].append(val)
+    return RunResult(
+        method="baseline",
+        config=dict(dataset=ds.name, model=net if isinstance(net, str) else model_name(model),
+                    epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, seed=seed,
+                    subset=subset, train_samples=len(ds.train_y), pipeline=pipeline,
+                    processes=1),
+        device=str(dev), threads=threads, setup_seconds=setup, train_seconds=train_seconds,
+        eval_seconds=final_eval + evaluator.seconds, samples=log.samples,
+        samples_per_second=log.samples / train_seconds if train_seconds > 0 else 0.0,
+        steady_samples_per_second=steady_rate(log.curve), test_loss=test_loss,
+        test_accuracy=test_acc, loss_curve=log.curve, eval_curve=evaluator.curve,
+        hardware=hardware_info())
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    """A tqdm bar (auto: notebook or terminal) or a silent stand-in."""
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="samples", unit_scale=True, disable=not enabled,
+                leave=False)

@@ -1,0 +1,43 @@
+"""The main job: every method on the same data and the same total work, side by side."""
+from __future__ import annotations
+
+from typing import Callable
+
+from .baseline import train_baseline
+from .data import Dataset, load_dataset
+from .result import RunResult
+from .utils import num_cores
+
+Run = tuple[str, Callable[..., RunResult], dict]
+
+
+def comparison_plan(total_epochs: int = 2, cores: int | None = None) -> list[Run]:
+    """(label, trainer, kwargs) for each configuration, all doing `total_epochs` of work."""
+    cores = cores or num_cores()
+    plan: list[Run] = [
+        ("baseline 1 thread", train_baseline, dict(epochs=total_epochs, threads=1)),
+        (f"baseline {cores} threads", train_baseline, dict(epochs=total_epochs, threads=cores)),
+    ]
+    return plan
+
+
+def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simple",
+                   total_epochs: int = 2, subset: int | None = None, batch_size: int = 64,
+                   lr: float = 0.01, seed: int = 42, eval_every: int | None = None,
+                   data_root: str | None = None, progress: bool = False,
+                   only: list[str] | None = None,
+                   on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
+    """Run every configuration of :func:`comparison_plan` on one loaded dataset."""
+    ds = data if isinstance(data, Dataset) else load_dataset(data, data_root, subset=subset,
+                                                            seed=seed)
+    results = []
+    for label, trainer, kw in comparison_plan(total_epochs):
+        if only and not any(label.startswith(o) for o in only):
+            continue
+        r = trainer(model, ds, batch_size=batch_size, lr=lr, seed=seed, eval_every=eval_every,
+                    progress=progress, **kw)
+        r.extra["label"] = label
+        results.append(r)
+        if on_result:
+            on_result(r)
+    return results

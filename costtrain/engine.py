@@ -1,0 +1,145 @@
+"""Pieces every training loop shares: mini-batches, evaluation, loss logging, throughput."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .result import Curve, new_curve
+from .utils import CosttrainError
+
+
+def check_hparams(*, epochs: int = 1, batch_size: int = 1, lr: float = 1.0,
+                  eval_every: int | None = None) -> None:
+    """Raise a clear error for values no trainer can use."""
+    if not isinstance(epochs, int) or epochs < 1:
+        raise CosttrainError(f"epochs must be an integer >= 1, got {epochs!r}.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise CosttrainError(f"batch size must be an integer >= 1, got {batch_size!r}.")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise CosttrainError(f"learning rate must be a positive number, got {lr!r}.")
+    if eval_every is not None and eval_every < 1:
+        raise CosttrainError(f"eval_every is a number of samples >= 1, got {eval_every!r}.")
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator,
+            indices: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Shuffled mini-batches of (x, y), optionally restricted to `indices` (a shard)."""
+    idx = torch.arange(len(y)) if indices is None else indices
+    order = idx[torch.randperm(len(idx), generator=generator)]
+    for i in range(0, len(order), batch_size):
+        j = order[i:i + batch_size]
+        yield x[j], y[j]
+
+
+def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy; equal to NLL for nets that end in log_softmax (log_softmax is idempotent)."""
+    return F.cross_entropy(output, target)
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000,
+             device: torch.device | str = "cpu") -> tuple[float, float]:
+    """Mean loss and accuracy (0..1) of `net` on (x, y); restores the net's train/eval mode."""
+    was_training = net.training
+    net.eval()
+    total_loss, correct = 0.0, 0
+    for i in range(0, len(y), batch_size):
+        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        out = net(xb)
+        total_loss += F.cross_entropy(out, yb, reduction="sum").item()
+        correct += (out.argmax(1) == yb).sum().item()
+    net.train(was_training)
+    return total_loss / max(1, len(y)), correct / max(1, len(y))
+
+
+class LossLog:
+    """Mean training loss every `every` batches, indexed by samples seen and seconds of training."""
+
+    def __init__(self, every: int = 10) -> None:
+        self.every = max(1, every)
+        self.curve: Curve = new_curve("samples", "seconds", "loss")
+        self.samples = 0
+        self._sum, self._n = 0.0, 0
+
+    def add(self, loss: float, batch: int, seconds: float) -> None:
+        self.samples += batch
+        self._sum += loss
+        self._n += 1
+        if self._n >= self.every:
+            self.flush(seconds)
+
+    def flush(self, seconds: float) -> None:
+        if self._n:
+            self.curve["samples"].append(self.samples)
+            self.curve["seconds"].append(round(seconds, 4))
+            self.curve["loss"].append(self._sum / self._n)
+            self._sum, self._n = 0.0, 0
+
+
+class Evaluator:
+    """Held-out evaluation every `every` samples; its time is kept out of the training clock."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, every: int | None,
+                 device: torch.device | str = "cpu") -> None:
+        self.x, self.y, self.every, self.device = x, y, every, device
+        self.curve: Curve = new_curve("samples", "seconds", "accuracy", "loss")
+        self.seconds = 0.0
+        self._next = every or 0
+
+    def due(self, samples: int) -> bool:
+        return bool(self.every) and samples >= self._next
+
+    def __call__(self, net: nn.Module, samples: int, train_seconds: float) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        loss, acc = evaluate(net, self.x, self.y, device=self.device)
+        self.seconds += time.perf_counter() - t0
+        self.curve["samples"].append(samples)
+        self.curve["seconds"].append(round(train_seconds, 4))
+        self.curve["accuracy"].append(acc)
+        self.curve["loss"].append(loss)
+        if self.every:
+            while self._next <= samples:
+                self._next += self.every
+        return loss, acc
+
+
+def steady_rate(curve: Curve, skip: float = 0.2) -> float:
+    """Samples per second after the first `skip` fraction of points (warm-up excluded)."""
+    s, t = curve.get("samples", []), curve.get("seconds", [])
+    if len(s) < 2:
+        return s[-1] / t[-1] if s and t and t[-1] > 0 else 0.0
+    i = min(int(len(s) * skip), len(s) - 2)
+    dt = t[-1] - t[i]
+    return (s[-1] - s[i]) / dt if dt > 0 else 0.0
+
+
+def merge_curves(curves: list[Curve]) -> Curve:
+    """Interleave per-worker loss curves into one, by time, with cumulative samples."""
+    pts = []
+    for c in curves:
+        prev = 0
+        for s, sec, loss in zip(c["samples"], c["seconds"], c["loss"]):
+            pts.append((sec, s - prev, loss))
+            prev = s
+    pts.sort()
+    out = new_curve("samples", "seconds", "loss")
+    total = 0
+    for sec, ds, loss in pts:
+        total += ds
+        out["samples"].append(total)
+        out["seconds"].append(sec)
+        out["loss"].append(loss)
+    return out
+
+
+def time_to_accuracy(eval_curve: Curve, target: float) -> tuple[float | None, int | None]:
+    """First (training seconds, samples) at which held-out accuracy reached `target` (0..1)."""
+    for s, sec, acc in zip(eval_curve["samples"], eval_curve["seconds"], eval_curve["accuracy"]):
+        if acc >= target:
+            return sec, s
+    return None, None

@@ -1,0 +1,56 @@
+"""Plain-text summaries and tables of results (for the CLI, benchmarks and notebooks)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from .result import RunResult
+
+
+def format_table(rows: Sequence[Sequence], headers: Sequence[str]) -> str:
+    """A right-aligned plain-text table (first column left-aligned)."""
+    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(r: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(r, widths)))
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), sep] + [line(r) for r in cells[1:]])
+
+
+def _fmt(c) -> str:
+    if isinstance(c, float):
+        return f"{c:.3g}" if abs(c) < 10 else f"{c:,.0f}" if abs(c) >= 1000 else f"{c:.1f}"
+    return "-" if c is None else str(c)
+
+
+RESULT_HEADERS = ("run", "threads", "setup s", "train s", "eval s", "total s", "samples/s",
+                  "steady/s", "test acc %")
+
+
+def result_row(r: RunResult) -> list:
+    return [r.label, r.threads, round(r.setup_seconds, 2), round(r.train_seconds, 2),
+            round(r.eval_seconds, 2), round(r.total_seconds, 2), round(r.samples_per_second),
+            round(r.steady_samples_per_second), round(100 * r.test_accuracy, 2)]
+
+
+def results_table(results: Sequence[RunResult]) -> str:
+    """One row per result: times split into set-up / train / eval, throughput, accuracy."""
+    return format_table([result_row(r) for r in results], RESULT_HEADERS)
+
+
+def summary(r: RunResult) -> str:
+    """A few readable lines about one run."""
+    c = r.config
+    lines = [f"{r.label} on {c.get('dataset')} / {c.get('model')} ({r.device}, {r.threads} "
+             f"thread(s) per process)",
+             f"  samples trained : {r.samples:,} ({r.samples_per_second:,.0f}/s overall, "
+             f"{r.steady_samples_per_second:,.0f}/s steady state)",
+             f"  wall time       : set-up {r.setup_seconds:.2f} s + train {r.train_seconds:.2f} s"
+             f" + eval {r.eval_seconds:.2f} s = {r.total_seconds:.2f} s",
+             f"  test accuracy   : {100 * r.test_accuracy:.2f} % (loss {r.test_loss:.4f})"]
+    if r.status != "ok":
+        lines.append(f"  status          : {r.status}: {r.error}")
+    if r.cost:
+        lines.append(f"  cost            : {r.cost.get('summary', r.cost)}")
+    return "\n".join(lines)

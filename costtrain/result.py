@@ -1,0 +1,122 @@
+"""The result record every trainer returns, and its JSON round trip."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Curve = dict[str, list]  # columns: samples, seconds, loss (loss curves) or accuracy (eval)
+
+
+def new_curve(*columns: str) -> Curve:
+    """An empty columnar curve, e.g. ``new_curve('samples', 'seconds', 'loss')``."""
+    return {c: [] for c in columns}
+
+
+@dataclass
+class RunResult:
+    """What one training run measured.
+
+    Times are wall-clock seconds: ``setup`` (data, processes, process groups), ``train``
+    (the training loop only) and ``eval`` (test-set evaluation, final and periodic).
+    ``loss_curve`` is the mean training loss indexed by samples seen (all workers together);
+    ``worker_curves`` holds the same per worker for multi-process methods. ``eval_curve``
+    has held-out accuracy by samples seen and by training seconds.
+    """
+
+    method: str
+    config: dict[str, Any]
+    device: str = "cpu"
+    threads: int = 1
+    setup_seconds: float = 0.0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    samples: int = 0
+    samples_per_second: float = 0.0
+    steady_samples_per_second: float = 0.0
+    test_loss: float = float("nan")
+    test_accuracy: float = float("nan")
+    loss_curve: Curve = field(default_factory=lambda: new_curve("samples", "seconds", "loss"))
+    worker_curves: dict[str, Curve] = field(default_factory=dict)
+    eval_curve: Curve = field(default_factory=lambda: new_curve("samples", "seconds", "accuracy", "loss"))
+    extra: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)
+    hardware: dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"  # ok | partial | failed
+    error: str | None = None
+    created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc)
+                         .isoformat(timespec="seconds"))
+
+    @property
+    def total_seconds(self) -> float:
+        return self.setup_seconds + self.train_seconds + self.eval_seconds
+
+    @property
+    def label(self) -> str:
+        if self.extra.get("label"):
+            return self.extra["label"]
+        c = self.config
+        if "processes" in c and self.method == "hogwild":
+            return f"hogwild {c['processes']}x{c.get('epochs_per_process', '?')}"
+        if "workers" in c:
+            return f"{self.method} {c['workers']}w"
+        return f"{self.method} {c.get('epochs', '?')} ep"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["total_seconds"] = self.total_seconds
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunResult":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def save(self, path: str | Path) -> Path:
+        """Write JSON atomically (temp file + rename): a crash never leaves half a file."""
+        return write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunResult":
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> Path:
+    """Dump ``obj`` as JSON to ``path`` via a temporary file in the same folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, default=_json_default, allow_nan=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_results(results: list[RunResult], path: str | Path) -> Path:
+    """Save several results as one JSON list (atomically)."""
+    return write_json_atomic(path, [r.to_dict() for r in results])
+
+
+def load_results(path: str | Path) -> list[RunResult]:
+    """Load a JSON list written by :func:`save_results` (or a single result)."""
+    with open(path) as f:
+        data = json.load(f)
+    return [RunResult.from_dict(d) for d in (data if isinstance(data, list) else [data])]

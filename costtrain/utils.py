@@ -1,0 +1,99 @@
+"""Small shared helpers: cores, threads, seeds, devices and timers."""
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import random
+import time
+from typing import Iterator
+
+import torch
+
+
+class CosttrainError(ValueError):
+    """Bad input or environment, with a message that says what to do."""
+
+
+def num_cores() -> int:
+    """CPU cores this process may run on (respects affinity masks and containers)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_per_process(processes: int, cores: int | None = None) -> int:
+    """The thread budget that keeps `processes` workers from oversubscribing the cores."""
+    return max(1, (cores or num_cores()) // max(1, processes))
+
+
+@contextlib.contextmanager
+def num_threads(n: int | None) -> Iterator[int]:
+    """Run a block with `torch.set_num_threads(n)`, restoring the old value afterwards."""
+    old = torch.get_num_threads()
+    n = old if n is None else n
+    if n < 1:
+        raise CosttrainError(f"threads must be >= 1, got {n}")
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(old)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python and torch; return a CPU generator for data order."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Return a usable torch.device or raise a clear error when it is absent."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise CosttrainError(f"unknown device {str(device)!r}; use 'cpu', 'cuda' or 'mps'.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CosttrainError(
+            f"device {str(device)!r} was requested but CUDA is not available "
+            "(no NVIDIA GPU or a CPU-only torch build); use device='cpu'.")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise CosttrainError(
+            f"device {str(device)!r} was requested but Apple MPS is not available; use device='cpu'.")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise CosttrainError(f"unsupported device {str(device)!r}; use 'cpu', 'cuda' or 'mps'.")
+    return dev
+
+
+def hardware_info() -> dict:
+    """A short description of the machine, stored with every result."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": num_cores(), "platform": platform.platform(),
+            "python": platform.python_version(), "torch": torch.__version__}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+class Stopwatch:
+    """Accumulates wall time over several `with watch:` blocks."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __enter__(self) -> "Stopwatch":
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds += time.perf_counter() - self._t0

@@ -1,0 +1,54 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from costtrain.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "costtrain", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_help_explains_every_option():
+    p = run_cli("run", "--help")
+    assert p.returncode == 0
+    for opt in ("--method", "--epochs", "--dataset", "--subset", "--model", "--batch-size",
+                "--lr", "--threads", "--device", "--out", "--data-dir"):
+        assert opt in p.stdout
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--epochs", "0"], "--epochs: must be >= 1"),
+    (["--batch-size", "0"], "--batch-size: must be >= 1"),
+    (["--lr", "0"], "--lr: must be a positive number"),
+    (["--lr", "abc"], "not a number"),
+    (["--model", "resnet"], "invalid choice: 'resnet'"),
+    (["--dataset", "imagenet"], "invalid choice: 'imagenet'"),
+    (["--data-dir", "/nonexistent/costtrain"], "does not exist"),
+])
+def test_bad_values_are_clear_errors(args, msg, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["run", *args])
+    assert e.value.code == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_missing_data_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("COSTTRAIN_DATA", raising=False)
+    assert main(["run", "--dataset", "mnist", "--data-dir", str(tmp_path)]) == 2
+    assert "dataset 'mnist' not found" in capsys.readouterr().err
+
+
+def test_run_baseline_prints_summary_and_writes_json(tmp_path):
+    out = tmp_path / "r.json"
+    p = run_cli("run", "--method", "baseline", "--subset", "2000", "--epochs", "1",
+                "--model", "mlp", "--no-progress", "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    assert "test accuracy" in p.stdout and "samples/s" in p.stdout
+    data = json.loads(out.read_text())
+    assert data[0]["method"] == "baseline" and data[0]["samples"] == 2000
+    assert data[0]["test_accuracy"] > 0.4

@@ -1,0 +1,102 @@
+"""Process supervision with real processes: errors, signals, interrupts, no orphans."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+from costtrain import _testing, procs
+
+
+def _children():
+    """Live worker processes of this test process (the resource tracker is not a worker)."""
+    out = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(p.cmdline()):
+                out.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def test_results_by_rank_and_messages():
+    seen = []
+    out = procs.run_workers(_testing.square, [(2,), (3,), (4,)],
+                            on_message=lambda r, k, p: seen.append((r, k, p)))
+    assert out == [4, 9, 16]
+    assert sorted(seen) == [(0, "progress", 2), (1, "progress", 3), (2, "progress", 4)]
+    assert not _children()
+
+
+def test_worker_exception_names_worker_and_stops_others():
+    t = time.monotonic()
+    with pytest.raises(procs.WorkerError) as e:
+        procs.run_workers(_testing.fail_on, [(1,), (1,), (1,)])
+    assert time.monotonic() - t < 20
+    assert e.value.rank == 1 and "worker 1 raised" in str(e.value)
+    assert "ValueError: boom from 1" in str(e.value)
+    assert e.value.results == {0: 0, 2: 2}  # the others stopped early and handed in results
+    assert not _children()
+
+
+def test_worker_killed_by_signal_does_not_hang():
+    t = time.monotonic()
+    with pytest.raises(procs.WorkerError, match="worker 1 was killed by signal SIGKILL"):
+        procs.run_workers(_testing.kill_self, [(1, 60), (1, 60)], grace=0.5)
+    assert time.monotonic() - t < 20
+    assert not _children()
+
+
+def test_timeout_stops_everyone():
+    with pytest.raises(procs.WorkerError, match="did not finish within"):
+        procs.run_workers(_testing.kill_self, [(-1, 60)], timeout=1, grace=0.2)
+    assert not _children()
+
+
+def test_keyboard_interrupt_terminates_every_child(tmp_path):
+    script = textwrap.dedent(f"""
+        from costtrain import procs, _testing
+        procs.run_workers(_testing.sleep_forever, [({str(tmp_path / 'pid')!r},)] * 2)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
+    pids = []
+    for _ in range(200):
+        pids = [tmp_path / f"pid.{r}" for r in range(2)]
+        if all(p.exists() and p.read_text() for p in pids):
+            break
+        time.sleep(0.1)
+    pids = [int(p.read_text()) for p in pids]
+    parent.send_signal(signal.SIGINT)
+    _, err = parent.communicate(timeout=30)
+    assert b"KeyboardInterrupt" in err
+    time.sleep(0.5)
+    assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+def test_children_die_with_a_killed_parent(tmp_path):
+    script = textwrap.dedent(f"""
+        from costtrain import procs, _testing
+        procs.run_workers(_testing.sleep_forever, [({str(tmp_path / 'pid')!r},)])
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    pid_file = tmp_path / "pid.0"
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    parent.kill()
+    parent.wait(10)
+    for _ in range(50):
+        if not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE:
+            break
+        time.sleep(0.1)
+    alive = psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE
+    if alive:
+        os.kill(child, signal.SIGKILL)
+    assert not alive, "a worker outlived its killed parent"
