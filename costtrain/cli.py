@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -11,7 +12,7 @@ from .models import MODELS
 from .result import RunResult, save_results
 from .utils import CosttrainError
 
-METHODS = ("baseline",)
+METHODS = ("baseline", "hogwild", "ps")
 
 
 def _positive_int(text: str) -> int:
@@ -90,6 +91,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=_positive_int, default=None,
                      help="intra-op threads per process (default: all cores for the baseline, "
                           "cores // processes for multi-process methods)")
+    h = run.add_argument_group("hogwild")
+    h.add_argument("--processes", type=_positive_int, default=2,
+                   help="Hogwild! worker processes sharing one model (default: %(default)s)")
+    h.add_argument("--epochs-per-process", type=_positive_int, default=1,
+                   help="Hogwild!: epochs each process trains (default: %(default)s)")
+    h.add_argument("--sharding", choices=["full", "shard"], default="full",
+                   help="Hogwild!: 'full' = every process sees the whole training set each epoch "
+                        "(the original project), 'shard' = disjoint shards (default: %(default)s)")
+    ps = run.add_argument_group("parameter server (--method ps)")
+    ps.add_argument("--mode", choices=["sync", "async"], default="sync",
+                    help="sync = average every worker's gradient each step, async = each worker "
+                         "pushes and pulls on its own (default: %(default)s)")
+    ps.add_argument("--workers", type=_positive_int, default=2,
+                    help="worker processes besides the server (default: %(default)s)")
+    ps.add_argument("--addr", default="127.0.0.1",
+                    help="address the server binds to (default: loopback; the transport is "
+                         "unauthenticated, use trusted networks only)")
+    ps.add_argument("--port", type=int, default=None,
+                    help="server port (default: a free port)")
+    ps.add_argument("--timeout", type=_positive_float, default=60.0,
+                    help="seconds any wait on a peer may take before the run fails "
+                         "(default: %(default)s)")
     add_data_args(run)
 
     cmp_ = sub.add_parser("compare", help="the main job: every method on the same total work, "
@@ -106,6 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where to save the loss-curve figure (default: %(default)s; "
                            "'' for none)")
     add_data_args(cmp_)
+
+    for name, module, text in (("advise", "advise", "recommend the fastest/cheapest method for "
+                                                    "this machine from short probes"),
+                               ("notebooks", "notebooks", "run every course notebook headless "
+                                                          "(papermill) and refresh figures/")):
+        try:
+            mod = importlib.import_module(f"costtrain.{module}")
+        except ImportError:
+            continue
+        sp = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        mod.add_arguments(sp)
+        sp.set_defaults(handler=mod.run_cli)
     return parser
 
 
@@ -122,6 +157,17 @@ def cmd_run(args) -> list[RunResult]:
                   eval_every=args.eval_every, progress=not args.no_progress)
     if args.method == "baseline":
         return [train_baseline(args.model, ds, epochs=args.epochs, threads=args.threads, **common)]
+    if args.method == "hogwild":
+        from .hogwild import train_hogwild
+        return [train_hogwild(args.model, ds, processes=args.processes,
+                              epochs_per_process=args.epochs_per_process,
+                              sharding=args.sharding, threads=args.threads, **common)]
+    if args.method == "ps":
+        from .parameter_server import train_parameter_server
+        return [train_parameter_server(args.model, ds, mode=args.mode, workers=args.workers,
+                                       epochs=args.epochs, threads=args.threads,
+                                       addr=args.addr, port=args.port, timeout=args.timeout,
+                                       **common)]
     raise CosttrainError(f"unknown method {args.method!r}")
 
 
@@ -152,8 +198,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .report import summary
             for r in results:
                 print(summary(r))
-        else:
+        elif args.command == "compare":
             results = cmd_compare(args)
+        else:
+            results = args.handler(args)
+            if not results:
+                return 0
         from .report import results_table
         print()
         print(results_table(results))
