@@ -4,6 +4,8 @@ from __future__ import annotations
 from typing import Callable
 
 from .baseline import train_baseline
+from .cost import PriceBasis, attach_cost, price_basis
+from .energy import EnergyMeter
 from .data import Dataset, load_dataset
 from .result import RunResult
 from .utils import num_cores
@@ -26,17 +28,26 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
                    lr: float = 0.01, seed: int = 42, eval_every: int | None = None,
                    data_root: str | None = None, progress: bool = False,
                    only: list[str] | None = None,
-                   on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
-    """Run every configuration of :func:`comparison_plan` on one loaded dataset."""
+                   on_result: Callable[[RunResult], None] | None = None,
+                   target_accuracy: float | None = None,
+                   price: PriceBasis | None = None) -> list[RunResult]:
+    """Run every configuration of :func:`comparison_plan` on one loaded dataset.
+
+    Every result gets ``cost`` (:func:`costtrain.cost.attach_cost`): energy measured around
+    the run (or estimated), its cost on the `price` basis (default: electricity) and the
+    cost and time to `target_accuracy` (needs `eval_every`).
+    """
     ds = data if isinstance(data, Dataset) else load_dataset(data, data_root, subset=subset,
                                                             seed=seed)
-    results = []
+    results, price = [], price or price_basis()
     for label, trainer, kw in comparison_plan(total_epochs):
         if only and not any(label.startswith(o) for o in only):
             continue
-        r = trainer(model, ds, batch_size=batch_size, lr=lr, seed=seed, eval_every=eval_every,
-                    progress=progress, **kw)
+        with EnergyMeter(price.watts) as meter:
+            r = trainer(model, ds, batch_size=batch_size, lr=lr, seed=seed,
+                        eval_every=eval_every, progress=progress, **kw)
         r.extra["label"] = label
+        attach_cost(r, target_accuracy=target_accuracy, basis=price, energy=meter.reading)
         results.append(r)
         if on_result:
             on_result(r)

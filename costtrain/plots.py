@@ -34,3 +34,82 @@ def plot_losses(results: Sequence[RunResult], path: str | Path | None = None, *,
     ax.set_title(title)
     ax.legend(fontsize=8)
     return save_figure(fig, path) if path else fig
+
+
+def plot_accuracy_vs_time(results: Sequence[RunResult], path: str | Path | None = None, *,
+                          target: float | None = None,
+                          title: str = "Test accuracy vs wall time"):
+    """Held-out accuracy of each run against wall seconds (set-up + training; evaluation
+    time excluded), all methods on one chart; `target` (0..1) draws a dashed line."""
+    fig, ax = _figure()
+    for r in results:
+        c = r.eval_curve
+        if c.get("samples"):
+            secs = [r.setup_seconds + s for s in c["seconds"]]
+            ax.plot(secs, [100 * a for a in c["accuracy"]], marker="o", ms=3, lw=1.2,
+                    label=r.label)
+    if target is not None:
+        ax.axhline(100 * target, ls="--", color="gray", lw=1, label=f"target {100 * target:g} %")
+    ax.set_xlabel("wall seconds (set-up + training)")
+    ax.set_ylabel("test accuracy %")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path) if path else fig
+
+
+def plot_cost_to_target(rows: Sequence, path: str | Path | None = None, *,
+                        title: str = "Cost to target accuracy"):
+    """Bars of cost to the target accuracy: RunResults with ``cost`` (attach_cost) or the
+    rows of an :class:`~costtrain.advise.Advice` (predicted); 'not reached' where it was not."""
+    fig, ax = _figure()
+    labels, costs = [], []
+    for row in rows:
+        if isinstance(row, RunResult):
+            labels.append(row.label)
+            costs.append(row.cost.get("cost_to_target"))
+        elif getattr(row, "status", "ok") == "ok":
+            labels.append(row.label)
+            costs.append(row.predicted_cost if row.reaches_target is not False else None)
+    bars = ax.bar(range(len(labels)), [c or 0.0 for c in costs], color="tab:blue")
+    for bar, c in zip(bars, costs):
+        ax.annotate("not reached" if c is None else f"${c:.2g}", (bar.get_x() + bar.get_width() / 2,
+                    bar.get_height()), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("USD")
+    ax.set_title(title)
+    return save_figure(fig, path) if path else fig
+
+
+def chart_losses(losses_dict: dict, title: str = "Comparing Training Losses Across Configurations",
+                 path: str | Path | None = None):
+    """The original API's chart: one line per label (e.g. '4 processes x 1 epoch NN').
+
+    Values are lists of losses (plotted by log point) or loss curves / RunResults (plotted
+    against samples seen). Returns the Figure, or the saved path when `path` is given.
+    """
+    fig, ax = _figure()
+    by_samples = False
+    for label, losses in losses_dict.items():
+        curve = losses.loss_curve if isinstance(losses, RunResult) else losses
+        if isinstance(curve, dict):
+            ax.plot(curve["samples"], curve["loss"], label=label, lw=1.2)
+            by_samples = True
+        else:
+            ax.plot(range(1, len(curve) + 1), list(curve), label=label, lw=1.2)
+    ax.set_xlabel("samples seen" if by_samples else "log point (every log_interval batches)")
+    ax.set_ylabel("training loss")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path) if path else fig
+
+
+def plot_worker_losses(result: RunResult, path: str | Path | None = None):
+    """Each Hogwild! worker's loss against the samples it saw, plus all workers merged."""
+    fig, ax = _figure()
+    for rank, c in sorted(result.worker_curves.items(), key=lambda kv: int(kv[0])):
+        ax.plot(c["samples"], c["loss"], label=f"worker {rank}", lw=1.0, alpha=0.8)
+    ax.set_xlabel("samples seen by the worker")
+    ax.set_ylabel("training loss")
+    ax.set_title(f"{result.label}: loss per worker")
+    ax.legend(fontsize=8)
+    return save_figure(fig, path) if path else fig

@@ -1,0 +1,591 @@
+"""Which configuration trains *your* model soonest and cheapest on *this* machine?
+
+:func:`recommend` runs a short probe of each configuration that fits the machine (baseline
+with 1 thread and with every core, Hogwild! with 2..cores processes, the parameter server in
+sync and async mode, the GPU if there is one), all on the same slice of the data, within a
+time budget. From each probe it takes the steady-state throughput, the set-up time, the power
+draw and the accuracy progress, and extrapolates to the whole job:
+
+* time = probe set-up + samples needed / steady samples per second;
+* accuracy after ``n`` samples from a least-squares fit ``acc(n) = A - B / sqrt(n)`` of the
+  probe's held-out evaluations (``A`` is the plateau the fit expects), so the samples needed
+  for a target accuracy are ``(B / (A - target))**2``.
+
+Short probes measure throughput well and accuracy only roughly: the table says which.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import dataclasses
+import importlib
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn as nn
+
+from .cost import PriceBasis, as_fraction, attach_cost, money, price_basis
+from .data import Dataset, load_dataset, stratified_subset
+from .energy import EnergyMeter
+from .engine import evaluate, loss_fn
+from .models import build_model
+from .result import RunResult, write_json_atomic
+from .utils import CosttrainError, hardware_info, num_cores, num_threads
+
+TRAINERS = {"baseline": ("costtrain.baseline", "train_baseline"),
+            "hogwild": ("costtrain.hogwild", "train_hogwild"),
+            "ps": ("costtrain.parameter_server", "train_parameter_server")}
+MULTIPROCESS_SETUP_GUESS = 4.0  # seconds to start worker processes, until one is measured
+PLAN_MARGIN = 0.8  # plan the probes to use this share of the budget left
+RESERVE_SECONDS = 0.5  # kept back for ranking and printing
+ACCURACY_TOLERANCE = 0.03  # expected accuracies closer than this are within probe noise
+
+
+@dataclass
+class Probe:
+    """One configuration to try: a trainer and its keyword arguments."""
+
+    label: str
+    method: str  # baseline | hogwild | ps
+    kwargs: dict[str, Any]
+
+
+def probe_plan(cores: int | None = None, gpu: bool | None = None) -> list[Probe]:
+    """The configurations worth probing on a machine with `cores` cores (and a GPU), best first."""
+    cores = cores or num_cores()
+    gpu = torch.cuda.is_available() if gpu is None else gpu
+    plan = [Probe("baseline 1 thread", "baseline", {"threads": 1})]
+    if cores > 1:
+        plan.append(Probe(f"baseline {cores} threads", "baseline", {"threads": cores}))
+    if gpu:
+        plan.append(Probe("baseline cuda", "baseline", {"device": "cuda", "threads": 1}))
+    procs = sorted({p for p in (2, 4, 8, 16, 32, 64) if p < cores} | {cores} - {1})
+    plan += [Probe(f"hogwild {p} processes", "hogwild",
+                   {"processes": p, "sharding": "shard"}) for p in procs]
+    for w in sorted({2, cores - 1} - {0, 1}) if cores > 3 else [2]:
+        plan += [Probe(f"ps-{m} {w} workers", "ps", {"mode": m, "workers": w})
+                 for m in ("sync", "async")]
+    return plan
+
+
+def _trainer(method: str) -> tuple[Callable[..., RunResult] | None, str | None]:
+    module, name = TRAINERS[method]
+    try:
+        return getattr(importlib.import_module(module), name), None
+    except (ImportError, AttributeError) as exc:
+        return None, f"{module}.{name} is not available ({exc})"
+
+
+def _job_kwargs(method: str, config: dict[str, Any], threads: int, epochs: int) -> dict[str, Any]:
+    """Keyword arguments that run the whole job (`epochs` passes) in a probed configuration."""
+    if method == "hogwild":
+        return {"processes": config.get("processes"), "epochs_per_process": epochs,
+                "sharding": "shard", "threads": threads}
+    if method.startswith("ps"):
+        return {"mode": config.get("mode", method[3:]), "workers": config.get("workers"),
+                "epochs": epochs}
+    kw = {"epochs": epochs, "threads": threads}
+    if config.get("device", "cpu") != "cpu":
+        kw["device"] = config["device"]
+    if config.get("pipeline", "memory") != "memory":
+        kw["pipeline"] = config["pipeline"]
+    return kw
+
+
+# ----------------------------------------------------------------------- extrapolation
+def fit_accuracy(eval_curve: dict[str, list]) -> tuple[float, float] | None:
+    """Least-squares ``acc(n) = A - B / sqrt(n)`` over an eval curve; ``(A, B)`` with B >= 0."""
+    pts = [(n ** -0.5, a) for n, a in zip(eval_curve.get("samples", []),
+                                          eval_curve.get("accuracy", [])) if n > 0]
+    if not pts:
+        return None
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    b = -sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx > 0 else 0.0
+    if b <= 0:  # no measurable progress: expect what was measured
+        return min(1.0, max(ys)), 0.0
+    return min(1.0, my + b * mx), b
+
+
+def accuracy_after(fit: tuple[float, float], samples: float) -> float:
+    """Accuracy the fit expects after `samples` training samples."""
+    a, b = fit
+    return max(0.0, min(1.0, a - b / math.sqrt(max(samples, 1.0))))
+
+
+def samples_to_reach(fit: tuple[float, float], target: float) -> float | None:
+    """Samples the fit needs to reach `target`, or None if its plateau is below the target."""
+    a, b = fit
+    if target >= a:
+        return None if a < target or b > 0 else 0.0
+    return (b / (a - target)) ** 2
+
+
+@dataclass
+class Row:
+    """One configuration's prediction for the whole job."""
+
+    label: str
+    method: str
+    job: dict[str, Any]  # keyword arguments of the trainer for the whole job
+    status: str = "ok"  # ok | failed | skipped
+    samples_per_second: float = 0.0  # measured, steady state, all workers together
+    setup_seconds: float = 0.0
+    average_watts: float = 0.0
+    energy_source: str = ""
+    predicted_seconds: float | None = None
+    predicted_cost: float | None = None
+    expected_accuracy: float | None = None
+    reaches_target: bool | None = None
+    why: str = ""
+    rank: int | None = None
+
+    @property
+    def trainer(self) -> str:
+        return TRAINERS["ps" if self.method.startswith("ps") else self.method][1]
+
+    def call(self) -> str:
+        """The Python call that runs the whole job in this configuration."""
+        args = ", ".join(f"{k}={v!r}" for k, v in self.job.items())
+        return f"{self.trainer}(net, data, {args})"
+
+
+def rank_probes(probes: list[RunResult], *, job_samples: int, epochs: int = 1,
+                target_accuracy: float | None = None,
+                basis: PriceBasis | None = None) -> list[Row]:
+    """Predict the whole job from each probe and rank the configurations.
+
+    With a target accuracy, configurations predicted to reach it come first, soonest first;
+    without one (or for those that miss it), the whole job (`job_samples`) soonest first,
+    except that configurations expected to end clearly less accurate (by more than
+    :data:`ACCURACY_TOLERANCE`) than the best come after the others. Time = probe set-up + samples / measured steady throughput; cost at the probe's
+    average power (``probe.cost['average_watts']`` when measured, else ``basis.watts``).
+    """
+    basis = basis or price_basis()
+    target = as_fraction(target_accuracy)
+    rows = [_predict(r, job_samples, epochs, target, basis) for r in probes]
+    best_acc = max((r.expected_accuracy or 0.0 for r in rows if r.status == "ok"), default=0.0)
+
+    def key(row: Row):
+        if row.predicted_seconds is None:
+            return (2, 0, 0.0)
+        worse = (row.expected_accuracy or 0.0) < best_acc - ACCURACY_TOLERANCE
+        missed = target is not None and not row.reaches_target
+        return (int(missed), int(worse and not (target is not None and row.reaches_target)),
+                row.predicted_seconds)
+    rows.sort(key=key)
+    for i, row in enumerate(rows, 1):
+        row.rank = i
+    return rows
+
+
+def _predict(r: RunResult, job_samples: int, epochs: int, target: float | None,
+             basis: PriceBasis) -> Row:
+    rate = r.steady_samples_per_second or (r.samples / r.train_seconds if r.train_seconds else 0)
+    watts = r.cost.get("average_watts") or basis.watts
+    source = r.cost.get("energy_source", "estimated")
+    row = Row(r.label, r.method, _job_kwargs(r.method, r.config, r.threads, epochs),
+              samples_per_second=rate, setup_seconds=r.setup_seconds, average_watts=watts,
+              energy_source=source if source.startswith("measured") else f"estimated: {watts:g} W")
+    if r.status == "failed" or rate <= 0:
+        row.status, row.why = "failed", (r.error or "no throughput measured").splitlines()[0]
+        return row
+    fit = fit_accuracy(r.eval_curve)
+    need: float | None = job_samples
+    if target is not None:
+        reached = [n for n, a in zip(r.eval_curve["samples"], r.eval_curve["accuracy"])
+                   if a >= target]
+        need = reached[0] if reached else samples_to_reach(fit, target) if fit else None
+        row.reaches_target = need is not None and need <= job_samples
+        if not row.reaches_target:
+            need = job_samples
+    row.predicted_seconds = r.setup_seconds + need / rate
+    row.predicted_cost = basis.cost(row.predicted_seconds, watts * row.predicted_seconds)
+    row.expected_accuracy = accuracy_after(fit, need) if fit else None
+    if target is not None and row.reaches_target:
+        row.expected_accuracy = max(target, row.expected_accuracy or 0.0)
+    row.why = _why(r, rate, need, fit, target, row)
+    return row
+
+
+def _why(r: RunResult, rate: float, need: float, fit, target, row: Row) -> str:
+    parts = [f"{rate:,.0f} samples/s steady", f"set-up {r.setup_seconds:.1f} s"]
+    if target is not None:
+        parts.append(f"~{need:,.0f} samples to {100 * target:g} %" if row.reaches_target
+                     else f"{100 * target:g} % not expected within the job")
+    if fit:
+        parts.append(f"plateau ~{100 * fit[0]:.0f} % (fit of {len(r.eval_curve['samples'])} "
+                     f"evals up to {r.samples:,} samples)")
+    return "; ".join(parts)
+
+
+# ----------------------------------------------------------------------- the advice
+@dataclass
+class Advice:
+    """Ranked predictions, the recommended configuration and why."""
+
+    rows: list[Row]
+    recommended: Row | None
+    justification: str
+    notes: list[str]
+    probes: list[RunResult]
+    job: dict[str, Any]
+    basis: PriceBasis
+    budget_seconds: float
+    elapsed_seconds: float
+    hardware: dict[str, Any] = field(default_factory=hardware_info)
+
+    HEADERS = ("rank", "configuration", "predicted s", "predicted cost", "expected acc %",
+               "measured samples/s", "why")
+
+    def table(self) -> str:
+        from .report import format_table
+        body = [[r.rank if r.status == "ok" else r.status, r.label,
+                 None if r.predicted_seconds is None else float(f"{r.predicted_seconds:.3g}"),
+                 None if r.predicted_cost is None else money(r.predicted_cost),
+                 None if r.expected_accuracy is None else round(100 * r.expected_accuracy, 1),
+                 round(r.samples_per_second) if r.status == "ok" else None, r.why]
+                for r in self.rows]
+        return format_table(body, self.HEADERS)
+
+    def __str__(self) -> str:
+        text = [self.table(), ""]
+        if self.recommended:
+            text += [f"Recommended: {self.recommended.label}  ->  {self.recommended.call()}", ""]
+        text.append(self.justification)
+        text += [f"note: {n}" for n in self.notes]
+        return "\n".join(text)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": [dataclasses.asdict(r) for r in self.rows],
+                "recommended": self.recommended.label if self.recommended else None,
+                "justification": self.justification, "notes": self.notes, "job": self.job,
+                "price_basis": self.basis.to_dict(), "budget_seconds": self.budget_seconds,
+                "elapsed_seconds": self.elapsed_seconds, "hardware": self.hardware,
+                "probes": [p.to_dict() for p in self.probes]}
+
+    def save(self, path: str | Path) -> Path:
+        """Write the advice (rows, probes, justification) as JSON, atomically."""
+        return write_json_atomic(path, self.to_dict())
+
+
+def justify(rows: list[Row], *, job: dict[str, Any], basis: PriceBasis) -> str:
+    """One paragraph, computed from the numbers, on why the top row is recommended."""
+    ok = [r for r in rows if r.status == "ok"]
+    if not ok:
+        return "No configuration could be measured, so there is nothing to recommend."
+    best = ok[0]
+    target = job.get("target_accuracy")
+    goal = (f"reach {100 * target:g} % test accuracy" if target is not None and best.reaches_target
+            else f"train {job['epochs']} epoch(s) ({job['samples']:,} samples)")
+    s = (f"{best.label} is predicted to {goal} in {best.predicted_seconds:.3g} s "
+         f"(set-up {best.setup_seconds:.1f} s, then {best.samples_per_second:,.0f} samples/s, "
+         f"the steady rate measured in its probe) for {money(best.predicted_cost)} "
+         f"({basis.describe()}; power {best.average_watts:.0f} W, "
+         f"{best.energy_source.split(':')[0]}).")
+    if target is not None and not best.reaches_target:
+        s = (f"No configuration is expected to reach {100 * target:g} % within "
+             f"{job['epochs']} epoch(s); " + s[0].lower() + s[1:] +
+             " It has the highest expected accuracy; train longer or lower the target.")
+    if len(ok) > 1:
+        nxt = ok[1]
+        ratio = nxt.predicted_seconds / best.predicted_seconds
+        s += f" The runner-up, {nxt.label}, is predicted at {nxt.predicted_seconds:.3g} s ({ratio:.2f}x)"
+        s += (", within the noise of short probes: either is a fine choice." if ratio < 1.1
+              else ".")
+    base = next((r for r in ok if r.label == "baseline 1 thread"), None)
+    if base and base is not best:
+        s += f" Against one thread on one core: {base.predicted_seconds / best.predicted_seconds:.2f}x faster."
+    cheapest = min(ok, key=lambda r: r.predicted_cost)
+    if cheapest is not best and cheapest.predicted_cost < 0.95 * best.predicted_cost:
+        s += (f" The cheapest is {cheapest.label} at {money(cheapest.predicted_cost)} "
+              f"({cheapest.average_watts:.0f} W), if time matters less than money.")
+    accs = [r for r in ok if r.expected_accuracy is not None]
+    if best.expected_accuracy is not None and accs:
+        top = max(accs, key=lambda r: r.expected_accuracy)
+        if top.expected_accuracy > best.expected_accuracy + 0.02:
+            s += (f" {top.label} is expected to end more accurate ({100 * top.expected_accuracy:.1f}"
+                  f" % vs {100 * best.expected_accuracy:.1f} %) in {top.predicted_seconds:.3g} s.")
+        s += (" Expected accuracies are extrapolated from a few evaluations in short probes "
+              "(fit acc = A - B/sqrt(samples)): a rough guide, unlike the throughput.")
+    return s
+
+
+# ----------------------------------------------------------------------- probing
+def _net_maker(model: str | nn.Module | Callable[[], nn.Module],
+               ds: Dataset) -> Callable[[], nn.Module | str]:
+    """A function giving a fresh, identically initialised net for each probe."""
+    if isinstance(model, str):
+        build_model(model, ds.input_shape, ds.num_classes)  # fail early on a bad name
+        return lambda: model
+    if isinstance(model, nn.Module):
+        return lambda: copy.deepcopy(model)
+    if callable(model):
+        net = model()
+        if not isinstance(net, nn.Module):
+            raise CosttrainError(f"model() must return a torch.nn.Module, got {type(net).__name__}.")
+        return model
+    raise CosttrainError("model must be a model name, an nn.Module, or a class/function that "
+                         f"builds one with no arguments; got {type(model).__name__}.")
+
+
+def _probe_data(ds: Dataset, samples: int, test_samples: int, seed: int) -> Dataset:
+    train = stratified_subset(ds.train_y, samples, seed) if samples < len(ds.train_y) else None
+    test = (stratified_subset(ds.test_y, test_samples, seed) if test_samples < len(ds.test_y)
+            else None)
+    return dataclasses.replace(
+        ds, train_x=ds.train_x if train is None else ds.train_x[train].contiguous(),
+        train_y=ds.train_y if train is None else ds.train_y[train].contiguous(),
+        test_x=ds.test_x if test is None else ds.test_x[test].contiguous(),
+        test_y=ds.test_y if test is None else ds.test_y[test].contiguous())
+
+
+def _calibrate(make_net, ds: Dataset, batch_size: int, lr: float, steps: int = 8) -> tuple[float, float]:
+    """(samples/s of one thread on this net, seconds of one evaluation of the probe test set)."""
+    net = make_net()
+    net = build_model(net, ds.input_shape, ds.num_classes) if isinstance(net, str) else net
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    with num_threads(1):
+        for i in range(steps + 2):
+            if i == 2:
+                t0 = time.perf_counter()
+            xb, yb = ds.train_x[:batch_size], ds.train_y[:batch_size]
+            opt.zero_grad()
+            loss_fn(net(xb), yb).backward()
+            opt.step()
+        rate = steps * len(yb) / max(time.perf_counter() - t0, 1e-6)
+        t1 = time.perf_counter()
+        evaluate(net, ds.test_x, ds.test_y)
+    return rate, time.perf_counter() - t1
+
+
+def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
+              data: Dataset | str = "fashion-mnist", *, target_accuracy: float | None = None,
+              budget_seconds: float = 60.0, epochs: int = 1, subset: int | None = None,
+              data_root: str | None = None, batch_size: int = 64, lr: float = 0.01,
+              seed: int = 42, probes: list[Probe] | None = None,
+              instance: str | None = None, watts: float | None = None,
+              price_per_kwh: float | None = None, prices: str | Path | None = None,
+              probe_test_samples: int = 1000, progress: bool = True) -> Advice:
+    """Probe each configuration briefly and recommend one for the whole job.
+
+    Args:
+        model: a model name, your ``nn.Module`` (copied for each probe) or a class/function
+            that builds a fresh one with no arguments.
+        data: a dataset name or a loaded :class:`~costtrain.data.Dataset`.
+        target_accuracy: rank by predicted time to this test accuracy (0.85 or 85).
+        budget_seconds: wall time for everything, data loading and probes included; probes
+            that would not fit are skipped (and listed).
+        epochs: the whole job is this many passes over the training data.
+        probes: configurations to try (default :func:`probe_plan`).
+        instance, watts, price_per_kwh, prices: the price basis (see :mod:`costtrain.cost`).
+    """
+    t_start = time.perf_counter()
+    if not (budget_seconds > 0 and math.isfinite(budget_seconds)):
+        raise CosttrainError(f"budget_seconds must be a positive number, got {budget_seconds!r}.")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise CosttrainError(f"epochs must be an integer >= 1, got {epochs!r}.")
+    target = as_fraction(target_accuracy)
+    basis = price_basis(instance, watts=watts, price_per_kwh=price_per_kwh, prices=prices)
+    ds = data if isinstance(data, Dataset) else load_dataset(data, data_root, subset=subset,
+                                                            seed=seed)
+    make_net = _net_maker(model, ds)
+    plan = list(probes) if probes is not None else probe_plan()
+    job = {"epochs": epochs, "samples": epochs * len(ds.train_y), "target_accuracy": target,
+           "dataset": ds.name, "batch_size": batch_size, "lr": lr}
+    notes: list[str] = []
+
+    usable = []
+    for p in plan:
+        fn, why = _trainer(p.method)
+        if fn is None:
+            notes.append(f"skipped {p.label}: {why}")
+        else:
+            usable.append((p, fn))
+
+    probe_test = min(probe_test_samples, len(ds.test_y))
+    probe_ds = _probe_data(ds, len(ds.train_y), probe_test, seed)
+    rate1, eval_s = _calibrate(make_net, probe_ds, batch_size, lr)
+    samples, usable = _size_probes(usable, budget_seconds - (time.perf_counter() - t_start),
+                                   rate1, eval_s, batch_size, len(ds.train_y), notes)
+    probe_ds = _probe_data(ds, samples, probe_test, seed)
+    results, skipped = [], []
+    setup_guess = {"baseline": 0.5}
+    from tqdm.auto import tqdm
+    bar = tqdm(total=len(usable), desc="advise", unit="probe", disable=not progress, leave=False)
+    for p, fn in usable:
+        left = budget_seconds - (time.perf_counter() - t_start) - RESERVE_SECONDS
+        kind = "baseline" if p.method == "baseline" else "processes"
+        expect = setup_guess.get(kind, MULTIPROCESS_SETUP_GUESS) + samples / rate1 + 6 * eval_s
+        bar.set_postfix_str(f"{p.label}, {max(0, left):.0f} s left")
+        if expect > left:
+            skipped.append(p)
+            bar.update(1)
+            continue
+        limit = min(left, max(2.5 * expect, expect + 3.0))
+        r = _run_probe(p, fn, make_net, probe_ds, samples, batch_size, lr, seed, basis, target,
+                       limit)
+        results.append(r)
+        if r.status == "ok":
+            setup_guess[kind] = max(setup_guess.get(kind, 0.0), r.setup_seconds)
+        bar.update(1)
+    bar.close()
+    if skipped:
+        notes.append(f"the budget ({budget_seconds:g} s) was spent: skipped "
+                     f"{', '.join(p.label for p in skipped)}; raise --budget-seconds to probe them.")
+    rows = rank_probes(results, job_samples=job["samples"], epochs=epochs,
+                       target_accuracy=target, basis=basis)
+    rows += [Row(p.label, p.method, {}, status="skipped", why="budget spent") for p in skipped]
+    ok = [r for r in rows if r.status == "ok"]
+    notes.append(f"{len(results)} probe(s) of {samples:,} training samples each (the same "
+                 f"stratified slice), {probe_test:,} test images for their evaluations.")
+    return Advice(rows=rows, recommended=ok[0] if ok else None,
+                  justification=justify(rows, job=job, basis=basis), notes=notes,
+                  probes=results, job=job, basis=basis, budget_seconds=budget_seconds,
+                  elapsed_seconds=time.perf_counter() - t_start)
+
+
+def _size_probes(usable: list, seconds_left: float, rate1: float, eval_s: float,
+                 batch_size: int, n_train: int, notes: list[str]) -> tuple[int, list]:
+    """Samples per probe so that every probe fits the budget; drop the last ones if none can."""
+    min_samples = min(n_train, 16 * batch_size)
+    while usable:
+        overhead = sum(0.5 if p.method == "baseline" else MULTIPROCESS_SETUP_GUESS
+                       for p, _ in usable) + 6 * eval_s * len(usable)
+        work = (PLAN_MARGIN * seconds_left - overhead) / len(usable)
+        samples = int(min(n_train, rate1 * work))
+        if samples >= min_samples or len(usable) == 1:
+            return max(samples, min_samples), usable
+        p, _ = usable.pop()
+        notes.append(f"skipped {p.label}: too little budget for a useful probe.")
+    return min_samples, usable
+
+
+class ProbeTimeout(BaseException):
+    """A probe used up its share of the budget (a BaseException, so no handler swallows it)."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise :class:`ProbeTimeout` in this block after `seconds` (main thread, Unix only;
+    elsewhere a no-op). Worker processes are cleaned up by :func:`costtrain.procs.run_workers`."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _alarm(signum, frame):
+        raise ProbeTimeout()
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.01))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _run_probe(p: Probe, fn, make_net, ds: Dataset, samples: int, batch_size: int, lr: float,
+               seed: int, basis: PriceBasis, target: float | None, limit: float) -> RunResult:
+    """Run one probe, stopped after `limit` seconds; a failure becomes a failed RunResult."""
+    kwargs = dict(p.kwargs)
+    if p.method == "hogwild":
+        kwargs.setdefault("epochs_per_process", 1)
+        kwargs.setdefault("timeout", limit + 2.0)  # where the deadline below cannot interrupt
+    else:
+        kwargs.setdefault("epochs", 1)
+    if p.method == "ps":
+        kwargs.setdefault("timeout", max(5.0, min(60.0, limit)))
+    log_every = max(1, samples // batch_size // 20)
+    t0 = time.perf_counter()
+    try:
+        with EnergyMeter(basis.watts) as meter, deadline(limit):
+            r = fn(make_net(), ds, batch_size=batch_size, lr=lr, seed=seed,
+                   eval_every=max(batch_size, samples // 4), log_every=log_every,
+                   progress=False, **kwargs)
+    except ProbeTimeout:
+        r = RunResult(method=p.method, config=kwargs, status="failed",
+                      error=f"stopped after {time.perf_counter() - t0:.1f} s, its share of the "
+                            f"budget: slower than {samples / limit:,.0f} samples/s here")
+    except (CosttrainError, RuntimeError, OSError) as exc:
+        r = RunResult(method=p.method, config=kwargs, status="failed",
+                      error=f"{type(exc).__name__}: {exc}")
+    if r.status == "failed":
+        r.extra["label"] = p.label
+        return r
+    r.extra["label"] = p.label
+    attach_cost(r, target_accuracy=target, basis=basis, energy=meter.reading)
+    return r
+
+
+# ----------------------------------------------------------------------- command line
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``costtrain advise``."""
+    from .cli import _existing_dir, _positive_float, _positive_int
+    from .data import DATASETS
+    from .models import MODELS
+    p.add_argument("--model", default="simple", choices=sorted(MODELS),
+                   help="net to train (default: %(default)s)")
+    p.add_argument("--dataset", default="fashion-mnist", choices=DATASETS,
+                   help="dataset (default: %(default)s)")
+    p.add_argument("--data-dir", type=_existing_dir, default=None,
+                   help="folder holding the dataset files, searched first")
+    p.add_argument("--subset", type=_positive_int, default=None,
+                   help="the whole job uses a stratified sample of this many training images")
+    p.add_argument("--target-accuracy", type=_positive_float, default=None,
+                   help="rank by predicted time to this test accuracy (0.85 or 85)")
+    p.add_argument("--budget-seconds", type=_positive_float, default=60.0,
+                   help="wall time for all probes, data loading included (default: %(default)s)")
+    p.add_argument("--epochs", type=_positive_int, default=1,
+                   help="the whole job: passes over the training data (default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive_int, default=64,
+                   help="mini-batch size (default: %(default)s)")
+    p.add_argument("--lr", type=_positive_float, default=0.01,
+                   help="learning rate (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
+    c = p.add_argument_group("price (see costtrain.cost)")
+    c.add_argument("--price-per-kwh", type=_positive_float, default=None,
+                   help="electricity price in USD per kWh (default: 0.20)")
+    c.add_argument("--watts", type=_positive_float, default=None,
+                   help="power draw used where energy cannot be measured (default: 45)")
+    c.add_argument("--instance", default=None,
+                   help="price as this cloud instance instead of electricity, e.g. "
+                        "aws-c7i.xlarge (table in costtrain/cost.py, dated)")
+    c.add_argument("--prices", default=None,
+                   help="JSON/TOML file with your own prices (else $COSTTRAIN_PRICES)")
+    p.add_argument("--figure", default=None,
+                   help="also save the probes' accuracy vs wall time figure here")
+    p.add_argument("--out", default=None, help="write the advice and probes as JSON here")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run_cli(args: argparse.Namespace) -> None:
+    """``costtrain advise``: probe, print the ranked table and the recommendation."""
+    t0 = time.perf_counter()
+    price_basis(args.instance, watts=args.watts, price_per_kwh=args.price_per_kwh,
+                prices=args.prices)  # bad prices fail before the data loads
+    ds = load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed)
+    print(f"data: {ds.name}, {len(ds.train_y):,} training / {len(ds.test_y):,} test images; "
+          f"{num_cores()} cores, budget {args.budget_seconds:g} s", flush=True)
+    left = args.budget_seconds - (time.perf_counter() - t0)  # the budget includes loading
+    advice = recommend(args.model, ds, target_accuracy=args.target_accuracy,
+                       budget_seconds=max(left, 0.1), epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                       instance=args.instance, watts=args.watts,
+                       price_per_kwh=args.price_per_kwh, prices=args.prices,
+                       progress=not args.no_progress)
+    print(advice)
+    print(f"\ndata and probes took {time.perf_counter() - t0:.1f} s of the "
+          f"{args.budget_seconds:g} s budget")
+    if args.figure:
+        from .plots import plot_accuracy_vs_time
+        print(f"figure: {plot_accuracy_vs_time(advice.probes, args.figure)}")
+    if args.out:
+        print(f"advice: {advice.save(args.out)}")

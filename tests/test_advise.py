@@ -1,0 +1,205 @@
+import json
+import math
+import time
+
+import pytest
+import torch.nn as nn
+
+from costtrain import cli
+from costtrain.advise import (ACCURACY_TOLERANCE, Probe, accuracy_after, fit_accuracy,
+                              probe_plan, rank_probes, recommend, samples_to_reach)
+from costtrain.cost import price_basis
+from costtrain.plots import plot_cost_to_target
+from costtrain.result import RunResult
+from costtrain.utils import CosttrainError
+
+A, B = 0.9, 3.0  # the synthetic learning curve: acc(n) = A - B / sqrt(n)
+
+
+def probe_result(label: str, rate: float, setup: float = 1.0, plateau: float = A,
+                 watts: float | None = None, method: str = "baseline", **config) -> RunResult:
+    """A probe's RunResult built from known numbers: throughput, set-up and learning curve."""
+    samples = [500, 1000, 2000, 4000]
+    r = RunResult(method=method, config=config, threads=config.pop("threads", 1),
+                  setup_seconds=setup, train_seconds=4000 / rate, samples=4000,
+                  samples_per_second=rate, steady_samples_per_second=rate,
+                  eval_curve={"samples": samples, "seconds": [n / rate for n in samples],
+                              "accuracy": [plateau - B / math.sqrt(n) for n in samples],
+                              "loss": [1.0] * 4})
+    r.extra["label"] = label
+    if watts:
+        r.cost = {"average_watts": watts, "energy_source": "measured: rapl"}
+    return r
+
+
+def test_fit_recovers_a_known_curve():
+    fit = fit_accuracy(probe_result("x", 1000).eval_curve)
+    assert fit == pytest.approx((A, B))
+    assert accuracy_after(fit, 10_000) == pytest.approx(A - B / 100)
+    assert samples_to_reach(fit, 0.85) == pytest.approx((B / 0.05) ** 2)
+    assert samples_to_reach(fit, 0.95) is None
+    flat = fit_accuracy({"samples": [100, 200, 300], "accuracy": [0.5, 0.4, 0.45]})
+    assert flat == (0.5, 0.0)  # no progress measured: no improvement extrapolated
+
+
+def test_ranking_follows_known_throughput():
+    probes = [probe_result("slow", 1000), probe_result("fast", 4000),
+              probe_result("medium", 2000)]
+    rows = rank_probes(probes, job_samples=60_000)
+    assert [r.label for r in rows] == ["fast", "medium", "slow"]
+    for r, rate in zip(rows, (4000, 2000, 1000)):
+        assert r.predicted_seconds == pytest.approx(1.0 + 60_000 / rate)
+        assert r.expected_accuracy == pytest.approx(A - B / math.sqrt(60_000))
+        assert r.rank == rows.index(r) + 1
+
+
+def test_time_to_target_from_the_fit():
+    probes = [probe_result("a", 1000), probe_result("b", 3000)]
+    rows = rank_probes(probes, job_samples=60_000, target_accuracy=87)
+    need = (B / (A - 0.87)) ** 2  # 10,000 samples: beyond the probes, from the fit
+    assert [r.label for r in rows] == ["b", "a"]
+    assert rows[0].predicted_seconds == pytest.approx(1.0 + need / 3000)
+    assert rows[0].reaches_target and "10,000 samples to 87 %" in rows[0].why
+    # reached within the probe (0.853 at 4,000 samples): the measured crossing is used
+    rows = rank_probes(probes, job_samples=60_000, target_accuracy=0.85)
+    assert rows[0].predicted_seconds == pytest.approx(1.0 + 4000 / 3000)
+    # one that never gets there comes after one that does, however fast it is
+    rows = rank_probes([probe_result("fast", 8000, plateau=0.84), probe_result("slow", 1000)],
+                       job_samples=60_000, target_accuracy=0.85)
+    assert [(r.label, r.reaches_target) for r in rows] == [("slow", True), ("fast", False)]
+    assert rows[1].predicted_seconds == pytest.approx(1.0 + 60_000 / 8000)  # the whole job
+
+
+def test_setup_cost_crossover_is_where_arithmetic_puts_it():
+    # 30 s of set-up at 8,000/s vs none at 1,000/s: equal at 30 / (1/1000 - 1/8000) = 34,286
+    probes = [probe_result("big start", 8000, setup=30.0), probe_result("no start", 1000, setup=0)]
+    assert rank_probes(probes, job_samples=30_000)[0].label == "no start"
+    assert rank_probes(probes, job_samples=40_000)[0].label == "big start"
+
+
+def test_clearly_less_accurate_configuration_is_demoted():
+    rows = rank_probes([probe_result("fast but worse", 4000, plateau=A - 2 * ACCURACY_TOLERANCE),
+                        probe_result("good", 1000)], job_samples=10_000)
+    assert [r.label for r in rows] == ["good", "fast but worse"]
+
+
+def test_cost_uses_measured_power_and_failed_probes_come_last():
+    basis = price_basis(price_per_kwh=0.3)
+    failed = RunResult(method="hogwild", config={"processes": 2, "epochs_per_process": 1},
+                       status="failed",
+                       error="WorkerError: worker 1 died\ntraceback...")
+    rows = rank_probes([failed, probe_result("hot", 2000, watts=100.0),
+                        probe_result("cool", 1500, watts=20.0)],
+                       job_samples=60_000, basis=basis)
+    assert [r.label for r in rows] == ["hot", "cool", "hogwild 2x1"]
+    hot, cool, dead = rows
+    assert hot.predicted_cost == pytest.approx(0.3 * 100 * hot.predicted_seconds / 3.6e6)
+    assert cool.predicted_cost < hot.predicted_cost
+    assert dead.status == "failed" and dead.why == "WorkerError: worker 1 died"
+    fig = plot_cost_to_target(rows)
+    assert len(fig.axes[0].patches) == 2  # one bar per configuration that ran
+
+
+def test_probe_plan_fits_the_machine():
+    plan = probe_plan(cores=8, gpu=True)
+    labels = [p.label for p in plan]
+    assert labels[:3] == ["baseline 1 thread", "baseline 8 threads", "baseline cuda"]
+    assert [p.kwargs["processes"] for p in plan if p.method == "hogwild"] == [2, 4, 8]
+    assert {(p.kwargs["mode"], p.kwargs["workers"]) for p in plan if p.method == "ps"} == {
+        ("sync", 2), ("async", 2), ("sync", 7), ("async", 7)}
+    assert [p.label for p in probe_plan(cores=1, gpu=False)][:1] == ["baseline 1 thread"]
+    assert not any(p.method == "hogwild" for p in probe_plan(cores=1, gpu=False))
+
+
+class TinyNet(nn.Module):
+    """A user's own model class."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def test_recommend_end_to_end_respects_budget_and_measurements(fmnist):
+    budget = 15.0
+    plan = [Probe("in-memory tensors", "baseline", {"threads": 1}),
+            Probe("per-sample transforms", "baseline", {"threads": 1, "pipeline": "classic"}),
+            Probe("hogwild 2 processes", "hogwild", {"processes": 2, "sharding": "shard"})]
+    t0 = time.perf_counter()
+    advice = recommend(TinyNet, fmnist, budget_seconds=budget, epochs=3, probes=plan,
+                       progress=False)
+    wall = time.perf_counter() - t0
+    assert wall <= budget + 3.0
+    assert advice.elapsed_seconds <= wall
+    ok = [r for r in advice.rows if r.status == "ok"]
+    assert len(ok) >= 2, advice
+    assert advice.recommended is ok[0]
+    for r in ok:  # predictions are the probe's own measurements, extrapolated
+        assert r.predicted_seconds == pytest.approx(r.setup_seconds + 9000 / r.samples_per_second)
+        assert r.predicted_cost > 0 and 0 <= r.expected_accuracy <= 1
+    for a in ok:  # higher measured rate and no more set-up => predicted sooner
+        for b in ok:
+            if a.samples_per_second > b.samples_per_second and a.setup_seconds <= b.setup_seconds:
+                assert a.predicted_seconds < b.predicted_seconds
+    # the known answer: the classic per-sample pipeline is the slower way to feed the same net
+    memory, classic = (next(r for r in ok if r.label == name)
+                       for name in ("in-memory tensors", "per-sample transforms"))
+    assert memory.samples_per_second > classic.samples_per_second
+    assert memory.rank < classic.rank and classic.job["pipeline"] == "classic"
+    assert all(r.why for r in advice.rows)  # failed or skipped probes say why
+    assert all(p.cost["energy_source"] for p in advice.probes if p.status == "ok")
+    assert all(p.config["model"] == "TinyNet" for p in advice.probes if p.status == "ok")
+    text = str(advice)
+    assert f"Recommended: {ok[0].label}" in text and ok[0].label in advice.justification
+    assert f"{ok[0].predicted_seconds:.3g} s" in advice.justification
+
+
+def test_small_budget_skips_probes_and_says_so(fmnist):
+    t0 = time.perf_counter()
+    advice = recommend("mlp", fmnist, budget_seconds=2.0, progress=False,
+                       probes=[Probe(f"baseline {i}", "baseline", {"threads": 1})
+                               for i in range(6)])
+    assert time.perf_counter() - t0 <= 2.0 + 2.0
+    assert any("skipped" in n for n in advice.notes)
+    assert any(r.status == "skipped" for r in advice.rows) or len(advice.probes) < 6
+
+
+def test_missing_trainer_is_skipped_with_a_note(fmnist):
+    advice = recommend("mlp", fmnist, budget_seconds=5, progress=False, probes=[
+        Probe("baseline 1 thread", "baseline", {"threads": 1}),
+        Probe("ps-sync 2 workers", "ps", {"mode": "sync", "workers": 2})])
+    assert advice.recommended is not None
+    import importlib.util
+    if importlib.util.find_spec("costtrain.parameter_server") is None:
+        assert any("parameter_server" in n for n in advice.notes)
+
+
+@pytest.mark.parametrize("kw,match", [(dict(budget_seconds=0), "budget"),
+                                      (dict(epochs=0), "epochs"),
+                                      (dict(target_accuracy=150), "target accuracy"),
+                                      (dict(instance="nope"), "unknown instance"),
+                                      (dict(model=lambda: "not a net"), "nn.Module"),
+                                      (dict(model="resnet"), "unknown model")])
+def test_bad_input_fails_before_probing(fmnist, kw, match):
+    kw = {"model": "mlp", **kw}
+    t0 = time.perf_counter()
+    with pytest.raises(CosttrainError, match=match):
+        recommend(data=fmnist, progress=False, **kw)
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_cli_advise(tmp_path, capsys):
+    out = tmp_path / "advice.json"
+    rc = cli.main(["advise", "--model", "mlp", "--subset", "1500", "--budget-seconds", "6",
+                   "--target-accuracy", "60", "--instance", "aws-c7i.large", "--out", str(out),
+                   "--figure", str(tmp_path / "acc.png"), "--no-progress"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "Recommended:" in text and "predicted s" in text and "aws-c7i.large" in text
+    saved = json.loads(out.read_text())
+    assert saved["rows"] and saved["job"]["target_accuracy"] == 0.6
+    assert saved["price_basis"]["name"] == "aws-c7i.large"
+    assert (tmp_path / "acc.png").stat().st_size > 1000
+    assert cli.main(["advise", "--instance", "nope", "--subset", "100"]) == 2
