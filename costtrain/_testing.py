@@ -1,9 +1,13 @@
 """Worker functions used by the tests (spawn needs them importable from the package)."""
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import signal
 import time
+
+import torch
+import torch.nn as nn
 
 from . import procs
 
@@ -37,3 +41,48 @@ def sleep_forever(rank: int, pid_file: str) -> None:
         f.write(str(os.getpid()))
     while True:
         time.sleep(0.1)
+
+
+class FaultyNet(nn.Module):
+    """A linear net that misbehaves inside Hogwild! worker `rank` after `after` forward calls.
+
+    mode: ``raise`` (an exception), ``kill`` (SIGKILL itself) or ``slow`` (every worker sleeps
+    `sleep` s per call). With `pid_dir`, each worker writes its pid to ``pid_dir/pid.<rank>``.
+    """
+
+    def __init__(self, mode: str, rank: int = 1, after: int = 3, sleep: float = 0.05,
+                 pid_dir: str | None = None, in_features: int = 784) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_features, 10)
+        self.mode, self.rank, self.after, self.sleep, self.pid_dir = mode, rank, after, sleep, pid_dir
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        name = mp.current_process().name
+        if name.startswith("costtrain-"):
+            rank = int(name.rsplit("-", 1)[1])
+            self.calls += 1
+            if self.pid_dir and self.calls == 1:
+                with open(os.path.join(self.pid_dir, f"pid.{rank}"), "w") as f:
+                    f.write(str(os.getpid()))
+            if rank == self.rank and self.calls > self.after:
+                if self.mode == "raise":
+                    raise RuntimeError(f"injected failure in worker {rank}")
+                if self.mode == "kill":
+                    os.kill(os.getpid(), signal.SIGKILL)
+            if self.mode == "slow":
+                time.sleep(self.sleep)
+        return self.fc(x.flatten(1))
+
+
+def spawned_children() -> list:
+    """Live spawned worker processes of this process (not zombies, not the resource tracker)."""
+    import psutil
+    out = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(p.cmdline()):
+                out.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return out

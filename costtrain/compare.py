@@ -20,7 +20,26 @@ def comparison_plan(total_epochs: int = 2, cores: int | None = None) -> list[Run
         ("baseline 1 thread", train_baseline, dict(epochs=total_epochs, threads=1)),
         (f"baseline {cores} threads", train_baseline, dict(epochs=total_epochs, threads=cores)),
     ]
+    plan += _hogwild_plan(total_epochs, cores)
     return plan
+
+
+def _hogwild_plan(total_epochs: int, cores: int) -> list[Run]:
+    """The original three configurations (1, 4 and 2 processes) plus one process per core.
+
+    ``p x e`` with ``p * e = total_epochs`` where `p` divides it; otherwise `p` disjoint
+    shards, each process making `total_epochs` passes over its shard (the same total work).
+    """
+    from .hogwild import train_hogwild
+    runs: list[Run] = []
+    for p in dict.fromkeys([1, 4, 2, cores]):
+        if total_epochs % p == 0:
+            runs.append((f"hogwild {p}x{total_epochs // p}", train_hogwild,
+                         dict(processes=p, epochs_per_process=total_epochs // p)))
+        else:
+            runs.append((f"hogwild {p}x{total_epochs} shards", train_hogwild,
+                         dict(processes=p, epochs_per_process=total_epochs, sharding="shard")))
+    return runs
 
 
 def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simple",

@@ -1,0 +1,74 @@
+"""Hogwild! faults with real processes: a worker raises, dies, times out, or Ctrl-C in the parent."""
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+from costtrain import _testing
+from costtrain.hogwild import train_hogwild
+from costtrain.procs import WorkerError
+
+_children = _testing.spawned_children
+
+
+def test_worker_that_raises_is_named_with_its_traceback_and_others_stop(fmnist):
+    t = time.monotonic()
+    with pytest.raises(WorkerError) as e:
+        train_hogwild(_testing.FaultyNet("raise", rank=1, after=3), fmnist, processes=2,
+                      threads=1, batch_size=8, epochs_per_process=5)
+    assert time.monotonic() - t < 30  # start-up included; 5 epochs of batch 8 would take far longer
+    assert e.value.rank == 1 and "hogwild worker 1 raised" in str(e.value)
+    assert "RuntimeError: injected failure in worker 1" in str(e.value)
+    partial = e.value.result  # worker 0 stopped early and handed in what it had
+    assert partial.status == "partial" and "worker 1" in partial.error
+    assert set(partial.worker_curves) == {"0"} and 0 < partial.samples < 5 * 3000
+    assert not _children()
+
+
+def test_worker_killed_by_a_signal_does_not_hang(fmnist):
+    t = time.monotonic()
+    with pytest.raises(WorkerError, match="hogwild worker 0 was killed by signal SIGKILL"):
+        train_hogwild(_testing.FaultyNet("kill", rank=0, after=2), fmnist, processes=2, threads=1,
+                      batch_size=8, epochs_per_process=5)
+    assert time.monotonic() - t < 30
+    assert not _children()
+
+
+def test_timeout_stops_the_workers_and_keeps_partial_results(fmnist):
+    with pytest.raises(WorkerError, match="did not finish within") as e:
+        train_hogwild(_testing.FaultyNet("slow", rank=-1, sleep=0.02), fmnist, processes=2,
+                      threads=1, batch_size=8, timeout=12)
+    partial = e.value.result
+    assert partial.status == "partial" and set(partial.worker_curves) == {"0", "1"}
+    assert 0 < partial.samples < 2 * 3000 and partial.test_accuracy == partial.test_accuracy
+    assert not _children()
+
+
+def test_keyboard_interrupt_in_the_parent_terminates_every_worker(tmp_path):
+    script = textwrap.dedent(f"""
+        from costtrain import _testing
+        from costtrain.data import load_dataset
+        from costtrain.hogwild import train_hogwild
+        ds = load_dataset(subset=500, test_subset=100)
+        net = _testing.FaultyNet("slow", rank=-1, sleep=0.5, pid_dir={str(tmp_path)!r})
+        train_hogwild(net, ds, processes=2, threads=1, batch_size=4, epochs_per_process=100)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
+    pid_files = [tmp_path / f"pid.{r}" for r in range(2)]
+    for _ in range(600):
+        if all(p.exists() and p.read_text() for p in pid_files) or parent.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert parent.poll() is None, parent.stderr.read().decode()
+    pids = [int(p.read_text()) for p in pid_files]
+    parent.send_signal(signal.SIGINT)
+    _, err = parent.communicate(timeout=30)
+    assert b"KeyboardInterrupt" in err
+    time.sleep(0.5)
+    alive = [p for p in pids if psutil.pid_exists(p)
+             and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"workers outlived the interrupted parent: {alive}"
