@@ -30,15 +30,12 @@ def _hogwild_plan(total_epochs: int, cores: int) -> list[Run]:
     ``p x e`` with ``p * e = total_epochs`` where `p` divides it; otherwise `p` disjoint
     shards, each process making `total_epochs` passes over its shard (the same total work).
     """
-    from .hogwild import train_hogwild
+    from .hogwild import split_work, train_hogwild
     runs: list[Run] = []
     for p in dict.fromkeys([1, 4, 2, cores]):
-        if total_epochs % p == 0:
-            runs.append((f"hogwild {p}x{total_epochs // p}", train_hogwild,
-                         dict(processes=p, epochs_per_process=total_epochs // p)))
-        else:
-            runs.append((f"hogwild {p}x{total_epochs} shards", train_hogwild,
-                         dict(processes=p, epochs_per_process=total_epochs, sharding="shard")))
+        kw = split_work(total_epochs, p)
+        label = f"hogwild {p}x{kw['epochs_per_process']}"
+        runs.append((label + (" shards" if "sharding" in kw else ""), train_hogwild, kw))
     return runs
 
 

@@ -101,6 +101,17 @@ class Job:
     log_every: int = 10
 
 
+def split_work(total_epochs: int, processes: int) -> dict[str, Any]:
+    """train_hogwild arguments doing `total_epochs` epochs of work with `processes` workers.
+
+    ``full`` sharding with ``total_epochs // processes`` epochs each where that divides,
+    else disjoint shards with ``total_epochs`` passes over each shard.
+    """
+    if total_epochs % processes == 0:
+        return dict(processes=processes, epochs_per_process=total_epochs // processes)
+    return dict(processes=processes, epochs_per_process=total_epochs, sharding="shard")
+
+
 def shard_indices(n: int, rank: int, processes: int, seed: int) -> torch.Tensor:
     """The disjoint shard of ``range(n)`` worker `rank` trains on (a seeded split)."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[rank::processes]
@@ -453,4 +464,4 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
 from .legacy import chart_losses, log_elapsed_time, train_model  # noqa: E402  (original API)
 
 __all__ = ["train_hogwild", "train_model", "log_elapsed_time", "chart_losses", "Source", "Job",
-           "train_source", "shard_indices", "sgd"]
+           "train_source", "shard_indices", "split_work", "sgd"]
