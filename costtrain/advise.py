@@ -157,6 +157,14 @@ class Row:
         args = ", ".join(f"{k}={v!r}" for k, v in self.job.items())
         return f"{self.trainer}(net, data, {args})"
 
+    def command(self) -> str:
+        """The ``costtrain run`` command line for the whole job (built-in models and data)."""
+        method = "ps" if self.method.startswith("ps") else self.method
+        flags = {"epochs_per_process": "--epochs-per-process"}
+        opts = " ".join(f"{flags.get(k, '--' + k)} {v}" for k, v in self.job.items()
+                        if k != "pipeline" and v is not None)
+        return f"costtrain run --method {method} {opts}"
+
 
 def rank_probes(probes: list[RunResult], *, job_samples: int, epochs: int = 1,
                 target_accuracy: float | None = None,
@@ -259,7 +267,9 @@ class Advice:
     def __str__(self) -> str:
         text = [self.table(), ""]
         if self.recommended:
-            text += [f"Recommended: {self.recommended.label}  ->  {self.recommended.call()}", ""]
+            text += [f"Recommended: {self.recommended.label}",
+                     f"  Python:       {self.recommended.call()}",
+                     f"  command line: {self.recommended.command()}", ""]
         text.append(self.justification)
         text += [f"note: {n}" for n in self.notes]
         return "\n".join(text)
@@ -414,51 +424,63 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
     probe_test = min(probe_test_samples, len(ds.test_y))
     probe_ds = _probe_data(ds, len(ds.train_y), probe_test, seed)
     rate1, eval_s = _calibrate(make_net, probe_ds, batch_size, lr)
-    samples, usable = _size_probes(usable, budget_seconds - (time.perf_counter() - t_start),
+    planned, usable = _size_probes(usable, budget_seconds - (time.perf_counter() - t_start),
                                    rate1, eval_s, batch_size, len(ds.train_y), notes)
-    probe_ds = _probe_data(ds, samples, probe_test, seed)
-    results, skipped = [], []
-    setup_guess = {"baseline": 0.5}
+    results, skipped, sizes, setup_guess = [], [], [], {"baseline": 0.5}
     from tqdm.auto import tqdm
     bar = tqdm(total=len(usable), desc="advise", unit="probe", disable=not progress, leave=False)
-    for p, fn in usable:
+    for i, (p, fn) in enumerate(usable):
         left = budget_seconds - (time.perf_counter() - t_start) - RESERVE_SECONDS
-        kind = "baseline" if p.method == "baseline" else "processes"
-        expect = setup_guess.get(kind, MULTIPROCESS_SETUP_GUESS) + samples / rate1 + 6 * eval_s
+        guesses = [setup_guess.get(_kind(q), MULTIPROCESS_SETUP_GUESS) for q, _ in usable[i:]]
+        work = (PLAN_MARGIN * left - sum(guesses) - 6 * eval_s * len(guesses)) / len(guesses)
+        samples = max(min(planned, int(rate1 * work)), min(planned, 16 * batch_size))
+        expect = guesses[0] + samples / rate1 + 6 * eval_s
         bar.set_postfix_str(f"{p.label}, {max(0, left):.0f} s left")
         if expect > left:
             skipped.append(p)
             bar.update(1)
             continue
+        if not sizes or samples != sizes[-1]:
+            probe_ds = _probe_data(ds, samples, probe_test, seed)
         limit = min(left, max(2.5 * expect, expect + 3.0))
         r = _run_probe(p, fn, make_net, probe_ds, samples, batch_size, lr, seed, basis, target,
                        limit)
         results.append(r)
+        sizes.append(samples)
         if r.status == "ok":
-            setup_guess[kind] = max(setup_guess.get(kind, 0.0), r.setup_seconds)
+            setup_guess[_kind(p)] = max(setup_guess.get(_kind(p), 0.0), r.setup_seconds)
         bar.update(1)
     bar.close()
     if skipped:
-        notes.append(f"the budget ({budget_seconds:g} s) was spent: skipped "
+        notes.append(f"the budget ({budget_seconds:.0f} s) was spent: skipped "
                      f"{', '.join(p.label for p in skipped)}; raise --budget-seconds to probe them.")
     rows = rank_probes(results, job_samples=job["samples"], epochs=epochs,
                        target_accuracy=target, basis=basis)
     rows += [Row(p.label, p.method, {}, status="skipped", why="budget spent") for p in skipped]
     ok = [r for r in rows if r.status == "ok"]
-    notes.append(f"{len(results)} probe(s) of {samples:,} training samples each (the same "
-                 f"stratified slice), {probe_test:,} test images for their evaluations.")
+    if sizes:
+        size = (f"{sizes[0]:,}" if min(sizes) == max(sizes)
+                else f"{min(sizes):,} to {max(sizes):,} (smaller when time ran short)")
+        notes.append(f"{len(results)} probe(s) of {size} training samples (stratified slices "
+                     f"of the training set), {probe_test:,} test images for their evaluations.")
     return Advice(rows=rows, recommended=ok[0] if ok else None,
                   justification=justify(rows, job=job, basis=basis), notes=notes,
                   probes=results, job=job, basis=basis, budget_seconds=budget_seconds,
                   elapsed_seconds=time.perf_counter() - t_start)
 
 
+def _kind(p: Probe) -> str:
+    return "baseline" if p.method == "baseline" else "processes"
+
+
 def _size_probes(usable: list, seconds_left: float, rate1: float, eval_s: float,
                  batch_size: int, n_train: int, notes: list[str]) -> tuple[int, list]:
-    """Samples per probe so that every probe fits the budget; drop the last ones if none can."""
+    """Samples per probe so that every probe fits the budget; drop the last ones if none can.
+
+    Later probes get fewer samples when earlier ones took longer than planned."""
     min_samples = min(n_train, 16 * batch_size)
     while usable:
-        overhead = sum(0.5 if p.method == "baseline" else MULTIPROCESS_SETUP_GUESS
+        overhead = sum(0.5 if _kind(p) == "baseline" else MULTIPROCESS_SETUP_GUESS
                        for p, _ in usable) + 6 * eval_s * len(usable)
         work = (PLAN_MARGIN * seconds_left - overhead) / len(usable)
         samples = int(min(n_train, rate1 * work))
@@ -512,8 +534,9 @@ def _run_probe(p: Probe, fn, make_net, ds: Dataset, samples: int, batch_size: in
                    progress=False, **kwargs)
     except ProbeTimeout:
         r = RunResult(method=p.method, config=kwargs, status="failed",
-                      error=f"stopped after {time.perf_counter() - t0:.1f} s, its share of the "
-                            f"budget: slower than {samples / limit:,.0f} samples/s here")
+                      error=f"stopped: {samples:,} samples did not finish in "
+                            f"{time.perf_counter() - t0:.1f} s (its share of the budget, "
+                            "set-up included)")
     except (CosttrainError, RuntimeError, OSError) as exc:
         r = RunResult(method=p.method, config=kwargs, status="failed",
                       error=f"{type(exc).__name__}: {exc}")

@@ -194,3 +194,25 @@ def _summary(c: dict[str, Any], basis: PriceBasis) -> str:
                  f"training), {money(c['cost_to_target'])}" if c["cost_to_target"] is not None
                  else f"; {pct} accuracy not reached")
     return text
+
+
+COST_HEADERS = ("run", "wall s", "energy J", "energy source", "cost", "to target s",
+                "cost to target")
+
+
+def cost_table(results: list[RunResult]) -> str:
+    """One row per result with cost fields (:func:`attach_cost`): energy, cost, cost to target."""
+    from .report import format_table
+    rows = []
+    for r in results:
+        c = r.cost
+        if not c:
+            rows.append([r.label] + [None] * 6)
+            continue
+        to = c.get("time_to_target_seconds")
+        rows.append([r.label, round(c["seconds"], 2), round(c["energy_joules"]),
+                     c["energy_source"].split(" x ")[0], money(c["cost"]),
+                     None if to is None else round(to, 2),
+                     money(c["cost_to_target"]) if to is not None
+                     else ("not reached" if c.get("target_accuracy") is not None else None)])
+    return format_table(rows, COST_HEADERS)

@@ -96,6 +96,10 @@ def test_cost_uses_measured_power_and_failed_probes_come_last():
     assert hot.predicted_cost == pytest.approx(0.3 * 100 * hot.predicted_seconds / 3.6e6)
     assert cool.predicted_cost < hot.predicted_cost
     assert dead.status == "failed" and dead.why == "WorkerError: worker 1 died"
+    assert dead.call() == ("train_hogwild(net, data, processes=2, epochs_per_process=1, "
+                           "sharding='shard', threads=1)")
+    assert dead.command() == ("costtrain run --method hogwild --processes 2 "
+                              "--epochs-per-process 1 --sharding shard --threads 1")
     fig = plot_cost_to_target(rows)
     assert len(fig.axes[0].patches) == 2  # one bar per configuration that ran
 
@@ -192,7 +196,7 @@ def test_bad_input_fails_before_probing(fmnist, kw, match):
 
 def test_cli_advise(tmp_path, capsys):
     out = tmp_path / "advice.json"
-    rc = cli.main(["advise", "--model", "mlp", "--subset", "1500", "--budget-seconds", "6",
+    rc = cli.main(["advise", "--model", "mlp", "--subset", "1500", "--budget-seconds", "12",
                    "--target-accuracy", "60", "--instance", "aws-c7i.large", "--out", str(out),
                    "--figure", str(tmp_path / "acc.png"), "--no-progress"])
     text = capsys.readouterr().out

@@ -6,7 +6,7 @@ import pytest
 from costtrain.baseline import train_baseline
 from costtrain.compare import run_comparison
 from costtrain.cost import (INSTANCES, PRICE_PER_KWH, PRICES_ENV, as_fraction, attach_cost,
-                            price_basis, time_to_target)
+                            cost_table, price_basis, time_to_target)
 from costtrain.energy import LAPTOP_WATTS, EnergyMeter, estimate, rapl_joules, rapl_zones, read_rapl
 from costtrain.plots import plot_accuracy_vs_time, plot_cost_to_target
 from costtrain.report import summary
@@ -175,6 +175,13 @@ def test_attach_cost_with_known_numbers(monkeypatch):
     assert inst["cost"] == pytest.approx(INSTANCES["aws-c7i.large"]["usd_per_hour"] * 13 / 3600)
     assert inst["cost_to_target"] is None and "90 % accuracy not reached" in inst["summary"]
     assert attach_cost(known_run())["cost_to_target"] is None
+
+    reached, missed = known_run(), known_run()
+    attach_cost(reached, target_accuracy=0.7)
+    attach_cost(missed, target_accuracy=0.9)
+    lines = cost_table([reached, missed, known_run()]).splitlines()
+    assert lines[2].split()[-2:] == ["8", "$0.000020"]  # 45 W x 8 s at $0.20/kWh
+    assert lines[3].endswith("not reached") and lines[4].split()[-6:] == ["-"] * 6
 
 
 def test_real_run_carries_cost_through_json(fmnist, tmp_path):
