@@ -442,7 +442,7 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
             continue
         if not sizes or samples != sizes[-1]:
             probe_ds = _probe_data(ds, samples, probe_test, seed)
-        limit = min(left, max(2.5 * expect, expect + 3.0))
+        limit = min(left, max(2.5 * expect, expect + 6.0))
         r = _run_probe(p, fn, make_net, probe_ds, samples, batch_size, lr, seed, basis, target,
                        limit)
         results.append(r)
@@ -548,6 +548,20 @@ def _run_probe(p: Probe, fn, make_net, ds: Dataset, samples: int, batch_size: in
     return r
 
 
+def save_advice_figures(advice: Advice, folder: str | Path = "figures") -> list[Path]:
+    """The probes' accuracy vs wall time and the predicted cost per configuration, as PNGs."""
+    from .plots import plot_accuracy_vs_time, plot_cost_to_target
+    target = advice.job.get("target_accuracy")
+    goal = (f"to {100 * target:g} % accuracy" if target is not None
+            else f"of {advice.job['epochs']} epoch(s)")
+    folder = Path(folder)
+    return [plot_accuracy_vs_time([p for p in advice.probes if p.status == "ok"],
+                                  folder / "advise_accuracy_vs_time.png", target=target,
+                                  title="Test accuracy vs wall time in the probes"),
+            plot_cost_to_target(advice.rows, folder / "advise_cost.png",
+                                title=f"Predicted cost {goal}, priced as {advice.basis.name}")]
+
+
 # ----------------------------------------------------------------------- command line
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``costtrain advise``."""
@@ -583,8 +597,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "aws-c7i.xlarge (table in costtrain/cost.py, dated)")
     c.add_argument("--prices", default=None,
                    help="JSON/TOML file with your own prices (else $COSTTRAIN_PRICES)")
-    p.add_argument("--figure", default=None,
-                   help="also save the probes' accuracy vs wall time figure here")
+    p.add_argument("--figures", default=None, metavar="DIR",
+                   help="also save advise_accuracy_vs_time.png (the probes) and "
+                        "advise_cost.png (predicted cost per configuration) in DIR")
     p.add_argument("--out", default=None, help="write the advice and probes as JSON here")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -607,8 +622,8 @@ def run_cli(args: argparse.Namespace) -> None:
     print(advice)
     print(f"\ndata and probes took {time.perf_counter() - t0:.1f} s of the "
           f"{args.budget_seconds:g} s budget")
-    if args.figure:
-        from .plots import plot_accuracy_vs_time
-        print(f"figure: {plot_accuracy_vs_time(advice.probes, args.figure)}")
+    if args.figures:
+        for path in save_advice_figures(advice, args.figures):
+            print(f"figure: {path}")
     if args.out:
         print(f"advice: {advice.save(args.out)}")

@@ -70,10 +70,13 @@ def plot_cost_to_target(rows: Sequence, path: str | Path | None = None, *,
         elif getattr(row, "status", "ok") == "ok":
             labels.append(row.label)
             costs.append(row.predicted_cost if row.reaches_target is not False else None)
+    from .cost import money
     bars = ax.bar(range(len(labels)), [c or 0.0 for c in costs], color="tab:blue")
     for bar, c in zip(bars, costs):
-        ax.annotate("not reached" if c is None else f"${c:.2g}", (bar.get_x() + bar.get_width() / 2,
+        ax.annotate("not reached" if c is None else money(c), (bar.get_x() + bar.get_width() / 2,
                     bar.get_height()), ha="center", va="bottom", fontsize=8)
+    top = max((c for c in costs if c), default=0.0)
+    ax.set_ylim(0, 1.15 * top if top > 0 else 1.0)
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("USD")
     ax.set_title(title)

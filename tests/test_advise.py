@@ -198,12 +198,13 @@ def test_cli_advise(tmp_path, capsys):
     out = tmp_path / "advice.json"
     rc = cli.main(["advise", "--model", "mlp", "--subset", "1500", "--budget-seconds", "12",
                    "--target-accuracy", "60", "--instance", "aws-c7i.large", "--out", str(out),
-                   "--figure", str(tmp_path / "acc.png"), "--no-progress"])
+                   "--figures", str(tmp_path / "figs"), "--no-progress"])
     text = capsys.readouterr().out
     assert rc == 0, text
     assert "Recommended:" in text and "predicted s" in text and "aws-c7i.large" in text
     saved = json.loads(out.read_text())
     assert saved["rows"] and saved["job"]["target_accuracy"] == 0.6
     assert saved["price_basis"]["name"] == "aws-c7i.large"
-    assert (tmp_path / "acc.png").stat().st_size > 1000
+    for name in ("advise_accuracy_vs_time.png", "advise_cost.png"):
+        assert (tmp_path / "figs" / name).stat().st_size > 1000
     assert cli.main(["advise", "--instance", "nope", "--subset", "100"]) == 2
