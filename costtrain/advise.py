@@ -143,7 +143,7 @@ class Row:
     energy_source: str = ""
     predicted_seconds: float | None = None
     predicted_cost: float | None = None
-    expected_accuracy: float | None = None
+    expected_accuracy: float | None = None  # when the run stops: at the target or job end
     reaches_target: bool | None = None
     why: str = ""
     rank: int | None = None
@@ -174,21 +174,23 @@ def rank_probes(probes: list[RunResult], *, job_samples: int, epochs: int = 1,
     With a target accuracy, configurations predicted to reach it come first, soonest first;
     without one (or for those that miss it), the whole job (`job_samples`) soonest first,
     except that configurations expected to end clearly less accurate (by more than
-    :data:`ACCURACY_TOLERANCE`) than the best come after the others. Time = probe set-up + samples / measured steady throughput; cost at the probe's
-    average power (``probe.cost['average_watts']`` when measured, else ``basis.watts``).
+    :data:`ACCURACY_TOLERANCE`) than the best come after the others.
+    Time = probe set-up + samples / measured steady throughput; cost at the probe's average
+    power (``probe.cost['average_watts']`` when measured, else ``basis.watts``).
     """
     basis = basis or price_basis()
     target = as_fraction(target_accuracy)
     rows = [_predict(r, job_samples, epochs, target, basis) for r in probes]
-    best_acc = max((r.expected_accuracy or 0.0 for r in rows if r.status == "ok"), default=0.0)
+    best_acc = max((r.expected_accuracy or 0.0 for r in rows
+                    if r.status == "ok" and not r.reaches_target), default=0.0)
 
     def key(row: Row):
         if row.predicted_seconds is None:
             return (2, 0, 0.0)
+        if target is not None and row.reaches_target:
+            return (0, 0, row.predicted_seconds)
         worse = (row.expected_accuracy or 0.0) < best_acc - ACCURACY_TOLERANCE
-        missed = target is not None and not row.reaches_target
-        return (int(missed), int(worse and not (target is not None and row.reaches_target)),
-                row.predicted_seconds)
+        return (int(target is not None), int(worse), row.predicted_seconds)
     rows.sort(key=key)
     for i, row in enumerate(rows, 1):
         row.rank = i

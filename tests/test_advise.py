@@ -208,3 +208,23 @@ def test_cli_advise(tmp_path, capsys):
     for name in ("advise_accuracy_vs_time.png", "advise_cost.png"):
         assert (tmp_path / "figs" / name).stat().st_size > 1000
     assert cli.main(["advise", "--instance", "nope", "--subset", "100"]) == 2
+
+
+def test_users_own_dataset_and_factory():
+    import torch
+    from costtrain.data import Dataset
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(4, 3, 8, 8, generator=g)
+
+    def split(n):
+        y = torch.arange(n) % 4
+        return centers[y] + 0.8 * torch.randn(n, 3, 8, 8, generator=g), y
+    ds = Dataset("blobs", *split(2000), *split(400), classes=list("abcd"), mean=(0.0,) * 3,
+                 std=(1.0,) * 3)
+    advice = recommend(lambda: nn.Sequential(nn.Flatten(), nn.Linear(192, 4)), ds,
+                       budget_seconds=8, epochs=2, target_accuracy=0.9, progress=False,
+                       probes=[Probe("baseline 1 thread", "baseline", {"threads": 1})])
+    best = advice.recommended
+    assert best is not None and best.reaches_target, advice
+    assert advice.job == {**advice.job, "dataset": "blobs", "samples": 4000}
+    assert advice.probes[0].config["model"] == "Sequential"

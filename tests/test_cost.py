@@ -224,3 +224,12 @@ def test_money_keeps_two_significant_digits_below_a_cent():
     from costtrain.cost import money
     assert [money(x) for x in (1.5, 0.000125, 2.2e-5, None)] == ["$1.50", "$0.00013",
                                                                  "$0.000022", "-"]
+
+
+def test_nvml_absent_or_unusable_is_explained():
+    from costtrain.energy import read_nvml
+    readings, why = read_nvml()
+    if readings:  # a machine with an NVIDIA GPU and nvidia-ml-py: millijoule counters
+        assert why is None and all(v >= 0 for v in readings.values())
+    else:
+        assert "nvidia-ml-py" in why or "NVML" in why
