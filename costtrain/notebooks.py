@@ -1,0 +1,233 @@
+"""Run the course notebooks headless with papermill: ``costtrain notebooks`` / ``make notebooks``.
+
+Every notebook has one cell tagged ``parameters`` (papermill) holding small classroom values;
+``ci=True`` injects even smaller ones (:data:`CI_PARAMETERS`). Notebooks run with the
+``python3`` kernel, their own folder as working directory, and write figures to ``figures_dir``
+(passed relative to that folder, so executed copies hold no machine paths).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .utils import CosttrainError
+
+KERNEL = "python3"
+PARAMETERS_TAG = "parameters"
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+# Small values for continuous integration; each notebook receives the ones it declares.
+CI_PARAMETERS: dict[str, Any] = {
+    "subset": 1200,
+    "test_subset": 400,
+    "total_epochs": 2,
+    "workers_list": [2],
+    "only": ["baseline", "hogwild 2x", "ps"],
+    "oversub_subset": 300,
+    "oversub_timeout": 5.0,
+    "eval_every": 600,
+    "advise_budget": 5.0,
+}
+
+
+class NotebookError(CosttrainError):
+    """A notebook failed; the message names the notebook, the cell and the error."""
+
+
+@dataclass
+class NotebookRun:
+    """One executed notebook: where its output went, how long it took, and any error."""
+
+    name: str
+    output: Path
+    seconds: float
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def find_notebooks(folder: str | Path = "notebooks",
+                   only: Iterable[str] | None = None) -> list[Path]:
+    """The numbered course notebooks in `folder`, in order (``only``: name prefixes to keep)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CosttrainError(f"notebook folder {str(folder)!r} not found; run from the "
+                             "repository root or pass --notebooks-dir.")
+    paths = sorted(folder.glob(NOTEBOOK_GLOB))
+    if only:
+        only = list(only)
+        paths = [p for p in paths if any(p.name.startswith(o) for o in only)]
+        if not paths:
+            raise CosttrainError(f"no notebook in {str(folder)!r} starts with any of {only}.")
+    if not paths:
+        raise CosttrainError(f"no numbered notebooks ({NOTEBOOK_GLOB}) in {str(folder)!r}.")
+    return paths
+
+
+def notebook_parameters(path: str | Path) -> dict[str, Any]:
+    """Names and defaults of the notebook's ``parameters`` cell; error if it has none."""
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    tagged = [c for c in nb.cells if PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        raise NotebookError(
+            f"{Path(path).name}: expected exactly one cell tagged {PARAMETERS_TAG!r}, found "
+            f"{len(tagged)}. Tag the cell of small, overridable values (JupyterLab: property "
+            "inspector > Cell Tags) so papermill can inject parameters.")
+    try:
+        tree = ast.parse(tagged[0].source)
+    except SyntaxError as exc:
+        raise NotebookError(f"{Path(path).name}: the parameters cell is not valid Python: "
+                            f"{exc}") from None
+    found = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    try:
+                        found[t.id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        found[t.id] = ast.unparse(node.value)
+    return found
+
+
+def _describe(exc: BaseException, nb_path: Path) -> str:
+    """A one-paragraph description of a papermill failure that points at the cell."""
+    from papermill.exceptions import PapermillExecutionError
+    if isinstance(exc, PapermillExecutionError):
+        src = exc.source.strip().splitlines()
+        head = "\n    ".join(src[:6]) + ("\n    ..." if len(src) > 6 else "")
+        return (f"{nb_path.name}: cell {exc.cell_index} (In [{exc.exec_count}]) raised "
+                f"{exc.ename}: {exc.evalue}\n    {head}")
+    return f"{nb_path.name}: {type(exc).__name__}: {exc}"
+
+
+def run_notebook(path: str | Path, out_dir: str | Path, *,
+                 parameters: Mapping[str, Any] | None = None, kernel: str = KERNEL,
+                 cell_timeout: float | None = 900, progress: bool = True) -> NotebookRun:
+    """Execute one notebook with papermill into `out_dir`; never raises for cell errors.
+
+    Only parameters that the notebook declares are injected. The working directory is the
+    notebook's folder, as in JupyterLab.
+    """
+    import papermill
+
+    path = Path(path)
+    declared = notebook_parameters(path)
+    params = {k: v for k, v in (parameters or {}).items() if k in declared}
+    out = Path(out_dir) / path.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    error = None
+    try:
+        papermill.execute_notebook(str(path), str(out), parameters=params, kernel_name=kernel,
+                                   cwd=str(path.parent), progress_bar=progress,
+                                   execution_timeout=cell_timeout)
+    except Exception as exc:  # papermill wraps cell errors; keep going, report at the end
+        error = _describe(exc, path)
+    return NotebookRun(path.name, out, time.perf_counter() - t0, error)
+
+
+def _figures_param(figures: Path, notebooks_dir: Path) -> str:
+    """`figures` relative to the notebooks' folder when inside the project (outputs then hold
+    no machine paths), else absolute (so a re-run from another folder writes the same place)."""
+    if figures.is_relative_to(notebooks_dir.parent):
+        return os.path.relpath(figures, notebooks_dir)
+    return str(figures)
+
+
+def run_notebooks(notebooks_dir: str | Path = "notebooks", out_dir: str | Path | None = None, *,
+                  figures_dir: str | Path = "figures", ci: bool = False,
+                  parameters: Mapping[str, Any] | None = None, only: Iterable[str] | None = None,
+                  kernel: str = KERNEL, cell_timeout: float | None = 900,
+                  progress: bool = True, on_done=None) -> list[NotebookRun]:
+    """Run every numbered notebook with papermill; raise :class:`NotebookError` if any fails.
+
+    Args:
+        notebooks_dir: folder with ``NN_name.ipynb`` notebooks.
+        out_dir: where executed copies go (default ``<notebooks_dir>/out``).
+        figures_dir: where the notebooks save figures (default ``figures``).
+        ci: inject :data:`CI_PARAMETERS` (small and fast) before `parameters`.
+        parameters: extra values to inject (override the notebook's defaults).
+        only: run only notebooks whose names start with one of these prefixes.
+        on_done: called with each :class:`NotebookRun` as it finishes.
+    """
+    paths = find_notebooks(notebooks_dir, only)
+    for p in paths:  # fail fast on a missing parameters cell, before minutes of running
+        notebook_parameters(p)
+    out_dir = Path(out_dir) if out_dir is not None else Path(notebooks_dir) / "out"
+    figures = Path(figures_dir).resolve()
+    figures.mkdir(parents=True, exist_ok=True)
+    params = {**(CI_PARAMETERS if ci else {}), **(parameters or {})}
+    params["figures_dir"] = _figures_param(figures, Path(notebooks_dir).resolve())
+    runs = []
+    for p in paths:
+        run = run_notebook(p, out_dir, parameters=params, kernel=kernel,
+                           cell_timeout=cell_timeout, progress=progress)
+        runs.append(run)
+        if on_done:
+            on_done(run)
+    failed = [r for r in runs if not r.ok]
+    if failed:
+        raise NotebookError(f"{len(failed)} of {len(runs)} notebook(s) failed:\n"
+                            + "\n".join(r.error for r in failed))
+    return runs
+
+
+def _param(text: str) -> tuple[str, Any]:
+    """``name=value`` with value parsed as a Python literal when possible."""
+    import ast
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``costtrain notebooks``."""
+    parser.add_argument("--ci", action="store_true",
+                        help="small CI parameters (a few minutes in all) instead of the "
+                             "classroom defaults")
+    parser.add_argument("-p", "--param", type=_param, action="append", default=[],
+                        metavar="NAME=VALUE",
+                        help="override a notebook parameter, e.g. -p subset=5000 (repeatable)")
+    parser.add_argument("--only", nargs="*", default=None, metavar="PREFIX",
+                        help="run only notebooks whose names start with these, e.g. 01 03")
+    parser.add_argument("--notebooks-dir", default="notebooks",
+                        help="folder with the numbered notebooks (default: %(default)s)")
+    parser.add_argument("--out-dir", default=None,
+                        help="where executed copies go (default: <notebooks-dir>/out)")
+    parser.add_argument("--figures-dir", default="figures",
+                        help="where figures are saved (default: %(default)s)")
+    parser.add_argument("--cell-timeout", type=float, default=900,
+                        help="seconds one cell may run before the notebook fails "
+                             "(default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def run_cli(args: argparse.Namespace) -> None:
+    """Entry point of ``costtrain notebooks``: prints one line per notebook."""
+    def done(r: NotebookRun) -> None:
+        print(f"{r.name:<28} {'ok' if r.ok else 'FAILED':<6} {r.seconds:7.1f} s  -> {r.output}",
+              flush=True)
+
+    t0 = time.perf_counter()
+    runs = run_notebooks(args.notebooks_dir, args.out_dir, figures_dir=args.figures_dir,
+                         ci=args.ci, parameters=dict(args.param), only=args.only,
+                         cell_timeout=args.cell_timeout, progress=not args.no_progress,
+                         on_done=done)
+    print(f"{len(runs)} notebook(s) in {time.perf_counter() - t0:.1f} s; "
+          f"figures in {args.figures_dir}/")
+    return None
