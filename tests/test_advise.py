@@ -6,9 +6,9 @@ import pytest
 import torch.nn as nn
 
 from costtrain import cli
-from costtrain.advise import (ACCURACY_TOLERANCE, Probe, accuracy_after, fit_accuracy,
+from costtrain.advise import (ACCURACY_TOLERANCE, Probe, accuracy_after, fit_accuracy, justify,
                               probe_plan, rank_probes, recommend, samples_to_reach)
-from costtrain.cost import price_basis
+from costtrain.cost import money, price_basis
 from costtrain.plots import plot_cost_to_target
 from costtrain.result import RunResult
 from costtrain.utils import CosttrainError
@@ -81,6 +81,14 @@ def test_clearly_less_accurate_configuration_is_demoted():
     rows = rank_probes([probe_result("fast but worse", 4000, plateau=A - 2 * ACCURACY_TOLERANCE),
                         probe_result("good", 1000)], job_samples=10_000)
     assert [r.label for r in rows] == ["good", "fast but worse"]
+    text = justify(rows, job={"epochs": 1, "samples": 10_000, "target_accuracy": None},
+                   basis=price_basis())
+    assert text.startswith("good is predicted to train 1 epoch(s) (10,000 samples) in 11 s")
+    assert "fast but worse would be faster (3.5 s) but is expected to end clearly less accurate" in text
+    # within the tolerance, time decides
+    rows = rank_probes([probe_result("fast", 4000, plateau=A - ACCURACY_TOLERANCE / 2),
+                        probe_result("good", 1000)], job_samples=10_000)
+    assert [r.label for r in rows] == ["fast", "good"]
 
 
 def test_cost_uses_measured_power_and_failed_probes_come_last():
@@ -100,6 +108,9 @@ def test_cost_uses_measured_power_and_failed_probes_come_last():
                            "sharding='shard', threads=1)")
     assert dead.command() == ("costtrain run --method hogwild --processes 2 "
                               "--epochs-per-process 1 --sharding shard --threads 1")
+    text = justify(rows, job={"epochs": 1, "samples": 60_000, "target_accuracy": None},
+                   basis=basis)
+    assert f"The cheapest is cool at {money(cool.predicted_cost)} (20 W)" in text
     fig = plot_cost_to_target(rows)
     assert len(fig.axes[0].patches) == 2  # one bar per configuration that ran
 
