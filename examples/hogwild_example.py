@@ -41,7 +41,8 @@ def main() -> None:
     losses = {}
     for processes, epochs in CONFIGURATIONS:
         epochs = max(1, round(epochs * args.epochs_scale))
-        label = f"{processes} process{'es' if processes > 1 else ''} x {epochs} epoch NN"
+        label = (f"{processes} process{'es' if processes > 1 else ''} x "
+                 f"{epochs} epoch{'s' if epochs > 1 else ''} NN")
         print(f"\n== {label}")
         torch.manual_seed(42)
         model = SimpleNN()

@@ -14,6 +14,7 @@ from costtrain.data import ClassicImageDataset, tensor_dataset
 from costtrain.hogwild import chart_losses, log_elapsed_time, train_hogwild, train_model
 from costtrain.legacy import OptimizerSpec
 from costtrain.models import MLP
+from costtrain.plots import plot_worker_losses
 from costtrain.utils import CosttrainError, num_cores, threads_per_process
 
 _children = _testing.spawned_children
@@ -42,6 +43,8 @@ def test_learns_with_full_sharding_and_per_worker_curves(fmnist):
     assert ev["seconds"][-2] <= r.train_seconds + 1e-6
     expected = threads_per_process(2)
     assert r.threads == expected and r.extra["worker_threads"] == {"0": expected, "1": expected}
+    lines = plot_worker_losses(r).axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["worker 0", "worker 1"]
     assert not _children()
 
 
