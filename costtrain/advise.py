@@ -33,7 +33,7 @@ import torch.nn as nn
 
 from .cost import PriceBasis, as_fraction, attach_cost, money, price_basis
 from .data import Dataset, load_dataset, stratified_subset
-from .energy import EnergyMeter
+from .energy import LAPTOP_WATTS, EnergyMeter
 from .engine import evaluate, loss_fn
 from .models import build_model
 from .result import RunResult, write_json_atomic
@@ -574,6 +574,7 @@ def save_advice_figures(advice: Advice, folder: str | Path = "figures") -> list[
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``costtrain advise``."""
     from .cli import _existing_dir, _positive_float, _positive_int
+    from .cost import INSTANCES, PRICE_PER_KWH, PRICES_COMPILED
     from .data import DATASETS
     from .models import MODELS
     p.add_argument("--model", default="simple", choices=sorted(MODELS),
@@ -582,6 +583,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="dataset (default: %(default)s)")
     p.add_argument("--data-dir", type=_existing_dir, default=None,
                    help="folder holding the dataset files, searched first")
+    p.add_argument("--download", action="store_true",
+                   help="let torchvision download the dataset if it is not found")
     p.add_argument("--subset", type=_positive_int, default=None,
                    help="the whole job uses a stratified sample of this many training images")
     p.add_argument("--target-accuracy", type=_positive_float, default=None,
@@ -597,12 +600,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
     c = p.add_argument_group("price (see costtrain.cost)")
     c.add_argument("--price-per-kwh", type=_positive_float, default=None,
-                   help="electricity price in USD per kWh (default: 0.20)")
+                   help=f"electricity price in USD per kWh (default: {PRICE_PER_KWH:g})")
     c.add_argument("--watts", type=_positive_float, default=None,
-                   help="power draw used where energy cannot be measured (default: 45)")
+                   help="power draw used where energy cannot be measured "
+                        f"(default: {LAPTOP_WATTS:g}, a laptop under load)")
     c.add_argument("--instance", default=None,
-                   help="price as this cloud instance instead of electricity, e.g. "
-                        "aws-c7i.xlarge (table in costtrain/cost.py, dated)")
+                   help="price as this on-demand cloud instance instead of electricity: "
+                        f"{', '.join(INSTANCES)} (list prices of {PRICES_COMPILED}) or one "
+                        "from --prices")
     c.add_argument("--prices", default=None,
                    help="JSON/TOML file with your own prices (else $COSTTRAIN_PRICES)")
     p.add_argument("--figures", default=None, metavar="DIR",
@@ -617,7 +622,8 @@ def run_cli(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     price_basis(args.instance, watts=args.watts, price_per_kwh=args.price_per_kwh,
                 prices=args.prices)  # bad prices fail before the data loads
-    ds = load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed)
+    ds = load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed,
+                      download=args.download)
     print(f"data: {ds.name}, {len(ds.train_y):,} training / {len(ds.test_y):,} test images; "
           f"{num_cores()} cores, budget {args.budget_seconds:g} s", flush=True)
     left = args.budget_seconds - (time.perf_counter() - t0)  # the budget includes loading
