@@ -37,10 +37,12 @@ import torch.nn as nn
 from . import procs
 from .baseline import OptimizerFactory, _progress, prepare
 from .data import ClassicImageDataset, Dataset
-from .engine import Evaluator, LossLog, batches, check_hparams, evaluate, loss_fn, merge_curves, steady_rate
+from .engine import (Evaluator, LossLog, batches, check_hparams, evaluate, loss_fn, merge_curves,
+                     steady_rate)
 from .models import model_name
 from .result import Curve, RunResult
-from .utils import CosttrainError, hardware_info, num_cores, resolve_device, seed_everything, threads_per_process
+from .utils import (CosttrainError, hardware_info, num_cores, resolve_device, seed_everything,
+                    threads_per_process)
 
 SHARDINGS = ("full", "shard")
 PIPELINES = ("memory", "classic")
