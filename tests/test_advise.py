@@ -6,8 +6,9 @@ import pytest
 import torch.nn as nn
 
 from costtrain import cli
-from costtrain.advise import (ACCURACY_TOLERANCE, Probe, accuracy_after, fit_accuracy, justify,
-                              probe_plan, rank_probes, recommend, samples_to_reach)
+from costtrain.advise import Probe, probe_plan, recommend
+from costtrain.predict import (ACCURACY_TOLERANCE, accuracy_after, fit_accuracy, justify,
+                               rank_probes, samples_to_reach)
 from costtrain.cost import money, price_basis
 from costtrain.plots import plot_cost_to_target
 from costtrain.result import RunResult
