@@ -166,9 +166,13 @@ def attach_cost(result: RunResult, *, target_accuracy: float | None = None,
         target_accuracy: e.g. 0.8 or 80; needs the run's ``eval_curve`` (``eval_every``).
         basis: how to price (default: :func:`price_basis`, electricity).
         energy: an :class:`~costtrain.energy.EnergyMeter` reading of the run; without one the
-            energy is estimated as ``basis.watts`` x the run's set-up + train + eval seconds.
+            energy already in ``result.cost`` is kept (re-pricing, e.g. for a new target),
+            else it is estimated as ``basis.watts`` x the run's set-up + train + eval seconds.
     """
     basis = basis or price_basis()
+    old = result.cost
+    if energy is None and "energy_joules" in old:
+        energy = EnergyReading(old["energy_joules"], old["seconds"], old["energy_source"])
     energy = energy or estimate(result.total_seconds, basis.watts)
     target = as_fraction(target_accuracy)
     hit = time_to_target(result, target) if target is not None else None

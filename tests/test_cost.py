@@ -7,7 +7,8 @@ from costtrain.baseline import train_baseline
 from costtrain.compare import run_comparison
 from costtrain.cost import (INSTANCES, PRICE_PER_KWH, PRICES_ENV, as_fraction, attach_cost,
                             cost_table, price_basis, time_to_target)
-from costtrain.energy import LAPTOP_WATTS, EnergyMeter, estimate, rapl_joules, rapl_zones, read_rapl
+from costtrain.energy import (LAPTOP_WATTS, EnergyMeter, EnergyReading, estimate, rapl_joules,
+                              rapl_zones, read_rapl)
 from costtrain.plots import plot_accuracy_vs_time, plot_cost_to_target
 from costtrain.report import summary
 from costtrain.result import RunResult, load_results, save_results
@@ -175,6 +176,12 @@ def test_attach_cost_with_known_numbers(monkeypatch):
     assert inst["cost"] == pytest.approx(INSTANCES["aws-c7i.large"]["usd_per_hour"] * 13 / 3600)
     assert inst["cost_to_target"] is None and "90 % accuracy not reached" in inst["summary"]
     assert attach_cost(known_run())["cost_to_target"] is None
+
+    measured = known_run()
+    attach_cost(measured, energy=EnergyReading(130.0, 13.0, "measured: rapl"))
+    again = attach_cost(measured, target_accuracy=0.7)  # re-priced: the measured energy stays
+    assert again["energy_source"] == "measured: rapl" and again["average_watts"] == 10.0
+    assert again["cost_to_target"] == pytest.approx(10.0 * 8.0 / 3.6e6 * PRICE_PER_KWH)
 
     reached, missed = known_run(), known_run()
     attach_cost(reached, target_accuracy=0.7)
