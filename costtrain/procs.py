@@ -7,7 +7,9 @@ interrupt terminates every child; on Linux children also die when the parent die
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import os
 import signal
 import sys
 import time
@@ -76,6 +78,25 @@ def _exit_reason(code: int | None) -> str:
     return f"exited with code {code} without reporting a result"
 
 
+@contextlib.contextmanager
+def _main_without_fake_file():
+    """Hide ``__main__.__file__`` while starting children when it names no file.
+
+    A script read from standard input (``python - < script.py``) has ``__file__ == '<stdin>'``;
+    spawn would try to re-run that path in every child and fail.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    fake = path is not None and getattr(main, "__spec__", None) is None and not os.path.isfile(path)
+    if fake:
+        del main.__file__
+    try:
+        yield
+    finally:
+        if fake:
+            main.__file__ = path
+
+
 @dataclass
 class _Worker:
     rank: int
@@ -106,13 +127,14 @@ def run_workers(target: Callable[..., Any], args: list[tuple], *, name: str = "w
     stop = ctx.Event()
     workers: list[_Worker] = []
     try:
-        for rank, a in enumerate(args):
-            parent_end, child_end = ctx.Pipe(duplex=False)
-            p = ctx.Process(target=_child, args=(child_end, stop, rank, target, a),
-                            name=f"costtrain-{name}-{rank}", daemon=daemon)
-            p.start()
-            child_end.close()
-            workers.append(_Worker(rank, p, parent_end))
+        with _main_without_fake_file():
+            for rank, a in enumerate(args):
+                parent_end, child_end = ctx.Pipe(duplex=False)
+                p = ctx.Process(target=_child, args=(child_end, stop, rank, target, a),
+                                name=f"costtrain-{name}-{rank}", daemon=daemon)
+                p.start()
+                child_end.close()
+                workers.append(_Worker(rank, p, parent_end))
         failure = _supervise(workers, stop, name, timeout, grace, on_message)
         if failure:
             raise failure

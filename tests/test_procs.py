@@ -100,3 +100,11 @@ def test_children_die_with_a_killed_parent(tmp_path):
     if alive:
         os.kill(child, signal.SIGKILL)
     assert not alive, "a worker outlived its killed parent"
+
+
+def test_script_from_standard_input_can_start_workers():
+    script = "from costtrain import procs, _testing\nprint(procs.run_workers(_testing.square, [(3,)]))\n"
+    p = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[9]"
