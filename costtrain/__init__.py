@@ -6,11 +6,13 @@ from .data import Dataset, load_dataset
 from .energy import EnergyMeter
 from .hogwild import train_hogwild
 from .models import MLP, SimpleNN, SmallCNN, build_model
+from .parameter_server import train_parameter_server
 from .result import RunResult, load_results, save_results
 from .utils import CosttrainError, num_cores
 
 __version__ = "0.1.0"
 __all__ = ["recommend", "attach_cost", "price_basis", "EnergyMeter",
-           "train_baseline", "train_hogwild", "Dataset", "load_dataset", "MLP", "SimpleNN",
+           "train_baseline", "train_hogwild", "train_parameter_server",
+           "Dataset", "load_dataset", "MLP", "SimpleNN",
            "SmallCNN", "build_model", "RunResult", "load_results", "save_results", "CosttrainError",
            "num_cores"]

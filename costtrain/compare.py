@@ -21,7 +21,20 @@ def comparison_plan(total_epochs: int = 2, cores: int | None = None) -> list[Run
         (f"baseline {cores} threads", train_baseline, dict(epochs=total_epochs, threads=cores)),
     ]
     plan += _hogwild_plan(total_epochs, cores)
+    plan += _ps_plan(total_epochs, cores)
     return plan
+
+
+def _ps_plan(total_epochs: int, cores: int) -> list[Run]:
+    """The parameter server, sync and async, one worker per core (plus the server).
+
+    Same optimizer as the baseline (momentum 0.5); sync scales the learning rate by the
+    number of workers (its batch is that many times larger).
+    """
+    from .parameter_server import train_parameter_server
+    kw = dict(workers=cores, epochs=total_epochs, momentum=0.5)
+    return [("ps sync", train_parameter_server, dict(kw, mode="sync", scale_lr=True)),
+            ("ps async", train_parameter_server, dict(kw, mode="async"))]
 
 
 def _hogwild_plan(total_epochs: int, cores: int) -> list[Run]:

@@ -1,0 +1,383 @@
+"""A parameter server on ``torch.distributed`` (gloo): rank 0 holds the parameters and the
+optimizer, ranks 1..K compute gradients on their own shard of the data.
+
+* :func:`train_parameter_server` launches the server and K workers on this machine
+  (127.0.0.1, a free port) and returns a :class:`~costtrain.result.RunResult`.
+* ``python -m costtrain.parameter_server ...`` is one rank of a run started by ``torchrun``,
+  on one machine or several (rank 0 = server; it prints the summary and writes ``--out``).
+
+The loops themselves are in :mod:`costtrain.ps_ranks`. The transport is unauthenticated:
+use it on loopback or a trusted network only.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import os
+import socket
+import sys
+import time
+from typing import Any, Iterator
+
+import psutil
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from . import procs
+from .baseline import _progress, prepare
+from .data import Dataset, load_dataset
+from .engine import check_hparams, merge_curves, steady_rate
+from .models import build_model, model_name
+from .ps_ranks import MODES, PSConfig, run_rank, shard_indices, worker_batches
+from .result import RunResult
+from .utils import CosttrainError, hardware_info, resolve_device, threads_per_process
+
+__all__ = ["train_parameter_server", "run_under_torchrun", "ParameterServerError",
+           "shard_indices", "worker_batches", "MODES"]
+
+
+class ParameterServerError(procs.WorkerError):
+    """A run failed (a rank died, a connection broke, a wait timed out).
+
+    ``.rank`` is the lost rank (-1 if unknown) and ``.partial`` the
+    :class:`~costtrain.result.RunResult` (status ``partial``) with the losses recorded so far.
+    """
+
+    def __init__(self, message: str, rank: int, partial: RunResult | None,
+                 details: str = "", results: dict[int, Any] | None = None) -> None:
+        super().__init__(message, rank, details, results)
+        self.partial = partial
+
+
+def check_config(mode: str, workers: int, *, epochs: int = 1, batch_size: int = 64,
+                 lr: float = 0.01, momentum: float = 0.0, eval_every: int | None = None,
+                 timeout: float = 60.0, threads: int | None = None,
+                 max_staleness: int | None = None) -> None:
+    """Raise a clear :class:`CosttrainError` for settings no run can use."""
+    if mode not in MODES:
+        raise CosttrainError(f"mode must be one of {MODES}, got {mode!r}.")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise CosttrainError(f"workers must be an integer >= 1 (the server is extra), got "
+                             f"{workers!r}.")
+    check_hparams(epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every)
+    if not momentum >= 0:
+        raise CosttrainError(f"momentum must be >= 0, got {momentum!r}.")
+    if not (timeout > 0 and timeout != float("inf")):
+        raise CosttrainError(f"timeout must be a positive, finite number of seconds, got "
+                             f"{timeout!r}.")
+    if threads is not None and threads < 1:
+        raise CosttrainError(f"threads must be >= 1, got {threads}.")
+    if max_staleness is not None and max_staleness < 0:
+        raise CosttrainError(f"max_staleness must be >= 0 or None, got {max_staleness}.")
+
+
+@contextlib.contextmanager
+def listen(addr: str, port: int | None, timeout: float) -> Iterator[int]:
+    """Host the group's rendezvous store on addr:port (0/None = a free port); yield the port.
+
+    The socket is bound here, before any process starts, so a busy port or a foreign
+    address fails at once, and two runs can never pick the same free port.
+    """
+    if port is not None and not 0 <= port <= 65535:
+        raise CosttrainError(f"port must be 0..65535 or None, got {port}.")
+    try:
+        sock = socket.create_server((addr, port or 0), backlog=128)
+    except socket.gaierror as exc:
+        raise CosttrainError(f"cannot resolve address {addr!r}: {exc.strerror}.") from None
+    except OSError as exc:
+        if port:
+            raise CosttrainError(
+                f"cannot listen on {addr}:{port}: {exc.strerror}. Is another run using that "
+                "port? Pick another one or leave port=None to get a free one.") from None
+        raise CosttrainError(f"cannot listen on {addr!r}: {exc.strerror}; give an address of "
+                             "this machine (default 127.0.0.1).") from None
+    port = sock.getsockname()[1]
+    store = dist.TCPStore(addr, port, None, is_master=True,  # the store now owns the socket
+                          timeout=datetime.timedelta(seconds=timeout), wait_for_workers=False,
+                          master_listen_fd=sock.detach())
+    try:
+        yield port
+    finally:
+        del store
+
+
+def _check_picklable(net: nn.Module | str) -> None:
+    if isinstance(net, nn.Module) and type(net).__module__ == "__main__" and \
+            not hasattr(sys.modules["__main__"], "__file__"):
+        raise CosttrainError(
+            f"the model class {type(net).__name__} is defined in a notebook or an interactive "
+            "session; worker processes cannot import it. Put the class in a .py module and "
+            "import it, or use a built-in model name ('simple', 'mlp', 'cnn').")
+
+
+def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist",
+                           *, mode: str = "sync", workers: int = 2, epochs: int = 1,
+                           batch_size: int = 64, lr: float = 0.01, momentum: float = 0.0,
+                           threads: int | None = None, device: str = "cpu", seed: int = 42,
+                           subset: int | None = None, data_root: str | None = None,
+                           eval_every: int | None = None, log_every: int = 10,
+                           progress: bool = False, timeout: float = 60.0,
+                           addr: str = "127.0.0.1", port: int | None = None,
+                           max_staleness: int | None = None, scale_lr: bool = False) -> RunResult:
+    """Train with a parameter server and K worker processes on this machine.
+
+    Worker ``r`` (1..K) trains on shard ``shard_indices(n, K, seed)[r-1]`` for ``epochs``
+    passes with ``batch_size`` samples per step; the server (rank 0) holds the parameters and
+    an SGD(lr, momentum) optimizer and evaluates on the test set. Total work: ``epochs`` passes
+    over the whole training set, shared by the workers.
+
+    Args:
+        net: a model name (``simple``, ``mlp``, ``cnn``) or your own ``nn.Module`` (its class must
+            live in an importable module); it receives the trained parameters.
+        mode: ``sync`` (average every worker's gradient each step: large-batch SGD) or
+            ``async`` (each worker pushes and pulls on its own; staleness is recorded).
+        workers: worker processes besides the server.
+        batch_size: samples per step and worker (sync = SGD with batch ``workers*batch_size``).
+        threads: intra-op threads per worker (default ``cores // workers``); the server, which
+            mostly waits, uses one thread.
+        device: only ``cpu`` (gloo moves CPU tensors).
+        eval_every: the server also evaluates every this many samples (time kept apart).
+        timeout: seconds any wait on a peer may take; a dead or silent peer ends the run.
+        addr, port: where the rendezvous store listens (default loopback and a free port;
+            another address exposes the unauthenticated transport to that network).
+        max_staleness: async only: drop gradients more than this many updates old.
+        scale_lr: sync only: the server uses ``lr * workers`` (the linear scaling rule: a
+            K-times larger batch takes a K-times larger step); off = exactly SGD with ``lr``.
+    Raises:
+        CosttrainError: bad settings, a busy ``port`` or a foreign ``addr``, before any process.
+        ParameterServerError: a rank died or a connection broke; ``.partial`` holds the
+            result so far (status ``partial``) and ``.rank`` the lost rank.
+    """
+    check_config(mode, workers, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+                 eval_every=eval_every, timeout=timeout, threads=threads,
+                 max_staleness=max_staleness)
+    if resolve_device(device).type != "cpu":
+        raise CosttrainError(f"the parameter server runs on CPU processes (gloo); device "
+                             f"{device!r} is not supported here. Use device='cpu'.")
+    _check_picklable(net)
+    t_start = time.time()
+    model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
+    if len(ds.train_y) < workers:
+        raise CosttrainError(f"{workers} workers need at least {workers} training samples, "
+                             f"got {len(ds.train_y)}.")
+    cfg = PSConfig(mode=mode, workers=workers, epochs=epochs, batch_size=batch_size,
+                   lr=server_lr(lr, mode, workers, scale_lr), momentum=momentum, seed=seed,
+                   log_every=log_every, eval_every=eval_every,
+                   timeout=timeout, threads=threads or threads_per_process(workers),
+                   max_staleness=max_staleness)
+    config = _config(cfg, ds, net if isinstance(net, str) else model_name(model), subset,
+                     lr=lr, scale_lr=scale_lr, addr=addr)
+    with listen(addr, port, timeout) as port_:
+        bar = _progress(epochs * len(ds.train_y), progress, f"ps-{mode}")
+
+        def on_message(rank: int, kind: str, n: int) -> None:
+            if kind == "progress":  # samples the server has applied
+                bar.update(n)
+        try:
+            outs = procs.run_workers(run_rank, [(cfg, ds, model, addr, port_)] * (workers + 1),
+                                     name="rank", grace=min(timeout, 15.0),
+                                     on_message=on_message)
+        except procs.WorkerError as exc:
+            res = exc.results
+            partial = assemble(cfg, config, res.get(0), res, t_start, error=str(exc))
+            role = "the server" if exc.rank == 0 else f"worker {exc.rank}"
+            reason = str(exc).split("\n")[0].removeprefix(f"rank {exc.rank} ")
+            raise ParameterServerError(
+                f"parameter server run failed: {role} (rank {exc.rank}) {reason} The losses "
+                "recorded so far are in .partial (status 'partial').", exc.rank, partial,
+                exc.details, res) from None
+        finally:
+            bar.close()
+    server = outs[0]
+    result = assemble(cfg, config, server, dict(enumerate(outs)), t_start, error=server["error"])
+    if isinstance(net, nn.Module):
+        net.load_state_dict({k: torch.from_numpy(v) for k, v in server["state"].items()})
+    if server["error"]:
+        lost = min(server["lost"], default=-1)
+        raise ParameterServerError(f"parameter server run failed: {server['error']}. The "
+                                   "losses recorded so far are in .partial (status 'partial').",
+                                   int(lost), result, results=dict(enumerate(outs)))
+    return result
+
+
+def server_lr(lr: float, mode: str, workers: int, scale_lr: bool) -> float:
+    """The server's learning rate: ``lr``, times ``workers`` for sync with ``scale_lr``."""
+    return lr * workers if scale_lr and mode == "sync" else lr
+
+
+def _config(cfg: PSConfig, ds: Dataset, model: str, subset: int | None, **more) -> dict:
+    return dict(dataset=ds.name, model=model, mode=cfg.mode, workers=cfg.workers,
+                processes=cfg.workers + 1, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                server_lr=cfg.lr, momentum=cfg.momentum, seed=cfg.seed, subset=subset,
+                train_samples=len(ds.train_y), max_staleness=cfg.max_staleness, **more)
+
+
+def assemble(cfg: PSConfig, config: dict, server: dict | None, outs: dict[int, Any],
+             t_start: float, error: str | None = None) -> RunResult:
+    """The RunResult of a run from the server's record (and the workers' reports)."""
+    server = server or {}
+    reports = {int(r): rep for r, rep in server.get("reports", {}).items()}
+    for r, out in outs.items():  # what workers returned themselves (local launch)
+        if int(r) > 0 and isinstance(out, dict) and int(r) not in reports:
+            reports[int(r)] = out
+    curves = {str(r): reports[r]["curve"] for r in sorted(reports)}
+    loss_curve = server.get("loss_curve") or merge_curves(list(curves.values()))
+    train = server.get("train_seconds", max((rep["train_seconds"] for rep in reports.values()),
+                                            default=0.0))
+    samples = server.get("samples", sum(rep["samples"] for rep in reports.values()))
+    compute = sum(rep["compute_seconds"] for rep in reports.values())
+    comm = sum(rep["comm_seconds"] for rep in reports.values())
+    extra: dict[str, Any] = dict(
+        steps=server.get("steps", 0),
+        steps_per_second=server.get("steps", 0) / train if train > 0 else 0.0,
+        compute_seconds=compute / max(1, len(reports)), comm_seconds=comm / max(1, len(reports)),
+        comm_share=comm / (comm + compute) if comm + compute > 0 else 0.0,
+        server=dict(update_seconds=server.get("update_seconds", 0.0),
+                    reply_seconds=server.get("reply_seconds", 0.0),
+                    wait_seconds=server.get("wait_seconds", 0.0)),
+        per_worker={str(r): dict(samples=rep["samples"], compute_seconds=rep["compute_seconds"],
+                                 comm_seconds=rep["comm_seconds"], error=rep.get("error"))
+                    for r, rep in sorted(reports.items())},
+        lost=server.get("lost", {}))
+    if cfg.mode == "async":
+        hist = server.get("staleness", {})
+        n = sum(hist.values())
+        extra["staleness"] = dict(
+            histogram=hist, mean=sum(int(k) * v for k, v in hist.items()) / n if n else 0.0,
+            max=max((int(k) for k in hist), default=0), dropped=server.get("dropped", 0))
+    eval_curve = server.get("eval_curve") or {"samples": [], "seconds": [], "accuracy": [],
+                                              "loss": []}
+    if "test_accuracy" in server and (not eval_curve["samples"]
+                                      or eval_curve["samples"][-1] != samples):
+        for key, val in zip(("samples", "seconds", "accuracy", "loss"),
+                            (samples, round(train, 4), server["test_accuracy"],
+                             server["test_loss"])):
+            eval_curve[key].append(val)
+    start = server.get("train_start")
+    return RunResult(
+        method=f"ps-{cfg.mode}", config=config, device="cpu", threads=cfg.threads,
+        setup_seconds=max(0.0, start - t_start) if start else 0.0, train_seconds=train,
+        eval_seconds=server.get("eval_seconds", 0.0), samples=samples,
+        samples_per_second=samples / train if train > 0 else 0.0,
+        steady_samples_per_second=steady_rate(loss_curve),
+        test_loss=server.get("test_loss", float("nan")),
+        test_accuracy=server.get("test_accuracy", float("nan")), loss_curve=loss_curve,
+        worker_curves=curves, eval_curve=eval_curve, extra=extra, hardware=hardware_info(),
+        status="partial" if error else "ok", error=error)
+
+
+# --- torchrun: one process of a run on one machine or several ------------------------------
+
+def _env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise CosttrainError(f"${name} is not set: start this module with torchrun (which sets "
+                             "RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) or set them yourself.")
+    return value
+
+
+def _env_int(name: str) -> int:
+    value = _env(name)
+    try:
+        return int(value)
+    except ValueError:
+        raise CosttrainError(f"${name} must be a whole number, got {value!r}.") from None
+
+
+def torchrun_env() -> tuple[int, int, str]:
+    """(RANK, WORLD_SIZE, "MASTER_ADDR:MASTER_PORT") from the environment, checked."""
+    rank, world = _env_int("RANK"), _env_int("WORLD_SIZE")
+    return rank, world, f"{_env('MASTER_ADDR')}:{_env_int('MASTER_PORT')}"
+
+
+def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, mode: str = "sync",
+                       epochs: int = 1, batch_size: int = 64, lr: float = 0.01,
+                       momentum: float = 0.0, threads: int | None = None, seed: int = 42,
+                       subset: int | None = None, eval_every: int | None = None,
+                       log_every: int = 10, timeout: float = 60.0,
+                       max_staleness: int | None = None,
+                       scale_lr: bool = False) -> RunResult | None:
+    """This process's part of a run whose ranks come from the environment (``env://``).
+
+    Rank 0 serves and returns the RunResult; workers return None. Every rank must load the
+    same data and build the same net (rank 0's initial parameters are sent to the workers).
+    """
+    rank, world, master = torchrun_env()
+    if world < 2:
+        raise CosttrainError(f"a parameter server needs WORLD_SIZE >= 2 (a server and at least "
+                             f"one worker), got {world}.")
+    check_config(mode, world - 1, epochs=epochs, batch_size=batch_size, lr=lr,
+                 momentum=momentum, eval_every=eval_every, timeout=timeout, threads=threads,
+                 max_staleness=max_staleness)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    cfg = PSConfig(mode=mode, workers=world - 1, epochs=epochs, batch_size=batch_size,
+                   lr=server_lr(lr, mode, world - 1, scale_lr), momentum=momentum, seed=seed,
+                   log_every=log_every, eval_every=eval_every,
+                   timeout=timeout, threads=threads or threads_per_process(local),
+                   max_staleness=max_staleness)
+    model = build_model(net, ds.input_shape, ds.num_classes) if isinstance(net, str) else net
+    out = run_rank(rank, cfg, ds, model)
+    if rank != 0:
+        if out.get("error"):
+            raise CosttrainError(out["error"])
+        return None
+    config = _config(cfg, ds, net if isinstance(net, str) else model_name(model), subset,
+                     lr=lr, scale_lr=scale_lr, master=master)
+    return assemble(cfg, config, out, {}, psutil.Process().create_time(), error=out["error"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .cli import _positive_float, _positive_int, add_data_args
+    p = argparse.ArgumentParser(
+        prog="python -m costtrain.parameter_server",
+        description="One rank of a parameter-server run started by torchrun (rank 0 = server). "
+                    "Reads RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT from the environment. "
+                    "The transport is unauthenticated: trusted networks only.")
+    p.add_argument("--mode", choices=MODES, default="sync", help="(default: %(default)s)")
+    p.add_argument("--epochs", type=_positive_int, default=1,
+                   help="passes over the training set, shared by the workers (default: 1)")
+    p.add_argument("--momentum", type=float, default=0.0, help="server SGD momentum (default 0)")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="threads per worker (default: cores // processes on this machine)")
+    p.add_argument("--timeout", type=_positive_float, default=60.0,
+                   help="seconds any wait on a peer may take (default: %(default)s)")
+    p.add_argument("--log-every", type=_positive_int, default=10,
+                   help="steps per point of the loss curves (default: %(default)s)")
+    p.add_argument("--max-staleness", type=int, default=None,
+                   help="async: drop gradients older than this many updates")
+    p.add_argument("--scale-lr", action="store_true",
+                   help="sync: the server uses lr x workers (linear scaling rule)")
+    add_data_args(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    rank = os.environ.get("RANK", "?")
+    try:
+        if args.device != "cpu":
+            raise CosttrainError("the parameter server runs on CPU (gloo); use --device cpu.")
+        torchrun_env()  # fail before loading data
+        ds = load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed,
+                          download=args.download)
+        result = run_under_torchrun(
+            args.model, ds, mode=args.mode, epochs=args.epochs, batch_size=args.batch_size,
+            lr=args.lr, momentum=args.momentum, threads=args.threads, seed=args.seed,
+            subset=args.subset, eval_every=args.eval_every, log_every=args.log_every,
+            timeout=args.timeout, max_staleness=args.max_staleness, scale_lr=args.scale_lr)
+    except CosttrainError as exc:
+        print(f"costtrain: rank {rank}: error: {exc}", file=sys.stderr)
+        return 2
+    if result is None:
+        return 0
+    from .report import summary
+    print(summary(result), flush=True)
+    if args.out:
+        print(f"result: {result.save(args.out)}")
+    return 0 if result.status == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
