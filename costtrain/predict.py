@@ -21,6 +21,7 @@ TRAINERS = {"baseline": ("costtrain.baseline", "train_baseline"),
             "hogwild": ("costtrain.hogwild", "train_hogwild"),
             "ps": ("costtrain.parameter_server", "train_parameter_server")}
 ACCURACY_TOLERANCE = 0.05  # expected accuracies closer than this are within probe noise
+SHORT_PROBE = 0.5  # a probe with fewer samples than this share of the longest: accuracy not judged
 
 
 def _job_kwargs(method: str, config: dict[str, Any], threads: int, epochs: int) -> dict[str, Any]:
@@ -114,13 +115,16 @@ def rank_probes(probes: list[RunResult], *, job_samples: int, epochs: int = 1,
     With a target accuracy, configurations predicted to reach it come first, soonest first;
     without one (or for those that miss it), the whole job (`job_samples`) soonest first,
     except that configurations expected to end clearly less accurate (by more than
-    :data:`ACCURACY_TOLERANCE`) than the best come after the others.
+    :data:`ACCURACY_TOLERANCE`) than the best come after the others. The accuracy of a probe
+    much shorter than the longest (:data:`SHORT_PROBE`) is not judged at all.
     Time = probe set-up + samples / measured steady throughput; cost at the probe's average
     power (``probe.cost['average_watts']`` when measured, else ``basis.watts``).
     """
     basis = basis or price_basis()
     target = as_fraction(target_accuracy)
-    rows = [_predict(r, job_samples, epochs, target, basis) for r in probes]
+    longest = max((r.samples for r in probes if r.status != "failed"), default=0)
+    rows = [_predict(r, job_samples, epochs, target, basis, r.samples >= SHORT_PROBE * longest)
+            for r in probes]
     best_acc = max((r.expected_accuracy or 0.0 for r in rows
                     if r.status == "ok" and not r.reaches_target), default=0.0)
 
@@ -129,7 +133,8 @@ def rank_probes(probes: list[RunResult], *, job_samples: int, epochs: int = 1,
             return (2, 0, 0.0)
         if target is not None and row.reaches_target:
             return (0, 0, row.predicted_seconds)
-        worse = (row.expected_accuracy or 0.0) < best_acc - ACCURACY_TOLERANCE
+        worse = (row.expected_accuracy is not None
+                 and row.expected_accuracy < best_acc - ACCURACY_TOLERANCE)
         return (int(target is not None), int(worse), row.predicted_seconds)
     rows.sort(key=key)
     for i, row in enumerate(rows, 1):
@@ -138,7 +143,7 @@ def rank_probes(probes: list[RunResult], *, job_samples: int, epochs: int = 1,
 
 
 def _predict(r: RunResult, job_samples: int, epochs: int, target: float | None,
-             basis: PriceBasis) -> Row:
+             basis: PriceBasis, judge_accuracy: bool = True) -> Row:
     rate = r.steady_samples_per_second or (r.samples / r.train_seconds if r.train_seconds else 0)
     watts = r.cost.get("average_watts") or basis.watts
     source = r.cost.get("energy_source", "estimated")
@@ -148,9 +153,9 @@ def _predict(r: RunResult, job_samples: int, epochs: int, target: float | None,
     if r.status == "failed" or rate <= 0:
         row.status, row.why = "failed", (r.error or "no throughput measured").splitlines()[0]
         return row
-    fit = fit_accuracy(r.eval_curve)
+    fit = fit_accuracy(r.eval_curve) if judge_accuracy else None
     need: float | None = job_samples
-    if target is not None:
+    if target is not None and judge_accuracy:
         reached = [n for n, a in zip(r.eval_curve["samples"], r.eval_curve["accuracy"])
                    if a >= target]
         need = reached[0] if reached else samples_to_reach(fit, target) if fit else None
@@ -168,10 +173,12 @@ def _predict(r: RunResult, job_samples: int, epochs: int, target: float | None,
 
 def _why(r: RunResult, rate: float, need: float, fit, target, row: Row) -> str:
     parts = [f"{rate:,.0f} samples/s steady", f"set-up {r.setup_seconds:.1f} s"]
-    if target is not None:
+    if row.reaches_target is not None:
         parts.append(f"~{need:,.0f} samples to {100 * target:g} %" if row.reaches_target
                      else f"{100 * target:g} % not expected within the job")
-    if fit:
+    if not fit:
+        parts.append(f"accuracy not judged: probe too short ({r.samples:,} samples)")
+    else:
         parts.append(f"plateau ~{100 * fit[0]:.0f} % (fit of {len(r.eval_curve['samples'])} "
                      f"evals up to {r.samples:,} samples)")
     return "; ".join(parts)
@@ -188,9 +195,9 @@ def justify(rows: list[Row], *, job: dict[str, Any], basis: PriceBasis) -> str:
             else f"train {job['epochs']} epoch(s) ({job['samples']:,} samples)")
     text = []
     if target is not None and not reached:
-        text.append(f"No configuration is expected to reach {100 * target:g} % within "
-                    f"{job['epochs']} epoch(s) (train longer or lower the target), so they are "
-                    "ranked by the time for the whole job.")
+        text.append(f"No probe showed that {100 * target:g} % is within reach in "
+                    f"{job['epochs']} epoch(s) (train longer or lower the target), so the "
+                    "configurations are ranked by the time for the whole job.")
     text.append(f"{best.label} is predicted to {goal} in {best.predicted_seconds:.3g} s (set-up "
                 f"{best.setup_seconds:.1f} s, then {best.samples_per_second:,.0f} samples/s, the "
                 f"steady rate measured in its probe) for {money(best.predicted_cost)} "
@@ -199,9 +206,13 @@ def justify(rows: list[Row], *, job: dict[str, Any], basis: PriceBasis) -> str:
     faster = [r for r in ok[1:] if r.predicted_seconds < best.predicted_seconds]
     if faster:
         f = min(faster, key=lambda r: r.predicted_seconds)
-        why = ("is not expected to reach the target" if reached and not f.reaches_target else
-               f"is expected to end clearly less accurate ({100 * (f.expected_accuracy or 0):.1f}"
-               f" % vs {100 * (best.expected_accuracy or 0):.1f} %)")
+        if reached and f.reaches_target is False:
+            why = "is not expected to reach the target"
+        elif reached:
+            why = "its probe was too short to tell whether it reaches the target"
+        else:
+            why = (f"is expected to end clearly less accurate ({100 * f.expected_accuracy:.1f} "
+                   f"% vs {100 * best.expected_accuracy:.1f} %)")
         text.append(f"{f.label} would be faster ({f.predicted_seconds:.3g} s) but {why}.")
     elif len(ok) > 1:
         nxt = ok[1]

@@ -86,6 +86,18 @@ def test_clearly_less_accurate_configuration_is_demoted():
                    basis=price_basis())
     assert text.startswith("good is predicted to train 1 epoch(s) (10,000 samples) in 11 s")
     assert "fast but worse would be faster (3.5 s) but is expected to end clearly less accurate" in text
+    # a probe far shorter than the others: its accuracy is not judged, so not held against it
+    short = probe_result("short probe", 4000, plateau=0.3)
+    short.samples = 1000
+    rows = rank_probes([short, probe_result("good", 1000)], job_samples=10_000)
+    assert [r.label for r in rows] == ["short probe", "good"]
+    assert rows[0].expected_accuracy is None and "probe too short" in rows[0].why
+    rows = rank_probes([short, probe_result("good", 1000)], job_samples=10_000,
+                       target_accuracy=0.87)
+    assert [(r.label, r.reaches_target) for r in rows] == [("good", True), ("short probe", None)]
+    text = justify(rows, job={"epochs": 1, "samples": 10_000, "target_accuracy": 0.87},
+                   basis=price_basis())
+    assert "short probe would be faster" in text and "too short to tell" in text
     # within the tolerance, time decides
     rows = rank_probes([probe_result("fast", 4000, plateau=A - ACCURACY_TOLERANCE / 2),
                         probe_result("good", 1000)], job_samples=10_000)
