@@ -125,9 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: %(default)s)")
     cmp_.add_argument("--only", nargs="*", default=None,
                       help="run only configurations whose label starts with one of these")
-    cmp_.add_argument("--figure", default="figures/compare_losses.png",
-                      help="where to save the loss-curve figure (default: %(default)s; "
-                           "'' for none)")
+    cmp_.add_argument("--figures", default="figures",
+                      help="folder for the figures: compare_losses.png, "
+                           "compare_accuracy_vs_time.png, compare_cost.png (default: "
+                           "%(default)s; '' for none)")
+    cmp_.add_argument("--target-accuracy", type=_positive_float, default=None,
+                      help="report time and cost to this test accuracy (percent, e.g. 75, or a "
+                           "fraction); turns on periodic evaluation")
     add_data_args(cmp_)
 
     for name, module, text in (("advise", "advise", "recommend the fastest/cheapest method for "
@@ -177,15 +181,27 @@ def cmd_compare(args) -> list[RunResult]:
     ds = _load(args)
     print(f"data: {ds.name}, {len(ds.train_y):,} training / {len(ds.test_y):,} test images "
           f"from {ds.source}")
+    eval_every = args.eval_every
+    if args.target_accuracy and not eval_every:
+        eval_every = max(1000, len(ds.train_y) // 4)  # four evaluations per epoch of work
     results = run_comparison(ds, model=args.model, total_epochs=args.total_epochs,
                              batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                             eval_every=args.eval_every, progress=not args.no_progress,
-                             only=args.only, on_result=lambda r: print(summary(r), flush=True))
-    if args.figure:
-        from .plots import plot_losses
-        path = plot_losses(results, args.figure, x="samples",
-                           title=f"Training loss, {ds.name}, same total work")
-        print(f"figure: {path}")
+                             eval_every=eval_every, progress=not args.no_progress,
+                             only=args.only, target_accuracy=args.target_accuracy,
+                             on_result=lambda r: print(summary(r), flush=True))
+    from .cost import as_fraction, cost_table
+    print()
+    print(cost_table(results))
+    if args.figures:
+        from .plots import plot_accuracy_vs_time, plot_cost_to_target, plot_losses
+        folder = Path(args.figures)
+        paths = [plot_losses(results, folder / "compare_losses.png", x="samples",
+                             title=f"Training loss, {ds.name}, same total work"),
+                 plot_accuracy_vs_time(results, folder / "compare_accuracy_vs_time.png",
+                                       target=as_fraction(args.target_accuracy))]
+        if args.target_accuracy:
+            paths.append(plot_cost_to_target(results, folder / "compare_cost.png"))
+        print("figures: " + ", ".join(str(p) for p in paths))
     return results
 
 

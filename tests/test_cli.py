@@ -52,3 +52,18 @@ def test_run_baseline_prints_summary_and_writes_json(tmp_path):
     data = json.loads(out.read_text())
     assert data[0]["method"] == "baseline" and data[0]["samples"] == 2000
     assert data[0]["test_accuracy"] > 0.4
+
+
+def test_compare_prints_tables_costs_and_figures(tmp_path):
+    out, figs = tmp_path / "c.json", tmp_path / "figs"
+    p = run_cli("compare", "--only", "baseline 1", "--subset", "1500", "--model", "mlp",
+                "--total-epochs", "1", "--target-accuracy", "30", "--no-progress",
+                "--figures", str(figs), "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    assert "cost to target" in p.stdout and "samples/s" in p.stdout
+    assert sorted(f.name for f in figs.iterdir()) == [
+        "compare_accuracy_vs_time.png", "compare_cost.png", "compare_losses.png"]
+    (r,) = json.loads(out.read_text())
+    assert r["config"]["processes"] == 1 and r["cost"]["energy_source"]
+    assert r["cost"]["time_to_target_seconds"] is not None  # 30 % is reached by an MLP
+    assert len(r["eval_curve"]["samples"]) >= 2
