@@ -6,7 +6,6 @@ from .data import Dataset, load_dataset
 from .energy import EnergyMeter
 from .hogwild import train_hogwild
 from .models import MLP, SimpleNN, SmallCNN, build_model
-from .parameter_server import train_parameter_server
 from .result import RunResult, load_results, save_results
 from .utils import CosttrainError, num_cores
 
@@ -16,3 +15,12 @@ __all__ = ["recommend", "attach_cost", "price_basis", "EnergyMeter",
            "Dataset", "load_dataset", "MLP", "SimpleNN",
            "SmallCNN", "build_model", "RunResult", "load_results", "save_results", "CosttrainError",
            "num_cores"]
+
+
+def __getattr__(name: str):
+    # Imported on first use, so that `python -m costtrain.parameter_server` (torchrun) does not
+    # find the module already imported by the package.
+    if name == "train_parameter_server":
+        from .parameter_server import train_parameter_server
+        return train_parameter_server
+    raise AttributeError(f"module 'costtrain' has no attribute {name!r}")

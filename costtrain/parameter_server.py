@@ -145,6 +145,11 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
         max_staleness: async only: drop gradients more than this many updates old.
         scale_lr: sync only: the server uses ``lr * workers`` (the linear scaling rule: a
             K-times larger batch takes a K-times larger step); off = exactly SGD with ``lr``.
+    Returns:
+        A RunResult (method ``ps-sync``/``ps-async``): ``loss_curve`` is the server's view (the
+        loss of each step's batch, by samples applied), ``worker_curves`` each worker's own;
+        ``extra`` has steps, steps_per_second, compute/comm seconds per worker and comm_share,
+        the server's update/reply/wait seconds and, for async, the staleness histogram.
     Raises:
         CosttrainError: bad settings, a busy ``port`` or a foreign ``addr``, before any process.
         ParameterServerError: a rank died or a connection broke; ``.partial`` holds the

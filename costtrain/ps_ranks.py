@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import ipaddress
 import json
 import os
 import queue
@@ -97,13 +96,6 @@ def interface_for(addr: str) -> str | None:
         if any(a.address.split("%")[0] == local for a in addrs):
             return name
     return None
-
-
-def is_loopback(addr: str) -> bool:
-    try:
-        return ipaddress.ip_address(socket.gethostbyname(addr)).is_loopback
-    except (OSError, ValueError):
-        return False
 
 
 def join_group(rank: int, world_size: int, timeout: float, addr: str | None = None,

@@ -38,6 +38,7 @@ def test_torchrun_two_nodes_over_loopback(tmp_path):
                 p.wait()
     assert [p.returncode for p in nodes] == [0, 0], logs
     assert "ps-sync 3w" in logs[0] and "test accuracy" in logs[0]  # rank 0 = server, node 0
+    assert "RuntimeWarning" not in logs[0] + logs[1]  # -m runs a module the package left alone
     r = RunResult.load(out)
     assert r.status == "ok" and r.method == "ps-sync"
     assert r.config["workers"] == 3 and r.config["master"] == f"127.0.0.1:{port}"
