@@ -101,14 +101,18 @@ def notebook_parameters(path: str | Path) -> dict[str, Any]:
 
 
 def _describe(exc: BaseException, nb_path: Path) -> str:
-    """A one-paragraph description of a papermill failure that points at the cell."""
+    """A short description of a papermill failure that points at the cell of the source notebook."""
     from papermill.exceptions import PapermillExecutionError
-    if isinstance(exc, PapermillExecutionError):
-        src = exc.source.strip().splitlines()
-        head = "\n    ".join(src[:6]) + ("\n    ..." if len(src) > 6 else "")
-        return (f"{nb_path.name}: cell {exc.cell_index} (In [{exc.exec_count}]) raised "
-                f"{exc.ename}: {exc.evalue}\n    {head}")
-    return f"{nb_path.name}: {type(exc).__name__}: {exc}"
+    if not isinstance(exc, PapermillExecutionError):
+        return f"{nb_path.name}: {type(exc).__name__}: {exc}"
+    import nbformat
+    cells = nbformat.read(nb_path, as_version=4).cells
+    where = next((f"cell {i + 1} of {len(cells)}" for i, c in enumerate(cells)
+                  if c.source == exc.source), "the injected parameters cell")
+    src = exc.source.strip().splitlines()
+    head = "\n    ".join(src[:6]) + ("\n    ..." if len(src) > 6 else "")
+    return (f"{nb_path.name}: {where} (In [{exc.exec_count}]) raised {exc.ename}: "
+            f"{exc.evalue}\n    {head}")
 
 
 def run_notebook(path: str | Path, out_dir: str | Path, *,

@@ -148,11 +148,29 @@ def test_runner_injects_parameters_and_names_the_failing_cell(tmp_path):
                       parameters={"value": 7}, progress=False, on_done=done.append)
     msg = str(e.value)
     assert "1 of 2 notebook(s) failed" in msg
-    assert "02_bad.ipynb: cell 3" in msg and "ValueError: boom 7" in msg
+    assert "02_bad.ipynb: cell 3 of 3" in msg and "ValueError: boom 7" in msg
     assert "raise ValueError" in msg  # the failing cell's source
     assert (tmp_path / "figs" / "ok.txt").read_text() == "7"  # injected, and the run went on
     assert [r.ok for r in done] == [True, False]
     assert (tmp_path / "out" / "02_bad.ipynb").exists()
+
+
+def test_cli_runs_notebooks_and_reports_failures(tmp_path, capsys):
+    nbs = tmp_path / "nbs"
+    _write(nbs, "01_ok.ipynb", ["value = 1\nfigures_dir = 'nowhere'",
+                                "from pathlib import Path\n"
+                                "Path(figures_dir, 'v.txt').write_text(repr(value))",
+                                "assert value != 0, 'value must not be 0'"])
+    args = ["notebooks", "--notebooks-dir", str(nbs), "--figures-dir", str(tmp_path / "figs"),
+            "--no-progress"]
+    assert main([*args, "-p", "value=[3, 4]"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"01_ok\.ipynb +ok .* -> .*out/01_ok\.ipynb", out), out
+    assert (tmp_path / "figs" / "v.txt").read_text() == "[3, 4]"
+    assert main([*args, "-p", "value=0", "--only", "01"]) == 2
+    err = capsys.readouterr().err
+    assert "costtrain: error: 1 of 1 notebook(s) failed" in err
+    assert "01_ok.ipynb: cell 3 of 3 (In [4]) raised AssertionError: value must not be 0" in err
 
 
 def test_cli_options(capsys):
