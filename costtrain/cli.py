@@ -167,11 +167,17 @@ def cmd_run(args) -> list[RunResult]:
                               epochs_per_process=args.epochs_per_process,
                               sharding=args.sharding, threads=args.threads, **common)]
     if args.method == "ps":
-        from .parameter_server import train_parameter_server
-        return [train_parameter_server(args.model, ds, mode=args.mode, workers=args.workers,
-                                       epochs=args.epochs, threads=args.threads,
-                                       addr=args.addr, port=args.port, timeout=args.timeout,
-                                       **common)]
+        from .parameter_server import ParameterServerError, train_parameter_server
+        try:
+            return [train_parameter_server(args.model, ds, mode=args.mode, workers=args.workers,
+                                           epochs=args.epochs, threads=args.threads,
+                                           addr=args.addr, port=args.port, timeout=args.timeout,
+                                           **common)]
+        except ParameterServerError as exc:  # a rank was lost: keep what was measured
+            if args.out and exc.partial is not None:
+                print(f"partial result: {save_results([exc.partial], args.out)}",
+                      file=sys.stderr)
+            raise CosttrainError(str(exc).split("\n")[0]) from None
     raise CosttrainError(f"unknown method {args.method!r}")
 
 

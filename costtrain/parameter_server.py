@@ -189,6 +189,8 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
             partial = assemble(cfg, config, res.get(0), res, t_start, error=str(exc))
             role = "the server" if exc.rank == 0 else f"worker {exc.rank}"
             reason = str(exc).split("\n")[0].removeprefix(f"rank {exc.rank} ")
+            if exc.details.strip():  # the exception it raised, e.g. "CosttrainError: ..."
+                reason += f" [{exc.details.strip().splitlines()[-1]}]"
             raise ParameterServerError(
                 f"parameter server run failed: {role} (rank {exc.rank}) {reason} The losses "
                 "recorded so far are in .partial (status 'partial').", exc.rank, partial,

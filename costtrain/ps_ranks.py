@@ -180,7 +180,7 @@ def _recv_json(src: int) -> Any:
 def _first_line(exc: BaseException) -> str:
     """The gist of an error message (gloo's first line, without its boilerplate advice)."""
     text = str(exc).strip().splitlines()
-    return text[0].split(" This is typically")[0] if text else type(exc).__name__
+    return text[0].split(" This is typically")[0].rstrip(".") if text else type(exc).__name__
 
 
 # --- worker ----------------------------------------------------------------------------------

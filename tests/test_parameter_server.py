@@ -160,3 +160,18 @@ def test_linear_lr_scaling_is_for_sync_only():
     assert server_lr(0.01, "sync", 4, True) == pytest.approx(0.04)
     assert server_lr(0.01, "sync", 4, False) == 0.01
     assert server_lr(0.01, "async", 4, True) == 0.01
+
+
+def test_cli_failed_run_is_a_clear_error_and_keeps_the_partial_result(tmp_path, capsys):
+    from costtrain.cli import main
+    from costtrain.result import load_results
+    out = tmp_path / "ps.json"
+    # 1 ms is far too short for three processes to meet: every rank gives up joining
+    code = main(["run", "--method", "ps", "--workers", "2", "--model", "mlp", "--subset", "300",
+                 "--no-progress", "--timeout", "0.001", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "costtrain: error: parameter server run failed" in err
+    assert "could not join the parameter server group at 127.0.0.1:" in err
+    (r,) = load_results(out)
+    assert r.status == "partial" and r.method == "ps-sync" and r.samples == 0
+    assert not spawned_children()
