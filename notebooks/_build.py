@@ -795,18 +795,24 @@ def build(name: str, cells: list) -> nbformat.NotebookNode:
     return nb
 
 
+def _content(nb: nbformat.NotebookNode) -> tuple:
+    """What --check compares: metadata and every cell's type, id, tags and source."""
+    return (nb.metadata, [(c.cell_type, c.get("id"), c.metadata, c.source) for c in nb.cells])
+
+
 def main(argv: list[str]) -> int:
     stale = []
     for name, cells in NOTEBOOKS.items():
         path = HERE / f"{name}.ipynb"
-        text = nbformat.writes(build(name, cells)) + "\n"
+        nb = build(name, cells)
         if "--check" in argv:
-            if not path.exists() or path.read_text() != text:
+            if not path.exists() or _content(nbformat.read(path, as_version=4)) != _content(nb) \
+                    or any(c.get("outputs") for c in nbformat.read(path, as_version=4).cells):
                 stale.append(path.name)
         else:
-            path.write_text(text)
+            path.write_text(nbformat.writes(nb) + "\n")
     if stale:
-        print("out of date with _build.py:", ", ".join(stale))
+        print("out of date with _build.py (run python notebooks/_build.py):", ", ".join(stale))
     return 1 if stale else 0
 
 
