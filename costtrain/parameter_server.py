@@ -42,13 +42,14 @@ class ParameterServerError(procs.WorkerError):
     """A run failed (a rank died, a connection broke, a wait timed out).
 
     ``.rank`` is the lost rank (-1 if unknown) and ``.partial`` the
-    :class:`~costtrain.result.RunResult` (status ``partial``) with the losses recorded so far.
+    :class:`~costtrain.result.RunResult` (status ``partial``) with the losses recorded so far;
+    ``.result`` is the same object (the name Hogwild!'s errors use).
     """
 
     def __init__(self, message: str, rank: int, partial: RunResult | None,
                  details: str = "", results: dict[int, Any] | None = None) -> None:
         super().__init__(message, rank, details, results)
-        self.partial = partial
+        self.partial = self.result = partial
 
 
 def check_config(mode: str, workers: int, *, epochs: int = 1, batch_size: int = 64,

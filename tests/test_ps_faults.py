@@ -64,7 +64,7 @@ def test_killed_worker_ends_run_with_clear_error_and_partial_result(fmnist, mode
     assert isinstance(err, ParameterServerError)
     assert err.rank == 1 and "worker 1 (rank 1) was killed" in str(err) and "SIGKILL" in str(err)
     p = err.partial
-    assert p.status == "partial" and p.error and p.method == f"ps-{mode}"
+    assert err.result is p and p.status == "partial" and p.error and p.method == f"ps-{mode}"
     assert len(p.loss_curve["loss"]) > 0 and p.samples > 0  # the server's losses so far
     assert "2" in p.worker_curves and p.worker_curves["2"]["samples"]  # the survivor's report
     assert p.extra["lost"] and "1" in [str(k) for k in p.extra["lost"]]
