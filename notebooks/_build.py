@@ -18,19 +18,18 @@ import nbformat
 HERE = Path(__file__).resolve().parent
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
-IMPORTS = """\
-%matplotlib inline
-import time
-from pathlib import Path
+def imports(*extra: str) -> dict:
+    """The first code cell: the shared imports, the notebook's own, and the start time."""
+    third_party = [e for e in extra if e.startswith("import ")]
+    lines = ["%matplotlib inline", "import time", "from pathlib import Path", "",
+             "import matplotlib.pyplot as plt", *third_party,
+             "from IPython.display import Markdown, display", "",
+             "import costtrain", "from costtrain.report import results_table, summary",
+             "from costtrain.widgets import read_controls, training_controls",
+             *[e for e in extra if e not in third_party], "",
+             "notebook_start = time.perf_counter()"]
+    return nbformat.v4.new_code_cell("\n".join(lines))
 
-import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
-
-import costtrain
-from costtrain.report import results_table, summary
-from costtrain.widgets import read_controls, training_controls
-
-notebook_start = time.perf_counter()"""
 
 PARAMS_INTRO = """\
 ## Parameters
@@ -80,7 +79,7 @@ NB01 = [
     values. Widgets only *set* values; the cell below them does the training, so running the
     whole notebook top to bottom (or headless with papermill) trains with the defaults.
     """),
-    code(IMPORTS),
+    imports(),
     md(PARAMS_INTRO),
     params("""
     dataset = "fashion-mnist"
@@ -253,8 +252,7 @@ NB02 = [
     **Time on a laptop:** about 2 minutes with the defaults on 2 cores; under a minute with the
     CI values. Every run starts processes, which takes seconds: watch the set-up column.
     """),
-    code(IMPORTS + """
-from costtrain.parameter_server import train_parameter_server"""),
+    imports('from costtrain.parameter_server import train_parameter_server'),
     md(PARAMS_INTRO),
     params("""
     dataset = "fashion-mnist"
@@ -264,6 +262,8 @@ from costtrain.parameter_server import train_parameter_server"""),
     workers_list = None   # worker counts to compare; None: 1 and 2 (and 4 on 4+ cores)
     batch_size = 64       # per worker and step
     lr = 0.01
+    momentum = 0.0        # the server's SGD momentum
+    scale_lr = False      # sync: the server steps with lr x workers (the linear scaling rule)
     seed = 42
     timeout = 60.0        # seconds any wait on a peer may take before the run fails
     progress = True
@@ -284,7 +284,10 @@ from costtrain.parameter_server import train_parameter_server"""),
 
     Same data, same number of epochs in every run; only the mode and the number of workers
     change. Each worker gets `cores // workers` threads (at least one); the server mostly
-    waits and uses one. A single-process baseline with all cores is the reference. Pick a
+    waits and uses one. The reference is a single-process baseline with all cores and the same
+    optimizer (SGD with `momentum`). Sync mode averages the workers' gradients, so each step
+    sees `workers x batch_size` samples at the same learning rate; `scale_lr = True` applies
+    the linear scaling rule (`lr x workers`) to make up for the fewer steps. Pick a
     configuration of your own with the widgets: the cell below them trains every mode with
     every worker count of the parameters, plus your choice, with your batch size and
     learning rate.
@@ -299,11 +302,11 @@ from costtrain.parameter_server import train_parameter_server"""),
     v = read_controls(controls)
     chosen = (v["method"].removeprefix("ps-"), v["workers"])
     reference = costtrain.train_baseline("simple", ds, epochs=epochs, batch_size=v["batch_size"], lr=v["lr"],
-                                         seed=seed, progress=progress)
+                                         momentum=momentum, seed=seed, progress=progress)
     plan = dict.fromkeys([(mode, w) for mode in ("sync", "async") for w in workers_list] + [chosen])
     by_config = {(mode, w): train_parameter_server("simple", ds, mode=mode, workers=w, epochs=epochs,
-                                                   batch_size=v["batch_size"], lr=v["lr"], seed=seed,
-                                                   timeout=timeout, progress=progress)
+                                                   batch_size=v["batch_size"], lr=v["lr"], momentum=momentum,
+                                                   scale_lr=scale_lr, seed=seed, timeout=timeout, progress=progress)
                  for mode, w in plan}
     runs = list(by_config.values())
     print(results_table([reference] + runs))
@@ -383,7 +386,9 @@ from costtrain.parameter_server import train_parameter_server"""),
     code("""
     # NBVAL_CHECK_OUTPUT
     w = workers_list[-1]
-    args = f"--mode sync --epochs {epochs} --batch-size {batch_size} --lr {lr}" + (f" --subset {subset}" if subset else "")
+    args = " ".join(a for a in [f"--mode sync --epochs {epochs} --batch-size {batch_size} --lr {lr}",
+                                f"--momentum {momentum}" if momentum else "", "--scale-lr" if scale_lr else "",
+                                f"--subset {subset}" if subset else ""] if a)
     dist = "--nnodes 2 --master-addr 192.168.1.10 --master-port 29500"
     print("\\n".join([
         f"# on this machine first: the server plus {w} workers",
@@ -438,13 +443,7 @@ NB03 = [
     **Time on a laptop:** about 3 minutes with the defaults on 2 cores; about a minute with
     the CI values.
     """),
-    code(IMPORTS + """
-import torch
-from costtrain.data import tensor_dataset
-from costtrain.hogwild import chart_losses, log_elapsed_time, train_hogwild, train_model
-from costtrain.plots import plot_losses, plot_worker_losses
-from costtrain.procs import WorkerError
-from costtrain.utils import threads_per_process"""),
+    imports('import torch', 'from costtrain.data import tensor_dataset', 'from costtrain.hogwild import chart_losses, log_elapsed_time, train_hogwild, train_model', 'from costtrain.plots import plot_losses, plot_worker_losses', 'from costtrain.procs import WorkerError', 'from costtrain.utils import threads_per_process'),
     md(PARAMS_INTRO),
     params("""
     dataset = "fashion-mnist"
@@ -635,12 +634,7 @@ NB04 = [
     **Time on a laptop:** about 2 to 3 minutes with the defaults on 2 cores; about a minute
     with the CI values.
     """),
-    code(IMPORTS + """
-from costtrain.compare import run_comparison
-from costtrain.cost import attach_cost, price_basis
-from costtrain.energy import EnergyReading
-from costtrain.plots import plot_accuracy_vs_time, plot_cost_to_target, plot_losses
-from costtrain.report import format_table"""),
+    imports('from costtrain.compare import run_comparison', 'from costtrain.cost import attach_cost, price_basis', 'from costtrain.energy import EnergyReading', 'from costtrain.plots import plot_accuracy_vs_time, plot_cost_to_target, plot_losses', 'from costtrain.report import format_table'),
     md(PARAMS_INTRO),
     params("""
     dataset = "fashion-mnist"
