@@ -60,6 +60,98 @@ def params(text: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+NB00 = [
+    md("""
+    # 00 · Set-up check: package, data, kernel, widgets
+
+    A short check that everything the course needs works on your machine, before any
+    longer run.
+
+    **You will learn**
+    - what costtrain sees of your machine (cores, PyTorch version, GPU if any);
+    - that Fashion-MNIST is found, and what its images look like;
+    - how the course notebooks work: a `parameters` cell, widgets that only *set* values, and
+      an ordinary cell below them that trains, with a progress bar.
+
+    **Time on a laptop:** about 10 seconds.
+    """),
+    imports("from costtrain.utils import hardware_info, threads_per_process"),
+    md(PARAMS_INTRO),
+    params("""
+    dataset = "fashion-mnist"
+    subset = 2000         # training images for the smoke run
+    test_subset = 1000    # test images
+    batch_size = 64
+    lr = 0.01
+    seed = 42
+    progress = True
+    figures_dir = "../figures"
+    """),
+    code("""
+    # NBVAL_CHECK_OUTPUT
+    cores = costtrain.num_cores()
+    figures = Path(figures_dir)
+    figures.mkdir(parents=True, exist_ok=True)
+    ds = costtrain.load_dataset(dataset, subset=subset, test_subset=test_subset, seed=seed)
+    print(f"{ds.name}: {len(ds.train_y):,} training and {len(ds.test_y):,} test images of shape "
+          f"{ds.input_shape}, {ds.num_classes} classes")
+    """),
+    md("""
+    ## 1. Your machine
+    """),
+    code("""
+    # NBVAL_IGNORE_OUTPUT
+    for key, value in hardware_info().items():
+        print(f"{key:>9}: {value}")
+    print(f"  threads: 2 processes get {threads_per_process(2)} each, 4 get {threads_per_process(4)} each")
+    """),
+    md("""
+    ## 2. The data
+    """),
+    code("""
+    # NBVAL_IGNORE_OUTPUT
+    images = ds.raw_images("train")[:16]
+    fig, axes = plt.subplots(2, 8, figsize=(9, 2.6), layout="constrained")
+    for ax, img, label in zip(axes.flat, images, ds.train_y[:16].tolist()):
+        ax.imshow(img.squeeze(), cmap="gray_r")
+        ax.set_title(ds.classes[label], fontsize=7)
+        ax.axis("off")
+    fig.savefig(figures / "00_samples.png", dpi=110)
+    plt.show()
+    """),
+    md("""
+    ## 3. Widgets set values, the next cell trains
+
+    Move the controls (or leave them), then run the cell below them. Run headless (papermill,
+    `costtrain notebooks`), nobody moves them, so the run uses the `parameters` values.
+    """),
+    code("""
+    controls = training_controls(threads=1, batch_size=batch_size, lr=lr)
+    controls
+    """),
+    code("""
+    # NBVAL_IGNORE_OUTPUT
+    v = read_controls(controls)
+    smoke = costtrain.train_baseline("simple", ds, threads=v["threads"], batch_size=v["batch_size"], lr=v["lr"],
+                                     seed=seed, progress=progress)
+    print(summary(smoke))
+    """),
+    md("""
+    ## Summary
+    """),
+    code("""
+    # NBVAL_IGNORE_OUTPUT
+    display(Markdown("\\n".join([
+        f"- costtrain {costtrain.__version__} with PyTorch {hardware_info()['torch']} on {cores} core(s).",
+        f"- {ds.name} found: {len(ds.train_y):,} training images used here; sample images in "
+        f"`{figures / '00_samples.png'}`.",
+        f"- A {smoke.samples:,}-sample smoke run trained at {smoke.samples_per_second:,.0f} samples/s and reached "
+        f"{100 * smoke.test_accuracy:.1f} % test accuracy: the set-up works. Next: `01_baseline.ipynb`."])))
+    """),
+    code(FOOTER),
+]
+
+# ---------------------------------------------------------------------------------------------
 NB01 = [
     md("""
     # 01 · The baseline: one process, measured
@@ -773,7 +865,7 @@ NB04 = [
     code(FOOTER),
 ]
 
-NOTEBOOKS = {"01_baseline": NB01, "02_parameter_server": NB02, "03_hogwild": NB03, "04_compare": NB04}
+NOTEBOOKS = {"00_setup": NB00, "01_baseline": NB01, "02_parameter_server": NB02, "03_hogwild": NB03, "04_compare": NB04}
 
 
 def build(name: str, cells: list) -> nbformat.NotebookNode:
