@@ -726,7 +726,7 @@ NB04 = [
     **Time on a laptop:** about 2 to 3 minutes with the defaults on 2 cores; about a minute
     with the CI values.
     """),
-    imports('from costtrain.compare import run_comparison', 'from costtrain.cost import attach_cost, price_basis', 'from costtrain.energy import EnergyReading', 'from costtrain.plots import plot_accuracy_vs_time, plot_cost_to_target, plot_losses', 'from costtrain.report import format_table'),
+    imports('from costtrain.compare import run_comparison', 'from costtrain.cost import attach_cost, price_basis', 'from costtrain.plots import plot_accuracy_vs_time, plot_cost_to_target, plot_losses', 'from costtrain.report import format_table'),
     md(PARAMS_INTRO),
     params("""
     dataset = "fashion-mnist"
@@ -798,9 +798,8 @@ NB04 = [
     code("""
     # NBVAL_IGNORE_OUTPUT
     target = target_accuracy or round(0.9 * max(r.test_accuracy for r in results), 3)
-    for r in results:  # price again now that the target is known, with each run's measured energy
-        energy = EnergyReading(r.cost["energy_joules"], r.cost["seconds"], r.cost["energy_source"])
-        attach_cost(r, target_accuracy=target, basis=basis, energy=energy)
+    for r in results:  # price again now that the target is known (each run keeps its measured energy)
+        attach_cost(r, target_accuracy=target, basis=basis)
     title = f"Cost to {100 * target:.0f} % test accuracy ({basis.name})"
     plot_accuracy_vs_time(results, figures / "04_accuracy_vs_time.png", target=target)
     plot_cost_to_target(results, figures / "04_cost_to_target.png", title=title)
