@@ -20,10 +20,10 @@ KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "langua
 
 def imports(*extra: str) -> dict:
     """The first code cell: the shared imports, the notebook's own, and the start time."""
-    third_party = [e for e in extra if e.startswith("import ")]
+    third_party = [e for e in extra if not e.startswith("from costtrain")]
     lines = ["%matplotlib inline", "import time", "from pathlib import Path", "",
-             "import matplotlib.pyplot as plt", *third_party,
-             "from IPython.display import Markdown, display", "",
+             "import matplotlib.pyplot as plt", "from IPython.display import Markdown, display",
+             *third_party, "",
              "import costtrain", "from costtrain.report import results_table, summary",
              "from costtrain.widgets import read_controls, training_controls",
              *[e for e in extra if e not in third_party], "",
@@ -535,7 +535,7 @@ NB03 = [
     **Time on a laptop:** about 3 minutes with the defaults on 2 cores; about a minute with
     the CI values.
     """),
-    imports('import torch', 'from costtrain.data import tensor_dataset', 'from costtrain.hogwild import chart_losses, log_elapsed_time, train_hogwild, train_model', 'from costtrain.plots import plot_losses, plot_worker_losses', 'from costtrain.procs import WorkerError', 'from costtrain.utils import threads_per_process'),
+    imports('import torch', 'from tqdm.auto import tqdm', 'from costtrain.data import tensor_dataset', 'from costtrain.hogwild import chart_losses, log_elapsed_time, train_hogwild, train_model', 'from costtrain.plots import plot_losses, plot_worker_losses', 'from costtrain.procs import WorkerError', 'from costtrain.utils import threads_per_process'),
     md(PARAMS_INTRO),
     params("""
     dataset = "fashion-mnist"
@@ -580,7 +580,7 @@ NB03 = [
     loader = torch.utils.data.DataLoader(tensor_dataset(ds, "train"), batch_size=batch_size, shuffle=True)
     test_loader = torch.utils.data.DataLoader(tensor_dataset(ds, "test"), batch_size=1000)
     losses, original_seconds = {}, {}
-    for processes, epochs_per_process in configs:
+    for processes, epochs_per_process in tqdm(configs, desc="configurations", disable=not progress):
         model = costtrain.SimpleNN()
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
         start = time.time()
