@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .utils import CosttrainError
 
@@ -153,7 +153,8 @@ def run_notebooks(notebooks_dir: str | Path = "notebooks", out_dir: str | Path |
                   figures_dir: str | Path = "figures", ci: bool = False,
                   parameters: Mapping[str, Any] | None = None, only: Iterable[str] | None = None,
                   kernel: str = KERNEL, cell_timeout: float | None = 900,
-                  progress: bool = True, on_done=None) -> list[NotebookRun]:
+                  progress: bool = True,
+                  on_done: Callable[[NotebookRun], None] | None = None) -> list[NotebookRun]:
     """Run every numbered notebook with papermill; raise :class:`NotebookError` if any fails.
 
     Args:
@@ -166,8 +167,15 @@ def run_notebooks(notebooks_dir: str | Path = "notebooks", out_dir: str | Path |
         on_done: called with each :class:`NotebookRun` as it finishes.
     """
     paths = find_notebooks(notebooks_dir, only)
-    for p in paths:  # fail fast on a missing parameters cell, before minutes of running
-        notebook_parameters(p)
+    # fail fast, before minutes of running: a missing parameters cell, a mistyped name
+    declared = set().union(*(notebook_parameters(p) for p in paths))
+    if "figures_dir" in (parameters or {}):
+        raise CosttrainError("set the figures folder with figures_dir= (--figures-dir), "
+                             "not as a notebook parameter.")
+    unknown = sorted(set(parameters or {}) - declared)
+    if unknown:
+        raise CosttrainError(f"no notebook has a parameter named {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(declared))}.")
     out_dir = Path(out_dir) if out_dir is not None else Path(notebooks_dir) / "out"
     figures = Path(figures_dir).resolve()
     figures.mkdir(parents=True, exist_ok=True)

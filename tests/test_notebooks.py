@@ -137,6 +137,13 @@ def test_a_notebook_without_parameters_cell_is_refused_before_running(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_mistyped_parameter_is_refused_before_running(tmp_path):
+    _write(tmp_path / "nbs", "01_fine.ipynb", ["value = 1", "print(value)"])
+    with pytest.raises(ValueError, match="no notebook has a parameter named valeu; known: value"):
+        run_notebooks(tmp_path / "nbs", tmp_path / "out", parameters={"valeu": 2})
+    assert not (tmp_path / "out").exists()
+
+
 def test_runner_injects_parameters_and_names_the_failing_cell(tmp_path):
     nbs = tmp_path / "nbs"
     _write(nbs, "01_ok.ipynb", ["value = 1\nfigures_dir = 'nowhere'",
