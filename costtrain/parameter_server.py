@@ -136,8 +136,8 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
             ``async`` (each worker pushes and pulls on its own; staleness is recorded).
         workers: worker processes besides the server.
         batch_size: samples per step and worker (sync = SGD with batch ``workers*batch_size``).
-        threads: intra-op threads per worker (default ``cores // workers``); the server, which
-            mostly waits, uses one thread.
+        threads: intra-op threads per worker; default ``cores // (workers + 1)``, at least 1,
+            so that the workers and the server (one thread) never oversubscribe the cores.
         device: only ``cpu`` (gloo moves CPU tensors).
         eval_every: the server also evaluates every this many samples (time kept apart).
         timeout: seconds any wait on a peer may take; a dead or silent peer ends the run.
@@ -171,7 +171,7 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
     cfg = PSConfig(mode=mode, workers=workers, epochs=epochs, batch_size=batch_size,
                    lr=server_lr(lr, mode, workers, scale_lr), momentum=momentum, seed=seed,
                    log_every=log_every, eval_every=eval_every,
-                   timeout=timeout, threads=threads or threads_per_process(workers),
+                   timeout=timeout, threads=threads or threads_per_process(workers + 1),
                    max_staleness=max_staleness)
     config = _config(cfg, ds, net if isinstance(net, str) else model_name(model), subset,
                      lr=lr, scale_lr=scale_lr, addr=addr)
