@@ -115,7 +115,7 @@ def _check_picklable(net: nn.Module | str) -> None:
 
 def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist",
                            *, mode: str = "sync", workers: int = 2, epochs: int = 1,
-                           batch_size: int = 64, lr: float = 0.01, momentum: float = 0.0,
+                           batch_size: int = 64, lr: float = 0.01, momentum: float = 0.5,
                            threads: int | None = None, device: str = "cpu", seed: int = 42,
                            subset: int | None = None, data_root: str | None = None,
                            eval_every: int | None = None, log_every: int = 10,
@@ -302,7 +302,7 @@ def torchrun_env() -> tuple[int, int, str]:
 
 def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, mode: str = "sync",
                        epochs: int = 1, batch_size: int = 64, lr: float = 0.01,
-                       momentum: float = 0.0, threads: int | None = None, seed: int = 42,
+                       momentum: float = 0.5, threads: int | None = None, seed: int = 42,
                        subset: int | None = None, eval_every: int | None = None,
                        log_every: int = 10, timeout: float = 60.0,
                        max_staleness: int | None = None,
@@ -346,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, default="sync", help="(default: %(default)s)")
     p.add_argument("--epochs", type=_positive_int, default=1,
                    help="passes over the training set, shared by the workers (default: 1)")
-    p.add_argument("--momentum", type=float, default=0.0, help="server SGD momentum (default 0)")
+    p.add_argument("--momentum", type=float, default=0.5,
+                   help="server SGD momentum (default: %(default)s, as the baseline)")
     p.add_argument("--threads", type=_positive_int, default=None,
                    help="threads per worker (default: cores // processes on this machine)")
     p.add_argument("--timeout", type=_positive_float, default=60.0,
