@@ -95,8 +95,11 @@ def listen(addr: str, port: int | None, timeout: float) -> Iterator[int]:
         raise CosttrainError(f"cannot listen on {addr!r}: {exc.strerror}; give an address of "
                              "this machine (default 127.0.0.1).") from None
     port = sock.getsockname()[1]
-    store = dist.TCPStore(addr, port, None, is_master=True,  # the store now owns the socket
-                          timeout=datetime.timedelta(seconds=timeout), wait_for_workers=False,
+    # The store now owns the socket. Its own client connects to it at once; give that at least
+    # a few seconds on a busy machine (the ranks' waits keep the user's timeout).
+    store = dist.TCPStore(addr, port, None, is_master=True,
+                          timeout=datetime.timedelta(seconds=max(timeout, 10.0)),
+                          wait_for_workers=False,
                           master_listen_fd=sock.detach())
     try:
         yield port
