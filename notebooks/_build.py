@@ -21,12 +21,14 @@ KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "langua
 def imports(*extra: str) -> dict:
     """The first code cell: the shared imports, the notebook's own, and the start time."""
     third_party = [e for e in extra if not e.startswith("from costtrain")]
-    lines = ["%matplotlib inline", "import time", "from pathlib import Path", "",
+    lines = ["%matplotlib inline", "import time", "import warnings", "from pathlib import Path", "",
              "import matplotlib.pyplot as plt", "from IPython.display import Markdown, display",
              *third_party, "",
              "import costtrain", "from costtrain.report import results_table, summary",
              "from costtrain.widgets import read_controls, training_controls",
              *[e for e in extra if e not in third_party], "",
+             "# show warnings as one line, without the file they came from",
+             "warnings.formatwarning = lambda message, category, *args, **kwargs: f\"{category.__name__}: {message}\\n\"",
              "notebook_start = time.perf_counter()"]
     return nbformat.v4.new_code_cell("\n".join(lines))
 
