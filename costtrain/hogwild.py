@@ -14,7 +14,9 @@ the shared parameters. Three things make it fast on a small machine:
 Periodic evaluation (``eval_every``): worker 0 evaluates the shared model each time the
 samples trained by *all* workers together (a shared counter) pass another ``eval_every``,
 while the other workers keep training; worker 0's evaluation time is kept out of the
-training clock, so the eval curve's seconds are comparable with the baseline's.
+training clock, so the eval curve's seconds are comparable with the baseline's. The
+per-worker loss curves share one clock, wall seconds since the start signal, so that they
+merge in time order.
 
 The original project's API (``train_model``, ``log_elapsed_time``, ``chart_losses``) is in
 :mod:`costtrain.legacy` and importable from here too.
@@ -145,8 +147,9 @@ def _worker(rank: int, job: Job, model: nn.Module, source: Source,
             loss = loss_fn(model(xb), yb)
             loss.backward()
             opt.step()
-            elapsed = time.perf_counter() - t0 - evaluator.seconds
-            log.add(loss.item(), len(yb), elapsed)
+            now = time.perf_counter() - t0  # one clock for every worker's loss curve
+            elapsed = now - evaluator.seconds  # training seconds (eval curve, like the baseline)
+            log.add(loss.item(), len(yb), now)
             if log.samples - reported >= job.log_every * job.batch_size:
                 procs.report("progress", (log.samples - reported, epoch, log.samples,
                                           log.curve["loss"][-1]))
@@ -162,13 +165,13 @@ def _worker(rank: int, job: Job, model: nn.Module, source: Source,
     if dev.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0 - evaluator.seconds
-    log.flush(seconds)
+    log.flush(seconds + evaluator.seconds)
     procs.report("done", (log.samples - reported, evaluator.seconds))
     return _outcome(log, evaluator, seconds + evaluator.seconds, stopped=False)
 
 
 def _outcome(log: LossLog, evaluator: Evaluator, seconds: float, stopped: bool) -> dict:
-    log.flush(seconds - evaluator.seconds)
+    log.flush(seconds)
     return dict(curve=log.curve, samples=log.samples, eval_curve=evaluator.curve,
                 eval_seconds=evaluator.seconds, seconds=seconds, stopped=stopped,
                 threads=torch.get_num_threads())
