@@ -7,7 +7,7 @@ STAMP := $(VENV)/.costtrain-installed
 .PHONY: run test data notebooks benchmarks clean
 
 run: $(STAMP) data
-	$(VENV)/bin/costtrain compare --out results/compare.json
+	$(VENV)/bin/costtrain compare --target-accuracy 75 --out results/compare.json
 
 test: $(STAMP) data
 	$(PY) -m pytest -q
