@@ -40,8 +40,10 @@ def test_worker_killed_by_a_signal_does_not_hang(fmnist):
 
 def test_timeout_stops_the_workers_and_keeps_partial_results(fmnist):
     with pytest.raises(WorkerError, match="did not finish within") as e:
-        train_hogwild(_testing.FaultyNet("slow", rank=-1, sleep=0.02), fmnist, processes=2,
-                      threads=1, batch_size=8, timeout=12)
+        # 375 batches x 0.2 s = 75 s of work per worker: far more than the timeout, whatever
+        # the machine; 20 s leave time to start the workers even on a busy machine
+        train_hogwild(_testing.FaultyNet("slow", rank=-1, sleep=0.2), fmnist, processes=2,
+                      threads=1, batch_size=8, timeout=20)
     partial = e.value.result
     assert partial.status == "partial" and set(partial.worker_curves) == {"0", "1"}
     assert 0 < partial.samples < 2 * 3000 and partial.test_accuracy == partial.test_accuracy

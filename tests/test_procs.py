@@ -12,16 +12,7 @@ import pytest
 from costtrain import _testing, procs
 
 
-def _children():
-    """Live worker processes of this test process (the resource tracker is not a worker)."""
-    out = []
-    for p in psutil.Process().children(recursive=True):
-        try:
-            if p.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(p.cmdline()):
-                out.append(p)
-        except psutil.NoSuchProcess:
-            pass
-    return out
+_children = _testing.spawned_children
 
 
 def test_results_by_rank_and_messages():
