@@ -1,6 +1,7 @@
 """Single-process training: the baseline every other method must beat."""
 from __future__ import annotations
 
+import functools
 import time
 from typing import Callable
 
@@ -18,8 +19,8 @@ PIPELINES = ("memory", "classic")
 
 
 def sgd(lr: float = 0.01, momentum: float = 0.5) -> OptimizerFactory:
-    """The classic example's optimizer as a factory: ``SGD(params, lr, momentum)``."""
-    return lambda params: torch.optim.SGD(params, lr=lr, momentum=momentum)
+    """The classic example's optimizer as a picklable factory: ``SGD(params, lr, momentum)``."""
+    return functools.partial(torch.optim.SGD, lr=lr, momentum=momentum)
 
 
 def prepare(net: nn.Module | str, data: Dataset | str, *, seed: int, subset: int | None = None,

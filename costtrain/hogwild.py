@@ -37,7 +37,7 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 
 from . import procs
-from .baseline import OptimizerFactory, _progress, prepare
+from .baseline import PIPELINES, OptimizerFactory, _progress, prepare, sgd
 from .data import ClassicImageDataset, Dataset
 from .engine import (Evaluator, LossLog, batches, check_hparams, evaluate, loss_fn, merge_curves,
                      steady_rate)
@@ -47,7 +47,6 @@ from .utils import (CosttrainError, hardware_info, num_cores, resolve_device, se
                     threads_per_process)
 
 SHARDINGS = ("full", "shard")
-PIPELINES = ("memory", "classic")
 MAX_PROCESSES_PER_CORE = 4
 
 
@@ -381,11 +380,6 @@ def check_optimizer(factory: Callable, model: nn.Module) -> None:
     if not isinstance(opt, torch.optim.Optimizer):
         raise CosttrainError("optimizer must be a factory params -> torch.optim.Optimizer, "
                              f"but it returned {type(opt).__name__}.")
-
-
-def sgd(lr: float = 0.01, momentum: float = 0.5) -> OptimizerFactory:
-    """Picklable SGD factory (the classic example's optimizer)."""
-    return functools.partial(torch.optim.SGD, lr=lr, momentum=momentum)
 
 
 def share(model: nn.Module, dev: torch.device) -> nn.Module:
