@@ -42,7 +42,7 @@ def test_periodic_evaluation_keeps_its_time_apart(fmnist):
     assert len(r.eval_curve["samples"]) == 3
     assert r.eval_curve["samples"][-1] == 3000
     assert all(0 <= a <= 1 for a in r.eval_curve["accuracy"])
-    assert r.eval_curve["seconds"][-1] <= r.train_seconds + 1e-6
+    assert r.eval_curve["seconds"][-1] <= r.train_seconds + 1e-4  # curves round to 0.1 ms
 
 
 def test_threads_are_restored(fmnist):

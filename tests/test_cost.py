@@ -198,7 +198,7 @@ def test_real_run_carries_cost_through_json(fmnist, tmp_path):
     assert r.cost["seconds"] >= r.train_seconds > 0
     assert r.cost["energy_source"].split(":")[0] in ("measured", "estimated")
     assert r.cost["time_to_target_seconds"] is not None  # an MLP passes 30 % within an epoch
-    assert r.cost["time_to_target_seconds"] <= r.setup_seconds + r.train_seconds + 1e-6
+    assert r.cost["time_to_target_seconds"] <= r.setup_seconds + r.train_seconds + 1e-4
     back = load_results(save_results([r], tmp_path / "r.json"))[0]
     assert back.cost == json.loads(json.dumps(r.cost))
 

@@ -40,7 +40,7 @@ def test_learns_with_full_sharding_and_per_worker_curves(fmnist):
     ev = r.eval_curve  # worker 0 evaluates every 1500 samples trained by both workers
     assert ev["samples"] == sorted(ev["samples"]) and len(ev["samples"]) >= 4
     assert ev["samples"][0] >= 1500 and ev["samples"][-1] == 6000
-    assert ev["seconds"][-2] <= r.train_seconds + 1e-6
+    assert ev["seconds"][-2] <= r.train_seconds + 1e-4
     expected = threads_per_process(2)
     assert r.threads == expected and r.extra["worker_threads"] == {"0": expected, "1": expected}
     lines = plot_worker_losses(r).axes[0].get_lines()

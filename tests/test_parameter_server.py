@@ -79,7 +79,7 @@ def test_async_trains_and_records_staleness(fmnist):
     # periodic evaluation by the server, its time kept out of the training clock
     assert r.eval_curve["samples"][:4] == sorted(r.eval_curve["samples"][:4])
     assert len(r.eval_curve["samples"]) == 4 and r.eval_curve["samples"][-1] == 6000
-    assert r.eval_seconds > 0 and r.eval_curve["seconds"][-1] <= r.train_seconds + 1e-6
+    assert r.eval_seconds > 0 and r.eval_curve["seconds"][-1] <= r.train_seconds + 1e-4
     assert r.setup_seconds > 0 and r.samples_per_second > 0 and r.steady_samples_per_second > 0
     assert sum(c["samples"][-1] for c in r.worker_curves.values()) == 6000
 
