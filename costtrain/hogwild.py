@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import pickle
 import sys
 import time
@@ -334,7 +335,8 @@ class _NoTensorPickler(pickle.Pickler):
 
 def _main_is_importable() -> bool:
     main = sys.modules.get("__main__")
-    return bool(getattr(main, "__file__", None)) or getattr(main, "__spec__", None) is not None
+    path = getattr(main, "__file__", None)  # '<stdin>' for `python -`: not importable by spawn
+    return bool(path and os.path.isfile(path)) or getattr(main, "__spec__", None) is not None
 
 
 def check_shareable(model: nn.Module, what: str = "model") -> None:
