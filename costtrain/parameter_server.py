@@ -29,6 +29,7 @@ from . import procs
 from .baseline import _progress, prepare
 from .data import Dataset, load_dataset
 from .engine import check_hparams, merge_curves, steady_rate
+from .hogwild import check_shareable
 from .models import build_model, model_name
 from .ps_ranks import MODES, PSConfig, run_rank, shard_indices, worker_batches
 from .result import RunResult
@@ -107,15 +108,6 @@ def listen(addr: str, port: int | None, timeout: float) -> Iterator[int]:
         del store
 
 
-def _check_picklable(net: nn.Module | str) -> None:
-    if isinstance(net, nn.Module) and type(net).__module__ == "__main__" and \
-            not hasattr(sys.modules["__main__"], "__file__"):
-        raise CosttrainError(
-            f"the model class {type(net).__name__} is defined in a notebook or an interactive "
-            "session; worker processes cannot import it. Put the class in a .py module and "
-            "import it, or use a built-in model name ('simple', 'mlp', 'cnn').")
-
-
 def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist",
                            *, mode: str = "sync", workers: int = 2, epochs: int = 1,
                            batch_size: int = 64, lr: float = 0.01, momentum: float = 0.5,
@@ -165,7 +157,8 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
     if resolve_device(device).type != "cpu":
         raise CosttrainError(f"the parameter server runs on CPU processes (gloo); device "
                              f"{device!r} is not supported here. Use device='cpu'.")
-    _check_picklable(net)
+    if isinstance(net, nn.Module):
+        check_shareable(net, "net")  # spawned ranks must be able to unpickle it
     t_start = time.time()
     model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
     if len(ds.train_y) < workers:

@@ -175,3 +175,21 @@ def test_cli_failed_run_is_a_clear_error_and_keeps_the_partial_result(tmp_path, 
     (r,) = load_results(out)
     assert r.status == "partial" and r.method == "ps-sync" and r.samples == 0
     assert not spawned_children()
+
+
+def test_model_class_spawn_cannot_import_is_refused_before_any_process(tmp_path):
+    import subprocess
+    import sys
+    script = (
+        "import torch.nn as nn\n"
+        "from costtrain.parameter_server import train_parameter_server\n"
+        "class Local(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(); self.fc = nn.Linear(784, 10)\n"
+        "    def forward(self, x): return self.fc(x.flatten(1))\n"
+        "train_parameter_server(Local(), 'fashion-mnist', subset=100, workers=1)\n")
+    p = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode != 0
+    assert "CosttrainError" in p.stderr and "cannot import it" in p.stderr
+    assert "spawn_main" not in p.stderr  # refused in the parent, no worker was started
