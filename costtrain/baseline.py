@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from .data import ClassicImageDataset, Dataset, load_dataset
 from .engine import Evaluator, LossLog, batches, check_hparams, evaluate, loss_fn, steady_rate
-from .models import build_model, model_name
+from .models import build_model, model_name, sgd_settings
 from .result import RunResult
 from .utils import CosttrainError, hardware_info, num_cores, num_threads, resolve_device, seed_everything
 
@@ -42,8 +42,8 @@ def _classic_loader(ds: Dataset, batch_size: int, gen: torch.Generator):
 
 
 def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist", *,
-                   epochs: int = 1, batch_size: int = 64, lr: float = 0.01, momentum: float = 0.5,
-                   optimizer: OptimizerFactory | None = None, threads: int | None = None,
+                   epochs: int = 1, batch_size: int = 64, lr: float | None = None,
+                   momentum: float | None = None, optimizer: OptimizerFactory | None = None, threads: int | None = None,
                    device: str = "cpu", seed: int = 42, subset: int | None = None,
                    data_root: str | None = None, eval_every: int | None = None,
                    log_every: int = 10, pipeline: str = "memory",
@@ -54,6 +54,8 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
         net: a model name (``simple``, ``mlp``, ``cnn``) or your own ``nn.Module`` (trained in place).
         data: a dataset name or a :class:`~costtrain.data.Dataset` already loaded.
         epochs: passes over the training set.
+        lr, momentum: of the default SGD; None = the model's recommendation (0.01 and 0.5 for
+            the dense nets, momentum 0 for sparse models: see :func:`~costtrain.models.sgd_settings`).
         optimizer: factory ``params -> Optimizer``; default SGD(lr, momentum).
         threads: intra-op threads (default: every core); restored afterwards.
         device: ``cpu``, ``cuda`` or ``mps``.
@@ -61,7 +63,8 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
         log_every: batches per point of the loss curve.
         pipeline: ``memory`` (in-memory tensors) or ``classic`` (DataLoader, per-sample transforms).
     """
-    check_hparams(epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every)
+    check_hparams(epochs=epochs, batch_size=batch_size, lr=1.0 if lr is None else lr,
+                  eval_every=eval_every)
     if pipeline not in PIPELINES:
         raise CosttrainError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}.")
     dev = resolve_device(device)
@@ -72,6 +75,7 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
     with num_threads(threads):
         model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
         model.to(dev).train()
+        lr, momentum = sgd_settings(model, lr, momentum)
         opt = (optimizer or sgd(lr, momentum))(list(model.parameters()))
         gen = seed_everything(seed)
         test_x, test_y = ds.test_x.to(dev), ds.test_y.to(dev)

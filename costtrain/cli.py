@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .data import DATASETS
+from .data import DATASETS, SPARSE
 from .models import MODELS
 from .result import RunResult, save_results
 from .utils import CosttrainError
@@ -56,14 +56,20 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--subset", type=_positive_int, default=None,
                    help="train on a stratified sample of this many training images "
                         "(default: all)")
+    g.add_argument("--sparse-features", type=_positive_int, default=None,
+                   help=f"{SPARSE}: number of features d (default: 2**18)")
+    g.add_argument("--sparse-k", type=_positive_int, default=None,
+                   help=f"{SPARSE}: non-zero features per sample (default: 16)")
     g.add_argument("--model", default="simple", choices=sorted(MODELS),
                    help="simple = the classic 2-conv Hogwild! example net, mlp = small MLP, "
-                        "cnn = small CNN for CIFAR-10 (default: %(default)s)")
+                        "cnn = small CNN for CIFAR-10, sparse-linear = logistic regression "
+                        f"on {SPARSE} (default: %(default)s)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--batch-size", type=_positive_int, default=64,
                    help="mini-batch size per step and worker (default: %(default)s)")
-    o.add_argument("--lr", type=_positive_float, default=0.01,
-                   help="SGD learning rate (default: %(default)s)")
+    o.add_argument("--lr", type=_positive_float, default=None,
+                   help="SGD learning rate (default: the model's, 0.01 for the image nets, "
+                        "0.5 for sparse-linear)")
     o.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
     o.add_argument("--eval-every", type=_positive_int, default=None,
                    help="also measure test accuracy every this many training samples "
@@ -150,8 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args):
     from .data import load_dataset
+    sparse = dict(features=args.sparse_features, k=args.sparse_k)
+    if args.dataset != SPARSE:
+        given = [f"--sparse-{k}" for k, v in sparse.items() if v is not None]
+        if given:
+            raise CosttrainError(f"{', '.join(given)}: only for --dataset {SPARSE}.")
+        sparse = {}
     return load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed,
-                        download=args.download)
+                        download=args.download, **sparse)
 
 
 def cmd_run(args) -> list[RunResult]:

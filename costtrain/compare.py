@@ -54,7 +54,7 @@ def _hogwild_plan(total_epochs: int, cores: int) -> list[Run]:
 
 def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simple",
                    total_epochs: int = 2, subset: int | None = None, batch_size: int = 64,
-                   lr: float = 0.01, seed: int = 42, eval_every: int | None = None,
+                   lr: float | None = None, seed: int = 42, eval_every: int | None = None,
                    data_root: str | None = None, progress: bool = False,
                    only: list[str] | None = None,
                    on_result: Callable[[RunResult], None] | None = None,
@@ -64,7 +64,7 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
 
     Every result gets ``cost`` (:func:`costtrain.cost.attach_cost`): energy measured around
     the run (or estimated), its cost on the `price` basis (default: electricity) and the
-    cost and time to `target_accuracy` (needs `eval_every`).
+    cost and time to `target_accuracy` (needs `eval_every`). ``lr`` None = the model's own.
     """
     ds = data if isinstance(data, Dataset) else load_dataset(data, data_root, subset=subset,
                                                             seed=seed)

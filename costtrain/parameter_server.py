@@ -30,7 +30,7 @@ from .baseline import _progress, prepare
 from .data import Dataset, load_dataset
 from .engine import check_hparams, merge_curves, steady_rate
 from .hogwild import check_shareable
-from .models import build_model, model_name
+from .models import build_model, model_name, sgd_settings
 from .ps_ranks import MODES, PSConfig, run_rank, shard_indices, worker_batches
 from .result import RunResult
 from .utils import CosttrainError, hardware_info, resolve_device, threads_per_process
@@ -110,8 +110,8 @@ def listen(addr: str, port: int | None, timeout: float) -> Iterator[int]:
 
 def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist",
                            *, mode: str = "sync", workers: int = 2, epochs: int = 1,
-                           batch_size: int = 64, lr: float = 0.01, momentum: float = 0.5,
-                           threads: int | None = None, device: str = "cpu", seed: int = 42,
+                           batch_size: int = 64, lr: float | None = None,
+                           momentum: float | None = None, threads: int | None = None, device: str = "cpu", seed: int = 42,
                            subset: int | None = None, data_root: str | None = None,
                            eval_every: int | None = None, log_every: int = 10,
                            progress: bool = False, timeout: float = 60.0,
@@ -122,7 +122,9 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
     Worker ``r`` (1..K) trains on shard ``shard_indices(n, K, seed)[r-1]`` for ``epochs``
     passes with ``batch_size`` samples per step; the server (rank 0) holds the parameters and
     an SGD(lr, momentum) optimizer and evaluates on the test set. Total work: ``epochs`` passes
-    over the whole training set, shared by the workers.
+    over the whole training set, shared by the workers. ``lr``/``momentum`` None = the model's
+    recommendation (0.01 and 0.5; a sparse model's own lr and momentum 0). Sparse gradients
+    travel dense: every step sends and receives the whole table.
 
     Args:
         net: a model name (``simple``, ``mlp``, ``cnn``) or your own ``nn.Module`` (its class must
@@ -151,7 +153,8 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
         ParameterServerError: a rank died or a connection broke; ``.partial`` holds the
             result so far (status ``partial``) and ``.rank`` the lost rank.
     """
-    check_config(mode, workers, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+    check_config(mode, workers, epochs=epochs, batch_size=batch_size,
+                 lr=1.0 if lr is None else lr, momentum=momentum or 0.0,
                  eval_every=eval_every, timeout=timeout, threads=threads,
                  max_staleness=max_staleness)
     if resolve_device(device).type != "cpu":
@@ -161,6 +164,8 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
         check_shareable(net, "net")  # spawned ranks must be able to unpickle it
     t_start = time.time()
     model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
+    # the server steps on dense (averaged) gradients: momentum is allowed for sparse models
+    lr, momentum = sgd_settings(model, lr, momentum, allow_sparse_momentum=True)
     if len(ds.train_y) < workers:
         raise CosttrainError(f"{workers} workers need at least {workers} training samples, "
                              f"got {len(ds.train_y)}.")

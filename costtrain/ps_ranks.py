@@ -148,9 +148,14 @@ def float_buffers(net: nn.Module) -> list[torch.Tensor]:
 
 
 def flatten(tensors: list[torch.Tensor], grads: bool = False) -> torch.Tensor:
-    """All tensors (or their gradients, zeros where absent) as one flat vector."""
+    """All tensors (or their gradients, zeros where absent) as one flat vector.
+
+    Sparse gradients (``EmbeddingBag(sparse=True)``) are made dense: the message carries every
+    row, so a sparse model pays the full size of its table per step here, unlike Hogwild!.
+    """
     if grads:
-        tensors = [t.grad if t.grad is not None else torch.zeros_like(t) for t in tensors]
+        tensors = [torch.zeros_like(t) if t.grad is None
+                   else t.grad.to_dense() if t.grad.is_sparse else t.grad for t in tensors]
     return torch.cat([t.detach().reshape(-1) for t in tensors]) if tensors else torch.zeros(0)
 
 
