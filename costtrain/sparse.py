@@ -107,6 +107,24 @@ def has_sparse_grads(net: nn.Module) -> bool:
     return bool(sparse_parameters(net))
 
 
+def step_footprint(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """How many parameter values one SGD step on the batch (x, y) writes (no step is taken).
+
+    A dense gradient writes its whole tensor; a sparse one only its rows.
+    """
+    net.zero_grad(set_to_none=True)
+    nn.functional.cross_entropy(net(x), y).backward()
+    written = total = 0
+    for p in net.parameters():
+        total += p.numel()
+        if p.grad is not None and p.grad.is_sparse:
+            written += len(p.grad.coalesce().indices()[0]) * p[0].numel()
+        elif p.grad is not None:
+            written += p.numel()
+    net.zero_grad(set_to_none=True)
+    return dict(written=written, total=total, fraction=written / max(1, total))
+
+
 class Collisions:
     """Hogwild! conflicts, sampled: did another worker write my rows while my step computed?
 
