@@ -128,3 +128,10 @@ def sgd_settings(net: nn.Module, lr: float | None, momentum: float | None,
             "sparse models, or pass your own optimizer.")
     return (getattr(net, "sparse_lr", DEFAULT_LR) if lr is None else lr,
             0.0 if momentum is None else momentum)
+
+
+def display_name(net: nn.Module | str, model: nn.Module | None = None) -> str:
+    """What results call the net: the name it was asked for, else the built model's name."""
+    if isinstance(net, str):
+        return net
+    return model_name(model if model is not None else net)
