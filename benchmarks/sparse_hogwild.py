@@ -1,7 +1,7 @@
 """Hogwild! where it shines: the sparse model beside the dense net, 1..cores processes.
 
     python benchmarks/sparse_hogwild.py [--repeats 3] [--total-epochs 2] [--dense-subset 20000]
-        [--features 262144] [--k 16] [--max-processes N] [--json out.json]
+        [--train 100000] [--features 262144] [--k 16] [--max-processes N] [--json out.json]
 
 Each model (``sparse-linear`` on ``sparse-synthetic``, ``simple`` on Fashion-MNIST) runs
 (a) one process with one thread, (b) one process with every core and 1..cores Hogwild!
@@ -79,6 +79,7 @@ def main() -> None:
                     help="epochs of work each configuration does (default 2)")
     ap.add_argument("--dense-subset", type=int, default=20000,
                     help="Fashion-MNIST training images for the dense net (default 20000)")
+    ap.add_argument("--train", type=int, default=100_000, help="sparse: training samples")
     ap.add_argument("--features", type=int, default=2 ** 18, help="sparse: features d")
     ap.add_argument("--k", type=int, default=16, help="sparse: non-zeros per sample")
     ap.add_argument("--max-processes", type=int, default=None,
@@ -89,7 +90,8 @@ def main() -> None:
     a = ap.parse_args()
     cores = num_cores()
     max_p = a.max_processes or cores
-    data = {"sparse-linear": lambda: load_dataset("sparse-synthetic", features=a.features, k=a.k),
+    data = {"sparse-linear": lambda: load_dataset("sparse-synthetic", train=a.train,
+                                                       features=a.features, k=a.k),
             "simple": lambda: load_dataset("fashion-mnist", subset=a.dense_subset, seed=0)}
     sets = {m: data[m]() for m in a.models}
     hw = hardware_info()
