@@ -1,4 +1,4 @@
-"""Hogwild! (Recht et al., 2011): several processes update one shared model without locks.
+"""Hogwild! (Niu, Recht, Ré and Wright, NIPS 2011): several processes update one shared model without locks.
 
 The model's parameters and the training data live in shared memory; every worker process
 builds its own optimizer, draws its own mini-batches and writes its updates straight into
@@ -121,7 +121,7 @@ def shard_indices(n: int, rank: int, processes: int, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[rank::processes]
 
 
-def _worker(rank: int, job: Job, model: nn.Module, source: Source,
+def worker(rank: int, job: Job, model: nn.Module, source: Source,
             test: tuple[torch.Tensor, torch.Tensor] | None, start, counter) -> dict:
     """One Hogwild! process: wait for the start signal, then train the shared `model`."""
     torch.set_num_threads(job.threads)
@@ -189,6 +189,7 @@ class _Clock:
             self.ready += 1
             if self.ready == self.processes:
                 self.t_start = time.perf_counter()
+                self.bar.set_description_str("hogwild")
                 self.start.set()
         elif kind == "progress":
             self.bar.update(payload[0])
@@ -220,12 +221,13 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     counter = ctx.Value("q", 0) if job.eval_every and test is not None else None
     per_epoch = len(source) if job.sharding == "full" else -(-len(source) // job.processes)
     bar = _progress(job.processes * job.epochs * per_epoch, progress, "hogwild")
+    bar.set_description_str(f"hogwild: starting {job.processes} process(es)")
     clock = _Clock(job.processes, start, bar, on_progress)
     args = [(job, model, source, test if counter is not None else None, start, counter)
             ] * job.processes
     error: procs.WorkerError | None = None
     try:
-        outcomes = dict(enumerate(procs.run_workers(_worker, args, name="hogwild worker",
+        outcomes = dict(enumerate(procs.run_workers(worker, args, name="hogwild worker",
                                                     timeout=timeout, on_message=clock)))
     except procs.WorkerError as exc:
         error, outcomes = exc, dict(sorted(exc.results.items()))
@@ -400,7 +402,8 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
                   device: str = "cpu", seed: int = 42, subset: int | None = None,
                   data_root: str | None = None, eval_every: int | None = None,
                   log_every: int = 10, pipeline: str = "memory", progress: bool = False,
-                  timeout: float | None = None) -> RunResult:
+                  timeout: float | None = None,
+                  on_progress: Callable | None = None) -> RunResult:
     """Train `net` with `processes` Hogwild! workers on shared-memory parameters.
 
     Args:
@@ -421,6 +424,8 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
         log_every: batches per point of each worker's loss curve.
         pipeline: ``memory`` (shared tensors) or ``classic`` (per-sample PIL transforms).
         timeout: seconds after which the workers are stopped and an error raised.
+        on_progress: called in this process as ``on_progress(rank, new_samples, epoch,
+            worker_samples, loss)`` every ``log_every`` batches of each worker.
 
     Returns:
         RunResult (method ``hogwild``) with ``worker_curves`` indexed by samples each worker saw.
@@ -459,7 +464,7 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
                   lr=lr, momentum=momentum, subset=subset, train_samples=len(ds.train_y),
                   pipeline=pipeline)
     return train_source(model, source, job, test=test, timeout=timeout, progress=progress,
-                        config=config, t_setup=t_setup)
+                        on_progress=on_progress, config=config, t_setup=t_setup)
 
 
 from .legacy import chart_losses, log_elapsed_time, train_model  # noqa: E402  (original API)

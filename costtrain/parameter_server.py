@@ -18,7 +18,7 @@ import os
 import socket
 import sys
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import psutil
 import torch
@@ -116,7 +116,8 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
                            eval_every: int | None = None, log_every: int = 10,
                            progress: bool = False, timeout: float = 60.0,
                            addr: str = "127.0.0.1", port: int | None = None,
-                           max_staleness: int | None = None, scale_lr: bool = False) -> RunResult:
+                           max_staleness: int | None = None, scale_lr: bool = False,
+                           on_progress: Callable | None = None) -> RunResult:
     """Train with a parameter server and K worker processes on this machine.
 
     Worker ``r`` (1..K) trains on shard ``shard_indices(n, K, seed)[r-1]`` for ``epochs``
@@ -141,6 +142,8 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
         max_staleness: async only: drop gradients more than this many updates old.
         scale_lr: sync only: the server uses ``lr * workers`` (the linear scaling rule: a
             K-times larger batch takes a K-times larger step); off = exactly SGD with ``lr``.
+        on_progress: called as ``on_progress(0, new_samples, epoch, samples, loss)`` each time
+            the server applies an update (``epoch`` counts passes over the training set).
     Returns:
         A RunResult (method ``ps-sync``/``ps-async``): ``loss_curve`` is the server's view (the
         loss of each step's batch, by samples applied), ``worker_curves`` each worker's own;
@@ -173,10 +176,18 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
                      lr=lr, scale_lr=scale_lr, addr=addr)
     with listen(addr, port, timeout) as port_:
         bar = _progress(epochs * len(ds.train_y), progress, f"ps-{mode}")
+        bar.set_description_str(f"ps-{mode}: starting server and {workers} worker(s)")
+        applied = [0]
 
-        def on_message(rank: int, kind: str, n: int) -> None:
-            if kind == "progress":  # samples the server has applied
+        def on_message(rank: int, kind: str, payload: tuple[int, float]) -> None:
+            if kind == "progress":  # samples the server has applied, and their mean loss
+                if not applied[0]:
+                    bar.set_description_str(f"ps-{mode}")
+                n, loss = payload
+                applied[0] += n
                 bar.update(n)
+                if on_progress:
+                    on_progress(0, n, 1 + (applied[0] - 1) // len(ds.train_y), applied[0], loss)
         try:
             outs = procs.run_workers(run_rank, [(cfg, ds, model, addr, port_)] * (workers + 1),
                                      name="rank", grace=min(timeout, 15.0),
