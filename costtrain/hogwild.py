@@ -18,18 +18,14 @@ training clock, so the eval curve's seconds are comparable with the baseline's. 
 per-worker loss curves share one clock, wall seconds since the start signal, so that they
 merge in time order.
 
-The original project's API (``train_model``, ``log_elapsed_time``, ``chart_losses``) is in
-:mod:`costtrain.legacy` and importable from here too.
+Reading order: :func:`worker` (the loop each process runs), :func:`train_hogwild` (the native
+API), then the plumbing (:class:`Source`, :class:`Job`, :func:`train_source`). The checks made
+before any process starts are in :mod:`costtrain.checks`; the original project's API
+(``train_model``, ``log_elapsed_time``, ``chart_losses``) is in :mod:`costtrain.legacy`.
 """
 from __future__ import annotations
 
-import functools
-import io
-import os
-import pickle
-import sys
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -38,87 +34,19 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 
 from . import procs
-from .baseline import PIPELINES, OptimizerFactory, _progress, prepare, sgd
+from .checks import check_device, check_optimizer, check_plan, check_shareable
 from .data import ClassicImageDataset, Dataset
-from .engine import (Evaluator, LossLog, batches, check_hparams, evaluate, loss_fn, merge_curves,
-                     steady_rate)
-from .models import model_name
-from .result import Curve, RunResult
-from .utils import (CosttrainError, hardware_info, num_cores, resolve_device, seed_everything,
-                    threads_per_process)
+from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_hparams,
+                     close_eval_curve, evaluate, loss_fn, merge_curves, optimizer_label, prepare,
+                     progress_bar, sgd, shard_indices, steady_rate)
+from .models import display_name
+from .result import RunResult
+from .utils import CosttrainError, hardware_info, seed_everything
+
+__all__ = ["worker", "train_hogwild", "Source", "Job", "train_source", "split_work", "share"]
 
 SHARDINGS = ("full", "shard")
-MAX_PROCESSES_PER_CORE = 4
-
-
-@dataclass
-class Source:
-    """Training data a worker iterates: in-memory tensors (fast) or any map-style torch Dataset."""
-
-    x: torch.Tensor | None = None
-    y: torch.Tensor | None = None
-    dataset: torch.utils.data.Dataset | None = None
-    shuffle: bool = True
-    drop_last: bool = False
-    collate_fn: Callable | None = None
-
-    def __len__(self) -> int:
-        return len(self.y) if self.y is not None else len(self.dataset)  # type: ignore[arg-type]
-
-    def batches_per_epoch(self, batch_size: int, n: int) -> int:
-        return n // batch_size if self.drop_last else -(-n // batch_size)
-
-    def epoch(self, batch_size: int, gen: torch.Generator,
-              indices: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One pass over the data (or over `indices`, a shard) in mini-batches."""
-        if self.x is None:
-            data = self.dataset if indices is None else torch.utils.data.Subset(
-                self.dataset, indices.tolist())
-            yield from torch.utils.data.DataLoader(data, batch_size, shuffle=self.shuffle,
-                                                   generator=gen, drop_last=self.drop_last,
-                                                   collate_fn=self.collate_fn)
-            return
-        if self.shuffle:
-            it = batches(self.x, self.y, batch_size, gen, indices)
-        else:
-            idx = torch.arange(len(self.y)) if indices is None else indices.sort().values
-            it = ((self.x[j], self.y[j]) for j in idx.split(batch_size))
-        for xb, yb in it:
-            if self.drop_last and len(yb) < batch_size:
-                return
-            yield xb, yb
-
-
-@dataclass(frozen=True)
-class Job:
-    """Everything a worker needs to know besides the shared tensors (picklable)."""
-
-    processes: int
-    epochs: int
-    batch_size: int
-    optimizer: OptimizerFactory
-    threads: int
-    device: str = "cpu"
-    seed: int = 42
-    sharding: str = "full"
-    eval_every: int | None = None
-    log_every: int = 10
-
-
-def split_work(total_epochs: int, processes: int) -> dict[str, Any]:
-    """train_hogwild arguments doing `total_epochs` epochs of work with `processes` workers.
-
-    ``full`` sharding with ``total_epochs // processes`` epochs each where that divides,
-    else disjoint shards with ``total_epochs`` passes over each shard.
-    """
-    if total_epochs % processes == 0:
-        return dict(processes=processes, epochs_per_process=total_epochs // processes)
-    return dict(processes=processes, epochs_per_process=total_epochs, sharding="shard")
-
-
-def shard_indices(n: int, rank: int, processes: int, seed: int) -> torch.Tensor:
-    """The disjoint shard of ``range(n)`` worker `rank` trains on (a seeded split)."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[rank::processes]
+_LEGACY = ("train_model", "log_elapsed_time", "chart_losses")
 
 
 def worker(rank: int, job: Job, model: nn.Module, source: Source,
@@ -176,221 +104,6 @@ def _outcome(log: LossLog, evaluator: Evaluator, seconds: float, stopped: bool) 
                 eval_seconds=evaluator.seconds, seconds=seconds, stopped=stopped,
                 threads=torch.get_num_threads())
 
-
-class _Clock:
-    """Parent side: start the workers together and time them (the ``on_message`` handler)."""
-
-    def __init__(self, processes: int, start, bar, on_progress) -> None:
-        self.processes, self.start, self.bar, self.on_progress = processes, start, bar, on_progress
-        self.ready, self.t_start, self.done = 0, None, {}
-
-    def __call__(self, rank: int, kind: str, payload: Any) -> None:
-        if kind == "ready":
-            self.ready += 1
-            if self.ready == self.processes:
-                self.t_start = time.perf_counter()
-                self.bar.set_description_str("hogwild")
-                self.start.set()
-        elif kind == "progress":
-            self.bar.update(payload[0])
-            if self.on_progress:
-                self.on_progress(rank, *payload)
-        elif kind == "done":
-            self.bar.update(payload[0])
-            self.done[rank] = time.perf_counter() - self.t_start - payload[1]
-
-    def train_seconds(self, outcomes: dict[int, dict]) -> float:
-        """From the start signal to the last worker's end, less worker 0's evaluation time."""
-        ends = [self.done.get(r, o["seconds"] - o["eval_seconds"]) for r, o in outcomes.items()]
-        return max(ends, default=0.0)
-
-
-def train_source(model: nn.Module, source: Source, job: Job, *,
-                 test: tuple[torch.Tensor, torch.Tensor] | None = None, timeout: float | None = None,
-                 progress: bool = False, on_progress: Callable | None = None,
-                 config: dict | None = None, t_setup: float | None = None) -> RunResult:
-    """Run `job` on an already shared `model` and `source`; return the measured RunResult.
-
-    The building block of :func:`train_hogwild` and :func:`costtrain.legacy.train_model`;
-    inputs are assumed checked. A failed worker raises :class:`~costtrain.procs.WorkerError`
-    whose ``.result`` is a RunResult with ``status='partial'`` built from the other workers.
-    """
-    t_setup = time.perf_counter() if t_setup is None else t_setup
-    ctx = mp.get_context("spawn")
-    start = ctx.Event()
-    counter = ctx.Value("q", 0) if job.eval_every and test is not None else None
-    per_epoch = len(source) if job.sharding == "full" else -(-len(source) // job.processes)
-    bar = _progress(job.processes * job.epochs * per_epoch, progress, "hogwild")
-    bar.set_description_str(f"hogwild: starting {job.processes} process(es)")
-    clock = _Clock(job.processes, start, bar, on_progress)
-    args = [(job, model, source, test if counter is not None else None, start, counter)
-            ] * job.processes
-    error: procs.WorkerError | None = None
-    try:
-        outcomes = dict(enumerate(procs.run_workers(worker, args, name="hogwild worker",
-                                                    timeout=timeout, on_message=clock)))
-    except procs.WorkerError as exc:
-        error, outcomes = exc, dict(sorted(exc.results.items()))
-    finally:
-        bar.close()
-    t_start = clock.t_start if clock.t_start is not None else time.perf_counter()
-    dev = torch.device(job.device)
-    test_loss, test_acc, t_eval = float("nan"), float("nan"), time.perf_counter()
-    if test is not None:
-        test_loss, test_acc = evaluate(model, *test, device=dev)
-    final_eval = time.perf_counter() - t_eval
-    result = _result(outcomes, clock.train_seconds(outcomes), job, config or {})
-    result.setup_seconds = t_start - t_setup
-    result.eval_seconds += final_eval
-    result.test_loss, result.test_accuracy = test_loss, test_acc
-    result.device = str(dev)
-    _close_eval_curve(result)
-    if error is not None:
-        result.status, result.error = "partial", str(error).split("\n")[0]
-        error.result = result  # type: ignore[attr-defined]
-        raise error
-    return result
-
-
-def _result(outcomes: dict[int, dict], train_seconds: float, job: Job, config: dict) -> RunResult:
-    curves = {str(r): o["curve"] for r, o in outcomes.items()}
-    merged = merge_curves(list(curves.values()))
-    samples = sum(o["samples"] for o in outcomes.values())
-    zero = outcomes.get(0, {})
-    return RunResult(
-        method="hogwild", config=dict(config, processes=job.processes,
-                                      epochs_per_process=job.epochs, sharding=job.sharding,
-                                      batch_size=job.batch_size, seed=job.seed),
-        threads=job.threads, train_seconds=train_seconds,
-        eval_seconds=zero.get("eval_seconds", 0.0), samples=samples,
-        samples_per_second=samples / train_seconds if train_seconds > 0 else 0.0,
-        steady_samples_per_second=steady_rate(merged), loss_curve=merged,
-        worker_curves=curves, eval_curve=zero.get("eval_curve") or Evaluator(None, None, None).curve,
-        extra=dict(worker_samples={str(r): o["samples"] for r, o in outcomes.items()},
-                   worker_threads={str(r): o["threads"] for r, o in outcomes.items()},
-                   optimizer=_optimizer_label(job.optimizer)),
-        hardware=hardware_info())
-
-
-def _close_eval_curve(r: RunResult) -> None:
-    """Make the final test accuracy the last point of the eval curve (as the baseline does)."""
-    c: Curve = r.eval_curve
-    if r.test_accuracy == r.test_accuracy and (not c["samples"] or c["samples"][-1] != r.samples):
-        for key, val in zip(("samples", "seconds", "accuracy", "loss"),
-                            (r.samples, round(r.train_seconds, 4), r.test_accuracy, r.test_loss)):
-            c[key].append(val)
-
-
-def _optimizer_label(factory: Callable) -> str:
-    if isinstance(factory, functools.partial):
-        return getattr(factory.func, "__name__", str(factory.func))
-    return getattr(factory, "label", getattr(factory, "__name__", type(factory).__name__))
-
-
-# ------------------------------------------------------------------ checks before any process
-
-def check_plan(processes: int, epochs: int, threads: int | None, *, stacklevel: int = 3) -> int:
-    """Validate processes/epochs/threads; return threads per process; warn on oversubscription."""
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-        raise CosttrainError(f"processes must be an integer >= 1, got {processes!r}.")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise CosttrainError(f"epochs per process must be an integer >= 1, got {epochs!r}.")
-    cores = num_cores()
-    if processes > MAX_PROCESSES_PER_CORE * cores:
-        raise CosttrainError(
-            f"{processes} processes on {cores} core(s) is more than is sensible: each process "
-            f"only adds start-up time and memory; use at most {MAX_PROCESSES_PER_CORE * cores} "
-            f"(ideally <= {cores}).")
-    threads = threads_per_process(processes, cores) if threads is None else threads
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise CosttrainError(f"threads per process must be an integer >= 1, got {threads!r}.")
-    if processes * threads > cores:
-        warnings.warn(
-            f"{processes} processes x {threads} thread(s) = {processes * threads} threads on "
-            f"{cores} core(s): the processes will fight over the cores and training slows "
-            f"down; use processes <= {cores} and threads <= {cores} // processes "
-            f"(the default).", UserWarning, stacklevel=stacklevel)
-    return threads
-
-
-def check_device(device: str | torch.device) -> torch.device:
-    """A device whose tensors can be shared between processes, or a clear error."""
-    dev = torch.device(device) if str(device).startswith("mps") else resolve_device(device)
-    if dev.type == "mps":
-        raise CosttrainError(
-            "Hogwild! cannot run on Apple MPS: MPS tensors cannot be shared between processes "
-            "(torch raises '_share_filename_: only available on CPU'), and Hogwild! needs every "
-            "process to write into the same parameters. Use device='cpu' (Hogwild! on the "
-            "CPU cores) or train on MPS in one process with costtrain.train_baseline(device='mps').")
-    if dev.type == "cuda" and sys.platform == "win32":
-        raise CosttrainError("Hogwild! on CUDA needs CUDA IPC, which PyTorch does not support on "
-                             "Windows; use device='cpu' or Linux.")
-    return dev
-
-
-class _NoTensorPickler(pickle.Pickler):
-    """Pickles everything but tensors: a cheap probe of what spawn will have to send."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        return (type(None), ()) if isinstance(obj, torch.Tensor) else NotImplemented
-
-
-def _main_is_importable() -> bool:
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)  # '<stdin>' for `python -`: not importable by spawn
-    return bool(path and os.path.isfile(path)) or getattr(main, "__spec__", None) is not None
-
-
-def check_shareable(model: nn.Module, what: str = "model") -> None:
-    """Raise a clear error if `model` cannot be shared with spawned worker processes."""
-    if not isinstance(model, nn.Module):
-        raise CosttrainError(f"{what} must be a torch.nn.Module or a model name, "
-                             f"got {type(model).__name__}.")
-    if not any(p.requires_grad for p in model.parameters()):
-        raise CosttrainError(f"{what} {type(model).__name__} has no trainable parameters.")
-    for name, mod in model.named_modules():
-        if type(mod).__module__ == "__main__" and not _main_is_importable():
-            raise CosttrainError(
-                f"{what} class {type(mod).__name__} is defined in this notebook or interactive "
-                "session; worker processes are started with 'spawn' and cannot import it. Move "
-                "the class into a .py file next to the notebook and import it from there, or "
-                "use a built-in model name ('simple', 'mlp', 'cnn').")
-        for attr, val in vars(mod).items():
-            if isinstance(val, torch.Tensor) and val.requires_grad and not val.is_leaf:
-                where = f"{name}.{attr}" if name else attr
-                raise CosttrainError(
-                    f"{what} attribute {where!r} is a tensor computed with autograd (non-leaf, "
-                    "requires_grad); it cannot be sent to worker processes. Compute it in "
-                    "forward(), or register it with .detach() as a buffer.")
-    try:
-        _NoTensorPickler(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL).dump(model)
-    except Exception as exc:  # pickling raises many types
-        raise CosttrainError(
-            f"{what} {type(model).__name__} cannot be sent to worker processes (spawn pickles "
-            f"it): {exc}. Remove unpicklable state such as lambdas, hooks, open files or "
-            "locks, and define the class at module level in an importable .py file.") from exc
-
-
-def check_optimizer(factory: Callable, model: nn.Module) -> None:
-    """The factory must be picklable and build an Optimizer from the model's parameters."""
-    try:
-        pickle.dumps(factory)
-    except Exception as exc:
-        raise CosttrainError(
-            f"the optimizer factory cannot be sent to worker processes ({exc}); use a "
-            "module-level function or functools.partial(torch.optim.SGD, lr=0.01, momentum=0.5) "
-            "instead of a lambda or a function defined in a notebook.") from exc
-    opt = factory(list(model.parameters()))
-    if not isinstance(opt, torch.optim.Optimizer):
-        raise CosttrainError("optimizer must be a factory params -> torch.optim.Optimizer, "
-                             f"but it returned {type(opt).__name__}.")
-
-
-def share(model: nn.Module, dev: torch.device) -> nn.Module:
-    """Move `model` to `dev` and its parameters and buffers into shared memory (CPU) / IPC (CUDA)."""
-    model.zero_grad(set_to_none=True)  # stale gradients would be shared by every worker
-    model.to(dev)
-    return model.share_memory()
 
 
 # ------------------------------------------------------------------ the native API
@@ -458,16 +171,189 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
     test = (ds.test_x.to(dev), ds.test_y.to(dev))
     source = (Source(dataset=ClassicImageDataset(ds)) if pipeline == "classic"
               else Source(ds.train_x.to(dev), ds.train_y.to(dev)))
-    job = Job(processes, epochs_per_process, batch_size, factory, threads, str(dev), seed,
-              sharding, eval_every, log_every)
-    config = dict(dataset=ds.name, model=net if isinstance(net, str) else model_name(model),
+    job = Job(processes=processes, epochs=epochs_per_process, batch_size=batch_size,
+              optimizer=factory, threads=threads, device=str(dev), seed=seed, sharding=sharding,
+              eval_every=eval_every, log_every=log_every)
+    config = dict(dataset=ds.name, model=display_name(net, model),
                   lr=lr, momentum=momentum, subset=subset, train_samples=len(ds.train_y),
                   pipeline=pipeline)
     return train_source(model, source, job, test=test, timeout=timeout, progress=progress,
-                        on_progress=on_progress, config=config, t_setup=t_setup)
+                        on_progress=on_progress,
+                        config=config, t_setup=t_setup)
 
 
-from .legacy import chart_losses, log_elapsed_time, train_model  # noqa: E402  (original API)
+# ------------------------------------------------------------------ plumbing
 
-__all__ = ["train_hogwild", "train_model", "log_elapsed_time", "chart_losses", "Source", "Job",
-           "train_source", "shard_indices", "split_work", "sgd"]
+@dataclass
+class Source:
+    """Training data a worker iterates: in-memory tensors (fast) or any map-style torch Dataset."""
+
+    x: torch.Tensor | None = None
+    y: torch.Tensor | None = None
+    dataset: torch.utils.data.Dataset | None = None
+    shuffle: bool = True
+    drop_last: bool = False
+    collate_fn: Callable | None = None
+
+    def __len__(self) -> int:
+        return len(self.y) if self.y is not None else len(self.dataset)  # type: ignore[arg-type]
+
+    def batches_per_epoch(self, batch_size: int, n: int) -> int:
+        return n // batch_size if self.drop_last else -(-n // batch_size)
+
+    def epoch(self, batch_size: int, gen: torch.Generator,
+              indices: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One pass over the data (or over `indices`, a shard) in mini-batches."""
+        if self.x is None:
+            data = self.dataset if indices is None else torch.utils.data.Subset(
+                self.dataset, indices.tolist())
+            yield from torch.utils.data.DataLoader(data, batch_size, shuffle=self.shuffle,
+                                                   generator=gen, drop_last=self.drop_last,
+                                                   collate_fn=self.collate_fn)
+            return
+        if self.shuffle:
+            it = batches(self.x, self.y, batch_size, gen, indices)
+        else:
+            idx = torch.arange(len(self.y)) if indices is None else indices.sort().values
+            it = ((self.x[j], self.y[j]) for j in idx.split(batch_size))
+        for xb, yb in it:
+            if self.drop_last and len(yb) < batch_size:
+                return
+            yield xb, yb
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs to know besides the shared tensors (picklable)."""
+
+    processes: int
+    epochs: int
+    batch_size: int
+    optimizer: OptimizerFactory
+    threads: int
+    device: str = "cpu"
+    seed: int = 42
+    sharding: str = "full"
+    eval_every: int | None = None
+    log_every: int = 10
+
+
+def split_work(total_epochs: int, processes: int) -> dict[str, Any]:
+    """train_hogwild arguments doing `total_epochs` epochs of work with `processes` workers.
+
+    ``full`` sharding with ``total_epochs // processes`` epochs each where that divides,
+    else disjoint shards with ``total_epochs`` passes over each shard.
+    """
+    if total_epochs % processes == 0:
+        return dict(processes=processes, epochs_per_process=total_epochs // processes)
+    return dict(processes=processes, epochs_per_process=total_epochs, sharding="shard")
+
+
+def share(model: nn.Module, dev: torch.device) -> nn.Module:
+    """Move `model` to `dev` and its parameters and buffers into shared memory (CPU) / IPC (CUDA)."""
+    model.zero_grad(set_to_none=True)  # stale gradients would be shared by every worker
+    model.to(dev)
+    return model.share_memory()
+
+
+class _Clock:
+    """Parent side: start the workers together and time them (the ``on_message`` handler)."""
+
+    def __init__(self, processes: int, start, bar, on_progress) -> None:
+        self.processes, self.start, self.bar, self.on_progress = processes, start, bar, on_progress
+        self.ready, self.t_start, self.done = 0, None, {}
+
+    def __call__(self, rank: int, kind: str, payload: Any) -> None:
+        if kind == "ready":
+            self.ready += 1
+            if self.ready == self.processes:
+                self.t_start = time.perf_counter()
+                self.bar.set_description_str("hogwild")
+                self.start.set()
+        elif kind == "progress":
+            self.bar.update(payload[0])
+            if self.on_progress:
+                self.on_progress(rank, *payload)
+        elif kind == "done":
+            self.bar.update(payload[0])
+            self.done[rank] = time.perf_counter() - self.t_start - payload[1]
+
+    def train_seconds(self, outcomes: dict[int, dict]) -> float:
+        """From the start signal to the last worker's end, less worker 0's evaluation time."""
+        ends = [self.done.get(r, o["seconds"] - o["eval_seconds"]) for r, o in outcomes.items()]
+        return max(ends, default=0.0)
+
+
+def train_source(model: nn.Module, source: Source, job: Job, *,
+                 test: tuple[torch.Tensor, torch.Tensor] | None = None, timeout: float | None = None,
+                 progress: bool = False, on_progress: Callable | None = None,
+                 config: dict | None = None, t_setup: float | None = None) -> RunResult:
+    """Run `job` on an already shared `model` and `source`; return the measured RunResult.
+
+    The building block of :func:`train_hogwild` and :func:`costtrain.legacy.train_model`;
+    inputs are assumed checked. A failed worker raises :class:`~costtrain.procs.WorkerError`
+    whose ``.result`` is a RunResult with ``status='partial'`` built from the other workers.
+    """
+    t_setup = time.perf_counter() if t_setup is None else t_setup
+    ctx = mp.get_context("spawn")
+    start = ctx.Event()
+    counter = ctx.Value("q", 0) if job.eval_every and test is not None else None
+    per_epoch = len(source) if job.sharding == "full" else -(-len(source) // job.processes)
+    bar = progress_bar(job.processes * job.epochs * per_epoch, progress, "hogwild")
+    bar.set_description_str(f"hogwild: starting {job.processes} process(es)")
+    clock = _Clock(job.processes, start, bar, on_progress)
+    args = [(job, model, source, test if counter is not None else None, start, counter)
+            ] * job.processes
+    error: procs.WorkerError | None = None
+    try:
+        outcomes = dict(enumerate(procs.run_workers(worker, args, name="hogwild worker",
+                                                    timeout=timeout, on_message=clock)))
+    except procs.WorkerError as exc:
+        error, outcomes = exc, dict(sorted(exc.results.items()))
+    finally:
+        bar.close()
+    t_start = clock.t_start if clock.t_start is not None else time.perf_counter()
+    dev = torch.device(job.device)
+    test_loss, test_acc, t_eval = float("nan"), float("nan"), time.perf_counter()
+    if test is not None:
+        test_loss, test_acc = evaluate(model, *test, device=dev)
+    final_eval = time.perf_counter() - t_eval
+    result = _result(outcomes, clock.train_seconds(outcomes), job, config or {})
+    result.setup_seconds = t_start - t_setup
+    result.eval_seconds += final_eval
+    result.test_loss, result.test_accuracy = test_loss, test_acc
+    result.device = str(dev)
+    close_eval_curve(result)
+    if error is not None:
+        result.status, result.error = "partial", str(error).split("\n")[0]
+        error.result = result
+        raise error
+    return result
+
+
+def _result(outcomes: dict[int, dict], train_seconds: float, job: Job, config: dict) -> RunResult:
+    curves = {str(r): o["curve"] for r, o in outcomes.items()}
+    merged = merge_curves(list(curves.values()))
+    samples = sum(o["samples"] for o in outcomes.values())
+    zero = outcomes.get(0, {})
+    return RunResult(
+        method="hogwild", config=dict(config, processes=job.processes,
+                                      epochs_per_process=job.epochs, sharding=job.sharding,
+                                      batch_size=job.batch_size, seed=job.seed),
+        threads=job.threads, train_seconds=train_seconds,
+        eval_seconds=zero.get("eval_seconds", 0.0), samples=samples,
+        samples_per_second=samples / train_seconds if train_seconds > 0 else 0.0,
+        steady_samples_per_second=steady_rate(merged), loss_curve=merged,
+        worker_curves=curves, eval_curve=zero.get("eval_curve") or Evaluator(None, None, None).curve,
+        extra=dict(worker_samples={str(r): o["samples"] for r, o in outcomes.items()},
+                   worker_threads={str(r): o["threads"] for r, o in outcomes.items()},
+                   optimizer=optimizer_label(job.optimizer)),
+        hardware=hardware_info())
+
+
+def __getattr__(name: str) -> Any:
+    """``from costtrain.hogwild import train_model`` (the original project's import) still works."""
+    if name in _LEGACY:
+        from . import legacy
+        return getattr(legacy, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -131,7 +131,7 @@ first = panel.run()
 by_threads = [costtrain.train_baseline("simple", ds, epochs=epochs, threads=t, batch_size=batch_size, lr=lr,
                                        momentum=momentum, seed=seed, progress=progress) for t in threads_list]
 for r, t in zip(by_threads, threads_list):
-    r.extra["label"] = f"{t} thread{'s' if t > 1 else ''}"
+    r.label = f"{t} thread{'s' if t > 1 else ''}"
 print(results_table(by_threads))
 
 # %%
@@ -200,7 +200,7 @@ for p in ("classic", "memory"):
     pipelines[p] = costtrain.train_baseline("simple", ds, epochs=epochs, threads=best.threads,
                                             batch_size=batch_size, lr=lr, momentum=momentum, seed=seed,
                                             pipeline=p, progress=progress)
-    pipelines[p].extra["label"] = f"{p} pipeline"
+    pipelines[p].label = f"{p} pipeline"
 print(results_table(list(pipelines.values())))
 
 # %%

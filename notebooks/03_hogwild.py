@@ -274,8 +274,8 @@ if oversub_timeout > 0:
                             lr=lr, seed=seed, timeout=cap, progress=progress)
     except WorkerError as stopped:  # the cap was hit: keep what the workers trained until then
         bad = stopped.result
-    good.extra["label"] = f"{oversub_processes} processes x {budget} thread(s): cores // processes"
-    bad.extra["label"] = f"{oversub_processes} processes x {cores} threads: all cores each"
+    good.label = f"{oversub_processes} processes x {budget} thread(s): cores // processes"
+    bad.label = f"{oversub_processes} processes x {cores} threads: all cores each"
     print(results_table([bad, good]))
 else:
     print("skipped (oversub_timeout is 0)")
