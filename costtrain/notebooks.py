@@ -183,6 +183,8 @@ def clean_reference(path: str | Path, source: str | Path | None = None) -> None:
             cell.metadata.pop(key, None)
         if ids and len(ids) == len(nb.cells):
             cell["id"] = ids[i]
+        # a widget cannot render without its state: keep the panels' text, drop progress bars
+        cell["outputs"] = [o for o in cell.get("outputs", []) if _keep(o)]
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 raise NotebookError(f"{Path(path).name}: cell {i + 1} stored an error "
@@ -192,6 +194,14 @@ def clean_reference(path: str | Path, source: str | Path | None = None) -> None:
                 raise NotebookError(f"{Path(path).name}: cell {i + 1} has an image over "
                                     f"{MAX_IMAGE_BYTES // 1000} kB; save it smaller.")
     nbformat.write(nb, path)
+
+
+def _keep(output: dict) -> bool:
+    """False for a widget output other than a Run panel (e.g. a progress bar frozen at 0 %)."""
+    data = output.get("data", {})
+    if "application/vnd.jupyter.widget-view+json" not in data:
+        return True
+    return str(data.get("text/plain", "")).startswith("Run panel")
 
 
 def _figures_param(figures: Path, notebooks_dir: Path) -> str:

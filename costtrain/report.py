@@ -60,6 +60,7 @@ def run_header() -> str:
     """Machine, date and package versions: what an executed notebook's first cell prints."""
     import datetime
     import importlib.metadata as md
+    import os
 
     from .utils import hardware_info
     hw = hardware_info()
@@ -71,5 +72,9 @@ def run_header() -> str:
             versions.append(f"{pkg} (not installed)")
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     system = hw["platform"].split("-")[0]
-    return (f"ran {when} on {hw['cpu']}, {hw['cores']} core(s), {system}, Python {hw['python']}\n"
-            + ", ".join(versions))
+    try:
+        load = f", load average {os.getloadavg()[0]:.1f}"  # other work on the machine slows runs
+    except (AttributeError, OSError):  # not on Windows
+        load = ""
+    return (f"ran {when} on {hw['cpu']}, {hw['cores']} core(s), {system}{load}, "
+            f"Python {hw['python']}\n" + ", ".join(versions))

@@ -152,13 +152,14 @@ class LivePlot:
     Pass it to a trainer as ``on_progress``; it is called ``(rank, new_samples, epoch,
     worker_samples, loss)``. ``start(label)`` begins a new curve, ``finish(result)`` adds the
     run's measured test accuracy and redraws. Redraws are throttled: at most one every
-    `min_interval` seconds, and never more often than 20 times the last redraw's duration, so
-    that drawing takes at most about 5 % of the time of the training it shows.
+    `min_interval` seconds, and spaced so that drawing takes at most the share `budget` of the
+    time (drawing competes with the training it shows).
     """
 
-    def __init__(self, image: W.Image | None = None, min_interval: float = 0.5) -> None:
+    def __init__(self, image: W.Image | None = None, min_interval: float = 0.5,
+                 budget: float = 0.1) -> None:
         self.image = image if image is not None else W.Image(format="png")
-        self.min_interval, self.redraws, self.series = min_interval, 0, {}
+        self.min_interval, self.budget, self.redraws, self.series = min_interval, budget, 0, {}
         self.label, self.t0, self.samples = "", time.perf_counter(), 0
         self.next_draw, self._fig = 0.0, None
 
@@ -196,7 +197,7 @@ class LivePlot:
         self.image.value = self.png()
         self.redraws += 1
         now = time.perf_counter()
-        self.next_draw = now + max(self.min_interval, 20 * (now - t))
+        self.next_draw = now + max(self.min_interval, (now - t) / self.budget)
 
     def png(self) -> bytes:
         """The current plot as PNG bytes (small: it travels to the browser on every redraw)."""

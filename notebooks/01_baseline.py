@@ -67,7 +67,7 @@ print(run_header())
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
-subset = 20000        # training images (None: all 60,000)
+subset = 10000        # training images (None: all 60,000)
 test_subset = 5000    # test images (None: all 10,000)
 epochs = 1            # passes over the training set in each run
 batch_size = 64

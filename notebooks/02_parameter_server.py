@@ -72,7 +72,7 @@ print(run_header())
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
-subset = 10000        # training images (None: all 60,000)
+subset = 6000         # training images (None: all 60,000)
 test_subset = 2000    # test images (None: all 10,000)
 epochs = 1            # passes over the training set (all workers together)
 workers_list = None   # worker counts to compare; None: 1 and 2 (and 4 on 4+ cores)

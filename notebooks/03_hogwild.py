@@ -73,7 +73,7 @@ print(run_header())
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
-subset = 10000          # training images (None: all 60,000)
+subset = 5000           # training images (None: all 60,000)
 test_subset = 2000      # test images (None: all 10,000)
 total_epochs = 4        # total work: processes x epochs per process
 configs = None          # (processes, epochs per process); None: 1 x all, all x 1, and one split between
@@ -82,8 +82,8 @@ lr = 0.01
 momentum = 0.5
 seed = 42
 oversub_processes = 2   # the oversubscription demo: processes ...
-oversub_subset = 3000   # ... on this many images ...
-oversub_timeout = 30.0  # ... and the slow run stopped this many seconds after start-up; 0 skips the demo
+oversub_subset = 2000   # ... on this many images ...
+oversub_timeout = 20.0  # ... and the slow run stopped this many seconds after start-up; 0 skips the demo
 progress = True
 figures_dir = "out/figures"
 

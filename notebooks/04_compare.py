@@ -68,7 +68,7 @@ print(run_header())
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
-subset = 10000          # training images (None: all 60,000)
+subset = 6000           # training images (None: all 60,000)
 test_subset = 2000      # test images (None: all 10,000)
 total_epochs = 2        # passes over the training set, the same for every method
 only = None             # run only configurations whose label starts with one of these
@@ -78,7 +78,7 @@ seed = 42
 eval_every = 2000       # held-out accuracy every this many samples (for accuracy vs time)
 target_accuracy = None  # e.g. 0.75; None: 90 % of the best final accuracy
 instance = None         # price as this cloud instance, e.g. "aws-c7i.large"; None: electricity
-advise_budget = 20.0    # seconds for costtrain's recommendation probes; 0 skips them
+advise_budget = 10.0    # seconds for costtrain's recommendation probes; 0 skips them
 progress = True
 figures_dir = "out/figures"
 
