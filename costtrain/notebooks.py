@@ -183,8 +183,11 @@ def clean_reference(path: str | Path, source: str | Path | None = None) -> None:
             cell.metadata.pop(key, None)
         if ids and len(ids) == len(nb.cells):
             cell["id"] = ids[i]
+        if cell.cell_type != "code":
+            cell.pop("outputs", None)
+            continue
         # a widget cannot render without its state: keep the panels' text, drop progress bars
-        cell["outputs"] = [o for o in cell.get("outputs", []) if _keep(o)]
+        cell["outputs"] = [o for o in cell.outputs if _keep(o)]
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 raise NotebookError(f"{Path(path).name}: cell {i + 1} stored an error "

@@ -258,7 +258,7 @@ class RunPanel(W.VBox):
 
     def __repr__(self) -> str:  # what a notebook shows where the widgets cannot render
         values = ", ".join(f"{k}={v}" for k, v in self.values().items())
-        return f"Run panel {self.name!r} ({values}): run the notebook to use its controls"
+        return f"Run panel ({values})"  # ipywidgets cuts this text at 110 characters
 
     def _remember(self, key: str, value: Any) -> None:
         _MEMORY[self.name][key] = value

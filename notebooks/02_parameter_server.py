@@ -277,7 +277,7 @@ display(Markdown(f"**Measured:** with {most.config['workers']} async worker(s) t
 # NBVAL_CHECK_OUTPUT
 w = workers_list[-1]
 args = " ".join(a for a in [f"--mode sync --epochs {epochs} --batch-size {batch_size} --lr {lr}",
-                            f"--momentum {momentum}" if momentum else "", "--scale-lr" if scale_lr else "",
+                            f"--momentum {momentum}" if momentum else "", "--scale-lr" if scale_lr else "--no-scale-lr",
                             f"--subset {subset}" if subset else ""] if a)
 dist = "--nnodes 2 --master-addr 192.168.1.10 --master-port 29500"
 print("\n".join([
