@@ -28,7 +28,7 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
                    device: str = "cpu", seed: int = 42, subset: int | None = None,
                    data_root: str | None = None, eval_every: int | None = None,
                    log_every: int = 10, pipeline: str = "memory",
-                   progress: bool = False) -> RunResult:
+                   progress: bool = False, on_progress: Callable | None = None) -> RunResult:
     """Train `net` on `data` in this process and measure it.
 
     Args:
@@ -43,6 +43,8 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
         eval_every: also evaluate on the test set every this many samples (time kept apart).
         log_every: batches per point of the loss curve.
         pipeline: ``memory`` (in-memory tensors) or ``classic`` (DataLoader, per-sample transforms).
+        on_progress: called as ``on_progress(0, new_samples, epoch, samples, loss)`` every
+            ``log_every`` batches (the signature Hogwild!'s workers report with).
     """
     check_hparams(epochs=epochs, batch_size=batch_size, lr=1.0 if lr is None else lr,
                   eval_every=eval_every)
@@ -67,7 +69,8 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
         setup = time.perf_counter() - t_setup
 
         t0 = time.perf_counter()
-        for _ in range(epochs):
+        reported = 0
+        for epoch in range(1, epochs + 1):
             it = (batches(ds.train_x, ds.train_y, batch_size, gen) if pipeline == "memory"
                   else _classic_loader(ds, batch_size, gen))
             for xb, yb in it:
@@ -79,6 +82,9 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
                 elapsed = time.perf_counter() - t0 - evaluator.seconds
                 log.add(loss.item(), len(yb), elapsed)
                 bar.update(len(yb))
+                if on_progress and log.samples - reported >= log_every * batch_size:
+                    on_progress(0, log.samples - reported, epoch, log.samples, loss.item())
+                    reported = log.samples
                 if evaluator.due(log.samples):
                     evaluator(model, log.samples, elapsed)
         if dev.type == "cuda":

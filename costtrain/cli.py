@@ -16,10 +16,10 @@ METHODS = ("baseline", "hogwild", "ps")
 # How the trainers' keyword arguments appear on the command line where the names differ.
 API_TO_CLI = {"net": "model", "data": "dataset", "data_root": "data_dir",
               "progress": "no_progress"}
-NOT_ON_CLI: tuple[str, ...] = ()  # trainer keywords a batch user cannot set from the shell
+NOT_ON_CLI: tuple[str, ...] = ("on_progress",)  # callbacks: Python only (the notebooks' live plot)
 SUBCOMMANDS = (  # name, module, help: each module has add_arguments(parser) and run_cli(args)
     ("advise", advise, "recommend the fastest/cheapest method for this machine from short probes"),
-    ("notebooks", notebooks, "run every course notebook headless (papermill) and refresh figures/"),
+    ("notebooks", notebooks, "run the notebooks headless (papermill); --reference: the committed copies"),
 )
 
 

@@ -127,7 +127,7 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
                   subset: int | None = None, data_root: str | None = None,
                   eval_every: int | None = None, log_every: int = 10, pipeline: str = "memory",
                   progress: bool = False, timeout: float | None = None,
-                  collision_every: int = 10) -> RunResult:
+                  collision_every: int = 10, on_progress: Callable | None = None) -> RunResult:
     """Train `net` with `processes` Hogwild! workers on shared-memory parameters.
 
     Args:
@@ -152,6 +152,8 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
         timeout: seconds after which the workers are stopped and an error raised.
         collision_every: sparse models: check every this many steps of each worker whether
             another worker wrote the step's rows meanwhile (``extra['collisions']``).
+        on_progress: called in this process as ``on_progress(rank, new_samples, epoch,
+            worker_samples, loss)`` every ``log_every`` batches of each worker.
 
     Returns:
         RunResult (method ``hogwild``) with ``worker_curves`` indexed by samples each worker saw
@@ -197,6 +199,7 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
                   lr=lr, momentum=momentum, subset=subset, train_samples=len(ds.train_y),
                   pipeline=pipeline)
     return train_source(model, source, job, test=test, timeout=timeout, progress=progress,
+                        on_progress=on_progress,
                         config=config, t_setup=t_setup)
 
 
@@ -287,6 +290,7 @@ class _Clock:
             self.ready += 1
             if self.ready == self.processes:
                 self.t_start = time.perf_counter()
+                self.bar.set_description_str("hogwild")
                 self.start.set()
         elif kind == "progress":
             self.bar.update(payload[0])
@@ -318,6 +322,7 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     counter = ctx.Value("q", 0) if job.eval_every and test is not None else None
     per_epoch = len(source) if job.sharding == "full" else -(-len(source) // job.processes)
     bar = progress_bar(job.processes * job.epochs * per_epoch, progress, "hogwild")
+    bar.set_description_str(f"hogwild: starting {job.processes} process(es)")
     clock = _Clock(job.processes, start, bar, on_progress)
     collisions = Collisions(model, job.collision_every)
     args = [(job, model, source, test if counter is not None else None, start, counter,

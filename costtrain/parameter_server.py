@@ -17,7 +17,7 @@ import os
 import socket
 import sys
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import psutil
 import torch
@@ -116,7 +116,8 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
                            eval_every: int | None = None, log_every: int = 10,
                            progress: bool = False, timeout: float = 60.0,
                            addr: str = "127.0.0.1", port: int | None = None,
-                           max_staleness: int | None = None, scale_lr: bool = True) -> RunResult:
+                           max_staleness: int | None = None, scale_lr: bool = True,
+                           on_progress: Callable | None = None) -> RunResult:
     """Train with a parameter server and K worker processes on this machine.
 
     Worker ``r`` (1..K) trains on shard ``shard_indices(n, r - 1, K, seed)`` for ``epochs``
@@ -144,6 +145,8 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
         scale_lr: sync only (default on): the server uses ``lr * workers`` (the linear
             scaling rule, Goyal et al. 2017: a K-times larger batch takes a K-times larger
             step); off = exactly SGD with ``lr``.
+        on_progress: called as ``on_progress(0, new_samples, epoch, samples, loss)`` each time
+            the server applies an update (``epoch`` counts passes over the training set).
     Returns:
         A RunResult (method ``ps-sync``/``ps-async``): ``loss_curve`` is the server's view (the
         loss of each step's batch, by samples applied), ``worker_curves`` each worker's own;
@@ -179,10 +182,18 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
                      lr=lr, scale_lr=scale_lr, addr=addr)
     with listen(addr, port, timeout) as port_:
         bar = progress_bar(epochs * len(ds.train_y), progress, f"ps-{mode}")
+        bar.set_description_str(f"ps-{mode}: starting server and {workers} worker(s)")
+        applied = [0]
 
-        def on_message(rank: int, kind: str, n: int) -> None:
-            if kind == "progress":  # samples the server has applied
+        def on_message(rank: int, kind: str, payload: tuple[int, float]) -> None:
+            if kind == "progress":  # samples the server has applied, and their mean loss
+                if not applied[0]:
+                    bar.set_description_str(f"ps-{mode}")
+                n, loss = payload
+                applied[0] += n
                 bar.update(n)
+                if on_progress:
+                    on_progress(0, n, 1 + (applied[0] - 1) // len(ds.train_y), applied[0], loss)
         try:
             outs = procs.run_workers(run_rank, [(cfg, ds, model, addr, port_)] * (workers + 1),
                                      name="rank", grace=min(timeout, 15.0),

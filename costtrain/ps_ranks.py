@@ -282,8 +282,9 @@ class Server:
                 if self.bufs:
                     unflatten_into(sum(m[HEADER + p:] for m in msgs) / len(msgs), self.bufs)
         self.samples += int(n)
-        self.log.add(sum(float(m[2]) for m in msgs) / n, int(n), self.elapsed())
-        procs.report("progress", int(n))
+        loss = sum(float(m[2]) for m in msgs) / n
+        self.log.add(loss, int(n), self.elapsed())
+        procs.report("progress", (int(n), loss))
         if self.evaluator.due(self.samples):
             self.evaluator(self.net, self.samples, self.elapsed())
 
