@@ -25,7 +25,7 @@ from .utils import CosttrainError
 
 KERNEL = "python3"
 PARAMETERS_TAG = "parameters"
-NOTEBOOK_GLOB = "[0-9][0-9]*_*.ipynb"  # 03_hogwild, 03b_sparse_hogwild, ...
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 # Small values for continuous integration; each notebook receives the ones it declares.
 CI_PARAMETERS: dict[str, Any] = {
     "subset": 1200,
@@ -37,11 +37,6 @@ CI_PARAMETERS: dict[str, Any] = {
     "oversub_timeout": 5.0,
     "eval_every": 600,
     "advise_budget": 5.0,
-    # 03b_sparse_hogwild
-    "sparse_train": 10000,
-    "sparse_test": 2000,
-    "sweep_k": [4, 512],
-    "sweep_train": 4000,
 }
 # A second, different CI set: the test runs 01-04 with both and checks that the executed text
 # names only configurations that ran (no hard-coded names or counts).

@@ -28,7 +28,6 @@ FIGURES = {
     "01_baseline": ["01_threads.png", "01_time_breakdown.png"],
     "02_parameter_server": ["02_ps_throughput.png", "02_comm_compute.png", "02_staleness.png"],
     "03_hogwild": ["03_hogwild_losses.png", "03_native_losses.png", "03_oversubscription.png"],
-    "03b_sparse_hogwild": ["03b_speedup.png", "03b_sparsity_sweep.png", "03b_collisions.png"],
     "04_compare": ["04_losses_samples.png", "04_losses_seconds.png", "04_accuracy_vs_time.png",
                    "04_cost_to_target.png"],
 }
