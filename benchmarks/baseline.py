@@ -35,7 +35,7 @@ def main() -> None:
         for pipeline in ("classic", "memory"):
             r = train_baseline(a.model, ds, epochs=a.epochs, threads=threads, pipeline=pipeline,
                                seed=0)
-            r.extra["label"] = f"{pipeline} {threads}t"
+            r.label = f"{pipeline} {threads}t"
             results.append(r)
             base = base or r.samples_per_second
             rows.append([pipeline, threads, round(r.train_seconds, 2), round(r.samples_per_second),

@@ -45,7 +45,7 @@ def classic(ds, model: str, total_epochs: int, processes: int, cores: int, timeo
                 raise  # a real failure, not the cap
             r = exc.result
             r.extra["timed_out_after"] = round(time.perf_counter() - t0, 1)
-    r.extra["label"] = f"(c) classic {processes}p"
+    r.label = f"(c) classic {processes}p"
     return r
 
 
@@ -87,7 +87,7 @@ def main() -> None:
 
     def baseline(threads: int, label: str) -> RunResult:
         r = train_baseline(a.model, ds, epochs=a.total_epochs, threads=threads, seed=a.seed)
-        r.extra["label"] = label
+        r.label = label
         print(f"  {label}: {r.total_seconds:.1f} s", flush=True)
         return r
 
@@ -98,9 +98,9 @@ def main() -> None:
         warnings.simplefilter("ignore", UserWarning)  # only above `cores` processes
         for p in range(1, (a.max_processes or cores) + 1):
             r = train_hogwild(a.model, ds, seed=a.seed, **split_work(a.total_epochs, p))
-            r.extra["label"] = f"hogwild {p}x{r.config['epochs_per_process']}" + (
+            r.label = f"hogwild {p}x{r.config['epochs_per_process']}" + (
                 " shards" if r.config["sharding"] == "shard" else "")
-            print(f"  {r.extra['label']}: {r.total_seconds:.1f} s", flush=True)
+            print(f"  {r.label}: {r.total_seconds:.1f} s", flush=True)
             hogwild.append(r)
     classics = []
     for p in sorted({1, cores}):

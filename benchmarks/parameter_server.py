@@ -82,7 +82,7 @@ def main() -> None:
     results = []
     for threads in dict.fromkeys([1, cores]):
         r = train_baseline(a.model, ds, threads=threads, **common)
-        r.extra["label"] = f"baseline {threads} thread{'s' if threads > 1 else ''}"
+        r.label = f"baseline {threads} thread{'s' if threads > 1 else ''}"
         print(f"  {r.label}: {r.total_seconds:.1f} s", flush=True)
         results.append(r)
     base = results[-1]

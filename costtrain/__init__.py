@@ -1,4 +1,23 @@
-"""costtrain: train PyTorch models faster and cheaper on the machine you already own."""
+"""costtrain: train PyTorch models faster and cheaper on the machine you already own.
+
+Architecture, in layers; a module imports only from layers above it in this list (arrows
+point down, never into the CLI), and never another module's ``_private`` names:
+
+1. records and processes: ``utils`` (errors, cores, threads), ``result`` (RunResult, JSON),
+   ``procs`` (spawned workers, supervised), ``args`` (command-line options, no torch);
+2. data, models, engine: ``data`` (datasets as tensors), ``models`` (the nets), ``checks``
+   (what must hold before a process starts), ``engine`` (what every loop shares: set-up,
+   batches, evaluation, loss logs);
+3. trainers, one loop each: ``baseline`` (one process), ``hogwild`` (``worker``: lock-free
+   shared memory), ``ps_ranks`` (``serve`` and ``work``) driven by ``parameter_server``,
+   ``legacy`` (the original project's ``train_model`` API on top of Hogwild!);
+4. measuring and advice: ``energy``, ``cost``, ``report``, ``plots``, ``compare``,
+   ``predict``, ``advise``;
+5. front ends: ``cli`` (``costtrain ...``), ``notebooks`` (papermill runner), ``widgets``.
+
+``tests/test_architecture.py`` walks the imports and fails on a circle, an import into the CLI
+or a private name taken from another module.
+"""
 from .advise import recommend
 from .baseline import train_baseline
 from .cost import attach_cost, price_basis
@@ -18,8 +37,8 @@ __all__ = ["recommend", "attach_cost", "price_basis", "EnergyMeter",
 
 
 def __getattr__(name: str):
-    # Imported on first use, so that `python -m costtrain.parameter_server` (torchrun) does not
-    # find the module already imported by the package.
+    # Lazy on purpose: `python -m costtrain.parameter_server` (torchrun) must not find that
+    # module already imported by the package (runpy warns and runs a second copy).
     if name == "train_parameter_server":
         from .parameter_server import train_parameter_server
         return train_parameter_server

@@ -27,7 +27,10 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn as nn
 
-from .cost import PriceBasis, as_fraction, attach_cost, money, price_basis
+from .args import (add_data_args, add_optim_args, add_output_args, positive_float,
+                   positive_int)
+from .cost import (INSTANCES, PRICE_PER_KWH, PRICES_COMPILED, PriceBasis, as_fraction, attach_cost,
+                   money, price_basis)
 from .data import Dataset, load_dataset, stratified_subset
 from .energy import LAPTOP_WATTS, EnergyMeter
 from .engine import evaluate, loss_fn
@@ -340,9 +343,9 @@ def _run_probe(p: Probe, fn, make_net, ds: Dataset, samples: int, batch_size: in
         r = RunResult(method=p.method, config=kwargs, status="failed",
                       error=f"{type(exc).__name__}: {exc}")
     if r.status == "failed":
-        r.extra["label"] = p.label
+        r.label = p.label
         return r
-    r.extra["label"] = p.label
+    r.label = p.label
     attach_cost(r, target_accuracy=target, basis=basis, energy=meter.reading)
     return r
 
@@ -364,35 +367,18 @@ def save_advice_figures(advice: Advice, folder: str | Path = "figures") -> list[
 # ----------------------------------------------------------------------- command line
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``costtrain advise``."""
-    from .cli import _existing_dir, _positive_float, _positive_int
-    from .cost import INSTANCES, PRICE_PER_KWH, PRICES_COMPILED
-    from .data import DATASETS
-    from .models import MODELS
-    p.add_argument("--model", default="simple", choices=sorted(MODELS),
-                   help="net to train (default: %(default)s)")
-    p.add_argument("--dataset", default="fashion-mnist", choices=DATASETS,
-                   help="dataset (default: %(default)s)")
-    p.add_argument("--data-dir", type=_existing_dir, default=None,
-                   help="folder holding the dataset files, searched first")
-    p.add_argument("--download", action="store_true",
-                   help="let torchvision download the dataset if it is not found")
-    p.add_argument("--subset", type=_positive_int, default=None,
-                   help="the whole job uses a stratified sample of this many training images")
-    p.add_argument("--target-accuracy", type=_positive_float, default=None,
+    add_data_args(p)
+    p.add_argument("--target-accuracy", type=positive_float, default=None,
                    help="rank by predicted time to this test accuracy (0.85 or 85)")
-    p.add_argument("--budget-seconds", type=_positive_float, default=60.0,
+    p.add_argument("--budget-seconds", type=positive_float, default=60.0,
                    help="wall time for all probes, data loading included (default: %(default)s)")
-    p.add_argument("--epochs", type=_positive_int, default=1,
+    p.add_argument("--epochs", type=positive_int, default=1,
                    help="the whole job: passes over the training data (default: %(default)s)")
-    p.add_argument("--batch-size", type=_positive_int, default=64,
-                   help="mini-batch size (default: %(default)s)")
-    p.add_argument("--lr", type=_positive_float, default=0.01,
-                   help="learning rate (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
+    add_optim_args(p, eval_every=False, full=False)
     c = p.add_argument_group("price (see costtrain.cost)")
-    c.add_argument("--price-per-kwh", type=_positive_float, default=None,
+    c.add_argument("--price-per-kwh", type=positive_float, default=None,
                    help=f"electricity price in USD per kWh (default: {PRICE_PER_KWH:g})")
-    c.add_argument("--watts", type=_positive_float, default=None,
+    c.add_argument("--watts", type=positive_float, default=None,
                    help="power draw used where energy cannot be measured "
                         f"(default: {LAPTOP_WATTS:g}, a laptop under load)")
     c.add_argument("--instance", default=None,
@@ -404,8 +390,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--figures", default=None, metavar="DIR",
                    help="also save advise_accuracy_vs_time.png (the probes) and "
                         "advise_cost.png (predicted cost per configuration) in DIR")
-    p.add_argument("--out", default=None, help="write the advice and probes as JSON here")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_output_args(p, "the advice and probes")
 
 
 def run_cli(args: argparse.Namespace) -> None:

@@ -1,38 +1,18 @@
 """Single-process training: the baseline every other method must beat."""
 from __future__ import annotations
 
-import functools
 import time
-from typing import Callable
 
 import torch
 import torch.nn as nn
 
-from .data import ClassicImageDataset, Dataset, load_dataset
-from .engine import Evaluator, LossLog, batches, check_hparams, evaluate, loss_fn, steady_rate
-from .models import build_model, model_name
+from .data import ClassicImageDataset, Dataset
+from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_hparams,
+                     close_eval_curve, evaluate, loss_fn, optimizer_label, prepare, progress_bar,
+                     sgd, steady_rate)
+from .models import display_name
 from .result import RunResult
 from .utils import CosttrainError, hardware_info, num_cores, num_threads, resolve_device, seed_everything
-
-OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
-PIPELINES = ("memory", "classic")
-
-
-def sgd(lr: float = 0.01, momentum: float = 0.5) -> OptimizerFactory:
-    """The classic example's optimizer as a picklable factory: ``SGD(params, lr, momentum)``."""
-    return functools.partial(torch.optim.SGD, lr=lr, momentum=momentum)
-
-
-def prepare(net: nn.Module | str, data: Dataset | str, *, seed: int, subset: int | None = None,
-            data_root: str | None = None) -> tuple[nn.Module, Dataset]:
-    """Load the data (by name or as given) and build the net (by name or as given), seeded."""
-    ds = data if isinstance(data, Dataset) else load_dataset(data, data_root, subset=subset,
-                                                            seed=seed)
-    torch.manual_seed(seed)
-    model = build_model(net, ds.input_shape, ds.num_classes) if isinstance(net, str) else net
-    if not isinstance(model, nn.Module):
-        raise CosttrainError(f"net must be a model name or a torch.nn.Module, got {type(net).__name__}.")
-    return model, ds
 
 
 def _classic_loader(ds: Dataset, batch_size: int, gen: torch.Generator):
@@ -72,12 +52,13 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
     with num_threads(threads):
         model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
         model.to(dev).train()
-        opt = (optimizer or sgd(lr, momentum))(list(model.parameters()))
+        factory = optimizer or sgd(lr, momentum)
+        opt = factory(list(model.parameters()))
         gen = seed_everything(seed)
         test_x, test_y = ds.test_x.to(dev), ds.test_y.to(dev)
         log, evaluator = LossLog(log_every), Evaluator(test_x, test_y, eval_every, dev)
         total = epochs * len(ds.train_y)
-        bar = _progress(total, progress, "baseline")
+        bar = progress_bar(total, progress, "baseline")
         setup = time.perf_counter() - t_setup
 
         t0 = time.perf_counter()
@@ -104,26 +85,18 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
         t_eval = time.perf_counter()
         test_loss, test_acc = evaluate(model, test_x, test_y, device=dev)
         final_eval = time.perf_counter() - t_eval
-    if not evaluator.curve["samples"] or evaluator.curve["samples"][-1] != log.samples:
-        for key, val in zip(("samples", "seconds", "accuracy", "loss"),
-                            (log.samples, round(train_seconds, 4), test_acc, test_loss)):
-            evaluator.curve[key].append(val)
-    return RunResult(
+    result = RunResult(
         method="baseline",
-        config=dict(dataset=ds.name, model=net if isinstance(net, str) else model_name(model),
+        config=dict(dataset=ds.name, model=display_name(net, model),
                     epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, seed=seed,
                     subset=subset, train_samples=len(ds.train_y), pipeline=pipeline,
-                    processes=1),
+                    processes=1, optimizer=optimizer_label(factory)),
         device=str(dev), threads=threads, setup_seconds=setup, train_seconds=train_seconds,
         eval_seconds=final_eval + evaluator.seconds, samples=log.samples,
         samples_per_second=log.samples / train_seconds if train_seconds > 0 else 0.0,
         steady_samples_per_second=steady_rate(log.curve), test_loss=test_loss,
         test_accuracy=test_acc, loss_curve=log.curve, eval_curve=evaluator.curve,
         hardware=hardware_info())
+    close_eval_curve(result)
+    return result
 
-
-def _progress(total: int, enabled: bool, desc: str):
-    """A tqdm bar (auto: notebook or terminal) or a silent stand-in."""
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="samples", unit_scale=True, disable=not enabled,
-                leave=False)

@@ -75,7 +75,7 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
         with EnergyMeter(price.watts) as meter:
             r = trainer(model, ds, batch_size=batch_size, lr=lr, seed=seed,
                         eval_every=eval_every, progress=progress, **kw)
-        r.extra["label"] = label
+        r.label = label
         attach_cost(r, target_accuracy=target_accuracy, basis=price, energy=meter.reading)
         results.append(r)
         if on_result:

@@ -1,16 +1,85 @@
-"""Pieces every training loop shares: mini-batches, evaluation, loss logging, throughput."""
+"""Pieces every training loop shares: set-up, mini-batches, evaluation, loss logging, throughput.
+
+The trainers (:mod:`~costtrain.baseline`, :mod:`~costtrain.hogwild`,
+:mod:`~costtrain.parameter_server`) import these by their public names; none of them imports
+another trainer.
+"""
 from __future__ import annotations
 
+import functools
 import math
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .result import Curve, new_curve
+from .data import Dataset, load_dataset
+from .models import build_model
+from .result import Curve, RunResult, new_curve
 from .utils import CosttrainError
+
+OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+PIPELINES = ("memory", "classic")  # in-memory tensors, or the classic per-sample DataLoader
+OPTIMIZERS = ("sgd", "adam")
+
+
+def sgd(lr: float = 0.01, momentum: float = 0.5) -> OptimizerFactory:
+    """The classic example's optimizer as a picklable factory: ``SGD(params, lr, momentum)``."""
+    return functools.partial(torch.optim.SGD, lr=lr, momentum=momentum)
+
+
+def make_optimizer(name: str = "sgd", lr: float = 0.01, momentum: float = 0.5) -> OptimizerFactory:
+    """A picklable optimizer factory by name: ``sgd`` (with momentum) or ``adam`` (momentum unused)."""
+    if name == "sgd":
+        return sgd(lr, momentum)
+    if name == "adam":
+        return functools.partial(torch.optim.Adam, lr=lr)
+    raise CosttrainError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}.")
+
+
+def optimizer_label(factory: Callable) -> str:
+    """A factory's optimizer name for results: ``SGD``, ``Adam`` or the factory's own label."""
+    if isinstance(factory, functools.partial):
+        return getattr(factory.func, "__name__", str(factory.func))
+    return getattr(factory, "label", getattr(factory, "__name__", type(factory).__name__))
+
+
+def get_dataset(data: Dataset | str, *, seed: int = 0, subset: int | None = None,
+                data_root: str | None = None) -> Dataset:
+    """`data` itself when it is a loaded Dataset, else the dataset of that name (loaded)."""
+    if isinstance(data, Dataset):
+        return data
+    return load_dataset(data, data_root, subset=subset, seed=seed)
+
+
+def prepare(net: nn.Module | str, data: Dataset | str, *, seed: int, subset: int | None = None,
+            data_root: str | None = None) -> tuple[nn.Module, Dataset]:
+    """Load the data (by name or as given) and build the net (by name or as given), seeded."""
+    ds = get_dataset(data, seed=seed, subset=subset, data_root=data_root)
+    torch.manual_seed(seed)
+    model = build_model(net, ds.input_shape, ds.num_classes) if isinstance(net, str) else net
+    if not isinstance(model, nn.Module):
+        raise CosttrainError(f"net must be a model name or a torch.nn.Module, got {type(net).__name__}.")
+    return model, ds
+
+
+def progress_bar(total: int, enabled: bool, desc: str):
+    """A tqdm bar (auto: notebook or terminal) or a silent stand-in."""
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="samples", unit_scale=True, disable=not enabled,
+                leave=False)
+
+
+def shard_indices(n: int, rank: int, parts: int, seed: int) -> torch.Tensor:
+    """Shard `rank` (0-based) of `parts` disjoint shards of ``range(n)``: a seeded split.
+
+    Shard sizes differ by at most one; Hogwild! (``sharding='shard'``) and the parameter
+    server's workers use the same split.
+    """
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm.tensor_split(parts)[rank]
 
 
 def check_hparams(*, epochs: int = 1, batch_size: int = 1, lr: float = 1.0,
@@ -135,6 +204,15 @@ def merge_curves(curves: list[Curve]) -> Curve:
         out["seconds"].append(sec)
         out["loss"].append(loss)
     return out
+
+
+def close_eval_curve(r: RunResult) -> None:
+    """Make the final test point the last point of ``r.eval_curve`` (unless it already is)."""
+    c = r.eval_curve
+    if r.test_accuracy == r.test_accuracy and (not c["samples"] or c["samples"][-1] != r.samples):
+        for key, val in zip(("samples", "seconds", "accuracy", "loss"),
+                            (r.samples, round(r.train_seconds, 4), r.test_accuracy, r.test_loss)):
+            c[key].append(val)
 
 
 def time_to_accuracy(eval_curve: Curve, target: float) -> tuple[float | None, int | None]:

@@ -1,4 +1,4 @@
-"""Hogwild! (Recht et al., 2011): several processes update one shared model without locks.
+"""Hogwild! (Niu, Recht, Ré and Wright, NIPS 2011): several processes update one shared model without locks.
 
 The model's parameters and the training data live in shared memory; every worker process
 builds its own optimizer, draws its own mini-batches and writes its updates straight into
@@ -18,18 +18,14 @@ training clock, so the eval curve's seconds are comparable with the baseline's. 
 per-worker loss curves share one clock, wall seconds since the start signal, so that they
 merge in time order.
 
-The original project's API (``train_model``, ``log_elapsed_time``, ``chart_losses``) is in
-:mod:`costtrain.legacy` and importable from here too.
+Reading order: :func:`worker` (the loop each process runs), :func:`train_hogwild` (the native
+API), then the plumbing (:class:`Source`, :class:`Job`, :func:`train_source`). The checks made
+before any process starts are in :mod:`costtrain.checks`; the original project's API
+(``train_model``, ``log_elapsed_time``, ``chart_losses``) is in :mod:`costtrain.legacy`.
 """
 from __future__ import annotations
 
-import functools
-import io
-import os
-import pickle
-import sys
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -38,18 +34,151 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 
 from . import procs
-from .baseline import PIPELINES, OptimizerFactory, _progress, prepare, sgd
+from .checks import check_device, check_optimizer, check_plan, check_shareable
 from .data import ClassicImageDataset, Dataset
-from .engine import (Evaluator, LossLog, batches, check_hparams, evaluate, loss_fn, merge_curves,
-                     steady_rate)
-from .models import model_name
-from .result import Curve, RunResult
-from .utils import (CosttrainError, hardware_info, num_cores, resolve_device, seed_everything,
-                    threads_per_process)
+from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_hparams,
+                     close_eval_curve, evaluate, loss_fn, merge_curves, optimizer_label, prepare,
+                     progress_bar, sgd, shard_indices, steady_rate)
+from .models import display_name
+from .result import RunResult
+from .utils import CosttrainError, hardware_info, seed_everything
+
+__all__ = ["worker", "train_hogwild", "Source", "Job", "train_source", "split_work", "share"]
 
 SHARDINGS = ("full", "shard")
-MAX_PROCESSES_PER_CORE = 4
+_LEGACY = ("train_model", "log_elapsed_time", "chart_losses")
 
+
+def worker(rank: int, job: Job, model: nn.Module, source: Source,
+            test: tuple[torch.Tensor, torch.Tensor] | None, start, counter) -> dict:
+    """One Hogwild! process: wait for the start signal, then train the shared `model`."""
+    torch.set_num_threads(job.threads)
+    gen = seed_everything(job.seed + rank)
+    dev = torch.device(job.device)
+    opt = job.optimizer(list(model.parameters()))
+    indices = (shard_indices(len(source), rank, job.processes, job.seed)
+               if job.sharding == "shard" else None)
+    log = LossLog(job.log_every)
+    evaluator = Evaluator(*(test or (None, None)), job.eval_every if rank == 0 and test else None,
+                          dev)
+    procs.report("ready", None)
+    while not start.wait(0.1):
+        if procs.should_stop():
+            return _outcome(log, evaluator, 0.0, stopped=True)
+    model.train()
+    t0 = time.perf_counter()
+    reported = 0
+    for epoch in range(1, job.epochs + 1):
+        for xb, yb in source.epoch(job.batch_size, gen, indices):
+            xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+            now = time.perf_counter() - t0  # one clock for every worker's loss curve
+            elapsed = now - evaluator.seconds  # training seconds (eval curve, like the baseline)
+            log.add(loss.item(), len(yb), now)
+            if log.samples - reported >= job.log_every * job.batch_size:
+                procs.report("progress", (log.samples - reported, epoch, log.samples,
+                                          log.curve["loss"][-1]))
+                reported = log.samples
+            if counter is not None:
+                with counter.get_lock():
+                    counter.value += len(yb)
+                    total = counter.value
+                if evaluator.due(total):
+                    evaluator(model, total, elapsed)
+            if procs.should_stop():
+                return _outcome(log, evaluator, time.perf_counter() - t0, stopped=True)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0 - evaluator.seconds
+    log.flush(seconds + evaluator.seconds)
+    procs.report("done", (log.samples - reported, evaluator.seconds))
+    return _outcome(log, evaluator, seconds + evaluator.seconds, stopped=False)
+
+
+def _outcome(log: LossLog, evaluator: Evaluator, seconds: float, stopped: bool) -> dict:
+    log.flush(seconds)
+    return dict(curve=log.curve, samples=log.samples, eval_curve=evaluator.curve,
+                eval_seconds=evaluator.seconds, seconds=seconds, stopped=stopped,
+                threads=torch.get_num_threads())
+
+
+
+# ------------------------------------------------------------------ the native API
+
+def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist", *,
+                  processes: int = 2, epochs_per_process: int = 1, sharding: str = "full",
+                  batch_size: int = 64, lr: float = 0.01, momentum: float = 0.5,
+                  optimizer: OptimizerFactory | None = None, threads: int | None = None,
+                  device: str = "cpu", seed: int = 42, subset: int | None = None,
+                  data_root: str | None = None, eval_every: int | None = None,
+                  log_every: int = 10, pipeline: str = "memory", progress: bool = False,
+                  timeout: float | None = None) -> RunResult:
+    """Train `net` with `processes` Hogwild! workers on shared-memory parameters.
+
+    Args:
+        net: a model name (``simple``, ``mlp``, ``cnn``) or your own ``nn.Module``, trained in
+            place (its class must live in an importable module, not in a notebook).
+        data: a dataset name or a loaded :class:`~costtrain.data.Dataset` (moved to shared memory).
+        processes: worker processes sharing the model.
+        epochs_per_process: passes each worker makes over its data.
+        sharding: ``full`` = every worker sees the whole training set each epoch (the original
+            project; ``processes x epochs_per_process`` epochs of work in total), ``shard`` =
+            disjoint shards (``epochs_per_process`` epochs of work in total).
+        optimizer: picklable factory ``params -> Optimizer`` built in every worker, e.g.
+            ``functools.partial(torch.optim.Adam, lr=1e-3)``; default SGD(lr, momentum).
+        threads: intra-op threads per worker; default ``max(1, cores // processes)``.
+        device: ``cpu`` or ``cuda`` (shared through CUDA IPC); ``mps`` cannot share tensors.
+        seed: worker ``r`` seeds its data order and dropout with ``seed + r``.
+        eval_every: worker 0 evaluates every this many samples trained by all workers together.
+        log_every: batches per point of each worker's loss curve.
+        pipeline: ``memory`` (shared tensors) or ``classic`` (per-sample PIL transforms).
+        timeout: seconds after which the workers are stopped and an error raised.
+
+    Returns:
+        RunResult (method ``hogwild``) with ``worker_curves`` indexed by samples each worker saw.
+    Raises:
+        CosttrainError: bad input, found before any process starts.
+        WorkerError: a worker failed; ``.result`` holds the partial RunResult.
+    """
+    t_setup = time.perf_counter()
+    check_hparams(epochs=epochs_per_process, batch_size=batch_size, lr=lr, eval_every=eval_every)
+    threads = check_plan(processes, epochs_per_process, threads)
+    if sharding not in SHARDINGS:
+        raise CosttrainError(f"sharding must be one of {SHARDINGS}, got {sharding!r}.")
+    if pipeline not in PIPELINES:
+        raise CosttrainError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}.")
+    if timeout is not None and not timeout > 0:
+        raise CosttrainError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+    dev = check_device(device)
+    if pipeline == "classic" and dev.type != "cpu":
+        raise CosttrainError("pipeline='classic' (per-sample transforms) runs on the CPU only.")
+    model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
+    check_shareable(model, "net")
+    factory = optimizer or sgd(lr, momentum)
+    check_optimizer(factory, model)
+    if sharding == "shard" and processes > len(ds.train_y):
+        raise CosttrainError(f"{processes} shards of {len(ds.train_y)} samples: some would be "
+                             "empty; use fewer processes or sharding='full'.")
+    share(model, dev)
+    if dev.type == "cpu":
+        ds.share_memory_()
+    test = (ds.test_x.to(dev), ds.test_y.to(dev))
+    source = (Source(dataset=ClassicImageDataset(ds)) if pipeline == "classic"
+              else Source(ds.train_x.to(dev), ds.train_y.to(dev)))
+    job = Job(processes=processes, epochs=epochs_per_process, batch_size=batch_size,
+              optimizer=factory, threads=threads, device=str(dev), seed=seed, sharding=sharding,
+              eval_every=eval_every, log_every=log_every)
+    config = dict(dataset=ds.name, model=display_name(net, model),
+                  lr=lr, momentum=momentum, subset=subset, train_samples=len(ds.train_y),
+                  pipeline=pipeline)
+    return train_source(model, source, job, test=test, timeout=timeout, progress=progress,
+                        config=config, t_setup=t_setup)
+
+
+# ------------------------------------------------------------------ plumbing
 
 @dataclass
 class Source:
@@ -116,65 +245,11 @@ def split_work(total_epochs: int, processes: int) -> dict[str, Any]:
     return dict(processes=processes, epochs_per_process=total_epochs, sharding="shard")
 
 
-def shard_indices(n: int, rank: int, processes: int, seed: int) -> torch.Tensor:
-    """The disjoint shard of ``range(n)`` worker `rank` trains on (a seeded split)."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[rank::processes]
-
-
-def _worker(rank: int, job: Job, model: nn.Module, source: Source,
-            test: tuple[torch.Tensor, torch.Tensor] | None, start, counter) -> dict:
-    """One Hogwild! process: wait for the start signal, then train the shared `model`."""
-    torch.set_num_threads(job.threads)
-    gen = seed_everything(job.seed + rank)
-    dev = torch.device(job.device)
-    opt = job.optimizer(list(model.parameters()))
-    indices = (shard_indices(len(source), rank, job.processes, job.seed)
-               if job.sharding == "shard" else None)
-    log = LossLog(job.log_every)
-    evaluator = Evaluator(*(test or (None, None)), job.eval_every if rank == 0 and test else None,
-                          dev)
-    procs.report("ready", None)
-    while not start.wait(0.1):
-        if procs.should_stop():
-            return _outcome(log, evaluator, 0.0, stopped=True)
-    model.train()
-    t0 = time.perf_counter()
-    reported = 0
-    for epoch in range(1, job.epochs + 1):
-        for xb, yb in source.epoch(job.batch_size, gen, indices):
-            xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            opt.step()
-            now = time.perf_counter() - t0  # one clock for every worker's loss curve
-            elapsed = now - evaluator.seconds  # training seconds (eval curve, like the baseline)
-            log.add(loss.item(), len(yb), now)
-            if log.samples - reported >= job.log_every * job.batch_size:
-                procs.report("progress", (log.samples - reported, epoch, log.samples,
-                                          log.curve["loss"][-1]))
-                reported = log.samples
-            if counter is not None:
-                with counter.get_lock():
-                    counter.value += len(yb)
-                    total = counter.value
-                if evaluator.due(total):
-                    evaluator(model, total, elapsed)
-            if procs.should_stop():
-                return _outcome(log, evaluator, time.perf_counter() - t0, stopped=True)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0 - evaluator.seconds
-    log.flush(seconds + evaluator.seconds)
-    procs.report("done", (log.samples - reported, evaluator.seconds))
-    return _outcome(log, evaluator, seconds + evaluator.seconds, stopped=False)
-
-
-def _outcome(log: LossLog, evaluator: Evaluator, seconds: float, stopped: bool) -> dict:
-    log.flush(seconds)
-    return dict(curve=log.curve, samples=log.samples, eval_curve=evaluator.curve,
-                eval_seconds=evaluator.seconds, seconds=seconds, stopped=stopped,
-                threads=torch.get_num_threads())
+def share(model: nn.Module, dev: torch.device) -> nn.Module:
+    """Move `model` to `dev` and its parameters and buffers into shared memory (CPU) / IPC (CUDA)."""
+    model.zero_grad(set_to_none=True)  # stale gradients would be shared by every worker
+    model.to(dev)
+    return model.share_memory()
 
 
 class _Clock:
@@ -219,13 +294,13 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     start = ctx.Event()
     counter = ctx.Value("q", 0) if job.eval_every and test is not None else None
     per_epoch = len(source) if job.sharding == "full" else -(-len(source) // job.processes)
-    bar = _progress(job.processes * job.epochs * per_epoch, progress, "hogwild")
+    bar = progress_bar(job.processes * job.epochs * per_epoch, progress, "hogwild")
     clock = _Clock(job.processes, start, bar, on_progress)
     args = [(job, model, source, test if counter is not None else None, start, counter)
             ] * job.processes
     error: procs.WorkerError | None = None
     try:
-        outcomes = dict(enumerate(procs.run_workers(_worker, args, name="hogwild worker",
+        outcomes = dict(enumerate(procs.run_workers(worker, args, name="hogwild worker",
                                                     timeout=timeout, on_message=clock)))
     except procs.WorkerError as exc:
         error, outcomes = exc, dict(sorted(exc.results.items()))
@@ -242,10 +317,10 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     result.eval_seconds += final_eval
     result.test_loss, result.test_accuracy = test_loss, test_acc
     result.device = str(dev)
-    _close_eval_curve(result)
+    close_eval_curve(result)
     if error is not None:
         result.status, result.error = "partial", str(error).split("\n")[0]
-        error.result = result  # type: ignore[attr-defined]
+        error.result = result
         raise error
     return result
 
@@ -266,203 +341,13 @@ def _result(outcomes: dict[int, dict], train_seconds: float, job: Job, config: d
         worker_curves=curves, eval_curve=zero.get("eval_curve") or Evaluator(None, None, None).curve,
         extra=dict(worker_samples={str(r): o["samples"] for r, o in outcomes.items()},
                    worker_threads={str(r): o["threads"] for r, o in outcomes.items()},
-                   optimizer=_optimizer_label(job.optimizer)),
+                   optimizer=optimizer_label(job.optimizer)),
         hardware=hardware_info())
 
 
-def _close_eval_curve(r: RunResult) -> None:
-    """Make the final test accuracy the last point of the eval curve (as the baseline does)."""
-    c: Curve = r.eval_curve
-    if r.test_accuracy == r.test_accuracy and (not c["samples"] or c["samples"][-1] != r.samples):
-        for key, val in zip(("samples", "seconds", "accuracy", "loss"),
-                            (r.samples, round(r.train_seconds, 4), r.test_accuracy, r.test_loss)):
-            c[key].append(val)
-
-
-def _optimizer_label(factory: Callable) -> str:
-    if isinstance(factory, functools.partial):
-        return getattr(factory.func, "__name__", str(factory.func))
-    return getattr(factory, "label", getattr(factory, "__name__", type(factory).__name__))
-
-
-# ------------------------------------------------------------------ checks before any process
-
-def check_plan(processes: int, epochs: int, threads: int | None, *, stacklevel: int = 3) -> int:
-    """Validate processes/epochs/threads; return threads per process; warn on oversubscription."""
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-        raise CosttrainError(f"processes must be an integer >= 1, got {processes!r}.")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise CosttrainError(f"epochs per process must be an integer >= 1, got {epochs!r}.")
-    cores = num_cores()
-    if processes > MAX_PROCESSES_PER_CORE * cores:
-        raise CosttrainError(
-            f"{processes} processes on {cores} core(s) is more than is sensible: each process "
-            f"only adds start-up time and memory; use at most {MAX_PROCESSES_PER_CORE * cores} "
-            f"(ideally <= {cores}).")
-    threads = threads_per_process(processes, cores) if threads is None else threads
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise CosttrainError(f"threads per process must be an integer >= 1, got {threads!r}.")
-    if processes * threads > cores:
-        warnings.warn(
-            f"{processes} processes x {threads} thread(s) = {processes * threads} threads on "
-            f"{cores} core(s): the processes will fight over the cores and training slows "
-            f"down; use processes <= {cores} and threads <= {cores} // processes "
-            f"(the default).", UserWarning, stacklevel=stacklevel)
-    return threads
-
-
-def check_device(device: str | torch.device) -> torch.device:
-    """A device whose tensors can be shared between processes, or a clear error."""
-    dev = torch.device(device) if str(device).startswith("mps") else resolve_device(device)
-    if dev.type == "mps":
-        raise CosttrainError(
-            "Hogwild! cannot run on Apple MPS: MPS tensors cannot be shared between processes "
-            "(torch raises '_share_filename_: only available on CPU'), and Hogwild! needs every "
-            "process to write into the same parameters. Use device='cpu' (Hogwild! on the "
-            "CPU cores) or train on MPS in one process with costtrain.train_baseline(device='mps').")
-    if dev.type == "cuda" and sys.platform == "win32":
-        raise CosttrainError("Hogwild! on CUDA needs CUDA IPC, which PyTorch does not support on "
-                             "Windows; use device='cpu' or Linux.")
-    return dev
-
-
-class _NoTensorPickler(pickle.Pickler):
-    """Pickles everything but tensors: a cheap probe of what spawn will have to send."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        return (type(None), ()) if isinstance(obj, torch.Tensor) else NotImplemented
-
-
-def _main_is_importable() -> bool:
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)  # '<stdin>' for `python -`: not importable by spawn
-    return bool(path and os.path.isfile(path)) or getattr(main, "__spec__", None) is not None
-
-
-def check_shareable(model: nn.Module, what: str = "model") -> None:
-    """Raise a clear error if `model` cannot be shared with spawned worker processes."""
-    if not isinstance(model, nn.Module):
-        raise CosttrainError(f"{what} must be a torch.nn.Module or a model name, "
-                             f"got {type(model).__name__}.")
-    if not any(p.requires_grad for p in model.parameters()):
-        raise CosttrainError(f"{what} {type(model).__name__} has no trainable parameters.")
-    for name, mod in model.named_modules():
-        if type(mod).__module__ == "__main__" and not _main_is_importable():
-            raise CosttrainError(
-                f"{what} class {type(mod).__name__} is defined in this notebook or interactive "
-                "session; worker processes are started with 'spawn' and cannot import it. Move "
-                "the class into a .py file next to the notebook and import it from there, or "
-                "use a built-in model name ('simple', 'mlp', 'cnn').")
-        for attr, val in vars(mod).items():
-            if isinstance(val, torch.Tensor) and val.requires_grad and not val.is_leaf:
-                where = f"{name}.{attr}" if name else attr
-                raise CosttrainError(
-                    f"{what} attribute {where!r} is a tensor computed with autograd (non-leaf, "
-                    "requires_grad); it cannot be sent to worker processes. Compute it in "
-                    "forward(), or register it with .detach() as a buffer.")
-    try:
-        _NoTensorPickler(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL).dump(model)
-    except Exception as exc:  # pickling raises many types
-        raise CosttrainError(
-            f"{what} {type(model).__name__} cannot be sent to worker processes (spawn pickles "
-            f"it): {exc}. Remove unpicklable state such as lambdas, hooks, open files or "
-            "locks, and define the class at module level in an importable .py file.") from exc
-
-
-def check_optimizer(factory: Callable, model: nn.Module) -> None:
-    """The factory must be picklable and build an Optimizer from the model's parameters."""
-    try:
-        pickle.dumps(factory)
-    except Exception as exc:
-        raise CosttrainError(
-            f"the optimizer factory cannot be sent to worker processes ({exc}); use a "
-            "module-level function or functools.partial(torch.optim.SGD, lr=0.01, momentum=0.5) "
-            "instead of a lambda or a function defined in a notebook.") from exc
-    opt = factory(list(model.parameters()))
-    if not isinstance(opt, torch.optim.Optimizer):
-        raise CosttrainError("optimizer must be a factory params -> torch.optim.Optimizer, "
-                             f"but it returned {type(opt).__name__}.")
-
-
-def share(model: nn.Module, dev: torch.device) -> nn.Module:
-    """Move `model` to `dev` and its parameters and buffers into shared memory (CPU) / IPC (CUDA)."""
-    model.zero_grad(set_to_none=True)  # stale gradients would be shared by every worker
-    model.to(dev)
-    return model.share_memory()
-
-
-# ------------------------------------------------------------------ the native API
-
-def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist", *,
-                  processes: int = 2, epochs_per_process: int = 1, sharding: str = "full",
-                  batch_size: int = 64, lr: float = 0.01, momentum: float = 0.5,
-                  optimizer: OptimizerFactory | None = None, threads: int | None = None,
-                  device: str = "cpu", seed: int = 42, subset: int | None = None,
-                  data_root: str | None = None, eval_every: int | None = None,
-                  log_every: int = 10, pipeline: str = "memory", progress: bool = False,
-                  timeout: float | None = None) -> RunResult:
-    """Train `net` with `processes` Hogwild! workers on shared-memory parameters.
-
-    Args:
-        net: a model name (``simple``, ``mlp``, ``cnn``) or your own ``nn.Module``, trained in
-            place (its class must live in an importable module, not in a notebook).
-        data: a dataset name or a loaded :class:`~costtrain.data.Dataset` (moved to shared memory).
-        processes: worker processes sharing the model.
-        epochs_per_process: passes each worker makes over its data.
-        sharding: ``full`` = every worker sees the whole training set each epoch (the original
-            project; ``processes x epochs_per_process`` epochs of work in total), ``shard`` =
-            disjoint shards (``epochs_per_process`` epochs of work in total).
-        optimizer: picklable factory ``params -> Optimizer`` built in every worker, e.g.
-            ``functools.partial(torch.optim.Adam, lr=1e-3)``; default SGD(lr, momentum).
-        threads: intra-op threads per worker; default ``max(1, cores // processes)``.
-        device: ``cpu`` or ``cuda`` (shared through CUDA IPC); ``mps`` cannot share tensors.
-        seed: worker ``r`` seeds its data order and dropout with ``seed + r``.
-        eval_every: worker 0 evaluates every this many samples trained by all workers together.
-        log_every: batches per point of each worker's loss curve.
-        pipeline: ``memory`` (shared tensors) or ``classic`` (per-sample PIL transforms).
-        timeout: seconds after which the workers are stopped and an error raised.
-
-    Returns:
-        RunResult (method ``hogwild``) with ``worker_curves`` indexed by samples each worker saw.
-    Raises:
-        CosttrainError: bad input, found before any process starts.
-        WorkerError: a worker failed; ``.result`` holds the partial RunResult.
-    """
-    t_setup = time.perf_counter()
-    check_hparams(epochs=epochs_per_process, batch_size=batch_size, lr=lr, eval_every=eval_every)
-    threads = check_plan(processes, epochs_per_process, threads)
-    if sharding not in SHARDINGS:
-        raise CosttrainError(f"sharding must be one of {SHARDINGS}, got {sharding!r}.")
-    if pipeline not in PIPELINES:
-        raise CosttrainError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}.")
-    if timeout is not None and not timeout > 0:
-        raise CosttrainError(f"timeout must be a positive number of seconds, got {timeout!r}.")
-    dev = check_device(device)
-    if pipeline == "classic" and dev.type != "cpu":
-        raise CosttrainError("pipeline='classic' (per-sample transforms) runs on the CPU only.")
-    model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
-    check_shareable(model, "net")
-    factory = optimizer or sgd(lr, momentum)
-    check_optimizer(factory, model)
-    if sharding == "shard" and processes > len(ds.train_y):
-        raise CosttrainError(f"{processes} shards of {len(ds.train_y)} samples: some would be "
-                             "empty; use fewer processes or sharding='full'.")
-    share(model, dev)
-    if dev.type == "cpu":
-        ds.share_memory_()
-    test = (ds.test_x.to(dev), ds.test_y.to(dev))
-    source = (Source(dataset=ClassicImageDataset(ds)) if pipeline == "classic"
-              else Source(ds.train_x.to(dev), ds.train_y.to(dev)))
-    job = Job(processes, epochs_per_process, batch_size, factory, threads, str(dev), seed,
-              sharding, eval_every, log_every)
-    config = dict(dataset=ds.name, model=net if isinstance(net, str) else model_name(model),
-                  lr=lr, momentum=momentum, subset=subset, train_samples=len(ds.train_y),
-                  pipeline=pipeline)
-    return train_source(model, source, job, test=test, timeout=timeout, progress=progress,
-                        config=config, t_setup=t_setup)
-
-
-from .legacy import chart_losses, log_elapsed_time, train_model  # noqa: E402  (original API)
-
-__all__ = ["train_hogwild", "train_model", "log_elapsed_time", "chart_losses", "Source", "Job",
-           "train_source", "shard_indices", "split_work", "sgd"]
+def __getattr__(name: str) -> Any:
+    """``from costtrain.hogwild import train_model`` (the original project's import) still works."""
+    if name in _LEGACY:
+        from . import legacy
+        return getattr(legacy, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

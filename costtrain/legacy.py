@@ -1,6 +1,8 @@
 """The original project's Hogwild! API, working as its README describes.
 
-    from costtrain.hogwild import train_model, log_elapsed_time, chart_losses
+    from costtrain.legacy import train_model, log_elapsed_time, chart_losses
+
+(``from costtrain.hogwild import ...``, the original project's import, works too.)
 
 What changed underneath (each a fix, the signatures are the original's):
 
@@ -25,10 +27,11 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+from torch.utils.data import DataLoader, RandomSampler, Subset, TensorDataset
 
-from .hogwild import (Job, Source, check_device, check_optimizer, check_plan, check_shareable,
-                      sgd, share, train_source)
+from .checks import check_device, check_optimizer, check_plan, check_shareable
+from .engine import sgd
+from .hogwild import Job, Source, share, train_source
 from .models import model_name
 from .plots import chart_losses
 from .utils import CosttrainError
@@ -94,8 +97,14 @@ def source_from_loader(loader: DataLoader, what: str = "train_dataloader") -> So
 
 
 def _matching_test_loader(loader: DataLoader) -> DataLoader | None:
-    """The test split of a torchvision dataset given for training, if it is one."""
+    """The test split of a torchvision dataset given for training, if it is one.
+
+    A ``Subset`` (or nested Subsets) of such a dataset counts too: the test split of the
+    dataset underneath is used, whole.
+    """
     ds = loader.dataset
+    while isinstance(ds, Subset):
+        ds = ds.dataset
     if getattr(ds, "train", None) is not True or not hasattr(ds, "root"):
         return None
     try:
@@ -174,8 +183,9 @@ def train_model(model: nn.Module, train_dataloader: DataLoader, num_processes: i
         test = tuple(t.to(dev) for t in test_loader.dataset.tensors[:2])
     every = log_interval if log_interval and log_interval > 0 else 10
     per_epoch = len(source) if sharding == "full" else -(-len(source) // num_processes)
-    job = Job(num_processes, epochs_per_process, train_dataloader.batch_size, factory, threads,
-              str(dev), seed, sharding, None, every)
+    job = Job(processes=num_processes, epochs=epochs_per_process,
+              batch_size=train_dataloader.batch_size, optimizer=factory, threads=threads,
+              device=str(dev), seed=seed, sharding=sharding, log_every=every)
     result = train_source(model, source, job, test=test, timeout=timeout,  # type: ignore[arg-type]
                           on_progress=_log_line(per_epoch) if log_interval and log_interval > 0
                           else None, config=dict(model=model_name(model), api="train_model",
@@ -190,7 +200,9 @@ def train_model(model: nn.Module, train_dataloader: DataLoader, num_processes: i
           f"{result.train_seconds:.2f} s ({result.samples:,} samples, "
           f"{result.samples_per_second:,.0f}/s), testing {result.eval_seconds:.2f} s", flush=True)
     if test_loader is None:
-        print("no test set: pass test_dataloader=... to log the test accuracy", flush=True)
+        print("no test set: the training data is not a torchvision dataset with a test split "
+              "(train=True), nor a Subset of one, or that split's files are missing; pass "
+              "test_dataloader=... to log the test accuracy", flush=True)
     else:
         n = len(test_loader.dataset)  # type: ignore[arg-type]
         print(f"Test set: Average loss: {result.test_loss:.4f}, Accuracy: "

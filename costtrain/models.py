@@ -90,3 +90,10 @@ def build_model(name: str, input_shape: tuple[int, int, int] = (1, 28, 28),
 def model_name(net: nn.Module) -> str:
     """The registry name of a built-in model, else its class name."""
     return {SimpleNN: "simple", MLP: "mlp", SmallCNN: "cnn"}.get(type(net), type(net).__name__)
+
+
+def display_name(net: nn.Module | str, model: nn.Module | None = None) -> str:
+    """What results call the net: the name it was asked for, else the built model's name."""
+    if isinstance(net, str):
+        return net
+    return model_name(model if model is not None else net)

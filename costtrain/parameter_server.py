@@ -11,7 +11,6 @@ use it on loopback or a trusted network only.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime
 import os
@@ -26,31 +25,31 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from . import procs
-from .baseline import _progress, prepare
+from .args import torchrun_parser
+from .checks import check_shareable
 from .data import Dataset, load_dataset
-from .engine import check_hparams, merge_curves, steady_rate
-from .hogwild import check_shareable
-from .models import build_model, model_name
-from .ps_ranks import MODES, PSConfig, run_rank, shard_indices, worker_batches
+from .engine import check_hparams, close_eval_curve, merge_curves, prepare, progress_bar, steady_rate
+from .models import build_model, display_name
+from .ps_ranks import MODES, PSConfig, run_rank, worker_batches
 from .result import RunResult
 from .utils import CosttrainError, hardware_info, resolve_device, threads_per_process
 
 __all__ = ["train_parameter_server", "run_under_torchrun", "ParameterServerError",
-           "shard_indices", "worker_batches", "MODES"]
+           "worker_batches", "MODES"]
 
 
 class ParameterServerError(procs.WorkerError):
     """A run failed (a rank died, a connection broke, a wait timed out).
 
-    ``.rank`` is the lost rank (-1 if unknown) and ``.partial`` the
-    :class:`~costtrain.result.RunResult` (status ``partial``) with the losses recorded so far;
-    ``.result`` is the same object (the name Hogwild!'s errors use).
+    ``.rank`` is the lost rank (-1 if unknown) and ``.result`` the
+    :class:`~costtrain.result.RunResult` (status ``partial``) with the losses recorded so far,
+    as on Hogwild!'s :class:`~costtrain.procs.WorkerError`.
     """
 
-    def __init__(self, message: str, rank: int, partial: RunResult | None,
+    def __init__(self, message: str, rank: int, result: RunResult | None,
                  details: str = "", results: dict[int, Any] | None = None) -> None:
         super().__init__(message, rank, details, results)
-        self.partial = self.result = partial
+        self.result = result
 
 
 def check_config(mode: str, workers: int, *, epochs: int = 1, batch_size: int = 64,
@@ -116,10 +115,10 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
                            eval_every: int | None = None, log_every: int = 10,
                            progress: bool = False, timeout: float = 60.0,
                            addr: str = "127.0.0.1", port: int | None = None,
-                           max_staleness: int | None = None, scale_lr: bool = False) -> RunResult:
+                           max_staleness: int | None = None, scale_lr: bool = True) -> RunResult:
     """Train with a parameter server and K worker processes on this machine.
 
-    Worker ``r`` (1..K) trains on shard ``shard_indices(n, K, seed)[r-1]`` for ``epochs``
+    Worker ``r`` (1..K) trains on shard ``shard_indices(n, r - 1, K, seed)`` for ``epochs``
     passes with ``batch_size`` samples per step; the server (rank 0) holds the parameters and
     an SGD(lr, momentum) optimizer and evaluates on the test set. Total work: ``epochs`` passes
     over the whole training set, shared by the workers.
@@ -139,8 +138,9 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
         addr, port: where the rendezvous store listens (default loopback and a free port;
             another address exposes the unauthenticated transport to that network).
         max_staleness: async only: drop gradients more than this many updates old.
-        scale_lr: sync only: the server uses ``lr * workers`` (the linear scaling rule: a
-            K-times larger batch takes a K-times larger step); off = exactly SGD with ``lr``.
+        scale_lr: sync only (default on): the server uses ``lr * workers`` (the linear
+            scaling rule, Goyal et al. 2017: a K-times larger batch takes a K-times larger
+            step); off = exactly SGD with ``lr``.
     Returns:
         A RunResult (method ``ps-sync``/``ps-async``): ``loss_curve`` is the server's view (the
         loss of each step's batch, by samples applied), ``worker_curves`` each worker's own;
@@ -148,7 +148,7 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
         the server's update/reply/wait seconds and, for async, the staleness histogram.
     Raises:
         CosttrainError: bad settings, a busy ``port`` or a foreign ``addr``, before any process.
-        ParameterServerError: a rank died or a connection broke; ``.partial`` holds the
+        ParameterServerError: a rank died or a connection broke; ``.result`` holds the
             result so far (status ``partial``) and ``.rank`` the lost rank.
     """
     check_config(mode, workers, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
@@ -169,10 +169,10 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
                    log_every=log_every, eval_every=eval_every,
                    timeout=timeout, threads=threads or threads_per_process(workers + 1),
                    max_staleness=max_staleness)
-    config = _config(cfg, ds, net if isinstance(net, str) else model_name(model), subset,
+    config = _config(cfg, ds, display_name(net, model), subset,
                      lr=lr, scale_lr=scale_lr, addr=addr)
     with listen(addr, port, timeout) as port_:
-        bar = _progress(epochs * len(ds.train_y), progress, f"ps-{mode}")
+        bar = progress_bar(epochs * len(ds.train_y), progress, f"ps-{mode}")
 
         def on_message(rank: int, kind: str, n: int) -> None:
             if kind == "progress":  # samples the server has applied
@@ -190,7 +190,7 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
                 reason += f" [{exc.details.strip().splitlines()[-1]}]"
             raise ParameterServerError(
                 f"parameter server run failed: {role} (rank {exc.rank}) {reason} The losses "
-                "recorded so far are in .partial (status 'partial').", exc.rank, partial,
+                "recorded so far are in .result (status 'partial').", exc.rank, partial,
                 exc.details, res) from None
         finally:
             bar.close()
@@ -201,7 +201,7 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
     if server["error"]:
         lost = min(server["lost"], default=-1)
         raise ParameterServerError(f"parameter server run failed: {server['error']}. The "
-                                   "losses recorded so far are in .partial (status 'partial').",
+                                   "losses recorded so far are in .result (status 'partial').",
                                    int(lost), result, results=dict(enumerate(outs)))
     return result
 
@@ -253,14 +253,8 @@ def assemble(cfg: PSConfig, config: dict, server: dict | None, outs: dict[int, A
             max=max((int(k) for k in hist), default=0), dropped=server.get("dropped", 0))
     eval_curve = server.get("eval_curve") or {"samples": [], "seconds": [], "accuracy": [],
                                               "loss": []}
-    if "test_accuracy" in server and (not eval_curve["samples"]
-                                      or eval_curve["samples"][-1] != samples):
-        for key, val in zip(("samples", "seconds", "accuracy", "loss"),
-                            (samples, round(train, 4), server["test_accuracy"],
-                             server["test_loss"])):
-            eval_curve[key].append(val)
     start = server.get("train_start")
-    return RunResult(
+    result = RunResult(
         method=f"ps-{cfg.mode}", config=config, device="cpu", threads=cfg.threads,
         setup_seconds=max(0.0, start - t_start) if start else 0.0, train_seconds=train,
         eval_seconds=server.get("eval_seconds", 0.0), samples=samples,
@@ -270,6 +264,8 @@ def assemble(cfg: PSConfig, config: dict, server: dict | None, outs: dict[int, A
         test_accuracy=server.get("test_accuracy", float("nan")), loss_curve=loss_curve,
         worker_curves=curves, eval_curve=eval_curve, extra=extra, hardware=hardware_info(),
         status="partial" if error else "ok", error=error)
+    close_eval_curve(result)
+    return result
 
 
 # --- torchrun: one process of a run on one machine or several ------------------------------
@@ -302,7 +298,7 @@ def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, mode: str = "sync",
                        subset: int | None = None, eval_every: int | None = None,
                        log_every: int = 10, timeout: float = 60.0,
                        max_staleness: int | None = None,
-                       scale_lr: bool = False) -> RunResult | None:
+                       scale_lr: bool = True) -> RunResult | None:
     """This process's part of a run whose ranks come from the environment (``env://``).
 
     Rank 0 serves and returns the RunResult; workers return None. Every rank must load the
@@ -327,43 +323,20 @@ def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, mode: str = "sync",
         if out.get("error"):
             raise CosttrainError(out["error"])
         return None
-    config = _config(cfg, ds, net if isinstance(net, str) else model_name(model), subset,
+    config = _config(cfg, ds, display_name(net, model), subset,
                      lr=lr, scale_lr=scale_lr, master=master)
     return assemble(cfg, config, out, {}, psutil.Process().create_time(), error=out["error"])
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .cli import _positive_float, _positive_int, add_data_args
-    p = argparse.ArgumentParser(
-        prog="python -m costtrain.parameter_server",
-        description="One rank of a parameter-server run started by torchrun (rank 0 = server). "
-                    "Reads RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT from the environment. "
-                    "The transport is unauthenticated: trusted networks only.")
-    p.add_argument("--mode", choices=MODES, default="sync", help="(default: %(default)s)")
-    p.add_argument("--epochs", type=_positive_int, default=1,
-                   help="passes over the training set, shared by the workers (default: 1)")
-    p.add_argument("--momentum", type=float, default=0.5,
-                   help="server SGD momentum (default: %(default)s, as the baseline)")
-    p.add_argument("--threads", type=_positive_int, default=None,
-                   help="threads per worker (default: cores // processes on this machine)")
-    p.add_argument("--timeout", type=_positive_float, default=60.0,
-                   help="seconds any wait on a peer may take (default: %(default)s)")
-    p.add_argument("--log-every", type=_positive_int, default=10,
-                   help="steps per point of the loss curves (default: %(default)s)")
-    p.add_argument("--max-staleness", type=int, default=None,
-                   help="async: drop gradients older than this many updates")
-    p.add_argument("--scale-lr", action="store_true",
-                   help="sync: the server uses lr x workers (linear scaling rule)")
-    add_data_args(p)
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """The torchrun entry: one rank of a run; rank 0 prints the summary and writes ``--out``."""
+    args = torchrun_parser().parse_args(argv)
     rank = os.environ.get("RANK", "?")
     try:
         if args.device != "cpu":
             raise CosttrainError("the parameter server runs on CPU (gloo); use --device cpu.")
+        if args.optimizer != "sgd":
+            raise CosttrainError("the parameter server's server steps with SGD; use --optimizer sgd.")
         torchrun_env()  # fail before loading data
         ds = load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed,
                           download=args.download)

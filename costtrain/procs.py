@@ -25,7 +25,13 @@ _stop = None  # shared Event: the parent asks workers to stop early and hand in 
 
 
 class WorkerError(RuntimeError):
-    """A worker failed; carries its rank, traceback and what the other workers returned."""
+    """A worker failed; carries its rank, traceback and what the other workers returned.
+
+    ``result`` is set by the trainer that raises it: the partial RunResult built from what the
+    other workers returned (None where there is none).
+    """
+
+    result: Any = None
 
     def __init__(self, message: str, rank: int, details: str = "",
                  results: dict[int, Any] | None = None) -> None:

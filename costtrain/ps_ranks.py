@@ -37,7 +37,7 @@ import torch.nn as nn
 
 from . import procs
 from .data import Dataset
-from .engine import Evaluator, LossLog, batches, evaluate, loss_fn
+from .engine import Evaluator, LossLog, batches, evaluate, loss_fn, shard_indices
 from .utils import CosttrainError, Stopwatch
 
 MODES = ("sync", "async")
@@ -64,18 +64,12 @@ class PSConfig:
     max_staleness: int | None = None
 
 
-def shard_indices(n: int, workers: int, seed: int) -> list[torch.Tensor]:
-    """Disjoint shards of ``range(n)``, one per worker (sizes differ by at most one)."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return list(perm.tensor_split(workers))
-
-
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def worker_batches(ds: Dataset, rank: int, cfg: PSConfig) -> Iterator[Batch]:
     """Worker ``rank``'s mini-batches for all its epochs, in order (its own seeded shuffle)."""
-    shard = shard_indices(len(ds.train_y), cfg.workers, cfg.seed)[rank - 1]
+    shard = shard_indices(len(ds.train_y), rank - 1, cfg.workers, cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed + rank)
     for _ in range(cfg.epochs):
         yield from batches(ds.train_x, ds.train_y, cfg.batch_size, gen, indices=shard)

@@ -49,23 +49,16 @@ class RunResult:
     hardware: dict[str, Any] = field(default_factory=dict)
     status: str = "ok"  # ok | partial | failed
     error: str | None = None
+    label: str = ""  # the run's name in tables and legends; default from method and config
     created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc)
                          .isoformat(timespec="seconds"))
+
+    def __post_init__(self) -> None:
+        self.label = self.label or default_label(self.method, self.config)
 
     @property
     def total_seconds(self) -> float:
         return self.setup_seconds + self.train_seconds + self.eval_seconds
-
-    @property
-    def label(self) -> str:
-        if self.extra.get("label"):
-            return self.extra["label"]
-        c = self.config
-        if "processes" in c and self.method == "hogwild":
-            return f"hogwild {c['processes']}x{c.get('epochs_per_process', '?')}"
-        if "workers" in c:
-            return f"{self.method} {c['workers']}w"
-        return f"{self.method} {c.get('epochs', '?')} ep"
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -75,7 +68,10 @@ class RunResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunResult":
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        kept = {k: v for k, v in d.items() if k in names}
+        if not kept.get("label") and d.get("extra", {}).get("label"):  # files written before 0.2
+            kept["label"] = d["extra"]["label"]
+        return cls(**kept)
 
     def save(self, path: str | Path) -> Path:
         """Write JSON atomically (temp file + rename): a crash never leaves half a file."""
@@ -85,6 +81,15 @@ class RunResult:
     def load(cls, path: str | Path) -> "RunResult":
         with open(path) as f:
             return cls.from_dict(json.load(f))
+
+
+def default_label(method: str, config: dict[str, Any]) -> str:
+    """``hogwild 2x1``, ``ps-sync 3w`` or ``baseline 2 ep``: a run's name from its settings."""
+    if "processes" in config and method == "hogwild":
+        return f"hogwild {config['processes']}x{config.get('epochs_per_process', '?')}"
+    if "workers" in config:
+        return f"{method} {config['workers']}w"
+    return f"{method} {config.get('epochs', '?')} ep"
 
 
 def _json_default(o: Any) -> Any:

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from costtrain.data import load_dataset, tensor_dataset
-from costtrain.hogwild import chart_losses, log_elapsed_time, train_model
+from costtrain.legacy import chart_losses, log_elapsed_time, train_model
 from costtrain.models import SimpleNN
 from costtrain.plots import save_figure
 

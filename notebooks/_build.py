@@ -230,7 +230,7 @@ NB01 = [
     by_threads = [costtrain.train_baseline("simple", ds, epochs=epochs, threads=t, batch_size=batch_size,
                                            lr=lr, seed=seed, progress=progress) for t in threads_list]
     for r, t in zip(by_threads, threads_list):
-        r.extra["label"] = f"{t} thread{'s' if t > 1 else ''}"
+        r.label = f"{t} thread{'s' if t > 1 else ''}"
     print(results_table(by_threads))
     """),
     code("""
@@ -275,7 +275,7 @@ NB01 = [
         pipelines[p] = costtrain.train_baseline("simple", ds, epochs=epochs, threads=best.threads,
                                                 batch_size=batch_size, lr=lr, seed=seed,
                                                 pipeline=p, progress=progress)
-        pipelines[p].extra["label"] = f"{p} pipeline"
+        pipelines[p].label = f"{p} pipeline"
     print(results_table(list(pipelines.values())))
     """),
     code("""
@@ -537,7 +537,7 @@ NB03 = [
     **Time on a laptop:** about 3 minutes with the defaults on 2 cores; about a minute with
     the CI values.
     """),
-    imports('import torch', 'from tqdm.auto import tqdm', 'from costtrain.data import tensor_dataset', 'from costtrain.hogwild import chart_losses, log_elapsed_time, train_hogwild, train_model', 'from costtrain.plots import plot_losses, plot_worker_losses', 'from costtrain.procs import WorkerError', 'from costtrain.utils import threads_per_process'),
+    imports('import torch', 'from tqdm.auto import tqdm', 'from costtrain.data import tensor_dataset', 'from costtrain.hogwild import train_hogwild', 'from costtrain.legacy import chart_losses, log_elapsed_time, train_model', 'from costtrain.plots import plot_losses, plot_worker_losses', 'from costtrain.procs import WorkerError', 'from costtrain.utils import threads_per_process'),
     md(PARAMS_INTRO),
     params("""
     dataset = "fashion-mnist"
@@ -663,8 +663,8 @@ NB03 = [
                             lr=lr, seed=seed, timeout=cap, progress=progress)
     except WorkerError as stopped:  # the cap was hit: keep what the workers trained until then
         bad = stopped.result
-    good.extra["label"] = f"{oversub_processes} processes x {budget} thread(s): cores // processes"
-    bad.extra["label"] = f"{oversub_processes} processes x {cores} threads: all cores each"
+    good.label = f"{oversub_processes} processes x {budget} thread(s): cores // processes"
+    bad.label = f"{oversub_processes} processes x {cores} threads: all cores each"
     print(results_table([bad, good]))
     """),
     code("""

@@ -27,7 +27,7 @@ def probe_result(label: str, rate: float, setup: float = 1.0, plateau: float = A
                   eval_curve={"samples": samples, "seconds": [n / rate for n in samples],
                               "accuracy": [plateau - B / math.sqrt(n) for n in samples],
                               "loss": [1.0] * 4})
-    r.extra["label"] = label
+    r.label = label
     if watts:
         r.cost = {"average_watts": watts, "energy_source": "measured: rapl"}
     return r

@@ -67,3 +67,34 @@ def test_compare_prints_tables_costs_and_figures(tmp_path):
     assert r["config"]["processes"] == 1 and r["cost"]["energy_source"]
     assert r["cost"]["time_to_target_seconds"] is not None  # 30 % is reached by an MLP
     assert len(r["eval_curve"]["samples"]) >= 2
+
+
+def test_run_ps_sync_with_scaling_and_momentum_from_the_shell(tmp_path):
+    """The CLI reaches the parameter server's keywords (issue: CLI at parity with the API)."""
+    import subprocess
+    import sys
+
+    from costtrain.result import load_results
+    out = tmp_path / "ps.json"
+    cmd = [sys.executable, "-m", "costtrain", "run", "--method", "ps", "--mode", "sync",
+           "--workers", "2", "--scale-lr", "--momentum", "0.3", "--model", "mlp", "--subset",
+           "400", "--log-every", "2", "--no-progress", "--out", str(out)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    (r,) = load_results(out)
+    assert r.config["scale_lr"] is True and r.config["momentum"] == 0.3
+    assert r.config["server_lr"] == pytest.approx(0.02)  # lr 0.01 x 2 workers
+    p = subprocess.run(cmd[:-2] + ["--no-scale-lr", "--out", str(out)], capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert load_results(out)[0].config["server_lr"] == pytest.approx(0.01)
+
+
+def test_optimizer_choice_reaches_the_trainer(tmp_path):
+    from costtrain.result import load_results
+    out = tmp_path / "adam.json"
+    assert main(["run", "--optimizer", "adam", "--model", "mlp", "--subset", "300",
+                 "--no-progress", "--out", str(out)]) == 0
+    (r,) = load_results(out)
+    assert r.status == "ok" and r.config["optimizer"] == "Adam"
+    assert main(["run", "--method", "ps", "--optimizer", "adam", "--subset", "300"]) == 2

@@ -11,7 +11,8 @@ from costtrain import _testing, hogwild
 from costtrain.cli import main as cli_main
 from costtrain.compare import comparison_plan
 from costtrain.data import ClassicImageDataset, tensor_dataset
-from costtrain.hogwild import chart_losses, log_elapsed_time, train_hogwild, train_model
+from costtrain.hogwild import train_hogwild
+from costtrain.legacy import chart_losses, log_elapsed_time, train_model
 from costtrain.legacy import OptimizerSpec
 from costtrain.models import MLP
 from costtrain.plots import plot_worker_losses
@@ -203,3 +204,26 @@ def test_comparison_plan_has_the_original_configurations():
     big = comparison_plan(total_epochs=4, cores=8)
     assert {label for label, t, _ in big if t is train_hogwild} == {
         "hogwild 1x4", "hogwild 4x1", "hogwild 2x2", "hogwild 8x4 shards"}
+
+
+def test_original_api_finds_the_test_split_under_a_subset(tmp_path, capsys):
+    """Subset(FashionMNIST(train=True), range(n)) -> the accuracy on FashionMNIST(train=False)."""
+    import gzip
+    import shutil
+
+    from torch.utils.data import Subset
+    from torchvision import datasets, transforms
+
+    from conftest import make_idx_dataset
+    raw = tmp_path / "FashionMNIST" / "raw"
+    make_idx_dataset(tmp_path / "idx", n_train=200, n_test=50)
+    raw.mkdir(parents=True)
+    for gz in (tmp_path / "idx").glob("*.gz"):  # torchvision reads the unpacked files
+        with gzip.open(gz) as src, open(raw / gz.stem, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    train = datasets.FashionMNIST(str(tmp_path), train=True, transform=transforms.ToTensor())
+    loader = DataLoader(Subset(train, range(120)), batch_size=20, shuffle=True)
+    train_model(MLP(), loader, 1, 1, None, log_interval=-1)
+    text = capsys.readouterr().out
+    assert "Test set:" in text and "/50 (" in text  # the whole test split of the files
+    assert "no test set" not in text

@@ -63,7 +63,7 @@ def test_killed_worker_ends_run_with_clear_error_and_partial_result(fmnist, mode
     err = _run_and_kill(fmnist, mode, victim=1)
     assert isinstance(err, ParameterServerError)
     assert err.rank == 1 and "worker 1 (rank 1) was killed" in str(err) and "SIGKILL" in str(err)
-    p = err.partial
+    p = err.result
     assert err.result is p and p.status == "partial" and p.error and p.method == f"ps-{mode}"
     assert len(p.loss_curve["loss"]) > 0 and p.samples > 0  # the server's losses so far
     assert "2" in p.worker_curves and p.worker_curves["2"]["samples"]  # the survivor's report
@@ -74,7 +74,7 @@ def test_killed_server_ends_run(fmnist):
     err = _run_and_kill(fmnist, "async", victim=0)
     assert isinstance(err, ParameterServerError) and err.rank == 0
     assert "the server (rank 0) was killed" in str(err)
-    assert err.partial.status == "partial" and err.partial.worker_curves  # workers' losses
+    assert err.result.status == "partial" and err.result.worker_curves  # workers' losses
 
 
 def _free_port() -> int:

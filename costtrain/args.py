@@ -1,0 +1,181 @@
+"""Command-line argument types and option groups shared by every entry point.
+
+``costtrain run|compare|advise|notebooks`` (:mod:`costtrain.cli`) and the torchrun entry
+``python -m costtrain.parameter_server`` declare their options here, once. This module imports
+no torch, so that a mistyped option is reported at once; the name tuples below are checked
+against the package's registries by the tests.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10")  # costtrain.data.DATASETS
+MODEL_NAMES = ("cnn", "mlp", "simple")  # costtrain.models.MODELS
+PS_MODES = ("sync", "async")  # costtrain.ps_ranks.MODES
+OPTIMIZER_NAMES = ("sgd", "adam")  # costtrain.engine.OPTIMIZERS
+PIPELINE_NAMES = ("memory", "classic")  # costtrain.engine.PIPELINES
+SHARDING_NAMES = ("full", "shard")  # costtrain.hogwild.SHARDINGS
+
+
+def _number(text: str, kind: type, lowest: float, inclusive: bool) -> float:
+    """Parse `text` as `kind` and check it against `lowest`, with an argparse-style error."""
+    try:
+        v = kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not (v >= lowest if inclusive else v > lowest) or v == float("inf"):
+        bound = f">= {lowest:g}" if inclusive else "a positive number"
+        raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+    return v
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    return int(_number(text, int, 1, True))
+
+
+def nonnegative_int(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    return int(_number(text, int, 0, True))
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    return _number(text, float, 0, False)
+
+
+def nonnegative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    return _number(text, float, 0, True)
+
+
+def existing_dir(text: str) -> str:
+    """An argparse type: a folder that exists."""
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"data directory {text!r} does not exist")
+    return text
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """Data and model: which dataset, where its files are, which net."""
+    g = p.add_argument_group("data and model")
+    g.add_argument("--dataset", default="fashion-mnist", choices=DATASET_NAMES,
+                   help="dataset to train on (default: %(default)s, available offline on Debian "
+                        "as the package dataset-fashion-mnist)")
+    g.add_argument("--data-dir", type=existing_dir, default=None,
+                   help="folder holding the dataset files, searched first (else $COSTTRAIN_DATA, "
+                        "./data, system folders)")
+    g.add_argument("--download", action="store_true",
+                   help="let torchvision download the dataset into --data-dir or ./data if it "
+                        "is not found")
+    g.add_argument("--subset", type=positive_int, default=None,
+                   help="train on a stratified sample of this many training images "
+                        "(default: all)")
+    g.add_argument("--model", default="simple", choices=MODEL_NAMES,
+                   help="simple = the classic 2-conv Hogwild! example net, mlp = small MLP, "
+                        "cnn = small CNN for CIFAR-10 (default: %(default)s)")
+
+
+def add_optim_args(p: argparse.ArgumentParser, *, eval_every: bool = True,
+                   full: bool = True) -> None:
+    """Optimisation: batch size, learning rate, seed, [eval every], [with `full`: the rest]."""
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--batch-size", type=positive_int, default=64,
+                   help="mini-batch size per step and worker (default: %(default)s)")
+    o.add_argument("--lr", type=positive_float, default=0.01,
+                   help="learning rate (default: %(default)s)")
+    o.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
+    if eval_every:
+        o.add_argument("--eval-every", type=positive_int, default=None,
+                       help="also measure test accuracy every this many training samples "
+                            "(its time is kept out of the training time)")
+    if not full:
+        return
+    o.add_argument("--momentum", type=nonnegative_float, default=0.5,
+                   help="SGD momentum (default: %(default)s, the classic example's)")
+    o.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="sgd",
+                   help="sgd (with --momentum) or adam; the parameter server steps with SGD "
+                        "(default: %(default)s)")
+    o.add_argument("--log-every", type=positive_int, default=10,
+                   help="batches (steps) per point of the loss curves (default: %(default)s)")
+    o.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"],
+                   help="where to train (default: %(default)s)")
+
+
+def add_output_args(p: argparse.ArgumentParser, what: str = "the result(s)") -> None:
+    """``--out`` and ``--no-progress``."""
+    p.add_argument("--out", default=None, help=f"write {what} as JSON to this file (atomically)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_ps_args(p: argparse.ArgumentParser, *, launcher: bool = True) -> None:
+    """The parameter server's options (`launcher`: also workers, address and port)."""
+    g = p.add_argument_group("parameter server (--method ps)")
+    g.add_argument("--mode", choices=PS_MODES, default="sync",
+                   help="sync = average every worker's gradient each step, async = each worker "
+                        "pushes and pulls on its own (default: %(default)s)")
+    if launcher:
+        g.add_argument("--workers", type=positive_int, default=2,
+                       help="worker processes besides the server (default: %(default)s)")
+        g.add_argument("--addr", default="127.0.0.1",
+                       help="address the server binds to (default: loopback; the transport is "
+                            "unauthenticated, use trusted networks only)")
+        g.add_argument("--port", type=int, default=None,
+                       help="server port (default: a free port)")
+    g.add_argument("--scale-lr", action=argparse.BooleanOptionalAction, default=True,
+                   help="sync: the server uses lr x workers (linear scaling rule, Goyal et al. "
+                        "2017); --no-scale-lr = exactly SGD with --lr (default: on)")
+    g.add_argument("--max-staleness", type=nonnegative_int, default=None,
+                   help="async: drop gradients more than this many updates old (default: keep all)")
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    """Options of ``costtrain run``, grouped by method."""
+    p.add_argument("--method", default="baseline", choices=("baseline", "hogwild", "ps"),
+                   help="training method (default: %(default)s)")
+    p.add_argument("--epochs", type=positive_int, default=1,
+                   help="baseline and ps: passes over the training set (default: %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="intra-op threads per process (default: all cores for the baseline, "
+                        "cores // processes for multi-process methods)")
+    p.add_argument("--timeout", type=positive_float, default=None,
+                   help="hogwild and ps: seconds before a silent or stuck run fails with a clear "
+                        "error (default: none for hogwild, 60 for ps)")
+    b = p.add_argument_group("baseline")
+    b.add_argument("--pipeline", choices=PIPELINE_NAMES, default="memory",
+                   help="memory = in-memory tensors, classic = DataLoader with per-sample "
+                        "transforms (default: %(default)s)")
+    h = p.add_argument_group("hogwild")
+    h.add_argument("--processes", type=positive_int, default=2,
+                   help="Hogwild! worker processes sharing one model (default: %(default)s)")
+    h.add_argument("--epochs-per-process", type=positive_int, default=1,
+                   help="Hogwild!: epochs each process trains (default: %(default)s)")
+    h.add_argument("--sharding", choices=SHARDING_NAMES, default="full",
+                   help="Hogwild!: 'full' = every process sees the whole training set each epoch "
+                        "(the original project), 'shard' = disjoint shards (default: %(default)s)")
+    add_ps_args(p)
+    add_data_args(p)
+    add_optim_args(p)
+    add_output_args(p)
+
+
+def torchrun_parser() -> argparse.ArgumentParser:
+    """The options of one rank started by torchrun: ``python -m costtrain.parameter_server``."""
+    p = argparse.ArgumentParser(
+        prog="python -m costtrain.parameter_server",
+        description="One rank of a parameter-server run started by torchrun (rank 0 = server). "
+                    "Reads RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT from the environment. "
+                    "The transport is unauthenticated: trusted networks only.")
+    p.add_argument("--epochs", type=positive_int, default=1,
+                   help="passes over the training set, shared by the workers (default: 1)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="threads per worker (default: cores // processes on this machine)")
+    p.add_argument("--timeout", type=positive_float, default=60.0,
+                   help="seconds any wait on a peer may take (default: %(default)s)")
+    add_ps_args(p, launcher=False)
+    add_data_args(p)
+    add_optim_args(p)
+    add_output_args(p, "the result (rank 0)")
+    return p
