@@ -261,8 +261,8 @@ def _short_probe(label: str, rate: float, accuracies: list[float]) -> RunResult:
                   train_seconds=1000 / rate, samples=1000, samples_per_second=rate,
                   steady_samples_per_second=rate,
                   eval_curve={"samples": samples, "seconds": [n / rate for n in samples],
-                              "accuracy": accuracies, "loss": [1.0] * len(samples)})
-    r.extra["label"] = label
+                              "accuracy": accuracies, "loss": [1.0] * len(samples)},
+                  label=label)
     return r
 
 
