@@ -14,6 +14,7 @@ that is a failure. JupyterLab and the browser are stopped by PID whatever happen
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -101,6 +102,13 @@ def stop_tree(pid: int, timeout: float = 10.0) -> None:
         procs = alive
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the test process dies, even by SIGKILL (Linux)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def ci_copy(dest: Path) -> Path:
     """A copy of the notebooks folder, outputs cleared, CI parameters injected (not run)."""
     from papermill.iorw import load_notebook_node
@@ -150,7 +158,9 @@ class Lab:
         self.log = tmp / "jupyterlab.log"
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         preexec_fn=_die_with_parent)
+        atexit.register(self.stop)  # also on Ctrl-C, where pytest skips fixture teardown
 
     def api(self, path: str, method: str = "GET") -> object:
         req = urllib.request.Request(f"{self.url}{path}", method=method,
@@ -179,7 +189,9 @@ class Lab:
         return self.log.read_text(errors="replace")[-n:]
 
     def stop(self) -> None:
-        stop_tree(self.proc.pid)
+        if self.proc.poll() is None:
+            stop_tree(self.proc.pid)
+        self.proc.wait()
 
 
 # --- fixtures ------------------------------------------------------------------------------------
@@ -261,15 +273,18 @@ def prompts(page) -> list[str]:
 
 
 def run_all(page, timeout: float) -> float:
-    """Run All from the Run menu; wait until every code cell has an execution count."""
+    """Run All from the Run menu; wait until no cell is running or queued and the kernel is idle.
+
+    After an error JupyterLab leaves the cells below it unrun: :func:`problems` reports them."""
     page.locator(".lm-MenuBar-item", has_text="Run").click()
     page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
     t0 = time.monotonic()
+    prompts_js = "[...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]"
+    page.wait_for_function(f"() => {prompts_js}.some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))",
+                           timeout=60_000)
     try:
-        page.wait_for_function(
-            """() => { const ps = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
-                       return ps.length > 0 && ps.every(p => /^\\[\\d+\\]:$/.test(p.textContent.trim())); }""",
-            timeout=timeout * 1000, polling=500)
+        page.wait_for_function(f"() => !{prompts_js}.some(p => p.textContent.includes('*'))",
+                               timeout=timeout * 1000, polling=500)
     except Exception as exc:  # a Playwright TimeoutError: say where the notebook stands
         ps = prompts(page)
         busy = [i for i, p in enumerate(ps) if "*" in p]
@@ -352,7 +367,8 @@ WIDGETS = """() => {
 
 def problems(page, name: str) -> list[str]:
     """What a student should not see: errors, widgets shown as text, unexpected warnings."""
-    found = []
+    unrun = [i for i, p in enumerate(prompts(page)) if not re.fullmatch(r"\[\d+\]:", p)]
+    found = [f"code cells not run: {unrun} (Run All stops at an error)"] if unrun else []
     stderr = outputs(page, STDERR)
     found += [f"error output: {t[:600]}" for t in stderr if ERROR.search(t)]
     for t, said in page.evaluate(WARNED):
