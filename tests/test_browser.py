@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 NOTEBOOKS = [p.stem for p in find_notebooks(NB_DIR)]
+CONTROL_TESTED = ("02_", "03_")  # notebooks whose Run panel is driven: a control moved, Run pressed
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 RUN_ALL_SECONDS = 600     # deadline for one notebook's Run All (CI parameters: well under a minute)
 RUN_BUTTON_SECONDS = 300  # deadline for one press of a notebook's Run button
@@ -412,7 +413,7 @@ def test_notebook_runs_in_the_browser(name, browser, lab, opened):
     shot = screenshot(page, name)
     print(f"{name}: Run All took {page.run_all_seconds:.1f} s; screenshot {shot.relative_to(ROOT)}")
     found = problems(page, name)
-    if not name.startswith(("02", "03")):
+    if not name.startswith(CONTROL_TESTED):
         close(name, lab, opened)
     assert not found, f"{name} in JupyterLab:\n" + "\n".join(found)
 
@@ -456,7 +457,7 @@ def _pick_batch_size(area) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in NOTEBOOKS if n.startswith(("02", "03"))])
+@pytest.mark.parametrize("name", [n for n in NOTEBOOKS if n.startswith(CONTROL_TESTED)])
 def test_a_changed_control_is_used_and_the_plot_is_live(name, browser, lab, opened):
     page = notebook_page(name, browser, lab, opened)
     try:
