@@ -116,8 +116,11 @@ def ci_copy(dest: Path) -> Path:
     from papermill.parameterize import parameterize_notebook
 
     # without the paired jupytext sources (NN_name.py): a copy's .ipynb is newer than its pair
-    shutil.copytree(NB_DIR, dest, ignore=shutil.ignore_patterns("out", ".ipynb_checkpoints",
-                                                                "[0-9][0-9]_*.py"))
+    def skipped(folder: str, names: list[str]) -> set[str]:
+        paired = {n for n in names if n.endswith(".py") and f"{n[:-3]}.ipynb" in names}
+        return paired | {n for n in names if n in ("out", ".ipynb_checkpoints")}
+
+    shutil.copytree(NB_DIR, dest, ignore=skipped)
     for name in NOTEBOOKS:
         path = dest / f"{name}.ipynb"
         declared = notebook_parameters(path)
@@ -182,9 +185,11 @@ class Lab:
                 time.sleep(0.3)
         raise TimeoutError(f"JupyterLab did not answer within {timeout:.0f} s:\n{self.tail()}")
 
-    def shutdown_kernels(self) -> None:
-        for k in self.api("/api/kernels"):
-            self.api(f"/api/kernels/{k['id']}", method="DELETE")
+    def shutdown_kernel(self, notebook: str) -> None:
+        """End the session (and kernel) of `notebook` only: other pages keep theirs."""
+        for s in self.api("/api/sessions"):
+            if s.get("path") == notebook:
+                self.api(f"/api/sessions/{s['id']}", method="DELETE")
 
     def tail(self, n: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-n:]
@@ -401,7 +406,7 @@ def close(name: str, lab: Lab, opened: dict) -> None:
     page = opened.pop(name, None)
     if page is not None:
         page.close()
-    lab.shutdown_kernels()
+    lab.shutdown_kernel(f"{name}.ipynb")
 
 
 # --- the tests -----------------------------------------------------------------------------------
