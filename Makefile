@@ -4,13 +4,18 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.costtrain-installed
 
-.PHONY: run test data notebooks benchmarks clean
+.PHONY: run test lab data notebooks benchmarks clean
 
 run: $(STAMP) data
 	$(VENV)/bin/costtrain compare --target-accuracy 75 --out results/compare.json
 
 test: $(STAMP) data
 	$(PY) -m pytest -q
+
+# The course in JupyterLab, opened at 00_setup.ipynb (as root, JupyterLab needs --allow-root).
+lab: $(STAMP) data
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/00_setup.ipynb \
+	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,4 +41,4 @@ benchmarks: $(STAMP) data
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf results notebooks/out .pytest_cache
+	rm -rf results notebooks/out .pytest_cache test-artifacts

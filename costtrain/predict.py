@@ -155,11 +155,14 @@ def _predict(r: RunResult, job_samples: int, epochs: int, target: float | None,
         return row
     fit = fit_accuracy(r.eval_curve) if judge_accuracy else None
     need: float | None = job_samples
-    if target is not None and judge_accuracy:
-        reached = [n for n, a in zip(r.eval_curve["samples"], r.eval_curve["accuracy"])
-                   if a >= target]
-        need = reached[0] if reached else samples_to_reach(fit, target) if fit else None
-        row.reaches_target = need is not None and need <= job_samples
+    if target is not None:
+        reached = [n for n, a in zip(r.eval_curve.get("samples", []),
+                                     r.eval_curve.get("accuracy", [])) if a >= target]
+        if reached:  # measured in the probe, however short: no extrapolation needed
+            need, row.reaches_target = reached[0], True
+        elif judge_accuracy:
+            need = samples_to_reach(fit, target) if fit else None
+            row.reaches_target = need is not None and need <= job_samples
         if not row.reaches_target:
             need = job_samples
     row.predicted_seconds = r.setup_seconds + need / rate
@@ -175,13 +178,31 @@ def _why(r: RunResult, rate: float, need: float, fit, target, row: Row) -> str:
     parts = [f"{rate:,.0f} samples/s steady", f"set-up {r.setup_seconds:.1f} s"]
     if row.reaches_target is not None:
         parts.append(f"~{need:,.0f} samples to {100 * target:g} %" if row.reaches_target
-                     else f"{100 * target:g} % not expected within the job")
+                     else f"fit stays below {100 * target:g} % within the job")
     if not fit:
         parts.append(f"accuracy not judged: probe too short ({r.samples:,} samples)")
     else:
         parts.append(f"plateau ~{100 * fit[0]:.0f} % (fit of {len(r.eval_curve['samples'])} "
                      f"evals up to {r.samples:,} samples)")
     return "; ".join(parts)
+
+
+def _target_not_predicted(ok: list[Row], target: float, epochs: int) -> str:
+    """Why no row is predicted to reach `target`, saying what the probes could and could not tell.
+
+    Probes are short: a fit that falls short of the target is a rough guess, and a probe too
+    short to judge says nothing either way. Neither is a measurement that the target is out of
+    reach (a full run may well get there), so the text must not read as one."""
+    pct = f"{100 * target:g} %"
+    judged = [r for r in ok if r.reaches_target is False]
+    if not judged:
+        why = (f"The probes were too short to tell when {pct} test accuracy would be reached, "
+               f"which is not a sign that {epochs} epoch(s) cannot reach it")
+    else:
+        why = (f"The probes' short learning curves, extrapolated, stay below {pct} within "
+               f"{epochs} epoch(s) for {len(judged)} of {len(ok)} configuration(s): a rough "
+               "guess from a few early evaluations, not a measurement (a full run may get there)")
+    return why + ", so the configurations are ranked by the time for the whole job."
 
 
 def justify(rows: list[Row], *, job: dict[str, Any], basis: PriceBasis) -> str:
@@ -195,9 +216,7 @@ def justify(rows: list[Row], *, job: dict[str, Any], basis: PriceBasis) -> str:
             else f"train {job['epochs']} epoch(s) ({job['samples']:,} samples)")
     text = []
     if target is not None and not reached:
-        text.append(f"No probe showed that {100 * target:g} % is within reach in "
-                    f"{job['epochs']} epoch(s) (train longer or lower the target), so the "
-                    "configurations are ranked by the time for the whole job.")
+        text.append(_target_not_predicted(ok, target, job["epochs"]))
     text.append(f"{best.label} is predicted to {goal} in {best.predicted_seconds:.3g} s (set-up "
                 f"{best.setup_seconds:.1f} s, then {best.samples_per_second:,.0f} samples/s, the "
                 f"steady rate measured in its probe) for {money(best.predicted_cost)} "

@@ -252,3 +252,54 @@ def test_users_own_dataset_and_factory():
     assert best is not None and best.reaches_target, advice
     assert advice.job == {**advice.job, "dataset": "blobs", "samples": 4000}
     assert advice.probes[0].config["model"] == "Sequential"
+
+
+def _short_probe(label: str, rate: float, accuracies: list[float]) -> RunResult:
+    """A probe of 1,000 samples evaluated every 250 (shorter than half of probe_result's 4,000)."""
+    samples = [250, 500, 750, 1000][:len(accuracies)]
+    r = RunResult(method="baseline", config={}, threads=1, setup_seconds=1.0,
+                  train_seconds=1000 / rate, samples=1000, samples_per_second=rate,
+                  steady_samples_per_second=rate,
+                  eval_curve={"samples": samples, "seconds": [n / rate for n in samples],
+                              "accuracy": accuracies, "loss": [1.0] * len(samples)},
+                  label=label)
+    return r
+
+
+JOB = {"epochs": 2, "samples": 20_000, "target_accuracy": 0.7}
+
+
+def test_a_target_measured_in_a_short_probe_counts():
+    # the 04 notebook's contradiction: a probe measured the target, yet the advice said that no
+    # probe showed it within reach (a short probe's measurements were ignored with its fit)
+    rows = rank_probes([probe_result("long, below", 2000, plateau=0.6),
+                        _short_probe("short, above", 1000, [0.55, 0.66, 0.72, 0.75])],
+                       job_samples=JOB["samples"], target_accuracy=0.7)
+    assert [(r.label, r.reaches_target) for r in rows] == [("short, above", True),
+                                                           ("long, below", False)]
+    assert rows[0].predicted_seconds == pytest.approx(1.0 + 750 / 1000)  # measured crossing
+    assert "~750 samples to 70 %" in rows[0].why
+    text = justify(rows, job=JOB, basis=price_basis())
+    assert text.startswith("short, above is predicted to reach 70 % test accuracy in 1.75 s")
+    assert "within reach" not in text and "stay below" not in text
+
+
+def test_advice_without_a_predicted_target_says_what_the_probes_could_tell():
+    # all too short to judge: nothing is claimed about the target either way
+    rows = rank_probes([_short_probe("a", 1000, [0.2, 0.3]), probe_result("b", 2000, plateau=0.9)],
+                       job_samples=JOB["samples"], target_accuracy=0.99)
+    rows = [r for r in rows if r.label == "a"]
+    assert rows[0].reaches_target is None and "probe too short" in rows[0].why
+    text = justify(rows, job={**JOB, "target_accuracy": 0.99}, basis=price_basis())
+    assert text.startswith("The probes were too short to tell when 99 % test accuracy would be "
+                           "reached, which is not a sign that 2 epoch(s) cannot reach it, so the "
+                           "configurations are ranked by the time for the whole job.")
+    # judged, and the fit stays below: said to be an extrapolation, as in the table's why column
+    rows = rank_probes([probe_result("c", 1000, plateau=0.6), probe_result("d", 2000, plateau=0.65)],
+                       job_samples=JOB["samples"], target_accuracy=0.7)
+    assert all(r.reaches_target is False and "fit stays below 70 % within the job" in r.why
+               for r in rows)
+    text = justify(rows, job=JOB, basis=price_basis())
+    assert text.startswith("The probes' short learning curves, extrapolated, stay below 70 % "
+                           "within 2 epoch(s) for 2 of 2 configuration(s): a rough guess")
+    assert "not a measurement" in text and "No probe showed" not in text
