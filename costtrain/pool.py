@@ -40,7 +40,8 @@ _pool: Pool | None = None  # the warm pool of this process
 
 # ------------------------------------------------------------------ inside a worker
 
-def _serve(conn: Connection, stop, start, counter, preload: tuple[str, ...]) -> None:
+def _serve(conn: Connection, stop, start, counter, preload: tuple[str, ...],
+           parent: int) -> None:
     """A pool worker: die with the parent, import `preload`, then run tasks until told to stop.
 
     A task is ``(target, rank, args)``; the worker calls ``target(rank, *args, start, counter)``
@@ -48,10 +49,15 @@ def _serve(conn: Connection, stop, start, counter, preload: tuple[str, ...]) -> 
     ``('error', traceback)``.
     """
     procs.bind_worker(conn, stop)
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    for name in preload:
-        importlib.import_module(name)
-    conn.send(("warm", os.getpid()))
+    try:
+        for name in preload:
+            importlib.import_module(name)
+        conn.send(("warm", os.getpid()))
+    except (EOFError, OSError):  # the parent went away while this worker started
+        return
     while True:
         try:
             task = conn.recv()
@@ -115,7 +121,7 @@ class Pool:
                 rank = len(self.members)
                 parent_end, child_end = self.ctx.Pipe(duplex=True)
                 p = self.ctx.Process(target=_serve, args=(child_end, self.stop, self.start,
-                                                          self.counter, PRELOAD),
+                                                          self.counter, PRELOAD, os.getpid()),
                                      name=f"costtrain-pool-{rank}", daemon=True)
                 p.start()
                 child_end.close()
@@ -154,6 +160,8 @@ class Pool:
         :class:`~costtrain.procs.WorkerError` naming the worker that raised, died or sent
         nothing for `timeout` s (or "did not finish within" once `timeout` s have passed);
         ``.results`` holds what the others returned. Any failure or interrupt closes the pool.
+        The silence rule applies once a worker has started (imported torch); a fresh worker
+        still starting is bound by the overall `timeout` only.
         """
         self.grow(len(args))
         self.stop.clear()
@@ -202,8 +210,8 @@ class Pool:
             if failure is not None and now >= fail_deadline:
                 break
             if failure is None and timeout is not None:
-                stuck = silent_ranks({r: t for r, t in last.items() if not team[r].done},
-                                     timeout, now)
+                stuck = silent_ranks({r: t for r, t in last.items()  # started, not done
+                                      if team[r].warm and not team[r].done}, timeout, now)
                 if stuck:
                     failure = procs.WorkerError(
                         f"{name} {stuck[0]} sent nothing for {timeout:g} s (stuck or "
