@@ -55,17 +55,21 @@ def _hogwild_plan(total_epochs: int, cores: int) -> list[Run]:
 
 def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simple",
                    total_epochs: int = 2, subset: int | None = None, batch_size: int = 64,
-                   lr: float = 0.01, seed: int = 42, eval_every: int | None = None,
+                   lr: float | None = None, seed: int = 42, eval_every: int | None = None,
                    data_root: str | None = None, progress: bool = False,
                    only: list[str] | None = None,
                    on_result: Callable[[RunResult], None] | None = None,
                    target_accuracy: float | None = None,
-                   price: PriceBasis | None = None, repeats: int = 1) -> list[RunResult]:
+                   price: PriceBasis | None = None,
+                   on_start: Callable[[str], None] | None = None,
+                   on_progress: Callable | None = None, repeats: int = 1) -> list[RunResult]:
     """Run every configuration of :func:`comparison_plan` on one loaded dataset.
 
     Every result gets ``cost`` (:func:`costtrain.cost.attach_cost`): energy measured around
     the run (or estimated), its cost on the `price` basis (default: electricity) and the
-    cost and time to `target_accuracy` (needs `eval_every`).
+    cost and time to `target_accuracy` (needs `eval_every`). ``lr`` None = the model's own.
+    ``on_start(label)`` is called before each configuration, ``on_progress`` is handed to its
+    trainer.
 
     With ``repeats`` > 1 every configuration runs that many times, in turn (all of them once,
     then all again: a slow spell of the machine hits each alike); each configuration's result
@@ -81,9 +85,11 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
             if not only or any(run[0].startswith(o) for o in only)]
     runs: dict[str, list[RunResult]] = {label: [] for label, _, _ in plan}
     for _, (label, trainer, kw) in alternate(plan, repeats):
+        if on_start:
+            on_start(label)
         with EnergyMeter(price.watts) as meter:
             r = trainer(model, ds, batch_size=batch_size, lr=lr, seed=seed,
-                        eval_every=eval_every, progress=progress, **kw)
+                        eval_every=eval_every, progress=progress, on_progress=on_progress, **kw)
         r.label = label
         attach_cost(r, target_accuracy=target_accuracy, basis=price, energy=meter.reading)
         runs[label].append(r)

@@ -61,7 +61,6 @@ REPEAT_HEADERS = ("run", "runs", "total s median (min-max)", "train s median (mi
                   "steady/s median (min-max)", "test acc % median (min-max)")
 
 
-
 def median_range(values: Sequence[float]) -> str:
     """``12.3 (11.9-13.0)``: the median and the range of repeated values (one value: itself)."""
     s = spread(values)
@@ -82,3 +81,27 @@ def repeats_table(results: Sequence[RunResult]) -> str:
                      median_range([x["steady_samples_per_second"] for x in reps]),
                      median_range([100 * x["test_accuracy"] for x in reps])])
     return format_table(rows, REPEAT_HEADERS)
+
+
+def run_header() -> str:
+    """Machine, date and package versions: what an executed notebook's first cell prints."""
+    import datetime
+    import importlib.metadata as md
+    import os
+
+    from .utils import hardware_info
+    hw = hardware_info()
+    versions = []
+    for pkg in ("costtrain", "torch", "numpy", "matplotlib", "ipywidgets"):
+        try:
+            versions.append(f"{pkg} {md.version(pkg)}")
+        except md.PackageNotFoundError:
+            versions.append(f"{pkg} (not installed)")
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    system = hw["platform"].split("-")[0]
+    try:
+        load = f", load average {os.getloadavg()[0]:.1f}"  # other work on the machine slows runs
+    except (AttributeError, OSError):  # not on Windows
+        load = ""
+    return (f"ran {when} on {hw['cpu']}, {hw['cores']} core(s), {system}{load}, "
+            f"Python {hw['python']}\n" + ", ".join(versions))
