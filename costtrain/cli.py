@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args):
     from .data import SPARSE, load_dataset
+    from .utils import CosttrainError
     sparse = dict(features=args.sparse_features, k=args.sparse_k)
     if args.dataset != SPARSE:
         given = [f"--sparse-{k}" for k, v in sparse.items() if v is not None]
