@@ -2,6 +2,7 @@
 
     python benchmarks/parameter_server.py [--subset N] [--epochs 2] [--max-workers K]
         [--eval-every N] [--tolerance 0.02] [--momentum 0.5] [--no-scale-lr] [--json out.json]
+    python benchmarks/parameter_server.py --seeds 1 2 3 [--subset 8000] [--workers 2 4]
 
 First the baseline (one process with one thread, then with every core) trains on the same
 data for the same epochs, evaluated every `--eval-every` samples; the all-core run's final test
@@ -14,6 +15,13 @@ eval time, optimizer steps/s, samples/s in steady state, the workers' share of t
 communicating (sending the gradient, waiting for and receiving the parameters), the mean
 staleness (async), test accuracy and the training time and samples needed to reach the target
 (time to accuracy).
+
+With ``--seeds``, the accuracy study instead (issue 14): for each seed the baseline (one
+process, one thread), then sync and async with each of ``--workers`` workers, seeds taken in
+turn (a configuration's runs are spread over the whole measurement, not back to back); prints
+test accuracy per seed, the mean over seeds and the mean's distance from the baseline's, and
+whether sync is within 2 points (the target). The study is
+:func:`costtrain.compare.accuracy_by_seed`, which the parameter-server notebook can call.
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ import argparse
 import math
 
 from costtrain.baseline import train_baseline
+from costtrain.compare import accuracy_by_seed
 from costtrain.data import load_dataset
 from costtrain.engine import time_to_accuracy
 from costtrain.parameter_server import train_parameter_server
@@ -48,6 +57,32 @@ def row(r: RunResult, base: RunResult, target: float) -> list:
             f"{r.train_seconds / base.train_seconds:.2f}x"]
 
 
+SEED_HEADERS = ["configuration", "lr (server)", "test acc % by seed", "mean %", "vs baseline"]
+
+
+def seeds_main(a, ds) -> None:
+    """The ``--seeds`` study: accuracy per seed, means, the 2-point target for sync."""
+    results = []
+
+    def show(r: RunResult) -> None:
+        print(f"  {r.label}: {100 * r.test_accuracy:.2f} % in {r.total_seconds:.1f} s", flush=True)
+        results.append(r)
+    rows = accuracy_by_seed(ds, seeds=a.seeds, workers=a.workers, modes=a.modes,
+                            epochs=a.epochs, lr=a.lr, momentum=a.momentum,
+                            scale_lr=not a.no_scale_lr, model=a.model, on_result=show)
+    print()
+    print(format_table([[r["label"], r["lr"], " / ".join(f"{100 * x:.1f}" for x in r["accuracies"]),
+                         round(100 * r["mean"], 2), f"{100 * r['vs_baseline']:+.2f}"]
+                        for r in rows], SEED_HEADERS))
+    for r in rows:
+        if " sync " in r["label"]:
+            ok = r["vs_baseline"] >= -0.02
+            print(f"{r['label']}: {100 * r['vs_baseline']:+.2f} points vs the baseline "
+                  f"(target within 2: {'met' if ok else 'NOT met'})")
+    if a.json:
+        print(f"results: {save_results(results, a.json)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--subset", type=int, default=None, help="training images (default: all)")
@@ -68,10 +103,20 @@ def main() -> None:
     ap.add_argument("--no-scale-lr", action="store_true",
                     help="sync: keep lr (default: lr x workers, the linear scaling rule)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help="accuracy study over these seeds instead (e.g. 1 2 3)")
+    ap.add_argument("--workers", type=int, nargs="+", default=[2, 4],
+                    help="with --seeds: worker counts (default 2 4)")
     ap.add_argument("--json", default=None, help="save every result here")
     a = ap.parse_args()
     cores = num_cores()
     ds = load_dataset("fashion-mnist", subset=a.subset, seed=0)
+    if a.seeds:
+        hw = hardware_info()
+        print(f"# parameter-server accuracy by seed: {hw['cpu']}, {cores} cores; {ds.name} "
+              f"{len(ds.train_y):,} images x {a.epochs} epochs, lr {a.lr}, momentum "
+              f"{a.momentum}, scale lr {'off' if a.no_scale_lr else 'on'}", flush=True)
+        return seeds_main(a, ds)
     every = a.eval_every or max(1, a.epochs * len(ds.train_y) // 10)
     hw = hardware_info()
     print(f"# parameter-server benchmark: {hw['cpu']}, {cores} cores, torch {hw['torch']}; "

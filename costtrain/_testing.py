@@ -75,14 +75,23 @@ class FaultyNet(nn.Module):
         return self.fc(x.flatten(1))
 
 
-def spawned_children() -> list:
-    """Live spawned worker processes of this process (not zombies, not the resource tracker)."""
+def spawned_children(include_pool: bool = False) -> list:
+    """Live spawned worker processes of this process (not zombies, not the resource tracker).
+
+    The idle workers of the warm pool (:mod:`costtrain.pool`) outlive runs on purpose and are
+    left out unless `include_pool`; a failed run closes its pool, so they count then.
+    """
     import psutil
+
+    from . import pool
+    warm = set() if include_pool or pool.current() is None else set(pool.current().pids())
     out = []
     for p in psutil.Process().children(recursive=True):
         try:
-            if p.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(p.cmdline()):
+            if (p.status() != psutil.STATUS_ZOMBIE and p.pid not in warm
+                    and "spawn_main" in " ".join(p.cmdline())):
                 out.append(p)
         except psutil.NoSuchProcess:
             pass
     return out
+

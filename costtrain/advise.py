@@ -27,18 +27,20 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn as nn
 
-from .args import (add_data_args, add_optim_args, add_output_args, positive_float,
-                   positive_int)
+from .args import (add_data_args, add_optim_args, add_output_args, add_repeats_arg,
+                   positive_float, positive_int)
 from .cost import (INSTANCES, PRICE_PER_KWH, PRICES_COMPILED, PriceBasis, as_fraction, attach_cost,
                    money, price_basis)
 from .data import Dataset, load_dataset, stratified_subset
 from .energy import LAPTOP_WATTS, EnergyMeter
 from .engine import evaluate, loss_fn
 from .models import build_model
+from .noise import alternate, median_index
 from .predict import TRAINERS, Row, justify, rank_probes
 from .result import RunResult, write_json_atomic
 from .utils import CosttrainError, hardware_info, num_cores, num_threads
 
+CUDA_BATCH = 512  # the GPU probe at a larger batch (lr scaled by the same factor)
 MULTIPROCESS_SETUP_GUESS = 4.0  # seconds to start worker processes, until one is measured
 PLAN_MARGIN = 0.8  # plan the probes to use this share of the budget left
 RESERVE_SECONDS = 0.5  # kept back for ranking and printing
@@ -60,8 +62,12 @@ def probe_plan(cores: int | None = None, gpu: bool | None = None) -> list[Probe]
     plan = [Probe("baseline 1 thread", "baseline", {"threads": 1})]
     if cores > 1:
         plan.append(Probe(f"baseline {cores} threads", "baseline", {"threads": cores}))
-    if gpu:
-        plan.append(Probe("baseline cuda", "baseline", {"device": "cuda", "threads": 1}))
+    if gpu:  # a small net at batch 64 is launch-bound on a GPU: larger batches, and Hogwild!
+        plan += [Probe("baseline cuda", "baseline", {"device": "cuda", "threads": 1}),
+                 Probe(f"baseline cuda batch {CUDA_BATCH}", "baseline",
+                       {"device": "cuda", "threads": 1, "batch_size": CUDA_BATCH}),
+                 Probe("hogwild cuda 2 processes", "hogwild",
+                       {"device": "cuda", "processes": 2, "sharding": "shard", "threads": 1})]
     procs = sorted({p for p in (2, 4, 8, 16, 32, 64) if p < cores} | {cores} - {1})
     plan += [Probe(f"hogwild {p} processes", "hogwild",
                    {"processes": p, "sharding": "shard"}) for p in procs]
@@ -101,7 +107,7 @@ class Advice:
     def table(self) -> str:
         from .report import format_table
         body = [[r.rank if r.status == "ok" else r.status, r.label,
-                 None if r.predicted_seconds is None else float(f"{r.predicted_seconds:.3g}"),
+                 _seconds_cell(r),
                  None if r.predicted_cost is None else money(r.predicted_cost),
                  None if r.expected_accuracy is None else round(100 * r.expected_accuracy, 1),
                  round(r.samples_per_second) if r.status == "ok" else None, r.why]
@@ -129,6 +135,16 @@ class Advice:
     def save(self, path: str | Path) -> Path:
         """Write the advice (rows, probes, justification) as JSON, atomically."""
         return write_json_atomic(path, self.to_dict())
+
+
+def _seconds_cell(r: Row) -> float | str | None:
+    """Predicted seconds, with the min-max over repeated probes when there were repeats."""
+    if r.predicted_seconds is None:
+        return None
+    if r.predicted_range is None:
+        return float(f"{r.predicted_seconds:.3g}")
+    lo, hi = r.predicted_range
+    return f"{r.predicted_seconds:.3g} ({lo:.3g}-{hi:.3g})"
 
 
 # ----------------------------------------------------------------------- probing
@@ -186,7 +202,8 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
               seed: int = 42, probes: list[Probe] | None = None,
               instance: str | None = None, watts: float | None = None,
               price_per_kwh: float | None = None, prices: str | Path | None = None,
-              probe_test_samples: int = 1000, progress: bool = True) -> Advice:
+              probe_test_samples: int = 1000, progress: bool = True,
+              repeats: int = 1) -> Advice:
     """Probe each configuration briefly and recommend one for the whole job.
 
     Args:
@@ -199,12 +216,18 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
         epochs: the whole job is this many passes over the training data.
         probes: configurations to try (default :func:`probe_plan`).
         instance, watts, price_per_kwh, prices: the price basis (see :mod:`costtrain.cost`).
+        repeats: probe each configuration this many times, in turn (every probe once, then
+            again: the budget is shared by all); each configuration is ranked on its median
+            probe (by steady throughput), ``extra['repeats']`` keeps every probe's numbers and
+            the justification says "within noise" where the predicted ranges overlap.
     """
     t_start = time.perf_counter()
     if not (budget_seconds > 0 and math.isfinite(budget_seconds)):
         raise CosttrainError(f"budget_seconds must be a positive number, got {budget_seconds!r}.")
     if not isinstance(epochs, int) or epochs < 1:
         raise CosttrainError(f"epochs must be an integer >= 1, got {epochs!r}.")
+    if not isinstance(repeats, int) or repeats < 1:
+        raise CosttrainError(f"repeats must be an integer >= 1, got {repeats!r}.")
     target = as_fraction(target_accuracy)
     basis = price_basis(instance, watts=watts, price_per_kwh=price_per_kwh, prices=prices)
     ds = data if isinstance(data, Dataset) else load_dataset(data, data_root, subset=subset,
@@ -222,6 +245,7 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
             notes.append(f"skipped {p.label}: {why}")
         else:
             usable.append((p, fn))
+    usable = [pf for _, pf in alternate(usable, repeats)]  # ABAB: all once, then all again
 
     probe_test = min(probe_test_samples, len(ds.test_y))
     probe_ds = _probe_data(ds, len(ds.train_y), probe_test, seed)
@@ -253,11 +277,15 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
             setup_guess[_kind(p)] = max(setup_guess.get(_kind(p), 0.0), r.setup_seconds)
         bar.update(1)
     bar.close()
+    skipped = list({p.label: p for p in skipped}.values())  # a repeat skipped twice, once
     if skipped:
         notes.append(f"the budget ({budget_seconds:.0f} s) was spent: skipped "
                      f"{', '.join(p.label for p in skipped)}; raise --budget-seconds to probe them.")
-    rows = rank_probes(results, job_samples=job["samples"], epochs=epochs,
+    medians = median_probes(results) if repeats > 1 else results
+    rows = rank_probes(medians, job_samples=job["samples"], epochs=epochs,
                        target_accuracy=target, basis=basis)
+    if repeats > 1:
+        add_predicted_ranges(rows, medians)
     rows += [Row(p.label, p.method, {}, status="skipped", why="budget spent") for p in skipped]
     ok = [r for r in rows if r.status == "ok"]
     if sizes:
@@ -269,6 +297,41 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
                   justification=justify(rows, job=job, basis=basis), notes=notes,
                   probes=results, job=job, basis=basis, budget_seconds=budget_seconds,
                   elapsed_seconds=time.perf_counter() - t_start)
+
+
+def median_probes(results: list[RunResult]) -> list[RunResult]:
+    """One probe per configuration: the median by steady throughput, every repeat's numbers
+    in ``extra['repeats']`` (a configuration with a failed repeat keeps its failed probe)."""
+    groups: dict[str, list[RunResult]] = {}
+    for r in results:
+        groups.setdefault(r.label, []).append(r)
+    out = []
+    for runs in groups.values():
+        ok = [r for r in runs if r.status == "ok"]
+        if len(ok) < len(runs):
+            out.append(next(r for r in runs if r.status != "ok"))
+            continue
+        best = ok[median_index([r.steady_samples_per_second for r in ok])]
+        best.extra["repeats"] = [dict(setup_seconds=r.setup_seconds, samples=r.samples,
+                                      train_seconds=r.train_seconds,
+                                      steady_samples_per_second=r.steady_samples_per_second,
+                                      test_accuracy=r.test_accuracy) for r in runs]
+        out.append(best)
+    return out
+
+
+def add_predicted_ranges(rows: list[Row], probes: list[RunResult]) -> None:
+    """Each row's predicted seconds with every repeat's set-up and throughput: its range."""
+    by_label = {p.label: p for p in probes}
+    for row in rows:
+        reps = by_label[row.label].extra.get("repeats") if row.label in by_label else None
+        if row.status != "ok" or not reps or row.predicted_seconds is None:
+            continue
+        work = (row.predicted_seconds - row.setup_seconds) * row.samples_per_second  # samples
+        preds = [x["setup_seconds"] + work / x["steady_samples_per_second"] for x in reps
+                 if x["steady_samples_per_second"] > 0]
+        if preds:
+            row.predicted_range = (min(preds), max(preds))
 
 
 def _kind(p: Probe) -> str:
@@ -327,12 +390,13 @@ def _run_probe(p: Probe, fn, make_net, ds: Dataset, samples: int, batch_size: in
         kwargs.setdefault("epochs", 1)
     if p.method == "ps":
         kwargs.setdefault("timeout", max(5.0, min(60.0, limit)))
-    log_every = max(1, samples // batch_size // 20)
+    bs = kwargs.pop("batch_size", batch_size)  # a GPU probe's larger batch: lr scaled alike
+    log_every = max(1, samples // bs // 20)
     t0 = time.perf_counter()
     try:
         with EnergyMeter(basis.watts) as meter, deadline(limit):
-            r = fn(make_net(), ds, batch_size=batch_size, lr=lr, seed=seed,
-                   eval_every=max(batch_size, samples // 4), log_every=log_every,
+            r = fn(make_net(), ds, batch_size=bs, lr=lr * bs / batch_size, seed=seed,
+                   eval_every=max(bs, samples // 4), log_every=log_every,
                    progress=False, **kwargs)
     except ProbeTimeout:
         r = RunResult(method=p.method, config=kwargs, status="failed",
@@ -390,6 +454,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--figures", default=None, metavar="DIR",
                    help="also save advise_accuracy_vs_time.png (the probes) and "
                         "advise_cost.png (predicted cost per configuration) in DIR")
+    add_repeats_arg(p, "probe")
     add_output_args(p, "the advice and probes")
 
 
@@ -409,7 +474,7 @@ def run_cli(args: argparse.Namespace) -> None:
                        seed=args.seed,
                        instance=args.instance, watts=args.watts,
                        price_per_kwh=args.price_per_kwh, prices=args.prices,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, repeats=args.repeats)
     print(advice)
     print(f"\ndata and probes took {time.perf_counter() - t0:.1f} s of the "
           f"{args.budget_seconds:g} s budget")

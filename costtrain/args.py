@@ -191,3 +191,11 @@ def torchrun_parser() -> argparse.ArgumentParser:
     add_optim_args(p)
     add_output_args(p, "the result (rank 0)")
     return p
+
+
+def add_repeats_arg(p: argparse.ArgumentParser, what: str = "configuration") -> None:
+    """``--repeats N``: run each configuration N times, in turn, and report medians and ranges."""
+    p.add_argument("--repeats", type=positive_int, default=1,
+                   help=f"run each {what} this many times, alternating (all once, then all "
+                        "again), and report the median with its min-max range; verdicts say "
+                        "'within noise' when ranges overlap (default: %(default)s)")

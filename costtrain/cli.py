@@ -2,25 +2,40 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from . import advise, notebooks
-from .args import (add_data_args, add_optim_args, add_output_args, add_run_args, positive_float,
-                   positive_int)
-from .result import RunResult, save_results
-from .utils import CosttrainError
+from typing import TYPE_CHECKING
+
+from . import pool
+from .args import (add_data_args, add_optim_args, add_output_args, add_repeats_arg, add_run_args,
+                   positive_float, positive_int)
+from .result import save_results
+
+if TYPE_CHECKING:
+    from .result import RunResult
+# Nothing above imports torch: `costtrain run --method hogwild` starts its workers first, so
+# that their start-up overlaps the parent's own import of torch and the data loading.
 
 METHODS = ("baseline", "hogwild", "ps")
 # How the trainers' keyword arguments appear on the command line where the names differ.
 API_TO_CLI = {"net": "model", "data": "dataset", "data_root": "data_dir",
               "progress": "no_progress"}
 NOT_ON_CLI: tuple[str, ...] = ("on_progress",)  # callbacks: Python only (the notebooks' live plot)
-SUBCOMMANDS = (  # name, module, help: each module has add_arguments(parser) and run_cli(args)
-    ("advise", advise, "recommend the fastest/cheapest method for this machine from short probes"),
-    ("notebooks", notebooks, "run the notebooks headless (papermill); --reference: the committed copies"),
-)
+
+
+def subcommands() -> tuple:
+    """(name, module, help) of the other subcommands: each module has add_arguments(parser)
+    and run_cli(args)."""
+    from . import advise, notebooks
+    return (
+        ("advise", advise,
+         "recommend the fastest/cheapest method for this machine from short probes"),
+        ("notebooks", notebooks,
+         "run the notebooks headless (papermill); --reference: the committed copies"),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,11 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--target-accuracy", type=positive_float, default=None,
                       help="report time and cost to this test accuracy (percent, e.g. 75, or a "
                            "fraction); turns on periodic evaluation")
+    add_repeats_arg(cmp_)
     add_data_args(cmp_)
     add_optim_args(cmp_, full=False)
     add_output_args(cmp_)
 
-    for name, module, text in SUBCOMMANDS:
+    for name, module, text in subcommands():
         sp = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         module.add_arguments(sp)
         sp.set_defaults(handler=module.run_cli)
@@ -64,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args):
     from .data import SPARSE, load_dataset
+    from .utils import CosttrainError
     sparse = dict(features=args.sparse_features, k=args.sparse_k)
     if args.dataset != SPARSE:
         given = [f"--sparse-{k}" for k, v in sparse.items() if v is not None]
@@ -77,6 +94,7 @@ def _load(args):
 def _optimizer(args: argparse.Namespace):
     """None for SGD (the trainer picks lr and momentum for the model), else the factory."""
     from .engine import make_optimizer
+    from .utils import CosttrainError
     if args.optimizer == "sgd":
         return None
     if args.model == "sparse-linear":
@@ -87,6 +105,7 @@ def _optimizer(args: argparse.Namespace):
 
 def run_kwargs(args: argparse.Namespace) -> dict:
     """The trainer keyword arguments of ``costtrain run`` for ``args.method``."""
+    from .utils import CosttrainError
     common = dict(batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                   seed=args.seed, device=args.device, eval_every=args.eval_every,
                   log_every=args.log_every, progress=not args.no_progress, threads=args.threads)
@@ -116,6 +135,7 @@ def cmd_run(args) -> list[RunResult]:
         from .hogwild import train_hogwild
         return [train_hogwild(args.model, ds, **kwargs)]
     from .parameter_server import ParameterServerError, train_parameter_server
+    from .utils import CosttrainError
     try:
         return [train_parameter_server(args.model, ds, **kwargs)]
     except ParameterServerError as exc:  # a rank was lost: keep what was measured
@@ -137,10 +157,18 @@ def cmd_compare(args) -> list[RunResult]:
                              batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              eval_every=eval_every, progress=not args.no_progress,
                              only=args.only, target_accuracy=args.target_accuracy,
-                             on_result=lambda r: print(summary(r), flush=True))
+                             on_result=lambda r: print(summary(r), flush=True),
+                             repeats=args.repeats)
+    from .compare import verdicts
     from .cost import as_fraction, cost_table
+    from .report import repeats_table
     print()
     print(cost_table(results))
+    if args.repeats > 1:
+        print()
+        print(repeats_table(results))
+    for line in verdicts(results, target=bool(args.target_accuracy)):
+        print(line)
     if args.figures:
         from .plots import plot_accuracy_vs_time, plot_cost_to_target, plot_losses
         folder = Path(args.figures)
@@ -154,9 +182,35 @@ def cmd_compare(args) -> list[RunResult]:
     return results
 
 
+def start_workers_early(argv: Sequence[str]) -> None:
+    """``run --method hogwild`` on the CPU: spawn the Hogwild! workers now (no torch needed),
+    so that they import torch while this process imports it and loads the data."""
+    if not argv or argv[0] != "run" or "-h" in argv or "--help" in argv:
+        return
+    p = _QuietParser(add_help=False)
+    add_run_args(p)
+    try:
+        args, _ = p.parse_known_args(argv[1:])
+    except argparse.ArgumentError:
+        return  # the real parser reports it
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if args.method == "hogwild" and args.device == "cpu" and args.processes <= (cores or 1):
+        pool.prestart(args.processes)  # more than one per core: train_hogwild checks first
+
+
+class _QuietParser(argparse.ArgumentParser):
+    """A parser that raises instead of printing usage and exiting."""
+
+    def error(self, message: str):
+        raise argparse.ArgumentError(None, message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    start_workers_early(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .utils import CosttrainError
     try:
         if args.command == "run":
             results = cmd_run(args)

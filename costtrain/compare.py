@@ -1,14 +1,15 @@
 """The main job: every method on the same data and the same total work, side by side."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from .baseline import train_baseline
 from .cost import PriceBasis, attach_cost, price_basis
 from .energy import EnergyMeter
 from .data import Dataset, load_dataset
+from .noise import alternate, first_verdict, median_index, speedup_verdict, spread
 from .result import RunResult
-from .utils import num_cores
+from .utils import CosttrainError, num_cores
 
 Run = tuple[str, Callable[..., RunResult], dict]
 
@@ -61,7 +62,7 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
                    target_accuracy: float | None = None,
                    price: PriceBasis | None = None,
                    on_start: Callable[[str], None] | None = None,
-                   on_progress: Callable | None = None) -> list[RunResult]:
+                   on_progress: Callable | None = None, repeats: int = 1) -> list[RunResult]:
     """Run every configuration of :func:`comparison_plan` on one loaded dataset.
 
     Every result gets ``cost`` (:func:`costtrain.cost.attach_cost`): energy measured around
@@ -69,13 +70,21 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
     cost and time to `target_accuracy` (needs `eval_every`). ``lr`` None = the model's own.
     ``on_start(label)`` is called before each configuration, ``on_progress`` is handed to its
     trainer.
+
+    With ``repeats`` > 1 every configuration runs that many times, in turn (all of them once,
+    then all again: a slow spell of the machine hits each alike); each configuration's result
+    is its median run (by wall time) and ``extra['repeats']`` keeps every run's numbers
+    (:func:`repeat_record`). `on_result` sees every run.
     """
+    if not isinstance(repeats, int) or repeats < 1:
+        raise CosttrainError(f"repeats must be an integer >= 1, got {repeats!r}.")
     ds = data if isinstance(data, Dataset) else load_dataset(data, data_root, subset=subset,
                                                             seed=seed)
-    results, price = [], price or price_basis()
-    for label, trainer, kw in comparison_plan(total_epochs):
-        if only and not any(label.startswith(o) for o in only):
-            continue
+    price = price or price_basis()
+    plan = [run for run in comparison_plan(total_epochs)
+            if not only or any(run[0].startswith(o) for o in only)]
+    runs: dict[str, list[RunResult]] = {label: [] for label, _, _ in plan}
+    for _, (label, trainer, kw) in alternate(plan, repeats):
         if on_start:
             on_start(label)
         with EnergyMeter(price.watts) as meter:
@@ -83,7 +92,92 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
                         eval_every=eval_every, progress=progress, on_progress=on_progress, **kw)
         r.label = label
         attach_cost(r, target_accuracy=target_accuracy, basis=price, energy=meter.reading)
-        results.append(r)
+        runs[label].append(r)
         if on_result:
             on_result(r)
-    return results
+    return [median_run(rs) if repeats > 1 else rs[0] for rs in runs.values()]
+
+
+def repeat_record(r: RunResult) -> dict:
+    """The numbers of one repeat kept in the median run's ``extra['repeats']``."""
+    return dict(setup_seconds=r.setup_seconds, train_seconds=r.train_seconds,
+                eval_seconds=r.eval_seconds, total_seconds=r.total_seconds,
+                samples_per_second=r.samples_per_second,
+                steady_samples_per_second=r.steady_samples_per_second,
+                test_accuracy=r.test_accuracy, status=r.status,
+                timed_out_after=r.extra.get("timed_out_after"),
+                time_to_target_seconds=(r.cost or {}).get("time_to_target_seconds"))
+
+
+def median_run(runs: list[RunResult]) -> RunResult:
+    """The run with the median wall time, carrying every run's numbers in ``extra['repeats']``."""
+    best = runs[median_index([r.total_seconds for r in runs])]
+    best.extra["repeats"] = [repeat_record(r) for r in runs]
+    return best
+
+
+def repeats_of(r: RunResult, key: str) -> list:
+    """Every repeat's value of `key` (e.g. ``total_seconds``), or the run's own for one run."""
+    reps = r.extra.get("repeats")
+    if reps:
+        return [x[key] for x in reps]
+    if key == "time_to_target_seconds":
+        return [(r.cost or {}).get(key)]
+    return [getattr(r, key)]
+
+
+def verdicts(results: list[RunResult], target: bool = False) -> list[str]:
+    """The noise-aware sentences under the comparison table: fastest end to end, and (with a
+    target accuracy) which configuration reaches it first."""
+    ok = [r for r in results if r.status == "ok"]
+    if len(ok) < 2:
+        return []
+    ranked = sorted(ok, key=lambda r: spread(repeats_of(r, "total_seconds")).median)
+    out = [speedup_verdict(ranked[0].label, repeats_of(ranked[0], "total_seconds"),
+                           ranked[1].label, repeats_of(ranked[1], "total_seconds"))]
+    if target:
+        out.append(first_verdict({r.label: repeats_of(r, "time_to_target_seconds") for r in ok},
+                                 "the target accuracy"))
+    if not any(r.extra.get("repeats") for r in ok):
+        out.append("(one run each: noise cannot be judged; use --repeats 3)")
+    return out
+
+
+def accuracy_by_seed(data: Dataset | str = "fashion-mnist", *, subset: int | None = 8000,
+                     seeds: Sequence[int] = (1, 2, 3), workers: Sequence[int] = (2, 4),
+                     modes: Sequence[str] = ("sync", "async"), epochs: int = 2,
+                     lr: float = 0.01, momentum: float = 0.5, scale_lr: bool = True,
+                     model: str = "simple",
+                     on_result: Callable[[RunResult], None] | None = None) -> list[dict]:
+    """Test accuracy of the baseline and each parameter-server configuration, seed by seed.
+
+    The same data (`subset` images, loaded once), the same epochs, lr and momentum for all;
+    the seeds are taken in turn (baseline, then each configuration, then the next seed).
+
+    Returns one row per configuration: ``label``, ``lr`` (the server's), ``accuracies``
+    (one per seed, 0..1), ``mean`` and ``vs_baseline`` (mean minus the baseline's mean).
+    """
+    from .parameter_server import server_lr, train_parameter_server
+    ds = data if isinstance(data, Dataset) else load_dataset(data, subset=subset, seed=0)
+    configs = [("baseline", None, 0)] + [(f"ps {m} {k} workers", m, k) for k in workers
+                                         for m in modes]
+    acc: dict[str, list[float]] = {label: [] for label, _, _ in configs}
+    for seed in seeds:
+        for label, mode, k in configs:
+            kw = dict(epochs=epochs, lr=lr, momentum=momentum, seed=seed)
+            if mode is None:  # one thread: accuracy is the point, and it degrades gently
+                r = train_baseline(model, ds, threads=1, **kw)
+            else:
+                r = train_parameter_server(model, ds, mode=mode, workers=k, scale_lr=scale_lr,
+                                           **kw)
+            r.label = f"{label} seed {seed}"
+            acc[label].append(r.test_accuracy)
+            if on_result:
+                on_result(r)
+    base = sum(acc["baseline"]) / len(acc["baseline"])
+    rows = []
+    for label, mode, k in configs:
+        mean = sum(acc[label]) / len(acc[label])
+        rows.append(dict(label=label, lr=lr if mode is None else server_lr(lr, mode, k, scale_lr),
+                         accuracies=acc[label], mean=mean, vs_baseline=mean - base))
+    return rows

@@ -9,7 +9,10 @@ the shared parameters. Three things make it fast on a small machine:
 * the data is decoded once into tensors in shared memory, not transformed sample by sample;
 * process start-up is timed apart from training: workers wait on a start event until all of
   them are ready, so ``train_seconds`` measures training only and ``setup_seconds`` holds the
-  data loading and process start-up.
+  data loading and process start-up;
+* and start-up is paid once: the workers come from a warm pool (:mod:`costtrain.pool`) that
+  outlives the run, so a second run in the same Python process or notebook kernel starts in a
+  fraction of a second (``costtrain run`` even starts them before it imports torch).
 
 Periodic evaluation (``eval_every``): worker 0 evaluates the shared model each time the
 samples trained by *all* workers together (a shared counter) pass another ``eval_every``,
@@ -34,10 +37,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import torch
-import torch.multiprocessing as mp
 import torch.nn as nn
 
-from . import procs
+from . import pool, procs
 from .checks import check_device, check_optimizer, check_plan, check_shareable
 from .data import ClassicImageDataset, Dataset
 from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_hparams,
@@ -55,9 +57,14 @@ _LEGACY = ("train_model", "log_elapsed_time", "chart_losses")
 
 
 def worker(rank: int, job: Job, model: nn.Module, source: Source,
-           test: tuple[torch.Tensor, torch.Tensor] | None, start, counter,
-           collisions: Collisions) -> dict:
-    """One Hogwild! process: wait for the start signal, then train the shared `model`."""
+           test: tuple[torch.Tensor, torch.Tensor] | None, collisions: Collisions, start,
+           counter) -> dict:
+    """One Hogwild! process: wait for the start signal, then train the shared `model`.
+
+    `test` is given with ``job.eval_every`` only: then every worker adds its samples to the
+    shared `counter` and worker 0 evaluates when the total passes another ``eval_every``.
+    `start` and `counter` are the worker pool's (:mod:`costtrain.pool`).
+    """
     torch.set_num_threads(job.threads)
     collisions.bind(model, rank)
     gen = seed_everything(job.seed + rank)
@@ -91,7 +98,7 @@ def worker(rank: int, job: Job, model: nn.Module, source: Source,
                 procs.report("progress", (log.samples - reported, epoch, log.samples,
                                           log.curve["loss"][-1]))
                 reported = log.samples
-            if counter is not None:
+            if test is not None:
                 with counter.get_lock():
                     counter.value += len(yb)
                     total = counter.value
@@ -317,20 +324,19 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     whose ``.result`` is a RunResult with ``status='partial'`` built from the other workers.
     """
     t_setup = time.perf_counter() if t_setup is None else t_setup
-    ctx = mp.get_context("spawn")
-    start = ctx.Event()
-    counter = ctx.Value("q", 0) if job.eval_every and test is not None else None
+    classes = {type(m) for m in model.modules()}
+    workers = pool.acquire(job.processes, classes)  # warm workers, or freshly spawned ones
     per_epoch = len(source) if job.sharding == "full" else -(-len(source) // job.processes)
     bar = progress_bar(job.processes * job.epochs * per_epoch, progress, "hogwild")
     bar.set_description_str(f"hogwild: starting {job.processes} process(es)")
-    clock = _Clock(job.processes, start, bar, on_progress)
+    clock = _Clock(job.processes, workers.start, bar, on_progress)
     collisions = Collisions(model, job.collision_every)
-    args = [(job, model, source, test if counter is not None else None, start, counter,
-             collisions)] * job.processes
+    args = [(job, model, source, test if job.eval_every else None, collisions)] * job.processes
     error: procs.WorkerError | None = None
     try:
-        outcomes = dict(enumerate(procs.run_workers(worker, args, name="hogwild worker",
-                                                    timeout=timeout, on_message=clock)))
+        outcomes = dict(enumerate(workers.run(worker, args, name="hogwild worker",
+                                              timeout=timeout, on_message=clock,
+                                              classes=classes)))
     except procs.WorkerError as exc:
         error, outcomes = exc, dict(sorted(exc.results.items()))
     finally:

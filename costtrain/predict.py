@@ -88,6 +88,7 @@ class Row:
     reaches_target: bool | None = None
     why: str = ""
     rank: int | None = None
+    predicted_range: tuple[float, float] | None = None  # min-max over repeated probes
 
     @property
     def trainer(self) -> str:
@@ -205,6 +206,13 @@ def _target_not_predicted(ok: list[Row], target: float, epochs: int) -> str:
     return why + ", so the configurations are ranked by the time for the whole job."
 
 
+def within_noise(a: Row, b: Row) -> bool | None:
+    """Whether two rows' predicted ranges (repeated probes) overlap; None without repeats."""
+    if a.predicted_range is None or b.predicted_range is None:
+        return None
+    return a.predicted_range[0] <= b.predicted_range[1] and b.predicted_range[0] <= a.predicted_range[1]
+
+
 def justify(rows: list[Row], *, job: dict[str, Any], basis: PriceBasis) -> str:
     """One paragraph, computed from the numbers, on why the top row is recommended."""
     ok = [r for r in rows if r.status == "ok"]
@@ -232,13 +240,17 @@ def justify(rows: list[Row], *, job: dict[str, Any], basis: PriceBasis) -> str:
         else:
             why = (f"is expected to end clearly less accurate ({100 * f.expected_accuracy:.1f} "
                    f"% vs {100 * best.expected_accuracy:.1f} %)")
-        text.append(f"{f.label} would be faster ({f.predicted_seconds:.3g} s) but {why}.")
+        text.append(f"{f.label} would be faster ({f.predicted_seconds:.3g} s"
+                    + (", within noise" if within_noise(best, f) else "") + f") but {why}.")
     elif len(ok) > 1:
         nxt = ok[1]
         ratio = nxt.predicted_seconds / best.predicted_seconds
+        noisy = within_noise(best, nxt)
         text.append(f"The runner-up, {nxt.label}, is predicted at {nxt.predicted_seconds:.3g} s "
-                    f"({ratio:.2f}x as long)" + (", within the noise of short probes: either is "
-                                                 "a fine choice." if ratio < 1.1 else "."))
+                    f"({ratio:.2f}x as long)" + (
+                        ": within noise, the repeated probes' ranges overlap; either is a fine "
+                        "choice." if noisy else ", within the noise of short probes: either is "
+                        "a fine choice." if ratio < 1.1 and noisy is None else "."))
     base = next((r for r in ok if r.label == "baseline 1 thread"), None)
     if base and base is not best:
         ratio = base.predicted_seconds / best.predicted_seconds

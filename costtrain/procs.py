@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable
 
-import torch.multiprocessing as mp
+import multiprocessing as mp  # torch registers its tensor pickling on `import torch`
 
 _conn: Connection | None = None  # this worker's pipe to the parent (set in the child)
 _stop = None  # shared Event: the parent asks workers to stop early and hand in what they have
@@ -220,3 +220,21 @@ def _terminate(procs: list, wait_s: float = 3.0) -> None:
         if p.is_alive():
             p.kill()
             p.join(1.0)
+
+
+def bind_worker(conn: Connection, stop) -> None:
+    """In a long-lived worker (:mod:`costtrain.pool`): send :func:`report` messages on `conn`,
+    answer :func:`should_stop` from `stop`, and die with the parent."""
+    global _conn, _stop
+    _conn, _stop = conn, stop
+    _die_with_parent()
+
+
+def exit_reason(code: int | None) -> str:
+    """How a worker ended, from its exit code: 'was killed by signal SIGKILL', ..."""
+    return _exit_reason(code)
+
+
+def terminate(processes: list, wait_s: float = 3.0) -> None:
+    """SIGTERM every live process, SIGKILL the ones still alive after `wait_s`; reap them all."""
+    _terminate(processes, wait_s)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .noise import spread
 from .result import RunResult
 
 
@@ -54,6 +55,32 @@ def summary(r: RunResult) -> str:
     if r.cost:
         lines.append(f"  cost            : {r.cost.get('summary', r.cost)}")
     return "\n".join(lines)
+
+
+REPEAT_HEADERS = ("run", "runs", "total s median (min-max)", "train s median (min-max)",
+                  "steady/s median (min-max)", "test acc % median (min-max)")
+
+
+def median_range(values: Sequence[float]) -> str:
+    """``12.3 (11.9-13.0)``: the median and the range of repeated values (one value: itself)."""
+    s = spread(values)
+    return f"{s.median:.3g}" if s.n < 2 else f"{s.median:.3g} ({s.low:.3g}-{s.high:.3g})"
+
+
+def repeats_table(results: Sequence[RunResult]) -> str:
+    """One row per configuration: median and min-max over its repeats (``extra['repeats']``)."""
+    rows = []
+    for r in results:
+        reps = r.extra.get("repeats") or [dict(total_seconds=r.total_seconds,
+                                               train_seconds=r.train_seconds,
+                                               steady_samples_per_second=r.steady_samples_per_second,
+                                               test_accuracy=r.test_accuracy)]
+        rows.append([r.label, len(reps),
+                     median_range([x["total_seconds"] for x in reps]),
+                     median_range([x["train_seconds"] for x in reps]),
+                     median_range([x["steady_samples_per_second"] for x in reps]),
+                     median_range([100 * x["test_accuracy"] for x in reps])])
+    return format_table(rows, REPEAT_HEADERS)
 
 
 def run_header() -> str:

@@ -132,7 +132,8 @@ def test_probe_plan_fits_the_machine():
     plan = probe_plan(cores=8, gpu=True)
     labels = [p.label for p in plan]
     assert labels[:3] == ["baseline 1 thread", "baseline 8 threads", "baseline cuda"]
-    assert [p.kwargs["processes"] for p in plan if p.method == "hogwild"] == [2, 4, 8]
+    assert [p.kwargs["processes"] for p in plan
+            if p.method == "hogwild" and "device" not in p.kwargs] == [2, 4, 8]
     assert {(p.kwargs["mode"], p.kwargs["workers"]) for p in plan if p.method == "ps"} == {
         ("sync", 2), ("async", 2), ("sync", 7), ("async", 7)}
     assert [p.label for p in probe_plan(cores=1, gpu=False)][:1] == ["baseline 1 thread"]
@@ -303,3 +304,42 @@ def test_advice_without_a_predicted_target_says_what_the_probes_could_tell():
     assert text.startswith("The probes' short learning curves, extrapolated, stay below 70 % "
                            "within 2 epoch(s) for 2 of 2 configuration(s): a rough guess")
     assert "not a measurement" in text and "No probe showed" not in text
+
+
+def test_probe_plan_with_a_gpu_tries_cuda_at_a_larger_batch_and_hogwild_on_cuda():
+    from costtrain.advise import CUDA_BATCH
+    cuda = [p for p in probe_plan(cores=16, gpu=True) if p.kwargs.get("device") == "cuda"]
+    assert [(p.method, p.kwargs.get("batch_size"), p.kwargs.get("processes")) for p in cuda] == [
+        ("baseline", None, None), ("baseline", CUDA_BATCH, None), ("hogwild", None, 2)]
+    assert CUDA_BATCH > 64 and all(p.kwargs["threads"] == 1 for p in cuda)
+    assert len({p.label for p in cuda}) == 3
+    assert not any(p.kwargs.get("device") == "cuda" for p in probe_plan(cores=16, gpu=False))
+
+
+def _probe(label: str, rate: float, setup: float) -> RunResult:
+    return RunResult(method="baseline", label=label, config={"epochs": 1, "threads": 1},
+                     threads=1, setup_seconds=setup, train_seconds=10.0, samples=640,
+                     steady_samples_per_second=rate)
+
+
+def test_repeated_probes_rank_on_the_median_and_say_within_noise():
+    from costtrain.advise import add_predicted_ranges, median_probes
+    probes = [_probe("a", 1000, 1.0), _probe("b", 900, 1.0), _probe("a", 1200, 1.0),
+              _probe("b", 1100, 1.0), _probe("a", 800, 1.0), _probe("b", 1000, 1.0)]
+    medians = median_probes(probes)
+    assert [(m.label, m.steady_samples_per_second) for m in medians] == [("a", 1000), ("b", 1000)]
+    assert [x["steady_samples_per_second"] for x in medians[0].extra["repeats"]] == [1000, 1200, 800]
+    rows = rank_probes(medians, job_samples=60_000)
+    add_predicted_ranges(rows, medians)
+    a = next(r for r in rows if r.label == "a")
+    assert a.predicted_range == pytest.approx((1 + 60_000 / 1200, 1 + 60_000 / 800))
+    text = justify(rows, job={"epochs": 1, "samples": 60_000, "target_accuracy": None},
+                   basis=price_basis())
+    assert "within noise" in text
+    far = median_probes([_probe("fast", 5000, 1.0), _probe("fast", 5100, 1.0),
+                         _probe("slow", 1000, 1.0), _probe("slow", 1050, 1.0)])
+    rows = rank_probes(far, job_samples=60_000)
+    add_predicted_ranges(rows, far)
+    text = justify(rows, job={"epochs": 1, "samples": 60_000, "target_accuracy": None},
+                   basis=price_basis())
+    assert "fast is predicted" in text and "within noise" not in text

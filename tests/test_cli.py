@@ -69,6 +69,22 @@ def test_compare_prints_tables_costs_and_figures(tmp_path):
     assert len(r["eval_curve"]["samples"]) >= 2
 
 
+def test_compare_repeats_alternate_and_report_medians_ranges_and_noise(tmp_path):
+    out = tmp_path / "c.json"
+    p = run_cli("compare", "--only", "baseline", "--repeats", "2", "--subset", "1000",
+                "--model", "mlp", "--total-epochs", "1", "--no-progress", "--figures", "",
+                "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    order = [line.split(" on ")[0] for line in p.stdout.splitlines() if " on fashion-mnist" in line]
+    assert order == ["baseline 1 thread", "baseline 2 threads"] * 2 or len(set(order)) == 1
+    assert "total s median (min-max)" in p.stdout
+    assert "faster than" in p.stdout or "slower than" in p.stdout
+    results = json.loads(out.read_text())
+    assert all(len(r["extra"]["repeats"]) == 2 for r in results)
+    assert all(r["total_seconds"] in [x["total_seconds"] for x in r["extra"]["repeats"]]
+               for r in results)
+
+
 def test_run_ps_sync_with_scaling_and_momentum_from_the_shell(tmp_path):
     """The CLI reaches the parameter server's keywords (issue: CLI at parity with the API)."""
     import subprocess

@@ -1,4 +1,5 @@
 """The parameter server with real gloo process groups on loopback (small data, the MLP)."""
+import dataclasses
 import itertools
 import socket
 import threading
@@ -194,3 +195,19 @@ def test_model_class_spawn_cannot_import_is_refused_before_any_process(tmp_path)
     assert p.returncode != 0
     assert "CosttrainError" in p.stderr and "cannot import it" in p.stderr
     assert "spawn_main" not in p.stderr  # refused in the parent, no worker was started
+
+
+def test_accuracy_by_seed_rows_add_up(fmnist):
+    from costtrain.compare import accuracy_by_seed
+    small = dataclasses.replace(fmnist, train_x=fmnist.train_x[:600], train_y=fmnist.train_y[:600])
+    seen = []
+    rows = accuracy_by_seed(small, seeds=(1, 2), workers=(2,), modes=("sync",), epochs=1,
+                            model="mlp", on_result=lambda r: seen.append(r.label))
+    assert seen == ["baseline seed 1", "ps sync 2 workers seed 1",
+                    "baseline seed 2", "ps sync 2 workers seed 2"]  # seeds taken in turn
+    base, sync = rows
+    assert base["label"] == "baseline" and base["lr"] == 0.01 and base["vs_baseline"] == 0
+    assert sync["lr"] == 0.02  # the linear scaling rule, 2 workers
+    assert len(sync["accuracies"]) == 2 and sync["mean"] == sum(sync["accuracies"]) / 2
+    assert sync["vs_baseline"] == sync["mean"] - base["mean"]
+    assert not spawned_children()

@@ -1,0 +1,330 @@
+"""A warm pool of worker processes, kept across runs within one Python process or notebook kernel.
+
+Starting a spawned worker costs seconds: a fresh interpreter imports torch. The pool starts its
+workers once and hands every run to the same processes, so a second Hogwild! run starts in a
+fraction of a second; the command line even starts them before the parent has imported torch
+or loaded the data (:func:`prestart`), so that their start-up overlaps the parent's.
+
+The rules of :mod:`costtrain.procs` hold here too: a ``spawn`` context; every worker dies with
+its parent (``PR_SET_PDEATHSIG``, set before the worker imports torch) and ignores Ctrl-C (the
+parent decides and stops them); a worker that raises, dies or stays silent for ``timeout``
+seconds ends the run with :class:`~costtrain.procs.WorkerError` naming it, and the pool is
+closed (the next run starts a fresh one). The pool is closed at interpreter exit, or by
+:func:`close_all`. It is re-used while the model classes it has received stay the same
+objects (a class edited and reloaded in a notebook gets a fresh pool) and grows to the largest
+process count asked for.
+
+This module does not import torch: the CLI imports it before torch.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any, Callable, Iterable, Iterator
+
+from . import procs
+
+PRELOAD = ("costtrain.hogwild",)  # what a fresh worker imports while it waits for work
+
+_pool: Pool | None = None  # the warm pool of this process
+
+
+# ------------------------------------------------------------------ inside a worker
+
+def _serve(conn: Connection, stop, start, counter, preload: tuple[str, ...],
+           parent: int) -> None:
+    """A pool worker: die with the parent, import `preload`, then run tasks until told to stop.
+
+    A task is ``(target, rank, args)``; the worker calls ``target(rank, *args, start, counter)``
+    with the pool's start event and shared counter and sends back ``('ok', result)`` or
+    ``('error', traceback)``.
+    """
+    procs.bind_worker(conn, stop)
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        for name in preload:
+            importlib.import_module(name)
+        conn.send(("warm", os.getpid()))
+    except (EOFError, OSError):  # the parent went away while this worker started
+        return
+    while True:
+        try:
+            task = conn.recv()
+            if task is None:
+                return
+            target, rank, args = task
+            del task
+            conn.send(("ok", target(rank, *args, start, counter)))
+            del args  # release the shared tensors until the next task
+        except (EOFError, OSError):
+            return
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.send(("error", traceback.format_exc()))
+            return  # the parent closes a pool whose run failed
+
+
+# ------------------------------------------------------------------ the parent's side
+
+def silent_ranks(last_message: dict[int, float], timeout: float | None,
+                 now: float | None = None) -> list[int]:
+    """Ranks whose last message is more than `timeout` seconds old, longest silent first.
+
+    The rule that makes a stuck or stopped (SIGSTOP) worker a failure naming its rank.
+    """
+    if timeout is None:
+        return []
+    now = time.monotonic() if now is None else now
+    return sorted((r for r, t in last_message.items() if now - t > timeout),
+                  key=lambda r: (last_message[r], r))
+
+
+@dataclass
+class _Member:
+    rank: int
+    proc: Any
+    conn: Connection
+    warm: bool = False
+    done: bool = False
+    result: Any = None
+
+
+@dataclass
+class Pool:
+    """Spawned workers that run one task each per :meth:`run`, then wait for the next."""
+
+    main: bool = True  # whether workers import the parent's __main__ (classes defined there)
+    members: list[_Member] = field(default_factory=list)
+    classes: dict[str, type] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ctx = mp.get_context("spawn")
+        self.stop, self.start = self.ctx.Event(), self.ctx.Event()
+        self.counter = self.ctx.Value("q", 0)
+
+    # -------------------------------------------------------------- life cycle
+    def grow(self, processes: int) -> None:
+        """Start workers until there are `processes` of them."""
+        with _hidden_main(not self.main):
+            while len(self.members) < processes:
+                rank = len(self.members)
+                parent_end, child_end = self.ctx.Pipe(duplex=True)
+                p = self.ctx.Process(target=_serve, args=(child_end, self.stop, self.start,
+                                                          self.counter, PRELOAD, os.getpid()),
+                                     name=f"costtrain-pool-{rank}", daemon=True)
+                p.start()
+                child_end.close()
+                self.members.append(_Member(rank, p, parent_end))
+
+    def alive(self) -> bool:
+        """Every worker is still running (none was killed while idle)."""
+        return bool(self.members) and all(m.proc.is_alive() for m in self.members)
+
+    def pids(self) -> list[int]:
+        return [m.proc.pid for m in self.members]
+
+    def accepts(self, classes: Iterable[type]) -> bool:
+        """Whether these model classes can be sent here (same class objects, __main__ visible)."""
+        for cls in classes:
+            if cls.__module__ == "__main__" and not self.main:
+                return False
+            if self.classes.get(_qualified(cls), cls) is not cls:
+                return False
+        return True
+
+    def close(self) -> None:
+        """Terminate every worker (idle ones hold nothing) and reap them all."""
+        procs.terminate([m.proc for m in self.members], wait_s=1.0)
+        for m in self.members:
+            m.conn.close()
+        self.members = []
+
+    # -------------------------------------------------------------- one run
+    def run(self, target: Callable[..., Any], args: list[tuple], *, name: str = "worker",
+            timeout: float | None = None, grace: float = 5.0, on_message: Callable[[int, str, Any], None] | None = None,
+            classes: Iterable[type] = ()) -> list[Any]:
+        """Run ``target(rank, *args[rank], start, counter)`` in workers 0..len(args)-1.
+
+        Same contract as :func:`costtrain.procs.run_workers`: results by rank, or
+        :class:`~costtrain.procs.WorkerError` naming the worker that raised, died or sent
+        nothing for `timeout` s (or "did not finish within" once `timeout` s have passed);
+        ``.results`` holds what the others returned. Any failure or interrupt closes the pool.
+        The silence rule applies once a worker has started (imported torch); a fresh worker
+        still starting is bound by the overall `timeout` only.
+        """
+        self.grow(len(args))
+        self.stop.clear()
+        self.start.clear()
+        with self.counter.get_lock():
+            self.counter.value = 0
+        team = self.members[:len(args)]
+        try:
+            for m, a in zip(team, args):
+                m.done, m.result = False, None
+                m.conn.send((target, m.rank, a))
+            for cls in classes:
+                self.classes[_qualified(cls)] = cls
+            failure = self._supervise(team, name, timeout, grace, on_message)
+        except BaseException:
+            _discard(self)
+            raise
+        if failure is not None:
+            _discard(self)
+            raise failure
+        return [m.result for m in team]
+
+    def _receive(self, m: _Member, on_message) -> tuple[bool, tuple[str, Any] | None]:
+        """(got anything, final ('ok'|'error', payload) if any) from one worker's pipe."""
+        got, final = False, None
+        while not m.done and m.conn.poll():
+            try:
+                kind, payload = m.conn.recv()
+            except (EOFError, OSError):
+                break
+            got = True
+            if kind in ("ok", "error"):
+                final, m.done = (kind, payload), True
+            elif kind == "warm":
+                m.warm = True
+            elif on_message is not None:
+                on_message(m.rank, kind, payload)
+        return got, final
+
+    def _supervise(self, team: list[_Member], name: str, timeout, grace, on_message) -> procs.WorkerError | None:
+        t0 = time.monotonic()
+        last = {m.rank: t0 for m in team}
+        failure, fail_deadline = None, None
+        while not all(m.done for m in team):
+            now = time.monotonic()
+            if failure is not None and now >= fail_deadline:
+                break
+            if failure is None and timeout is not None:
+                stuck = silent_ranks({r: t for r, t in last.items()  # started, not done
+                                      if team[r].warm and not team[r].done}, timeout, now)
+                if stuck:
+                    failure = procs.WorkerError(
+                        f"{name} {stuck[0]} sent nothing for {timeout:g} s (stuck or "
+                        "stopped); the other workers were stopped.", stuck[0])
+                elif now - t0 >= timeout:
+                    failure = procs.WorkerError(
+                        f"{name}s did not finish within {timeout:g} s; stopped them.", -1)
+                if failure is not None:
+                    self.stop.set()
+                    fail_deadline = now + grace
+                    continue
+            pending = [m for m in team if not m.done]
+            ready = wait([m.conn for m in pending] + [m.proc.sentinel for m in pending], 0.5)
+            for m in pending:
+                if m.conn not in ready and m.proc.sentinel not in ready:
+                    continue
+                got, final = self._receive(m, on_message)
+                if got:
+                    last[m.rank] = time.monotonic()
+                if final is None and m.proc.sentinel in ready and not m.done:
+                    m.proc.join(0.1)
+                    final = self._receive(m, on_message)[1] or (
+                        "died", procs.exit_reason(m.proc.exitcode))
+                    m.done = True
+                if final is None:
+                    continue
+                kind, payload = final
+                if kind == "ok":
+                    m.result = payload
+                elif failure is None:
+                    msg = (f"{name} {m.rank} raised an exception" if kind == "error"
+                           else f"{name} {m.rank} {payload}")
+                    failure = procs.WorkerError(msg + "; the other workers were stopped.",
+                                                m.rank, payload if kind == "error" else "")
+                    self.stop.set()
+                    fail_deadline = time.monotonic() + grace
+        if failure is not None:
+            failure.results = {m.rank: m.result for m in team if m.result is not None}
+        return failure
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+@contextlib.contextmanager
+def _hidden_main(hide: bool) -> Iterator[None]:
+    """Keep spawn from re-importing ``__main__`` in the workers while they start.
+
+    Hidden when asked (the CLI: its workers need only the package), and always when
+    ``__main__`` names no importable file (a script read from standard input).
+    """
+    main = sys.modules.get("__main__")
+    path, spec = getattr(main, "__file__", None), getattr(main, "__spec__", None)
+    fake = path is not None and spec is None and not os.path.isfile(path)
+    hide = main is not None and (hide or fake)
+    if hide:
+        if path is not None:
+            del main.__file__
+        main.__spec__ = None
+    try:
+        yield
+    finally:
+        if hide:
+            if path is not None:
+                main.__file__ = path
+            main.__spec__ = spec
+
+
+# ------------------------------------------------------------------ the warm pool
+
+def acquire(processes: int, classes: Iterable[type] = (), *, main: bool = True) -> Pool:
+    """The warm pool, grown to `processes` workers; a fresh one when it cannot serve `classes`.
+
+    `main`: workers import the parent's ``__main__`` (needed for classes defined in a script);
+    a pool started without it is replaced when such a class arrives.
+    """
+    global _pool
+    classes = list(classes)
+    needs_main = main and any(c.__module__ == "__main__" for c in classes)
+    if _pool is not None and not (_pool.alive() and _pool.accepts(classes)
+                                  and (_pool.main or not needs_main)):
+        close_all()
+    if _pool is None:
+        _pool = Pool(main=main)
+    _pool.grow(processes)
+    return _pool
+
+
+def prestart(processes: int) -> None:
+    """Start `processes` workers now, without ``__main__``, and return at once (the CLI)."""
+    acquire(processes, main=False)
+
+
+def current() -> Pool | None:
+    """The warm pool, if there is one (its workers may still be starting)."""
+    return _pool
+
+
+def _discard(p: Pool) -> None:
+    """Close `p` and forget it if it is the warm pool (after a failure: the next run starts anew)."""
+    global _pool
+    if _pool is p:
+        _pool = None
+    p.close()
+
+
+def close_all() -> None:
+    """Close the warm pool: its workers exit and are reaped (also run at interpreter exit)."""
+    global _pool
+    pool, _pool = _pool, None
+    if pool is not None:
+        pool.close()
+
+
+atexit.register(close_all)

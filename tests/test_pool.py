@@ -1,0 +1,124 @@
+"""The warm worker pool with real processes: re-use, fast second start, faults, stalls, exit."""
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+from costtrain import _testing, pool
+from costtrain.hogwild import train_hogwild
+from costtrain.procs import WorkerError
+
+
+def _small(ds, n: int):
+    return dataclasses.replace(ds, train_x=ds.train_x[:n].clone(), train_y=ds.train_y[:n].clone())
+
+
+def _alive(pid: int) -> bool:
+    return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+
+
+def test_silent_ranks_from_hand_made_times():
+    last = {0: 100.0, 1: 95.0, 2: 89.0}
+    assert pool.silent_ranks(last, 10.0, now=100.0) == [2]
+    assert pool.silent_ranks(last, 4.0, now=100.0) == [2, 1]
+    assert pool.silent_ranks(last, None, now=1e9) == []
+
+
+def test_second_run_reuses_the_warm_workers_and_starts_fast(fmnist):
+    ds = _small(fmnist, 600)
+    first = train_hogwild("mlp", ds, processes=2, threads=1, seed=0)
+    pids = pool.current().pids()
+    second = train_hogwild("mlp", ds, processes=2, threads=1, seed=0)
+    assert pool.current().pids() == pids  # the same processes ran both
+    assert first.status == second.status == "ok" and second.samples == 2 * 600
+    assert second.setup_seconds < 0.5 * max(first.setup_seconds, 1.0)
+    assert abs(second.test_accuracy - first.test_accuracy) < 0.05  # same seeds, same work
+    assert not _testing.spawned_children()  # nothing but the pool's idle workers
+    pool.close_all()
+    assert not _testing.spawned_children(include_pool=True)
+
+
+def test_a_failure_closes_the_pool_and_the_next_run_gets_a_fresh_one(fmnist):
+    train_hogwild("mlp", _small(fmnist, 300), processes=2, threads=1)
+    old = pool.current().pids()
+    with pytest.raises(WorkerError, match="hogwild worker 1 raised"):
+        train_hogwild(_testing.FaultyNet("raise", rank=1, after=2), _small(fmnist, 300),
+                      processes=2, threads=1, batch_size=8)
+    assert pool.current() is None and not any(_alive(p) for p in old)
+    r = train_hogwild("mlp", _small(fmnist, 300), processes=2, threads=1)
+    assert r.status == "ok" and set(pool.current().pids()).isdisjoint(old)
+
+
+def test_a_stopped_worker_is_named_within_the_timeout(fmnist):
+    net = _testing.FaultyNet("slow", rank=-1, sleep=0.05)
+    train_hogwild(net, _small(fmnist, 64), processes=2, threads=1, batch_size=8)  # warm pool
+    victim = pool.current().pids()[1]
+    t = time.monotonic()
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        with pytest.raises(WorkerError, match="hogwild worker 1 sent nothing for 5 s") as e:
+            train_hogwild(net, _small(fmnist, 3000), processes=2, threads=1, batch_size=8,
+                          timeout=5)
+    finally:
+        if _alive(victim):
+            os.kill(victim, signal.SIGCONT)
+    assert time.monotonic() - t < 5 + 15  # timeout + grace + termination
+    assert e.value.rank == 1 and e.value.result.status == "partial"
+    assert not _alive(victim) and not _testing.spawned_children(include_pool=True)
+
+
+def test_the_pool_grows_and_a_reloaded_class_gets_a_fresh_pool(fmnist):
+    pool.close_all()
+    p = pool.acquire(1)
+    assert len(p.pids()) == 1
+    assert pool.acquire(3) is p and len(p.pids()) == 3
+    fake = type("MLP", (), {"__module__": "costtrain.models"})  # same name, another class
+    from costtrain.models import MLP
+    p.classes["costtrain.models.MLP"] = MLP
+    assert p.accepts([MLP]) and not p.accepts([fake])
+    assert pool.acquire(2, [fake]) is not p and not any(_alive(x) for x in p.pids())
+    pool.close_all()
+
+
+def test_interpreter_exit_closes_the_pool_and_a_killed_parent_leaves_none(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys
+        from costtrain import pool
+        from costtrain.data import load_dataset
+        from costtrain.hogwild import train_hogwild
+        ds = load_dataset(subset=200, test_subset=100)
+        train_hogwild("mlp", ds, processes=2, threads=1)
+        open({str(tmp_path / 'pids')!r}, "w").write(" ".join(map(str, pool.current().pids())))
+        if sys.argv[1] == "hang":
+            import time; time.sleep(600)
+    """)
+    done = subprocess.run([sys.executable, "-c", script, "exit"], capture_output=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    pids = [int(p) for p in (tmp_path / "pids").read_text().split()]
+    time.sleep(0.5)
+    assert not any(_alive(p) for p in pids), "pool workers outlived the interpreter"
+
+    (tmp_path / "pids").unlink()
+    parent = subprocess.Popen([sys.executable, "-c", script, "hang"])
+    for _ in range(3000):
+        if (tmp_path / "pids").exists() and (tmp_path / "pids").read_text():
+            break
+        time.sleep(0.1)
+    pids = [int(p) for p in (tmp_path / "pids").read_text().split()]
+    parent.kill()
+    parent.wait(10)
+    for _ in range(50):
+        if not any(_alive(p) for p in pids):
+            break
+        time.sleep(0.1)
+    alive = [p for p in pids if _alive(p)]
+    for p in alive:
+        os.kill(p, signal.SIGKILL)
+    assert not alive, "pool workers outlived their killed parent"
