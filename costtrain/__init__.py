@@ -3,8 +3,9 @@
 Architecture, in layers; a module imports only from layers above it in this list (arrows
 point down, never into the CLI), and never another module's ``_private`` names:
 
-1. records and processes: ``utils`` (errors, cores, threads), ``result`` (RunResult, JSON),
-   ``procs`` (spawned workers, supervised), ``args`` (command-line options, no torch);
+1. records and processes: ``errors`` (CosttrainError, no torch), ``utils`` (cores, threads),
+   ``result`` (RunResult, JSON, output paths), ``procs`` (spawned workers, supervised, no torch
+   at import), ``args`` (command-line options, no torch);
 2. data, models, engine: ``data`` (datasets as tensors), ``models`` (the nets), ``checks``
    (what must hold before a process starts), ``engine`` (what every loop shares: set-up,
    batches, evaluation, loss logs);
@@ -18,28 +19,33 @@ point down, never into the CLI), and never another module's ``_private`` names:
 ``tests/test_architecture.py`` walks the imports and fails on a circle, an import into the CLI
 or a private name taken from another module.
 """
-from .advise import recommend
-from .baseline import train_baseline
-from .cost import attach_cost, price_basis
-from .data import Dataset, load_dataset
-from .energy import EnergyMeter
-from .hogwild import train_hogwild
-from .models import MLP, SimpleNN, SmallCNN, build_model
-from .result import RunResult, load_results, save_results
-from .utils import CosttrainError, num_cores
+from .errors import CosttrainError
 
 __version__ = "0.1.0"
-__all__ = ["recommend", "attach_cost", "price_basis", "EnergyMeter",
-           "train_baseline", "train_hogwild", "train_parameter_server",
-           "Dataset", "load_dataset", "MLP", "SimpleNN",
-           "SmallCNN", "build_model", "RunResult", "load_results", "save_results", "CosttrainError",
-           "num_cores"]
+# Public name -> module. Imported on first use (PEP 562): `costtrain run --bad-option` is
+# answered before torch loads, and `python -m costtrain.parameter_server` (torchrun) does not
+# find that module already imported by the package (runpy would warn and run a second copy).
+_EXPORTS = {"recommend": "advise", "attach_cost": "cost", "price_basis": "cost",
+            "EnergyMeter": "energy", "train_baseline": "baseline", "train_hogwild": "hogwild",
+            "train_parameter_server": "parameter_server", "Dataset": "data",
+            "load_dataset": "data", "MLP": "models", "SimpleNN": "models", "SmallCNN": "models",
+            "build_model": "models", "RunResult": "result", "load_results": "result",
+            "save_results": "result", "num_cores": "utils"}
+__all__ = [*_EXPORTS, "CosttrainError"]
 
 
 def __getattr__(name: str):
-    # Lazy on purpose: `python -m costtrain.parameter_server` (torchrun) must not find that
-    # module already imported by the package (runpy warns and runs a second copy).
-    if name == "train_parameter_server":
-        from .parameter_server import train_parameter_server
-        return train_parameter_server
+    import importlib
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    if not name.startswith("__"):  # `costtrain.hogwild` after a plain `import costtrain`
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
     raise AttributeError(f"module 'costtrain' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

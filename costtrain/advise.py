@@ -254,7 +254,7 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
         bar.update(1)
     bar.close()
     if skipped:
-        notes.append(f"the budget ({budget_seconds:.0f} s) was spent: skipped "
+        notes.append(f"the budget left for probes ({budget_seconds:.1f} s) was spent: skipped "
                      f"{', '.join(p.label for p in skipped)}; raise --budget-seconds to probe them.")
     rows = rank_probes(results, job_samples=job["samples"], epochs=epochs,
                        target_accuracy=target, basis=basis)
@@ -417,3 +417,7 @@ def run_cli(args: argparse.Namespace) -> None:
             print(f"figure: {path}")
     if args.out:
         print(f"advice: {advice.save(args.out)}")
+    if advice.recommended is None:
+        raise CosttrainError(f"nothing to recommend: no configuration could be probed within "
+                             f"the budget of {args.budget_seconds:g} s (data loading included); "
+                             "raise --budget-seconds.")

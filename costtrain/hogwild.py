@@ -37,8 +37,8 @@ from . import procs
 from .checks import check_device, check_optimizer, check_plan, check_shareable
 from .data import ClassicImageDataset, Dataset
 from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_hparams,
-                     close_eval_curve, evaluate, loss_fn, merge_curves, optimizer_label, prepare,
-                     progress_bar, sgd, shard_indices, steady_rate)
+                     close_eval_curve, evaluate, loss_fn, mark_diverged, merge_curves,
+                     optimizer_label, prepare, progress_bar, sgd, shard_indices, steady_rate)
 from .models import display_name
 from .result import RunResult
 from .utils import CosttrainError, hardware_info, seed_everything
@@ -88,7 +88,7 @@ def worker(rank: int, job: Job, model: nn.Module, source: Source,
                     total = counter.value
                 if evaluator.due(total):
                     evaluator(model, total, elapsed)
-            if procs.should_stop():
+            if procs.should_stop() or log.diverged:
                 return _outcome(log, evaluator, time.perf_counter() - t0, stopped=True)
     if dev.type == "cuda":
         torch.cuda.synchronize()
@@ -102,7 +102,7 @@ def _outcome(log: LossLog, evaluator: Evaluator, seconds: float, stopped: bool) 
     log.flush(seconds)
     return dict(curve=log.curve, samples=log.samples, eval_curve=evaluator.curve,
                 eval_seconds=evaluator.seconds, seconds=seconds, stopped=stopped,
-                threads=torch.get_num_threads())
+                diverged=log.diverged, threads=torch.get_num_threads())
 
 
 
@@ -115,7 +115,7 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
                   device: str = "cpu", seed: int = 42, subset: int | None = None,
                   data_root: str | None = None, eval_every: int | None = None,
                   log_every: int = 10, pipeline: str = "memory", progress: bool = False,
-                  timeout: float | None = None) -> RunResult:
+                  timeout: float | None = 60.0) -> RunResult:
     """Train `net` with `processes` Hogwild! workers on shared-memory parameters.
 
     Args:
@@ -135,14 +135,18 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
         eval_every: worker 0 evaluates every this many samples trained by all workers together.
         log_every: batches per point of each worker's loss curve.
         pipeline: ``memory`` (shared tensors) or ``classic`` (per-sample PIL transforms).
-        timeout: seconds after which the workers are stopped and an error raised.
+        timeout: seconds a worker may send nothing (no progress, no heartbeat: it is stopped,
+            frozen or swapped out) before every worker is stopped and an error names it
+            (:func:`costtrain.procs.stalled`); None waits for ever.
 
     Returns:
-        RunResult (method ``hogwild``) with ``worker_curves`` indexed by samples each worker saw.
+        RunResult (method ``hogwild``) with ``worker_curves`` indexed by samples each worker saw;
+        ``status='diverged'`` (stopped early) if the loss became nan/inf.
     Raises:
         CosttrainError: bad input, found before any process starts.
         WorkerError: a worker failed; ``.result`` holds the partial RunResult.
     """
+    procs.check_main_guard()  # a worker re-running an unguarded script stops here
     t_setup = time.perf_counter()
     check_hparams(epochs=epochs_per_process, batch_size=batch_size, lr=lr, eval_every=eval_every)
     threads = check_plan(processes, epochs_per_process, threads)
@@ -288,6 +292,8 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     The building block of :func:`train_hogwild` and :func:`costtrain.legacy.train_model`;
     inputs are assumed checked. A failed worker raises :class:`~costtrain.procs.WorkerError`
     whose ``.result`` is a RunResult with ``status='partial'`` built from the other workers.
+    ``timeout``: seconds a worker may stay silent (no progress, no heartbeat) before it counts
+    as stuck and every worker is stopped; None waits for ever.
     """
     t_setup = time.perf_counter() if t_setup is None else t_setup
     ctx = mp.get_context("spawn")
@@ -301,7 +307,7 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     error: procs.WorkerError | None = None
     try:
         outcomes = dict(enumerate(procs.run_workers(worker, args, name="hogwild worker",
-                                                    timeout=timeout, on_message=clock)))
+                                                    stall_timeout=timeout, on_message=clock)))
     except procs.WorkerError as exc:
         error, outcomes = exc, dict(sorted(exc.results.items()))
     finally:
@@ -322,6 +328,8 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
         result.status, result.error = "partial", str(error).split("\n")[0]
         error.result = result
         raise error
+    if any(o.get("diverged") for o in outcomes.values()):
+        mark_diverged(result, (config or {}).get("lr"))
     return result
 
 
