@@ -33,6 +33,7 @@ from typing import Any, Callable
 from .errors import CosttrainError
 
 STARTUP_SECONDS = 300.0  # extra allowance until a worker's imports are done (seen: 2 min, busy box)
+MIN_STALL_SECONDS = 2.0  # a shorter silence proves nothing on a busy machine
 MAIN_GUARD_EXIT = 87  # exit code of a child that found itself re-running an unguarded script
 MAIN_GUARD_HELP = (
     "the script that starts the worker processes has no `if __name__ == \"__main__\":` "
@@ -218,7 +219,8 @@ def run_workers(target: Callable[..., Any], args: list[tuple], *, name: str = "w
         target: a module-level function (spawn pickles it by name).
         timeout: overall seconds before every worker is stopped and an error raised.
         stall_timeout: seconds a worker may send nothing (see :func:`stalled`) before it counts
-            as stuck; until its imports are done it gets :data:`STARTUP_SECONDS` more.
+            as stuck (at least :data:`MIN_STALL_SECONDS`); until its imports are done it gets
+            :data:`STARTUP_SECONDS` more.
         grace: after a failure, seconds the others get to stop on their own (see
             :func:`should_stop`) and hand in partial results before they are terminated.
         on_message: called in the parent for each :func:`report` from a worker.
@@ -228,6 +230,8 @@ def run_workers(target: Callable[..., Any], args: list[tuple], *, name: str = "w
         MainGuardError: the calling script has no ``if __name__ == "__main__":`` guard.
     """
     check_main_guard()
+    if stall_timeout is not None:
+        stall_timeout = max(stall_timeout, MIN_STALL_SECONDS)
     if "torch" in sys.modules:
         import torch.multiprocessing  # noqa: F401  registers the shared-tensor reductions
     ctx = mp.get_context("spawn")

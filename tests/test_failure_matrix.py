@@ -33,7 +33,7 @@ LONG_HOGWILD = ["--method", "hogwild", "--processes", "2", "--subset", "600", "-
                 "--batch-size", "4", "--epochs-per-process", "2000", "--no-progress"]
 LONG_PS = ["--method", "ps", "--workers", "2", "--subset", "600", "--model", "mlp",
            "--batch-size", "4", "--epochs", "2000", "--no-progress"]
-PARALLEL = 4
+PARALLEL = 3
 OVER = str(len(os.sched_getaffinity(0)) + 1)  # threads: one more than the cores
 
 
@@ -45,7 +45,9 @@ class Case:
     says: str  # a piece of the stderr message (or stdout for warnings)
     out: str | None = None  # state of {tmp}/out.json afterwards: absent | ok | partial | diverged
     fault: str | None = None  # stop-worker | kill-worker | term | int | kill-parent
-    seconds: float = 120.0  # bound on the wall time, fault to exit where there is a fault
+    # bound on the wall time (fault to exit where there is a fault): loose enough for a 2-core
+    # box at load 30 (start-up alone took 90 s there); a hang is unbounded
+    seconds: float = 120.0
     script: str | None = None  # run this Python script instead of the CLI
     setup: str | None = None  # a special --out target to make first: dir | fifo | under-file
     extra: dict = field(default_factory=dict)
@@ -64,7 +66,7 @@ CASES = [
                                   "baseline 1"], 2, "is not a folder", setup="under-file",
          seconds=20),
     Case("compare --only no match", ["compare", *TINY, "--only", "nosuch"], 2,
-         "matches no configuration", seconds=30),
+         "matches no configuration", seconds=90),
     Case("ps workers beyond cores", ["run", "--method", "ps", "--workers", "1000", *TINY], 2,
          "more than is sensible", seconds=60),
     Case("no training samples", ["run", "--data-dir", "{data}/empty", "--dataset", "mnist",
@@ -90,35 +92,32 @@ CASES = [
          4, "smaller learning rate", "diverged", seconds=90),
     Case("lr 1e30 diverges (hogwild)", ["run", "--method", "hogwild", *TINY, "--lr", "1e30",
                                         "--out", "{tmp}/out.json"], 4, "diverged", "diverged",
-         seconds=120),
-    Case("lr 1e30 diverges (ps)", ["run", "--method", "ps", *TINY, "--lr", "1e30", "--out",
-                                   "{tmp}/out.json"], 4, "diverged", "diverged", seconds=120),
+         seconds=300),
+    Case("lr 1e30 diverges (ps), addr beyond loopback",
+         ["run", "--method", "ps", "--addr", "0.0.0.0", *TINY, "--lr", "1e30", "--out",
+          "{tmp}/out.json"], 4, "diverged", "diverged", seconds=120,
+         extra=dict(also="unauthenticated and unencrypted")),
     # warnings, and a run that works
     Case("threads above cores, empty data dir", ["run", *TINY, "--threads", OVER, "--data-dir",
                                                  "{data}/nothing", "--out", "{tmp}/out.json"],
          0, f"costtrain: warning: {OVER} thread(s)", "ok", seconds=90,
          extra=dict(also="no fashion-mnist files in --data-dir")),
-    Case("addr beyond loopback", ["run", "--method", "ps", "--addr", "0.0.0.0", *TINY], 0,
-         "unauthenticated and unencrypted", seconds=120),
     # faults after training began: partial result kept, exit 3
     Case("hogwild worker stopped (SIGSTOP)", ["run", *LONG_HOGWILD, "--timeout", "3", "--out",
                                               "{tmp}/out.json"], 3, "hogwild worker 1 sent nothing",
-         "partial", fault="stop-worker", seconds=3 + 25),
-    Case("ps worker stopped (SIGSTOP)", ["run", *LONG_PS, "--timeout", "3", "--out",
+         "partial", fault="stop-worker", seconds=3 + 60),
+    Case("ps worker stopped (SIGSTOP)", ["run", *LONG_PS, "--timeout", "10", "--out",
                                          "{tmp}/out.json"], 3, "rank 1", "partial",
-         fault="stop-worker", seconds=3 + 25),
-    Case("hogwild worker killed", ["run", *LONG_HOGWILD, "--out", "{tmp}/out.json"], 3,
-         "hogwild worker 1 was killed by signal SIGKILL", "partial", fault="kill-worker",
-         seconds=30),
+         fault="stop-worker", seconds=10 + 60),
     Case("hogwild worker killed, no --out", ["run", *LONG_HOGWILD], 3,
-         "results so far were saved to", fault="kill-worker", seconds=30),
+         "results so far were saved to", fault="kill-worker", seconds=60),
     Case("ps worker killed", ["run", *LONG_PS, "--out", "{tmp}/out.json"], 3,
          "worker 1 (rank 1) was killed", "partial", fault="kill-worker", seconds=30),
     # the parent is told to stop
     Case("SIGTERM to the parent", ["run", *LONG_HOGWILD], 143, "terminated", fault="term",
-         seconds=20),
-    Case("Ctrl-C in the parent", ["run", *LONG_PS], 130, "interrupted", fault="int",
-         seconds=30),
+         seconds=60),
+    Case("Ctrl-C in the parent", ["run", *LONG_HOGWILD], 130, "interrupted", fault="int",
+         seconds=60),
     Case("parent killed during start-up", ["run", *LONG_HOGWILD], -9, "", fault="kill-parent",
          seconds=5),
 ]
@@ -155,7 +154,7 @@ def _workers(proc: psutil.Process) -> list[psutil.Process]:
     return sorted(out, key=lambda c: (c.create_time(), c.pid))
 
 
-def _wait_for_workers(proc: psutil.Process, n: int, started: bool, limit: float = 300) -> list:
+def _wait_for_workers(proc: psutil.Process, n: int, started: bool, limit: float = 600) -> list:
     """Wait for `n` workers; with `started`, until each has begun its work (+1 s).
 
     A worker renames itself ``costtrain.w<rank>`` once its imports are done (see procs).
@@ -187,11 +186,23 @@ def _inject(case: Case, p: subprocess.Popen) -> tuple[float, list[int]]:
         return time.monotonic(), [w.pid for w in ws]
     ws = _wait_for_workers(proc, n, started=True)
     assert ws, f"{case.name}: the workers did not start"
+    if n == 3:  # parameter server: strike once the victim has joined the group
+        end = time.monotonic() + 300
+        while time.monotonic() < end and not _connected(ws[1], 2):
+            time.sleep(0.1)
+        time.sleep(1.0)
     if case.fault in ("stop-worker", "kill-worker"):
         os.kill(ws[1].pid, signal.SIGSTOP if case.fault == "stop-worker" else signal.SIGKILL)
     else:
         p.send_signal(signal.SIGTERM if case.fault == "term" else signal.SIGINT)
     return time.monotonic(), [w.pid for w in ws]
+
+
+def _connected(p: psutil.Process, n: int) -> bool:
+    try:
+        return len([c for c in p.net_connections("tcp") if c.status == "ESTABLISHED"]) >= n
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _alive(pids: list[int]) -> list[int]:
@@ -241,7 +252,7 @@ def _run_case(case: Case, tmp: Path, data: Path) -> dict:
     try:
         if case.fault:
             fault_at, pids = _inject(case, p)
-        out, err = p.communicate(timeout=case.seconds + 300)
+        out, err = p.communicate(timeout=case.seconds + 600)
     finally:
         if p.poll() is None:
             p.kill()

@@ -47,7 +47,7 @@ def test_stopped_worker_fails_within_the_timeout_and_keeps_partial_results(fmnis
     assert time.monotonic() - t < 60  # start-up on a busy machine + 3 s + the wind-down
     partial = e.value.result
     assert e.value.rank == 1 and partial.status == "partial" and set(partial.worker_curves) == {"0"}
-    assert 0 < partial.samples < 5 * 3000 and partial.test_accuracy == partial.test_accuracy
+    assert 0 < partial.samples <= 5 * 3000 and partial.test_accuracy == partial.test_accuracy
     assert not _children()
 
 
