@@ -36,6 +36,17 @@ def kill_self(rank: int, bad_rank: int, sleep: float = 30.0) -> int:
     return rank
 
 
+def stop_self(rank: int, bad_rank: int, sleep: float = 30.0) -> int:
+    """Rank `bad_rank` freezes itself with SIGSTOP (a stuck worker); the others wait politely."""
+    if rank == bad_rank:
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGSTOP)
+    end = time.monotonic() + sleep
+    while time.monotonic() < end and not procs.should_stop():
+        time.sleep(0.05)
+    return rank
+
+
 def sleep_forever(rank: int, pid_file: str) -> None:
     with open(f"{pid_file}.{rank}", "w") as f:
         f.write(str(os.getpid()))
@@ -46,8 +57,8 @@ def sleep_forever(rank: int, pid_file: str) -> None:
 class FaultyNet(nn.Module):
     """A linear net that misbehaves inside Hogwild! worker `rank` after `after` forward calls.
 
-    mode: ``raise`` (an exception), ``kill`` (SIGKILL itself) or ``slow`` (every worker sleeps
-    `sleep` s per call). With `pid_dir`, each worker writes its pid to ``pid_dir/pid.<rank>``.
+    mode: ``raise`` (an exception), ``kill`` (SIGKILL itself), ``stop`` (SIGSTOP itself: a stuck
+    worker) or ``slow`` (every worker sleeps `sleep` s per call). With `pid_dir`, each worker writes its pid to ``pid_dir/pid.<rank>``.
     """
 
     def __init__(self, mode: str, rank: int = 1, after: int = 3, sleep: float = 0.05,
@@ -70,6 +81,8 @@ class FaultyNet(nn.Module):
                     raise RuntimeError(f"injected failure in worker {rank}")
                 if self.mode == "kill":
                     os.kill(os.getpid(), signal.SIGKILL)
+                if self.mode == "stop":
+                    os.kill(os.getpid(), signal.SIGSTOP)
             if self.mode == "slow":
                 time.sleep(self.sleep)
         return self.fc(x.flatten(1))

@@ -279,7 +279,7 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
     bar.close()
     skipped = list({p.label: p for p in skipped}.values())  # a repeat skipped twice, once
     if skipped:
-        notes.append(f"the budget ({budget_seconds:.0f} s) was spent: skipped "
+        notes.append(f"the budget left for probes ({budget_seconds:.1f} s) was spent: skipped "
                      f"{', '.join(p.label for p in skipped)}; raise --budget-seconds to probe them.")
     medians = median_probes(results) if repeats > 1 else results
     rows = rank_probes(medians, job_samples=job["samples"], epochs=epochs,
@@ -483,3 +483,7 @@ def run_cli(args: argparse.Namespace) -> None:
             print(f"figure: {path}")
     if args.out:
         print(f"advice: {advice.save(args.out)}")
+    if advice.recommended is None:
+        raise CosttrainError(f"nothing to recommend: no configuration could be probed within "
+                             f"the budget of {args.budget_seconds:g} s (data loading included); "
+                             "raise --budget-seconds.")

@@ -148,9 +148,10 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, default=None,
                    help="intra-op threads per process (default: all cores for the baseline, "
                         "cores // processes for multi-process methods)")
-    p.add_argument("--timeout", type=positive_float, default=None,
-                   help="hogwild and ps: seconds before a silent or stuck run fails with a clear "
-                        "error (default: none for hogwild, 60 for ps)")
+    p.add_argument("--timeout", type=positive_float, default=60.0,
+                   help="hogwild and ps: seconds a worker may send nothing (stopped, frozen, "
+                        "swapped out) before the run stops with an error naming it and keeps "
+                        "the partial result (default: %(default)s)")
     b = p.add_argument_group("baseline")
     b.add_argument("--pipeline", choices=PIPELINE_NAMES, default="memory",
                    help="memory = in-memory tensors, classic = DataLoader with per-sample "

@@ -6,10 +6,11 @@ import time
 import torch
 import torch.nn as nn
 
+from .checks import check_threads
 from .data import ClassicImageDataset, Dataset
 from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_hparams,
-                     close_eval_curve, evaluate, loss_fn, optimizer_label, prepare, progress_bar,
-                     sgd, steady_rate)
+                     close_eval_curve, evaluate, loss_fn, mark_diverged, optimizer_label, prepare,
+                     progress_bar, sgd, steady_rate)
 from .models import display_name, sgd_settings
 from .result import RunResult
 from .utils import CosttrainError, hardware_info, num_cores, num_threads, resolve_device, seed_everything
@@ -54,6 +55,7 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
     threads = num_cores() if threads is None else threads
     if threads < 1:
         raise CosttrainError(f"threads must be >= 1, got {threads}.")
+    check_threads(1, threads)
     t_setup = time.perf_counter()
     with num_threads(threads):
         model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
@@ -82,11 +84,15 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
                 elapsed = time.perf_counter() - t0 - evaluator.seconds
                 log.add(loss.item(), len(yb), elapsed)
                 bar.update(len(yb))
+                if log.diverged:
+                    break
                 if on_progress and log.samples - reported >= log_every * batch_size:
                     on_progress(0, log.samples - reported, epoch, log.samples, loss.item())
                     reported = log.samples
                 if evaluator.due(log.samples):
                     evaluator(model, log.samples, elapsed)
+            if log.diverged:
+                break
         if dev.type == "cuda":
             torch.cuda.synchronize()
         train_seconds = time.perf_counter() - t0 - evaluator.seconds
@@ -109,5 +115,5 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
         test_accuracy=test_acc, loss_curve=log.curve, eval_curve=evaluator.curve,
         hardware=hardware_info())
     close_eval_curve(result)
-    return result
+    return mark_diverged(result, lr) if log.diverged else result
 

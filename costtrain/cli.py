@@ -1,21 +1,30 @@
-"""Command line: ``costtrain run``, ``costtrain compare`` (the main job) and friends."""
+"""Command line: ``costtrain run``, ``costtrain compare`` (the main job) and friends.
+
+Nothing here imports torch before the arguments are parsed and the output paths checked, so a
+mistyped option is answered at once. Exit codes (:data:`EXIT_CODES`): 0 ok, 2 bad input or
+setting (refused before training), 3 a worker failed or got stuck (partial result kept), 4 the
+run diverged, 5 an output could not be written (results saved to a fallback file), 130 Ctrl-C,
+143 SIGTERM.
+"""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
+import signal
 import sys
+import tempfile
+import threading
+import warnings
 from pathlib import Path
 from typing import Sequence
-
-from typing import TYPE_CHECKING
 
 from . import pool
 from .args import (add_data_args, add_optim_args, add_output_args, add_repeats_arg, add_run_args,
                    positive_float, positive_int)
-from .result import save_results
-
-if TYPE_CHECKING:
-    from .result import RunResult
+from .errors import CosttrainError
+from .procs import WorkerError
+from .result import RunResult, check_folder_writable, check_writable, save_results
 # Nothing above imports torch: `costtrain run --method hogwild` starts its workers first, so
 # that their start-up overlaps the parent's own import of torch and the data loading.
 
@@ -24,21 +33,42 @@ METHODS = ("baseline", "hogwild", "ps")
 API_TO_CLI = {"net": "model", "data": "dataset", "data_root": "data_dir",
               "progress": "no_progress"}
 NOT_ON_CLI: tuple[str, ...] = ("on_progress",)  # callbacks: Python only (the notebooks' live plot)
+SUBCOMMANDS = (  # name, help: each module has add_arguments(parser) and run_cli(args)
+    ("advise", "recommend the fastest/cheapest method for this machine from short probes"),
+    ("notebooks", "run the notebooks headless (papermill); --reference: the committed copies"),
+)
+EXIT_OK, EXIT_INPUT, EXIT_FAILED, EXIT_DIVERGED, EXIT_UNWRITABLE = 0, 2, 3, 4, 5
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+EXIT_CODES = {EXIT_OK: "ok", EXIT_INPUT: "bad input, refused before training",
+              EXIT_FAILED: "a worker failed or got stuck; partial result kept",
+              EXIT_DIVERGED: "the loss became nan/inf", EXIT_UNWRITABLE:
+              "an output could not be written; results in a fallback file",
+              EXIT_INTERRUPTED: "interrupted (Ctrl-C)", EXIT_TERMINATED: "terminated (SIGTERM)"}
 
 
-def subcommands() -> tuple:
-    """(name, module, help) of the other subcommands: each module has add_arguments(parser)
-    and run_cli(args)."""
-    from . import advise, notebooks
-    return (
-        ("advise", advise,
-         "recommend the fastest/cheapest method for this machine from short probes"),
-        ("notebooks", notebooks,
-         "run the notebooks headless (papermill); --reference: the committed copies"),
-    )
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so that every worker is stopped and reaped."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+class RunFailed(Exception):
+    """A failure after training began; carries what was measured and the exit code."""
+
+    def __init__(self, message: str, results: list[RunResult], code: int) -> None:
+        super().__init__(message)
+        self.results, self.code = results, code
+
+
+def _subcommand(name: str):
+    """The module of subcommand `name`, imported only when it is used (``advise`` loads torch)."""
+    if name == "advise":
+        from . import advise
+        return advise
+    from . import notebooks
+    return notebooks
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with `argv`, only the subcommand named there gets its module imported."""
     parser = argparse.ArgumentParser(
         prog="costtrain",
         description="Train PyTorch models faster and cheaper on the machine you have: "
@@ -71,10 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_optim_args(cmp_, full=False)
     add_output_args(cmp_)
 
-    for name, module, text in subcommands():
+    for name, text in SUBCOMMANDS:
         sp = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-        module.add_arguments(sp)
-        sp.set_defaults(handler=module.run_cli)
+        if argv is None or name in argv:
+            module = _subcommand(name)
+            module.add_arguments(sp)
+            sp.set_defaults(handler=module.run_cli)
     return parser
 
 
@@ -87,8 +119,13 @@ def _load(args):
         if given:
             raise CosttrainError(f"{', '.join(given)}: only for --dataset {SPARSE}.")
         sparse = {}
-    return load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed,
-                        download=args.download, **sparse)
+    ds = load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed,
+                      download=args.download, **sparse)
+    print(f"data: {ds.name}, {len(ds.train_y):,} training / {len(ds.test_y):,} test images "
+          f"from {ds.source}", flush=True)
+    if args.data_dir and not Path(ds.source).resolve().is_relative_to(Path(args.data_dir).resolve()):
+        _warn(f"no {ds.name} files in --data-dir {args.data_dir}; used the copy in {ds.source}")
+    return ds
 
 
 def _optimizer(args: argparse.Namespace):
@@ -121,8 +158,7 @@ def run_kwargs(args: argparse.Namespace) -> dict:
                     optimizer=_optimizer(args), collision_every=args.collision_every)
     return dict(common, mode=args.mode, workers=args.workers, epochs=args.epochs,
                 addr=args.addr, port=args.port, scale_lr=args.scale_lr,
-                max_staleness=args.max_staleness,
-                timeout=60.0 if args.timeout is None else args.timeout)
+                max_staleness=args.max_staleness, timeout=args.timeout)
 
 
 def cmd_run(args) -> list[RunResult]:
@@ -134,31 +170,37 @@ def cmd_run(args) -> list[RunResult]:
     if args.method == "hogwild":
         from .hogwild import train_hogwild
         return [train_hogwild(args.model, ds, **kwargs)]
-    from .parameter_server import ParameterServerError, train_parameter_server
-    from .utils import CosttrainError
-    try:
-        return [train_parameter_server(args.model, ds, **kwargs)]
-    except ParameterServerError as exc:  # a rank was lost: keep what was measured
-        if args.out and exc.result is not None:
-            print(f"partial result: {save_results([exc.result], args.out)}", file=sys.stderr)
-        raise CosttrainError(str(exc).split("\n")[0]) from None
+    from .parameter_server import train_parameter_server
+    return [train_parameter_server(args.model, ds, **kwargs)]
 
 
-def cmd_compare(args) -> list[RunResult]:
+def _compare_labels(args) -> None:
+    """Refuse ``--only`` patterns that match no configuration (before loading anything)."""
+    from .compare import comparison_plan
+    labels = [label for label, _, _ in comparison_plan(args.total_epochs)]
+    if args.only and not any(label.startswith(o) for o in args.only for label in labels):
+        raise CosttrainError(f"--only {' '.join(map(repr, args.only))} matches no "
+                             f"configuration; the labels are: {', '.join(labels)}.")
+
+
+def cmd_compare(args, done: list[RunResult]) -> list[RunResult]:
+    """``costtrain compare``; each finished result is appended to `done` as it comes."""
     from .compare import run_comparison
     from .report import summary
+    _compare_labels(args)
     ds = _load(args)
-    print(f"data: {ds.name}, {len(ds.train_y):,} training / {len(ds.test_y):,} test images "
-          f"from {ds.source}")
     eval_every = args.eval_every
     if args.target_accuracy and not eval_every:
         eval_every = max(1000, len(ds.train_y) // 4)  # four evaluations per epoch of work
+
+    def on_result(r: RunResult) -> None:
+        done.append(r)
+        print(summary(r), flush=True)
     results = run_comparison(ds, model=args.model, total_epochs=args.total_epochs,
                              batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              eval_every=eval_every, progress=not args.no_progress,
                              only=args.only, target_accuracy=args.target_accuracy,
-                             on_result=lambda r: print(summary(r), flush=True),
-                             repeats=args.repeats)
+                             on_result=on_result, repeats=args.repeats)
     from .compare import verdicts
     from .cost import as_fraction, cost_table
     from .report import repeats_table
@@ -172,12 +214,16 @@ def cmd_compare(args) -> list[RunResult]:
     if args.figures:
         from .plots import plot_accuracy_vs_time, plot_cost_to_target, plot_losses
         folder = Path(args.figures)
-        paths = [plot_losses(results, folder / "compare_losses.png", x="samples",
-                             title=f"Training loss, {ds.name}, same total work"),
-                 plot_accuracy_vs_time(results, folder / "compare_accuracy_vs_time.png",
-                                       target=as_fraction(args.target_accuracy))]
-        if args.target_accuracy:
-            paths.append(plot_cost_to_target(results, folder / "compare_cost.png"))
+        try:
+            paths = [plot_losses(results, folder / "compare_losses.png", x="samples",
+                                 title=f"Training loss, {ds.name}, same total work"),
+                     plot_accuracy_vs_time(results, folder / "compare_accuracy_vs_time.png",
+                                           target=as_fraction(args.target_accuracy))]
+            if args.target_accuracy:
+                paths.append(plot_cost_to_target(results, folder / "compare_cost.png"))
+        except OSError as exc:
+            raise RunFailed(f"--figures {args.figures}: cannot write the figures "
+                            f"({exc.strerror or exc})", results, EXIT_UNWRITABLE) from None
         print("figures: " + ", ".join(str(p) for p in paths))
     return results
 
@@ -205,12 +251,74 @@ class _QuietParser(argparse.ArgumentParser):
         raise argparse.ArgumentError(None, message)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    start_workers_early(argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from .utils import CosttrainError
+
+def check_outputs(args) -> None:
+    """Before any work: ``--out`` is (or can become) a regular file, ``--figures`` a folder."""
+    if getattr(args, "out", None):
+        check_writable(args.out, "--out")
+    if getattr(args, "figures", None):
+        check_folder_writable(args.figures, "--figures")
+
+
+def fallback_path() -> Path:
+    """Where results go when ``--out`` cannot be written (or was not given after a failure)."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"costtrain-results-{stamp}.json"
+    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            return check_writable(folder / name)
+        except CosttrainError:
+            continue
+    return Path(tempfile.gettempdir()) / name
+
+
+def save(results: list[RunResult], out: str | None, *, failed: bool) -> tuple[Path | None, str]:
+    """Save to `out`, else (after a failure, or if `out` fails) to a fallback file.
+
+    Returns the path written (None if nothing was) and a note for the message.
+    """
+    if not results or (not out and not failed):
+        return None, ""
+    problem = ""
+    if out:
+        try:
+            return save_results(results, out), ""
+        except (OSError, CosttrainError) as exc:
+            problem = f"--out {out} could not be written ({getattr(exc, 'strerror', None) or exc})"
+    path = fallback_path()
+    try:
+        save_results(results, path)
+    except OSError as exc:
+        return None, f"{problem}; nor could {path} ({exc.strerror}): nothing was saved".lstrip("; ")
+    return path, problem
+
+
+def _warn(message: str) -> None:
+    print(f"costtrain: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _one_line_warnings() -> None:
+    """Show warnings as ``costtrain: warning: ...`` without the line of source code."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        _warn(str(message))
+    warnings.showwarning = show
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+def _status_code(results: list[RunResult]) -> tuple[int, str]:
+    """Exit code and message for results that finished but did not end well."""
+    from .engine import DIVERGED
+    bad = [r for r in results if r.status == DIVERGED]
+    if bad:
+        return EXIT_DIVERGED, f"{bad[0].label}: {bad[0].error}"
+    return EXIT_OK, ""
+
+
+def _execute(args, done: list[RunResult]) -> list[RunResult]:
+    """Run the subcommand; raise :class:`RunFailed` for failures after training began."""
     try:
         if args.command == "run":
             results = cmd_run(args)
@@ -218,23 +326,72 @@ def main(argv: Sequence[str] | None = None) -> int:
             for r in results:
                 print(summary(r))
         elif args.command == "compare":
-            results = cmd_compare(args)
+            results = cmd_compare(args, done)
         else:
-            results = args.handler(args)
-            if not results:
-                return 0
-        from .report import results_table
-        print()
-        print(results_table(results))
-        if getattr(args, "out", None):
-            print(f"results: {save_results(results, args.out)}")
+            return args.handler(args) or []
+    except WorkerError as exc:  # a worker died, raised or got stuck: keep what was measured
+        kept = done + ([exc.result] if exc.result is not None else [])
+        raise RunFailed(str(exc).split("\n")[0].rstrip("."), kept, EXIT_FAILED) from None
+    from .report import results_table
+    print()
+    print(results_table(results))
+    return results
+
+
+def _saved(note: str, path: Path | None, problem: str) -> str:
+    """The end of a failure message: where the results are (or why nowhere)."""
+    if path is None:
+        return f"; {problem}" if problem else ""
+    return f"; {problem}; {note} saved to {path} instead" if problem else f"; {note} saved to {path}"
+
+
+def _finish(args, results: list[RunResult]) -> int:
+    """Save finished results (to --out, else a fallback file) and pick the exit code."""
+    code, message = _status_code(results)
+    path, problem = save(results, getattr(args, "out", None), failed=False)
+    if problem:
+        where = f"; the results were saved to {path} instead" if path is not None else ""
+        print(f"costtrain: error: {problem}{where}", file=sys.stderr)
+        return EXIT_UNWRITABLE
+    if path is not None:
+        print(f"results: {path}")
+    if code:
+        print(f"costtrain: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    start_workers_early(argv)
+    args = build_parser(argv).parse_args(argv)
+    done: list[RunResult] = []
+    old_show = warnings.showwarning
+    old_term = None
+    _one_line_warnings()
+    if threading.current_thread() is threading.main_thread():
+        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        check_outputs(args)
+        results = _execute(args, done)
+        return _finish(args, results) if args.command in ("run", "compare") else EXIT_OK
     except CosttrainError as exc:
         print(f"costtrain: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_INPUT
+    except RunFailed as exc:
+        path, problem = save(exc.results, getattr(args, "out", None), failed=True)
+        note = "the results so far were" if exc.code == EXIT_FAILED else "the results were"
+        print(f"costtrain: error: {exc}{_saved(note, path, problem)}", file=sys.stderr)
+        return exc.code
+    except Terminated:
+        print("costtrain: terminated (SIGTERM); every worker was stopped", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
-        print("costtrain: interrupted", file=sys.stderr)
-        return 130
-    return 0
+        print("costtrain: interrupted; every worker was stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        warnings.showwarning = old_show
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 if __name__ == "__main__":

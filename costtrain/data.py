@@ -13,6 +13,7 @@ import gzip
 import os
 import pickle
 import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,9 +117,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     try:
         with _open(path) as f:
             raw = f.read()
-    except (EOFError, OSError, gzip.BadGzipFile) as exc:
-        raise CorruptDataError(f"{path}: cannot read ({exc}); the file is truncated or not "
-                               "gzip; delete it and fetch the dataset again.") from exc
+    except (EOFError, OSError, gzip.BadGzipFile, zlib.error) as exc:  # zlib: flipped bits
+        raise CorruptDataError(f"{path}: cannot read ({exc}); the file is truncated or "
+                               "corrupt: delete it and fetch the dataset again.") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise CorruptDataError(f"{path}: not an unsigned-byte IDX file (bad magic number); "
                                "delete it and fetch the dataset again.")

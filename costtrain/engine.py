@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .checks import check_data_and_model
 from .data import Dataset, load_dataset
 from .models import build_model
 from .result import Curve, RunResult, new_curve
@@ -56,12 +57,18 @@ def get_dataset(data: Dataset | str, *, seed: int = 0, subset: int | None = None
 
 def prepare(net: nn.Module | str, data: Dataset | str, *, seed: int, subset: int | None = None,
             data_root: str | None = None) -> tuple[nn.Module, Dataset]:
-    """Load the data (by name or as given) and build the net (by name or as given), seeded."""
+    """Load the data and build the net (each by name or as given), seeded; then dry-run them.
+
+    The dry run (:func:`~costtrain.checks.check_data_and_model`) refuses, before any process
+    starts, a dataset without training samples, labels outside the classes and a net whose
+    output does not give one score per class.
+    """
     ds = get_dataset(data, seed=seed, subset=subset, data_root=data_root)
     torch.manual_seed(seed)
     model = build_model(net, ds.input_shape, ds.num_classes) if isinstance(net, str) else net
     if not isinstance(model, nn.Module):
         raise CosttrainError(f"net must be a model name or a torch.nn.Module, got {type(net).__name__}.")
+    check_data_and_model(model, ds)
     return model, ds
 
 
@@ -132,16 +139,40 @@ def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int =
     return total_loss / max(1, len(y)), correct / max(1, len(y))
 
 
+DIVERGED = "diverged"  # RunResult.status of a run whose training loss became nan or inf
+
+
+def diverged_message(samples: int, lr: float | None = None) -> str:
+    """What to tell the user when the training loss stopped being a finite number."""
+    hint = f" (e.g. --lr {lr / 10:g})" if lr else ""
+    return (f"the training loss became nan/inf after {samples:,} samples: the run diverged and "
+            f"was stopped early; try a smaller learning rate{hint}.")
+
+
+def mark_diverged(result: RunResult, lr: float | None = None, samples: int | None = None) -> RunResult:
+    """Set ``status='diverged'`` and the advice on `result` (the same words for every method)."""
+    result.status = DIVERGED
+    result.error = diverged_message(result.samples if samples is None else samples, lr)
+    return result
+
+
 class LossLog:
-    """Mean training loss every `every` batches, indexed by samples seen and seconds of training."""
+    """Mean training loss every `every` batches, indexed by samples seen and seconds of training.
+
+    ``diverged`` turns true at the first loss that is not a finite number; every training loop
+    checks it after each step and stops (the one divergence rule of the package).
+    """
 
     def __init__(self, every: int = 10) -> None:
         self.every = max(1, every)
         self.curve: Curve = new_curve("samples", "seconds", "loss")
         self.samples = 0
+        self.diverged = False
         self._sum, self._n = 0.0, 0
 
     def add(self, loss: float, batch: int, seconds: float) -> None:
+        if not math.isfinite(loss):
+            self.diverged = True
         self.samples += batch
         self._sum += loss
         self._n += 1

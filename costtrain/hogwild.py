@@ -43,8 +43,8 @@ from . import pool, procs
 from .checks import check_device, check_optimizer, check_plan, check_shareable
 from .data import ClassicImageDataset, Dataset
 from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_hparams,
-                     close_eval_curve, evaluate, loss_fn, merge_curves, optimizer_label, prepare,
-                     progress_bar, sgd, shard_indices, steady_rate)
+                     close_eval_curve, evaluate, loss_fn, mark_diverged, merge_curves,
+                     optimizer_label, prepare, progress_bar, sgd, shard_indices, steady_rate)
 from .models import display_name, sgd_settings
 from .result import RunResult
 from .sparse import Collisions, collision_summary, has_sparse_grads
@@ -104,7 +104,7 @@ def worker(rank: int, job: Job, model: nn.Module, source: Source,
                     total = counter.value
                 if evaluator.due(total):
                     evaluator(model, total, elapsed)
-            if procs.should_stop():
+            if procs.should_stop() or log.diverged:
                 return _outcome(log, evaluator, collisions, time.perf_counter() - t0,
                                 stopped=True)
     if dev.type == "cuda":
@@ -120,7 +120,8 @@ def _outcome(log: LossLog, evaluator: Evaluator, collisions: Collisions, seconds
     log.flush(seconds)
     return dict(curve=log.curve, samples=log.samples, eval_curve=evaluator.curve,
                 eval_seconds=evaluator.seconds, seconds=seconds, stopped=stopped,
-                threads=torch.get_num_threads(), collisions=collisions.counts())
+                diverged=log.diverged, threads=torch.get_num_threads(),
+                collisions=collisions.counts())
 
 
 
@@ -133,7 +134,7 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
                   threads: int | None = None, device: str = "cpu", seed: int = 42,
                   subset: int | None = None, data_root: str | None = None,
                   eval_every: int | None = None, log_every: int = 10, pipeline: str = "memory",
-                  progress: bool = False, timeout: float | None = None,
+                  progress: bool = False, timeout: float | None = 60.0,
                   collision_every: int = 10, on_progress: Callable | None = None) -> RunResult:
     """Train `net` with `processes` Hogwild! workers on shared-memory parameters.
 
@@ -156,7 +157,9 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
         eval_every: worker 0 evaluates every this many samples trained by all workers together.
         log_every: batches per point of each worker's loss curve.
         pipeline: ``memory`` (shared tensors) or ``classic`` (per-sample PIL transforms).
-        timeout: seconds after which the workers are stopped and an error raised.
+        timeout: seconds a worker may send nothing (no progress, no heartbeat: it is stopped,
+            frozen or swapped out) before every worker is stopped and an error names it
+            (:func:`costtrain.procs.stalled`); None waits for ever.
         collision_every: sparse models: check every this many steps of each worker whether
             another worker wrote the step's rows meanwhile (``extra['collisions']``).
         on_progress: called in this process as ``on_progress(rank, new_samples, epoch,
@@ -164,11 +167,13 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
 
     Returns:
         RunResult (method ``hogwild``) with ``worker_curves`` indexed by samples each worker saw
-        and ``extra['collisions']`` (see :class:`~costtrain.sparse.Collisions`).
+        and ``extra['collisions']`` (see :class:`~costtrain.sparse.Collisions`);
+        ``status='diverged'`` (stopped early) if the loss became nan/inf.
     Raises:
         CosttrainError: bad input, found before any process starts.
         WorkerError: a worker failed; ``.result`` holds the partial RunResult.
     """
+    procs.check_main_guard()  # a worker re-running an unguarded script stops here
     t_setup = time.perf_counter()
     check_hparams(epochs=epochs_per_process, batch_size=batch_size,
                   lr=1.0 if lr is None else lr, eval_every=eval_every)
@@ -322,6 +327,8 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     The building block of :func:`train_hogwild` and :func:`costtrain.legacy.train_model`;
     inputs are assumed checked. A failed worker raises :class:`~costtrain.procs.WorkerError`
     whose ``.result`` is a RunResult with ``status='partial'`` built from the other workers.
+    ``timeout``: seconds a worker may stay silent (no progress, no heartbeat) before it counts
+    as stuck and every worker is stopped; None waits for ever.
     """
     t_setup = time.perf_counter() if t_setup is None else t_setup
     classes = {type(m) for m in model.modules()}
@@ -360,6 +367,8 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
         result.status, result.error = "partial", str(error).split("\n")[0]
         error.result = result
         raise error
+    if any(o.get("diverged") for o in outcomes.values()):
+        mark_diverged(result, (config or {}).get("lr"))
     return result
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from .utils import CosttrainError
+from .errors import CosttrainError
 
 KERNEL = "python3"
 PARAMETERS_TAG = "parameters"
@@ -249,6 +249,8 @@ def run_notebooks(notebooks_dir: str | Path = "notebooks", out_dir: str | Path |
     if reference and (ci or parameters or out_dir is not None):
         raise CosttrainError("the reference build runs the classroom defaults into the "
                              "notebooks themselves; drop --ci, -p and --out-dir.")
+    for p in paths:
+        check_parameter_types(parameters or {}, notebook_parameters(p), p.name)
     out_dir = Path(out_dir) if out_dir is not None else Path(notebooks_dir) / "out"
     if figures_dir is None:
         figures_dir = "figures" if reference else Path(notebooks_dir) / "out" / "figures"
@@ -272,6 +274,28 @@ def run_notebooks(notebooks_dir: str | Path = "notebooks", out_dir: str | Path |
         raise NotebookError(f"{len(failed)} of {len(runs)} notebook(s) failed:\n"
                             + "\n".join(r.error for r in failed))
     return runs
+
+
+def _type_fits(value: Any, default: Any) -> bool:
+    """`value` may replace `default`: same type (an int where a float is expected is fine)."""
+    if value is None or default is None or isinstance(default, str):  # str: maybe non-literal
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def check_parameter_types(parameters: Mapping[str, Any], defaults: Mapping[str, Any],
+                          notebook: str = "the notebook") -> None:
+    """Refuse, before any cell runs, values whose type differs from the notebook's default."""
+    for name, value in parameters.items():
+        if name in defaults and not _type_fits(value, defaults[name]):
+            default = defaults[name]
+            raise CosttrainError(
+                f"parameter {name}={value!r} is of type {type(value).__name__}, but {notebook} "
+                f"expects {type(default).__name__} (its default is {name}={default!r}).")
 
 
 def _param(text: str) -> tuple[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import ipaddress
 import os
 import socket
 import sys
@@ -26,9 +27,10 @@ import torch.nn as nn
 
 from . import procs
 from .args import torchrun_parser
-from .checks import check_shareable
+from .checks import check_processes, check_shareable, check_threads, warn
 from .data import Dataset, load_dataset
-from .engine import check_hparams, close_eval_curve, merge_curves, prepare, progress_bar, steady_rate
+from .engine import (check_hparams, close_eval_curve, mark_diverged, merge_curves, prepare,
+                     progress_bar, steady_rate)
 from .models import build_model, display_name, sgd_settings
 from .ps_ranks import MODES, PSConfig, run_rank, worker_batches
 from .result import RunResult
@@ -72,6 +74,26 @@ def check_config(mode: str, workers: int, *, epochs: int = 1, batch_size: int = 
         raise CosttrainError(f"threads must be >= 1, got {threads}.")
     if max_staleness is not None and max_staleness < 0:
         raise CosttrainError(f"max_staleness must be >= 0 or None, got {max_staleness}.")
+
+
+def is_loopback(addr: str) -> bool:
+    """True when `addr` (an address or a host name) is this machine's loopback."""
+    try:
+        return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback
+                   for info in socket.getaddrinfo(addr, None))
+    except (socket.gaierror, ValueError):
+        return False
+
+
+def warn_if_exposed(addr: str) -> None:
+    """Binding beyond loopback is a decision: say what it exposes."""
+    if not is_loopback(addr):
+        warn(f"--addr {addr} is not a loopback address: the rendezvous store and the gloo "
+             "connections (model parameters, gradients, pickled control messages) are "
+             "unauthenticated and unencrypted and reachable by anyone who can reach this "
+             "machine on that network; anyone there can read the model or disturb the run. "
+             "Use it only on a private network or behind a firewall that admits only your "
+             "machines.", stacklevel=4)
 
 
 @contextlib.contextmanager
@@ -157,6 +179,7 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
         ParameterServerError: a rank died or a connection broke; ``.result`` holds the
             result so far (status ``partial``) and ``.rank`` the lost rank.
     """
+    procs.check_main_guard()  # a rank re-running an unguarded script stops here
     check_config(mode, workers, epochs=epochs, batch_size=batch_size,
                  lr=1.0 if lr is None else lr, momentum=momentum or 0.0,
                  eval_every=eval_every, timeout=timeout, threads=threads,
@@ -166,6 +189,10 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
                              f"{device!r} is not supported here. Use device='cpu'.")
     if isinstance(net, nn.Module):
         check_shareable(net, "net")  # spawned ranks must be able to unpickle it
+    check_processes(workers + 1, "parameter-server processes (server + workers)")
+    if threads is not None:
+        check_threads(workers, threads)  # the server mostly waits: count the workers
+    warn_if_exposed(addr)
     t_start = time.time()
     model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
     # the server steps on dense (averaged) gradients: momentum is allowed for sparse models
@@ -197,7 +224,7 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
         try:
             outs = procs.run_workers(run_rank, [(cfg, ds, model, addr, port_)] * (workers + 1),
                                      name="rank", grace=min(timeout, 15.0),
-                                     on_message=on_message)
+                                     stall_timeout=timeout, on_message=on_message)
         except procs.WorkerError as exc:
             res = exc.results
             partial = assemble(cfg, config, res.get(0), res, t_start, error=str(exc))
@@ -215,7 +242,7 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
     result = assemble(cfg, config, server, dict(enumerate(outs)), t_start, error=server["error"])
     if isinstance(net, nn.Module):
         net.load_state_dict({k: torch.from_numpy(v) for k, v in server["state"].items()})
-    if server["error"]:
+    if server["error"] and not server.get("diverged"):
         lost = min(server["lost"], default=-1)
         raise ParameterServerError(f"parameter server run failed: {server['error']}. The "
                                    "losses recorded so far are in .result (status 'partial').",
@@ -282,6 +309,8 @@ def assemble(cfg: PSConfig, config: dict, server: dict | None, outs: dict[int, A
         worker_curves=curves, eval_curve=eval_curve, extra=extra, hardware=hardware_info(),
         status="partial" if error else "ok", error=error)
     close_eval_curve(result)
+    if server.get("diverged"):
+        mark_diverged(result, config.get("lr"))
     return result
 
 

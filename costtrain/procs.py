@@ -3,25 +3,63 @@
 Rules (each from a real failure): a ``spawn`` context, never a global start method; worker
 functions live in this package so a notebook kernel can start them; a worker that raises or
 dies by a signal ends the call with :class:`WorkerError` naming it; Ctrl-C / a kernel
-interrupt terminates every child; on Linux children also die when the parent dies.
+interrupt terminates every child; on Linux children also die when the parent dies, even
+during their start-up.
+
+Every wait has a deadline. Each worker sends a heartbeat a few times per ``stall_timeout``
+from a thread, so a worker that sends nothing (no progress, no heartbeat) for
+``stall_timeout`` seconds is stopped, frozen (SIGSTOP, a debugger) or swapped out: see
+:func:`stalled`, the rule every supervisor in the package applies.
+
+This module imports no torch at import time: a child sets its parent-death signal and starts
+its heartbeat while its arguments are unpickled, before the work's own arguments (which import
+torch and map the shared tensors).
 """
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable
 
-import multiprocessing as mp  # torch registers its tensor pickling on `import torch`
+
+from .errors import CosttrainError
+
+STARTUP_SECONDS = 300.0  # extra allowance until a worker's imports are done (seen: 2 min, busy box)
+MIN_STALL_SECONDS = 2.0  # a shorter silence proves nothing on a busy machine
+MAIN_GUARD_EXIT = 87  # exit code of a child that found itself re-running an unguarded script
+MAIN_GUARD_HELP = (
+    "the script that starts the worker processes has no `if __name__ == \"__main__\":` "
+    "guard. Workers are started with 'spawn': each one imports the script again, and without "
+    "the guard it would start the training (and more workers) again instead of doing its "
+    "share. Put the lines that train under `if __name__ == \"__main__\":` at the bottom of "
+    "the script; functions, classes and imports can stay at the top level.")
 
 _conn: Connection | None = None  # this worker's pipe to the parent (set in the child)
 _stop = None  # shared Event: the parent asks workers to stop early and hand in what they have
+_send_lock = threading.Lock()  # the heartbeat thread and the worker share the pipe
+
+
+class MainGuardError(CosttrainError):
+    """A worker re-ran a script that has no ``if __name__ == "__main__":`` guard."""
+
+
+def heartbeat_interval(stall_timeout: float | None) -> float:
+    """Seconds between a worker's heartbeats: four per `stall_timeout`, at most one a second."""
+    return 1.0 if stall_timeout is None else max(0.02, min(1.0, stall_timeout / 4))
+
+
+def stalled(last_heard: float, stall_timeout: float | None, now: float) -> bool:
+    """The stuck-worker rule: nothing heard (progress, heartbeat) for `stall_timeout` seconds."""
+    return stall_timeout is not None and now - last_heard > stall_timeout
 
 
 class WorkerError(RuntimeError):
@@ -42,7 +80,8 @@ class WorkerError(RuntimeError):
 def report(kind: str, payload: Any) -> None:
     """From inside a worker: send a message (e.g. progress) to the parent's ``on_message``."""
     if _conn is not None:
-        _conn.send((kind, payload))
+        with _send_lock:
+            _conn.send((kind, payload))
 
 
 def should_stop() -> bool:
@@ -50,27 +89,83 @@ def should_stop() -> bool:
     return _stop is not None and _stop.is_set()
 
 
-def _die_with_parent() -> None:
+def _prctl(option: int, arg: Any) -> None:
     if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(option, arg)
+
+
+def _die_with_parent() -> None:
+    _prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def check_main_guard() -> None:
+    """In a child re-running an unguarded script: end it at once (the parent explains)."""
+    if _bootstrapping():
+        os._exit(MAIN_GUARD_EXIT)
+
+
+def _heartbeat(interval: float, done: threading.Event) -> None:
+    """Thread in the child: tell the parent 'alive' every `interval` s until `done`."""
+    while not done.wait(interval):
         try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
+            report("heartbeat", None)
+        except (OSError, ValueError):
+            return
+
+
+def _arm(conn: Connection, parent: int, beat: float) -> Connection:
+    """In the child, while its arguments are unpickled: die with the parent, start beating.
+
+    Runs before the work's own arguments are unpickled (they import torch and map the shared
+    tensors, seconds on a busy machine), because :class:`_Armed` comes first among them.
+    """
+    global _conn
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the death signal was set
+        os._exit(1)
+    _conn = conn
+    threading.Thread(target=_heartbeat, args=(beat, _beating), daemon=True).start()
+    return conn
+
+
+@dataclass
+class _Armed:
+    """The child's pipe, pickled so that unpickling it calls :func:`_arm` first."""
+
+    conn: Connection
+    parent: int
+    beat: float
+
+    def __reduce__(self):
+        return _arm, (self.conn, self.parent, self.beat)
+
+
+_beating = threading.Event()  # set in the child when its heartbeat must stop
 
 
 def _child(conn: Connection, stop, rank: int, target: Callable, args: tuple) -> None:
-    global _conn, _stop
-    _conn, _stop = conn, stop
-    _die_with_parent()
+    global _stop
+    _stop = stop
+    report("started", None)  # imports done: from now on the plain stall timeout applies
+    _prctl(15, f"costtrain.w{rank}".encode()[:15])  # PR_SET_NAME: `ps` and `top` show the rank
     try:
-        conn.send(("ok", target(rank, *args)))
+        outcome = ("ok", target(rank, *args))
     except BaseException:  # includes KeyboardInterrupt: the parent decides
-        try:
-            conn.send(("error", traceback.format_exc()))
-        except Exception:
-            pass
+        outcome = ("error", traceback.format_exc())
+    _beating.set()
+    try:
+        report(*outcome)
+    except Exception:  # e.g. a result that cannot be pickled
+        with contextlib.suppress(Exception):
+            report("error", traceback.format_exc())
     finally:
         conn.close()
+
+
+def _bootstrapping() -> bool:
+    """True in a spawned child that is still importing the parent's main script."""
+    return bool(getattr(mp.current_process(), "_inheriting", False))  # set by spawn's bootstrap
 
 
 def _exit_reason(code: int | None) -> str:
@@ -111,37 +206,52 @@ class _Worker:
     done: bool = False
     result: Any = None
     messages: list = field(default_factory=list)
+    last_heard: float = field(default_factory=time.monotonic)
+    heard: bool = False  # started its work (until then the start-up allowance applies)
 
 
 def run_workers(target: Callable[..., Any], args: list[tuple], *, name: str = "worker",
-                timeout: float | None = None, grace: float = 5.0,
-                on_message: Callable[[int, str, Any], None] | None = None,
+                timeout: float | None = None, stall_timeout: float | None = None,
+                grace: float = 5.0, on_message: Callable[[int, str, Any], None] | None = None,
                 daemon: bool = True) -> list[Any]:
     """Run ``target(rank, *args[rank])`` in one spawned process per entry; return results by rank.
 
     Args:
         target: a module-level function (spawn pickles it by name).
         timeout: overall seconds before every worker is stopped and an error raised.
+        stall_timeout: seconds a worker may send nothing (see :func:`stalled`) before it counts
+            as stuck (at least :data:`MIN_STALL_SECONDS`); until its imports are done it gets
+            :data:`STARTUP_SECONDS` more.
         grace: after a failure, seconds the others get to stop on their own (see
             :func:`should_stop`) and hand in partial results before they are terminated.
         on_message: called in the parent for each :func:`report` from a worker.
     Raises:
-        WorkerError: a worker raised, died, or the timeout passed; ``.results`` holds the
-            results the other workers returned.
+        WorkerError: a worker raised, died, got stuck, or the timeout passed; ``.results``
+            holds the results the other workers returned.
+        MainGuardError: the calling script has no ``if __name__ == "__main__":`` guard.
     """
+    check_main_guard()
+    if stall_timeout is not None:
+        stall_timeout = max(stall_timeout, MIN_STALL_SECONDS)
+    if "torch" in sys.modules:
+        import torch.multiprocessing  # noqa: F401  registers the shared-tensor reductions
     ctx = mp.get_context("spawn")
     stop = ctx.Event()
     workers: list[_Worker] = []
+    beat = heartbeat_interval(stall_timeout)
     try:
         with _main_without_fake_file():
             for rank, a in enumerate(args):
                 parent_end, child_end = ctx.Pipe(duplex=False)
-                p = ctx.Process(target=_child, args=(child_end, stop, rank, target, a),
+                armed = _Armed(child_end, os.getpid(), beat)  # unpickled first in the child
+                p = ctx.Process(target=_child, args=(armed, stop, rank, target, a),
                                 name=f"costtrain-{name}-{rank}", daemon=daemon)
                 p.start()
                 child_end.close()
                 workers.append(_Worker(rank, p, parent_end))
-        failure = _supervise(workers, stop, name, timeout, grace, on_message)
+        failure = _supervise(workers, stop, name, timeout, stall_timeout, grace, on_message)
+        if any(w.proc.exitcode == MAIN_GUARD_EXIT for w in workers):
+            raise MainGuardError(MAIN_GUARD_HELP)
         if failure:
             raise failure
         return [w.result for w in workers]
@@ -159,6 +269,11 @@ def _receive(w: _Worker, on_message) -> tuple[str, Any] | None:
             kind, payload = w.conn.recv()
         except (EOFError, OSError):
             break
+        w.last_heard = time.monotonic()
+        if kind in ("heartbeat", "started"):
+            w.heard = w.heard or kind == "started"
+            continue
+        w.heard = True
         if kind in ("ok", "error"):
             final = (kind, payload)
             w.done = True
@@ -167,23 +282,37 @@ def _receive(w: _Worker, on_message) -> tuple[str, Any] | None:
     return final
 
 
-def _supervise(workers, stop, name, timeout, grace, on_message) -> WorkerError | None:
+def _stuck(workers: list[_Worker], stall_timeout: float | None, now: float) -> _Worker | None:
+    """The first unfinished worker that broke the :func:`stalled` rule, if any."""
+    for w in workers:
+        limit = stall_timeout if w.heard or stall_timeout is None else stall_timeout + STARTUP_SECONDS
+        if not w.done and stalled(w.last_heard, limit, now) and not w.conn.poll():
+            return w
+    return None
+
+
+def _supervise(workers, stop, name, timeout, stall_timeout, grace,
+               on_message) -> WorkerError | None:
     deadline = None if timeout is None else time.monotonic() + timeout
+    tick = min(1.0, heartbeat_interval(stall_timeout))
     failure: WorkerError | None = None
     fail_deadline = None
+
+    def fail(error: WorkerError) -> None:
+        nonlocal failure, fail_deadline
+        failure, fail_deadline = error, time.monotonic() + grace
+        stop.set()
+
     while not all(w.done for w in workers):
         now = time.monotonic()
         if failure is not None and now >= fail_deadline:
             break
         if failure is None and deadline is not None and now >= deadline:
-            failure = WorkerError(f"{name}s did not finish within {timeout:.0f} s; stopped them.",
-                                  -1)
-            stop.set()
-            fail_deadline = now + grace
+            fail(WorkerError(f"{name}s did not finish within {timeout:g} s; stopped them.", -1))
             continue
         pending = [w for w in workers if not w.done]
         handles = [w.conn for w in pending] + [w.proc.sentinel for w in pending]
-        ready = wait(handles, timeout=1.0)
+        ready = wait(handles, timeout=tick)
         for w in pending:
             if w.conn in ready or w.proc.sentinel in ready:
                 final = _receive(w, on_message)
@@ -199,10 +328,17 @@ def _supervise(workers, stop, name, timeout, grace, on_message) -> WorkerError |
                 elif failure is None:
                     msg = (f"{name} {w.rank} raised an exception" if kind == "error"
                            else f"{name} {w.rank} {payload}")
-                    failure = WorkerError(msg + "; the other workers were stopped.", w.rank,
-                                          payload if kind == "error" else "")
-                    stop.set()
-                    fail_deadline = time.monotonic() + grace
+                    fail(WorkerError(msg + "; the other workers were stopped.", w.rank,
+                                     payload if kind == "error" else ""))
+        # after reading what arrived: a parent that was itself descheduled blames no one
+        stuck = _stuck(workers, stall_timeout, time.monotonic()) if failure is None else None
+        if stuck is not None:
+            stuck.done = True  # nothing more will come from it: do not wait for it
+            fail(WorkerError(
+                f"{name} {stuck.rank} sent nothing (no progress, no heartbeat) for "
+                f"{time.monotonic() - stuck.last_heard:.0f} s, more than the timeout of "
+                f"{stall_timeout:g} s: it is stopped, frozen or swapped out; every process was "
+                "stopped.", stuck.rank))
     if failure is not None:
         failure.results = {w.rank: w.result for w in workers if w.result is not None}
     return failure
@@ -213,6 +349,8 @@ def _terminate(procs: list, wait_s: float = 3.0) -> None:
     for p in procs:
         if p.is_alive():
             p.terminate()
+            with contextlib.suppress(OSError, AttributeError):  # a stopped child must wake to die
+                os.kill(p.pid, signal.SIGCONT)
     end = time.monotonic() + wait_s
     for p in procs:
         p.join(max(0.0, end - time.monotonic()))

@@ -43,6 +43,7 @@ from .utils import CosttrainError, Stopwatch
 MODES = ("sync", "async")
 HEADER = 3  # n, version, loss_sum
 DONE = -1.0
+DIVERGED = "the training loss became nan/inf"  # the server's reason to stop (engine.LossLog)
 
 
 @dataclass
@@ -335,12 +336,14 @@ def serve(srv: Server) -> dict[str, Any]:
                 srv.send([r], go=False)
             elif cfg.mode == "async":
                 srv.apply([payload])
-                srv.send([r])
+                stop = DIVERGED if srv.log.diverged else None
+                srv.send([r], go=stop is None)
             else:
                 pending[r] = payload
             if cfg.mode == "sync" and pending and (stop or set(pending) >= active):
                 if stop is None:
                     srv.apply(list(pending.values()))
+                    stop = DIVERGED if srv.log.diverged else None
                 srv.send(sorted(pending), go=stop is None)
                 pending.clear()
         except RuntimeError as exc:  # a send to a worker that just died
@@ -359,6 +362,6 @@ def serve(srv: Server) -> dict[str, Any]:
         test_accuracy=test_acc, staleness={str(k): v for k, v in sorted(srv.staleness.items())},
         dropped=srv.dropped, update_seconds=srv.update.seconds,
         reply_seconds=srv.reply_time.seconds, wait_seconds=srv.wait.seconds,
-        reports=reports, lost=lost, error=stop,
+        reports=reports, lost=lost, error=stop, diverged=stop == DIVERGED,
         # numpy, not tensors: a tensor returned from a process that exits cannot be fetched
         state={k: v.detach().numpy().copy() for k, v in srv.net.state_dict().items()})

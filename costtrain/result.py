@@ -5,10 +5,14 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import secrets
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .errors import CosttrainError
 
 Curve = dict[str, list]  # columns: samples, seconds, loss (loss curves) or accuracy (eval)
 
@@ -47,7 +51,7 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)
     hardware: dict[str, Any] = field(default_factory=dict)
-    status: str = "ok"  # ok | partial | failed
+    status: str = "ok"  # ok | partial (a worker lost or stuck) | diverged | failed
     error: str | None = None
     label: str = ""  # the run's name in tables and legends; default from method and config
     created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc)
@@ -100,19 +104,84 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+class OutputPathError(CosttrainError):
+    """An output path that cannot hold a result file (not a regular file, not writable)."""
+
+
+def _kind(st: os.stat_result) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(st.st_mode):
+            return name
+    return "not a regular file"
+
+
+def output_target(path: str | Path, what: str = "output") -> Path:
+    """The file `path` names (symlinks followed), or :class:`OutputPathError` if it is no file.
+
+    Only regular files are ever replaced: a directory, a FIFO or a device is refused.
+    """
+    target = Path(os.path.realpath(path))
+    try:
+        st = target.stat()
+    except FileNotFoundError:
+        return target
+    except OSError as exc:
+        raise OutputPathError(f"{what} {str(path)!r} cannot be written: {exc.strerror}.") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise OutputPathError(f"{what} {str(path)!r} exists and is {_kind(st)}; results are "
+                              "written only to regular files: give a file path.")
+    return target
+
+
+def check_writable(path: str | Path, what: str = "output") -> Path:
+    """Before any work: `path` can be written as a file (creates its folder; writes a probe)."""
+    target = output_target(path, what)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=target.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputPathError(f"{what} {str(path)!r} cannot be written: "
+                              f"{exc.strerror or exc}.") from None
+    return target
+
+
+def check_folder_writable(folder: str | Path, what: str = "folder") -> Path:
+    """Before any work: files can be created in `folder` (created if missing)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputPathError(f"{what} {str(folder)!r} exists and is not a folder.")
+    check_writable(folder / ".costtrain-probe", what)
+    return folder
+
+
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    """Dump ``obj`` as JSON to ``path`` via a temporary file in the same folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Dump ``obj`` as JSON to the regular file `path` via a temporary file in its folder.
+
+    A symlink is followed (its target is replaced atomically), an existing file keeps its
+    permission bits (a new one gets the umask's), and anything else (a directory, a FIFO, a
+    device) is refused with :class:`OutputPathError`: a crash never leaves half a file.
+    """
+    target = output_target(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600)
     try:
         with os.fdopen(fd, "w") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             json.dump(obj, f, indent=1, default=_json_default, allow_nan=True)
-        os.replace(tmp, path)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return path
+    return Path(path)
 
 
 def save_results(results: list[RunResult], path: str | Path) -> Path:

@@ -10,9 +10,10 @@ from typing import Iterator
 
 import torch
 
+from .errors import CosttrainError
 
-class CosttrainError(ValueError):
-    """Bad input or environment, with a message that says what to do."""
+__all__ = ["CosttrainError", "num_cores", "threads_per_process", "num_threads", "seed_everything",
+           "resolve_device", "hardware_info", "Stopwatch"]
 
 
 def num_cores() -> int:

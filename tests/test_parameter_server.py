@@ -172,7 +172,7 @@ def test_cli_failed_run_is_a_clear_error_and_keeps_the_partial_result(tmp_path, 
     code = main(["run", "--method", "ps", "--workers", "2", "--model", "mlp", "--subset", "300",
                  "--no-progress", "--timeout", "0.001", "--out", str(out)])
     err = capsys.readouterr().err
-    assert code == 2 and "costtrain: error: parameter server run failed" in err
+    assert code == 3 and "costtrain: error: parameter server run failed" in err  # a rank failed
     assert "could not join the parameter server group at 127.0.0.1:" in err
     (r,) = load_results(out)
     assert r.status == "partial" and r.method == "ps-sync" and r.samples == 0

@@ -49,6 +49,26 @@ def test_timeout_stops_everyone():
     assert not _children()
 
 
+def test_a_stopped_worker_is_a_failure_within_the_stall_timeout():
+    t = time.monotonic()
+    with pytest.raises(procs.WorkerError, match=r"worker 1 sent nothing .* timeout of 2 s") as e:
+        procs.run_workers(_testing.stop_self, [(1,), (1,)], stall_timeout=2, grace=2)
+    assert e.value.rank == 1 and e.value.results == {0: 0}  # the other one handed in its result
+    assert time.monotonic() - t < procs.STARTUP_SECONDS  # start-up included, on a busy machine
+    assert not _children()  # the stopped one was woken up to die
+
+
+def test_stall_rule():
+    assert procs.stalled(0.0, 2.0, 2.5) and not procs.stalled(0.0, 2.0, 1.5)
+    assert not procs.stalled(0.0, None, 1e9)
+    assert 0 < procs.heartbeat_interval(0.5) <= 0.125 and procs.heartbeat_interval(None) == 1.0
+
+
+def test_overall_timeout_reports_fractions_of_a_second():
+    with pytest.raises(procs.WorkerError, match="within 0.5 s"):
+        procs.run_workers(_testing.kill_self, [(-1, 60)], timeout=0.5, grace=0.2)
+
+
 def test_keyboard_interrupt_terminates_every_child(tmp_path):
     script = textwrap.dedent(f"""
         from costtrain import procs, _testing
