@@ -10,9 +10,11 @@ point down, never into the CLI), and never another module's ``_private`` names:
    batches, evaluation, loss logs);
 3. trainers, one loop each: ``baseline`` (one process), ``hogwild`` (``worker``: lock-free
    shared memory), ``ps_ranks`` (``serve`` and ``work``) driven by ``parameter_server``,
-   ``legacy`` (the original project's ``train_model`` API on top of Hogwild!);
+   ``local_sgd`` (``train_rank``: workers average their models every H steps), ``legacy`` (the
+   original project's ``train_model`` API on top of Hogwild!); ``gloo`` (joining a process
+   group) and ``comm`` (communication counters) serve the distributed ones;
 4. measuring and advice: ``energy``, ``cost``, ``report``, ``plots``, ``compare``,
-   ``predict``, ``advise``;
+   ``network`` (predicted time on a network of N machines), ``predict``, ``advise``;
 5. front ends: ``cli`` (``costtrain ...``), ``notebooks`` (papermill runner), ``widgets``.
 
 ``tests/test_architecture.py`` walks the imports and fails on a circle, an import into the CLI
@@ -30,7 +32,7 @@ from .utils import CosttrainError, num_cores
 
 __version__ = "0.1.0"
 __all__ = ["recommend", "attach_cost", "price_basis", "EnergyMeter",
-           "train_baseline", "train_hogwild", "train_parameter_server",
+           "train_baseline", "train_hogwild", "train_parameter_server", "train_local_sgd",
            "Dataset", "load_dataset", "MLP", "SimpleNN",
            "SmallCNN", "build_model", "RunResult", "load_results", "save_results", "CosttrainError",
            "num_cores"]
@@ -42,4 +44,7 @@ def __getattr__(name: str):
     if name == "train_parameter_server":
         from .parameter_server import train_parameter_server
         return train_parameter_server
+    if name == "train_local_sgd":  # the same for `python -m costtrain.local_sgd`
+        from .local_sgd import train_local_sgd
+        return train_local_sgd
     raise AttributeError(f"module 'costtrain' has no attribute {name!r}")
