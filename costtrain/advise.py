@@ -88,7 +88,7 @@ def network_variants(probes: list[RunResult], machines: int, link: Link | str,
             continue
         p = predict_step(step_costs(r), link, machines)
         v = copy.deepcopy(r)
-        v.label = f"{r.method} on {machines} machines, {link.name} ({PREDICTED})"
+        v.label = p.label
         v.config = dict(r.config, workers=machines)
         v.samples_per_second = v.steady_samples_per_second = p.samples_per_second
         watts = machines * (r.cost.get("average_watts") or basis.watts)

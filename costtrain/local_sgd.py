@@ -52,6 +52,7 @@ __all__ = ["train_local_sgd", "run_under_torchrun", "LocalSGDError", "LocalSGDCo
            "local_batches"]
 
 METHOD = "local-sgd"
+SNAPSHOT_SECONDS = 1.0  # how often each rank sends the launcher what it has measured so far
 
 
 @dataclass
@@ -101,17 +102,30 @@ def train_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module) -> d
     log, compute, comm, pause, cc = (LossLog(cfg.log_every), Stopwatch(), Stopwatch(),
                                      Stopwatch(), CommCounter())
     evals, next_eval = new_curve("samples", "seconds", "accuracy", "loss"), cfg.eval_every or 0
+    dist.barrier()  # start together: a late peer's start-up is not waiting in an all-reduce
     steps, reported, error, train_start, t0 = 0, 0, None, time.time(), time.perf_counter()
+    last_snapshot = float("-inf")  # the first average sends one at once
 
     def elapsed() -> float:
         return time.perf_counter() - t0 - pause.seconds
 
-    def average() -> None:  # count one all-reduce; rank 0 tells the launcher's progress bar
-        nonlocal reported
+    def snapshot(error: str | None) -> dict[str, Any]:  # what this rank has measured so far
+        cc.seconds = comm.seconds
+        return dict(rank=rank, curve=log.curve, samples=log.samples, steps=steps,
+                    train_start=train_start, train_seconds=elapsed(),
+                    compute_seconds=compute.seconds, comm_seconds=comm.seconds,
+                    averages=cc.messages, payload_bytes=payload, comm=cc.to_dict(), error=error,
+                    **({"eval_curve": evals} if rank == 0 else {}))
+
+    def average() -> None:  # count one all-reduce; tell the launcher how far we are
+        nonlocal reported, last_snapshot
         cc.add(sent=moved, received=moved, messages=1, round_trips=K - 1)
         if rank == 0:
             procs.report("progress", K * (log.samples - reported))
             reported = log.samples
+        if time.monotonic() - last_snapshot >= SNAPSHOT_SECONDS:  # kept if a peer dies
+            procs.report("partial", snapshot(None))
+            last_snapshot = float("-inf")  # the first average sends one at once
 
     try:
         for xb, yb in local_batches(ds, rank, cfg):
@@ -143,18 +157,12 @@ def train_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module) -> d
             average()
     except RuntimeError as exc:  # a peer died or went silent: keep what this rank has
         error = f"worker {rank} lost a peer in the all-reduce: {first_line(exc)}"
-    train_seconds = elapsed()
-    log.flush(train_seconds)
-    cc.seconds = comm.seconds
-    report = dict(rank=rank, curve=log.curve, samples=log.samples, steps=steps,
-                  train_start=train_start, train_seconds=train_seconds,
-                  compute_seconds=compute.seconds, comm_seconds=comm.seconds,
-                  averages=cc.messages, payload_bytes=payload, comm=cc.to_dict(), error=error)
+    log.flush(elapsed())
+    report = snapshot(error)
     if rank == 0:  # the final (averaged, or on failure: my local) model
         t = time.perf_counter()
         report["test_loss"], report["test_accuracy"] = evaluate(net, ds.test_x, ds.test_y)
         report["eval_seconds"] = time.perf_counter() - t + pause.seconds
-        report["eval_curve"] = evals
         report["state"] = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
     return report
 
@@ -281,14 +289,25 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
                          threads=threads or threads_per_process(workers))
     config = _config(cfg, ds, display_name(net, model), subset, lr=lr, scale_lr=scale_lr,
                      addr=addr)
+    snapshots: dict[int, dict] = {}  # each rank's latest measurements, in case it never returns
+
+    def on_message(rank: int, kind: str, payload: Any) -> None:
+        if kind == "progress":
+            bar.update(payload)
+        elif kind == "partial":
+            snapshots[rank] = payload
     with listen(addr, port, timeout) as port_:
         bar = progress_bar(epochs * (len(ds.train_y) // workers) * workers, progress, METHOD)
         try:
+            # grace: survivors blocked in an all-reduce with a dead peer only notice at the
+            # timeout; their snapshots (at most SNAPSHOT_SECONDS old) stand in for them
             outs = procs.run_workers(run_rank, [(cfg, ds, model, addr, port_)] * workers,
-                                     name="rank", grace=min(timeout, 15.0),
-                                     on_message=lambda r, kind, n: bar.update(n))
+                                     name="rank", grace=min(timeout, 5.0),
+                                     on_message=on_message)
         except procs.WorkerError as exc:
-            partial = assemble(cfg, config, exc.results, t_start, error=str(exc))
+            partial = assemble(cfg, config, {**snapshots, **exc.results}, t_start,
+                               error=str(exc).split("\n")[0],
+                               lost=[exc.rank] if exc.rank >= 0 else None)
             reason = str(exc).split("\n")[0].removeprefix(f"rank {exc.rank} ")
             if exc.details.strip():  # the exception it raised, e.g. "CosttrainError: ..."
                 reason += f" [{exc.details.strip().splitlines()[-1]}]"
@@ -323,7 +342,7 @@ COUNTED = ("all-reduce payloads, counted by the ranks: each average all-reduces 
 
 
 def assemble(cfg: LocalSGDConfig, config: dict, outs: dict[int, Any], t_start: float,
-             error: str | None = None) -> RunResult:
+             error: str | None = None, lost: list[int] | None = None) -> RunResult:
     """The RunResult of a run from the ranks' reports (rank 0's carries the others' too)."""
     reports = {int(r): rep for r, rep in outs.items() if isinstance(rep, dict)}
     for r, rep in dict(reports.get(0, {}).get("reports", {})).items():
@@ -349,7 +368,7 @@ def assemble(cfg: LocalSGDConfig, config: dict, outs: dict[int, Any], t_start: f
                                  compute_seconds=rep["compute_seconds"],
                                  comm_seconds=rep["comm_seconds"], error=rep.get("error"))
                     for r, rep in sorted(reports.items())},
-        lost=sorted(set(range(cfg.workers)) - set(reports)),
+        lost=sorted(set(range(cfg.workers)) - set(reports)) if lost is None else lost,
         comm=comm_record({r: rep["comm"] for r, rep in reports.items()}, samples=samples,
                          payload_bytes=max((rep["payload_bytes"] for rep in reports.values()),
                                            default=0),

@@ -204,7 +204,8 @@ def predict_step(costs: StepCosts, link: Link, machines: int | None = None,
         step = n / rate
         transfer, lat = (2 * P / link.bandwidth, link.latency) if remote else (0.0, 0.0)
         c = step - transfer - lat
-    name = f"{costs.method} on {n} machine{'s' if n > 1 else ''}, {link.name}"
+    method = costs.method + (f" H={costs.average_every}" if costs.method == "local-sgd" else "")
+    name = f"{method} on {n} machine{'s' if n > 1 else ''}, {link.name}"
     return Prediction(label=f"{name} ({PREDICTED})", method=costs.method, machines=n,
                       link=link.describe(), seconds_per_step=step, compute_seconds=c,
                       transfer_seconds=transfer, latency_seconds=lat,

@@ -269,7 +269,7 @@ def test_machines_on_a_link_are_predicted_rows():
     base = probe_result("baseline 1 thread", 5000)
     basis = price_basis(watts=30)
     variants = network_variants([base, ls, ps], 4, "wifi", basis)
-    assert [v.label for v in variants] == ["local-sgd on 4 machines, wifi (predicted)",
+    assert [v.label for v in variants] == ["local-sgd H=8 on 4 machines, wifi (predicted)",
                                            "ps-sync on 4 machines, wifi (predicted)"]
     # wifi 12.5 MB/s: ring 1.5 x 10 MB per average / 8 steps vs 2 x 3 x 10 MB every step
     v_ls, v_ps = variants
