@@ -125,7 +125,7 @@ def train_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module) -> d
             reported = log.samples
         if time.monotonic() - last_snapshot >= SNAPSHOT_SECONDS:  # kept if a peer dies
             procs.report("partial", snapshot(None))
-            last_snapshot = float("-inf")  # the first average sends one at once
+            last_snapshot = time.monotonic()
 
     try:
         for xb, yb in local_batches(ds, rank, cfg):

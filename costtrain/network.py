@@ -183,27 +183,23 @@ def predict_step(costs: StepCosts, link: Link, machines: int | None = None,
     if not isinstance(n, int) or n < 1:
         raise CosttrainError(f"machines must be an integer >= 1, got {machines!r}.")
     P, c = costs.payload_bytes, costs.compute + costs.server_update
-    if costs.method == "local-sgd":
-        per_avg = 2 * (n - 1) / n * P
-        moved, trips = per_avg / costs.average_every, (n - 1) / costs.average_every
-    else:
+    if costs.method == "local-sgd":  # full duplex: each machine sends and receives at once
+        moved = 2 * (n - 1) / n * P / costs.average_every
+        transfer, lat = moved / link.bandwidth, (n - 1) / costs.average_every * link.latency
+    else:  # the server's link: gradients in, then the parameters out
         remote = (n if machines is None else n - 1) if remote is None else remote
-        moved, trips = remote * P, 1 if remote else 0  # each direction through the server's link
-    transfer, lat = (2 * moved if costs.method.startswith("ps-") else moved) / link.bandwidth, \
-        trips * link.latency
+        moved = remote * P
+        transfer, lat = 2 * moved / link.bandwidth, (link.latency if remote else 0.0)
     step = c + transfer + lat
-    if costs.method == "ps-async":
-        alone = costs.compute + costs.server_update + (2 * P / link.bandwidth + link.latency
-                                                      if remote else 0.0)
-        caps = [n / alone]
+    if costs.method == "ps-async":  # each worker alone, capped by the server's link and update
+        transfer, lat = (2 * P / link.bandwidth, link.latency) if remote else (0.0, 0.0)
+        caps = [n / (c + transfer + lat)]
         if remote:
-            caps.append(link.bandwidth / P)  # the server's link, one payload each way per step
+            caps.append(link.bandwidth / P)  # one payload each way per step
         if costs.server_update > 0:
             caps.append(1 / costs.server_update)
-        rate = min(caps)  # worker steps per second, all workers together
-        step = n / rate
-        transfer, lat = (2 * P / link.bandwidth, link.latency) if remote else (0.0, 0.0)
-        c = step - transfer - lat
+        step = n / min(caps)  # all workers together take min(caps) steps per second
+        transfer = max(0.0, step - c - lat)  # sending, and queueing at a saturated server
     method = costs.method + (f" H={costs.average_every}" if costs.method == "local-sgd" else "")
     name = f"{method} on {n} machine{'s' if n > 1 else ''}, {link.name}"
     return Prediction(label=f"{name} ({PREDICTED})", method=costs.method, machines=n,
