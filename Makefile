@@ -30,7 +30,7 @@ data: $(STAMP)
 	|| $(PY) -c "import costtrain.data as d; d.load_dataset('fashion-mnist', download=True)"
 
 notebooks: $(STAMP) data
-	$(VENV)/bin/costtrain notebooks
+	$(VENV)/bin/costtrain notebooks --reference
 
 benchmarks: $(STAMP) data
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

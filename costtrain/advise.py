@@ -459,7 +459,8 @@ def run_cli(args: argparse.Namespace) -> None:
     left = args.budget_seconds - (time.perf_counter() - t0)  # the budget includes loading
     advice = recommend(args.model, ds, target_accuracy=args.target_accuracy,
                        budget_seconds=max(left, 0.1), epochs=args.epochs,
-                       batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                       batch_size=args.batch_size, lr=0.01 if args.lr is None else args.lr,
+                       seed=args.seed,
                        instance=args.instance, watts=args.watts,
                        price_per_kwh=args.price_per_kwh, prices=args.prices,
                        progress=not args.no_progress, machines=args.machines, link=args.link)

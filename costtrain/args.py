@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10")  # costtrain.data.DATASETS
-MODEL_NAMES = ("cnn", "mlp", "simple")  # costtrain.models.MODELS
+DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "sparse-synthetic")  # costtrain.data.DATASETS
+MODEL_NAMES = ("cnn", "mlp", "simple", "sparse-linear")  # costtrain.models.MODELS
 PS_MODES = ("sync", "async")  # costtrain.ps_ranks.MODES
 OPTIMIZER_NAMES = ("sgd", "adam")  # costtrain.engine.OPTIMIZERS
 PIPELINE_NAMES = ("memory", "classic")  # costtrain.engine.PIPELINES
@@ -74,9 +74,14 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--subset", type=positive_int, default=None,
                    help="train on a stratified sample of this many training images "
                         "(default: all)")
+    g.add_argument("--sparse-features", type=positive_int, default=None,
+                   help="sparse-synthetic: number of features d (default: 2**18)")
+    g.add_argument("--sparse-k", type=positive_int, default=None,
+                   help="sparse-synthetic: non-zero features per sample (default: 16)")
     g.add_argument("--model", default="simple", choices=MODEL_NAMES,
                    help="simple = the classic 2-conv Hogwild! example net, mlp = small MLP, "
-                        "cnn = small CNN for CIFAR-10 (default: %(default)s)")
+                        "cnn = small CNN for CIFAR-10, sparse-linear = logistic regression for "
+                        "sparse-synthetic (default: %(default)s)")
 
 
 def add_optim_args(p: argparse.ArgumentParser, *, eval_every: bool = True,
@@ -85,8 +90,9 @@ def add_optim_args(p: argparse.ArgumentParser, *, eval_every: bool = True,
     o = p.add_argument_group("optimisation")
     o.add_argument("--batch-size", type=positive_int, default=64,
                    help="mini-batch size per step and worker (default: %(default)s)")
-    o.add_argument("--lr", type=positive_float, default=0.01,
-                   help="learning rate (default: %(default)s)")
+    o.add_argument("--lr", type=positive_float, default=None,
+                   help="learning rate (default: the model's: 0.01 for the image nets, 0.5 for "
+                        "sparse-linear)")
     o.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
     if eval_every:
         o.add_argument("--eval-every", type=positive_int, default=None,
@@ -94,8 +100,10 @@ def add_optim_args(p: argparse.ArgumentParser, *, eval_every: bool = True,
                             "(its time is kept out of the training time)")
     if not full:
         return
-    o.add_argument("--momentum", type=nonnegative_float, default=0.5,
-                   help="SGD momentum (default: %(default)s, the classic example's)")
+    o.add_argument("--momentum", type=nonnegative_float, default=None,
+                   help="SGD momentum (default: the model's: 0.5 for the image nets, the classic "
+                        "example's; 0 for sparse-linear, whose sparse updates momentum would "
+                        "make dense)")
     o.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="sgd",
                    help="sgd (with --momentum) or adam; the parameter server steps with SGD "
                         "(default: %(default)s)")
@@ -171,6 +179,10 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     h.add_argument("--sharding", choices=SHARDING_NAMES, default="full",
                    help="Hogwild!: 'full' = every process sees the whole training set each epoch "
                         "(the original project), 'shard' = disjoint shards (default: %(default)s)")
+    h.add_argument("--collision-every", type=positive_int, default=10,
+                   help="Hogwild!, sparse models: check every this many steps of each worker "
+                        "whether another worker wrote the step's rows meanwhile "
+                        "(default: %(default)s)")
     add_dist_args(p)
     add_ps_args(p)
     add_local_sgd_args(p)

@@ -10,7 +10,7 @@ from .data import ClassicImageDataset, Dataset
 from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_hparams,
                      close_eval_curve, evaluate, loss_fn, optimizer_label, prepare, progress_bar,
                      sgd, steady_rate)
-from .models import display_name
+from .models import display_name, sgd_settings
 from .result import RunResult
 from .utils import CosttrainError, hardware_info, num_cores, num_threads, resolve_device, seed_everything
 
@@ -22,26 +22,32 @@ def _classic_loader(ds: Dataset, batch_size: int, gen: torch.Generator):
 
 
 def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist", *,
-                   epochs: int = 1, batch_size: int = 64, lr: float = 0.01, momentum: float = 0.5,
-                   optimizer: OptimizerFactory | None = None, threads: int | None = None,
+                   epochs: int = 1, batch_size: int = 64, lr: float | None = None,
+                   momentum: float | None = None, optimizer: OptimizerFactory | None = None,
+                   threads: int | None = None,
                    device: str = "cpu", seed: int = 42, subset: int | None = None,
                    data_root: str | None = None, eval_every: int | None = None,
                    log_every: int = 10, pipeline: str = "memory",
-                   progress: bool = False) -> RunResult:
+                   progress: bool = False, on_progress: Callable | None = None) -> RunResult:
     """Train `net` on `data` in this process and measure it.
 
     Args:
         net: a model name (``simple``, ``mlp``, ``cnn``) or your own ``nn.Module`` (trained in place).
         data: a dataset name or a :class:`~costtrain.data.Dataset` already loaded.
         epochs: passes over the training set.
+        lr, momentum: of the default SGD; None = the model's recommendation (0.01 and 0.5 for
+            the dense nets, momentum 0 for sparse models: see :func:`~costtrain.models.sgd_settings`).
         optimizer: factory ``params -> Optimizer``; default SGD(lr, momentum).
         threads: intra-op threads (default: every core); restored afterwards.
         device: ``cpu``, ``cuda`` or ``mps``.
         eval_every: also evaluate on the test set every this many samples (time kept apart).
         log_every: batches per point of the loss curve.
         pipeline: ``memory`` (in-memory tensors) or ``classic`` (DataLoader, per-sample transforms).
+        on_progress: called as ``on_progress(0, new_samples, epoch, samples, loss)`` every
+            ``log_every`` batches (the signature Hogwild!'s workers report with).
     """
-    check_hparams(epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every)
+    check_hparams(epochs=epochs, batch_size=batch_size, lr=1.0 if lr is None else lr,
+                  eval_every=eval_every)
     if pipeline not in PIPELINES:
         raise CosttrainError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}.")
     dev = resolve_device(device)
@@ -52,6 +58,7 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
     with num_threads(threads):
         model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
         model.to(dev).train()
+        lr, momentum = sgd_settings(model, lr, momentum)
         factory = optimizer or sgd(lr, momentum)
         opt = factory(list(model.parameters()))
         gen = seed_everything(seed)
@@ -62,7 +69,8 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
         setup = time.perf_counter() - t_setup
 
         t0 = time.perf_counter()
-        for _ in range(epochs):
+        reported = 0
+        for epoch in range(1, epochs + 1):
             it = (batches(ds.train_x, ds.train_y, batch_size, gen) if pipeline == "memory"
                   else _classic_loader(ds, batch_size, gen))
             for xb, yb in it:
@@ -74,6 +82,9 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
                 elapsed = time.perf_counter() - t0 - evaluator.seconds
                 log.add(loss.item(), len(yb), elapsed)
                 bar.update(len(yb))
+                if on_progress and log.samples - reported >= log_every * batch_size:
+                    on_progress(0, log.samples - reported, epoch, log.samples, loss.item())
+                    reported = log.samples
                 if evaluator.due(log.samples):
                     evaluator(model, log.samples, elapsed)
         if dev.type == "cuda":

@@ -16,10 +16,10 @@ METHODS = METHOD_NAMES
 # How the trainers' keyword arguments appear on the command line where the names differ.
 API_TO_CLI = {"net": "model", "data": "dataset", "data_root": "data_dir",
               "progress": "no_progress"}
-NOT_ON_CLI: tuple[str, ...] = ()  # trainer keywords a batch user cannot set from the shell
+NOT_ON_CLI: tuple[str, ...] = ("on_progress",)  # callbacks: Python only (the notebooks' live plot)
 SUBCOMMANDS = (  # name, module, help: each module has add_arguments(parser) and run_cli(args)
     ("advise", advise, "recommend the fastest/cheapest method for this machine from short probes"),
-    ("notebooks", notebooks, "run every course notebook headless (papermill) and refresh figures/"),
+    ("notebooks", notebooks, "run the notebooks headless (papermill); --reference: the committed copies"),
 )
 
 
@@ -64,14 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args):
-    from .data import load_dataset
+    from .data import SPARSE, load_dataset
+    sparse = dict(features=args.sparse_features, k=args.sparse_k)
+    if args.dataset != SPARSE:
+        given = [f"--sparse-{k}" for k, v in sparse.items() if v is not None]
+        if given:
+            raise CosttrainError(f"{', '.join(given)}: only for --dataset {SPARSE}.")
+        sparse = {}
     return load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed,
-                        download=args.download)
+                        download=args.download, **sparse)
+
+
+def _optimizer(args: argparse.Namespace):
+    """None for SGD (the trainer picks lr and momentum for the model), else the factory."""
+    from .engine import make_optimizer
+    if args.optimizer == "sgd":
+        return None
+    if args.model == "sparse-linear":
+        raise CosttrainError(f"--optimizer {args.optimizer}: sparse-linear has sparse gradients; "
+                             "train it with --optimizer sgd (momentum 0).")
+    return make_optimizer(args.optimizer, 0.01 if args.lr is None else args.lr, 0.0)
 
 
 def run_kwargs(args: argparse.Namespace) -> dict:
     """The trainer keyword arguments of ``costtrain run`` for ``args.method``."""
-    from .engine import make_optimizer
     common = dict(batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                   seed=args.seed, device=args.device, eval_every=args.eval_every,
                   log_every=args.log_every, progress=not args.no_progress, threads=args.threads)
@@ -80,11 +96,11 @@ def run_kwargs(args: argparse.Namespace) -> dict:
                              "SGD (--lr, --momentum); use --optimizer sgd.")
     if args.method == "baseline":
         return dict(common, epochs=args.epochs, pipeline=args.pipeline,
-                    optimizer=make_optimizer(args.optimizer, args.lr, args.momentum))
+                    optimizer=_optimizer(args))
     if args.method == "hogwild":
         return dict(common, processes=args.processes, epochs_per_process=args.epochs_per_process,
                     sharding=args.sharding, pipeline=args.pipeline, timeout=args.timeout,
-                    optimizer=make_optimizer(args.optimizer, args.lr, args.momentum))
+                    optimizer=_optimizer(args), collision_every=args.collision_every)
     if args.method == "local-sgd":
         return dict(common, workers=args.workers, average_every=args.average_every,
                     epochs=args.epochs, addr=args.addr, port=args.port, scale_lr=args.scale_lr,

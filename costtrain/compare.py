@@ -54,17 +54,21 @@ def _hogwild_plan(total_epochs: int, cores: int) -> list[Run]:
 
 def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simple",
                    total_epochs: int = 2, subset: int | None = None, batch_size: int = 64,
-                   lr: float = 0.01, seed: int = 42, eval_every: int | None = None,
+                   lr: float | None = None, seed: int = 42, eval_every: int | None = None,
                    data_root: str | None = None, progress: bool = False,
                    only: list[str] | None = None,
                    on_result: Callable[[RunResult], None] | None = None,
                    target_accuracy: float | None = None,
-                   price: PriceBasis | None = None) -> list[RunResult]:
+                   price: PriceBasis | None = None,
+                   on_start: Callable[[str], None] | None = None,
+                   on_progress: Callable | None = None) -> list[RunResult]:
     """Run every configuration of :func:`comparison_plan` on one loaded dataset.
 
     Every result gets ``cost`` (:func:`costtrain.cost.attach_cost`): energy measured around
     the run (or estimated), its cost on the `price` basis (default: electricity) and the
-    cost and time to `target_accuracy` (needs `eval_every`).
+    cost and time to `target_accuracy` (needs `eval_every`). ``lr`` None = the model's own.
+    ``on_start(label)`` is called before each configuration, ``on_progress`` is handed to its
+    trainer.
     """
     ds = data if isinstance(data, Dataset) else load_dataset(data, data_root, subset=subset,
                                                             seed=seed)
@@ -72,9 +76,11 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
     for label, trainer, kw in comparison_plan(total_epochs):
         if only and not any(label.startswith(o) for o in only):
             continue
+        if on_start:
+            on_start(label)
         with EnergyMeter(price.watts) as meter:
             r = trainer(model, ds, batch_size=batch_size, lr=lr, seed=seed,
-                        eval_every=eval_every, progress=progress, **kw)
+                        eval_every=eval_every, progress=progress, on_progress=on_progress, **kw)
         r.label = label
         attach_cost(r, target_accuracy=target_accuracy, basis=price, energy=meter.reading)
         results.append(r)

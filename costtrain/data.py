@@ -4,6 +4,8 @@ Search order for the files of a dataset:
 1. the ``root`` argument, 2. the ``COSTTRAIN_DATA`` environment variable, 3. ``./data``,
 4. the Debian/Ubuntu package location (Fashion-MNIST: ``dataset-fashion-mnist``),
 5. torchvision's download into ``./data`` when ``download=True``.
+
+``sparse-synthetic`` has no files: it is generated from a seed (:mod:`costtrain.sparse`).
 """
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ SPECS = {
         classes=["airplane", "automobile", "bird", "cat", "deer",
                  "dog", "frog", "horse", "ship", "truck"]),
 }
-DATASETS = tuple(SPECS)
+SPARSE = "sparse-synthetic"  # generated, not read: see costtrain.sparse
+DATASETS = (*SPECS, SPARSE)
 
 
 class DataNotFoundError(CosttrainError, FileNotFoundError):
@@ -55,7 +58,12 @@ class CorruptDataError(CosttrainError):
 
 @dataclass
 class Dataset:
-    """Train/test tensors: images float32 (N, C, H, W) normalized, labels int64 (N,)."""
+    """Train/test tensors: images float32 (N, C, H, W) normalized, labels int64 (N,).
+
+    Sparse datasets (``features`` set) hold int64 feature ids (N, k) instead of images: each
+    sample is a bag of ``k`` of ``features`` binary features, and ``input_shape`` is
+    ``(features,)``, the dimension a model sees.
+    """
 
     name: str
     train_x: torch.Tensor
@@ -67,10 +75,13 @@ class Dataset:
     std: tuple[float, ...]
     source: str = ""
     info: dict = field(default_factory=dict)
+    features: int | None = None
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+    def input_shape(self) -> tuple[int, ...]:
+        if self.features is not None:
+            return (self.features,)
+        return tuple(self.train_x.shape[1:])
 
     @property
     def num_classes(self) -> int:
@@ -87,6 +98,8 @@ class Dataset:
         x = self.train_x if split == "train" else self.test_x
         m = torch.tensor(self.mean).view(1, -1, 1, 1)
         s = torch.tensor(self.std).view(1, -1, 1, 1)
+        if self.features is not None:
+            raise CosttrainError(f"{self.name} holds feature ids, not images.")
         img = (x * s + m).mul(255).round().clamp(0, 255).to(torch.uint8)
         return img[:, 0] if img.shape[1] == 1 else img.permute(0, 2, 3, 1).contiguous()
 
@@ -243,24 +256,63 @@ def stratified_subset(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tens
 
 def load_dataset(name: str = "fashion-mnist", root: str | Path | None = None, *,
                  subset: int | None = None, test_subset: int | None = None,
-                 seed: int = 0, download: bool = False) -> Dataset:
-    """Find, decode and normalise a dataset.
+                 seed: int = 0, download: bool = False, **generator) -> Dataset:
+    """Find, decode and normalise a dataset (or generate ``sparse-synthetic``).
 
     Args:
-        name: one of ``fashion-mnist`` (default), ``mnist``, ``cifar10``.
+        name: one of ``fashion-mnist`` (default), ``mnist``, ``cifar10``, ``sparse-synthetic``.
         root: folder to look in first (then ``$COSTTRAIN_DATA``, ``./data``, system folders).
         subset: keep a stratified sample of this many training images (chosen by ``seed``).
         test_subset: likewise for the test set.
         download: allow torchvision to download into ``root`` (or ``./data``) as a last resort.
+        generator: ``sparse-synthetic`` only: ``train``, ``test``, ``features``, ``k``,
+            ``classes``, ``zipf``, ``noise`` (see :func:`costtrain.sparse.make_sparse_synthetic`)
+            and ``data_seed`` (default 0; ``seed`` only picks the subset).
     """
     name = name.lower().replace("_", "-")
     if name == "cifar-10":
         name = "cifar10"
-    if name not in SPECS:
+    if name not in DATASETS:
         raise CosttrainError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
     for label, n in (("subset", subset), ("test_subset", test_subset)):
         if n is not None and n < 1:
             raise CosttrainError(f"{label} must be a positive number of samples, got {n}.")
+    if generator and name != SPARSE:
+        raise CosttrainError(f"{', '.join(generator)}: generator settings are for {SPARSE} "
+                             f"only, not {name!r}.")
+    if name == SPARSE:
+        ds = _sparse_synthetic(generator)
+    else:
+        ds = _load_files(name, root, download)
+    if subset is not None:
+        idx = stratified_subset(ds.train_y, subset, seed)
+        ds.train_x, ds.train_y = ds.train_x[idx].contiguous(), ds.train_y[idx].contiguous()
+    if test_subset is not None:
+        idx = stratified_subset(ds.test_y, test_subset, seed)
+        ds.test_x, ds.test_y = ds.test_x[idx].contiguous(), ds.test_y[idx].contiguous()
+    ds.info = {**ds.info, "train": len(ds.train_y), "test": len(ds.test_y), "subset": subset,
+               "test_subset": test_subset, "seed": seed}
+    return ds
+
+
+def _sparse_synthetic(generator: dict) -> Dataset:
+    """Generate ``sparse-synthetic`` (imported late: only this dataset needs the module)."""
+    from .sparse import SPARSE_DEFAULTS, make_sparse_synthetic
+    unknown = sorted(set(generator) - set(SPARSE_DEFAULTS) - {"data_seed"})
+    if unknown:
+        raise CosttrainError(f"{SPARSE}: unknown generator setting(s) {', '.join(unknown)}; "
+                             f"known: {', '.join([*SPARSE_DEFAULTS, 'data_seed'])}.")
+    settings = {**SPARSE_DEFAULTS, **{k: v for k, v in generator.items() if v is not None}}
+    data_seed = settings.pop("data_seed", 0)
+    trx, tr_y, tex, te_y = make_sparse_synthetic(**settings, seed=data_seed)
+    return Dataset(name=SPARSE, train_x=trx, train_y=tr_y, test_x=tex, test_y=te_y,
+                   classes=[str(c) for c in range(settings["classes"])], mean=(), std=(),
+                   source=f"generated (data_seed={data_seed})", features=settings["features"],
+                   info=dict(generator=dict(settings, data_seed=data_seed)))
+
+
+def _load_files(name: str, root: str | Path | None, download: bool) -> Dataset:
+    """Find and decode the files of an image dataset."""
     if root is not None and not Path(root).is_dir():
         raise DataNotFoundError(f"data directory {str(root)!r} does not exist; pass an "
                                 "existing folder or leave it out to search the usual places.")
@@ -282,14 +334,6 @@ def load_dataset(name: str = "fashion-mnist", root: str | Path | None = None, *,
                  test_y=torch.from_numpy(te_y.astype(np.int64)),
                  classes=list(spec["classes"]), mean=spec["mean"], std=spec["std"],
                  source=str(folder))
-    if subset is not None:
-        idx = stratified_subset(ds.train_y, subset, seed)
-        ds.train_x, ds.train_y = ds.train_x[idx].contiguous(), ds.train_y[idx].contiguous()
-    if test_subset is not None:
-        idx = stratified_subset(ds.test_y, test_subset, seed)
-        ds.test_x, ds.test_y = ds.test_x[idx].contiguous(), ds.test_y[idx].contiguous()
-    ds.info = {"train": len(ds.train_y), "test": len(ds.test_y), "subset": subset,
-               "test_subset": test_subset, "seed": seed}
     return ds
 
 

@@ -66,10 +66,16 @@ def prepare(net: nn.Module | str, data: Dataset | str, *, seed: int, subset: int
 
 
 def progress_bar(total: int, enabled: bool, desc: str):
-    """A tqdm bar (auto: notebook or terminal) or a silent stand-in."""
+    """A tqdm bar (auto: notebook or terminal) or a silent stand-in.
+
+    In a notebook a finished bar stays (a closed notebook bar leaves an empty line behind);
+    in a terminal it is cleared.
+    """
+    import sys
+
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=desc, unit="samples", unit_scale=True, disable=not enabled,
-                leave=False)
+                leave="ipykernel" in sys.modules)
 
 
 def shard_indices(n: int, rank: int, parts: int, seed: int) -> torch.Tensor:

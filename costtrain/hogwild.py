@@ -18,6 +18,10 @@ training clock, so the eval curve's seconds are comparable with the baseline's. 
 per-worker loss curves share one clock, wall seconds since the start signal, so that they
 merge in time order.
 
+Sparse models (``sparse-linear``): each step writes only the rows of its batch's features,
+so workers rarely collide; :class:`~costtrain.sparse.Collisions` samples how often another
+worker wrote a step's rows while it computed (``extra['collisions']``).
+
 Reading order: :func:`worker` (the loop each process runs), :func:`train_hogwild` (the native
 API), then the plumbing (:class:`Source`, :class:`Job`, :func:`train_source`). The checks made
 before any process starts are in :mod:`costtrain.checks`; the original project's API
@@ -39,8 +43,9 @@ from .data import ClassicImageDataset, Dataset
 from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_hparams,
                      close_eval_curve, evaluate, loss_fn, merge_curves, optimizer_label, prepare,
                      progress_bar, sgd, shard_indices, steady_rate)
-from .models import display_name
+from .models import display_name, sgd_settings
 from .result import RunResult
+from .sparse import Collisions, collision_summary, has_sparse_grads
 from .utils import CosttrainError, hardware_info, seed_everything
 
 __all__ = ["worker", "train_hogwild", "Source", "Job", "train_source", "split_work", "share"]
@@ -50,9 +55,11 @@ _LEGACY = ("train_model", "log_elapsed_time", "chart_losses")
 
 
 def worker(rank: int, job: Job, model: nn.Module, source: Source,
-            test: tuple[torch.Tensor, torch.Tensor] | None, start, counter) -> dict:
+           test: tuple[torch.Tensor, torch.Tensor] | None, start, counter,
+           collisions: Collisions) -> dict:
     """One Hogwild! process: wait for the start signal, then train the shared `model`."""
     torch.set_num_threads(job.threads)
+    collisions.bind(model, rank)
     gen = seed_everything(job.seed + rank)
     dev = torch.device(job.device)
     opt = job.optimizer(list(model.parameters()))
@@ -64,17 +71,19 @@ def worker(rank: int, job: Job, model: nn.Module, source: Source,
     procs.report("ready", None)
     while not start.wait(0.1):
         if procs.should_stop():
-            return _outcome(log, evaluator, 0.0, stopped=True)
+            return _outcome(log, evaluator, collisions, 0.0, stopped=True)
     model.train()
     t0 = time.perf_counter()
     reported = 0
     for epoch in range(1, job.epochs + 1):
         for xb, yb in source.epoch(job.batch_size, gen, indices):
             xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+            collisions.begin()  # reading the shared parameters starts now
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(xb), yb)
             loss.backward()
             opt.step()
+            collisions.end()  # did another worker write my rows meanwhile? (sampled)
             now = time.perf_counter() - t0  # one clock for every worker's loss curve
             elapsed = now - evaluator.seconds  # training seconds (eval curve, like the baseline)
             log.add(loss.item(), len(yb), now)
@@ -89,20 +98,22 @@ def worker(rank: int, job: Job, model: nn.Module, source: Source,
                 if evaluator.due(total):
                     evaluator(model, total, elapsed)
             if procs.should_stop():
-                return _outcome(log, evaluator, time.perf_counter() - t0, stopped=True)
+                return _outcome(log, evaluator, collisions, time.perf_counter() - t0,
+                                stopped=True)
     if dev.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0 - evaluator.seconds
     log.flush(seconds + evaluator.seconds)
     procs.report("done", (log.samples - reported, evaluator.seconds))
-    return _outcome(log, evaluator, seconds + evaluator.seconds, stopped=False)
+    return _outcome(log, evaluator, collisions, seconds + evaluator.seconds, stopped=False)
 
 
-def _outcome(log: LossLog, evaluator: Evaluator, seconds: float, stopped: bool) -> dict:
+def _outcome(log: LossLog, evaluator: Evaluator, collisions: Collisions, seconds: float,
+             stopped: bool) -> dict:
     log.flush(seconds)
     return dict(curve=log.curve, samples=log.samples, eval_curve=evaluator.curve,
                 eval_seconds=evaluator.seconds, seconds=seconds, stopped=stopped,
-                threads=torch.get_num_threads())
+                threads=torch.get_num_threads(), collisions=collisions.counts())
 
 
 
@@ -110,12 +121,13 @@ def _outcome(log: LossLog, evaluator: Evaluator, seconds: float, stopped: bool) 
 
 def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist", *,
                   processes: int = 2, epochs_per_process: int = 1, sharding: str = "full",
-                  batch_size: int = 64, lr: float = 0.01, momentum: float = 0.5,
-                  optimizer: OptimizerFactory | None = None, threads: int | None = None,
-                  device: str = "cpu", seed: int = 42, subset: int | None = None,
-                  data_root: str | None = None, eval_every: int | None = None,
-                  log_every: int = 10, pipeline: str = "memory", progress: bool = False,
-                  timeout: float | None = None) -> RunResult:
+                  batch_size: int = 64, lr: float | None = None,
+                  momentum: float | None = None, optimizer: OptimizerFactory | None = None,
+                  threads: int | None = None, device: str = "cpu", seed: int = 42,
+                  subset: int | None = None, data_root: str | None = None,
+                  eval_every: int | None = None, log_every: int = 10, pipeline: str = "memory",
+                  progress: bool = False, timeout: float | None = None,
+                  collision_every: int = 10, on_progress: Callable | None = None) -> RunResult:
     """Train `net` with `processes` Hogwild! workers on shared-memory parameters.
 
     Args:
@@ -127,6 +139,8 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
         sharding: ``full`` = every worker sees the whole training set each epoch (the original
             project; ``processes x epochs_per_process`` epochs of work in total), ``shard`` =
             disjoint shards (``epochs_per_process`` epochs of work in total).
+        lr, momentum: of the default SGD; None = the model's recommendation (0.01 and 0.5 for
+            the dense nets; momentum 0 for sparse models, which refuse momentum > 0).
         optimizer: picklable factory ``params -> Optimizer`` built in every worker, e.g.
             ``functools.partial(torch.optim.Adam, lr=1e-3)``; default SGD(lr, momentum).
         threads: intra-op threads per worker; default ``max(1, cores // processes)``.
@@ -136,15 +150,24 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
         log_every: batches per point of each worker's loss curve.
         pipeline: ``memory`` (shared tensors) or ``classic`` (per-sample PIL transforms).
         timeout: seconds after which the workers are stopped and an error raised.
+        collision_every: sparse models: check every this many steps of each worker whether
+            another worker wrote the step's rows meanwhile (``extra['collisions']``).
+        on_progress: called in this process as ``on_progress(rank, new_samples, epoch,
+            worker_samples, loss)`` every ``log_every`` batches of each worker.
 
     Returns:
-        RunResult (method ``hogwild``) with ``worker_curves`` indexed by samples each worker saw.
+        RunResult (method ``hogwild``) with ``worker_curves`` indexed by samples each worker saw
+        and ``extra['collisions']`` (see :class:`~costtrain.sparse.Collisions`).
     Raises:
         CosttrainError: bad input, found before any process starts.
         WorkerError: a worker failed; ``.result`` holds the partial RunResult.
     """
     t_setup = time.perf_counter()
-    check_hparams(epochs=epochs_per_process, batch_size=batch_size, lr=lr, eval_every=eval_every)
+    check_hparams(epochs=epochs_per_process, batch_size=batch_size,
+                  lr=1.0 if lr is None else lr, eval_every=eval_every)
+    if isinstance(collision_every, bool) or not isinstance(collision_every, int) \
+            or collision_every < 1:
+        raise CosttrainError(f"collision_every must be an integer >= 1, got {collision_every!r}.")
     threads = check_plan(processes, epochs_per_process, threads)
     if sharding not in SHARDINGS:
         raise CosttrainError(f"sharding must be one of {SHARDINGS}, got {sharding!r}.")
@@ -157,6 +180,7 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
         raise CosttrainError("pipeline='classic' (per-sample transforms) runs on the CPU only.")
     model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
     check_shareable(model, "net")
+    lr, momentum = sgd_settings(model, lr, momentum)
     factory = optimizer or sgd(lr, momentum)
     check_optimizer(factory, model)
     if sharding == "shard" and processes > len(ds.train_y):
@@ -170,11 +194,12 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
               else Source(ds.train_x.to(dev), ds.train_y.to(dev)))
     job = Job(processes=processes, epochs=epochs_per_process, batch_size=batch_size,
               optimizer=factory, threads=threads, device=str(dev), seed=seed, sharding=sharding,
-              eval_every=eval_every, log_every=log_every)
+              eval_every=eval_every, log_every=log_every, collision_every=collision_every)
     config = dict(dataset=ds.name, model=display_name(net, model),
                   lr=lr, momentum=momentum, subset=subset, train_samples=len(ds.train_y),
                   pipeline=pipeline)
     return train_source(model, source, job, test=test, timeout=timeout, progress=progress,
+                        on_progress=on_progress,
                         config=config, t_setup=t_setup)
 
 
@@ -232,6 +257,7 @@ class Job:
     sharding: str = "full"
     eval_every: int | None = None
     log_every: int = 10
+    collision_every: int = 10
 
 
 def split_work(total_epochs: int, processes: int) -> dict[str, Any]:
@@ -264,6 +290,7 @@ class _Clock:
             self.ready += 1
             if self.ready == self.processes:
                 self.t_start = time.perf_counter()
+                self.bar.set_description_str("hogwild")
                 self.start.set()
         elif kind == "progress":
             self.bar.update(payload[0])
@@ -295,9 +322,11 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     counter = ctx.Value("q", 0) if job.eval_every and test is not None else None
     per_epoch = len(source) if job.sharding == "full" else -(-len(source) // job.processes)
     bar = progress_bar(job.processes * job.epochs * per_epoch, progress, "hogwild")
+    bar.set_description_str(f"hogwild: starting {job.processes} process(es)")
     clock = _Clock(job.processes, start, bar, on_progress)
-    args = [(job, model, source, test if counter is not None else None, start, counter)
-            ] * job.processes
+    collisions = Collisions(model, job.collision_every)
+    args = [(job, model, source, test if counter is not None else None, start, counter,
+             collisions)] * job.processes
     error: procs.WorkerError | None = None
     try:
         outcomes = dict(enumerate(procs.run_workers(worker, args, name="hogwild worker",
@@ -313,6 +342,9 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
         test_loss, test_acc = evaluate(model, *test, device=dev)
     final_eval = time.perf_counter() - t_eval
     result = _result(outcomes, clock.train_seconds(outcomes), job, config or {})
+    result.extra["collisions"] = collision_summary(
+        [o.get("collisions", {}) for o in outcomes.values()], job.processes,
+        has_sparse_grads(model), job.collision_every)
     result.setup_seconds = t_start - t_setup
     result.eval_seconds += final_eval
     result.test_loss, result.test_accuracy = test_loss, test_acc

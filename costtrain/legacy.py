@@ -141,7 +141,8 @@ def train_model(model: nn.Module, train_dataloader: DataLoader, num_processes: i
                 epochs_per_process: int, optimizer: Any = None, device: str = "cpu",
                 log_interval: int = 10, loss_tracker: list | None = None, seed: int = 42, *,
                 test_dataloader: DataLoader | None = None, threads: int | None = None,
-                sharding: str = "full", timeout: float | None = None) -> list[float]:
+                sharding: str = "full", timeout: float | None = None,
+                progress: bool = False) -> list[float]:
     """Train `model` in place with Hogwild!, log test accuracy, return the training losses.
 
     Args:
@@ -157,6 +158,7 @@ def train_model(model: nn.Module, train_dataloader: DataLoader, num_processes: i
         test_dataloader: test data for the accuracy (see the module docstring for the default).
         threads: per process, default ``cores // num_processes``.
         sharding: ``full`` (each process sees all data each epoch, as the original) or ``shard``.
+        progress: a progress bar over the samples all processes train (tqdm).
 
     Returns:
         One mean training loss per ``log_interval`` batches of a process, in time order.
@@ -186,7 +188,8 @@ def train_model(model: nn.Module, train_dataloader: DataLoader, num_processes: i
     job = Job(processes=num_processes, epochs=epochs_per_process,
               batch_size=train_dataloader.batch_size, optimizer=factory, threads=threads,
               device=str(dev), seed=seed, sharding=sharding, log_every=every)
-    result = train_source(model, source, job, test=test, timeout=timeout,  # type: ignore[arg-type]
+    result = train_source(model, source, job, test=test,  # type: ignore[arg-type]
+                          timeout=timeout, progress=progress,
                           on_progress=_log_line(per_epoch) if log_interval and log_interval > 0
                           else None, config=dict(model=model_name(model), api="train_model",
                                                  train_samples=len(source)),

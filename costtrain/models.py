@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .sparse import SparseLinear, has_sparse_grads
 from .utils import CosttrainError
 
 
@@ -72,16 +73,29 @@ def _cnn(shape: tuple[int, int, int], n: int) -> nn.Module:
     return SmallCNN(shape[0], n, shape[1])
 
 
-MODELS: dict[str, Callable[[tuple[int, int, int], int], nn.Module]] = {
-    "simple": _simple, "mlp": _mlp, "cnn": _cnn}
+def _sparse_linear(shape: tuple[int, ...], n: int) -> nn.Module:
+    return SparseLinear(shape[0], n)
 
 
-def build_model(name: str, input_shape: tuple[int, int, int] = (1, 28, 28),
+MODELS: dict[str, Callable[[tuple[int, ...], int], nn.Module]] = {
+    "simple": _simple, "mlp": _mlp, "cnn": _cnn, "sparse-linear": _sparse_linear}
+DEFAULT_LR, DEFAULT_MOMENTUM = 0.01, 0.5  # the classic example's SGD, for the dense nets
+
+
+def build_model(name: str, input_shape: tuple[int, ...] = (1, 28, 28),
                 num_classes: int = 10) -> nn.Module:
-    """A fresh model by name (``simple``, ``mlp``, ``cnn``) for the given input shape."""
+    """A fresh model by name (``simple``, ``mlp``, ``cnn``, ``sparse-linear``) for the input shape.
+
+    ``sparse-linear`` takes a sparse dataset's shape ``(features,)``; the others take images
+    ``(channels, height, width)``.
+    """
     if name not in MODELS:
         raise CosttrainError(f"unknown model {name!r}; choose one of {', '.join(MODELS)} "
                              "or pass your own nn.Module.")
+    if (name == "sparse-linear") != (len(input_shape) == 1):
+        raise CosttrainError(
+            f"model {name!r} does not fit input shape {tuple(input_shape)}: 'sparse-linear' "
+            "needs a sparse dataset (sparse-synthetic), the other models need images.")
     if name in ("simple", "cnn") and input_shape[1] < (16 if name == "simple" else 8):
         raise CosttrainError(f"model {name!r} needs images of at least 16x16, got {input_shape}.")
     return MODELS[name](tuple(input_shape), num_classes)  # type: ignore[arg-type]
@@ -89,7 +103,31 @@ def build_model(name: str, input_shape: tuple[int, int, int] = (1, 28, 28),
 
 def model_name(net: nn.Module) -> str:
     """The registry name of a built-in model, else its class name."""
-    return {SimpleNN: "simple", MLP: "mlp", SmallCNN: "cnn"}.get(type(net), type(net).__name__)
+    return {SimpleNN: "simple", MLP: "mlp", SmallCNN: "cnn",
+            SparseLinear: "sparse-linear"}.get(type(net), type(net).__name__)
+
+
+def sgd_settings(net: nn.Module, lr: float | None, momentum: float | None,
+                 allow_sparse_momentum: bool = False) -> tuple[float, float]:
+    """The (lr, momentum) of the default SGD for `net`; None = the model's recommendation.
+
+    Dense nets: lr 0.01, momentum 0.5 (the classic example). Nets with sparse gradients
+    (``EmbeddingBag(sparse=True)``): the model's ``sparse_lr`` (else 0.01) and momentum 0,
+    because a momentum buffer turns every later step into a write of every row ever touched.
+    An explicit momentum > 0 for such a net is refused unless `allow_sparse_momentum` (a
+    parameter server steps on dense gradients).
+    """
+    if not has_sparse_grads(net):
+        return (DEFAULT_LR if lr is None else lr,
+                DEFAULT_MOMENTUM if momentum is None else momentum)
+    if momentum and not allow_sparse_momentum:
+        raise CosttrainError(
+            f"momentum={momentum} with {model_name(net)!r}, whose gradients are sparse: the "
+            "momentum buffer would make every step write every row ever touched, losing what "
+            "makes a sparse model fast (and Hogwild! safe). Leave momentum out (or 0) for "
+            "sparse models, or pass your own optimizer.")
+    return (getattr(net, "sparse_lr", DEFAULT_LR) if lr is None else lr,
+            0.0 if momentum is None else momentum)
 
 
 def display_name(net: nn.Module | str, model: nn.Module | None = None) -> str:

@@ -4,6 +4,13 @@ Every notebook has one cell tagged ``parameters`` (papermill) holding small clas
 ``ci=True`` injects even smaller ones (:data:`CI_PARAMETERS`). Notebooks run with the
 ``python3`` kernel, their own folder as working directory, and write figures to ``figures_dir``
 (passed relative to that folder, so executed copies hold no machine paths).
+
+The sources a course author edits are the jupytext "percent" files ``notebooks/NN_name.py``,
+paired with the ``.ipynb``. ``reference=True`` (``make notebooks``) is the reference build:
+it executes every notebook at the classroom defaults, writes the executed copy back over the
+``.ipynb`` (cleaned by :func:`clean_reference`: no injected cell, no papermill timings, no
+widget state) and the figures into the repository's ``figures/``. Any other run writes
+executed copies to ``notebooks/out/`` and figures to ``notebooks/out/figures/`` (ignored).
 """
 from __future__ import annotations
 
@@ -33,6 +40,21 @@ CI_PARAMETERS: dict[str, Any] = {
     "average_every_list": [1, 8, 32],  # 05: local SGD's H values (all three: the conclusion compares them)
     "machines_list": [2, 4, 8],  # 05: machine counts to predict (no run: predictions are free)
 }
+# A second, different CI set: the test runs 01-04 with both and checks that the executed text
+# names only configurations that ran (no hard-coded names or counts).
+CI_PARAMETERS_B: dict[str, Any] = {
+    "subset": 600,
+    "test_subset": 200,
+    "total_epochs": 1,
+    "epochs": 1,
+    "threads_list": [1],
+    "workers_list": [1],
+    "only": ["baseline", "hogwild 2x"],
+    "oversub_timeout": 0.0,
+    "eval_every": 300,
+    "advise_budget": 0.0,
+}
+MAX_IMAGE_BYTES = 200_000
 
 
 class NotebookError(CosttrainError):
@@ -143,6 +165,50 @@ def run_notebook(path: str | Path, out_dir: str | Path, *,
     return NotebookRun(path.name, out, time.perf_counter() - t0, error)
 
 
+def clean_reference(path: str | Path, source: str | Path | None = None) -> None:
+    """Make an executed notebook a clean reference copy, in place.
+
+    Drops papermill's injected-parameters cell and its metadata (timings, machine paths),
+    widget state and execution timestamps; refuses error outputs and images over
+    :data:`MAX_IMAGE_BYTES`. With `source` (the notebook that was run) the cell ids are kept.
+    """
+    import base64
+
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    ids = [c.get("id") for c in nbformat.read(source, as_version=4).cells] if source else None
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    for key in ("papermill", "widgets"):
+        nb.metadata.pop(key, None)
+    for i, cell in enumerate(nb.cells):
+        for key in ("papermill", "execution"):
+            cell.metadata.pop(key, None)
+        if ids and len(ids) == len(nb.cells):
+            cell["id"] = ids[i]
+        if cell.cell_type != "code":
+            cell.pop("outputs", None)
+            continue
+        # a widget cannot render without its state: keep the panels' text, drop progress bars
+        cell["outputs"] = [o for o in cell.outputs if _keep(o)]
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                raise NotebookError(f"{Path(path).name}: cell {i + 1} stored an error "
+                                    f"({out.get('ename')}: {out.get('evalue')}).")
+            png = out.get("data", {}).get("image/png")
+            if png and len(base64.b64decode(png)) > MAX_IMAGE_BYTES:
+                raise NotebookError(f"{Path(path).name}: cell {i + 1} has an image over "
+                                    f"{MAX_IMAGE_BYTES // 1000} kB; save it smaller.")
+    nbformat.write(nb, path)
+
+
+def _keep(output: dict) -> bool:
+    """False for a widget output other than a Run panel (e.g. a progress bar frozen at 0 %)."""
+    data = output.get("data", {})
+    if "application/vnd.jupyter.widget-view+json" not in data:
+        return True
+    return str(data.get("text/plain", "")).startswith("Run panel")
+
+
 def _figures_param(figures: Path, notebooks_dir: Path) -> str:
     """`figures` relative to the notebooks' folder when inside the project (outputs then hold
     no machine paths), else absolute (so a re-run from another folder writes the same place)."""
@@ -152,7 +218,8 @@ def _figures_param(figures: Path, notebooks_dir: Path) -> str:
 
 
 def run_notebooks(notebooks_dir: str | Path = "notebooks", out_dir: str | Path | None = None, *,
-                  figures_dir: str | Path = "figures", ci: bool = False,
+                  figures_dir: str | Path | None = None, ci: bool = False,
+                  reference: bool = False,
                   parameters: Mapping[str, Any] | None = None, only: Iterable[str] | None = None,
                   kernel: str = KERNEL, cell_timeout: float | None = 900,
                   progress: bool = True,
@@ -162,8 +229,11 @@ def run_notebooks(notebooks_dir: str | Path = "notebooks", out_dir: str | Path |
     Args:
         notebooks_dir: folder with ``NN_name.ipynb`` notebooks.
         out_dir: where executed copies go (default ``<notebooks_dir>/out``).
-        figures_dir: where the notebooks save figures (default ``figures``).
+        figures_dir: where the notebooks save figures (default ``<notebooks_dir>/out/figures``;
+            ``figures`` for the reference build).
         ci: inject :data:`CI_PARAMETERS` (small and fast) before `parameters`.
+        reference: the reference build: classroom defaults, executed copies written back over
+            the notebooks (cleaned, see :func:`clean_reference`), figures into ``figures``.
         parameters: extra values to inject (override the notebook's defaults).
         only: run only notebooks whose names start with one of these prefixes.
         on_done: called with each :class:`NotebookRun` as it finishes.
@@ -178,7 +248,12 @@ def run_notebooks(notebooks_dir: str | Path = "notebooks", out_dir: str | Path |
     if unknown:
         raise CosttrainError(f"no notebook has a parameter named {', '.join(unknown)}; "
                              f"known: {', '.join(sorted(declared))}.")
+    if reference and (ci or parameters or out_dir is not None):
+        raise CosttrainError("the reference build runs the classroom defaults into the "
+                             "notebooks themselves; drop --ci, -p and --out-dir.")
     out_dir = Path(out_dir) if out_dir is not None else Path(notebooks_dir) / "out"
+    if figures_dir is None:
+        figures_dir = "figures" if reference else Path(notebooks_dir) / "out" / "figures"
     figures = Path(figures_dir).resolve()
     figures.mkdir(parents=True, exist_ok=True)
     params = {**(CI_PARAMETERS if ci else {}), **(parameters or {})}
@@ -187,6 +262,10 @@ def run_notebooks(notebooks_dir: str | Path = "notebooks", out_dir: str | Path |
     for p in paths:
         run = run_notebook(p, out_dir, parameters=params, kernel=kernel,
                            cell_timeout=cell_timeout, progress=progress)
+        if reference and run.ok:
+            clean_reference(run.output, p)
+            run.output = p.parent / run.output.name
+            run.output.write_bytes((out_dir / p.name).read_bytes())
         runs.append(run)
         if on_done:
             on_done(run)
@@ -211,6 +290,10 @@ def _param(text: str) -> tuple[str, Any]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``costtrain notebooks``."""
+    parser.add_argument("--reference", action="store_true",
+                        help="the reference build (make notebooks): classroom defaults, "
+                             "executed copies written back into the notebooks, figures into "
+                             "figures/")
     parser.add_argument("--ci", action="store_true",
                         help="small CI parameters (a few minutes in all) instead of the "
                              "classroom defaults")
@@ -223,8 +306,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder with the numbered notebooks (default: %(default)s)")
     parser.add_argument("--out-dir", default=None,
                         help="where executed copies go (default: <notebooks-dir>/out)")
-    parser.add_argument("--figures-dir", default="figures",
-                        help="where figures are saved (default: %(default)s)")
+    parser.add_argument("--figures-dir", default=None,
+                        help="where figures are saved (default: <notebooks-dir>/out/figures; "
+                             "figures/ with --reference)")
     parser.add_argument("--cell-timeout", type=float, default=900,
                         help="seconds one cell may run before the notebook fails "
                              "(default: %(default)s)")
@@ -239,9 +323,9 @@ def run_cli(args: argparse.Namespace) -> None:
 
     t0 = time.perf_counter()
     runs = run_notebooks(args.notebooks_dir, args.out_dir, figures_dir=args.figures_dir,
-                         ci=args.ci, parameters=dict(args.param), only=args.only,
+                         ci=args.ci, reference=args.reference, parameters=dict(args.param),
+                         only=args.only,
                          cell_timeout=args.cell_timeout, progress=not args.no_progress,
                          on_done=done)
-    print(f"{len(runs)} notebook(s) in {time.perf_counter() - t0:.1f} s; "
-          f"figures in {args.figures_dir}/")
+    print(f"{len(runs)} notebook(s) in {time.perf_counter() - t0:.1f} s")
     return None

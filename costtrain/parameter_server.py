@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 import psutil
 import torch
@@ -26,8 +26,8 @@ from .checks import check_shareable
 from .comm import comm_record
 from .data import Dataset, load_dataset
 from .engine import check_hparams, close_eval_curve, merge_curves, prepare, progress_bar, steady_rate
-from .models import build_model, display_name
 from .gloo import listen, torchrun_env
+from .models import build_model, display_name, sgd_settings
 from .ps_ranks import MODES, PSConfig, run_rank, worker_batches
 from .result import RunResult
 from .utils import CosttrainError, hardware_info, resolve_device, threads_per_process
@@ -74,19 +74,23 @@ def check_config(mode: str, workers: int, *, epochs: int = 1, batch_size: int = 
 
 def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist",
                            *, mode: str = "sync", workers: int = 2, epochs: int = 1,
-                           batch_size: int = 64, lr: float = 0.01, momentum: float = 0.5,
-                           threads: int | None = None, device: str = "cpu", seed: int = 42,
+                           batch_size: int = 64, lr: float | None = None,
+                           momentum: float | None = None, threads: int | None = None,
+                           device: str = "cpu", seed: int = 42,
                            subset: int | None = None, data_root: str | None = None,
                            eval_every: int | None = None, log_every: int = 10,
                            progress: bool = False, timeout: float = 60.0,
                            addr: str = "127.0.0.1", port: int | None = None,
-                           max_staleness: int | None = None, scale_lr: bool = True) -> RunResult:
+                           max_staleness: int | None = None, scale_lr: bool = True,
+                           on_progress: Callable | None = None) -> RunResult:
     """Train with a parameter server and K worker processes on this machine.
 
     Worker ``r`` (1..K) trains on shard ``shard_indices(n, r - 1, K, seed)`` for ``epochs``
     passes with ``batch_size`` samples per step; the server (rank 0) holds the parameters and
     an SGD(lr, momentum) optimizer and evaluates on the test set. Total work: ``epochs`` passes
-    over the whole training set, shared by the workers.
+    over the whole training set, shared by the workers. ``lr``/``momentum`` None = the model's
+    recommendation (0.01 and 0.5; a sparse model's own lr and momentum 0). Sparse gradients
+    travel dense: every step sends and receives the whole table.
 
     Args:
         net: a model name (``simple``, ``mlp``, ``cnn``) or your own ``nn.Module`` (its class must
@@ -106,6 +110,8 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
         scale_lr: sync only (default on): the server uses ``lr * workers`` (the linear
             scaling rule, Goyal et al. 2017: a K-times larger batch takes a K-times larger
             step); off = exactly SGD with ``lr``.
+        on_progress: called as ``on_progress(0, new_samples, epoch, samples, loss)`` each time
+            the server applies an update (``epoch`` counts passes over the training set).
     Returns:
         A RunResult (method ``ps-sync``/``ps-async``): ``loss_curve`` is the server's view (the
         loss of each step's batch, by samples applied), ``worker_curves`` each worker's own;
@@ -116,7 +122,8 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
         ParameterServerError: a rank died or a connection broke; ``.result`` holds the
             result so far (status ``partial``) and ``.rank`` the lost rank.
     """
-    check_config(mode, workers, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+    check_config(mode, workers, epochs=epochs, batch_size=batch_size,
+                 lr=1.0 if lr is None else lr, momentum=momentum or 0.0,
                  eval_every=eval_every, timeout=timeout, threads=threads,
                  max_staleness=max_staleness)
     if resolve_device(device).type != "cpu":
@@ -126,6 +133,8 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
         check_shareable(net, "net")  # spawned ranks must be able to unpickle it
     t_start = time.time()
     model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
+    # the server steps on dense (averaged) gradients: momentum is allowed for sparse models
+    lr, momentum = sgd_settings(model, lr, momentum, allow_sparse_momentum=True)
     if len(ds.train_y) < workers:
         raise CosttrainError(f"{workers} workers need at least {workers} training samples, "
                              f"got {len(ds.train_y)}.")
@@ -138,10 +147,18 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
                      lr=lr, scale_lr=scale_lr, addr=addr)
     with listen(addr, port, timeout) as port_:
         bar = progress_bar(epochs * len(ds.train_y), progress, f"ps-{mode}")
+        bar.set_description_str(f"ps-{mode}: starting server and {workers} worker(s)")
+        applied = [0]
 
-        def on_message(rank: int, kind: str, n: int) -> None:
-            if kind == "progress":  # samples the server has applied
+        def on_message(rank: int, kind: str, payload: tuple[int, float]) -> None:
+            if kind == "progress":  # samples the server has applied, and their mean loss
+                if not applied[0]:
+                    bar.set_description_str(f"ps-{mode}")
+                n, loss = payload
+                applied[0] += n
                 bar.update(n)
+                if on_progress:
+                    on_progress(0, n, 1 + (applied[0] - 1) // len(ds.train_y), applied[0], loss)
         try:
             outs = procs.run_workers(run_rank, [(cfg, ds, model, addr, port_)] * (workers + 1),
                                      name="rank", grace=min(timeout, 15.0),
@@ -254,8 +271,8 @@ def _comm(server: dict, reports: dict[int, dict], samples: int) -> dict:
 # --- torchrun: one process of a run on one machine or several ------------------------------
 
 def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, mode: str = "sync",
-                       epochs: int = 1, batch_size: int = 64, lr: float = 0.01,
-                       momentum: float = 0.5, threads: int | None = None, seed: int = 42,
+                       epochs: int = 1, batch_size: int = 64, lr: float | None = None,
+                       momentum: float | None = None, threads: int | None = None, seed: int = 42,
                        subset: int | None = None, eval_every: int | None = None,
                        log_every: int = 10, timeout: float = 60.0,
                        max_staleness: int | None = None,
@@ -269,6 +286,8 @@ def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, mode: str = "sync",
     if world < 2:
         raise CosttrainError(f"a parameter server needs WORLD_SIZE >= 2 (a server and at least "
                              f"one worker), got {world}.")
+    model = build_model(net, ds.input_shape, ds.num_classes) if isinstance(net, str) else net
+    lr, momentum = sgd_settings(model, lr, momentum, allow_sparse_momentum=True)
     check_config(mode, world - 1, epochs=epochs, batch_size=batch_size, lr=lr,
                  momentum=momentum, eval_every=eval_every, timeout=timeout, threads=threads,
                  max_staleness=max_staleness)
@@ -278,7 +297,6 @@ def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, mode: str = "sync",
                    log_every=log_every, eval_every=eval_every,
                    timeout=timeout, threads=threads or threads_per_process(local),
                    max_staleness=max_staleness)
-    model = build_model(net, ds.input_shape, ds.num_classes) if isinstance(net, str) else net
     out = run_rank(rank, cfg, ds, model)
     if rank != 0:
         if out.get("error"):

@@ -32,7 +32,7 @@ def plot_losses(results: Sequence[RunResult], path: str | Path | None = None, *,
     ax.set_xlabel("samples seen" if x == "samples" else "training seconds")
     ax.set_ylabel("training loss")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.figure.legend(fontsize=8, loc="outside right upper")  # beside the axes, never over data
     return save_figure(fig, path) if path else fig
 
 
@@ -53,7 +53,7 @@ def plot_accuracy_vs_time(results: Sequence[RunResult], path: str | Path | None 
     ax.set_xlabel("wall seconds (set-up + training)")
     ax.set_ylabel("test accuracy %")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.figure.legend(fontsize=8, loc="outside right upper")  # beside the axes, never over data
     return save_figure(fig, path) if path else fig
 
 
@@ -102,7 +102,7 @@ def chart_losses(losses_dict: dict, title: str = "Comparing Training Losses Acro
     ax.set_xlabel("samples seen" if by_samples else "log point (every log_interval batches)")
     ax.set_ylabel("training loss")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.figure.legend(fontsize=8, loc="outside right upper")  # beside the axes, never over data
     return save_figure(fig, path) if path else fig
 
 
@@ -114,5 +114,5 @@ def plot_worker_losses(result: RunResult, path: str | Path | None = None):
     ax.set_xlabel("samples seen by the worker")
     ax.set_ylabel("training loss")
     ax.set_title(f"{result.label}: loss per worker")
-    ax.legend(fontsize=8)
+    ax.figure.legend(fontsize=8, loc="outside right upper")  # beside the axes, never over data
     return save_figure(fig, path) if path else fig

@@ -95,9 +95,14 @@ def float_buffers(net: nn.Module) -> list[torch.Tensor]:
 
 
 def flatten(tensors: list[torch.Tensor], grads: bool = False) -> torch.Tensor:
-    """All tensors (or their gradients, zeros where absent) as one flat vector."""
+    """All tensors (or their gradients, zeros where absent) as one flat vector.
+
+    Sparse gradients (``EmbeddingBag(sparse=True)``) are made dense: the message carries every
+    row, so a sparse model pays the full size of its table per step here, unlike Hogwild!.
+    """
     if grads:
-        tensors = [t.grad if t.grad is not None else torch.zeros_like(t) for t in tensors]
+        tensors = [torch.zeros_like(t) if t.grad is None
+                   else t.grad.to_dense() if t.grad.is_sparse else t.grad for t in tensors]
     return torch.cat([t.detach().reshape(-1) for t in tensors]) if tensors else torch.zeros(0)
 
 
@@ -235,8 +240,9 @@ class Server:
                 if self.bufs:
                     unflatten_into(sum(m[HEADER + p:] for m in msgs) / len(msgs), self.bufs)
         self.samples += int(n)
-        self.log.add(sum(float(m[2]) for m in msgs) / n, int(n), self.elapsed())
-        procs.report("progress", int(n))
+        loss = sum(float(m[2]) for m in msgs) / n
+        self.log.add(loss, int(n), self.elapsed())
+        procs.report("progress", (int(n), loss))
         if self.evaluator.due(self.samples):
             self.evaluator(self.net, self.samples, self.elapsed())
 

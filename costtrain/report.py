@@ -57,3 +57,27 @@ def summary(r: RunResult) -> str:
     if r.cost:
         lines.append(f"  cost            : {r.cost.get('summary', r.cost)}")
     return "\n".join(lines)
+
+
+def run_header() -> str:
+    """Machine, date and package versions: what an executed notebook's first cell prints."""
+    import datetime
+    import importlib.metadata as md
+    import os
+
+    from .utils import hardware_info
+    hw = hardware_info()
+    versions = []
+    for pkg in ("costtrain", "torch", "numpy", "matplotlib", "ipywidgets"):
+        try:
+            versions.append(f"{pkg} {md.version(pkg)}")
+        except md.PackageNotFoundError:
+            versions.append(f"{pkg} (not installed)")
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    system = hw["platform"].split("-")[0]
+    try:
+        load = f", load average {os.getloadavg()[0]:.1f}"  # other work on the machine slows runs
+    except (AttributeError, OSError):  # not on Windows
+        load = ""
+    return (f"ran {when} on {hw['cpu']}, {hw['cores']} core(s), {system}{load}, "
+            f"Python {hw['python']}\n" + ", ".join(versions))

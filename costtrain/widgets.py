@@ -1,17 +1,33 @@
-"""ipywidgets controls for the notebooks. They only *set* values; training runs elsewhere.
+"""Widgets for the notebooks: controls that set values, a Run button and a live plot.
 
-A notebook builds the controls from its ``parameters`` cell, displays them, and an ordinary
-cell below reads them with :func:`read_controls` and trains. Headless (papermill, nbval)
-nobody moves a slider, so the run trains with the parameter defaults::
+The contract every notebook (and the browser test) relies on:
 
-    controls = training_controls(method="hogwild", total_epochs=4, processes=2)
-    controls                      # shows the widgets in JupyterLab
-    # --- next cell ---
-    v = read_controls(controls)   # {'method': 'hogwild', 'processes': 2, ...}
+* ``panel = run_panel(name, train, **controls)`` builds a panel: the controls (see
+  :func:`training_controls`), a **Run** button (``ipywidgets.Button``, CSS class
+  ``costtrain-run``), a live plot (an ``ipywidgets.Image``, CSS class ``costtrain-live-plot``)
+  and an ``Output``. Leave ``panel`` last in the cell to show it.
+* ``train(values, live)`` is the notebook's own function: it trains with ``values`` (a dict of
+  the controls' values) and hands ``live`` to the trainers as ``on_progress=live``.
+* The cell below calls ``panel.run()``: it trains with the values the controls show, printing
+  into that cell. Nobody moves a control when papermill runs the notebook, so headless runs
+  train from the ``parameters`` values without a click. The **Run** button does the same into
+  the panel's ``Output``, so the tables and figures are redrawn in place.
+* Every run ends with one line ``settings used: key=value, ...`` (the values it trained with).
+* Re-running the panel's cell (or Run All) keeps the student's last choice: each control's
+  last value is remembered per panel name while the kernel lives (restart the kernel, or
+  press **Reset**, to return to the ``parameters`` values).
+* The live plot is redrawn at most twice a second from the trainers' progress messages
+  (training loss against seconds and against samples) and, when a run ends, with the test
+  accuracy it measured.
+
+The older two-cell form still works: ``controls = training_controls(...)`` in one cell,
+``v = read_controls(controls)`` in the next.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+import io
+import time
+from typing import Any, Callable, Sequence
 
 import ipywidgets as W
 
@@ -53,10 +69,9 @@ def split_control(total_epochs: int = 4, processes: int = 2) -> W.SelectionSlide
     if processes not in [p for p, _ in splits]:
         raise CosttrainError(f"{processes} processes cannot share {total_epochs} epochs evenly; "
                              f"pick one of {[p for p, _ in splits]}.")
-    options = [(f"{p} process{'es' if p > 1 else ''} x {e} epoch{'s' if e > 1 else ''}", (p, e))
-               for p, e in splits]
+    options = [(f"{p} × {e}", (p, e)) for p, e in splits]  # short: the readout is narrow
     return W.SelectionSlider(options=options, value=(processes, total_epochs // processes),
-                             description="split", style=_STYLE, layout=_LAYOUT)
+                             description="processes × epochs", style=_STYLE, layout=_LAYOUT)
 
 
 def batch_size_control(value: int = 64) -> W.Dropdown:
@@ -150,3 +165,168 @@ def training_controls(*, method: str | None = None, methods: Sequence[str] = MET
 def read_controls(controls: Controls) -> dict[str, Any]:
     """The values the controls hold now (their defaults when nobody touched them)."""
     return controls.values()
+
+
+# ------------------------------------------------------------------ live plot and Run panel
+
+class LivePlot:
+    """Training loss (and test accuracy) against seconds and samples, redrawn as a PNG.
+
+    Pass it to a trainer as ``on_progress``; it is called ``(rank, new_samples, epoch,
+    worker_samples, loss)``. ``start(label)`` begins a new curve, ``finish(result)`` adds the
+    run's measured test accuracy and redraws. Redraws are throttled: at most one every
+    `min_interval` seconds, and spaced so that drawing takes at most the share `budget` of the
+    time (drawing competes with the training it shows).
+    """
+
+    def __init__(self, image: W.Image | None = None, min_interval: float = 0.5,
+                 budget: float = 0.1) -> None:
+        self.image = image if image is not None else W.Image(format="png")
+        self.min_interval, self.budget, self.redraws, self.series = min_interval, budget, 0, {}
+        self.label, self.t0, self.samples = "", time.perf_counter(), 0
+        self.next_draw, self._fig = 0.0, None
+
+    def start(self, label: str) -> None:
+        """Begin the curve of a new run (earlier runs stay, drawn thinner)."""
+        self.label, self.t0, self.samples = label, time.perf_counter(), 0
+        self.series[label] = dict(seconds=[], samples=[], loss=[], acc_x=[], acc_s=[], acc=[])
+        self.draw()
+
+    def __call__(self, rank: int, new_samples: int, epoch: int, worker_samples: int,
+                 loss: float) -> None:
+        if self.label not in self.series:
+            self.start(self.label or "run")
+        self.samples += new_samples
+        s = self.series[self.label]
+        s["seconds"].append(time.perf_counter() - self.t0)
+        s["samples"].append(self.samples)
+        s["loss"].append(loss)
+        if time.perf_counter() >= self.next_draw:
+            self.draw()
+
+    def finish(self, result: Any) -> None:
+        """Add `result`'s test accuracy curve (RunResult.eval_curve) and redraw."""
+        s = self.series.setdefault(self.label, dict(seconds=[], samples=[], loss=[], acc_x=[],
+                                                    acc_s=[], acc=[]))
+        c = getattr(result, "eval_curve", None) or {}
+        s["acc_x"] = list(c.get("samples", []))
+        s["acc_s"] = [result.setup_seconds + t for t in c.get("seconds", [])]
+        s["acc"] = [100 * a for a in c.get("accuracy", [])]
+        self.draw()
+
+    def draw(self) -> None:
+        """Redraw now."""
+        t = time.perf_counter()
+        self.image.value = self.png()
+        self.redraws += 1
+        now = time.perf_counter()
+        self.next_draw = now + max(self.min_interval, (now - t) / self.budget)
+
+    def png(self) -> bytes:
+        """The current plot as PNG bytes (small: it travels to the browser on every redraw)."""
+        if self._fig is None:
+            from matplotlib.figure import Figure  # no pyplot: nothing is shown in the cell
+            self._fig = Figure(figsize=(8, 2.4), dpi=64, layout="constrained")
+            self._axes = self._fig.subplots(1, 2, sharey=True)
+            self._twins = [ax.twinx() for ax in self._axes]
+        for ax, twin, x, acc_x, name in zip(self._axes, self._twins, ("seconds", "samples"),
+                                            ("acc_s", "acc_x"),
+                                            ("seconds since the run started", "samples trained")):
+            ax.clear()
+            twin.clear()
+            for label, s in self.series.items():
+                lw = 1.5 if label == self.label else 0.7
+                line, = ax.plot(s[x], s["loss"], lw=lw, label=label)
+                if s["acc"]:
+                    twin.plot(s[acc_x], s["acc"], "o--", ms=3, lw=lw, color=line.get_color())
+            ax.set_xlabel(name)
+            twin.set_ylim(0, 100)
+            twin.set_ylabel("test accuracy % (o)" if x == "samples" else "")
+        self._axes[0].set_ylabel("training loss")
+        if self.series:
+            self._axes[0].legend(fontsize=7, loc="upper right")
+        else:
+            self._axes[0].set_title("press Run (or run the next cell) to train", fontsize=9)
+        buf = io.BytesIO()
+        self._fig.savefig(buf, format="png")
+        return buf.getvalue()
+
+
+_MEMORY: dict[str, dict[str, Any]] = {}
+
+
+class RunPanel(W.VBox):
+    """Controls, a Run button, a live plot and an Output: see the module docstring."""
+
+    def __init__(self, name: str, train: Callable[[dict, LivePlot], Any], controls: Controls,
+                 note: str = "") -> None:
+        self.name, self.train, self.controls, self.last = name, train, controls, None
+        self.defaults = {k: w.value for k, w in controls.controls.items()}
+        self._restore(_MEMORY.setdefault(name, {}))
+        for key, w in controls.controls.items():
+            w.observe(lambda change, key=key: self._remember(key, change["new"]), names="value")
+        self.button = W.Button(description="Run", button_style="primary", icon="play",
+                               tooltip="train with the values above")
+        self.button.add_class("costtrain-run")
+        self.button.on_click(lambda _: self._clicked())
+        reset = W.Button(description="Reset", tooltip="back to the parameters cell's values")
+        reset.on_click(lambda _: self._restore(self.defaults))
+        self.status = W.HTML(note)
+        self.live = LivePlot(W.Image(format="png", layout=W.Layout(width="720px")))
+        self.live.image.add_class("costtrain-live-plot")
+        self.live.draw()
+        self.output = W.Output()
+        super().__init__([controls, W.HBox([self.button, reset, self.status]), self.live.image,
+                          self.output])
+
+    def __repr__(self) -> str:  # what a notebook shows where the widgets cannot render
+        values = ", ".join(f"{k}={v}" for k, v in self.values().items())
+        return f"Run panel ({values})"  # ipywidgets cuts this text at 110 characters
+
+    def _remember(self, key: str, value: Any) -> None:
+        _MEMORY[self.name][key] = value
+
+    def _restore(self, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            w = self.controls.controls.get(key)
+            if w is not None and _allowed(w, value):
+                w.value = value
+
+    def values(self) -> dict[str, Any]:
+        """The values the controls hold now."""
+        return self.controls.values()
+
+    def run(self) -> Any:
+        """Train with the controls' values (headless: the parameters) and return the result."""
+        values = self.values()
+        result = self.train(values, self.live)
+        self.last = result
+        print("settings used: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+        return result
+
+    def _clicked(self) -> None:
+        self.button.disabled = True
+        self.output.clear_output()
+        try:
+            with self.output:  # shows any traceback inside the panel
+                self.run()
+        finally:
+            self.button.disabled = False
+
+
+def _allowed(w: W.ValueWidget, value: Any) -> bool:
+    """Whether `value` is one the control `w` can hold (remembered values may not be)."""
+    if hasattr(w, "options"):
+        opts = [o[1] if isinstance(o, tuple) else o for o in w.options]
+        return value in opts
+    if hasattr(w, "min") and hasattr(w, "max"):
+        if isinstance(w, W.FloatLogSlider):
+            return w.base ** w.min <= value <= w.base ** w.max
+        return w.min <= value <= w.max
+    return True
+
+
+def run_panel(name: str, train: Callable[[dict, LivePlot], Any], *,
+              note: str = "", **controls: Any) -> RunPanel:
+    """A :class:`RunPanel` named `name` (the memory key) over ``training_controls(**controls)``."""
+    return RunPanel(name, train, training_controls(title=None, **controls), note)

@@ -1,0 +1,156 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Set-up check: package, data, kernel, widgets
+#
+# A short check that everything the course needs works on your machine, before any longer run.
+#
+# **You will learn**
+# - what costtrain sees of your machine (cores, PyTorch version, GPU if any);
+# - that Fashion-MNIST is found, and what its images look like;
+# - how the course notebooks work: a `parameters` cell, a panel of controls with a **Run**
+#   button and a live plot, and the cell below it that trains with the values it shows.
+#
+# **Time:** the last cell prints how long this notebook ran (seconds with the defaults). The
+# copy of this notebook in the repository was executed once; its outputs are what you should
+# see, give or take the timings of your own machine. The first cell says where it ran.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# %matplotlib inline
+import time
+import warnings
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+import costtrain
+from costtrain.report import run_header, summary
+from costtrain.utils import hardware_info, threads_per_process
+from costtrain.widgets import run_panel
+
+# show warnings as one line, without the file they came from
+warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
+notebook_start = time.perf_counter()
+print(run_header())
+
+# %% [markdown]
+# ## Parameters
+#
+# The next cell holds the values this notebook runs with (small, so that it finishes quickly).
+# Change them here, or let papermill inject others (`costtrain notebooks -p subset=60000`,
+# `costtrain notebooks --ci`). Figures go to `out/figures/` next to the notebooks (not tracked
+# by git); only the reference build (`make notebooks`) writes the repository's `figures/`.
+
+# %% tags=["parameters"]
+dataset = "fashion-mnist"
+subset = 5000         # training images for the smoke run
+test_subset = 1000    # test images
+batch_size = 64
+lr = 0.01
+seed = 42
+progress = True
+figures_dir = "out/figures"
+
+# %%
+# NBVAL_CHECK_OUTPUT
+cores = costtrain.num_cores()
+figures = Path(figures_dir)
+figures.mkdir(parents=True, exist_ok=True)
+ds = costtrain.load_dataset(dataset, subset=subset, test_subset=test_subset, seed=seed)
+print(f"{ds.name}: {len(ds.train_y):,} training and {len(ds.test_y):,} test images of shape "
+      f"{ds.input_shape}, {ds.num_classes} classes")
+
+# %% [markdown]
+# ## 1. Your machine
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+for key, value in hardware_info().items():
+    print(f"{key:>9}: {value}")
+print(f"  threads: 2 processes get {threads_per_process(2)} each, 4 get {threads_per_process(4)} each")
+
+# %% [markdown]
+# ## 2. The data
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+images = ds.raw_images("train")[:16]
+fig, axes = plt.subplots(2, 8, figsize=(9, 2.6), layout="constrained")
+for ax, img, label in zip(axes.flat, images, ds.train_y[:16].tolist()):
+    ax.imshow(img.squeeze(), cmap="gray_r")
+    ax.set_title(ds.classes[label], fontsize=7)
+    ax.axis("off")
+fig.savefig(figures / "00_samples.png", dpi=90)
+plt.show()
+
+# %% [markdown]
+# ## 3. How the course notebooks train: a panel, a Run button, a live plot
+#
+# The panel below sets **every** value of the smoke run in section 4: threads, batch size and
+# learning rate. Move the controls, then press **Run**: it trains with those values, draws the
+# loss live in the plot (and the test accuracy when the run ends) and prints the results under
+# the panel. Running the next cell does the same in that cell; that is how the notebook trains
+# when it runs top to bottom, and headless with papermill, with the `parameters` values.
+# Your last choice survives re-running this cell (and Run All) until the kernel restarts;
+# **Reset** goes back to the `parameters` values.
+
+# %%
+def smoke_run(v, live):
+    """Train the smoke run with the panel's values `v`, drawing progress into `live`."""
+    live.start("baseline")
+    r = costtrain.train_baseline("simple", ds, threads=v["threads"], batch_size=v["batch_size"],
+                                 lr=v["lr"], seed=seed, progress=progress, on_progress=live)
+    live.finish(r)
+    print(summary(r))
+    return r
+
+
+panel = run_panel("00_smoke", smoke_run, threads=1, batch_size=batch_size, lr=lr)
+panel
+
+# %% [markdown]
+# ## 4. The smoke run
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+smoke = panel.run()
+
+# %% [markdown]
+# ## Summary
+#
+# What the smoke run checks: the data loads, the model trains (its loss falls), the test set
+# is evaluated, and the accuracy is well above chance (10 % for 10 classes). It is a short
+# run on a small subset, not a good model: later notebooks train longer.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+first, last = smoke.loss_curve["loss"][0], smoke.loss_curve["loss"][-1]
+works = last < first and smoke.test_accuracy > 0.2
+display(Markdown("\n".join([
+    f"- costtrain {costtrain.__version__} with PyTorch {hardware_info()['torch']} on {cores} core(s).",
+    f"- {ds.name} found: {len(ds.train_y):,} training images used here; sample images in "
+    f"`{figures / '00_samples.png'}`.",
+    f"- The smoke run trained {smoke.samples:,} samples at {smoke.samples_per_second:,.0f} samples/s: "
+    f"training loss {first:.2f} → {last:.2f}, test accuracy {100 * smoke.test_accuracy:.1f} % "
+    f"(chance: {100 / ds.num_classes:.0f} %). "
+    + ("**The set-up works.** Next: `01_baseline.ipynb`." if works else
+       "**Something is off**: the loss did not fall or the accuracy stayed near chance; "
+       "check the learning rate in the panel and run again.")])))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"this notebook ran for {time.perf_counter() - notebook_start:.0f} s on {costtrain.num_cores()} cores")

@@ -1,0 +1,334 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · The baseline: one process, measured
+#
+# Before spreading training over processes or machines, measure what **one process** does on
+# your machine. Every later notebook compares against a run like this one: same net, same
+# optimizer (SGD with momentum 0.5), same learning rate.
+#
+# **You will learn**
+# - how to train the classic 2-conv "mnist_hogwild" net on Fashion-MNIST with
+#   `costtrain.train_baseline` and read its measurements (set-up / train / eval time,
+#   samples per second, test accuracy);
+# - how the number of intra-op threads (`torch.set_num_threads`) changes the speed, and why
+#   threads × processes must not exceed the cores (*oversubscription*);
+# - where the time goes: the classic data pipeline (a `DataLoader` with per-sample PIL
+#   transforms) against in-memory tensors.
+#
+# **Words used in every notebook.** *Set-up* is loading the data, building the model and (for
+# the parallel methods) starting processes; *training* is the optimisation loop; *evaluation*
+# is measuring test accuracy. **End to end** means set-up + training + evaluation: the wall
+# time you wait for a run (`RunResult.total_seconds`, the `total s` column). *Steady state*
+# is the training throughput with the first 20 % of the run (warm-up) left out.
+#
+# **Time:** the last cell prints how long this notebook ran; the first says on which machine.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# %matplotlib inline
+import time
+import warnings
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+import costtrain
+from costtrain.exercises import check_prediction
+from costtrain.report import results_table, run_header, summary
+from costtrain.widgets import run_panel
+
+
+# show warnings as one line, without the file they came from
+warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
+notebook_start = time.perf_counter()
+print(run_header())
+
+# %% [markdown]
+# ## Parameters
+#
+# The next cell holds the values this notebook runs with (small, so that it finishes quickly).
+# Change them here, or let papermill inject others (`costtrain notebooks -p subset=60000`,
+# `costtrain notebooks --ci`). Figures go to `out/figures/` next to the notebooks (not tracked
+# by git); only the reference build (`make notebooks`) writes the repository's `figures/`.
+
+# %% tags=["parameters"]
+dataset = "fashion-mnist"
+subset = 10000        # training images (None: all 60,000)
+test_subset = 5000    # test images (None: all 10,000)
+epochs = 1            # passes over the training set in each run
+batch_size = 64
+lr = 0.01
+momentum = 0.5        # the same SGD optimizer in every notebook
+seed = 42
+threads_list = None   # thread counts to compare; None: 1, half the cores and all cores
+progress = True       # progress bars
+figures_dir = "out/figures"
+
+# %%
+# NBVAL_CHECK_OUTPUT
+cores = costtrain.num_cores()
+threads_list = threads_list or sorted({1, max(1, cores // 2), cores})
+figures = Path(figures_dir)
+figures.mkdir(parents=True, exist_ok=True)
+ds = costtrain.load_dataset(dataset, subset=subset, test_subset=test_subset, seed=seed)
+print(f"{ds.name}: {len(ds.train_y):,} training and {len(ds.test_y):,} test images of shape {ds.input_shape}")
+print(f"work per run: {epochs} epoch(s) = {epochs * len(ds.train_y):,} samples, batch size {batch_size}, "
+      f"SGD lr {lr}, momentum {momentum}")
+print(f"thread counts to compare: {', '.join(map(str, threads_list))}")
+
+# %% [markdown]
+# ## 1. One run
+#
+# `train_baseline` is one plain training loop: shuffle, forward, loss, backward, SGD step,
+# log the loss every 10 batches. It keeps set-up, training and evaluation time apart.
+#
+# The panel sets **the run of this section**: its threads, batch size and learning rate.
+# Press **Run** to train with them (the live plot shows the loss as it falls), or run the cell
+# below the panel. Sections 2 and 3 use the `parameters` values, so that they compare like
+# with like whatever you pick here.
+
+# %%
+def first_run(v, live):
+    """One baseline run with the panel's values `v`."""
+    live.start(f"baseline, {v['threads']} thread(s)")
+    r = costtrain.train_baseline("simple", ds, epochs=epochs, threads=v["threads"], batch_size=v["batch_size"],
+                                 lr=v["lr"], momentum=momentum, seed=seed, progress=progress, on_progress=live)
+    live.finish(r)
+    print(summary(r))
+    return r
+
+
+panel = run_panel("01_baseline", first_run, threads=cores, batch_size=batch_size, lr=lr)
+panel
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+first = panel.run()
+
+# %% [markdown]
+# ## 2. Threads vs speed
+#
+# PyTorch runs each convolution and matrix product on several threads (by default one per
+# core). Does this small net get faster with more of them? The same work runs with each
+# thread count; we compare the steady-state throughput.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+by_threads = [costtrain.train_baseline("simple", ds, epochs=epochs, threads=t, batch_size=batch_size, lr=lr,
+                                       momentum=momentum, seed=seed, progress=progress) for t in threads_list]
+for r, t in zip(by_threads, threads_list):
+    r.label = f"{t} thread{'s' if t > 1 else ''}"
+print(results_table(by_threads))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+rates = [r.steady_samples_per_second for r in by_threads]
+fig, ax = plt.subplots(figsize=(6, 3.2), layout="constrained")
+ax.bar([str(t) for t in threads_list], rates, color="tab:blue")
+ax.set(xlabel="intra-op threads (torch.set_num_threads)", ylabel="samples / s (steady state)",
+       title=f"Baseline throughput, {ds.name}, {cores} cores")
+fig.savefig(figures / "01_threads.png", dpi=90)
+plt.show()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+one, best = by_threads[0], max(by_threads, key=lambda r: r.steady_samples_per_second)
+worst = min(by_threads, key=lambda r: r.steady_samples_per_second)
+speedup = best.steady_samples_per_second / one.steady_samples_per_second
+if len(by_threads) == 1:
+    verdict = "only one thread count ran, so there is nothing to compare"
+elif best is one and worst is not one:
+    verdict = (f"more threads made it slower: {worst.threads} threads trained only "
+               f"{worst.steady_samples_per_second:,.0f} samples/s, "
+               f"{one.steady_samples_per_second / worst.steady_samples_per_second:.1f}x slower than 1 thread")
+elif speedup < 1.15:
+    verdict = f"extra threads barely paid off for this small net (best: {best.threads} threads, {speedup:.2f}x)"
+else:
+    verdict = (f"{best.threads} threads trained {best.steady_samples_per_second:,.0f} samples/s, "
+               f"{speedup:.1f}x faster (the ideal on {cores} cores would be {cores}x)")
+display(Markdown(f"**Measured:** 1 thread trained {one.steady_samples_per_second:,.0f} samples/s; {verdict}."))
+
+# %% [markdown]
+# ## 3. Threads, processes and cores: oversubscription
+#
+# The next notebooks run several training **processes** at once. Each process has its own
+# pool of intra-op threads, and PyTorch sizes every pool to *all* the cores by default. With
+# `P` processes × `T` threads each on `C` cores:
+#
+# - if `P × T ≤ C`, every thread has a core and runs undisturbed;
+# - if `P × T > C` (**oversubscription**), the operating system time-slices the threads: it
+#   stops one, saves its registers, and runs another (a *context switch*), thousands of times
+#   a second. Worse, a convolution split over `T` threads finishes only when its *slowest*
+#   thread does, so one thread that waits for a core stalls the whole operation, while the
+#   threads that finished early spin and burn the core another process needed. Caches are
+#   flushed by whoever ran last.
+#
+# The rule costtrain follows everywhere: **threads per process = cores // processes** (at
+# least 1), as PyTorch's own
+# [multiprocessing best practices](https://pytorch.org/docs/stable/notes/multiprocessing.html)
+# recommend. When a configuration breaks it (say 4 processes on 2 cores), costtrain prints a
+# `UserWarning: ... threads on ... core(s)` before it starts: that warning means exactly the
+# mechanism above. Notebook 03 measures how much it costs.
+
+# %% [markdown]
+# ## 4. Where the time goes: the data pipeline
+#
+# The original example fed the net through a `DataLoader` over a dataset that decodes every
+# image with PIL and applies `ToTensor()` and `Normalize()` **per sample, every epoch**. For a
+# net this small that Python work can cost more than the maths. `pipeline="classic"` does
+# exactly that; `pipeline="memory"` (the default) decodes the data once into a normalized
+# tensor and slices mini-batches from it. Same net, same threads, same work.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+pipelines = {}
+for p in ("classic", "memory"):
+    pipelines[p] = costtrain.train_baseline("simple", ds, epochs=epochs, threads=best.threads,
+                                            batch_size=batch_size, lr=lr, momentum=momentum, seed=seed,
+                                            pipeline=p, progress=progress)
+    pipelines[p].label = f"{p} pipeline"
+print(results_table(list(pipelines.values())))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+classic, memory = pipelines["classic"], pipelines["memory"]
+compute = memory.train_seconds                       # the maths alone
+data = max(0.0, classic.train_seconds - compute)     # what per-sample transforms added
+parts = {"set-up": [classic.setup_seconds, memory.setup_seconds],
+         "compute (forward/backward/step)": [compute, compute],
+         "data pipeline (per-sample transforms)": [data, 0.0],
+         "evaluation": [classic.eval_seconds, memory.eval_seconds]}
+fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
+left = [0.0, 0.0]
+for name, secs in parts.items():
+    ax.barh(["classic", "in memory"], secs, left=left, label=name)
+    left = [l + s for l, s in zip(left, secs)]
+ax.set(xlabel="seconds, end to end", title=f"Where the time goes ({epochs * len(ds.train_y):,} samples, {best.threads} thread(s))")
+fig.legend(fontsize=8, loc="outside lower center", ncol=2)  # below the bars, never over them
+fig.savefig(figures / "01_time_breakdown.png", dpi=90)
+plt.show()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+share = data / classic.train_seconds if classic.train_seconds > 0 else 0.0
+ratio = classic.train_seconds / memory.train_seconds
+display(Markdown(
+    f"**Measured:** the classic pipeline trained for {classic.train_seconds:.1f} s, the in-memory one for "
+    f"{memory.train_seconds:.1f} s ({ratio:.1f}x {'longer' if ratio >= 1 else 'shorter'}). "
+    f"About {100 * share:.0f} % of the classic run's training time went to per-sample transforms, "
+    f"not to the net. Test accuracy: {100 * classic.test_accuracy:.1f} % vs {100 * memory.test_accuracy:.1f} %."))
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. Predict, then measure: the speed-up from threads.** Before looking at section 2, write
+# down how many times faster you expect the best thread count to train than 1 thread, then
+# check it with the cell below.
+#
+# <details><summary>Hint</summary>
+#
+# Ideal scaling would give one speed-up per core. How much work does one 28×28 image give a
+# convolution to split between threads?
+# </details>
+#
+# <details><summary>Worked answer</summary>
+#
+# Much less than the number of cores. Each mini-batch of this net is a few million
+# multiply-adds; splitting that over threads costs a synchronisation per operation, which is
+# a large share of so little work. On the reference machine the measured speed-up is printed
+# in section 2; on more cores it flattens out further. This is why running *more processes*
+# (Hogwild!, notebook 03) can use cores that extra threads cannot.
+# </details>
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+my_prediction = 1.5  # your guess: best thread count's steady samples/s ÷ 1 thread's
+check_prediction(my_prediction, speedup)
+
+# %% [markdown]
+# **2. Oversubscribe one process.** Set the panel's threads to twice your cores and press
+# **Run**. Faster or slower than `threads = cores`? By how much?
+#
+# <details><summary>Hint</summary>
+#
+# Section 3: more threads than cores means time-slicing, and an operation waits for its
+# slowest thread.
+# </details>
+#
+# <details><summary>Worked answer</summary>
+#
+# Slower, usually by a modest factor in one otherwise idle process (the threads only fight
+# each other), and by much more when anything else runs on the machine. Compare the
+# `samples trained ... /s` line of the two runs. With several processes the effect multiplies:
+# notebook 03 shows it.
+# </details>
+#
+# **3. Batch size.** With the panel, train once at batch size 64 and once at 512 (same
+# learning rate). Predict before you run: which trains more samples per second, and which
+# reaches the higher test accuracy after one epoch?
+#
+# <details><summary>Hint</summary>
+#
+# A larger batch gives each operation more work (better for threads) but makes fewer
+# optimizer steps per epoch.
+# </details>
+#
+# <details><summary>Worked answer</summary>
+#
+# Batch 512 trains more samples per second (each step is more work for the same overhead),
+# but with 8× fewer steps at the same learning rate it usually ends the epoch *less*
+# accurate. The linear scaling rule of Goyal et al. (2017) raises the learning rate with the
+# batch to make up for it; notebook 02 uses it for the synchronous parameter server.
+# </details>
+#
+# **4. The data pipeline on your data.** In section 4, by how many times does the classic
+# pipeline slow training? Predict it from the share of time the transforms took, then check.
+#
+# <details><summary>Hint</summary>
+#
+# If transforms take a share `s` of the classic run's training time, removing them divides
+# the time by `1 / (1 - s)`.
+# </details>
+#
+# <details><summary>Worked answer</summary>
+#
+# The measured ratio is printed under the figure; `1 / (1 - share)` gives the same number by
+# construction here, because the compute time of both pipelines is taken to be the same.
+# </details>
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+my_prediction = 2.0  # your guess: classic training seconds ÷ in-memory training seconds
+check_prediction(my_prediction, ratio)
+
+# %% [markdown]
+# ## Summary
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fastest = min(by_threads + list(pipelines.values()), key=lambda r: r.train_seconds)
+display(Markdown("\n".join([
+    f"- Baseline to beat on this machine: **{fastest.steady_samples_per_second:,.0f} samples/s** "
+    f"({fastest.label}), {100 * fastest.test_accuracy:.1f} % test accuracy after {epochs} epoch(s) "
+    f"of {len(ds.train_y):,} images, {fastest.total_seconds:.1f} s end to end.",
+    f"- Threads: fastest with {best.threads} of {cores} cores, {speedup:.1f}x the 1-thread speed.",
+    f"- Data pipeline: in-memory tensors made training {ratio:.1f}x faster than per-sample transforms.",
+    f"- Figures: `{figures / '01_threads.png'}`, `{figures / '01_time_breakdown.png'}`."])))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"this notebook ran for {time.perf_counter() - notebook_start:.0f} s on {costtrain.num_cores()} cores")
