@@ -44,7 +44,7 @@ from .data import Dataset, load_dataset
 from .engine import (batches, check_hparams, close_eval_curve, evaluate, LossLog, loss_fn,
                      merge_curves, prepare, progress_bar, shard_indices, steady_rate)
 from .gloo import first_line, join_group, listen, torchrun_env
-from .models import build_model, display_name
+from .models import build_model, display_name, sgd_settings
 from .result import RunResult, new_curve
 from .utils import CosttrainError, Stopwatch, hardware_info, resolve_device, threads_per_process
 
@@ -233,8 +233,8 @@ def worker_lr(lr: float, workers: int, scale_lr: bool) -> float:
 
 def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist", *,
                     workers: int = 2, average_every: int = 8, epochs: int = 1,
-                    batch_size: int = 64, lr: float = 0.01, momentum: float = 0.5,
-                    scale_lr: bool = True, threads: int | None = None, device: str = "cpu",
+                    batch_size: int = 64, lr: float | None = None,
+                    momentum: float | None = None, scale_lr: bool = True, threads: int | None = None, device: str = "cpu",
                     seed: int = 42, subset: int | None = None, data_root: str | None = None,
                     eval_every: int | None = None, log_every: int = 10, progress: bool = False,
                     timeout: float = 60.0, addr: str = "127.0.0.1",
@@ -270,8 +270,9 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
         LocalSGDError: a rank died or a connection broke; ``.result`` holds what the survivors
             measured (status ``partial``) and ``.rank`` the lost rank.
     """
-    check_config(workers, average_every, epochs=epochs, batch_size=batch_size, lr=lr,
-                 momentum=momentum, eval_every=eval_every, timeout=timeout, threads=threads)
+    check_config(workers, average_every, epochs=epochs, batch_size=batch_size,
+                 lr=1.0 if lr is None else lr, momentum=momentum or 0.0, eval_every=eval_every,
+                 timeout=timeout, threads=threads)
     if resolve_device(device).type != "cpu":
         raise CosttrainError(f"local SGD runs on CPU processes (gloo); device {device!r} is not "
                              "supported here. Use device='cpu'.")
@@ -279,6 +280,7 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
         check_shareable(net, "net")  # spawned ranks must be able to unpickle it
     t_start = time.time()
     model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
+    lr, momentum = sgd_settings(model, lr, momentum)  # None: the model's (0.01 and 0.5)
     if len(ds.train_y) < workers:
         raise CosttrainError(f"{workers} workers need at least {workers} training samples, "
                              f"got {len(ds.train_y)}.")
@@ -395,8 +397,8 @@ def assemble(cfg: LocalSGDConfig, config: dict, outs: dict[int, Any], t_start: f
 # --- torchrun: one process of a run on one machine or several ------------------------------
 
 def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, average_every: int = 8,
-                       epochs: int = 1, batch_size: int = 64, lr: float = 0.01,
-                       momentum: float = 0.5, scale_lr: bool = True, threads: int | None = None,
+                       epochs: int = 1, batch_size: int = 64, lr: float | None = None,
+                       momentum: float | None = None, scale_lr: bool = True, threads: int | None = None,
                        seed: int = 42, subset: int | None = None,
                        eval_every: int | None = None, log_every: int = 10,
                        timeout: float = 60.0) -> RunResult | None:
@@ -406,6 +408,9 @@ def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, average_every: int 
     build the same net with the same seed (the initial models must be equal).
     """
     rank, world, master = torchrun_env()
+    torch.manual_seed(seed)
+    model = build_model(net, ds.input_shape, ds.num_classes) if isinstance(net, str) else net
+    lr, momentum = sgd_settings(model, lr, momentum)
     check_config(world, average_every, epochs=epochs, batch_size=batch_size, lr=lr,
                  momentum=momentum, eval_every=eval_every, timeout=timeout, threads=threads)
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
@@ -414,8 +419,6 @@ def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, average_every: int 
                          momentum=momentum, seed=seed, log_every=log_every,
                          eval_every=eval_every, timeout=timeout,
                          threads=threads or threads_per_process(local))
-    torch.manual_seed(seed)
-    model = build_model(net, ds.input_shape, ds.num_classes) if isinstance(net, str) else net
     out = run_rank(rank, cfg, ds, model)
     if rank != 0:
         if out.get("error"):
