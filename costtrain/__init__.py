@@ -12,9 +12,11 @@ point down, never into the CLI), and never another module's ``_private`` names:
    batches, evaluation, loss logs);
 3. trainers, one loop each: ``baseline`` (one process), ``hogwild`` (``worker``: lock-free
    shared memory), ``ps_ranks`` (``serve`` and ``work``) driven by ``parameter_server``,
-   ``legacy`` (the original project's ``train_model`` API on top of Hogwild!);
+   ``local_sgd`` (``train_rank``: workers average their models every H steps), ``legacy`` (the
+   original project's ``train_model`` API on top of Hogwild!); ``gloo`` (joining a process
+   group) and ``comm`` (communication counters) serve the distributed ones;
 4. measuring and advice: ``energy``, ``cost``, ``report``, ``plots``, ``compare``,
-   ``predict``, ``advise``;
+   ``network`` (predicted time on a network of N machines), ``predict``, ``advise``;
 5. front ends: ``cli`` (``costtrain ...``), ``notebooks`` (papermill runner), ``widgets``.
 
 ``tests/test_architecture.py`` walks the imports and fails on a circle, an import into the CLI
@@ -28,7 +30,8 @@ __version__ = "0.1.0"
 # find that module already imported by the package (runpy would warn and run a second copy).
 _EXPORTS = {"recommend": "advise", "attach_cost": "cost", "price_basis": "cost",
             "EnergyMeter": "energy", "train_baseline": "baseline", "train_hogwild": "hogwild",
-            "train_parameter_server": "parameter_server", "Dataset": "data",
+            "train_parameter_server": "parameter_server",
+            "train_local_sgd": "local_sgd", "Dataset": "data",
             "load_dataset": "data", "MLP": "models", "SimpleNN": "models", "SmallCNN": "models",
             "build_model": "models", "RunResult": "result", "load_results": "result",
             "save_results": "result", "num_cores": "utils"}

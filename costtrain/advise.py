@@ -35,6 +35,7 @@ from .data import Dataset, load_dataset, stratified_subset
 from .energy import LAPTOP_WATTS, EnergyMeter
 from .engine import evaluate, loss_fn
 from .models import build_model
+from .network import PREDICTED, Link, get_link, predict_step, step_costs
 from .noise import alternate, median_index
 from .predict import TRAINERS, Row, justify, rank_probes
 from .result import RunResult, write_json_atomic
@@ -51,12 +52,14 @@ class Probe:
     """One configuration to try: a trainer and its keyword arguments."""
 
     label: str
-    method: str  # baseline | hogwild | ps
+    method: str  # baseline | hogwild | ps | local-sgd
     kwargs: dict[str, Any]
 
 
-def probe_plan(cores: int | None = None, gpu: bool | None = None) -> list[Probe]:
-    """The configurations worth probing on a machine with `cores` cores (and a GPU), best first."""
+def probe_plan(cores: int | None = None, gpu: bool | None = None,
+               machines: int | None = None) -> list[Probe]:
+    """The configurations worth probing on a machine with `cores` cores (and a GPU), best first;
+    with `machines`, also local SGD (H = 8), whose figures predict the multi-machine set-ups."""
     cores = cores or num_cores()
     gpu = torch.cuda.is_available() if gpu is None else gpu
     plan = [Probe("baseline 1 thread", "baseline", {"threads": 1})]
@@ -74,7 +77,31 @@ def probe_plan(cores: int | None = None, gpu: bool | None = None) -> list[Probe]
     for w in sorted({2, cores - 1} - {0, 1}) if cores > 3 else [2]:
         plan += [Probe(f"ps-{m} {w} workers", "ps", {"mode": m, "workers": w})
                  for m in ("sync", "async")]
+    if machines:
+        plan.append(Probe("local-sgd 2 workers H=8", "local-sgd",
+                          {"workers": 2, "average_every": 8}))
     return plan
+
+
+def network_variants(probes: list[RunResult], machines: int, link: Link | str,
+                     basis: PriceBasis) -> list[RunResult]:
+    """For each distributed probe, a copy whose throughput is the one *predicted* for
+    `machines` machines on `link` (:mod:`costtrain.network`); `machines` x the power."""
+    link = get_link(link)
+    out = []
+    for r in probes:
+        if r.status != "ok" or not r.extra.get("comm"):
+            continue
+        p = predict_step(step_costs(r), link, machines)
+        v = copy.deepcopy(r)
+        v.label = p.label
+        v.config = dict(r.config, workers=machines)
+        v.samples_per_second = v.steady_samples_per_second = p.samples_per_second
+        watts = machines * (r.cost.get("average_watts") or basis.watts)
+        v.cost = dict(r.cost, average_watts=watts, energy_source=f"estimated: {machines} machines")
+        v.extra = dict(r.extra, network_prediction=p.to_dict())
+        out.append(v)
+    return out
 
 
 def _trainer(method: str) -> tuple[Callable[..., RunResult] | None, str | None]:
@@ -110,7 +137,8 @@ class Advice:
                  _seconds_cell(r),
                  None if r.predicted_cost is None else money(r.predicted_cost),
                  None if r.expected_accuracy is None else round(100 * r.expected_accuracy, 1),
-                 round(r.samples_per_second) if r.status == "ok" else None, r.why]
+                 (f"{r.samples_per_second:,.0f} ({PREDICTED})" if PREDICTED in r.label
+                  else round(r.samples_per_second)) if r.status == "ok" else None, r.why]
                 for r in self.rows]
         return format_table(body, self.HEADERS)
 
@@ -203,7 +231,8 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
               instance: str | None = None, watts: float | None = None,
               price_per_kwh: float | None = None, prices: str | Path | None = None,
               probe_test_samples: int = 1000, progress: bool = True,
-              repeats: int = 1) -> Advice:
+              repeats: int = 1, machines: int | None = None,
+              link: Link | str = "lan") -> Advice:
     """Probe each configuration briefly and recommend one for the whole job.
 
     Args:
@@ -215,6 +244,9 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
             that would not fit are skipped (and listed).
         epochs: the whole job is this many passes over the training data.
         probes: configurations to try (default :func:`probe_plan`).
+        machines, link: also rank the parameter server and local SGD on this many machines
+            joined by this link (``lan``, ``wifi``, ``wan`` or ``"300mbit,5ms"``); their rows
+            are *predicted* from the probes' compute and communication (:mod:`costtrain.network`).
         instance, watts, price_per_kwh, prices: the price basis (see :mod:`costtrain.cost`).
         repeats: probe each configuration this many times, in turn (every probe once, then
             again: the budget is shared by all); each configuration is ranked on its median
@@ -229,11 +261,14 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
     if not isinstance(repeats, int) or repeats < 1:
         raise CosttrainError(f"repeats must be an integer >= 1, got {repeats!r}.")
     target = as_fraction(target_accuracy)
+    if machines is not None and (not isinstance(machines, int) or machines < 1):
+        raise CosttrainError(f"machines must be an integer >= 1, got {machines!r}.")
+    link = get_link(link)
     basis = price_basis(instance, watts=watts, price_per_kwh=price_per_kwh, prices=prices)
     ds = data if isinstance(data, Dataset) else load_dataset(data, data_root, subset=subset,
                                                             seed=seed)
     make_net = _net_maker(model, ds)
-    plan = list(probes) if probes is not None else probe_plan()
+    plan = list(probes) if probes is not None else probe_plan(machines=machines)
     job = {"epochs": epochs, "samples": epochs * len(ds.train_y), "target_accuracy": target,
            "dataset": ds.name, "batch_size": batch_size, "lr": lr}
     notes: list[str] = []
@@ -282,10 +317,20 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
         notes.append(f"the budget left for probes ({budget_seconds:.1f} s) was spent: skipped "
                      f"{', '.join(p.label for p in skipped)}; raise --budget-seconds to probe them.")
     medians = median_probes(results) if repeats > 1 else results
-    rows = rank_probes(medians, job_samples=job["samples"], epochs=epochs,
+    if machines:
+        job.update(machines=machines, link=link.describe())
+        notes.append(f"rows marked '{PREDICTED}' are predicted for {machines} machines on "
+                     f"{link.describe()}: each machine computes like one probe worker, traffic "
+                     "from the probe's measured bytes (see costtrain.network); start them with "
+                     "torchrun on every machine. The other rows are this machine, measured.")
+    variants = network_variants(medians, machines, link, basis) if machines else []
+    rows = rank_probes(medians + variants, job_samples=job["samples"], epochs=epochs,
                        target_accuracy=target, basis=basis)
     if repeats > 1:
         add_predicted_ranges(rows, medians)
+    for row in rows:
+        if PREDICTED in row.label:
+            row.why = f"{PREDICTED} from a probe on this machine and the link; " + row.why
     rows += [Row(p.label, p.method, {}, status="skipped", why="budget spent") for p in skipped]
     ok = [r for r in rows if r.status == "ok"]
     if sizes:
@@ -388,7 +433,7 @@ def _run_probe(p: Probe, fn, make_net, ds: Dataset, samples: int, batch_size: in
         kwargs.setdefault("timeout", limit + 2.0)  # where the deadline below cannot interrupt
     else:
         kwargs.setdefault("epochs", 1)
-    if p.method == "ps":
+    if p.method in ("ps", "local-sgd"):
         kwargs.setdefault("timeout", max(5.0, min(60.0, limit)))
     bs = kwargs.pop("batch_size", batch_size)  # a GPU probe's larger batch: lr scaled alike
     log_every = max(1, samples // bs // 20)
@@ -455,6 +500,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also save advise_accuracy_vs_time.png (the probes) and "
                         "advise_cost.png (predicted cost per configuration) in DIR")
     add_repeats_arg(p, "probe")
+    n = p.add_argument_group("several machines (predicted)")
+    n.add_argument("--machines", type=positive_int, default=None,
+                   help="also rank the parameter server and local SGD on this many machines "
+                        "(predicted from the probes' compute and measured bytes)")
+    n.add_argument("--link", default="lan",
+                   help="the network between them: lan (1 Gbit/s, 0.2 ms), wifi (100 Mbit/s, "
+                        "3 ms), wan (50 Mbit/s, 40 ms) or BANDWIDTH,LATENCY such as 300mbit,5ms "
+                        "(default: %(default)s)")
     add_output_args(p, "the advice and probes")
 
 
@@ -462,7 +515,8 @@ def run_cli(args: argparse.Namespace) -> None:
     """``costtrain advise``: probe, print the ranked table and the recommendation."""
     t0 = time.perf_counter()
     price_basis(args.instance, watts=args.watts, price_per_kwh=args.price_per_kwh,
-                prices=args.prices)  # bad prices fail before the data loads
+                prices=args.prices)  # bad prices (and links) fail before the data loads
+    get_link(args.link)
     ds = load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed,
                       download=args.download)
     print(f"data: {ds.name}, {len(ds.train_y):,} training / {len(ds.test_y):,} test images; "
@@ -474,7 +528,8 @@ def run_cli(args: argparse.Namespace) -> None:
                        seed=args.seed,
                        instance=args.instance, watts=args.watts,
                        price_per_kwh=args.price_per_kwh, prices=args.prices,
-                       progress=not args.no_progress, repeats=args.repeats)
+                       progress=not args.no_progress, repeats=args.repeats,
+                       machines=args.machines, link=args.link)
     print(advice)
     print(f"\ndata and probes took {time.perf_counter() - t0:.1f} s of the "
           f"{args.budget_seconds:g} s budget")

@@ -1,7 +1,7 @@
 """Command-line argument types and option groups shared by every entry point.
 
 ``costtrain run|compare|advise|notebooks`` (:mod:`costtrain.cli`) and the torchrun entry
-``python -m costtrain.parameter_server`` declare their options here, once. This module imports
+``python -m costtrain.parameter_server`` / ``python -m costtrain.local_sgd`` declare their options here, once. This module imports
 no torch, so that a mistyped option is reported at once; the name tuples below are checked
 against the package's registries by the tests.
 """
@@ -16,6 +16,7 @@ PS_MODES = ("sync", "async")  # costtrain.ps_ranks.MODES
 OPTIMIZER_NAMES = ("sgd", "adam")  # costtrain.engine.OPTIMIZERS
 PIPELINE_NAMES = ("memory", "classic")  # costtrain.engine.PIPELINES
 SHARDING_NAMES = ("full", "shard")  # costtrain.hogwild.SHARDINGS
+METHOD_NAMES = ("baseline", "hogwild", "ps", "local-sgd")  # costtrain run --method
 
 
 def _number(text: str, kind: type, lowest: float, inclusive: bool) -> float:
@@ -118,40 +119,55 @@ def add_output_args(p: argparse.ArgumentParser, what: str = "the result(s)") -> 
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def add_ps_args(p: argparse.ArgumentParser, *, launcher: bool = True) -> None:
-    """The parameter server's options (`launcher`: also workers, address and port)."""
+def add_dist_args(p: argparse.ArgumentParser, *, launcher: bool = True) -> None:
+    """Options of every distributed method (`launcher`: also workers, address and port)."""
+    g = p.add_argument_group("distributed (--method ps, --method local-sgd)")
+    if launcher:
+        g.add_argument("--workers", type=positive_int, default=2,
+                       help="worker processes (ps: besides the server) (default: %(default)s)")
+        g.add_argument("--addr", default="127.0.0.1",
+                       help="address the rendezvous binds to (default: loopback; the transport "
+                            "is unauthenticated, use trusted networks only)")
+        g.add_argument("--port", type=int, default=None,
+                       help="rendezvous port (default: a free port)")
+    g.add_argument("--scale-lr", action=argparse.BooleanOptionalAction, default=True,
+                   help="ps sync: the server uses lr x workers; local-sgd: every worker does "
+                        "(linear scaling rule, Goyal et al. 2017); --no-scale-lr = exactly --lr "
+                        "(default: on)")
+
+
+def add_ps_args(p: argparse.ArgumentParser) -> None:
+    """The parameter server's own options."""
     g = p.add_argument_group("parameter server (--method ps)")
     g.add_argument("--mode", choices=PS_MODES, default="sync",
                    help="sync = average every worker's gradient each step, async = each worker "
                         "pushes and pulls on its own (default: %(default)s)")
-    if launcher:
-        g.add_argument("--workers", type=positive_int, default=2,
-                       help="worker processes besides the server (default: %(default)s)")
-        g.add_argument("--addr", default="127.0.0.1",
-                       help="address the server binds to (default: loopback; the transport is "
-                            "unauthenticated, use trusted networks only)")
-        g.add_argument("--port", type=int, default=None,
-                       help="server port (default: a free port)")
-    g.add_argument("--scale-lr", action=argparse.BooleanOptionalAction, default=True,
-                   help="sync: the server uses lr x workers (linear scaling rule, Goyal et al. "
-                        "2017); --no-scale-lr = exactly SGD with --lr (default: on)")
     g.add_argument("--max-staleness", type=nonnegative_int, default=None,
                    help="async: drop gradients more than this many updates old (default: keep all)")
 
 
+def add_local_sgd_args(p: argparse.ArgumentParser) -> None:
+    """Local SGD's own options."""
+    g = p.add_argument_group("local SGD (--method local-sgd)")
+    g.add_argument("--average-every", type=positive_int, default=8, metavar="H",
+                   help="local steps between two model averages (all-reduce); 1 = synchronous "
+                        "data parallel (default: %(default)s)")
+
+
 def add_run_args(p: argparse.ArgumentParser) -> None:
     """Options of ``costtrain run``, grouped by method."""
-    p.add_argument("--method", default="baseline", choices=("baseline", "hogwild", "ps"),
+    p.add_argument("--method", default="baseline", choices=METHOD_NAMES,
                    help="training method (default: %(default)s)")
     p.add_argument("--epochs", type=positive_int, default=1,
-                   help="baseline and ps: passes over the training set (default: %(default)s)")
+                   help="baseline, ps and local-sgd: passes over the training set "
+                        "(default: %(default)s)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="intra-op threads per process (default: all cores for the baseline, "
                         "cores // processes for multi-process methods)")
     p.add_argument("--timeout", type=positive_float, default=60.0,
-                   help="hogwild and ps: seconds a worker may send nothing (stopped, frozen, "
-                        "swapped out) before the run stops with an error naming it and keeps "
-                        "the partial result (default: %(default)s)")
+                   help="hogwild, ps and local-sgd: seconds a worker may send nothing (stopped, "
+                        "frozen, swapped out) before the run stops with an error naming it and "
+                        "keeps the partial result (default: %(default)s)")
     b = p.add_argument_group("baseline")
     b.add_argument("--pipeline", choices=PIPELINE_NAMES, default="memory",
                    help="memory = in-memory tensors, classic = DataLoader with per-sample "
@@ -168,10 +184,21 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
                    help="Hogwild!, sparse models: check every this many steps of each worker "
                         "whether another worker wrote the step's rows meanwhile "
                         "(default: %(default)s)")
+    add_dist_args(p)
     add_ps_args(p)
+    add_local_sgd_args(p)
     add_data_args(p)
     add_optim_args(p)
     add_output_args(p)
+
+
+def _torchrun_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--epochs", type=positive_int, default=1,
+                   help="passes over the training set, shared by the workers (default: 1)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="threads per worker (default: cores // processes on this machine)")
+    p.add_argument("--timeout", type=positive_float, default=60.0,
+                   help="seconds any wait on a peer may take (default: %(default)s)")
 
 
 def torchrun_parser() -> argparse.ArgumentParser:
@@ -181,13 +208,26 @@ def torchrun_parser() -> argparse.ArgumentParser:
         description="One rank of a parameter-server run started by torchrun (rank 0 = server). "
                     "Reads RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT from the environment. "
                     "The transport is unauthenticated: trusted networks only.")
-    p.add_argument("--epochs", type=positive_int, default=1,
-                   help="passes over the training set, shared by the workers (default: 1)")
-    p.add_argument("--threads", type=positive_int, default=None,
-                   help="threads per worker (default: cores // processes on this machine)")
-    p.add_argument("--timeout", type=positive_float, default=60.0,
-                   help="seconds any wait on a peer may take (default: %(default)s)")
-    add_ps_args(p, launcher=False)
+    _torchrun_common(p)
+    add_dist_args(p, launcher=False)
+    add_ps_args(p)
+    add_data_args(p)
+    add_optim_args(p)
+    add_output_args(p, "the result (rank 0)")
+    return p
+
+
+def local_sgd_torchrun_parser() -> argparse.ArgumentParser:
+    """The options of one rank started by torchrun: ``python -m costtrain.local_sgd``."""
+    p = argparse.ArgumentParser(
+        prog="python -m costtrain.local_sgd",
+        description="One rank of a local SGD run started by torchrun (every rank trains; rank 0 "
+                    "evaluates and reports). Reads RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT "
+                    "from the environment. The transport is unauthenticated: trusted networks "
+                    "only.")
+    _torchrun_common(p)
+    add_dist_args(p, launcher=False)
+    add_local_sgd_args(p)
     add_data_args(p)
     add_optim_args(p)
     add_output_args(p, "the result (rank 0)")

@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Sequence
 
 from . import pool
-from .args import (add_data_args, add_optim_args, add_output_args, add_repeats_arg, add_run_args,
-                   positive_float, positive_int)
+from .args import (METHOD_NAMES, add_data_args, add_optim_args, add_output_args, add_repeats_arg,
+                   add_run_args, positive_float, positive_int)
 from .errors import CosttrainError
 from .procs import WorkerError
 from .result import RunResult, check_folder_writable, check_writable, save_results
 # Nothing above imports torch: `costtrain run --method hogwild` starts its workers first, so
 # that their start-up overlaps the parent's own import of torch and the data loading.
 
-METHODS = ("baseline", "hogwild", "ps")
+METHODS = METHOD_NAMES
 # How the trainers' keyword arguments appear on the command line where the names differ.
 API_TO_CLI = {"net": "model", "data": "dataset", "data_root": "data_dir",
               "progress": "no_progress"}
@@ -72,7 +72,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="costtrain",
         description="Train PyTorch models faster and cheaper on the machine you have: "
-                    "single process, Hogwild! and a parameter server, measured side by side.")
+                    "single process, Hogwild!, a parameter server and local SGD, measured side by "
+                    "side.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="train once with one method and print a summary",
@@ -146,9 +147,9 @@ def run_kwargs(args: argparse.Namespace) -> dict:
     common = dict(batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                   seed=args.seed, device=args.device, eval_every=args.eval_every,
                   log_every=args.log_every, progress=not args.no_progress, threads=args.threads)
-    if args.optimizer != "sgd" and args.method == "ps":
-        raise CosttrainError(f"--optimizer {args.optimizer}: the parameter server's server steps "
-                             "with SGD (--lr, --momentum); use --optimizer sgd.")
+    if args.optimizer != "sgd" and args.method in ("ps", "local-sgd"):
+        raise CosttrainError(f"--optimizer {args.optimizer}: --method {args.method} steps with "
+                             "SGD (--lr, --momentum); use --optimizer sgd.")
     if args.method == "baseline":
         return dict(common, epochs=args.epochs, pipeline=args.pipeline,
                     optimizer=_optimizer(args))
@@ -156,6 +157,10 @@ def run_kwargs(args: argparse.Namespace) -> dict:
         return dict(common, processes=args.processes, epochs_per_process=args.epochs_per_process,
                     sharding=args.sharding, pipeline=args.pipeline, timeout=args.timeout,
                     optimizer=_optimizer(args), collision_every=args.collision_every)
+    if args.method == "local-sgd":
+        return dict(common, workers=args.workers, average_every=args.average_every,
+                    epochs=args.epochs, addr=args.addr, port=args.port, scale_lr=args.scale_lr,
+                    timeout=60.0 if args.timeout is None else args.timeout)
     return dict(common, mode=args.mode, workers=args.workers, epochs=args.epochs,
                 addr=args.addr, port=args.port, scale_lr=args.scale_lr,
                 max_staleness=args.max_staleness, timeout=args.timeout)
@@ -170,6 +175,9 @@ def cmd_run(args) -> list[RunResult]:
     if args.method == "hogwild":
         from .hogwild import train_hogwild
         return [train_hogwild(args.model, ds, **kwargs)]
+    if args.method == "local-sgd":
+        from .local_sgd import train_local_sgd
+        return [train_local_sgd(args.model, ds, **kwargs)]
     from .parameter_server import train_parameter_server
     return [train_parameter_server(args.model, ds, **kwargs)]
 

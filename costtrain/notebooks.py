@@ -37,6 +37,8 @@ CI_PARAMETERS: dict[str, Any] = {
     "oversub_timeout": 5.0,
     "eval_every": 600,
     "advise_budget": 5.0,
+    "average_every_list": [1, 8, 32],  # 05: local SGD's H values (all three: the conclusion compares them)
+    "machines_list": [2, 4, 8],  # 05: machine counts to predict (no run: predictions are free)
 }
 # A second, different CI set: the test runs 01-04 with both and checks that the executed text
 # names only configurations that ran (no hard-coded names or counts).

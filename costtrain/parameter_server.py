@@ -11,26 +11,25 @@ use it on loopback or a trusted network only.
 """
 from __future__ import annotations
 
-import contextlib
-import datetime
 import ipaddress
-import os
 import socket
+import os
 import sys
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import psutil
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 
 from . import procs
 from .args import torchrun_parser
 from .checks import check_processes, check_shareable, check_threads, warn
+from .comm import comm_record
 from .data import Dataset, load_dataset
 from .engine import (check_hparams, close_eval_curve, mark_diverged, merge_curves, prepare,
                      progress_bar, steady_rate)
+from .gloo import listen, torchrun_env
 from .models import build_model, display_name, sgd_settings
 from .ps_ranks import MODES, PSConfig, run_rank, worker_batches
 from .result import RunResult
@@ -94,39 +93,6 @@ def warn_if_exposed(addr: str) -> None:
              "machine on that network; anyone there can read the model or disturb the run. "
              "Use it only on a private network or behind a firewall that admits only your "
              "machines.", stacklevel=4)
-
-
-@contextlib.contextmanager
-def listen(addr: str, port: int | None, timeout: float) -> Iterator[int]:
-    """Host the group's rendezvous store on addr:port (0/None = a free port); yield the port.
-
-    The socket is bound here, before any process starts, so a busy port or a foreign
-    address fails at once, and two runs can never pick the same free port.
-    """
-    if port is not None and not 0 <= port <= 65535:
-        raise CosttrainError(f"port must be 0..65535 or None, got {port}.")
-    try:
-        sock = socket.create_server((addr, port or 0), backlog=128)
-    except socket.gaierror as exc:
-        raise CosttrainError(f"cannot resolve address {addr!r}: {exc.strerror}.") from None
-    except OSError as exc:
-        if port:
-            raise CosttrainError(
-                f"cannot listen on {addr}:{port}: {exc.strerror}. Is another run using that "
-                "port? Pick another one or leave port=None to get a free one.") from None
-        raise CosttrainError(f"cannot listen on {addr!r}: {exc.strerror}; give an address of "
-                             "this machine (default 127.0.0.1).") from None
-    port = sock.getsockname()[1]
-    # The store now owns the socket. Its own client connects to it at once; give that at least
-    # a few seconds on a busy machine (the ranks' waits keep the user's timeout).
-    store = dist.TCPStore(addr, port, None, is_master=True,
-                          timeout=datetime.timedelta(seconds=max(timeout, 10.0)),
-                          wait_for_workers=False,
-                          master_listen_fd=sock.detach())
-    try:
-        yield port
-    finally:
-        del store
 
 
 def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist",
@@ -289,6 +255,7 @@ def assemble(cfg: PSConfig, config: dict, server: dict | None, outs: dict[int, A
                                  comm_seconds=rep["comm_seconds"], error=rep.get("error"))
                     for r, rep in sorted(reports.items())},
         lost=server.get("lost", {}))
+    extra["comm"] = _comm(server, reports, samples)
     if cfg.mode == "async":
         hist = server.get("staleness", {})
         n = sum(hist.values())
@@ -314,29 +281,24 @@ def assemble(cfg: PSConfig, config: dict, server: dict | None, outs: dict[int, A
     return result
 
 
+COUNTED = ("tensor payloads of the point-to-point messages (gloo send/recv), counted by the "
+           "ranks: each step a worker sends its gradient (with a 3-number header and any float "
+           "buffers) and receives the parameters, one round trip; the server the reverse. The "
+           "initial parameters are counted, the final reports and TCP/gloo headers are not.")
+
+
+def _comm(server: dict, reports: dict[int, dict], samples: int) -> dict:
+    """``extra['comm']``: the server's and each worker's counters (see :mod:`costtrain.comm`)."""
+    per_rank = {r: rep["comm"] for r, rep in reports.items() if "comm" in rep}
+    if "comm" in server:
+        per_rank[0] = server["comm"]
+    payload = max((rep.get("payload_bytes", 0) for rep in reports.values()), default=0)
+    steps = max((rep.get("steps", 0) for rep in reports.values()), default=0)
+    return comm_record(per_rank, samples=samples, payload_bytes=payload, worker_steps=steps,
+                       counted=COUNTED, workers=sorted(reports))
+
+
 # --- torchrun: one process of a run on one machine or several ------------------------------
-
-def _env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise CosttrainError(f"${name} is not set: start this module with torchrun (which sets "
-                             "RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) or set them yourself.")
-    return value
-
-
-def _env_int(name: str) -> int:
-    value = _env(name)
-    try:
-        return int(value)
-    except ValueError:
-        raise CosttrainError(f"${name} must be a whole number, got {value!r}.") from None
-
-
-def torchrun_env() -> tuple[int, int, str]:
-    """(RANK, WORLD_SIZE, "MASTER_ADDR:MASTER_PORT") from the environment, checked."""
-    rank, world = _env_int("RANK"), _env_int("WORLD_SIZE")
-    return rank, world, f"{_env('MASTER_ADDR')}:{_env_int('MASTER_PORT')}"
-
 
 def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, mode: str = "sync",
                        epochs: int = 1, batch_size: int = 64, lr: float | None = None,

@@ -19,7 +19,8 @@ from .result import RunResult
 
 TRAINERS = {"baseline": ("costtrain.baseline", "train_baseline"),
             "hogwild": ("costtrain.hogwild", "train_hogwild"),
-            "ps": ("costtrain.parameter_server", "train_parameter_server")}
+            "ps": ("costtrain.parameter_server", "train_parameter_server"),
+            "local-sgd": ("costtrain.local_sgd", "train_local_sgd")}
 ACCURACY_TOLERANCE = 0.05  # expected accuracies closer than this are within probe noise
 SHORT_PROBE = 0.5  # a probe with fewer samples than this share of the longest: accuracy not judged
 
@@ -29,6 +30,9 @@ def _job_kwargs(method: str, config: dict[str, Any], threads: int, epochs: int) 
     if method == "hogwild":
         return {"processes": config.get("processes"), "epochs_per_process": epochs,
                 "sharding": "shard", "threads": threads}
+    if method == "local-sgd":
+        return {"workers": config.get("workers"), "average_every": config.get("average_every"),
+                "epochs": epochs}
     if method.startswith("ps"):
         return {"mode": config.get("mode", method[3:]), "workers": config.get("workers"),
                 "epochs": epochs}
@@ -102,8 +106,7 @@ class Row:
     def command(self) -> str:
         """The ``costtrain run`` command line for the whole job (built-in models and data)."""
         method = "ps" if self.method.startswith("ps") else self.method
-        flags = {"epochs_per_process": "--epochs-per-process"}
-        opts = " ".join(f"{flags.get(k, '--' + k)} {v}" for k, v in self.job.items()
+        opts = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in self.job.items()
                         if k != "pipeline" and v is not None)
         return f"costtrain run --method {method} {opts}"
 

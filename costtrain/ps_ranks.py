@@ -19,26 +19,24 @@ connection closes) and can name it; every wait has the group's finite timeout.
 from __future__ import annotations
 
 import copy
-import datetime
 import json
-import os
 import queue
-import socket
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-import psutil
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 
 from . import procs
 from .data import Dataset
+from .gloo import first_line, interface_for, join_group  # noqa: F401 (interface_for: re-exported)
 from .engine import Evaluator, LossLog, batches, evaluate, loss_fn, shard_indices
-from .utils import CosttrainError, Stopwatch
+from .comm import CommCounter
+from .utils import Stopwatch
 
 MODES = ("sync", "async")
 HEADER = 3  # n, version, loss_sum
@@ -77,51 +75,6 @@ def worker_batches(ds: Dataset, rank: int, cfg: PSConfig) -> Iterator[Batch]:
 
 
 # --- joining the group -------------------------------------------------------------------
-
-def interface_for(addr: str) -> str | None:
-    """Name of the local network interface that talks to ``addr`` (e.g. ``lo``, ``eth0``)."""
-    try:
-        with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET,
-                           socket.SOCK_DGRAM) as s:
-            s.connect((addr, 9))  # UDP: chooses a route, sends nothing
-            local = s.getsockname()[0]
-    except OSError:
-        return None
-    for name, addrs in psutil.net_if_addrs().items():
-        if any(a.address.split("%")[0] == local for a in addrs):
-            return name
-    return None
-
-
-def join_group(rank: int, world_size: int, timeout: float, addr: str | None = None,
-               port: int | None = None) -> None:
-    """Join the gloo group: through the launcher's store at addr:port, else ``env://`` (torchrun).
-
-    Gloo's own sockets use ``$GLOO_SOCKET_IFNAME`` when set, else the interface that reaches
-    the master address (so a loopback run stays on loopback).
-    """
-    master = addr or os.environ.get("MASTER_ADDR", "127.0.0.1")
-    if "GLOO_SOCKET_IFNAME" not in os.environ:
-        ifname = interface_for(master)
-        if ifname:
-            os.environ["GLOO_SOCKET_IFNAME"] = ifname
-    t = datetime.timedelta(seconds=timeout)
-    where = f"{master}:{port or os.environ.get('MASTER_PORT', '?')}"
-    try:
-        if port is None:
-            dist.init_process_group("gloo", init_method="env://", rank=rank,
-                                    world_size=world_size, timeout=t)
-        else:
-            store = dist.TCPStore(master, port, world_size, is_master=False, timeout=t)
-            dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size,
-                                    timeout=t)
-    except (RuntimeError, ValueError, OSError) as exc:  # DistError is a RuntimeError
-        raise CosttrainError(
-            f"rank {rank} could not join the parameter server group at {where} within "
-            f"{timeout:g} s: {_first_line(exc)}. Check that the server (rank 0) runs, the address "
-            "and port are right and reachable (firewall), and every rank uses the same "
-            "world size.") from None
-
 
 def run_rank(rank: int, cfg: PSConfig, ds: Dataset, net: nn.Module, addr: str | None = None,
              port: int | None = None) -> dict[str, Any]:
@@ -163,6 +116,11 @@ def unflatten_into(flat: torch.Tensor, tensors: list[torch.Tensor]) -> None:
         i += t.numel()
 
 
+def nbytes(t: torch.Tensor) -> int:
+    """Bytes of a tensor's payload as sent (header-free)."""
+    return t.numel() * t.element_size()
+
+
 def _send_json(obj: Any, dst: int) -> None:
     data = torch.frombuffer(bytearray(json.dumps(obj).encode()), dtype=torch.uint8)
     dist.send(torch.tensor([len(data)], dtype=torch.int64), dst)
@@ -177,12 +135,6 @@ def _recv_json(src: int) -> Any:
     return json.loads(bytes(data.numpy()))
 
 
-def _first_line(exc: BaseException) -> str:
-    """The gist of an error message (gloo's first line, without its boilerplate advice)."""
-    text = str(exc).strip().splitlines()
-    return text[0].split(" This is typically")[0].rstrip(".") if text else type(exc).__name__
-
-
 # --- worker ----------------------------------------------------------------------------------
 
 def work(rank: int, cfg: PSConfig, ds: Dataset, net: nn.Module) -> dict[str, Any]:
@@ -194,9 +146,11 @@ def work(rank: int, cfg: PSConfig, ds: Dataset, net: nn.Module) -> dict[str, Any
     msg = torch.zeros(HEADER + n_params + sum(b.numel() for b in bufs))
     reply = torch.zeros(2 + n_params)
     log, compute, comm = LossLog(cfg.log_every), Stopwatch(), Stopwatch()
+    cc = CommCounter()
     error, t0 = None, time.perf_counter()
     try:
         dist.recv(reply, 0)  # the initial parameters (set-up, not communication time)
+        cc.add(received=nbytes(reply))
         unflatten_into(reply[2:], params)
         t0 = time.perf_counter()
         for xb, yb in worker_batches(ds, rank, cfg):
@@ -213,21 +167,24 @@ def work(rank: int, cfg: PSConfig, ds: Dataset, net: nn.Module) -> dict[str, Any
             with comm:
                 dist.send(msg, 0)
                 dist.recv(reply, 0)
+            cc.add(sent=nbytes(msg), received=nbytes(reply), messages=2, round_trips=1)
             unflatten_into(reply[2:], params)
             log.add(lv, len(yb), time.perf_counter() - t0)
     except RuntimeError as exc:  # the server or the connection went away
-        error = f"worker {rank} lost the server: {_first_line(exc)}"
+        error = f"worker {rank} lost the server: {first_line(exc)}"
     train_seconds = time.perf_counter() - t0
     log.flush(train_seconds)
+    cc.seconds = comm.seconds
     report = dict(rank=rank, curve=log.curve, samples=log.samples, train_seconds=train_seconds,
-                  compute_seconds=compute.seconds, comm_seconds=comm.seconds, error=error)
+                  compute_seconds=compute.seconds, comm_seconds=comm.seconds, error=error,
+                  steps=cc.round_trips, comm=cc.to_dict(), payload_bytes=nbytes(msg))
     if error is None:
         try:
             msg.zero_()[0] = DONE
-            dist.send(msg, 0)
+            dist.send(msg, 0)  # (the report itself is not counted: it is not training traffic)
             _send_json(report, 0)
         except RuntimeError as exc:
-            report["error"] = f"worker {rank} could not hand in its report: {_first_line(exc)}"
+            report["error"] = f"worker {rank} could not hand in its report: {first_line(exc)}"
     return report
 
 
@@ -244,7 +201,7 @@ def _receive(rank: int, size: int, inbox: queue.Queue) -> None:
                 return
             inbox.put(("grad", rank, msg))
     except Exception as exc:  # connection closed by a dead worker, or a timeout
-        inbox.put(("lost", rank, _first_line(exc)))
+        inbox.put(("lost", rank, first_line(exc)))
 
 
 class Server:
@@ -260,6 +217,7 @@ class Server:
         self.log = LossLog(cfg.log_every)
         self.evaluator = Evaluator(ds.test_x, ds.test_y, cfg.eval_every)
         self.update, self.reply_time, self.wait = Stopwatch(), Stopwatch(), Stopwatch()
+        self.comm = CommCounter()
         self.t0 = time.perf_counter()
 
     def elapsed(self) -> float:
@@ -296,6 +254,7 @@ class Server:
                                flatten(self.params)])
             for work in [dist.isend(reply, r) for r in ranks]:
                 work.wait()
+        self.comm.add(sent=nbytes(reply) * len(ranks), messages=len(ranks))
 
 
 def serve(srv: Server) -> dict[str, Any]:
@@ -323,6 +282,8 @@ def serve(srv: Server) -> dict[str, Any]:
                 stop = f"no message from workers {sorted(active)} for {cfg.timeout:g} s"
                 break
             continue
+        if kind == "grad":
+            srv.comm.add(received=nbytes(payload))
         try:
             if kind == "lost":
                 active.discard(r)
@@ -347,7 +308,7 @@ def serve(srv: Server) -> dict[str, Any]:
                 srv.send(sorted(pending), go=stop is None)
                 pending.clear()
         except RuntimeError as exc:  # a send to a worker that just died
-            stop = stop or f"lost a worker while answering rank {r}: {_first_line(exc)}"
+            stop = stop or f"lost a worker while answering rank {r}: {first_line(exc)}"
         if stop is not None and stop_deadline == float("inf"):
             stop_deadline = time.monotonic() + min(cfg.timeout, 10.0)
     train_seconds = srv.elapsed()
@@ -362,6 +323,7 @@ def serve(srv: Server) -> dict[str, Any]:
         test_accuracy=test_acc, staleness={str(k): v for k, v in sorted(srv.staleness.items())},
         dropped=srv.dropped, update_seconds=srv.update.seconds,
         reply_seconds=srv.reply_time.seconds, wait_seconds=srv.wait.seconds,
+        comm=dict(srv.comm.to_dict(), seconds=srv.reply_time.seconds),
         reports=reports, lost=lost, error=stop, diverged=stop == DIVERGED,
         # numpy, not tensors: a tensor returned from a process that exits cannot be fetched
         state={k: v.detach().numpy().copy() for k, v in srv.net.state_dict().items()})

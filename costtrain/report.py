@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .comm import describe
 from .noise import spread
 from .result import RunResult
 
@@ -50,6 +51,8 @@ def summary(r: RunResult) -> str:
              f"  wall time       : set-up {r.setup_seconds:.2f} s + train {r.train_seconds:.2f} s"
              f" + eval {r.eval_seconds:.2f} s = {r.total_seconds:.2f} s",
              f"  test accuracy   : {100 * r.test_accuracy:.2f} % (loss {r.test_loss:.4f})"]
+    if r.extra.get("comm"):
+        lines.append(f"  communication   : {describe(r.extra['comm'])}")
     if r.status != "ok":
         lines.append(f"  status          : {r.status}: {r.error}")
     if r.cost:

@@ -91,6 +91,24 @@ def lr_control(value: float = 0.01) -> W.FloatLogSlider:
                             description="learning rate", style=_STYLE, layout=_LAYOUT)
 
 
+def average_every_control(value: int = 8) -> W.SelectionSlider:
+    """Local SGD's H: local steps between two model averages (powers of two, plus `value`)."""
+    if not isinstance(value, int) or value < 1:
+        raise CosttrainError(f"average_every must be an integer >= 1, got {value!r}.")
+    options = sorted({2 ** k for k in range(0, 8)} | {value})
+    return W.SelectionSlider(options=options, value=value, description="average every H steps",
+                             style=_STYLE, layout=_LAYOUT)
+
+
+def link_control(value: str = "wifi") -> W.Dropdown:
+    """A network link preset for predictions (``lan``, ``wifi``, ``wan``)."""
+    from .network import LINKS
+    if value not in LINKS:
+        raise CosttrainError(f"link must be one of {tuple(LINKS)}, got {value!r}.")
+    return W.Dropdown(options=[(LINKS[k].describe(), k) for k in LINKS], value=value,
+                      description="link (predicted)", style=_STYLE, layout=_LAYOUT)
+
+
 class Controls(W.VBox):
     """A column of named controls; ``read_controls(c)`` returns their current values."""
 
@@ -113,6 +131,7 @@ def training_controls(*, method: str | None = None, methods: Sequence[str] = MET
                       total_epochs: int | None = None, processes: int | None = None,
                       workers: int | None = None, threads: int | None = None,
                       batch_size: int | None = 64, lr: float | None = 0.01,
+                      average_every: int | None = None, link: str | None = None,
                       title: str | None = "Pick values, then run the next cell") -> Controls:
     """Controls for the values given (``None`` leaves one out).
 
@@ -134,6 +153,10 @@ def training_controls(*, method: str | None = None, methods: Sequence[str] = MET
         c["batch_size"] = batch_size_control(batch_size)
     if lr is not None:
         c["lr"] = lr_control(lr)
+    if average_every is not None:
+        c["average_every"] = average_every_control(average_every)
+    if link is not None:
+        c["link"] = link_control(link)
     if not c:
         raise CosttrainError("training_controls needs at least one value to control.")
     return Controls(c, title)

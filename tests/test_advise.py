@@ -343,3 +343,49 @@ def test_repeated_probes_rank_on_the_median_and_say_within_noise():
     text = justify(rows, job={"epochs": 1, "samples": 60_000, "target_accuracy": None},
                    basis=price_basis())
     assert "fast is predicted" in text and "within noise" not in text
+
+
+def _distributed_probe(label: str, method: str, compute: float, payload: int, **config) -> RunResult:
+    r = probe_result(label, 64 * 2 / compute, method=method, workers=2, batch_size=64, **config)
+    r.extra = {"per_worker": {"0": {"compute_seconds": compute * 100}},
+               "comm": {"payload_bytes": payload, "worker_steps": 100}}
+    return r
+
+
+def test_machines_on_a_link_are_predicted_rows():
+    from costtrain.advise import network_variants
+    ls = _distributed_probe("local-sgd 2 workers H=8", "local-sgd", 0.05, 10_000_000,
+                            average_every=8)
+    ps = _distributed_probe("ps-sync 2 workers", "ps-sync", 0.05, 10_000_000, mode="sync")
+    base = probe_result("baseline 1 thread", 5000)
+    basis = price_basis(watts=30)
+    variants = network_variants([base, ls, ps], 4, "wifi", basis)
+    assert [v.label for v in variants] == ["local-sgd H=8 on 4 machines, wifi (predicted)",
+                                           "ps-sync on 4 machines, wifi (predicted)"]
+    # wifi 12.5 MB/s: ring 1.5 x 10 MB per average / 8 steps vs 2 x 3 x 10 MB every step
+    v_ls, v_ps = variants
+    assert v_ls.steady_samples_per_second == pytest.approx(4 * 64 / (0.05 + 1.5e7 / 12.5e6 / 8
+                                                                     + 3 * 3e-3 / 8))
+    assert v_ps.steady_samples_per_second == pytest.approx(4 * 64 / (0.05 + 6e7 / 12.5e6 + 3e-3))
+    assert v_ls.config["workers"] == 4 and v_ls.cost["average_watts"] == 4 * 30
+    rows = rank_probes([base, ls, ps] + variants, job_samples=60_000, basis=basis)
+    assert rows[0].label == "baseline 1 thread"  # 5000/s here beats every predicted set-up
+    predicted = [r for r in rows if "(predicted)" in r.label]
+    assert len(predicted) == 2 and all(r.job["workers"] == 4 for r in predicted)
+    assert "--average-every 8" in next(r for r in predicted if r.method == "local-sgd").command()
+
+
+def test_cli_advise_for_several_machines(tmp_path, capsys):
+    out = tmp_path / "advice.json"
+    code = cli.main(["advise", "--model", "mlp", "--subset", "1000", "--budget-seconds", "40",
+                     "--machines", "4", "--link", "wan", "--no-progress", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "on 4 machines, wan (predicted)" in text and "4 machines on wan" in text
+    data = json.loads(out.read_text())
+    assert data["job"]["machines"] == 4 and "wan" in data["job"]["link"]
+
+
+def test_bad_link_is_refused_before_probing(capsys):
+    assert cli.main(["advise", "--machines", "2", "--link", "carrier-pigeon"]) == 2
+    assert "link must be one of lan, wifi, wan" in capsys.readouterr().err

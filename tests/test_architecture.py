@@ -103,6 +103,8 @@ def test_argument_choices_match_the_registries():
     assert set(args.OPTIMIZER_NAMES) == set(engine.OPTIMIZERS)
     assert set(args.PIPELINE_NAMES) == set(engine.PIPELINES)
     assert set(args.SHARDING_NAMES) == set(hogwild.SHARDINGS)
+    from costtrain.predict import TRAINERS
+    assert set(args.METHOD_NAMES) == set(TRAINERS)
 
 
 def _run_dests() -> set[str]:
@@ -112,7 +114,8 @@ def _run_dests() -> set[str]:
     return {a.dest for a in sub.choices["run"]._actions}
 
 
-@pytest.mark.parametrize("trainer", ["train_baseline", "train_hogwild", "train_parameter_server"])
+@pytest.mark.parametrize("trainer", ["train_baseline", "train_hogwild", "train_parameter_server",
+                                     "train_local_sgd"])
 def test_every_trainer_keyword_is_reachable_from_the_cli(trainer):
     import costtrain
     from costtrain.cli import API_TO_CLI, NOT_ON_CLI

@@ -1,0 +1,127 @@
+"""Joining a gloo process group, shared by the distributed trainers (parameter server, local SGD).
+
+* :func:`listen` hosts the rendezvous store of a run launched on this machine;
+* :func:`join_group` joins through that store, or through ``env://`` under torchrun;
+* :func:`torchrun_env` reads and checks the variables torchrun sets.
+
+Every wait has the caller's finite timeout. The transport is unauthenticated: loopback or a
+trusted network only.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import socket
+from typing import Iterator
+
+import psutil
+import torch.distributed as dist
+
+from .utils import CosttrainError
+
+
+@contextlib.contextmanager
+def listen(addr: str, port: int | None, timeout: float) -> Iterator[int]:
+    """Host the group's rendezvous store on addr:port (0/None = a free port); yield the port.
+
+    The socket is bound here, before any process starts, so a busy port or a foreign
+    address fails at once, and two runs can never pick the same free port.
+    """
+    if port is not None and not 0 <= port <= 65535:
+        raise CosttrainError(f"port must be 0..65535 or None, got {port}.")
+    try:
+        sock = socket.create_server((addr, port or 0), backlog=128)
+    except socket.gaierror as exc:
+        raise CosttrainError(f"cannot resolve address {addr!r}: {exc.strerror}.") from None
+    except OSError as exc:
+        if port:
+            raise CosttrainError(
+                f"cannot listen on {addr}:{port}: {exc.strerror}. Is another run using that "
+                "port? Pick another one or leave port=None to get a free one.") from None
+        raise CosttrainError(f"cannot listen on {addr!r}: {exc.strerror}; give an address of "
+                             "this machine (default 127.0.0.1).") from None
+    port = sock.getsockname()[1]
+    # The store now owns the socket. Its own client connects to it at once; give that at least
+    # a few seconds on a busy machine (the ranks' waits keep the user's timeout).
+    store = dist.TCPStore(addr, port, None, is_master=True,
+                          timeout=datetime.timedelta(seconds=max(timeout, 10.0)),
+                          wait_for_workers=False,
+                          master_listen_fd=sock.detach())
+    try:
+        yield port
+    finally:
+        del store
+
+
+def interface_for(addr: str) -> str | None:
+    """Name of the local network interface that talks to ``addr`` (e.g. ``lo``, ``eth0``)."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET,
+                           socket.SOCK_DGRAM) as s:
+            s.connect((addr, 9))  # UDP: chooses a route, sends nothing
+            local = s.getsockname()[0]
+    except OSError:
+        return None
+    for name, addrs in psutil.net_if_addrs().items():
+        if any(a.address.split("%")[0] == local for a in addrs):
+            return name
+    return None
+
+
+def join_group(rank: int, world_size: int, timeout: float, addr: str | None = None,
+               port: int | None = None, what: str = "parameter server") -> None:
+    """Join the gloo group: through the launcher's store at addr:port, else ``env://`` (torchrun).
+
+    Gloo's own sockets use ``$GLOO_SOCKET_IFNAME`` when set, else the interface that reaches
+    the master address (so a loopback run stays on loopback). `what` names the run in errors.
+    """
+    master = addr or os.environ.get("MASTER_ADDR", "127.0.0.1")
+    if "GLOO_SOCKET_IFNAME" not in os.environ:
+        ifname = interface_for(master)
+        if ifname:
+            os.environ["GLOO_SOCKET_IFNAME"] = ifname
+    t = datetime.timedelta(seconds=timeout)
+    where = f"{master}:{port or os.environ.get('MASTER_PORT', '?')}"
+    try:
+        if port is None:
+            dist.init_process_group("gloo", init_method="env://", rank=rank,
+                                    world_size=world_size, timeout=t)
+        else:
+            store = dist.TCPStore(master, port, world_size, is_master=False, timeout=t)
+            dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size,
+                                    timeout=t)
+    except (RuntimeError, ValueError, OSError) as exc:  # DistError is a RuntimeError
+        raise CosttrainError(
+            f"rank {rank} could not join the {what} group at {where} within "
+            f"{timeout:g} s: {first_line(exc)}. Check that rank 0 runs, the address "
+            "and port are right and reachable (firewall), and every rank uses the same "
+            "world size.") from None
+
+
+def first_line(exc: BaseException) -> str:
+    """The gist of an error message (gloo's first line, without its boilerplate advice)."""
+    text = str(exc).strip().splitlines()
+    return text[0].split(" This is typically")[0].rstrip(".") if text else type(exc).__name__
+
+
+def _env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise CosttrainError(f"${name} is not set: start this module with torchrun (which sets "
+                             "RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) or set them yourself.")
+    return value
+
+
+def _env_int(name: str) -> int:
+    value = _env(name)
+    try:
+        return int(value)
+    except ValueError:
+        raise CosttrainError(f"${name} must be a whole number, got {value!r}.") from None
+
+
+def torchrun_env() -> tuple[int, int, str]:
+    """(RANK, WORLD_SIZE, "MASTER_ADDR:MASTER_PORT") from the environment, checked."""
+    rank, world = _env_int("RANK"), _env_int("WORLD_SIZE")
+    return rank, world, f"{_env('MASTER_ADDR')}:{_env_int('MASTER_PORT')}"

@@ -1,0 +1,462 @@
+"""Local SGD: K workers train alone and average their models every H steps (gloo all-reduce).
+
+Each worker runs the ordinary training loop on its own shard of the data with its own SGD
+optimizer; after every H-th step ``torch.distributed``'s own
+:class:`~torch.distributed.algorithms.model_averaging.averagers.PeriodicModelAverager`
+all-reduces the parameters and every worker continues from the average (Lin et al. 2020,
+"Don't use large mini-batches, use local SGD", https://arxiv.org/abs/1808.07217; Stich 2019,
+https://arxiv.org/abs/1805.09767; DiLoCo, Douillard et al. 2023, https://arxiv.org/abs/2311.08105,
+is the same idea across data centres). H = 1 is synchronous data-parallel SGD; a larger H
+communicates H times less.
+
+* :func:`train_local_sgd` launches K worker processes on this machine (127.0.0.1, a free port).
+* ``python -m costtrain.local_sgd ...`` is one rank of a run started by ``torchrun``, on one
+  machine or several (rank 0 evaluates, prints the summary and writes ``--out``).
+
+Communication is counted per rank in ``result.extra['comm']`` (:mod:`costtrain.comm`): the
+all-reduce payload is the flat parameter vector; a ring all-reduce moves about
+``2 (K-1) / K`` times the payload in and out of each rank, which is what is recorded (gloo picks
+its own algorithm; the payload itself is exact). The transport is unauthenticated: loopback or
+a trusted network only.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import psutil
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.distributed.algorithms.model_averaging import utils as averaging
+from torch.distributed.algorithms.model_averaging.averagers import PeriodicModelAverager
+
+from . import procs
+from .args import local_sgd_torchrun_parser
+from .checks import check_shareable
+from .comm import CommCounter, comm_record
+from .data import Dataset, load_dataset
+from .engine import (batches, check_hparams, close_eval_curve, evaluate, LossLog, loss_fn,
+                     merge_curves, prepare, progress_bar, shard_indices, steady_rate)
+from .gloo import first_line, join_group, listen, torchrun_env
+from .models import build_model, display_name, sgd_settings
+from .result import RunResult, new_curve
+from .utils import CosttrainError, Stopwatch, hardware_info, resolve_device, threads_per_process
+
+__all__ = ["train_local_sgd", "run_under_torchrun", "LocalSGDError", "LocalSGDConfig",
+           "local_batches"]
+
+METHOD = "local-sgd"
+SNAPSHOT_SECONDS = 1.0  # how often each rank sends the launcher what it has measured so far
+
+
+@dataclass
+class LocalSGDConfig:
+    """Hyper-parameters every rank needs (sent to each process)."""
+
+    workers: int = 2
+    average_every: int = 8  # H: local steps between two averages
+    epochs: int = 1
+    batch_size: int = 64
+    lr: float = 0.01  # each worker's learning rate (already scaled)
+    momentum: float = 0.5
+    seed: int = 42
+    log_every: int = 10
+    eval_every: int | None = None
+    timeout: float = 60.0
+    threads: int = 1
+
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def local_batches(ds: Dataset, rank: int, cfg: LocalSGDConfig) -> Iterator[Batch]:
+    """Worker ``rank``'s (0-based) mini-batches: its shard, cut to ``n // K`` samples so that
+    every worker takes the same number of steps (the all-reduces must pair up)."""
+    n = len(ds.train_y)
+    shard = shard_indices(n, rank, cfg.workers, cfg.seed)[:n // cfg.workers]
+    gen = torch.Generator().manual_seed(cfg.seed + rank)
+    for _ in range(cfg.epochs):
+        yield from batches(ds.train_x, ds.train_y, cfg.batch_size, gen, indices=shard)
+
+
+# --- one rank: the whole loop ----------------------------------------------------------------
+
+def train_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module) -> dict[str, Any]:
+    """One worker: local SGD steps on my shard; average the models every H steps."""
+    torch.manual_seed(cfg.seed + rank)
+    net = copy.deepcopy(net).train()  # the same initial model on every rank
+    params = list(net.parameters())
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+    H, K = cfg.average_every, cfg.workers
+    with warnings.catch_warnings():  # H = 1 warns "use DDP": we keep one loop for every H
+        warnings.simplefilter("ignore", UserWarning)
+        averager = PeriodicModelAverager(period=H, warmup_steps=H - 1)  # after steps H, 2H, ...
+    payload = sum(p.numel() * p.element_size() for p in params)
+    moved = round(2 * (K - 1) / K * payload)  # ring all-reduce, per rank and direction
+    log, compute, comm, pause, cc = (LossLog(cfg.log_every), Stopwatch(), Stopwatch(),
+                                     Stopwatch(), CommCounter())
+    evals, next_eval = new_curve("samples", "seconds", "accuracy", "loss"), cfg.eval_every or 0
+    dist.barrier()  # start together: a late peer's start-up is not waiting in an all-reduce
+    steps, reported, error, train_start, t0 = 0, 0, None, time.time(), time.perf_counter()
+    last_snapshot = float("-inf")  # the first average sends one at once
+
+    def elapsed() -> float:
+        return time.perf_counter() - t0 - pause.seconds
+
+    def snapshot(error: str | None) -> dict[str, Any]:  # what this rank has measured so far
+        cc.seconds = comm.seconds
+        return dict(rank=rank, curve=log.curve, samples=log.samples, steps=steps,
+                    train_start=train_start, train_seconds=elapsed(),
+                    compute_seconds=compute.seconds, comm_seconds=comm.seconds,
+                    averages=cc.messages, payload_bytes=payload, comm=cc.to_dict(), error=error,
+                    **({"eval_curve": evals} if rank == 0 else {}))
+
+    def average() -> None:  # count one all-reduce; tell the launcher how far we are
+        nonlocal reported, last_snapshot
+        cc.add(sent=moved, received=moved, messages=1, round_trips=K - 1)
+        if rank == 0:
+            procs.report("progress", K * (log.samples - reported))
+            reported = log.samples
+        if time.monotonic() - last_snapshot >= SNAPSHOT_SECONDS:  # kept if a peer dies
+            procs.report("partial", snapshot(None))
+            last_snapshot = time.monotonic()
+
+    try:
+        for xb, yb in local_batches(ds, rank, cfg):
+            if procs.should_stop():
+                error = f"worker {rank} stopped early: the launcher asked every process to stop"
+                break
+            with compute:
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(net(xb), yb)
+                loss.backward()
+                opt.step()
+                lv = loss.item()
+            steps += 1
+            with comm:
+                averager.average_parameters(params)  # an all-reduce when steps % H == 0
+            log.add(lv, len(yb), elapsed())
+            if steps % H == 0:
+                average()
+                if next_eval and K * log.samples >= next_eval:  # every rank knows this
+                    with pause:
+                        if rank == 0:
+                            _evaluate_into(evals, net, ds, K * log.samples, elapsed())
+                        dist.barrier()
+                    while next_eval <= K * log.samples:
+                        next_eval += cfg.eval_every
+        if error is None and steps % H:
+            with comm:  # the last few local steps: one more average, so all end equal
+                averaging.average_parameters(iter(params), None)
+            average()
+    except RuntimeError as exc:  # a peer died or went silent: keep what this rank has
+        error = f"worker {rank} lost a peer in the all-reduce: {first_line(exc)}"
+    log.flush(elapsed())
+    report = snapshot(error)
+    if rank == 0:  # the final (averaged, or on failure: my local) model
+        t = time.perf_counter()
+        report["test_loss"], report["test_accuracy"] = evaluate(net, ds.test_x, ds.test_y)
+        report["eval_seconds"] = time.perf_counter() - t + pause.seconds
+        report["state"] = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+    return report
+
+
+def _evaluate_into(curve: dict, net: nn.Module, ds: Dataset, samples: int, seconds: float) -> None:
+    loss, acc = evaluate(net, ds.test_x, ds.test_y)
+    for key, val in zip(("samples", "seconds", "accuracy", "loss"),
+                        (samples, round(seconds, 4), acc, loss)):
+        curve[key].append(val)
+
+
+def run_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module,
+             addr: str | None = None, port: int | None = None) -> dict[str, Any]:
+    """One process: join the group, train, and (no failure) gather every report on rank 0."""
+    torch.set_num_threads(cfg.threads)
+    join_group(rank, cfg.workers, cfg.timeout, addr, port, what="local SGD")
+    try:
+        report = train_rank(rank, cfg, ds, net)
+        if report["error"] is None:
+            everyone = [None] * cfg.workers if rank == 0 else None
+            try:  # not training traffic: not counted
+                dist.gather_object({k: v for k, v in report.items() if k != "state"}, everyone)
+                if rank == 0:
+                    report["reports"] = {r: rep for r, rep in enumerate(everyone) if r != 0}
+            except RuntimeError as exc:
+                report["error"] = f"worker {rank} could not collect the reports: {first_line(exc)}"
+        return report
+    finally:
+        dist.destroy_process_group()
+
+
+# --- the launcher on this machine ------------------------------------------------------------
+
+class LocalSGDError(procs.WorkerError):
+    """A run failed (a rank died, a connection broke, a wait timed out).
+
+    ``.rank`` is the lost rank (-1 if unknown) and ``.result`` the
+    :class:`~costtrain.result.RunResult` (status ``partial``) with what the survivors measured.
+    """
+
+    def __init__(self, message: str, rank: int, result: RunResult | None,
+                 details: str = "", results: dict[int, Any] | None = None) -> None:
+        super().__init__(message, rank, details, results)
+        self.result = result
+
+
+def check_config(workers: int, average_every: int, *, epochs: int = 1, batch_size: int = 64,
+                 lr: float = 0.01, momentum: float = 0.0, eval_every: int | None = None,
+                 timeout: float = 60.0, threads: int | None = None) -> None:
+    """Raise a clear :class:`CosttrainError` for settings no run can use."""
+    for name, v in (("workers", workers), ("average_every", average_every)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise CosttrainError(f"{name} must be an integer >= 1, got {v!r}.")
+    check_hparams(epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every)
+    if not momentum >= 0:
+        raise CosttrainError(f"momentum must be >= 0, got {momentum!r}.")
+    if not (timeout > 0 and timeout != float("inf")):
+        raise CosttrainError(f"timeout must be a positive, finite number of seconds, got "
+                             f"{timeout!r}.")
+    if threads is not None and threads < 1:
+        raise CosttrainError(f"threads must be >= 1, got {threads}.")
+
+
+def worker_lr(lr: float, workers: int, scale_lr: bool) -> float:
+    """Each worker's learning rate: ``lr``, times ``workers`` with ``scale_lr``."""
+    return lr * workers if scale_lr else lr
+
+
+def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist", *,
+                    workers: int = 2, average_every: int = 8, epochs: int = 1,
+                    batch_size: int = 64, lr: float | None = None,
+                    momentum: float | None = None, scale_lr: bool = True, threads: int | None = None, device: str = "cpu",
+                    seed: int = 42, subset: int | None = None, data_root: str | None = None,
+                    eval_every: int | None = None, log_every: int = 10, progress: bool = False,
+                    timeout: float = 60.0, addr: str = "127.0.0.1",
+                    port: int | None = None) -> RunResult:
+    """Train with local SGD: K worker processes on this machine, models averaged every H steps.
+
+    Worker ``r`` (0..K-1) trains on ``n // K`` samples of shard ``shard_indices(n, r, K, seed)``
+    for ``epochs`` passes with its own SGD(lr, momentum); after every ``average_every`` local
+    steps the parameters are averaged with an all-reduce (and once more at the end). Total
+    work: ``epochs`` passes over the training set, shared by the workers.
+
+    Args:
+        net: a model name (``simple``, ``mlp``, ``cnn``) or your own ``nn.Module`` (its class must
+            live in an importable module); it receives the final averaged parameters.
+        workers: worker processes (K); every one trains.
+        average_every: H, local steps between two averages (1 = synchronous data parallel).
+        batch_size: samples per step and worker.
+        scale_lr: (default on) each worker uses ``lr * workers``, as the parameter server in
+            sync mode does (the linear scaling rule: averaging K models ~ a K-times larger
+            batch); off = ``lr``. Floating-point buffers (BatchNorm statistics) stay local.
+        threads: intra-op threads per worker; default ``cores // workers``, at least 1.
+        device: only ``cpu`` (gloo moves CPU tensors).
+        eval_every: rank 0 also evaluates the averaged model at the first average after every
+            this many samples (all workers pause; the time is kept out of training time).
+        timeout: seconds any wait on a peer may take; a dead or silent peer ends the run.
+        addr, port: where the rendezvous store listens (default loopback and a free port).
+    Returns:
+        A RunResult (method ``local-sgd``): ``worker_curves`` each worker's losses,
+        ``loss_curve`` them merged; ``extra`` has steps, averages, compute/comm seconds per
+        worker, comm_share and ``comm`` (bytes, collectives and seconds per rank).
+    Raises:
+        CosttrainError: bad settings, a busy ``port`` or a foreign ``addr``, before any process.
+        LocalSGDError: a rank died or a connection broke; ``.result`` holds what the survivors
+            measured (status ``partial``) and ``.rank`` the lost rank.
+    """
+    check_config(workers, average_every, epochs=epochs, batch_size=batch_size,
+                 lr=1.0 if lr is None else lr, momentum=momentum or 0.0, eval_every=eval_every,
+                 timeout=timeout, threads=threads)
+    if resolve_device(device).type != "cpu":
+        raise CosttrainError(f"local SGD runs on CPU processes (gloo); device {device!r} is not "
+                             "supported here. Use device='cpu'.")
+    if isinstance(net, nn.Module):
+        check_shareable(net, "net")  # spawned ranks must be able to unpickle it
+    t_start = time.time()
+    model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
+    lr, momentum = sgd_settings(model, lr, momentum)  # None: the model's (0.01 and 0.5)
+    if len(ds.train_y) < workers:
+        raise CosttrainError(f"{workers} workers need at least {workers} training samples, "
+                             f"got {len(ds.train_y)}.")
+    cfg = LocalSGDConfig(workers=workers, average_every=average_every, epochs=epochs,
+                         batch_size=batch_size, lr=worker_lr(lr, workers, scale_lr),
+                         momentum=momentum, seed=seed, log_every=log_every,
+                         eval_every=eval_every, timeout=timeout,
+                         threads=threads or threads_per_process(workers))
+    config = _config(cfg, ds, display_name(net, model), subset, lr=lr, scale_lr=scale_lr,
+                     addr=addr)
+    snapshots: dict[int, dict] = {}  # each rank's latest measurements, in case it never returns
+
+    def on_message(rank: int, kind: str, payload: Any) -> None:
+        if kind == "progress":
+            bar.update(payload)
+        elif kind == "partial":
+            snapshots[rank] = payload
+    with listen(addr, port, timeout) as port_:
+        bar = progress_bar(epochs * (len(ds.train_y) // workers) * workers, progress, METHOD)
+        try:
+            # grace: survivors blocked in an all-reduce with a dead peer only notice at the
+            # timeout; their snapshots (at most SNAPSHOT_SECONDS old) stand in for them
+            outs = procs.run_workers(run_rank, [(cfg, ds, model, addr, port_)] * workers,
+                                     name="rank", grace=min(timeout, 5.0),
+                                     on_message=on_message)
+        except procs.WorkerError as exc:
+            partial = assemble(cfg, config, {**snapshots, **exc.results}, t_start,
+                               error=str(exc).split("\n")[0],
+                               lost=[exc.rank] if exc.rank >= 0 else None)
+            reason = str(exc).split("\n")[0].removeprefix(f"rank {exc.rank} ")
+            if exc.details.strip():  # the exception it raised, e.g. "CosttrainError: ..."
+                reason += f" [{exc.details.strip().splitlines()[-1]}]"
+            raise LocalSGDError(
+                f"local SGD run failed: worker {exc.rank} (rank {exc.rank}) {reason} What the "
+                "other workers measured is in .result (status 'partial').", exc.rank, partial,
+                exc.details, exc.results) from None
+        finally:
+            bar.close()
+    result = assemble(cfg, config, dict(enumerate(outs)), t_start)
+    if isinstance(net, nn.Module):
+        net.load_state_dict({k: torch.from_numpy(v) for k, v in outs[0]["state"].items()})
+    if result.status != "ok":
+        raise LocalSGDError(f"local SGD run failed: {result.error}. What was measured is in "
+                            ".result (status 'partial').", -1, result,
+                            results=dict(enumerate(outs)))
+    return result
+
+
+def _config(cfg: LocalSGDConfig, ds: Dataset, model: str, subset: int | None, **more) -> dict:
+    return dict(dataset=ds.name, model=model, workers=cfg.workers, processes=cfg.workers,
+                average_every=cfg.average_every, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                worker_lr=cfg.lr, momentum=cfg.momentum, seed=cfg.seed, subset=subset,
+                train_samples=len(ds.train_y), **more)
+
+
+COUNTED = ("all-reduce payloads, counted by the ranks: each average all-reduces the flat "
+           "parameter vector (payload_bytes); bytes sent and received per rank are the ring "
+           "all-reduce's 2(K-1)/K x payload each way (gloo may pick another algorithm), one "
+           "collective and K-1 round trips per average. The final gather of the reports and "
+           "TCP/gloo headers are not counted.")
+
+
+def assemble(cfg: LocalSGDConfig, config: dict, outs: dict[int, Any], t_start: float,
+             error: str | None = None, lost: list[int] | None = None) -> RunResult:
+    """The RunResult of a run from the ranks' reports (rank 0's carries the others' too)."""
+    reports = {int(r): rep for r, rep in outs.items() if isinstance(rep, dict)}
+    for r, rep in dict(reports.get(0, {}).get("reports", {})).items():
+        reports.setdefault(int(r), rep)
+    first = reports.get(0, {})
+    errors = [rep["error"] for _, rep in sorted(reports.items()) if rep.get("error")]
+    error = error or (errors[0] if errors else None)
+    curves = {str(r): rep["curve"] for r, rep in sorted(reports.items())}
+    n = max(1, len(reports))
+    train = first.get("train_seconds") or max((rep["train_seconds"] for rep in reports.values()),
+                                              default=0.0)
+    samples = sum(rep["samples"] for rep in reports.values())
+    compute = sum(rep["compute_seconds"] for rep in reports.values())
+    comm = sum(rep["comm_seconds"] for rep in reports.values())
+    steps = max((rep["steps"] for rep in reports.values()), default=0)
+    extra: dict[str, Any] = dict(
+        steps=steps, steps_per_second=steps / train if train > 0 else 0.0,
+        averages=max((rep["averages"] for rep in reports.values()), default=0),
+        average_every=cfg.average_every,
+        compute_seconds=compute / n, comm_seconds=comm / n,
+        comm_share=comm / (comm + compute) if comm + compute > 0 else 0.0,
+        per_worker={str(r): dict(samples=rep["samples"], steps=rep["steps"],
+                                 compute_seconds=rep["compute_seconds"],
+                                 comm_seconds=rep["comm_seconds"], error=rep.get("error"))
+                    for r, rep in sorted(reports.items())},
+        lost=sorted(set(range(cfg.workers)) - set(reports)) if lost is None else lost,
+        comm=comm_record({r: rep["comm"] for r, rep in reports.items()}, samples=samples,
+                         payload_bytes=max((rep["payload_bytes"] for rep in reports.values()),
+                                           default=0),
+                         worker_steps=steps, counted=COUNTED))
+    loss_curve = merge_curves(list(curves.values()))
+    start = first.get("train_start") or min((rep["train_start"] for rep in reports.values()),
+                                            default=None)
+    result = RunResult(
+        method=METHOD, config=config, device="cpu", threads=cfg.threads,
+        setup_seconds=max(0.0, start - t_start) if start else 0.0, train_seconds=train,
+        eval_seconds=first.get("eval_seconds", 0.0), samples=samples,
+        samples_per_second=samples / train if train > 0 else 0.0,
+        steady_samples_per_second=steady_rate(loss_curve),
+        test_loss=first.get("test_loss", float("nan")),
+        test_accuracy=first.get("test_accuracy", float("nan")), loss_curve=loss_curve,
+        worker_curves=curves, eval_curve=first.get("eval_curve") or new_curve(
+            "samples", "seconds", "accuracy", "loss"),
+        extra=extra, hardware=hardware_info(), status="partial" if error else "ok", error=error,
+        label=f"{METHOD} {cfg.workers}w H={cfg.average_every}")
+    close_eval_curve(result)
+    return result
+
+
+# --- torchrun: one process of a run on one machine or several ------------------------------
+
+def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, average_every: int = 8,
+                       epochs: int = 1, batch_size: int = 64, lr: float | None = None,
+                       momentum: float | None = None, scale_lr: bool = True, threads: int | None = None,
+                       seed: int = 42, subset: int | None = None,
+                       eval_every: int | None = None, log_every: int = 10,
+                       timeout: float = 60.0) -> RunResult | None:
+    """This process's part of a run whose ranks come from the environment (``env://``).
+
+    Rank 0 returns the RunResult; the others None. Every rank must load the same data and
+    build the same net with the same seed (the initial models must be equal).
+    """
+    rank, world, master = torchrun_env()
+    torch.manual_seed(seed)
+    model = build_model(net, ds.input_shape, ds.num_classes) if isinstance(net, str) else net
+    lr, momentum = sgd_settings(model, lr, momentum)
+    check_config(world, average_every, epochs=epochs, batch_size=batch_size, lr=lr,
+                 momentum=momentum, eval_every=eval_every, timeout=timeout, threads=threads)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    cfg = LocalSGDConfig(workers=world, average_every=average_every, epochs=epochs,
+                         batch_size=batch_size, lr=worker_lr(lr, world, scale_lr),
+                         momentum=momentum, seed=seed, log_every=log_every,
+                         eval_every=eval_every, timeout=timeout,
+                         threads=threads or threads_per_process(local))
+    out = run_rank(rank, cfg, ds, model)
+    if rank != 0:
+        if out.get("error"):
+            raise CosttrainError(out["error"])
+        return None
+    config = _config(cfg, ds, display_name(net, model), subset, lr=lr, scale_lr=scale_lr,
+                     master=master)
+    return assemble(cfg, config, {0: out}, psutil.Process().create_time())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The torchrun entry: one rank of a run; rank 0 prints the summary and writes ``--out``."""
+    args = local_sgd_torchrun_parser().parse_args(argv)
+    rank = os.environ.get("RANK", "?")
+    try:
+        if args.device != "cpu":
+            raise CosttrainError("local SGD runs on CPU (gloo); use --device cpu.")
+        if args.optimizer != "sgd":
+            raise CosttrainError("local SGD steps with SGD (--lr, --momentum); use --optimizer sgd.")
+        torchrun_env()  # fail before loading data
+        ds = load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed,
+                          download=args.download)
+        result = run_under_torchrun(
+            args.model, ds, average_every=args.average_every, epochs=args.epochs,
+            batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
+            scale_lr=args.scale_lr, threads=args.threads, seed=args.seed, subset=args.subset,
+            eval_every=args.eval_every, log_every=args.log_every, timeout=args.timeout)
+    except CosttrainError as exc:
+        print(f"costtrain: rank {rank}: error: {exc}", file=sys.stderr)
+        return 2
+    if result is None:
+        return 0
+    from .report import summary
+    print(summary(result), flush=True)
+    if args.out:
+        print(f"result: {result.save(args.out)}")
+    return 0 if result.status == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

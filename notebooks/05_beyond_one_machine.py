@@ -1,0 +1,322 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Beyond one machine: local SGD, bytes on the wire, and a what-if for your network
+#
+# Two old laptops on Wi-Fi: is it worth joining them, and with which method? The parameter
+# server (notebook 02) sends a gradient and receives the whole model at **every step**.
+# **Local SGD** lets every worker train alone and averages the models only every **H** steps
+# (an all-reduce), so it sends H times less. This notebook measures both here, counts the bytes
+# each one sends, and then *predicts* what they would take on a real network of N machines.
+#
+# **You will learn**
+# - how local SGD works, from the package's own loop (built on `torch.distributed`'s
+#   `PeriodicModelAverager`), and what H trades: bytes against accuracy;
+# - how many bytes each method sends per training sample, and the time spent sending them,
+#   measured on this machine;
+# - a simple model of a network (bandwidth and latency) that predicts time to accuracy on LAN,
+#   Wi-Fi and WAN for 2, 4 and 8 machines, checked against what can be measured here;
+# - when one machine is still the answer.
+#
+# **Time on a laptop:** about 2 minutes with the defaults on 2 cores; well under a minute with
+# the CI values. Every distributed run starts processes, which takes seconds.
+#
+# Papers: local SGD — Stich 2019, [Local SGD converges fast and communicates little](https://arxiv.org/abs/1805.09767);
+# Lin et al. 2020, [Don't use large mini-batches, use local SGD](https://arxiv.org/abs/1808.07217);
+# DiLoCo — Douillard et al. 2023, [Distributed low-communication training](https://arxiv.org/abs/2311.08105).
+
+# %%
+# %matplotlib inline
+import inspect
+import time
+import warnings
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+import costtrain
+from costtrain.engine import time_to_accuracy
+from costtrain.local_sgd import train_local_sgd, train_rank
+from costtrain.network import LINKS, measure_loopback, measured_seconds_per_step, predict
+from costtrain.parameter_server import train_parameter_server
+from costtrain.report import format_table, results_table, summary
+from costtrain.widgets import read_controls, training_controls
+
+# show warnings as one line, without the file they came from
+warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
+notebook_start = time.perf_counter()
+
+# %% [markdown]
+# ## Parameters
+#
+# The next cell holds the values this notebook runs with; they are small so that it finishes
+# quickly. Change them here, or let papermill inject others
+# (`costtrain notebooks -p subset=60000`, `costtrain notebooks --ci`). Values derived from them
+# are computed in the cell after it.
+
+# %% tags=["parameters"]
+dataset = "fashion-mnist"
+subset = 8000         # training images (None: all 60,000)
+test_subset = 2000    # test images (None: all 10,000)
+epochs = 2            # passes over the training set, the same in every run
+workers = 2           # workers of the parameter server and of local SGD
+average_every_list = [1, 8, 32]  # local SGD's H values to compare
+batch_size = 64       # per worker and step
+lr = 0.01             # the distributed runs scale it by the workers (linear scaling rule)
+momentum = 0.5
+eval_every = 2000     # evaluate every this many samples: time to accuracy needs it
+machines_list = [2, 4, 8]        # machine counts to predict
+tolerance = 0.02      # the target accuracy: final accuracy of the baseline minus this
+seed = 42
+timeout = 60.0        # seconds any wait on a peer may take before the run fails
+progress = True
+figures_dir = "../figures"
+
+# %%
+# NBVAL_CHECK_OUTPUT
+figures = Path(figures_dir)
+figures.mkdir(parents=True, exist_ok=True)
+ds = costtrain.load_dataset(dataset, subset=subset, test_subset=test_subset, seed=seed)
+common = dict(epochs=epochs, batch_size=batch_size, momentum=momentum, seed=seed, eval_every=eval_every)
+print(f"{ds.name}: {len(ds.train_y):,} training and {len(ds.test_y):,} test images, {epochs} epoch(s) per run")
+print(f"local SGD with H in {average_every_list}; predictions for {machines_list} machines on "
+      + ", ".join(link.describe() for link in LINKS.values()))
+
+# %% [markdown]
+# ## 1. The loop
+#
+# Every worker runs this function on its own shard of the data. It is the ordinary training
+# loop plus one line: `averager.average_parameters(params)`, which after every H-th step
+# all-reduces the parameters (sums them over the workers and divides by K) so that every
+# worker continues from the average. With H = 1 that is synchronous data-parallel SGD; with
+# H = 8 the workers talk 8 times less. The counters (`cc`) record what each average moves.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(inspect.getsource(train_rank))
+
+# %% [markdown]
+# ## 2. Local SGD against the parameter server, at equal samples
+#
+# Every run trains the same data for the same epochs. The widgets set the number of
+# **workers** (every parameter-server and local-SGD run below uses it), one more **H** to add
+# to the local-SGD runs, and the **link** of the predictions in section 3. Move them, then run
+# the cells below; headless runs use the parameter defaults.
+
+# %%
+controls = training_controls(workers=workers, average_every=average_every_list[1] if len(average_every_list) > 1
+                             else average_every_list[0], link="wifi", batch_size=None, lr=None)
+controls
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+v = read_controls(controls)
+k, chosen_link = v["workers"], v["link"]
+hs = list(dict.fromkeys(average_every_list + [v["average_every"]]))
+baseline = costtrain.train_baseline("simple", ds, lr=lr, progress=progress, **common)
+dist_kw = dict(workers=k, lr=lr, timeout=timeout, progress=progress, **common)
+runs = [train_parameter_server("simple", ds, mode=mode, **dist_kw) for mode in ("sync", "async")]
+runs += [train_local_sgd("simple", ds, average_every=h, **dist_kw) for h in hs]
+print(results_table([baseline] + runs))
+print(summary(runs[-1]))
+
+# %% [markdown]
+# What each run sent: `extra['comm']` holds the bytes sent and received by every rank, the
+# number of messages (parameter server) or all-reduces (local SGD) and the seconds spent in
+# them. The parameter server's bytes are its messages' tensors, counted by the ranks; local
+# SGD's are the all-reduce payload times `2 (K-1) / K`, what a ring all-reduce moves in and out
+# of each rank.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+rows = [[r.label, round(100 * r.test_accuracy, 2), f"{r.extra['comm']['bytes_sent_per_sample']:,.0f}",
+         r.extra["comm"]["messages"], round(r.extra["comm"]["seconds"], 2), round(r.train_seconds, 2)]
+        for r in runs]
+print(format_table(rows, ["run", "test acc %", "bytes sent / sample", "messages / all-reduces",
+                          "comm s per worker", "train s (measured here)"]))
+fig, ax = plt.subplots(figsize=(6.5, 3.5), layout="constrained")
+for r in runs:
+    ax.scatter(r.extra["comm"]["bytes_sent_per_sample"], 100 * r.test_accuracy, s=40)
+    ax.annotate(r.label, (r.extra["comm"]["bytes_sent_per_sample"], 100 * r.test_accuracy), fontsize=8,
+                xytext=(4, 4), textcoords="offset points")
+ax.axhline(100 * baseline.test_accuracy, color="k", ls="--", lw=1, label="baseline (one process)")
+ax.set(xscale="log", xlabel="bytes sent per training sample (all ranks, measured)", ylabel="test accuracy %",
+       title="Accuracy against communication, equal samples")
+ax.legend(fontsize=8)
+fig.savefig(figures / "05_bytes_vs_accuracy.png", dpi=110)
+plt.show()
+ps_sync = runs[0]
+local = {r.config["average_every"]: r for r in runs[2:]}
+h_mid = hs[1] if len(hs) > 1 else hs[0]
+fewer = ps_sync.extra["comm"]["bytes_sent_per_sample"] / local[h_mid].extra["comm"]["bytes_sent_per_sample"]
+display(Markdown(
+    f"**Measured:** local SGD with H = {h_mid} sent {fewer:.1f}x fewer bytes per sample than the "
+    f"parameter server in sync mode and reached {100 * local[h_mid].test_accuracy:.1f} % test accuracy "
+    f"(parameter server sync {100 * ps_sync.test_accuracy:.1f} %, one process {100 * baseline.test_accuracy:.1f} %)."))
+
+# %% [markdown]
+# ## 3. What if the workers were machines on a network?
+#
+# Loopback is not a network: here bytes cost almost nothing. `costtrain.network` predicts one
+# step on N machines as
+#
+# > measured compute per step + bytes on the busiest link / bandwidth + round trips × latency
+#
+# with each machine computing like one measured worker (the slowest), and the bytes per step of
+# each method for N machines: the parameter server's machine receives a gradient from and sends
+# the model to each of the other N-1 machines every step; local SGD's ring all-reduce moves
+# `2 (N-1)/N` models in and out of every machine once every H steps. Time to accuracy = the
+# samples the measured run needed to reach the target / predicted samples per second. The
+# samples needed come from the run with `workers` workers: with other N they would differ
+# somewhat. **Everything in this section is predicted**, except the first check.
+#
+# First the check: predict each run measured here from its own compute and communication
+# figures with this machine's loopback (bandwidth and round trip measured now, in a fraction of
+# a second).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+loopback = measure_loopback()
+check = [[r.label, round(1e3 * measured_seconds_per_step(r), 2), round(1e3 * predict(r, loopback).seconds_per_step, 2),
+          f"{predict(r, loopback).seconds_per_step / measured_seconds_per_step(r):.2f}"] for r in runs]
+print(f"loopback, measured: {loopback.describe()}")
+print(format_table(check, ["run", "measured ms/step", "predicted ms/step", "predicted / measured"]))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+target = baseline.test_accuracy - tolerance
+one_machine, _ = time_to_accuracy(baseline.eval_curve, target)
+preds = {(r.label, link, n): predict(r, link, n, target_accuracy=target)
+         for r in runs for link in LINKS for n in machines_list}
+table = [[p.label, f"{p.seconds_per_step * 1e3:.1f}", f"{p.samples_per_second:,.0f}",
+          "not reached" if p.seconds_to_target is None else f"{p.seconds_to_target:.1f}"]
+         for p in preds.values() if p.link == LINKS[chosen_link].describe()]
+print(f"target: {100 * target:.1f} % test accuracy; one machine here (baseline, measured): "
+      + ("not reached" if one_machine is None else f"{one_machine:.1f} s of training"))
+print(format_table(table, ["configuration", "predicted ms/step", "predicted samples/s", "predicted s to target"]))
+
+fig, axes = plt.subplots(1, len(LINKS), figsize=(11, 3.6), layout="constrained", sharey=True)
+for ax, link in zip(axes, LINKS):
+    for r in runs:
+        ys = [preds[r.label, link, n].seconds_to_target for n in machines_list]
+        ax.plot(machines_list, [float("nan") if y is None else y for y in ys], "o-", label=r.label)
+    if one_machine is not None:
+        ax.axhline(one_machine, color="k", ls="--", lw=1, label="one machine (measured)")
+    ax.set(xscale="log", yscale="log", xlabel="machines", title=f"{LINKS[link].describe()} (predicted)")
+    ax.set_xticks(machines_list, [str(n) for n in machines_list])
+axes[0].set_ylabel("seconds to target (predicted)")
+axes[-1].legend(fontsize=7)
+fig.savefig(figures / "05_predicted_time_to_accuracy.png", dpi=110)
+plt.show()
+
+# %% [markdown]
+# ## 4. Conclusion, from the numbers above
+#
+# For each link and machine count: the method predicted to reach the target soonest, and
+# whether it beats one machine (the baseline as measured here).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+lines = []
+for link in LINKS:
+    parts = []
+    for n in machines_list:
+        reach = [p for (label, l, m), p in preds.items() if l == link and m == n and p.seconds_to_target is not None]
+        if not reach:
+            parts.append(f"{n} machines: no method reaches the target")
+            continue
+        best = min(reach, key=lambda p: p.seconds_to_target)
+        verdict = ("" if one_machine is None else
+                   f", {one_machine / best.seconds_to_target:.1f}x faster than one machine"
+                   if best.seconds_to_target < one_machine else ", **one machine is faster**")
+        parts.append(f"{n} machines: {best.label.split(' on ')[0]} ({best.seconds_to_target:.1f} s{verdict})")
+    lines.append(f"- **{LINKS[link].describe()}**: " + "; ".join(parts) + ".")
+display(Markdown("Predicted soonest to the target:\n\n" + "\n".join(lines)
+                 + "\n\nCheck a prediction on Linux with `tc netem` (see the README) before buying anything."))
+
+# %% [markdown]
+# ## 5. Across machines with `torchrun`
+#
+# The same loop runs across machines when `torchrun` starts it on each one (every rank must
+# reach the first machine's address; the transport is unauthenticated, so trusted networks
+# only). The commands below use this notebook's parameters.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+args = f"--average-every {h_mid} --epochs {epochs} --batch-size {batch_size} --lr {lr} --momentum {momentum}"
+args += f" --subset {subset}" if subset else ""
+nodes = "--nnodes 2 --nproc-per-node 1 --master-addr 192.168.1.10 --master-port 29500"
+print("\n".join([f"torchrun {nodes} --node-rank 0 -m costtrain.local_sgd {args} --out local_sgd.json  # on A",
+                 f"torchrun {nodes} --node-rank 1 -m costtrain.local_sgd {args}  # on B"]))
+
+# %% [markdown]
+# ## Exercises
+#
+# **1.** Which H would you pick for two laptops on the Wi-Fi preset, from the runs above?
+#
+# <details><summary>Hint</summary>
+#
+# Look at the accuracy of each H in section 2 and at its predicted time to the target on
+# `wifi` for 2 machines in section 3: the smallest time among the runs that reach the target.
+# </details>
+#
+# <details><summary>Worked answer</summary>
+#
+# ```python
+# wifi2 = {r.label: preds[r.label, "wifi", 2].seconds_to_target for r in runs}
+# reached = {k: s for k, s in wifi2.items() if s is not None and k.startswith("local-sgd")}
+# print(min(reached, key=reached.get) if reached else "none reaches the target")
+# ```
+# A larger H sends less, but each worker drifts further from the others between averages:
+# past some H the accuracy at equal samples drops and the target moves out of reach.
+# </details>
+#
+# **2.** At what bandwidth would the parameter server in sync mode spend as long sending as
+# computing, for 4 machines?
+#
+# <details><summary>Hint</summary>
+#
+# Per step its machine moves `2 x (N-1) x payload` bytes; set that over the bandwidth equal to
+# the compute per step. `costtrain.network.step_costs(run)` gives both.
+# </details>
+#
+# <details><summary>Worked answer</summary>
+#
+# ```python
+# from costtrain.network import step_costs
+# c = step_costs(ps_sync)
+# bandwidth = 2 * 3 * c.payload_bytes / (c.compute + c.server_update)   # bytes/s
+# print(f"{8 * bandwidth / 1e6:.0f} Mbit/s")
+# ```
+# Below that bandwidth the network, not the cores, sets the pace.
+# </details>
+#
+# **3.** Predict your own network: measure it (e.g. `iperf3` for bandwidth, `ping` for the
+# round trip) and pass it as a link such as `"300mbit,5ms"`.
+#
+# <details><summary>Worked answer</summary>
+#
+# ```python
+# for r in runs:
+#     print(predict(r, "300mbit,5ms", 3, target_accuracy=target).label,
+#           predict(r, "300mbit,5ms", 3, target_accuracy=target).seconds_to_target)
+# ```
+# </details>
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"this notebook ran for {time.perf_counter() - notebook_start:.0f} s on {costtrain.num_cores()} cores")
