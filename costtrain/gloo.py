@@ -13,7 +13,8 @@ import contextlib
 import datetime
 import os
 import socket
-from typing import Iterator
+import sys
+from typing import Any, Callable, Iterator
 
 import psutil
 import torch.distributed as dist
@@ -125,3 +126,33 @@ def torchrun_env() -> tuple[int, int, str]:
     """(RANK, WORLD_SIZE, "MASTER_ADDR:MASTER_PORT") from the environment, checked."""
     rank, world = _env_int("RANK"), _env_int("WORLD_SIZE")
     return rank, world, f"{_env('MASTER_ADDR')}:{_env_int('MASTER_PORT')}"
+
+
+def torchrun_main(args: Any, what: str, run: Callable[[Any], Any]) -> int:
+    """The body of a torchrun entry (``python -m costtrain.parameter_server|local_sgd``).
+
+    Checks the options every gloo method shares, loads the data, runs this rank with
+    ``run(dataset)``; rank 0 (the one that gets a RunResult back) prints the summary and
+    writes ``--out``. Returns the process's exit code.
+    """
+    from .data import load_dataset
+    rank = os.environ.get("RANK", "?")
+    try:
+        if args.device != "cpu":
+            raise CosttrainError(f"{what} runs on CPU (gloo); use --device cpu.")
+        if args.optimizer != "sgd":
+            raise CosttrainError(f"{what} steps with SGD (--lr, --momentum); use --optimizer sgd.")
+        torchrun_env()  # fail before loading data
+        ds = load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed,
+                          download=args.download)
+        result = run(ds)
+    except CosttrainError as exc:
+        print(f"costtrain: rank {rank}: error: {exc}", file=sys.stderr)
+        return 2
+    if result is None:
+        return 0
+    from .report import summary
+    print(summary(result), flush=True)
+    if args.out:
+        print(f"result: {result.save(args.out)}")
+    return 0 if result.status == "ok" else 1

@@ -40,10 +40,10 @@ from . import procs
 from .args import local_sgd_torchrun_parser
 from .checks import check_shareable
 from .comm import CommCounter, comm_record
-from .data import Dataset, load_dataset
+from .data import Dataset
 from .engine import (batches, check_hparams, close_eval_curve, evaluate, LossLog, loss_fn,
                      merge_curves, prepare, progress_bar, shard_indices, steady_rate)
-from .gloo import first_line, join_group, listen, torchrun_env
+from .gloo import first_line, join_group, listen, torchrun_env, torchrun_main
 from .models import build_model, display_name, sgd_settings
 from .result import RunResult, new_curve
 from .utils import CosttrainError, Stopwatch, hardware_info, resolve_device, threads_per_process
@@ -432,30 +432,11 @@ def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, average_every: int 
 def main(argv: list[str] | None = None) -> int:
     """The torchrun entry: one rank of a run; rank 0 prints the summary and writes ``--out``."""
     args = local_sgd_torchrun_parser().parse_args(argv)
-    rank = os.environ.get("RANK", "?")
-    try:
-        if args.device != "cpu":
-            raise CosttrainError("local SGD runs on CPU (gloo); use --device cpu.")
-        if args.optimizer != "sgd":
-            raise CosttrainError("local SGD steps with SGD (--lr, --momentum); use --optimizer sgd.")
-        torchrun_env()  # fail before loading data
-        ds = load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed,
-                          download=args.download)
-        result = run_under_torchrun(
+    return torchrun_main(args, "local SGD", lambda ds: run_under_torchrun(
             args.model, ds, average_every=args.average_every, epochs=args.epochs,
             batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
             scale_lr=args.scale_lr, threads=args.threads, seed=args.seed, subset=args.subset,
-            eval_every=args.eval_every, log_every=args.log_every, timeout=args.timeout)
-    except CosttrainError as exc:
-        print(f"costtrain: rank {rank}: error: {exc}", file=sys.stderr)
-        return 2
-    if result is None:
-        return 0
-    from .report import summary
-    print(summary(result), flush=True)
-    if args.out:
-        print(f"result: {result.save(args.out)}")
-    return 0 if result.status == "ok" else 1
+            eval_every=args.eval_every, log_every=args.log_every, timeout=args.timeout))
 
 
 if __name__ == "__main__":

@@ -26,10 +26,10 @@ from . import procs
 from .args import torchrun_parser
 from .checks import check_processes, check_shareable, check_threads, warn
 from .comm import comm_record
-from .data import Dataset, load_dataset
+from .data import Dataset
 from .engine import (check_hparams, close_eval_curve, mark_diverged, merge_curves, prepare,
                      progress_bar, steady_rate)
-from .gloo import listen, torchrun_env
+from .gloo import listen, torchrun_env, torchrun_main
 from .models import build_model, display_name, sgd_settings
 from .ps_ranks import MODES, PSConfig, run_rank, worker_batches
 from .result import RunResult
@@ -340,30 +340,11 @@ def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, mode: str = "sync",
 def main(argv: list[str] | None = None) -> int:
     """The torchrun entry: one rank of a run; rank 0 prints the summary and writes ``--out``."""
     args = torchrun_parser().parse_args(argv)
-    rank = os.environ.get("RANK", "?")
-    try:
-        if args.device != "cpu":
-            raise CosttrainError("the parameter server runs on CPU (gloo); use --device cpu.")
-        if args.optimizer != "sgd":
-            raise CosttrainError("the parameter server's server steps with SGD; use --optimizer sgd.")
-        torchrun_env()  # fail before loading data
-        ds = load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed,
-                          download=args.download)
-        result = run_under_torchrun(
+    return torchrun_main(args, "the parameter server", lambda ds: run_under_torchrun(
             args.model, ds, mode=args.mode, epochs=args.epochs, batch_size=args.batch_size,
             lr=args.lr, momentum=args.momentum, threads=args.threads, seed=args.seed,
             subset=args.subset, eval_every=args.eval_every, log_every=args.log_every,
-            timeout=args.timeout, max_staleness=args.max_staleness, scale_lr=args.scale_lr)
-    except CosttrainError as exc:
-        print(f"costtrain: rank {rank}: error: {exc}", file=sys.stderr)
-        return 2
-    if result is None:
-        return 0
-    from .report import summary
-    print(summary(result), flush=True)
-    if args.out:
-        print(f"result: {result.save(args.out)}")
-    return 0 if result.status == "ok" else 1
+            timeout=args.timeout, max_staleness=args.max_staleness, scale_lr=args.scale_lr))
 
 
 if __name__ == "__main__":
