@@ -25,7 +25,8 @@ from .errors import CosttrainError
 
 KERNEL = "python3"
 PARAMETERS_TAG = "parameters"
-NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+# NN_name and NNx_name (03b_ follows 03_: "_" sorts before letters)
+NOTEBOOK_GLOB = "[0-9][0-9]*_*.ipynb"
 # Small values for continuous integration; each notebook receives the ones it declares.
 CI_PARAMETERS: dict[str, Any] = {
     "subset": 1200,
@@ -39,6 +40,10 @@ CI_PARAMETERS: dict[str, Any] = {
     "advise_budget": 5.0,
     "average_every_list": [1, 8, 32],  # 05: local SGD's H values (all three: the conclusion compares them)
     "machines_list": [2, 4, 8],  # 05: machine counts to predict (no run: predictions are free)
+    "sparse_train": 4000,
+    "sparse_test": 1000,
+    "sweep_k": [4, 512],
+    "sweep_train": 2000,
 }
 # A second, different CI set: the test runs 01-04 with both and checks that the executed text
 # names only configurations that ran (no hard-coded names or counts).
@@ -77,7 +82,8 @@ class NotebookRun:
 
 def find_notebooks(folder: str | Path = "notebooks",
                    only: Iterable[str] | None = None) -> list[Path]:
-    """The numbered course notebooks in `folder`, in order (``only``: name prefixes to keep)."""
+    """The numbered course notebooks in `folder`, in order (``only``: name prefixes to keep;
+    ``03`` keeps 03_ and 03b_, ``03_`` only 03_)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CosttrainError(f"notebook folder {str(folder)!r} not found; run from the "

@@ -33,10 +33,10 @@
 # - how sparsity matters: a sweep over the number of non-zero features per sample `k`, with
 #   the measured fraction of a step's rows that another worker wrote meanwhile (collisions).
 #
-# **Time on a laptop:** about 2 minutes with the defaults on 2 cores; under a minute with the
-# CI values.
+# **Time:** the last cell prints how long this notebook ran; the first says on which machine.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 # %matplotlib inline
 import inspect
 import time
@@ -47,41 +47,44 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import costtrain
-from costtrain.report import results_table, summary
-from costtrain.widgets import read_controls, training_controls
 from costtrain.baseline import train_baseline
+from costtrain.exercises import check_prediction
+from costtrain.report import results_table, run_header
+from costtrain.widgets import run_panel
 from costtrain.hogwild import split_work, train_hogwild
 from costtrain.sparse import Collisions, SparseLinear, make_sparse_synthetic, step_footprint
 
 # show warnings as one line, without the file they came from
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
 notebook_start = time.perf_counter()
+print(run_header())
 
 # %% [markdown]
 # ## Parameters
 #
-# The next cell holds the values this notebook runs with; they are small so that it finishes
-# quickly. Change them here, or let papermill inject others
-# (`costtrain notebooks -p sparse_train=100000`, `costtrain notebooks --ci`). Values derived
-# from them are computed in the cell after it.
+# The next cell holds the values this notebook runs with (small, so that it finishes quickly).
+# Change them here, or let papermill inject others (`costtrain notebooks -p sparse_train=100000`,
+# `costtrain notebooks --ci`). Values derived from them are computed in the cell after it.
+# Figures go to `out/figures/` next to the notebooks (not tracked by git); only the reference
+# build (`make notebooks`) writes the repository's `figures/`.
 
 # %% tags=["parameters"]
-sparse_train = 60000    # sparse-synthetic training samples (generated from a seed)
-sparse_test = 5000      # ... and test samples
+sparse_train = 30000    # sparse-synthetic training samples (generated from a seed)
+sparse_test = 4000      # ... and test samples
 features = 2 ** 18      # d: features, i.e. rows of the model's table
 k = 16                  # non-zero features per sample
-subset = 6000           # Fashion-MNIST training images for the dense net
+subset = 3000           # Fashion-MNIST training images for the dense net
 test_subset = 1000      # Fashion-MNIST test images
 total_epochs = 2        # the work of every run, in epochs of its dataset
-max_processes = None    # Hogwild! runs with 1..this many processes (None: every core)
-sweep_k = [1, 16, 256, 2048]  # the sparsity sweep: non-zeros per sample
-sweep_train = 20000     # training samples of each sweep run
+max_processes = None    # the sparse model's Hogwild! runs use 1..this many processes (None: every core)
+sweep_k = [1, 16, 512]  # the sparsity sweep: non-zeros per sample
+sweep_train = 10000     # training samples of each sweep run
 batch_size = 64
 lr = 0.5                # sparse-linear's SGD learning rate (momentum 0)
 dense_lr = 0.01         # the dense net's (momentum 0.5, as in notebook 03)
 seed = 42
 progress = False
-figures_dir = "../figures"
+figures_dir = "out/figures"
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -138,59 +141,78 @@ print("\n".join(line for line in inspect.getsource(hogwild_module).splitlines()
                 if "collisions.begin()" in line or "collisions.end()" in line))
 
 # %% [markdown]
-# ## 2. The same Hogwild! call on the dense net and on the sparse model
+# ## 2. The same Hogwild! call on the sparse model and on the dense net
 #
 # Every run below does the same work, `total_epochs` epochs of its dataset, so the test
 # accuracies compare at equal samples. For each model: (a) one process with one thread, (b)
-# one process with every core, then Hogwild! with 1 up to *processes* workers (each using
-# `cores // processes` threads). The controls set the largest process count of these runs and
-# the batch size and learning rate of the **sparse** runs (the dense net keeps `dense_lr`,
-# momentum 0.5, and the same batch size).
+# one process with every core, then Hogwild! (each worker using `cores // processes` threads).
+#
+# The panel sets **the sparse model's runs**: the number of Hogwild! processes (start-up
+# costs seconds per run, so one count per run; move the slider for the others), the batch size and the learning rate. Press **Run** (the live plot
+# shows the loss of each run as it trains) or run the cell below it. The dense net then runs
+# in the cell after, with the `parameters` values (`dense_lr`, momentum 0.5, as in notebook 03)
+# and (a), (b) and Hogwild! with the panel's process count: its curve was measured in
+# notebook 03.
 
 # %%
-controls = training_controls(processes=max_processes, batch_size=batch_size, lr=lr)
-controls
+def scaling(model, ds, procs, batch_size, lr, momentum=None, live=None):
+    """(a), (b) and Hogwild! with each of `procs` processes on `ds`, all doing total_epochs of work."""
+    common = dict(batch_size=batch_size, lr=lr, momentum=momentum, seed=seed, progress=progress)
+    plans = [("(a) 1 process, 1 thread", train_baseline, dict(epochs=total_epochs, threads=1)),
+             (f"(b) 1 process, {cores} threads", train_baseline, dict(epochs=total_epochs, threads=cores))]
+    plans += [(f"Hogwild! {p} process{'es' if p > 1 else ''}", train_hogwild,
+               dict(timeout=600, **split_work(total_epochs, p))) for p in procs]
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # more processes than cores: allowed, and warned
+        for label, trainer, kw in plans:
+            if live is not None:
+                live.start(f"{model}: {label}")
+            out[label] = r = trainer(model, ds, on_progress=live, **kw, **common)
+            r.label = f"{model}: {label}"
+            if live is not None:
+                live.finish(r)
+    return out
+
+
+def sparse_run(v, live):
+    """The sparse model's runs with the panel's values `v`."""
+    result = scaling("sparse-linear", sparse_ds, [v["processes"]], v["batch_size"], v["lr"], live=live)
+    print(results_table(list(result.values())))
+    return result
+
+
+panel = run_panel("03b_sparse_hogwild", sparse_run, processes=max_processes, batch_size=batch_size, lr=lr)
+panel
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-v = read_controls(controls)
+sparse_runs = panel.run()
+top = max(r.config["processes"] for r in sparse_runs.values() if r.method == "hogwild")
 
-
-def scaling(model, ds, lr, momentum=None):
-    """(a), (b) and Hogwild! 1..processes on `ds`, all doing total_epochs of work."""
-    common = dict(batch_size=v["batch_size"], lr=lr, momentum=momentum, seed=seed, progress=progress)
-    runs = {"(a) 1 process, 1 thread": train_baseline(model, ds, epochs=total_epochs, threads=1, **common),
-            f"(b) 1 process, {cores} threads": train_baseline(model, ds, epochs=total_epochs, threads=cores, **common)}
-    for p in range(1, v["processes"] + 1):
-        runs[f"Hogwild! {p} process{'es' if p > 1 else ''}"] = train_hogwild(
-            model, ds, timeout=600, **split_work(total_epochs, p), **common)
-    for label, r in runs.items():
-        r.extra["label"] = f"{model}: {label}"
-    return runs
-
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", UserWarning)  # more processes than cores: allowed, and warned
-    runs = {"sparse-linear": scaling("sparse-linear", sparse_ds, v["lr"]),
-            "simple": scaling("simple", dense_ds, dense_lr, 0.5)}
-print(results_table([r for model in runs.values() for r in model.values()]))
+# %%
+# NBVAL_IGNORE_OUTPUT
+dense_runs = scaling("simple", dense_ds, [top], batch_size, dense_lr, 0.5)
+runs = {"sparse-linear": sparse_runs, "simple": dense_runs}
+print(results_table(list(dense_runs.values())))
 
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 def speedups(model_runs):
     """Steady-state samples/s of each Hogwild! run over (a) and over (b)."""
-    a, b, *hog = model_runs.values()
+    a, b, *hog = model_runs.values()  # (a), (b), then the Hogwild! runs
     return ([r.config["processes"] for r in hog],
             [r.steady_samples_per_second / a.steady_samples_per_second for r in hog],
             [r.steady_samples_per_second / b.steady_samples_per_second for r in hog])
 
 
+procs = speedups(runs["sparse-linear"])[0]
 fig, ax = plt.subplots(figsize=(6.5, 3.8), layout="constrained")
 for (model, model_runs), color in zip(runs.items(), ("tab:green", "tab:blue")):
-    procs, vs_a, vs_b = speedups(model_runs)
-    ax.plot(procs, vs_a, "o-", color=color, label=f"{model}: vs (a) 1 thread")
-    ax.plot(procs, vs_b, "s--", color=color, label=f"{model}: vs (b) {cores} threads")
+    model_procs, vs_a, vs_b = speedups(model_runs)
+    ax.plot(model_procs, vs_a, "o-", color=color, label=f"{model}: vs (a) 1 thread")
+    ax.plot(model_procs, vs_b, "s--", color=color, label=f"{model}: vs (b) {cores} threads")
 ax.plot(procs, procs, ":", color="grey", label="linear")
 ax.axhline(1, color="black", lw=0.6)
 ax.set(xlabel="Hogwild! processes", ylabel="steady-state speed-up", xticks=procs,
@@ -205,7 +227,7 @@ rows = []
 for model, model_runs in runs.items():
     a = next(iter(model_runs.values()))
     for label, r in model_runs.items():
-        c = r.extra.get("collisions", {})
+        c = r.extra.get("collisions") or {}
         rows.append(f"| {model} | {label} | {r.samples:,} | {r.steady_samples_per_second:,.0f} | "
                     f"{100 * r.test_accuracy:.2f} | {100 * (r.test_accuracy - a.test_accuracy):+.2f} | "
                     + (f"{c['row_overlap_fraction']:.4f}" if c.get("measured") else
@@ -219,26 +241,21 @@ display(Markdown("| model | run | samples | steady samples/s | test acc % | vs (
 # The same comparison for the sparse model with more and more non-zeros per sample `k` (d
 # fixed): each step then reads and writes more rows, so collisions become likely, and each
 # step is a larger piece of work, which one process can also spread over its threads. For each
-# `k`: (a), (b) and Hogwild! with `cores` processes.
+# `k`: (a), (b) and Hogwild! with `top` processes (the panel's), the panel's batch size
+# and learning rate.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+v = panel.values()
 sweep = []
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", UserWarning)
-    for kk in sweep_k:
-        ds_k = costtrain.load_dataset("sparse-synthetic", train=sweep_train, test=sparse_test,
-                                      features=features, k=kk)
-        common = dict(batch_size=v["batch_size"], lr=v["lr"], seed=seed, progress=progress)
-        a = train_baseline("sparse-linear", ds_k, epochs=total_epochs, threads=1, **common)
-        b = train_baseline("sparse-linear", ds_k, epochs=total_epochs, threads=cores, **common)
-        h = train_hogwild("sparse-linear", ds_k, timeout=600, **split_work(total_epochs, cores), **common)
-        c = h.extra["collisions"]
-        sweep.append(dict(k=kk, vs_a=h.steady_samples_per_second / a.steady_samples_per_second,
-                          vs_b=h.steady_samples_per_second / b.steady_samples_per_second,
-                          steps=c["overlap_fraction"], rows=c["row_overlap_fraction"],
-                          acc_gap=100 * (h.test_accuracy - a.test_accuracy),
-                          rate=h.steady_samples_per_second))
+for kk in sweep_k:
+    ds_k = costtrain.load_dataset("sparse-synthetic", train=sweep_train, test=sparse_test, features=features, k=kk)
+    a, b, h = scaling("sparse-linear", ds_k, [top], v["batch_size"], v["lr"]).values()
+    c = h.extra["collisions"]
+    sweep.append(dict(k=kk, vs_a=h.steady_samples_per_second / a.steady_samples_per_second,
+                      vs_b=h.steady_samples_per_second / b.steady_samples_per_second,
+                      steps=c["overlap_fraction"], rows=c["row_overlap_fraction"],
+                      acc_gap=100 * (h.test_accuracy - a.test_accuracy), rate=h.steady_samples_per_second))
 display(Markdown("| k | Hogwild! samples/s | vs (a) | vs (b) | steps overlapped | rows overlapped | acc vs (a), points |\n"
                  "|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(
                      f"| {s['k']} | {s['rate']:,.0f} | {s['vs_a']:.2f}x | {s['vs_b']:.2f}x | {s['steps']:.3f} | "
@@ -251,7 +268,7 @@ ax.plot([s["k"] for s in sweep], [s["vs_a"] for s in sweep], "o-", label="vs (a)
 ax.plot([s["k"] for s in sweep], [s["vs_b"] for s in sweep], "s--", label=f"vs (b) 1 process, {cores} threads")
 ax.axhline(1, color="black", lw=0.6)
 ax.set(xscale="log", xlabel="non-zero features per sample k", ylabel="steady-state speed-up",
-       title=f"Hogwild! {cores} processes, sparse-linear, d = {features:,}")
+       title=f"Hogwild! {top} process{'es' if top > 1 else ''}, sparse-linear, d = {features:,}")
 ax.legend(fontsize=8)
 fig.savefig(figures / "03b_sparsity_sweep.png", dpi=110)
 plt.show()
@@ -268,7 +285,7 @@ ax.plot([1.0], [dense_vs_b[-1]], "s", color="tab:blue", label="dense net (every 
 ax.axhline(1, color="black", lw=0.6)
 ax.set(xlabel="fraction of a step's rows written by another worker meanwhile",
        ylabel=f"speed-up vs (b) 1 process, {cores} threads",
-       title=f"Collisions against speed-up, Hogwild! {cores} processes")
+       title=f"Collisions against speed-up, Hogwild! {top} process{'es' if top > 1 else ''}")
 ax.legend(fontsize=8)
 fig.savefig(figures / "03b_collisions.png", dpi=110)
 plt.show()
@@ -279,15 +296,14 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 _, sp_a, sp_b = speedups(runs["sparse-linear"])
-top = v["processes"]
 sparse_acc = [r.test_accuracy for r in runs["sparse-linear"].values()]
 faded = next((s for s in sweep if s["vs_b"] < 1.2), None)
 best = max(sweep, key=lambda s: s["vs_b"])
 display(Markdown("\n".join([
-    f"- **Sparse model:** {top} Hogwild! process(es) trained at **{sp_a[-1]:.2f}x** the steady-state "
+    f"- **Sparse model:** {top} Hogwild! process{'es' if top > 1 else ''} trained at **{sp_a[-1]:.2f}x** the steady-state "
     f"speed of one single-thread process and **{sp_b[-1]:.2f}x** that of one process using all {cores} "
     f"cores; test accuracies at equal samples span {100 * min(sparse_acc):.2f}–{100 * max(sparse_acc):.2f} %.",
-    f"- **Dense net:** the same call gave **{dense_vs_a[-1]:.2f}x** and **{dense_vs_b[-1]:.2f}x**.",
+    f"- **Dense net:** the same call with {top} process{'es' if top > 1 else ''} gave **{dense_vs_a[-1]:.2f}x** and **{dense_vs_b[-1]:.2f}x**.",
     f"- **Sparsity sweep** (d = {features:,}): the speed-up over (b) was largest at k = {best['k']} "
     f"({best['vs_b']:.2f}x, {best['rows']:.4f} of the rows overlapped); "
     + (f"it fell below 1.2x at k = {faded['k']} ({faded['vs_b']:.2f}x, {faded['rows']:.4f} of the rows "
@@ -307,7 +323,33 @@ display(Markdown("\n".join([
 # %% [markdown]
 # ## Exercises
 #
-# **1. Fewer features, more collisions.** Set `features = 2 ** 10` (keep `k = 16`) and rerun.
+# **1. Predict the sparse speed-up.** Before reading section 4: how many times the steady-state
+# samples/s of one process using every core (b) did the largest Hogwild! run of the sparse
+# model reach? Write your guess in the next cell and run it.
+#
+# <details><summary>Hint</summary>
+#
+# A step of the sparse model writes a fraction of a percent of the table, so the workers
+# rarely collide; but a small step is mostly Python overhead, which (b)'s extra threads cannot
+# share. Notebook 03's dense net reached about the same speed as (b).
+# </details>
+#
+# <details><summary>Worked answer</summary>
+#
+# With free cores, close to the number of processes: each worker runs its own Python loop on
+# its own core, while (b) runs one loop that its threads barely speed up. On a busy machine the
+# processes share the cores with other work and the speed-up shrinks; the dense net's (last
+# line of section 4) stays near 1 because its steps are compute-bound and (b) already uses
+# every core.
+# </details>
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+my_prediction = 1.5  # your guess: steady samples/s of the largest Hogwild! run ÷ those of (b)
+check_prediction(my_prediction, sp_b[-1])
+
+# %% [markdown]
+# **2. Fewer features, more collisions.** Set `features = 2 ** 10` (keep `k = 16`) and rerun.
 # How do the overlap fraction and the sparse model's speed-up change?
 #
 # <details><summary>Hint</summary>
@@ -325,7 +367,7 @@ display(Markdown("\n".join([
 # This is the regime the paper's analysis excludes.
 # </details>
 #
-# **2. Momentum.** Call `train_hogwild("sparse-linear", sparse_ds, processes=2, momentum=0.5)`.
+# **3. Momentum.** Call `train_hogwild("sparse-linear", sparse_ds, processes=2, momentum=0.5)`.
 # Why does costtrain refuse it, and what would happen without the check?
 #
 # <details><summary>Hint</summary>
@@ -343,7 +385,7 @@ display(Markdown("\n".join([
 # keeps the update sparse.
 # </details>
 #
-# **3. Batch size.** Move the batch-size control to 8 and to 512 and rerun section 2. Which
+# **4. Batch size.** Move the batch-size control to 8 and to 512 and press **Run**. Which
 # baseline does Hogwild! beat by more, and why?
 #
 # <details><summary>Hint</summary>
@@ -361,7 +403,7 @@ display(Markdown("\n".join([
 # collisions): the advantage over (b) shrinks.
 # </details>
 #
-# **4. The parameter server on the same problem.** Run
+# **5. The parameter server on the same problem.** Run
 # `costtrain.train_parameter_server("sparse-linear", sparse_ds, workers=cores)` and compare
 # its samples/s with Hogwild!'s.
 #
