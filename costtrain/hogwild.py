@@ -190,6 +190,8 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
     dev = check_device(device)
     if pipeline == "classic" and dev.type != "cpu":
         raise CosttrainError("pipeline='classic' (per-sample transforms) runs on the CPU only.")
+    if isinstance(net, nn.Module):
+        check_shareable(net, "net")  # before prepare()'s dry run: say first what spawn cannot do
     model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
     check_shareable(model, "net")
     lr, momentum = sgd_settings(model, lr, momentum)

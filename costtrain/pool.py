@@ -181,6 +181,8 @@ class Pool:
             raise
         if failure is not None:
             _discard(self)
+            if any(m.proc.exitcode == procs.MAIN_GUARD_EXIT for m in team):
+                raise procs.MainGuardError(procs.MAIN_GUARD_HELP)
             raise failure
         return [m.result for m in team]
 
@@ -290,6 +292,7 @@ def acquire(processes: int, classes: Iterable[type] = (), *, main: bool = True) 
     a pool started without it is replaced when such a class arrives.
     """
     global _pool
+    procs.check_main_guard()  # a spawned child re-running an unguarded script stops here
     classes = list(classes)
     needs_main = main and any(c.__module__ == "__main__" for c in classes)
     if _pool is not None and not (_pool.alive() and _pool.accepts(classes)
