@@ -139,7 +139,7 @@ def test_cli_failed_run_is_a_clear_error_and_keeps_the_partial_result(tmp_path, 
     code = main(["run", "--method", "local-sgd", "--workers", "2", "--model", "mlp",
                  "--subset", "300", "--no-progress", "--timeout", "0.001", "--out", str(out)])
     err = capsys.readouterr().err
-    assert code == 2 and "costtrain: error: local SGD run failed" in err
+    assert code == 3 and "costtrain: error: local SGD run failed" in err  # a rank failed (cli.EXIT_FAILED)
     assert "could not join the local SGD group at 127.0.0.1:" in err
     (r,) = load_results(out)
     assert r.status == "partial" and r.method == "local-sgd" and r.samples == 0
