@@ -65,6 +65,7 @@ def _serve(conn: Connection, stop, start, counter, preload: tuple[str, ...],
                 return
             target, rank, args = task
             del task
+            procs.name_worker(rank)
             conn.send(("ok", target(rank, *args, start, counter)))
             del args  # release the shared tensors until the next task
         except (EOFError, OSError):
@@ -158,7 +159,8 @@ class Pool:
 
         Same contract as :func:`costtrain.procs.run_workers`: results by rank, or
         :class:`~costtrain.procs.WorkerError` naming the worker that raised, died or sent
-        nothing for `timeout` s (or "did not finish within" once `timeout` s have passed);
+        nothing for `timeout` s (or "did not start within" when a fresh worker still starts after
+        `timeout` + ``procs.STARTUP_SECONDS``);
         ``.results`` holds what the others returned. Any failure or interrupt closes the pool.
         The silence rule applies once a worker has started (imported torch); a fresh worker
         still starting is bound by the overall `timeout` only.
@@ -218,9 +220,11 @@ class Pool:
                     failure = procs.WorkerError(
                         f"{name} {stuck[0]} sent nothing for {timeout:g} s (stuck or "
                         "stopped); the other workers were stopped.", stuck[0])
-                elif now - t0 >= timeout:
+                elif (now - t0 >= timeout + procs.STARTUP_SECONDS
+                      and not all(m.warm for m in team)):
                     failure = procs.WorkerError(
-                        f"{name}s did not finish within {timeout:g} s; stopped them.", -1)
+                        f"{name}s did not start within {timeout + procs.STARTUP_SECONDS:g} s; "
+                        "stopped them.", -1)
                 if failure is not None:
                     self.stop.set()
                     fail_deadline = now + grace

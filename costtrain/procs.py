@@ -148,7 +148,7 @@ def _child(conn: Connection, stop, rank: int, target: Callable, args: tuple) -> 
     global _stop
     _stop = stop
     report("started", None)  # imports done: from now on the plain stall timeout applies
-    _prctl(15, f"costtrain.w{rank}".encode()[:15])  # PR_SET_NAME: `ps` and `top` show the rank
+    name_worker(rank)
     try:
         outcome = ("ok", target(rank, *args))
     except BaseException:  # includes KeyboardInterrupt: the parent decides
@@ -358,6 +358,11 @@ def _terminate(procs: list, wait_s: float = 3.0) -> None:
         if p.is_alive():
             p.kill()
             p.join(1.0)
+
+
+def name_worker(rank: int) -> None:
+    """Call this process ``costtrain.w<rank>`` (Linux PR_SET_NAME): `ps` and `top` show the rank."""
+    _prctl(15, f"costtrain.w{rank}".encode()[:15])
 
 
 def bind_worker(conn: Connection, stop) -> None:
