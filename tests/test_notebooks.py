@@ -211,10 +211,10 @@ def test_cli_runs_notebooks_and_reports_failures(tmp_path, capsys):
                                 "assert value != 0, 'value must not be 0'"])
     args = ["notebooks", "--notebooks-dir", str(nbs), "--figures-dir", str(tmp_path / "figs"),
             "--no-progress"]
-    assert main([*args, "-p", "value=[3, 4]"]) == 0
+    assert main([*args, "-p", "value=34"]) == 0  # an int, as the default (types are checked)
     out = capsys.readouterr().out
     assert re.search(r"01_ok\.ipynb +ok .* -> .*out/01_ok\.ipynb", out), out
-    assert (tmp_path / "figs" / "v.txt").read_text() == "[3, 4]"
+    assert (tmp_path / "figs" / "v.txt").read_text() == "34"
     assert main([*args, "-p", "value=0", "--only", "01"]) == 2
     err = capsys.readouterr().err
     assert "costtrain: error: 1 of 1 notebook(s) failed" in err
