@@ -25,6 +25,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -66,7 +67,15 @@ def _serve(conn: Connection, stop, start, counter, preload: tuple[str, ...],
             target, rank, args = task
             del task
             procs.name_worker(rank)
-            conn.send(("ok", target(rank, *args, start, counter)))
+            done = threading.Event()  # a heartbeat while the task runs: blocked is not stuck
+            beat = threading.Thread(target=procs.heartbeat, args=(1.0, done), daemon=True)
+            beat.start()
+            try:
+                result = target(rank, *args, start, counter)
+            finally:
+                done.set()
+                beat.join()
+            conn.send(("ok", result))
             del args  # release the shared tensors until the next task
         except (EOFError, OSError):
             return

@@ -105,7 +105,7 @@ def check_main_guard() -> None:
         os._exit(MAIN_GUARD_EXIT)
 
 
-def _heartbeat(interval: float, done: threading.Event) -> None:
+def heartbeat(interval: float, done: threading.Event) -> None:
     """Thread in the child: tell the parent 'alive' every `interval` s until `done`."""
     while not done.wait(interval):
         try:
@@ -125,7 +125,7 @@ def _arm(conn: Connection, parent: int, beat: float) -> Connection:
     if os.getppid() != parent:  # the parent died before the death signal was set
         os._exit(1)
     _conn = conn
-    threading.Thread(target=_heartbeat, args=(beat, _beating), daemon=True).start()
+    threading.Thread(target=heartbeat, args=(beat, _beating), daemon=True).start()
     return conn
 
 
