@@ -74,7 +74,8 @@ def test_run_panel_trains_with_what_the_controls_show_and_remembers_it(fmnist, c
 def test_a_live_plot_is_redrawn_during_training_from_progress_messages(fmnist):
     live = LivePlot(min_interval=0.0, budget=1.0)
     live.start("hogwild 2x1")
-    r = train_hogwild("simple", fmnist, processes=2, threads=1, log_every=2, on_progress=live)
+    r = train_hogwild("simple", fmnist, processes=2, threads=1, log_every=1,
+                      epochs_per_process=2, on_progress=live)  # long enough to redraw twice
     s = live.series["hogwild 2x1"]
     assert len(s["loss"]) >= 5 and s["samples"][-1] <= r.samples
     assert s["samples"] == sorted(s["samples"]) and s["seconds"] == sorted(s["seconds"])
