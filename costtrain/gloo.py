@@ -19,7 +19,17 @@ from typing import Any, Callable, Iterator
 import psutil
 import torch.distributed as dist
 
+from . import procs
 from .utils import CosttrainError
+
+
+class RankError(procs.WorkerError):
+    """A distributed run failed; ``.result`` is the partial RunResult (status ``partial``)."""
+
+    def __init__(self, message: str, rank: int, result: Any,
+                 details: str = "", results: dict[int, Any] | None = None) -> None:
+        super().__init__(message, rank, details, results)
+        self.result = result
 
 
 @contextlib.contextmanager

@@ -43,7 +43,7 @@ from .comm import CommCounter, comm_record
 from .data import Dataset
 from .engine import (batches, check_hparams, close_eval_curve, evaluate, LossLog, loss_fn,
                      merge_curves, prepare, progress_bar, shard_indices, steady_rate)
-from .gloo import first_line, join_group, listen, torchrun_env, torchrun_main
+from .gloo import RankError, first_line, join_group, listen, torchrun_env, torchrun_main
 from .models import build_model, display_name, sgd_settings
 from .result import RunResult, new_curve
 from .utils import CosttrainError, Stopwatch, hardware_info, resolve_device, threads_per_process
@@ -196,17 +196,12 @@ def run_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module,
 
 # --- the launcher on this machine ------------------------------------------------------------
 
-class LocalSGDError(procs.WorkerError):
+class LocalSGDError(RankError):
     """A run failed (a rank died, a connection broke, a wait timed out).
 
     ``.rank`` is the lost rank (-1 if unknown) and ``.result`` the
     :class:`~costtrain.result.RunResult` (status ``partial``) with what the survivors measured.
     """
-
-    def __init__(self, message: str, rank: int, result: RunResult | None,
-                 details: str = "", results: dict[int, Any] | None = None) -> None:
-        super().__init__(message, rank, details, results)
-        self.result = result
 
 
 def check_config(workers: int, average_every: int, *, epochs: int = 1, batch_size: int = 64,

@@ -29,7 +29,7 @@ from .comm import comm_record
 from .data import Dataset
 from .engine import (check_hparams, close_eval_curve, mark_diverged, merge_curves, prepare,
                      progress_bar, steady_rate)
-from .gloo import listen, torchrun_env, torchrun_main
+from .gloo import RankError, listen, torchrun_env, torchrun_main
 from .models import build_model, display_name, sgd_settings
 from .ps_ranks import MODES, PSConfig, run_rank, worker_batches
 from .result import RunResult
@@ -39,18 +39,13 @@ __all__ = ["train_parameter_server", "run_under_torchrun", "ParameterServerError
            "worker_batches", "MODES"]
 
 
-class ParameterServerError(procs.WorkerError):
+class ParameterServerError(RankError):
     """A run failed (a rank died, a connection broke, a wait timed out).
 
     ``.rank`` is the lost rank (-1 if unknown) and ``.result`` the
     :class:`~costtrain.result.RunResult` (status ``partial``) with the losses recorded so far,
     as on Hogwild!'s :class:`~costtrain.procs.WorkerError`.
     """
-
-    def __init__(self, message: str, rank: int, result: RunResult | None,
-                 details: str = "", results: dict[int, Any] | None = None) -> None:
-        super().__init__(message, rank, details, results)
-        self.result = result
 
 
 def check_config(mode: str, workers: int, *, epochs: int = 1, batch_size: int = 64,
