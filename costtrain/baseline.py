@@ -13,6 +13,7 @@ from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, c
                      close_eval_curve, evaluate, loss_fn, mark_diverged, optimizer_label, prepare,
                      progress_bar, sgd, steady_rate)
 from .models import display_name, sgd_settings
+from .procs import WorkerError
 from .result import RunResult
 from .utils import CosttrainError, hardware_info, num_cores, num_threads, resolve_device, seed_everything
 
@@ -47,6 +48,9 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
         pipeline: ``memory`` (in-memory tensors) or ``classic`` (DataLoader, per-sample transforms).
         on_progress: called as ``on_progress(0, new_samples, epoch, samples, loss)`` every
             ``log_every`` batches (the signature Hogwild!'s workers report with).
+    Raises:
+        WorkerError: interrupted (Ctrl-C) during training; ``.result`` holds the run so far
+            (status ``partial``, evaluated on the test set) and ``.interrupted`` the interrupt.
     """
     check_hparams(epochs=epochs, batch_size=batch_size, lr=1.0 if lr is None else lr,
                   eval_every=eval_every)
@@ -72,28 +76,31 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
         setup = time.perf_counter() - t_setup
 
         t0 = time.perf_counter()
-        reported = 0
-        for epoch in range(1, epochs + 1):
-            it = (batches(ds.train_x, ds.train_y, batch_size, gen) if pipeline == "memory"
-                  else _classic_loader(ds, batch_size, gen))
-            for xb, yb in it:
-                xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(xb), yb)
-                loss.backward()
-                opt.step()
-                elapsed = time.perf_counter() - t0 - evaluator.seconds
-                log.add(loss.item(), len(yb), elapsed)
-                bar.update(len(yb))
+        reported, stopped = 0, None
+        try:
+            for epoch in range(1, epochs + 1):
+                it = (batches(ds.train_x, ds.train_y, batch_size, gen) if pipeline == "memory"
+                      else _classic_loader(ds, batch_size, gen))
+                for xb, yb in it:
+                    xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+                    opt.zero_grad(set_to_none=True)
+                    loss = loss_fn(model(xb), yb)
+                    loss.backward()
+                    opt.step()
+                    elapsed = time.perf_counter() - t0 - evaluator.seconds
+                    log.add(loss.item(), len(yb), elapsed)
+                    bar.update(len(yb))
+                    if log.diverged:
+                        break
+                    if on_progress and log.samples - reported >= log_every * batch_size:
+                        on_progress(0, log.samples - reported, epoch, log.samples, loss.item())
+                        reported = log.samples
+                    if evaluator.due(log.samples):
+                        evaluator(model, log.samples, elapsed)
                 if log.diverged:
                     break
-                if on_progress and log.samples - reported >= log_every * batch_size:
-                    on_progress(0, log.samples - reported, epoch, log.samples, loss.item())
-                    reported = log.samples
-                if evaluator.due(log.samples):
-                    evaluator(model, log.samples, elapsed)
-            if log.diverged:
-                break
+        except KeyboardInterrupt as exc:  # keep what was trained: the caller gets it as .result
+            stopped = exc
         if dev.type == "cuda":
             torch.cuda.synchronize()
         train_seconds = time.perf_counter() - t0 - evaluator.seconds
@@ -116,5 +123,12 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
         test_accuracy=test_acc, loss_curve=log.curve, eval_curve=evaluator.curve,
         hardware=hardware_info())
     close_eval_curve(result)
+    if stopped is not None:
+        result.status = "partial"
+        result.error = f"interrupted after {log.samples:,} of {total:,} samples"
+        error = WorkerError(f"baseline run {result.error}; the result so far is in .result "
+                            "(status 'partial').", -1)
+        error.result, error.interrupted = result, stopped
+        raise error
     return mark_diverged(result, lr) if log.diverged else result
 

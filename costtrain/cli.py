@@ -337,9 +337,11 @@ def _execute(args, done: list[RunResult]) -> list[RunResult]:
             results = cmd_compare(args, done)
         else:
             return args.handler(args) or []
-    except WorkerError as exc:  # a worker died, raised or got stuck: keep what was measured
+    except WorkerError as exc:  # a worker died, raised or got stuck, or Ctrl-C: keep what was measured
         kept = done + ([exc.result] if exc.result is not None else [])
-        raise RunFailed(str(exc).split("\n")[0].rstrip("."), kept, EXIT_FAILED) from None
+        code = (EXIT_FAILED if exc.interrupted is None else
+                EXIT_TERMINATED if isinstance(exc.interrupted, Terminated) else EXIT_INTERRUPTED)
+        raise RunFailed(str(exc).split("\n")[0].rstrip("."), kept, code) from None
     from .report import results_table
     print()
     print(results_table(results))
@@ -387,15 +389,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INPUT
     except RunFailed as exc:
         path, problem = save(exc.results, getattr(args, "out", None), failed=True)
-        note = "the results so far were" if exc.code == EXIT_FAILED else "the results were"
+        note = ("the results so far were" if exc.code in (EXIT_FAILED, EXIT_INTERRUPTED,
+                                                          EXIT_TERMINATED)
+                else "the results were")
         print(f"costtrain: error: {exc}{_saved(note, path, problem)}", file=sys.stderr)
         return exc.code
-    except Terminated:
-        print("costtrain: terminated (SIGTERM); every worker was stopped", file=sys.stderr)
-        return EXIT_TERMINATED
-    except KeyboardInterrupt:
-        print("costtrain: interrupted; every worker was stopped", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # outside any training loop: keep the finished runs
+        path, problem = save(done, getattr(args, "out", None), failed=True)
+        what = ("terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted")
+        print(f"costtrain: {what}; every worker was stopped"
+              f"{_saved('the finished runs were', path, problem)}", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     finally:
         warnings.showwarning = old_show
         if old_term is not None:

@@ -27,7 +27,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import psutil
 import torch
@@ -121,7 +121,7 @@ def train_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module) -> d
         nonlocal reported, last_snapshot
         cc.add(sent=moved, received=moved, messages=1, round_trips=K - 1)
         if rank == 0:
-            procs.report("progress", K * (log.samples - reported))
+            procs.report("progress", (K * (log.samples - reported), lv))
             reported = log.samples
         if time.monotonic() - last_snapshot >= SNAPSHOT_SECONDS:  # kept if a peer dies
             procs.report("partial", snapshot(None))
@@ -232,8 +232,8 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
                     momentum: float | None = None, scale_lr: bool = True, threads: int | None = None, device: str = "cpu",
                     seed: int = 42, subset: int | None = None, data_root: str | None = None,
                     eval_every: int | None = None, log_every: int = 10, progress: bool = False,
-                    timeout: float = 60.0, addr: str = "127.0.0.1",
-                    port: int | None = None) -> RunResult:
+                    timeout: float = 60.0, addr: str = "127.0.0.1", port: int | None = None,
+                    on_progress: Callable | None = None) -> RunResult:
     """Train with local SGD: K worker processes on this machine, models averaged every H steps.
 
     Worker ``r`` (0..K-1) trains on ``n // K`` samples of shard ``shard_indices(n, r, K, seed)``
@@ -256,6 +256,8 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
             this many samples (all workers pause; the time is kept out of training time).
         timeout: seconds any wait on a peer may take; a dead or silent peer ends the run.
         addr, port: where the rendezvous store listens (default loopback and a free port).
+        on_progress: called as ``on_progress(0, new_samples, epoch, samples, loss)`` after
+            every average (samples of all workers; loss: rank 0's last step), e.g. a live plot.
     Returns:
         A RunResult (method ``local-sgd``): ``worker_curves`` each worker's losses,
         ``loss_curve`` them merged; ``extra`` has steps, averages, compute/comm seconds per
@@ -287,10 +289,15 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
     config = _config(cfg, ds, display_name(net, model), subset, lr=lr, scale_lr=scale_lr,
                      addr=addr)
     snapshots: dict[int, dict] = {}  # each rank's latest measurements, in case it never returns
+    seen, per_epoch = [0], max(1, (len(ds.train_y) // workers) * workers)
 
     def on_message(rank: int, kind: str, payload: Any) -> None:
         if kind == "progress":
-            bar.update(payload)
+            n, loss = payload
+            bar.update(n)
+            seen[0] += n
+            if on_progress:
+                on_progress(0, n, 1 + (seen[0] - 1) // per_epoch, seen[0], loss)
         elif kind == "partial":
             snapshots[rank] = payload
     with listen(addr, port, timeout) as port_:
@@ -300,7 +307,7 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
             # timeout; their snapshots (at most SNAPSHOT_SECONDS old) stand in for them
             outs = procs.run_workers(run_rank, [(cfg, ds, model, addr, port_)] * workers,
                                      name="rank", grace=min(timeout, 5.0),
-                                     on_message=on_message)
+                                     stall_timeout=timeout, on_message=on_message)
         except procs.WorkerError as exc:
             partial = assemble(cfg, config, {**snapshots, **exc.results}, t_start,
                                error=str(exc).split("\n")[0],
@@ -308,10 +315,13 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
             reason = str(exc).split("\n")[0].removeprefix(f"rank {exc.rank} ")
             if exc.details.strip():  # the exception it raised, e.g. "CosttrainError: ..."
                 reason += f" [{exc.details.strip().splitlines()[-1]}]"
-            raise LocalSGDError(
-                f"local SGD run failed: worker {exc.rank} (rank {exc.rank}) {reason} What the "
-                "other workers measured is in .result (status 'partial').", exc.rank, partial,
-                exc.details, exc.results) from None
+            what = (f"was {reason}" if exc.interrupted else
+                    f"failed: worker {exc.rank} (rank {exc.rank}) {reason}")
+            error = LocalSGDError(
+                f"local SGD run {what} What the workers measured is in .result (status "
+                "'partial').", exc.rank, partial, exc.details, exc.results)
+            error.interrupted = exc.interrupted
+            raise error from None
         finally:
             bar.close()
     result = assemble(cfg, config, dict(enumerate(outs)), t_start)

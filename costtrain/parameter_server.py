@@ -193,10 +193,13 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
             reason = str(exc).split("\n")[0].removeprefix(f"rank {exc.rank} ")
             if exc.details.strip():  # the exception it raised, e.g. "CosttrainError: ..."
                 reason += f" [{exc.details.strip().splitlines()[-1]}]"
-            raise ParameterServerError(
-                f"parameter server run failed: {role} (rank {exc.rank}) {reason} The losses "
-                "recorded so far are in .result (status 'partial').", exc.rank, partial,
-                exc.details, res) from None
+            what = (f"was {reason}" if exc.interrupted else
+                    f"failed: {role} (rank {exc.rank}) {reason}")
+            error = ParameterServerError(
+                f"parameter server run {what} The losses recorded so far are in .result "
+                "(status 'partial').", exc.rank, partial, exc.details, res)
+            error.interrupted = exc.interrupted
+            raise error from None
         finally:
             bar.close()
     server = outs[0]

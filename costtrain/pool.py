@@ -239,7 +239,15 @@ class Pool:
                     fail_deadline = now + grace
                     continue
             pending = [m for m in team if not m.done]
-            ready = wait([m.conn for m in pending] + [m.proc.sentinel for m in pending], 0.5)
+            try:
+                ready = wait([m.conn for m in pending] + [m.proc.sentinel for m in pending], 0.5)
+            except KeyboardInterrupt as exc:  # also SIGTERM in the CLI; a second one ends it
+                if failure is not None:
+                    raise
+                failure = procs.interrupted(exc, name)
+                self.stop.set()
+                fail_deadline = time.monotonic() + min(grace, 5.0)
+                continue
             for m in pending:
                 if m.conn not in ready and m.proc.sentinel not in ready:
                     continue

@@ -70,11 +70,26 @@ class WorkerError(RuntimeError):
     """
 
     result: Any = None
+    interrupted: BaseException | None = None  # the parent's Ctrl-C (or SIGTERM), if that was it
 
     def __init__(self, message: str, rank: int, details: str = "",
                  results: dict[int, Any] | None = None) -> None:
         super().__init__(message + (f"\n\n--- worker {rank} traceback ---\n{details}" if details else ""))
         self.rank, self.details, self.results = rank, details, results or {}
+
+
+def interrupted(exc: BaseException, name: str) -> WorkerError:
+    """The failure for the parent's Ctrl-C (or SIGTERM, see the CLI) while `name`s run.
+
+    The supervisors turn the interrupt into this error, ask every worker to stop and wait up to
+    their grace for what the workers hand in, so the trainer can keep a partial result; a
+    second Ctrl-C stops the waiting at once.
+    """
+    what = "terminated" if type(exc).__name__ == "Terminated" else "interrupted (Ctrl-C)"
+    error = WorkerError(f"{what} while the {name}s were running; every worker was asked to "
+                        "stop.", -1)
+    error.interrupted = exc
+    return error
 
 
 def report(kind: str, payload: Any) -> None:
@@ -147,6 +162,7 @@ _beating = threading.Event()  # set in the child when its heartbeat must stop
 def _child(conn: Connection, stop, rank: int, target: Callable, args: tuple) -> None:
     global _stop
     _stop = stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it asks us to stop
     report("started", None)  # imports done: from now on the plain stall timeout applies
     name_worker(rank)
     try:
@@ -312,7 +328,14 @@ def _supervise(workers, stop, name, timeout, stall_timeout, grace,
             continue
         pending = [w for w in workers if not w.done]
         handles = [w.conn for w in pending] + [w.proc.sentinel for w in pending]
-        ready = wait(handles, timeout=tick)
+        try:
+            ready = wait(handles, timeout=tick)
+        except KeyboardInterrupt as exc:  # also SIGTERM in the CLI; a second one ends the wait
+            if failure is not None:
+                raise
+            fail(interrupted(exc, name))
+            fail_deadline = min(fail_deadline, time.monotonic() + min(grace, 5.0))
+            continue
         for w in pending:
             if w.conn in ready or w.proc.sentinel in ready:
                 final = _receive(w, on_message)

@@ -33,6 +33,8 @@ LONG_HOGWILD = ["--method", "hogwild", "--processes", "2", "--subset", "600", "-
                 "--batch-size", "4", "--epochs-per-process", "2000", "--no-progress"]
 LONG_PS = ["--method", "ps", "--workers", "2", "--subset", "600", "--model", "mlp",
            "--batch-size", "4", "--epochs", "2000", "--no-progress"]
+LONG_LOCAL = ["--method", "local-sgd", "--workers", "2", "--average-every", "1", "--subset", "600",
+              "--model", "mlp", "--batch-size", "4", "--epochs", "2000", "--no-progress"]
 PARALLEL = 3
 OVER = str(len(os.sched_getaffinity(0)) + 1)  # threads: one more than the cores
 
@@ -44,7 +46,7 @@ class Case:
     code: int
     says: str  # a piece of the stderr message (or stdout for warnings)
     out: str | None = None  # state of {tmp}/out.json afterwards: absent | ok | partial | diverged
-    fault: str | None = None  # stop-worker | kill-worker | term | int | kill-parent
+    fault: str | None = None  # stop-worker | kill-worker | term | int | int-in-process | kill-parent
     # bound on the wall time (fault to exit where there is a fault): loose enough for a 2-core
     # box at load 30 (start-up alone took 90 s there); a hang is unbounded
     seconds: float = 120.0
@@ -114,11 +116,20 @@ CASES = [
          "results so far were saved to", fault="kill-worker", seconds=60),
     Case("ps worker killed", ["run", *LONG_PS, "--out", "{tmp}/out.json"], 3,
          "worker 1 (rank 1) was killed", "partial", fault="kill-worker", seconds=30),
-    # the parent is told to stop
-    Case("SIGTERM to the parent", ["run", *LONG_HOGWILD], 143, "terminated", fault="term",
-         seconds=60),
-    Case("Ctrl-C in the parent", ["run", *LONG_HOGWILD], 130, "interrupted", fault="int",
-         seconds=60),
+    Case("local-sgd worker stopped (SIGSTOP)", ["run", *LONG_LOCAL, "--timeout", "20", "--out",
+                                                "{tmp}/out.json"], 3, "rank 1", "partial",
+         fault="stop-worker", seconds=20 + 60),
+    # the parent is told to stop: the workers hand in what they have, it is saved
+    Case("SIGTERM to the parent", ["run", *LONG_HOGWILD, "--out", "{tmp}/out.json"], 143,
+         "terminated", "partial", fault="term", seconds=60),
+    Case("Ctrl-C in the parent", ["run", *LONG_HOGWILD], 130, "results so far were saved to",
+         fault="int", seconds=60),
+    Case("Ctrl-C during the baseline", ["run", "--subset", "600", "--model", "mlp", "--batch-size",
+                                        "4", "--epochs", "2000", "--no-progress", "--out",
+                                        "{tmp}/out.json"], 130, "baseline run interrupted after",
+         "partial", fault="int-in-process", seconds=30),
+    Case("Ctrl-C in the parent (ps)", ["run", *LONG_PS, "--out", "{tmp}/out.json"], 130,
+         "interrupted", "partial", fault="int", seconds=60),
     Case("parent killed during start-up", ["run", *LONG_HOGWILD], -9, "", fault="kill-parent",
          seconds=5),
 ]
@@ -180,14 +191,21 @@ def _wait_for_workers(proc: psutil.Process, n: int, started: bool, limit: float 
 def _inject(case: Case, p: subprocess.Popen) -> tuple[float, list[int]]:
     """Apply the case's fault; return (time of the fault, pids of the workers seen)."""
     proc = psutil.Process(p.pid)
+    if case.fault == "int-in-process":  # no workers: strike once it has surely begun training
+        end = time.monotonic() + 600
+        while time.monotonic() < end and p.poll() is None and sum(proc.cpu_times()[:2]) < 8:
+            time.sleep(0.1)
+        p.send_signal(signal.SIGINT)
+        return time.monotonic(), [p.pid]
     n = 3 if "ps" in case.args else 2
+    distributed = "ps" in case.args or "local-sgd" in case.args
     if case.fault == "kill-parent":
         ws = _wait_for_workers(proc, 2, started=False)
         p.kill()
         return time.monotonic(), [w.pid for w in ws]
     ws = _wait_for_workers(proc, n, started=True)
     assert ws, f"{case.name}: the workers did not start"
-    if n == 3:  # parameter server: strike once the victim has joined the group
+    if distributed:  # strike once the victim has joined the group
         end = time.monotonic() + 300
         while time.monotonic() < end and not _connected(ws[1], 2):
             time.sleep(0.1)

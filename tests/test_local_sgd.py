@@ -56,9 +56,13 @@ def test_average_every_step_equals_large_batch_sgd(fmnist):
 
 
 def test_local_sgd_trains_and_counts_its_communication(fmnist):
+    calls = []  # what a live plot receives: (rank, new samples, epoch, samples, loss)
     r = train_local_sgd("mlp", fmnist, workers=2, average_every=5, epochs=2, lr=0.05,
-                        eval_every=1500, seed=1)
+                        eval_every=1500, seed=1, on_progress=lambda *a: calls.append(a))
     assert r.status == "ok" and r.samples == 6000 and r.test_accuracy > 0.6  # chance: 0.10
+    assert len(calls) == r.extra["averages"] and sum(c[1] for c in calls) == 6000
+    assert [c[3] for c in calls][-1] == 6000 and {c[2] for c in calls} == {1, 2}
+    assert all(math.isfinite(c[4]) for c in calls)
     steps = 2 * math.ceil(1500 / 64)  # 24 per epoch
     assert r.extra["steps"] == steps and r.extra["averages"] == math.ceil(steps / 5)
     c = r.extra["comm"]
