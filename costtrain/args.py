@@ -181,8 +181,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
                    help="Hogwild!: 'full' = every process sees the whole training set each epoch "
                         "(the original project), 'shard' = disjoint shards (default: %(default)s)")
     h.add_argument("--collision-every", type=positive_int, default=10,
-                   help="Hogwild!, sparse models: check every this many steps of each worker "
-                        "whether another worker wrote the step's rows meanwhile "
+                   help="Hogwild!, sparse models: measure one 20 ms slot of time in this many: "
+                        "its steps check whether another worker wrote their rows meanwhile "
                         "(default: %(default)s)")
     add_dist_args(p)
     add_ps_args(p)

@@ -160,8 +160,8 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
         timeout: seconds a worker may send nothing (no progress, no heartbeat: it is stopped,
             frozen or swapped out) before every worker is stopped and an error names it
             (:func:`costtrain.procs.stalled`); None waits for ever.
-        collision_every: sparse models: check every this many steps of each worker whether
-            another worker wrote the step's rows meanwhile (``extra['collisions']``).
+        collision_every: sparse models: measure one 20 ms slot of time in this many; its steps
+            check whether another worker wrote their rows meanwhile (``extra['collisions']``).
         on_progress: called in this process as ``on_progress(rank, new_samples, epoch,
             worker_samples, loss)`` every ``log_every`` batches of each worker.
 

@@ -130,9 +130,11 @@ display(Markdown(
 # %% [markdown]
 # Two Hogwild! workers collide when one writes a row while the other's step, which read that
 # row, is still computing. `train_hogwild` measures it cheaply with a small shared table
-# (row → time and writer of its last write): every step stamps its rows; every tenth step first
-# checks its own rows for another worker's stamp newer than its own start. The helper and the
-# two lines of the worker loop that call it:
+# (row → time and writer of its last write). Time is cut into slots of 20 ms and one slot in
+# ten is measured, by every worker at once: in it each step stamps the rows it wrote, and a step
+# that lies wholly inside it first checks its rows for another worker's stamp newer than its own
+# start. Outside the measured slots a step only reads the clock, so the measurement does not slow
+# the training it measures. The helper and the two lines of the worker loop that call it:
 
 # %%
 print(inspect.getsource(Collisions.end))

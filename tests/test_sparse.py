@@ -121,7 +121,7 @@ def test_sparse_models_refuse_momentum_and_get_plain_sgd(tiny):
 
 @pytest.mark.slow
 def test_hogwild_runs_the_sparse_model_and_measures_collisions(tiny):
-    r = train_hogwild("sparse-linear", tiny, processes=2, collision_every=2, timeout=120)
+    r = train_hogwild("sparse-linear", tiny, processes=2, collision_every=1, timeout=120)
     assert r.status == "ok" and r.samples == 2 * 3000 and r.steady_samples_per_second > 0
     c = r.extra["collisions"]
     assert c["measured"] and c["sampled_steps"] > 0
@@ -146,6 +146,8 @@ def test_collisions_are_more_frequent_with_fewer_features():
 
 def test_one_worker_never_collides_and_dense_models_always_do():
     assert collision_summary([{"sampled_steps": 5}], 1, True, 10)["overlap_fraction"] == 0
+    short = collision_summary([{}, {}], 2, True, 10)  # no step fell in a measured slot
+    assert not short["measured"] and "shorter than about 0.2 s" in short["note"]
     dense = collision_summary([{}, {}], 2, False, 10)
     assert not dense["measured"] and dense["overlap_fraction"] == 1.0
 
