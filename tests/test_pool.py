@@ -44,6 +44,18 @@ def test_second_run_reuses_the_warm_workers_and_starts_fast(fmnist):
     assert not _testing.spawned_children(include_pool=True)
 
 
+def test_warm_up_starts_the_workers_once_so_no_run_pays_for_them(fmnist):
+    pool.close_all()
+    first = pool.warm_up(2)
+    assert first > 0.2 and all(m.warm for m in pool.current().members)  # they imported torch
+    pids = pool.current().pids()
+    assert pool.warm_up(2) < 0.1 and pool.current().pids() == pids  # already warm: nothing to do
+    r = train_hogwild("mlp", _small(fmnist, 300), processes=2, threads=1, seed=0)
+    assert r.status == "ok" and r.setup_seconds < 0.5 * first and pool.current().pids() == pids
+    pool.close_all()
+    assert not _testing.spawned_children(include_pool=True)
+
+
 def test_a_failure_closes_the_pool_and_the_next_run_gets_a_fresh_one(fmnist):
     train_hogwild("mlp", _small(fmnist, 300), processes=2, threads=1)
     old = pool.current().pids()
