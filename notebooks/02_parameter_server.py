@@ -6,6 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -54,7 +55,7 @@ import costtrain
 from costtrain import ps_ranks
 from costtrain.exercises import check_prediction
 from costtrain.parameter_server import train_parameter_server
-from costtrain.report import results_table, run_header, summary
+from costtrain.report import format_table, results_table, run_header, summary
 from costtrain.widgets import run_panel
 
 # show warnings as one line, without the file they came from
@@ -215,6 +216,35 @@ ax.set(ylabel="samples / s (training)", title="Parameter server throughput")
 fig.legend(fontsize=8, loc="outside right upper")
 fig.savefig(figures / "02_ps_throughput.png", dpi=90)
 plt.show()
+
+# %% [markdown]
+# ### Why sync mode scales the learning rate
+#
+# With K workers, one sync step averages K batches, so an epoch takes K times fewer steps than
+# the baseline's. At the same learning rate the model moves about K times less per epoch and
+# ends behind at equal samples. Scaling the learning rate by K (Goyal et al. 2017) gives each averaged step the move of K
+# plain steps. The cell below trains sync with the most workers once more with the rule
+# switched the other way and compares both with the baseline, on this run's data.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+k_most = max(workers_list)
+other = train_parameter_server("simple", ds, mode="sync", workers=k_most, epochs=epochs, batch_size=batch_size,
+                               lr=lr, momentum=momentum, scale_lr=not scale_lr, seed=seed, timeout=timeout,
+                               progress=progress)
+scaled, plain = (by_config["sync", k_most], other) if scale_lr else (other, by_config["sync", k_most])
+rows = [[r.label, r.config.get("server_lr", lr), r.extra.get("steps", "-"), round(100 * r.test_accuracy, 1)]
+        for r in (reference, plain, scaled)]
+print(format_table(rows, ["run", "lr of the steps", "steps", "test acc %"]))
+display(Markdown(
+    f"**Measured:** sync with {k_most} worker(s) took {plain.extra['steps']:,} server steps "
+    f"(the baseline took {len(ds.train_y) // batch_size * epochs:,} or so). At lr {lr} it reached "
+    f"{100 * plain.test_accuracy:.1f} % test accuracy, with lr × {k_most} = {lr * k_most:g} "
+    f"{100 * scaled.test_accuracy:.1f} %; the baseline {100 * reference.test_accuracy:.1f} % "
+    f"({100 * (scaled.test_accuracy - reference.test_accuracy):+.1f} points with the rule, "
+    f"{100 * (plain.test_accuracy - reference.test_accuracy):+.1f} without). One seed: "
+    "differences of a point or two are noise here; `benchmarks/parameter_server.py --seeds 1 2 3` "
+    "averages over seeds."))
 
 # %% [markdown]
 # ## 4. Communication vs compute

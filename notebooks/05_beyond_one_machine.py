@@ -31,14 +31,15 @@
 #   Wi-Fi and WAN for 2, 4 and 8 machines, checked against what can be measured here;
 # - when one machine is still the answer.
 #
-# **Time on a laptop:** about 2 minutes with the defaults on 2 cores; well under a minute with
-# the CI values. Every distributed run starts processes, which takes seconds.
+# **Time:** the last cell prints how long this notebook ran; the first says on which machine.
+# Every distributed run starts processes, which takes seconds.
 #
 # Papers: local SGD — Stich 2019, [Local SGD converges fast and communicates little](https://arxiv.org/abs/1805.09767);
 # Lin et al. 2020, [Don't use large mini-batches, use local SGD](https://arxiv.org/abs/1808.07217);
 # DiLoCo — Douillard et al. 2023, [Distributed low-communication training](https://arxiv.org/abs/2311.08105).
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 # %matplotlib inline
 import inspect
 import time
@@ -50,15 +51,17 @@ from IPython.display import Markdown, display
 
 import costtrain
 from costtrain.engine import time_to_accuracy
+from costtrain.exercises import check_prediction
 from costtrain.local_sgd import train_local_sgd, train_rank
 from costtrain.network import LINKS, measure_loopback, measured_seconds_per_step, predict
 from costtrain.parameter_server import train_parameter_server
-from costtrain.report import format_table, results_table, summary
-from costtrain.widgets import read_controls, training_controls
+from costtrain.report import format_table, results_table, run_header, summary
+from costtrain.widgets import run_panel
 
 # show warnings as one line, without the file they came from
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
 notebook_start = time.perf_counter()
+print(run_header())
 
 # %% [markdown]
 # ## Parameters
@@ -66,7 +69,8 @@ notebook_start = time.perf_counter()
 # The next cell holds the values this notebook runs with; they are small so that it finishes
 # quickly. Change them here, or let papermill inject others
 # (`costtrain notebooks -p subset=60000`, `costtrain notebooks --ci`). Values derived from them
-# are computed in the cell after it.
+# are computed in the cell after it. Figures go to `out/figures/` next to the notebooks (not
+# tracked by git); only the reference build (`make notebooks`) writes the repository's `figures/`.
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
@@ -80,11 +84,12 @@ lr = 0.01             # the distributed runs scale it by the workers (linear sca
 momentum = 0.5
 eval_every = 2000     # evaluate every this many samples: time to accuracy needs it
 machines_list = [2, 4, 8]        # machine counts to predict
+link = "wifi"         # the link preset of your run's prediction and of the table in section 4 (lan, wifi, wan)
 tolerance = 0.02      # the target accuracy: final accuracy of the baseline minus this
 seed = 42
 timeout = 60.0        # seconds any wait on a peer may take before the run fails
 progress = True
-figures_dir = "../figures"
+figures_dir = "out/figures"
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -94,7 +99,7 @@ ds = costtrain.load_dataset(dataset, subset=subset, test_subset=test_subset, see
 common = dict(epochs=epochs, batch_size=batch_size, momentum=momentum, seed=seed, eval_every=eval_every)
 print(f"{ds.name}: {len(ds.train_y):,} training and {len(ds.test_y):,} test images, {epochs} epoch(s) per run")
 print(f"local SGD with H in {average_every_list}; predictions for {machines_list} machines on "
-      + ", ".join(link.describe() for link in LINKS.values()))
+      + ", ".join(preset.describe() for preset in LINKS.values()))
 
 # %% [markdown]
 # ## 1. The loop
@@ -110,29 +115,57 @@ print(f"local SGD with H in {average_every_list}; predictions for {machines_list
 print(inspect.getsource(train_rank))
 
 # %% [markdown]
-# ## 2. Local SGD against the parameter server, at equal samples
+# ## 2. Your run
 #
-# Every run trains the same data for the same epochs. The widgets set the number of
-# **workers** (every parameter-server and local-SGD run below uses it), one more **H** to add
-# to the local-SGD runs, and the **link** of the predictions in section 3. Move them, then run
-# the cells below; headless runs use the parameter defaults.
+# The panel sets **the run of this section**: one local-SGD run with the number of
+# **workers**, **H** (local steps between two averages), batch size per worker and learning
+# rate you pick, plus the **link** its prediction uses. Press **Run**, or run the cell below
+# it. The live plot shows rank 0's loss after every average; when the run ends it prints what
+# the run sent and its *predicted* time per step on the chosen link for
+# `machines_list` machines. The comparison in section 3 always uses the `parameters` values.
 
 # %%
-controls = training_controls(workers=workers, average_every=average_every_list[1] if len(average_every_list) > 1
-                             else average_every_list[0], link="wifi", batch_size=None, lr=None)
-controls
+def local_run(v, live):
+    """One local-SGD run with the panel's values `v`, then its prediction on `v['link']`."""
+    live.start(f"local-sgd H={v['average_every']} {v['workers']} worker(s)")
+    r = train_local_sgd("simple", ds, workers=v["workers"], average_every=v["average_every"], epochs=epochs,
+                        batch_size=v["batch_size"], lr=v["lr"], momentum=momentum, seed=seed,
+                        timeout=timeout, progress=progress, on_progress=live)
+    live.finish(r)
+    print(summary(r))
+    comm = r.extra["comm"]
+    print(f"sent {comm['bytes_sent_per_sample']:,.0f} bytes per training sample in {comm['messages']} "
+          f"all-reduces ({comm['seconds']:.2f} s per worker, measured here)")
+    for n in machines_list:
+        p = predict(r, v["link"], n)
+        print(f"predicted on {n} machines, {LINKS[v['link']].describe()}: {1e3 * p.seconds_per_step:.1f} ms "
+              f"per step, {p.samples_per_second:,.0f} samples/s")
+    return r
+
+
+panel = run_panel("05_beyond_one_machine", local_run, workers=workers, average_every=average_every_list[-1],
+                  batch_size=batch_size, lr=lr, link=link)
+panel
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-v = read_controls(controls)
-k, chosen_link = v["workers"], v["link"]
-hs = list(dict.fromkeys(average_every_list + [v["average_every"]]))
+mine = panel.run()
+
+# %% [markdown]
+# ## 3. Local SGD against the parameter server, at equal samples
+#
+# Every run trains the same data for the same epochs with the `parameters` values:
+# `workers` workers for the parameter server (sync and async) and for local SGD with each H in
+# `average_every_list`, against one process with every core.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+hs = list(average_every_list)
 baseline = costtrain.train_baseline("simple", ds, lr=lr, progress=progress, **common)
-dist_kw = dict(workers=k, lr=lr, timeout=timeout, progress=progress, **common)
+dist_kw = dict(workers=workers, lr=lr, timeout=timeout, progress=progress, **common)
 runs = [train_parameter_server("simple", ds, mode=mode, **dist_kw) for mode in ("sync", "async")]
 runs += [train_local_sgd("simple", ds, average_every=h, **dist_kw) for h in hs]
 print(results_table([baseline] + runs))
-print(summary(runs[-1]))
 
 # %% [markdown]
 # What each run sent: `extra['comm']` holds the bytes sent and received by every rank, the
@@ -169,7 +202,7 @@ display(Markdown(
     f"(parameter server sync {100 * ps_sync.test_accuracy:.1f} %, one process {100 * baseline.test_accuracy:.1f} %)."))
 
 # %% [markdown]
-# ## 3. What if the workers were machines on a network?
+# ## 4. What if the workers were machines on a network?
 #
 # Loopback is not a network: here bytes cost almost nothing. `costtrain.network` predicts one
 # step on N machines as
@@ -200,23 +233,24 @@ print(format_table(check, ["run", "measured ms/step", "predicted ms/step", "pred
 # NBVAL_IGNORE_OUTPUT
 target = baseline.test_accuracy - tolerance
 one_machine, _ = time_to_accuracy(baseline.eval_curve, target)
-preds = {(r.label, link, n): predict(r, link, n, target_accuracy=target)
-         for r in runs for link in LINKS for n in machines_list}
+chosen_link = panel.values()["link"]  # the link picked in the panel (headless: `link`)
+preds = {(r.label, name, n): predict(r, name, n, target_accuracy=target)
+         for r in runs for name in LINKS for n in machines_list}
 table = [[p.label, f"{p.seconds_per_step * 1e3:.1f}", f"{p.samples_per_second:,.0f}",
           "not reached" if p.seconds_to_target is None else f"{p.seconds_to_target:.1f}"]
-         for p in preds.values() if p.link == LINKS[chosen_link].describe()]
+         for p in preds.values() if p.link == LINKS[chosen_link].describe()]  # the panel's link
 print(f"target: {100 * target:.1f} % test accuracy; one machine here (baseline, measured): "
       + ("not reached" if one_machine is None else f"{one_machine:.1f} s of training"))
 print(format_table(table, ["configuration", "predicted ms/step", "predicted samples/s", "predicted s to target"]))
 
 fig, axes = plt.subplots(1, len(LINKS), figsize=(11, 3.6), layout="constrained", sharey=True)
-for ax, link in zip(axes, LINKS):
+for ax, name in zip(axes, LINKS):
     for r in runs:
-        ys = [preds[r.label, link, n].seconds_to_target for n in machines_list]
+        ys = [preds[r.label, name, n].seconds_to_target for n in machines_list]
         ax.plot(machines_list, [float("nan") if y is None else y for y in ys], "o-", label=r.label)
     if one_machine is not None:
         ax.axhline(one_machine, color="k", ls="--", lw=1, label="one machine (measured)")
-    ax.set(xscale="log", yscale="log", xlabel="machines", title=f"{LINKS[link].describe()} (predicted)")
+    ax.set(xscale="log", yscale="log", xlabel="machines", title=f"{LINKS[name].describe()} (predicted)")
     ax.set_xticks(machines_list, [str(n) for n in machines_list])
 axes[0].set_ylabel("seconds to target (predicted)")
 axes[-1].legend(fontsize=7)
@@ -224,7 +258,7 @@ fig.savefig(figures / "05_predicted_time_to_accuracy.png", dpi=110)
 plt.show()
 
 # %% [markdown]
-# ## 4. Conclusion, from the numbers above
+# ## 5. Conclusion, from the numbers above
 #
 # For each link and machine count: the method predicted to reach the target soonest, and
 # whether it beats one machine (the baseline as measured here).
@@ -232,10 +266,10 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 lines = []
-for link in LINKS:
+for name in LINKS:
     parts = []
     for n in machines_list:
-        reach = [p for (label, l, m), p in preds.items() if l == link and m == n and p.seconds_to_target is not None]
+        reach = [p for (label, l, m), p in preds.items() if l == name and m == n and p.seconds_to_target is not None]
         if not reach:
             parts.append(f"{n} machines: no method reaches the target")
             continue
@@ -244,12 +278,12 @@ for link in LINKS:
                    f", {one_machine / best.seconds_to_target:.1f}x faster than one machine"
                    if best.seconds_to_target < one_machine else ", **one machine is faster**")
         parts.append(f"{n} machines: {best.label.split(' on ')[0]} ({best.seconds_to_target:.1f} s{verdict})")
-    lines.append(f"- **{LINKS[link].describe()}**: " + "; ".join(parts) + ".")
+    lines.append(f"- **{LINKS[name].describe()}**: " + "; ".join(parts) + ".")
 display(Markdown("Predicted soonest to the target:\n\n" + "\n".join(lines)
                  + "\n\nCheck a prediction on Linux with `tc netem` (see the README) before buying anything."))
 
 # %% [markdown]
-# ## 5. Across machines with `torchrun`
+# ## 6. Across machines with `torchrun`
 #
 # The same loop runs across machines when `torchrun` starts it on each one (every rank must
 # reach the first machine's address; the transport is unauthenticated, so trusted networks
@@ -270,8 +304,8 @@ print("\n".join([f"torchrun {nodes} --node-rank 0 -m costtrain.local_sgd {args} 
 #
 # <details><summary>Hint</summary>
 #
-# Look at the accuracy of each H in section 2 and at its predicted time to the target on
-# `wifi` for 2 machines in section 3: the smallest time among the runs that reach the target.
+# Look at the accuracy of each H in section 3 and at its predicted time to the target on
+# `wifi` for 2 machines in section 4: the smallest time among the runs that reach the target.
 # </details>
 #
 # <details><summary>Worked answer</summary>
@@ -308,6 +342,13 @@ print("\n".join([f"torchrun {nodes} --node-rank 0 -m costtrain.local_sgd {args} 
 # **3.** Predict your own network: measure it (e.g. `iperf3` for bandwidth, `ping` for the
 # round trip) and pass it as a link such as `"300mbit,5ms"`.
 #
+# <details><summary>Hint</summary>
+#
+# `predict(run, link, machines, target_accuracy=target)` accepts a preset name or a string
+# `"<bandwidth>,<latency>"`; `costtrain.network.get_link("300mbit,5ms").describe()` shows how
+# it was read.
+# </details>
+#
 # <details><summary>Worked answer</summary>
 #
 # ```python
@@ -316,6 +357,29 @@ print("\n".join([f"torchrun {nodes} --node-rank 0 -m costtrain.local_sgd {args} 
 #           predict(r, "300mbit,5ms", 3, target_accuracy=target).seconds_to_target)
 # ```
 # </details>
+#
+# **4.** Before looking at section 3's table: how many times fewer bytes per training sample
+# does local SGD with the largest H in `average_every_list` send than with H = 1? Put your
+# guess in the cell below and run it.
+#
+# <details><summary>Hint</summary>
+#
+# Every H-th step moves one model's worth of bytes (times `2 (K-1)/K`), so bytes per sample
+# fall like 1/H; the one extra average at the end of each worker's data adds a little.
+# </details>
+#
+# <details><summary>Worked answer</summary>
+#
+# About H (32 with the defaults), slightly less because of the final average. The ratio of the
+# measured bytes, `local[1]` over `local[max(hs)]`, is what the cell checks your guess against.
+# </details>
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+my_prediction = 32  # your guess: how many times fewer bytes per sample with the largest H than with H = 1
+if 1 in local:
+    check_prediction(my_prediction, local[1].extra["comm"]["bytes_sent_per_sample"]
+                     / local[max(hs)].extra["comm"]["bytes_sent_per_sample"])
 
 # %%
 # NBVAL_IGNORE_OUTPUT
