@@ -13,7 +13,7 @@ from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, c
                      close_eval_curve, evaluate, loss_fn, mark_diverged, optimizer_label, prepare,
                      progress_bar, sgd, steady_rate)
 from .models import display_name, sgd_settings
-from .procs import WorkerError
+from .procs import Interrupted
 from .result import RunResult
 from .utils import CosttrainError, hardware_info, num_cores, num_threads, resolve_device, seed_everything
 
@@ -49,8 +49,8 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
         on_progress: called as ``on_progress(0, new_samples, epoch, samples, loss)`` every
             ``log_every`` batches (the signature Hogwild!'s workers report with).
     Raises:
-        WorkerError: interrupted (Ctrl-C) during training; ``.result`` holds the run so far
-            (status ``partial``, evaluated on the test set) and ``.interrupted`` the interrupt.
+        Interrupted: Ctrl-C during training (a KeyboardInterrupt); ``.result`` holds the run so
+            far (status ``partial``, evaluated on the test set).
     """
     check_hparams(epochs=epochs, batch_size=batch_size, lr=1.0 if lr is None else lr,
                   eval_every=eval_every)
@@ -126,9 +126,9 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
     if stopped is not None:
         result.status = "partial"
         result.error = f"interrupted after {log.samples:,} of {total:,} samples"
-        error = WorkerError(f"baseline run {result.error}; the result so far is in .result "
-                            "(status 'partial').", -1)
-        error.result, error.interrupted = result, stopped
+        error = Interrupted(f"baseline run {result.error}; the result so far is in .result "
+                            "(status 'partial').", stopped)
+        error.result = result
         raise error
     return mark_diverged(result, lr) if log.diverged else result
 

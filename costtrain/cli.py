@@ -23,7 +23,7 @@ from . import pool
 from .args import (METHOD_NAMES, add_data_args, add_optim_args, add_output_args, add_repeats_arg,
                    add_run_args, positive_float, positive_int)
 from .errors import CosttrainError
-from .procs import WorkerError
+from .procs import Interrupted, WorkerError
 from .result import RunResult, check_folder_writable, check_writable, save_results
 # Nothing above imports torch: `costtrain run --method hogwild` starts its workers first, so
 # that their start-up overlaps the parent's own import of torch and the data loading.
@@ -337,10 +337,10 @@ def _execute(args, done: list[RunResult]) -> list[RunResult]:
             results = cmd_compare(args, done)
         else:
             return args.handler(args) or []
-    except WorkerError as exc:  # a worker died, raised or got stuck, or Ctrl-C: keep what was measured
+    except (WorkerError, Interrupted) as exc:  # failed, stuck or Ctrl-C: keep what was measured
         kept = done + ([exc.result] if exc.result is not None else [])
-        code = (EXIT_FAILED if exc.interrupted is None else
-                EXIT_TERMINATED if isinstance(exc.interrupted, Terminated) else EXIT_INTERRUPTED)
+        code = (EXIT_FAILED if isinstance(exc, WorkerError) else
+                EXIT_TERMINATED if isinstance(exc.cause, Terminated) else EXIT_INTERRUPTED)
         raise RunFailed(str(exc).split("\n")[0].rstrip("."), kept, code) from None
     from .report import results_table
     print()

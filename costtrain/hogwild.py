@@ -341,12 +341,12 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     clock = _Clock(job.processes, workers.start, bar, on_progress)
     collisions = Collisions(model, job.collision_every)
     args = [(job, model, source, test if job.eval_every else None, collisions)] * job.processes
-    error: procs.WorkerError | None = None
+    error: procs.WorkerError | procs.Interrupted | None = None
     try:
         outcomes = dict(enumerate(workers.run(worker, args, name="hogwild worker",
                                               timeout=timeout, on_message=clock,
                                               classes=classes)))
-    except procs.WorkerError as exc:
+    except (procs.WorkerError, procs.Interrupted) as exc:  # keep what the workers measured
         error, outcomes = exc, dict(sorted(exc.results.items()))
     finally:
         bar.close()

@@ -308,6 +308,10 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
             outs = procs.run_workers(run_rank, [(cfg, ds, model, addr, port_)] * workers,
                                      name="rank", grace=min(timeout, 5.0),
                                      stall_timeout=timeout, on_message=on_message)
+        except procs.Interrupted as exc:  # still a KeyboardInterrupt, now with the partial run
+            exc.result = assemble(cfg, config, {**snapshots, **exc.results}, t_start,
+                                  error=str(exc))
+            raise
         except procs.WorkerError as exc:
             partial = assemble(cfg, config, {**snapshots, **exc.results}, t_start,
                                error=str(exc).split("\n")[0],
@@ -315,13 +319,10 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
             reason = str(exc).split("\n")[0].removeprefix(f"rank {exc.rank} ")
             if exc.details.strip():  # the exception it raised, e.g. "CosttrainError: ..."
                 reason += f" [{exc.details.strip().splitlines()[-1]}]"
-            what = (f"was {reason}" if exc.interrupted else
-                    f"failed: worker {exc.rank} (rank {exc.rank}) {reason}")
-            error = LocalSGDError(
-                f"local SGD run {what} What the workers measured is in .result (status "
-                "'partial').", exc.rank, partial, exc.details, exc.results)
-            error.interrupted = exc.interrupted
-            raise error from None
+            raise LocalSGDError(
+                f"local SGD run failed: worker {exc.rank} (rank {exc.rank}) {reason} What the "
+                "other workers measured is in .result (status 'partial').", exc.rank, partial,
+                exc.details, exc.results) from None
         finally:
             bar.close()
     result = assemble(cfg, config, dict(enumerate(outs)), t_start)

@@ -186,6 +186,10 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
             outs = procs.run_workers(run_rank, [(cfg, ds, model, addr, port_)] * (workers + 1),
                                      name="rank", grace=min(timeout, 15.0),
                                      stall_timeout=timeout, on_message=on_message)
+        except procs.Interrupted as exc:  # still a KeyboardInterrupt, now with the partial run
+            exc.result = assemble(cfg, config, exc.results.get(0), exc.results, t_start,
+                                  error=str(exc))
+            raise
         except procs.WorkerError as exc:
             res = exc.results
             partial = assemble(cfg, config, res.get(0), res, t_start, error=str(exc))
@@ -193,13 +197,10 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
             reason = str(exc).split("\n")[0].removeprefix(f"rank {exc.rank} ")
             if exc.details.strip():  # the exception it raised, e.g. "CosttrainError: ..."
                 reason += f" [{exc.details.strip().splitlines()[-1]}]"
-            what = (f"was {reason}" if exc.interrupted else
-                    f"failed: {role} (rank {exc.rank}) {reason}")
-            error = ParameterServerError(
-                f"parameter server run {what} The losses recorded so far are in .result "
-                "(status 'partial').", exc.rank, partial, exc.details, res)
-            error.interrupted = exc.interrupted
-            raise error from None
+            raise ParameterServerError(
+                f"parameter server run failed: {role} (rank {exc.rank}) {reason} The losses "
+                "recorded so far are in .result (status 'partial').", exc.rank, partial,
+                exc.details, res) from None
         finally:
             bar.close()
     server = outs[0]

@@ -230,7 +230,8 @@ class Pool:
                 on_message(m.rank, kind, payload)
         return got, final
 
-    def _supervise(self, team: list[_Member], name: str, timeout, grace, on_message) -> procs.WorkerError | None:
+    def _supervise(self, team: list[_Member], name: str, timeout, grace,
+                   on_message) -> procs.WorkerError | procs.Interrupted | None:
         t0 = time.monotonic()
         last = {m.rank: t0 for m in team}
         failure, fail_deadline = None, None
@@ -260,7 +261,7 @@ class Pool:
             except KeyboardInterrupt as exc:  # also SIGTERM in the CLI; a second one ends it
                 if failure is not None:
                     raise
-                failure = procs.interrupted(exc, name)
+                failure = procs.Interrupted.during(exc, name)
                 self.stop.set()
                 fail_deadline = time.monotonic() + min(grace, 5.0)
                 continue

@@ -70,7 +70,6 @@ class WorkerError(RuntimeError):
     """
 
     result: Any = None
-    interrupted: BaseException | None = None  # the parent's Ctrl-C (or SIGTERM), if that was it
 
     def __init__(self, message: str, rank: int, details: str = "",
                  results: dict[int, Any] | None = None) -> None:
@@ -78,18 +77,29 @@ class WorkerError(RuntimeError):
         self.rank, self.details, self.results = rank, details, results or {}
 
 
-def interrupted(exc: BaseException, name: str) -> WorkerError:
-    """The failure for the parent's Ctrl-C (or SIGTERM, see the CLI) while `name`s run.
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or the CLI's SIGTERM) while workers ran; still a KeyboardInterrupt.
 
-    The supervisors turn the interrupt into this error, ask every worker to stop and wait up to
-    their grace for what the workers hand in, so the trainer can keep a partial result; a
-    second Ctrl-C stops the waiting at once.
+    The supervisors ask every worker to stop and wait up to their grace for what the workers
+    hand in (a second Ctrl-C stops the waiting at once). ``results`` holds what they returned,
+    ``result`` the partial RunResult the trainer built from it, ``cause`` the original
+    interrupt.
     """
-    what = "terminated" if type(exc).__name__ == "Terminated" else "interrupted (Ctrl-C)"
-    error = WorkerError(f"{what} while the {name}s were running; every worker was asked to "
-                        "stop.", -1)
-    error.interrupted = exc
-    return error
+
+    result: Any = None
+    rank = -1
+
+    def __init__(self, message: str, cause: BaseException | None = None,
+                 results: dict[int, Any] | None = None) -> None:
+        super().__init__(message)
+        self.cause, self.results = cause, results or {}
+
+    @classmethod
+    def during(cls, cause: BaseException, name: str) -> "Interrupted":
+        """The interrupt `cause` that arrived while `name`s were running."""
+        what = "terminated" if type(cause).__name__ == "Terminated" else "interrupted (Ctrl-C)"
+        return cls(f"{what} while the {name}s were running; every worker was asked to stop.",
+                   cause)
 
 
 def report(kind: str, payload: Any) -> None:
@@ -244,6 +254,7 @@ def run_workers(target: Callable[..., Any], args: list[tuple], *, name: str = "w
     Raises:
         WorkerError: a worker raised, died, got stuck, or the timeout passed; ``.results``
             holds the results the other workers returned.
+        Interrupted: Ctrl-C while they ran (a KeyboardInterrupt); ``.results`` as above.
         MainGuardError: the calling script has no ``if __name__ == "__main__":`` guard.
     """
     check_main_guard()
@@ -308,13 +319,13 @@ def _stuck(workers: list[_Worker], stall_timeout: float | None, now: float) -> _
 
 
 def _supervise(workers, stop, name, timeout, stall_timeout, grace,
-               on_message) -> WorkerError | None:
+               on_message) -> WorkerError | Interrupted | None:
     deadline = None if timeout is None else time.monotonic() + timeout
     tick = min(1.0, heartbeat_interval(stall_timeout))
-    failure: WorkerError | None = None
+    failure: WorkerError | Interrupted | None = None
     fail_deadline = None
 
-    def fail(error: WorkerError) -> None:
+    def fail(error: WorkerError | Interrupted) -> None:
         nonlocal failure, fail_deadline
         failure, fail_deadline = error, time.monotonic() + grace
         stop.set()
@@ -333,7 +344,7 @@ def _supervise(workers, stop, name, timeout, stall_timeout, grace,
         except KeyboardInterrupt as exc:  # also SIGTERM in the CLI; a second one ends the wait
             if failure is not None:
                 raise
-            fail(interrupted(exc, name))
+            fail(Interrupted.during(exc, name))
             fail_deadline = min(fail_deadline, time.monotonic() + min(grace, 5.0))
             continue
         for w in pending:

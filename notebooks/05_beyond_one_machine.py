@@ -194,7 +194,7 @@ fig.savefig(figures / "05_bytes_vs_accuracy.png", dpi=110)
 plt.show()
 ps_sync = runs[0]
 local = {r.config["average_every"]: r for r in runs[2:]}
-h_mid = hs[1] if len(hs) > 1 else hs[0]
+h_mid = hs[len(hs) // 2]  # the middle H
 fewer = ps_sync.extra["comm"]["bytes_sent_per_sample"] / local[h_mid].extra["comm"]["bytes_sent_per_sample"]
 display(Markdown(
     f"**Measured:** local SGD with H = {h_mid} sent {fewer:.1f}x fewer bytes per sample than the "
@@ -291,6 +291,7 @@ display(Markdown("Predicted soonest to the target:\n\n" + "\n".join(lines)
 
 # %%
 # NBVAL_CHECK_OUTPUT
+h_mid = average_every_list[len(average_every_list) // 2]  # the middle H of the comparison
 args = f"--average-every {h_mid} --epochs {epochs} --batch-size {batch_size} --lr {lr} --momentum {momentum}"
 args += f" --subset {subset}" if subset else ""
 nodes = "--nnodes 2 --nproc-per-node 1 --master-addr 192.168.1.10 --master-port 29500"
