@@ -20,4 +20,6 @@ def test_source_and_notebook_are_in_step():
 def test_ci_values_are_declared_and_small():
     params = notebook_parameters(NB.with_suffix(".ipynb"))
     assert {"subset", "test_subset", "eval_every", "average_every_list", "machines_list"} <= set(params)
-    assert CI_PARAMETERS["subset"] <= 2000 and CI_PARAMETERS["average_every_list"] == [1, 8, 32]
+    assert params["average_every_list"] == [1, 8, 32]  # the comparison the course shows
+    ci = CI_PARAMETERS["average_every_list"]  # CI: fewer runs (each starts processes), still a comparison
+    assert CI_PARAMETERS["subset"] <= 2000 and len(ci) >= 2 and set(ci) <= {1, 8, 32}
