@@ -307,7 +307,9 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
             # timeout; their snapshots (at most SNAPSHOT_SECONDS old) stand in for them
             outs = procs.run_workers(run_rank, [(cfg, ds, model, addr, port_)] * workers,
                                      name="rank", grace=min(timeout, 5.0),
-                                     stall_timeout=timeout, on_message=on_message)
+                                     # a silent (stopped) rank is named before gloo's own
+                                     # timeout fires in its peers, which would blame them
+                                     stall_timeout=0.8 * timeout, on_message=on_message)
         except procs.Interrupted as exc:  # still a KeyboardInterrupt, now with the partial run
             exc.result = assemble(cfg, config, {**snapshots, **exc.results}, t_start,
                                   error=str(exc))

@@ -255,39 +255,38 @@ class Pool:
                     self.stop.set()
                     fail_deadline = now + grace
                     continue
-            pending = [m for m in team if not m.done]
-            try:
+            try:  # Ctrl-C (or the CLI's SIGTERM) anywhere here: stop the workers, keep theirs
+                pending = [m for m in team if not m.done]
                 ready = wait([m.conn for m in pending] + [m.proc.sentinel for m in pending], 0.5)
-            except KeyboardInterrupt as exc:  # also SIGTERM in the CLI; a second one ends it
-                if failure is not None:
+                for m in pending:
+                    if m.conn not in ready and m.proc.sentinel not in ready:
+                        continue
+                    got, final = self._receive(m, on_message)
+                    if got:
+                        last[m.rank] = time.monotonic()
+                    if final is None and m.proc.sentinel in ready and not m.done:
+                        m.proc.join(0.1)
+                        final = self._receive(m, on_message)[1] or (
+                            "died", procs.exit_reason(m.proc.exitcode))
+                        m.done = True
+                    if final is None:
+                        continue
+                    kind, payload = final
+                    if kind == "ok":
+                        m.result = payload
+                    elif failure is None:
+                        msg = (f"{name} {m.rank} raised an exception" if kind == "error"
+                               else f"{name} {m.rank} {payload}")
+                        failure = procs.WorkerError(msg + "; the other workers were stopped.",
+                                                    m.rank, payload if kind == "error" else "")
+                        self.stop.set()
+                        fail_deadline = time.monotonic() + grace
+            except KeyboardInterrupt as exc:  # a second one, while they stop, ends the wait
+                if isinstance(failure, procs.Interrupted):
                     raise
                 failure = procs.Interrupted.during(exc, name)
                 self.stop.set()
                 fail_deadline = time.monotonic() + min(grace, 5.0)
-                continue
-            for m in pending:
-                if m.conn not in ready and m.proc.sentinel not in ready:
-                    continue
-                got, final = self._receive(m, on_message)
-                if got:
-                    last[m.rank] = time.monotonic()
-                if final is None and m.proc.sentinel in ready and not m.done:
-                    m.proc.join(0.1)
-                    final = self._receive(m, on_message)[1] or (
-                        "died", procs.exit_reason(m.proc.exitcode))
-                    m.done = True
-                if final is None:
-                    continue
-                kind, payload = final
-                if kind == "ok":
-                    m.result = payload
-                elif failure is None:
-                    msg = (f"{name} {m.rank} raised an exception" if kind == "error"
-                           else f"{name} {m.rank} {payload}")
-                    failure = procs.WorkerError(msg + "; the other workers were stopped.",
-                                                m.rank, payload if kind == "error" else "")
-                    self.stop.set()
-                    fail_deadline = time.monotonic() + grace
         if failure is not None:
             failure.results = {m.rank: m.result for m in team if m.result is not None}
         return failure

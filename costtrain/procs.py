@@ -337,33 +337,33 @@ def _supervise(workers, stop, name, timeout, stall_timeout, grace,
         if failure is None and deadline is not None and now >= deadline:
             fail(WorkerError(f"{name}s did not finish within {timeout:g} s; stopped them.", -1))
             continue
-        pending = [w for w in workers if not w.done]
-        handles = [w.conn for w in pending] + [w.proc.sentinel for w in pending]
-        try:
+        try:  # Ctrl-C (or the CLI's SIGTERM) anywhere here: stop the workers, keep theirs
+            pending = [w for w in workers if not w.done]
+            handles = [w.conn for w in pending] + [w.proc.sentinel for w in pending]
             ready = wait(handles, timeout=tick)
-        except KeyboardInterrupt as exc:  # also SIGTERM in the CLI; a second one ends the wait
-            if failure is not None:
+            for w in pending:
+                if w.conn in ready or w.proc.sentinel in ready:
+                    final = _receive(w, on_message)
+                    if final is None and w.proc.sentinel in ready and not w.done:
+                        w.proc.join(0.1)
+                        final = _receive(w, on_message) or ("died", _exit_reason(w.proc.exitcode))
+                        w.done = True
+                    if final is None:
+                        continue
+                    kind, payload = final
+                    if kind == "ok":
+                        w.result = payload
+                    elif failure is None:
+                        msg = (f"{name} {w.rank} raised an exception" if kind == "error"
+                               else f"{name} {w.rank} {payload}")
+                        fail(WorkerError(msg + "; the other workers were stopped.", w.rank,
+                                         payload if kind == "error" else ""))
+        except KeyboardInterrupt as exc:  # a second one, while they stop, ends the wait
+            if isinstance(failure, Interrupted):
                 raise
             fail(Interrupted.during(exc, name))
             fail_deadline = min(fail_deadline, time.monotonic() + min(grace, 5.0))
             continue
-        for w in pending:
-            if w.conn in ready or w.proc.sentinel in ready:
-                final = _receive(w, on_message)
-                if final is None and w.proc.sentinel in ready and not w.done:
-                    w.proc.join(0.1)
-                    final = _receive(w, on_message) or ("died", _exit_reason(w.proc.exitcode))
-                    w.done = True
-                if final is None:
-                    continue
-                kind, payload = final
-                if kind == "ok":
-                    w.result = payload
-                elif failure is None:
-                    msg = (f"{name} {w.rank} raised an exception" if kind == "error"
-                           else f"{name} {w.rank} {payload}")
-                    fail(WorkerError(msg + "; the other workers were stopped.", w.rank,
-                                     payload if kind == "error" else ""))
         # after reading what arrived: a parent that was itself descheduled blames no one
         stuck = _stuck(workers, stall_timeout, time.monotonic()) if failure is None else None
         if stuck is not None:
