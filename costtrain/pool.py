@@ -163,8 +163,10 @@ class Pool:
                 left = end - time.monotonic()
                 if left <= 0 or not m.proc.is_alive():
                     _discard(self)
-                    raise procs.WorkerError(f"pool worker {m.rank} did not start within "
-                                            f"{timeout:g} s; stopped them.", m.rank)
+                    raise procs.WorkerError(
+                        f"pool worker {m.rank} did not start within {timeout:g} s; stopped "
+                        "them. Check that `python -c 'import torch'` works in this environment "
+                        "and that memory is free, or pass a larger timeout.", m.rank)
                 if m.conn.poll(min(left, 0.5)):
                     kind, _ = m.conn.recv()
                     m.warm = m.warm or kind == "warm"
