@@ -5,8 +5,9 @@ point down, never into the CLI), and never another module's ``_private`` names:
 
 1. records and processes: ``errors`` (CosttrainError, no torch), ``utils`` (cores, threads),
    ``result`` (RunResult, JSON, output paths), ``procs`` (spawned workers, supervised, no torch
-   at import), ``pool`` (warm Hogwild! workers kept across runs), ``args`` (command-line
-   options, no torch);
+   at import), ``pool`` (warm Hogwild! workers kept across runs), ``measure`` (one definition
+   of every time figure, the machine's load during a run), ``args`` (command-line options, no
+   torch);
 2. data, models, engine: ``data`` (datasets as tensors), ``models`` (the nets), ``checks``
    (what must hold before a process starts), ``engine`` (what every loop shares: set-up,
    batches, evaluation, loss logs);

@@ -12,6 +12,7 @@ from .data import ClassicImageDataset, Dataset
 from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_hparams,
                      close_eval_curve, evaluate, loss_fn, mark_diverged, optimizer_label, prepare,
                      progress_bar, sgd, steady_rate)
+from .measure import timed
 from .models import display_name, sgd_settings
 from .procs import Interrupted
 from .result import RunResult
@@ -24,6 +25,7 @@ def _classic_loader(ds: Dataset, batch_size: int, gen: torch.Generator):
     return iter(loader)
 
 
+@timed
 def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist", *,
                    epochs: int = 1, batch_size: int = 64, lr: float | None = None,
                    momentum: float | None = None, optimizer: OptimizerFactory | None = None,
@@ -52,6 +54,7 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
         Interrupted: Ctrl-C during training (a KeyboardInterrupt); ``.result`` holds the run so
             far (status ``partial``, evaluated on the test set).
     """
+    t_setup = time.perf_counter()
     check_hparams(epochs=epochs, batch_size=batch_size, lr=1.0 if lr is None else lr,
                   eval_every=eval_every)
     if pipeline not in PIPELINES:
@@ -61,7 +64,6 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
     if threads < 1:
         raise CosttrainError(f"threads must be >= 1, got {threads}.")
     check_threads(1, threads)
-    t_setup = time.perf_counter()
     with num_threads(threads):
         model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
         model.to(dev).train()

@@ -90,7 +90,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                            "(default: %(default)s)")
     cmp_.add_argument("--only", nargs="*", default=None,
                       help="run only configurations whose label starts with one of these")
-    cmp_.add_argument("--figures", default="figures",
+    cmp_.add_argument("--figures", default="results/figures",
                       help="folder for the figures: compare_losses.png, "
                            "compare_accuracy_vs_time.png, compare_cost.png (default: "
                            "%(default)s; '' for none)")

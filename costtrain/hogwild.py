@@ -43,8 +43,10 @@ from . import pool, procs
 from .checks import check_device, check_optimizer, check_plan, check_shareable
 from .data import ClassicImageDataset, Dataset
 from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_hparams,
-                     close_eval_curve, evaluate, loss_fn, mark_diverged, merge_curves,
-                     optimizer_label, prepare, progress_bar, sgd, shard_indices, steady_rate)
+                     close_eval_curve, evaluate, idle_spans, loss_fn, mark_diverged,
+                     merge_curves, on_training_clock, optimizer_label, prepare, progress_bar,
+                     sgd, shard_indices, steady_rate)
+from .measure import timed
 from .models import display_name, sgd_settings
 from .result import RunResult
 from .sparse import Collisions, collision_summary, has_sparse_grads
@@ -78,7 +80,7 @@ def worker(rank: int, job: Job, model: nn.Module, source: Source,
     procs.report("ready", None)
     while not start.wait(0.1):
         if procs.should_stop():
-            return _outcome(log, evaluator, collisions, 0.0, stopped=True)
+            return _outcome(log, evaluator, collisions, None, stopped=True)
     model.train()
     t0 = time.perf_counter()
     reported = 0
@@ -91,8 +93,7 @@ def worker(rank: int, job: Job, model: nn.Module, source: Source,
             loss.backward()
             opt.step()
             collisions.end()  # did another worker write my rows meanwhile? (sampled)
-            now = time.perf_counter() - t0  # one clock for every worker's loss curve
-            elapsed = now - evaluator.seconds  # training seconds (eval curve, like the baseline)
+            now = time.perf_counter() - t0  # one clock for every worker's curves (wall since start)
             log.add(loss.item(), len(yb), now)
             if log.samples - reported >= job.log_every * job.batch_size:
                 procs.report("progress", (log.samples - reported, epoch, log.samples,
@@ -103,23 +104,24 @@ def worker(rank: int, job: Job, model: nn.Module, source: Source,
                     counter.value += len(yb)
                     total = counter.value
                 if evaluator.due(total):
-                    evaluator(model, total, elapsed)
+                    evaluator(model, total, now)
             if procs.should_stop() or log.diverged:
-                return _outcome(log, evaluator, collisions, time.perf_counter() - t0,
-                                stopped=True)
+                return _outcome(log, evaluator, collisions, t0, stopped=True)
     if dev.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0 - evaluator.seconds
-    log.flush(seconds + evaluator.seconds)
-    procs.report("done", (log.samples - reported, evaluator.seconds))
-    return _outcome(log, evaluator, collisions, seconds + evaluator.seconds, stopped=False)
+    procs.report("done", (log.samples - reported,))
+    return _outcome(log, evaluator, collisions, t0, stopped=False)
 
 
-def _outcome(log: LossLog, evaluator: Evaluator, collisions: Collisions, seconds: float,
+def _outcome(log: LossLog, evaluator: Evaluator, collisions: Collisions, t0: float | None,
              stopped: bool) -> dict:
+    """What a worker hands in; times are wall seconds since its start signal (`t0`)."""
+    seconds = 0.0 if t0 is None else time.perf_counter() - t0
     log.flush(seconds)
+    spans = [(a - t0, b - t0) for a, b in evaluator.spans] if t0 is not None else []
     return dict(curve=log.curve, samples=log.samples, eval_curve=evaluator.curve,
-                eval_seconds=evaluator.seconds, seconds=seconds, stopped=stopped,
+                eval_seconds=evaluator.seconds, eval_spans=spans, seconds=seconds,
+                stopped=stopped,
                 diverged=log.diverged, threads=torch.get_num_threads(),
                 collisions=collisions.counts())
 
@@ -127,6 +129,7 @@ def _outcome(log: LossLog, evaluator: Evaluator, collisions: Collisions, seconds
 
 # ------------------------------------------------------------------ the native API
 
+@timed
 def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist", *,
                   processes: int = 2, epochs_per_process: int = 1, sharding: str = "full",
                   batch_size: int = 64, lr: float | None = None,
@@ -312,12 +315,19 @@ class _Clock:
                 self.on_progress(rank, *payload)
         elif kind == "done":
             self.bar.update(payload[0])
-            self.done[rank] = time.perf_counter() - self.t_start - payload[1]
+            self.done[rank] = time.perf_counter() - self.t_start
 
-    def train_seconds(self, outcomes: dict[int, dict]) -> float:
-        """From the start signal to the last worker's end, less worker 0's evaluation time."""
-        ends = [self.done.get(r, o["seconds"] - o["eval_seconds"]) for r, o in outcomes.items()]
+    def training_wall(self, outcomes: dict[int, dict]) -> float:
+        """Seconds from the start signal to the last worker's end of training."""
+        ends = [self.done.get(r, o["seconds"]) for r, o in outcomes.items()]
         return max(ends, default=0.0)
+
+
+def pauses(outcomes: dict[int, dict]) -> list[tuple[float, float]]:
+    """Worker 0's evaluations while no other worker trained: pauses of the whole run."""
+    zero = outcomes.get(0, {})
+    others_end = max((o["seconds"] for r, o in outcomes.items() if r != 0), default=0.0)
+    return idle_spans(zero.get("eval_spans", []), others_end)
 
 
 def train_source(model: nn.Module, source: Source, job: Job, *,
@@ -356,10 +366,11 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     if test is not None:
         test_loss, test_acc = evaluate(model, *test, device=dev)
     final_eval = time.perf_counter() - t_eval
-    result = _result(outcomes, clock.train_seconds(outcomes), job, config or {})
+    result = _result(outcomes, clock.training_wall(outcomes), job, config or {})
     result.extra["collisions"] = collision_summary(
         [o.get("collisions", {}) for o in outcomes.values()], job.processes,
         has_sparse_grads(model), job.collision_every)
+    result.extra["startup"] = dict(workers.startup)
     result.setup_seconds = t_start - t_setup
     result.eval_seconds += final_eval
     result.test_loss, result.test_accuracy = test_loss, test_acc
@@ -374,17 +385,27 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     return result
 
 
-def _result(outcomes: dict[int, dict], train_seconds: float, job: Job, config: dict) -> RunResult:
-    curves = {str(r): o["curve"] for r, o in outcomes.items()}
+def _result(outcomes: dict[int, dict], wall: float, job: Job, config: dict) -> RunResult:
+    """The record of the workers' outcomes; `wall` = start signal to the last one's end.
+
+    Every curve is put on the training clock (worker 0's evaluations while no other worker
+    trained are taken out), so train seconds, samples/s and the steady rate follow the
+    same rule as the baseline's.
+    """
+    idle = pauses(outcomes)
+    train_seconds = max(0.0, wall - sum(b - a for a, b in idle))
+    curves = {str(r): on_training_clock(o["curve"], idle) for r, o in outcomes.items()}
     merged = merge_curves(list(curves.values()))
     samples = sum(o["samples"] for o in outcomes.values())
     zero = outcomes.get(0, {})
+    if zero.get("eval_curve"):
+        zero = dict(zero, eval_curve=on_training_clock(zero["eval_curve"], idle))
     return RunResult(
         method="hogwild", config=dict(config, processes=job.processes,
                                       epochs_per_process=job.epochs, sharding=job.sharding,
                                       batch_size=job.batch_size, seed=job.seed),
         threads=job.threads, train_seconds=train_seconds,
-        eval_seconds=zero.get("eval_seconds", 0.0), samples=samples,
+        eval_seconds=sum(b - a for a, b in idle), samples=samples,
         samples_per_second=samples / train_seconds if train_seconds > 0 else 0.0,
         steady_samples_per_second=steady_rate(merged), loss_curve=merged,
         worker_curves=curves, eval_curve=zero.get("eval_curve") or Evaluator(None, None, None).curve,

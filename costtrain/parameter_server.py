@@ -30,6 +30,7 @@ from .data import Dataset
 from .engine import (check_hparams, close_eval_curve, mark_diverged, merge_curves, prepare,
                      progress_bar, steady_rate)
 from .gloo import RankError, listen, torchrun_env, torchrun_main
+from .measure import timed
 from .models import build_model, display_name, sgd_settings
 from .ps_ranks import MODES, PSConfig, run_rank, worker_batches
 from .result import RunResult
@@ -90,6 +91,7 @@ def warn_if_exposed(addr: str) -> None:
              "machines.", stacklevel=4)
 
 
+@timed
 def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist",
                            *, mode: str = "sync", workers: int = 2, epochs: int = 1,
                            batch_size: int = 64, lr: float | None = None,
