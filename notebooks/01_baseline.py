@@ -190,7 +190,7 @@ display(Markdown(md("**Measured:** " + one_run_sentence(
 # least 1), as PyTorch's own
 # [multiprocessing best practices](https://pytorch.org/docs/stable/notes/multiprocessing.html)
 # recommend. When a configuration breaks it (say 4 processes on 2 cores), costtrain prints a
-# `UserWarning: ... threads on ... core(s)` before it starts: that warning means exactly the
+# `CosttrainWarning: ... threads on ... core(s)` before it starts: that warning means exactly the
 # mechanism above. Notebook 03 measures how much it costs.
 
 # %% [markdown]

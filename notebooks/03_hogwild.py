@@ -163,7 +163,7 @@ display(Markdown(md(f"```python\n{inspect.getsource(hogwild.worker)}```")))
 # *starting N process(es)* while the workers are spawned.
 #
 # A configuration with more processes than cores breaks the rule of step 1: costtrain then
-# prints a one-line `UserWarning: ... threads on ... core(s)` before it starts (the next cell
+# prints a one-line `CosttrainWarning: ... threads on ... core(s)` before it starts (the next cell
 # says which configurations will do that on this machine). The run goes on; section 4 measures
 # what it costs.
 
