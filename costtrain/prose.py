@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 
 from .noise import first_verdict, spread
 
+ONE_RUN_NOTE = "One run each names no winner: repeat the runs before trusting a difference"
 _CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)
 
 
@@ -71,18 +72,19 @@ def listing(values_by_label: Mapping[str, float], fmt=secs) -> str:
 
 
 def one_run_sentence(what: str, values_by_label: Mapping[str, float], fmt=secs,
-                     detail: str = "") -> str:
+                     detail: str = "", note: bool = True) -> str:
     """What configurations that ran once each measured, without a winner: one run decides
     nothing on a shared machine (the same configuration can vary by more than the gaps).
-    `detail` (e.g. ratios) follows the values."""
+    `detail` (e.g. ratios) follows the values; `note=False` leaves out the closing warning
+    (when a sentence before said it)."""
     if not values_by_label:
         raise ValueError("one_run_sentence() needs at least one configuration")
     more = f"; {detail}" if detail else ""
     if len(values_by_label) == 1:
         (label, v), = values_by_label.items()
         return f"{what}: {label} {fmt(v)} (one run){more}"
-    return (f"{what}, one run each: {listing(values_by_label, fmt)}{more}. One run each names no "
-            "winner: repeat the runs before trusting a difference")
+    return (f"{what}, one run each: {listing(values_by_label, fmt)}{more}"
+            + (f". {ONE_RUN_NOTE}" if note else ""))
 
 
 def ranking_sentence(what: str, values_by_label: Mapping[str, Sequence[float]], fmt=secs,
@@ -138,7 +140,8 @@ def noise_sentence(results: Sequence[Any], field: str = "steady_samples_per_seco
             "configurations that ran once each is a verdict only when it is well beyond that")
 
 
-def target_sentence(seconds_by_label: Mapping[str, Sequence[float | None]], goal: str) -> str:
+def target_sentence(seconds_by_label: Mapping[str, Sequence[float | None]], goal: str,
+                    note: bool = True) -> str:
     """Seconds to reach `goal` per configuration (None: not reached): a noise-aware verdict
     (:func:`costtrain.noise.first_verdict`) when every configuration ran at least twice, else
     the one-run values without a winner."""
@@ -148,7 +151,7 @@ def target_sentence(seconds_by_label: Mapping[str, Sequence[float | None]], goal
     missed = [k for k in seconds_by_label if k not in reached]
     if not reached:
         return f"no configuration reached {goal}"
-    text = one_run_sentence(f"Seconds to {goal}", reached)
+    text = one_run_sentence(f"Seconds to {goal}", reached, note=note)
     return text + (f" ({', '.join(missed)} did not reach it)" if missed else "")
 
 
