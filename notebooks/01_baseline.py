@@ -263,7 +263,8 @@ display(Markdown(md(
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-check_prediction(guess_thread_speedup, max(r.steady_samples_per_second for r in by_threads) / by_threads[0].steady_samples_per_second)
+check_prediction(guess_thread_speedup,
+                 max(r.steady_samples_per_second for r in by_threads) / by_threads[0].steady_samples_per_second)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

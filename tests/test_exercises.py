@@ -72,7 +72,8 @@ def _03b_sparse():
         "(a) 1 process, 1 thread": run("baseline", "a", steady_samples_per_second=100.0),
         f"(b) 1 process, {cores} threads": run("baseline", "b", steady_samples_per_second=200.0),
         "Hogwild! 1 process": run("hogwild", "h1", config={"processes": 1}, steady_samples_per_second=150.0),
-        "Hogwild! 3 processes": run("hogwild", "h3", config={"processes": 3}, steady_samples_per_second=330.0)}
+        "Hogwild! 3 processes": run("hogwild", "h3", config={"processes": 3},
+                                    steady_samples_per_second=330.0)}
     return {"sparse_runs": sparse_runs, "cores": cores}, 330.0 / 200.0  # largest Hogwild! ÷ (b)
 
 
@@ -180,7 +181,8 @@ def test_the_guess_starts_empty_and_sits_before_the_run_it_predicts(nb, guess, i
     assert g < index
     tree = ast.parse(source)
     needs = _read(tree) - _assigned(tree) - {guess, "check_prediction"} - set(dir(builtins))
-    first = {name: min((i for i, s in cells if name in _assigned(ast.parse(s))), default=None) for name in needs}
+    first = {name: min((i for i, s in cells if name in _assigned(ast.parse(s))), default=None)
+             for name in needs}
     assert None not in first.values(), f"{nb}: the check reads names no cell sets: {first}"
     assert any(i > g for i in first.values()), \
         f"{nb}: {guess} (cell {g}) comes after every cell the check reads from: {first}"
@@ -215,7 +217,8 @@ def test_the_check_cell_judges_a_planted_answer(nb, guess, index, source, cells,
 def test_prediction_sentence():
     assert prediction_sentence(1.1, 1.0).startswith("Right: your guess 1.1 is within 25 % of the measured 1 ")
     assert "off by 100 %" in prediction_sentence(2.0, 1.0, tolerance=0.5)
-    assert prediction_sentence(None, 1.0, name="`guess_x`").startswith(f"{WRITE_FIRST}: put a number in `guess_x`")
+    assert prediction_sentence(None, 1.0, name="`guess_x`").startswith(
+        f"{WRITE_FIRST}: put a number in `guess_x`")
     with pytest.raises(TypeError, match="must be a number"):
         prediction_sentence("1.5", 1.0)
     with pytest.raises(TypeError, match="must be a number"):
