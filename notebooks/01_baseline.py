@@ -337,8 +337,8 @@ worked_answer(
 everything = [first] + by_threads + list(pipelines.values())
 noise = noise_sentence(everything)
 display(Markdown(md("\n".join([
-    f"- {len(everything)} runs of {epochs} epoch(s) of {len(ds.train_y):,} images, one each per "
-    f"configuration: steady {rate(min(r.steady_samples_per_second for r in everything))} to "
+    f"- {len(everything)} runs of {epochs} epoch(s) of {len(ds.train_y):,} images in this notebook: "
+    f"steady {rate(min(r.steady_samples_per_second for r in everything))} to "
     f"{rate(max(r.steady_samples_per_second for r in everything))}, test accuracy "
     f"{pct(min(r.test_accuracy for r in everything))} to {pct(max(r.test_accuracy for r in everything))}.",
     f"- Threads, steady rate against {one.label} on {cores} core(s): {vs_one or 'nothing else ran'} "
