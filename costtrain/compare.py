@@ -7,7 +7,8 @@ from .baseline import train_baseline
 from .cost import PriceBasis, attach_cost, price_basis
 from .energy import EnergyMeter
 from .data import Dataset, load_dataset
-from .noise import alternate, first_verdict, median_index, one_run_sentence, speedup_verdict, spread
+from .noise import alternate, first_verdict, median_index, speedup_verdict, spread
+from .prose import one_run_sentence
 from .result import RunResult
 from .utils import CosttrainError, num_cores
 
@@ -172,8 +173,8 @@ def verdicts(results: list[RunResult], target: bool = False) -> list[str]:
         return [f"No verdict: the machine was busy during {names} ({load['note']} during "
                 f"{worst.label}): these numbers are not reliable; re-run when it is idle."]
     if not any(r.extra.get("repeats") for r in ok):
-        return [one_run_sentence({r.label: r.total_seconds for r in ok}, "end to end")
-                + " Use --repeats 3 for a verdict."]
+        return [one_run_sentence("End to end", {r.label: r.total_seconds for r in ok})
+                + " (use --repeats 3 for a verdict)."]
 
     def ranked(key: str) -> list[RunResult]:
         return sorted(ok, key=lambda r: spread(repeats_of(r, key)).median)

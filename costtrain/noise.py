@@ -85,19 +85,3 @@ def first_verdict(seconds_by_label: dict[str, Sequence[float | None]],
                  + (": within noise, the ranges overlap" if best.overlaps(nxt) else ""))
     return text
 
-
-def one_run_sentence(seconds_by_label: dict[str, float], what: str = "end to end") -> str:
-    """What one run of each configuration says, naming no winner (one run cannot tell noise).
-
-    ``One run each, so no winner is named: a took 12.3 s end to end, b 13.0 s (1.06x apart;
-    the same job can vary 2x between runs on a shared machine).``
-    """
-    items = sorted(seconds_by_label.items(), key=lambda kv: kv[1])
-    if not items:
-        return "No runs."
-    listed = ", ".join(f"{k} {v:.3g} s" if i else f"{k} took {v:.3g} s {what}"
-                       for i, (k, v) in enumerate(items))
-    text = f"One run each, so no winner is named: {listed}"
-    if len(items) > 1 and items[0][1] > 0:
-        text += f" ({items[-1][1] / items[0][1]:.2f}x apart from slowest to fastest)"
-    return text + "."

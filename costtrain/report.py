@@ -5,6 +5,7 @@ from typing import Sequence
 
 from .comm import describe
 from .noise import spread
+from .prose import number
 from .result import RunResult
 
 
@@ -22,7 +23,7 @@ def format_table(rows: Sequence[Sequence], headers: Sequence[str]) -> str:
 
 def _fmt(c) -> str:
     if isinstance(c, float):
-        return f"{c:.3g}" if abs(c) < 10 else f"{c:,.0f}" if abs(c) >= 1000 else f"{c:.1f}"
+        return number(c)  # the same rounding as the sentences beside the table
     return "-" if c is None else str(c)
 
 
@@ -31,12 +32,14 @@ RESULT_HEADERS = ("run", "threads", "setup s", "warm setup s", "train s", "eval 
 
 
 def result_row(r: RunResult) -> list:
-    """Set-up is the one-off one, total the measured end-to-end time (never a sum of parts)."""
+    """The row of `r` in :func:`results_table`: set-up one-off and warm, total the measured
+    end-to-end time (never a sum of parts); floats unrounded: the table prints them with
+    :func:`costtrain.prose.number`, as sentences quoting them do."""
     return [r.label + (" (busy)" if (r.extra.get("load") or {}).get("busy") else ""),
-            r.threads, round(r.setup_seconds, 2), round(r.warm_setup_seconds, 2),
-            round(r.train_seconds, 2), round(r.eval_seconds, 2), round(r.total_seconds, 2),
+            r.threads, float(r.setup_seconds), float(r.warm_setup_seconds),
+            float(r.train_seconds), float(r.eval_seconds), float(r.total_seconds),
             round(r.samples_per_second), round(r.steady_samples_per_second),
-            round(100 * r.test_accuracy, 2)]
+            100 * float(r.test_accuracy)]
 
 
 def results_table(results: Sequence[RunResult]) -> str:
@@ -75,7 +78,7 @@ REPEAT_HEADERS = ("run", "runs", "total s median (min-max)", "setup s median (mi
 def median_range(values: Sequence[float]) -> str:
     """``12.3 (11.9-13.0)``: the median and the range of repeated values (one value: itself)."""
     s = spread(values)
-    return f"{s.median:.3g}" if s.n < 2 else f"{s.median:.3g} ({s.low:.3g}-{s.high:.3g})"
+    return number(s.median) if s.n < 2 else f"{number(s.median)} ({number(s.low)}-{number(s.high)})"
 
 
 def repeats_table(results: Sequence[RunResult]) -> str:
