@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Sequence
 
+from .measure import busy_note
 from .noise import first_verdict, spread
 
 ONE_RUN_NOTE = "One run each names no winner: repeat the runs before trusting a difference"
@@ -87,10 +88,21 @@ def one_run_sentence(what: str, values_by_label: Mapping[str, float], fmt=secs,
             + (f". {ONE_RUN_NOTE}" if note else ""))
 
 
+def machine_note(results: Sequence[Any]) -> str:
+    """"The machine was busy during ...: these numbers are not reliable" (Markdown, bold lead),
+    or "" when no run's load record says busy (:class:`costtrain.measure.LoadWatch`)."""
+    note = busy_note(list(results))
+    return f"**The machine was busy:** {note[len('the machine was busy '):]}." if note else ""
+
+
 def ranking_sentence(what: str, values_by_label: Mapping[str, Sequence[float]], fmt=secs,
-                     higher_is_better: bool = False) -> str:
+                     higher_is_better: bool = False, busy: str | None = None) -> str:
     """Which configuration leads on `what` (medians of repeats), and whether the runner-up is
-    within noise; falls back to :func:`one_run_sentence` when any configuration ran once."""
+    within noise; falls back to :func:`one_run_sentence` when any configuration ran once, and
+    names no leader when `busy` (a :func:`costtrain.measure.busy_note`) says the machine was."""
+    if busy:
+        medians = {k: spread(v).median for k, v in values_by_label.items()}
+        return f"{what}: {listing(medians, fmt)}; no verdict: {busy}"
     if not values_by_label_repeated(values_by_label) or len(values_by_label) < 2:
         return one_run_sentence(what, {k: spread(v).median for k, v in values_by_label.items()}, fmt)
     s = {k: spread(v) for k, v in values_by_label.items()}
@@ -141,17 +153,22 @@ def noise_sentence(results: Sequence[Any], field: str = "steady_samples_per_seco
 
 
 def target_sentence(seconds_by_label: Mapping[str, Sequence[float | None]], goal: str,
-                    note: bool = True) -> str:
+                    note: bool = True, busy: str | None = None) -> str:
     """Seconds to reach `goal` per configuration (None: not reached): a noise-aware verdict
-    (:func:`costtrain.noise.first_verdict`) when every configuration ran at least twice, else
-    the one-run values without a winner."""
-    if values_by_label_repeated(seconds_by_label):
+    (:func:`costtrain.noise.first_verdict`) when every configuration ran at least twice and
+    the machine was not `busy`, else the values without a winner."""
+    if values_by_label_repeated(seconds_by_label) and not busy:
         return first_verdict(dict(seconds_by_label), goal)
     reached = {k: v[0] for k, v in seconds_by_label.items() if v and v[0] is not None}
     missed = [k for k in seconds_by_label if k not in reached]
     if not reached:
         return f"no configuration reached {goal}"
-    text = one_run_sentence(f"Seconds to {goal}", reached, note=note)
+    if busy:
+        reached = {k: spread([x for x in seconds_by_label[k] if x is not None]).median
+                   for k in reached}
+        text = f"Seconds to {goal}: {listing(reached, secs)}; no verdict: {busy}"
+    else:
+        text = one_run_sentence(f"Seconds to {goal}", reached, note=note)
     return text + (f" ({', '.join(missed)} did not reach it)" if missed else "")
 
 

@@ -120,3 +120,21 @@ def test_load_record_names_other_work_and_steal():
     busy = describe_load(0.8, 0.0, 2)
     assert busy["busy"] and busy["note"] == "other work used 0.8 of 2 cores"
     assert "hypervisor" in describe_load(0.0, 0.2, 2)["note"]
+
+
+def test_notebook_sentences_name_a_busy_machine_instead_of_a_leader():
+    from costtrain import prose
+    from costtrain.measure import busy_note
+    quiet = RunResult(method="baseline", config={}, label="quiet", total_seconds=3.0)
+    quiet.extra["load"] = describe_load(0.0, 0.0, 2)
+    loaded = RunResult(method="baseline", config={}, label="loaded", total_seconds=9.0)
+    loaded.extra["load"] = describe_load(1.5, 0.0, 2)
+    assert prose.machine_note([quiet]) == ""
+    note = prose.machine_note([quiet, loaded])
+    assert note.startswith("**The machine was busy:** during loaded") and "1.5 of 2 cores" in note
+    busy = busy_note([quiet, loaded])
+    text = prose.ranking_sentence("End to end", {"quiet": [3, 3.1], "loaded": [9, 9.2]}, busy=busy)
+    assert "no verdict" in text and "lowest" not in text
+    assert "ahead of" in prose.ranking_sentence("End to end", {"quiet": [3, 3.1], "loaded": [9, 9.2]})
+    assert "no verdict" in prose.target_sentence({"quiet": [1.0, 1.2], "loaded": [2.0, 2.1]},
+                                                 "70 %", busy=busy)
