@@ -6,6 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -56,6 +57,12 @@ from costtrain.widgets import run_panel
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
 notebook_start = time.perf_counter()
 print(run_header())
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain.course import closing, opening
+
+opening("01_baseline")
 
 # %% [markdown]
 # ## Parameters
@@ -183,6 +190,9 @@ display(Markdown(f"**Measured:** 1 thread trained {one.steady_samples_per_second
 # recommend. When a configuration breaks it (say 4 processes on 2 cores), costtrain prints a
 # `UserWarning: ... threads on ... core(s)` before it starts: that warning means exactly the
 # mechanism above. Notebook 03 measures how much it costs.
+
+# %% [markdown]
+# ![Left: 2 processes with 1 thread each on 2 cores, every thread has a core. Right: 2 processes with 2 threads each on 2 cores, the operating system time-slices 4 threads on 2 cores, with a context switch at every slice](diagrams/oversubscription.svg)
 
 # %% [markdown]
 # ## 4. Where the time goes: the data pipeline
@@ -328,6 +338,26 @@ display(Markdown("\n".join([
     f"- Threads: fastest with {best.threads} of {cores} cores, {speedup:.1f}x the 1-thread speed.",
     f"- Data pipeline: in-memory tensors made training {ratio:.1f}x faster than per-sample transforms.",
     f"- Figures: `{figures / '01_threads.png'}`, `{figures / '01_time_breakdown.png'}`."])))
+
+# %% [markdown]
+# ## Key takeaways
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+takeaways = [
+    f"The baseline to beat on this machine: **{fastest.label}**, {fastest.total_seconds:.1f} s end to end for "
+    f"{epochs * len(ds.train_y):,} samples, {100 * fastest.test_accuracy:.1f} % test accuracy."]
+if len(by_threads) > 1 and best.threads > 1:
+    takeaways.append(f"Threads are not free speed: {best.threads} threads trained {speedup:.2f}x as many samples/s "
+                     f"as 1 thread, on {cores} cores (ideal: {best.threads}x).")
+elif len(by_threads) > 1:
+    takeaways.append(f"Threads are not free speed: 1 thread was the fastest of {', '.join(map(str, threads_list))} here.")
+takeaways += [
+    f"Keep threads × processes ≤ cores: threads per process = cores // processes, so on these {cores} cores "
+    f"2 processes get {max(1, cores // 2)} thread(s) each.",
+    f"Fix the data pipeline before parallelising: in-memory tensors trained in {memory.train_seconds:.1f} s, "
+    f"per-sample transforms in {classic.train_seconds:.1f} s ({ratio:.1f}x as long)."]
+closing("01_baseline", takeaways)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

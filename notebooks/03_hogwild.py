@@ -64,6 +64,14 @@ warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.
 notebook_start = time.perf_counter()
 print(run_header())
 
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain.course import closing, opening
+
+from costtrain.widgets import NoWrap
+
+opening("03_hogwild")
+
 # %% [markdown]
 # ## Parameters
 #
@@ -149,6 +157,9 @@ display(Markdown(f"```python\n{inspect.getsource(hogwild.worker)}```"))
 # check.
 
 # %% [markdown]
+# ![Two Hogwild! workers on a timeline: each reads the shared weights, computes a gradient and writes its step without a lock; where their writes overlap one step can be lost, and a worker's gradient can be computed on weights another worker has since changed](diagrams/hogwild_races.svg)
+
+# %% [markdown]
 # ## 2. The original API: `train_model`
 #
 # The original project trains a model you build, through a `DataLoader` you build, with an
@@ -181,6 +192,7 @@ display(Markdown(f"On this machine ({cores} cores): " + (
 # %%
 # NBVAL_IGNORE_OUTPUT
 most = max(p for p, _ in configs)
+print(f"starting {most} worker process(es): each imports torch, which takes seconds...", flush=True)
 print(f"started {most} worker process(es) in {pool.warm_up(most):.1f} s, once; every run below reuses them")
 
 # %%
@@ -290,7 +302,7 @@ if oversub_timeout > 0:
         bad = stopped.result
     good.label = f"{oversub_processes} processes x {budget} thread(s): cores // processes"
     bad.label = f"{oversub_processes} processes x {cores} threads: all cores each"
-    print(results_table([bad, good]))
+    display(NoWrap(results_table([bad, good])))  # a wide table: keep its columns
 else:
     print("skipped (oversub_timeout is 0)")
 
@@ -428,6 +440,10 @@ check_prediction(my_prediction, by_processes[most].train_seconds / by_processes[
 #
 # Niu et al.'s experiments were sparse problems, where each update touches a few coordinates
 # and collisions are rare; the dense conv net above is the hard case for Hogwild!.
+#
+# **Next:** [03b_sparse_hogwild.ipynb](03b_sparse_hogwild.ipynb) runs the same `train_hogwild`
+# call on a sparse model and on this dense net, and measures where the speed-up comes from and
+# where it fades.
 
 # %% [markdown]
 # ## Summary
@@ -446,6 +462,27 @@ if oversub_timeout > 0:
 figs = ["03_hogwild_losses.png", "03_native_losses.png"] + (["03_oversubscription.png"] if oversub_timeout > 0 else [])
 lines.append("- Figures: " + ", ".join(f"`{figures / f}`" for f in figs))
 display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# ## Key takeaways
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+accs = [100 * r.test_accuracy for r in runs]
+takeaways = [f"Hogwild! takes no lock and almost no code change: {len(runs)} configuration(s) of the same work "
+             f"reached {min(accs):.1f}-{max(accs):.1f} % test accuracy despite the races."]
+if single is not None and single is not fastest:
+    takeaways.append(f"Judge processes end to end: {fastest.label} trained {single.train_seconds / fastest.train_seconds:.2f}x "
+                     f"as fast as one process ({single.label}); set-up {fastest.setup_seconds:.1f} s against "
+                     f"{single.setup_seconds:.1f} s, end to end {fastest.total_seconds:.1f} s against {single.total_seconds:.1f} s.")
+elif single is not None:
+    takeaways.append(f"On this dense net no multi-process configuration trained faster than one process "
+                     f"({single.train_seconds:.1f} s): every step writes every weight.")
+if oversub_timeout > 0:
+    takeaways.append(f"Oversubscription is the trap: {oversub_processes} processes with {cores} threads each trained "
+                     f"{bad.samples_per_second:,.0f} samples/s, with {budget} thread(s) each {good.samples_per_second:,.0f}.")
+takeaways.append("Hogwild! shines when each step touches few weights: the next notebook, 03b, measures that.")
+closing("03_hogwild", takeaways)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
