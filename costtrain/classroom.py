@@ -206,7 +206,9 @@ def winner(configs: dict[str, list[Run]]) -> str:
         return f"{best} (the only configuration)"
     a, b = _spread(configs[best]), _spread(configs[ranked[1]])
     if a.n < 2 or b.n < 2:
-        return f"{best} ({b.median / a.median:.2f}x faster than {ranked[1]}; one run: no range)"
+        once = " and ".join(k for k, x in ((best, a), (ranked[1], b)) if x.n < 2)
+        return (f"{best} ({b.median / a.median:.2f}x faster than {ranked[1]}; {once} ran once: "
+                "no range to judge the noise)")
     if a.overlaps(b):
         return f"{best} (within noise of {ranked[1]})"
     return f"{best} ({b.median / a.median:.2f}x faster than {ranked[1]}, ranges apart)"

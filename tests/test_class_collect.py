@@ -29,10 +29,11 @@ def costtrain(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
 
 @pytest.fixture(scope="module")
 def real_runs(tmp_path_factory) -> Path:
-    """Three real runs: the baseline twice (a repeat) and Hogwild! with 2 processes."""
+    """Three real runs of the same work (2 epochs): the baseline twice (a repeat) and Hogwild!
+    with 2 processes of 1 epoch each."""
     folder = tmp_path_factory.mktemp("runs")
-    for name, args in (("ada_baseline.json", ["--method", "baseline", "--threads", "1"]),
-                       ("ada_baseline_again.json", ["--method", "baseline", "--threads", "1"]),
+    base = ["--method", "baseline", "--threads", "1", "--epochs", "2"]
+    for name, args in (("ada_baseline.json", base), ("ada_baseline_again.json", base),
                        ("bo_hogwild.json", ["--method", "hogwild", "--processes", "2"])):
         p = costtrain("run", *args, *JOB, "--out", str(folder / name))
         assert p.returncode == 0, p.stderr
@@ -76,7 +77,7 @@ def test_collect_merges_real_runs_refuses_bad_files_and_keeps_the_valid(real_run
         assert name in text.split("Refused files")[0], name
     # the repeated configuration has a range, the winner is named per machine
     assert "(2 runs)" in text and "hogwild 2x1" in text
-    assert text.count("| baseline 1 ep |") == 2
+    assert text.count("| baseline 2 ep |") == 2  # on each machine
     assert out.read_text().strip() and out.read_text().strip() in text
     assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -89,7 +90,7 @@ def test_the_winner_is_the_lowest_median_and_noise_is_named(real_runs):
     fastest = min(medians, key=lambda k: medians[k][len(medians[k]) // 2])
     row = next(line for line in table(c).splitlines() if line.startswith(f"| {machine} |"))
     assert f"| {fastest} (" in row, row  # computed from the files, not assumed
-    assert "one run: no range" in row or "within noise" in row or "ranges apart" in row
+    assert "ran once: no range" in row or "within noise" in row or "ranges apart" in row
 
 
 def test_a_clean_folder_exits_0_and_writes_nothing_extra(real_runs, tmp_path):
