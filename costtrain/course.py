@@ -44,6 +44,8 @@ LESSONS: tuple[Lesson, ...] = (
            ("05_beyond_one_machine",)),
     Lesson("05_beyond_one_machine", "Beyond one machine: local SGD and the network",
            ("staleness", "time-to-accuracy"), ("02_parameter_server",)),
+    Lesson("06_your_decision", "Your machine, your decision",
+           ("end to end", "within noise", "time-to-accuracy", "probe"), ("04_compare",)),
 )
 
 
@@ -229,8 +231,8 @@ def closing(stem: str, takeaways: list[str]) -> Md:
     if nxt is not None:
         lines.append(f"**Next:** [{nxt.stem}.ipynb]({nxt.stem}.ipynb): {nxt.title}.")
     else:
-        lines.append("**Next:** the decision for your own machine: `costtrain advise` "
-                     "(notebook 04, section 4, and the teacher's kit).")
+        lines.append("**Next:** take your decision card to your own model: `costtrain.recommend` "
+                     "accepts your model class and dataset.")
     see = [f"[{s}.ipynb]({s}.ipynb) ({lesson(s).title})" for s in item.see_also]
     see.append(f"the [glossary]({GLOSSARY}) ({glossary_links(item.terms)})")
     see.append("the course's [decision flow](diagrams/decision_flow.svg)")
