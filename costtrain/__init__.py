@@ -16,7 +16,8 @@ point down, never into the CLI), and never another module's ``_private`` names:
    original project's ``train_model`` API on top of Hogwild!); ``gloo`` (joining a process
    group) and ``comm`` (communication counters) serve the distributed ones;
 4. measuring and advice: ``energy``, ``cost``, ``report``, ``plots``, ``compare``,
-   ``network`` (predicted time on a network of N machines), ``predict``, ``advise``;
+   ``network`` (predicted time on a network of N machines), ``predict``, ``advise``,
+   ``decision`` (the decision card of notebook 06);
 5. front ends: ``cli`` (``costtrain ...``), ``notebooks`` (papermill runner), ``widgets``,
    ``course`` (the notebooks' arc: objectives, reference times, takeaways, links), ``handout``
    (the teacher's kit as HTML), ``diagrams`` (the SVG diagrams), ``classroom`` (``costtrain

@@ -353,8 +353,8 @@ if len(by_threads) > 1 and best.threads > 1:
 elif len(by_threads) > 1:
     takeaways.append(f"Threads are not free speed: 1 thread was the fastest of {', '.join(map(str, threads_list))} here.")
 takeaways += [
-    f"Keep threads × processes ≤ cores: threads per process = cores // processes, so on these {cores} cores "
-    f"2 processes get {max(1, cores // 2)} thread(s) each.",
+    f"Keep threads × processes ≤ cores: threads per process = cores // processes, which on these {cores} cores "
+    f"is {max(1, cores // 2)} for 2 processes.",
     f"Fix the data pipeline before parallelising: in-memory tensors trained in {memory.train_seconds:.1f} s, "
     f"per-sample transforms in {classic.train_seconds:.1f} s ({ratio:.1f}x as long)."]
 closing("01_baseline", takeaways)
