@@ -17,7 +17,8 @@ point down, never into the CLI), and never another module's ``_private`` names:
    group) and ``comm`` (communication counters) serve the distributed ones;
 4. measuring and advice: ``energy``, ``cost``, ``report``, ``plots``, ``compare``,
    ``network`` (predicted time on a network of N machines), ``predict``, ``advise``,
-   ``decision`` (the decision card of notebook 06);
+   ``decision`` (the decision card of notebook 06), ``scoreboard`` (the course's runs in one
+   table);
 5. front ends: ``cli`` (``costtrain ...``), ``notebooks`` (papermill runner), ``widgets``,
    ``course`` (the notebooks' arc: objectives, reference times, takeaways, links), ``handout``
    (the teacher's kit as HTML), ``diagrams`` (the SVG diagrams), ``classroom`` (``costtrain

@@ -340,6 +340,22 @@ display(Markdown("\n".join([
     f"- Figures: `{figures / '01_threads.png'}`, `{figures / '01_time_breakdown.png'}`."])))
 
 # %% [markdown]
+# ## The course's scoreboard
+#
+# Every notebook adds the runs it measured to one table (`out/scoreboard.json`, next to the
+# notebooks): below, this notebook's runs against the fastest single process of the same job;
+# notebook 06 shows the whole scoreboard. Runs are compared only within one job (the same data,
+# model and work): notebooks that train other sizes get their own table.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain import scoreboard
+from costtrain.widgets import NoWrap
+
+scoreboard.record("01_baseline", by_threads + list(pipelines.values()))
+NoWrap(scoreboard.show(notebook="01_baseline"))
+
+# %% [markdown]
 # ## Key takeaways
 
 # %%

@@ -430,6 +430,22 @@ check_prediction(my_prediction, sp_b[-1])
 # </details>
 
 # %% [markdown]
+# ## The course's scoreboard
+#
+# Every notebook adds the runs it measured to one table (`out/scoreboard.json`, next to the
+# notebooks): below, this notebook's runs against the fastest single process of the same job;
+# notebook 06 shows the whole scoreboard. Runs are compared only within one job (the same data,
+# model and work): notebooks that train other sizes get their own table.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain import scoreboard
+from costtrain.widgets import NoWrap
+
+scoreboard.record("03b_sparse_hogwild", [r for by_label in runs.values() for r in by_label.values()])
+NoWrap(scoreboard.show(notebook="03b_sparse_hogwild"))
+
+# %% [markdown]
 # ## Key takeaways
 
 # %%

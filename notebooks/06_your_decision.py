@@ -123,7 +123,20 @@ display(Markdown(card_md.read_text()), Image(str(card_png)))
 print(f"saved: {card_md}, {card_png}")
 
 # %% [markdown]
-# ## 3. Hand it in: the class's table
+# ## 3. The course's scoreboard
+#
+# Every run the notebooks 01 to 05 measured on this machine (if you ran them here), from
+# `out/scoreboard.json`: one table per job, fastest end to end first, each against the fastest
+# single process of the same job. Compare them with the prediction above.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain import scoreboard
+
+NoWrap(scoreboard.show())
+
+# %% [markdown]
+# ## 4. Hand it in: the class's table
 #
 # Save the advice as JSON and hand it in with your `costtrain compare --out` results: the
 # teacher merges everyone's files with `costtrain class collect` into one table of which method
