@@ -70,3 +70,13 @@ def test_notebook_06_runs_headless_and_writes_the_card(tmp_path):
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "")
                      for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "**Next:**" in text and "Recommended for this machine" in text
+
+
+def test_a_saved_advice_joins_the_class_table(advice, tmp_path):
+    from costtrain.classroom import collect, table
+    advice.save(tmp_path / "class" / "ada_advice.json")
+    c = collect(tmp_path / "class")
+    assert not c.refused and len(c.advice) == 1
+    text = table(c)
+    assert "What `costtrain advise` recommended" in text
+    assert f"| {advice.recommended.label} |" in text and "ada_advice.json" in text
