@@ -43,7 +43,7 @@ def test_runs_are_compared_only_within_one_job(runs, tmp_path):
     assert len(jobs) == 2 and "300 images" in jobs[0] + jobs[1] and "200 images" in jobs[0] + jobs[1]
     fastest = min((one, two), key=lambda r: r.total_seconds)
     slower = max((one, two), key=lambda r: r.total_seconds)
-    assert f"{fastest.label} (baseline to beat)" in text
+    assert f"{fastest.label} (to beat)" in text
     assert f"{fastest.total_seconds / slower.total_seconds:.2f}x" in text
 
 
