@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.costtrain-installed
 
-.PHONY: run readme-figures test lab data notebooks benchmarks clean
+.PHONY: run readme-figures test lab data notebooks benchmarks clean handout kit diagrams
 
 # The main job: every method on 20,000 images x 2 epochs of work, 3 alternating repeats
 # (medians, ranges, "within noise"); results and figures go to results/ (not tracked).
@@ -21,9 +21,10 @@ readme-figures: $(STAMP) data
 test: $(STAMP) data
 	$(PY) -m pytest -q
 
-# The course in JupyterLab, opened at 00_setup.ipynb (as root, JupyterLab needs --allow-root).
+# The course in JupyterLab, opened at notebooks/00_setup.ipynb (as root, JupyterLab needs
+# --allow-root). The repository is the root, so the notebooks' links to docs/teaching/ open.
 lab: $(STAMP) data
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/00_setup.ipynb \
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks/00_setup.ipynb \
 	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 $(STAMP): pyproject.toml
@@ -45,6 +46,20 @@ data: $(STAMP)
 
 notebooks: $(STAMP) data
 	$(VENV)/bin/costtrain notebooks --reference
+	$(PY) -m costtrain.handout --update-docs
+
+# The teacher's kit (docs/teaching): the printable handout and the teacher's pages, as HTML with
+# the diagrams embedded (print them, or save them as PDF, from a browser).
+handout: $(STAMP)
+	$(PY) -m costtrain.handout build/handout
+
+# Refresh the kit's generated parts (run times, objectives, solutions) from the notebooks.
+kit: $(STAMP)
+	$(PY) -m costtrain.handout --update-docs
+
+# Redraw the committed SVG diagrams (deterministic: the same matplotlib gives the same bytes).
+diagrams: $(STAMP)
+	$(PY) -m costtrain.diagrams notebooks/diagrams
 
 benchmarks: $(STAMP) data
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

@@ -17,8 +17,13 @@ point down, never into the CLI), and never another module's ``_private`` names:
    original project's ``train_model`` API on top of Hogwild!); ``gloo`` (joining a process
    group) and ``comm`` (communication counters) serve the distributed ones;
 4. measuring and advice: ``energy``, ``cost``, ``report``, ``plots``, ``compare``,
-   ``network`` (predicted time on a network of N machines), ``predict``, ``advise``;
-5. front ends: ``cli`` (``costtrain ...``), ``notebooks`` (papermill runner), ``widgets``.
+   ``network`` (predicted time on a network of N machines), ``predict``, ``advise``,
+   ``decision`` (the decision card of notebook 06), ``scoreboard`` (the course's runs in one
+   table);
+5. front ends: ``cli`` (``costtrain ...``), ``notebooks`` (papermill runner), ``widgets``,
+   ``course`` (the notebooks' arc: objectives, reference times, takeaways, links), ``handout``
+   (the teacher's kit as HTML), ``diagrams`` (the SVG diagrams), ``classroom`` (``costtrain
+   class collect``: the class's hardware table).
 
 ``tests/test_architecture.py`` walks the imports and fails on a circle, an import into the CLI
 or a private name taken from another module.

@@ -36,6 +36,8 @@ NOT_ON_CLI: tuple[str, ...] = ("on_progress",)  # callbacks: Python only (the no
 SUBCOMMANDS = (  # name, help: each module has add_arguments(parser) and run_cli(args)
     ("advise", "recommend the fastest/cheapest method for this machine from short probes"),
     ("notebooks", "run the notebooks headless (papermill); --reference: the committed copies"),
+    ("class", "a class's results: 'collect DIR' merges the files students hand in into one "
+              "table and figure"),
 )
 EXIT_OK, EXIT_INPUT, EXIT_FAILED, EXIT_DIVERGED, EXIT_UNWRITABLE = 0, 2, 3, 4, 5
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
@@ -63,6 +65,9 @@ def _subcommand(name: str):
     if name == "advise":
         from . import advise
         return advise
+    if name == "class":
+        from . import classroom
+        return classroom
     from . import notebooks
     return notebooks
 

@@ -49,6 +49,12 @@ warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.
 notebook_start = time.perf_counter()
 print(run_header())
 
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain.course import closing, opening
+
+opening("00_setup")
+
 # %% [markdown]
 # ## Parameters
 #
@@ -154,6 +160,20 @@ display(Markdown(md("\n".join([
     + ("**The set-up works.** Next: `01_baseline.ipynb`." if works else
        "**Something is off**: the loss did not fall or the accuracy stayed below twice chance; "
        "check the learning rate in the panel and run again.")]))))
+
+# %% [markdown]
+# ## Key takeaways
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+closing("00_setup", [
+    f"Every run reports its time in parts: set-up {smoke.setup_seconds:.2f} s, training {smoke.train_seconds:.2f} s, "
+    f"evaluation {smoke.eval_seconds:.2f} s; *end to end* is all three ({smoke.total_seconds:.2f} s here).",
+    f"A short run proves the set-up, not the model: {100 * smoke.test_accuracy:.1f} % test accuracy after "
+    f"{smoke.samples:,} samples, against {100 / ds.num_classes:.0f} % by chance.",
+    "Every notebook works the same way: a `parameters` cell, a panel with **Run**, the cell below it that trains "
+    "with the panel's values, exercises with hints, and a last cell that prints how long it ran.",
+])
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -59,6 +59,12 @@ warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.
 notebook_start = time.perf_counter()
 print(run_header())
 
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain.course import closing, opening
+
+opening("01_baseline")
+
 # %% [markdown]
 # ## Parameters
 #
@@ -192,6 +198,9 @@ display(Markdown(md("**Measured:** " + one_run_sentence(
 # recommend. When a configuration breaks it (say 4 processes on 2 cores), costtrain prints a
 # `CosttrainWarning: ... threads on ... core(s)` before it starts: that warning means exactly the
 # mechanism above. Notebook 03 measures how much it costs.
+
+# %% [markdown]
+# ![Left: 2 processes with 1 thread each on 2 cores, every thread has a core. Right: 2 processes with 2 threads each on 2 cores, the operating system time-slices 4 threads on 2 cores, with a context switch at every slice](diagrams/oversubscription.svg)
 
 # %% [markdown]
 # ## 4. Where the time goes: the data pipeline
@@ -348,6 +357,42 @@ display(Markdown(md("\n".join([
     f"- Noise: {noise}." if noise else "- Noise: no configuration ran twice here, so this notebook cannot "
     "say how much one run varies; repeat a run before trusting a small difference.",
     f"- Figures: `{figures / '01_threads.png'}`, `{figures / '01_time_breakdown.png'}`."]))))
+
+# %% [markdown]
+# ## The course's scoreboard
+#
+# Every notebook adds the runs it measured to one table (`out/scoreboard.json`, next to the
+# notebooks): below, this notebook's runs against the fastest single process of the same job;
+# notebook 06 shows the whole scoreboard. Runs are compared only within one job (the same data,
+# model and work): notebooks that train other sizes get their own table.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain import scoreboard
+from costtrain.widgets import NoWrap
+
+scoreboard.record("01_baseline", by_threads + list(pipelines.values()))
+NoWrap(scoreboard.show(notebook="01_baseline"))
+
+# %% [markdown]
+# ## Key takeaways
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+takeaways = [
+    f"The baseline to beat on this machine: **{fastest.label}**, {fastest.total_seconds:.1f} s end to end for "
+    f"{epochs * len(ds.train_y):,} samples, {100 * fastest.test_accuracy:.1f} % test accuracy."]
+if len(by_threads) > 1 and best.threads > 1:
+    takeaways.append(f"Threads are not free speed: {best.threads} threads trained {speedup:.2f}x as many samples/s "
+                     f"as 1 thread, on {cores} cores (ideal: {best.threads}x).")
+elif len(by_threads) > 1:
+    takeaways.append(f"Threads are not free speed: 1 thread was the fastest of {', '.join(map(str, threads_list))} here.")
+takeaways += [
+    f"Keep threads × processes ≤ cores: threads per process = cores // processes, which on these {cores} cores "
+    f"is {max(1, cores // 2)} for 2 processes.",
+    f"Fix the data pipeline before parallelising: in-memory tensors trained in {memory.train_seconds:.1f} s, "
+    f"per-sample transforms in {classic.train_seconds:.1f} s ({ratio:.1f}x as long)."]
+closing("01_baseline", takeaways)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

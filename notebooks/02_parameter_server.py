@@ -64,6 +64,12 @@ warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.
 notebook_start = time.perf_counter()
 print(run_header())
 
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain.course import closing, opening
+
+opening("02_parameter_server")
+
 # %% [markdown]
 # ## Parameters
 #
@@ -109,25 +115,7 @@ print("runs:", ", ".join(f"ps-{m} {w} worker{'s' if w > 1 else ''}" for m, w in 
 # and answers. The two modes differ only in *when* the server steps:
 
 # %% [markdown]
-# ```mermaid
-# sequenceDiagram
-#     participant W1 as worker 1
-#     participant S as server (rank 0)
-#     participant W2 as worker 2
-#     Note over W1,W2: sync: one step uses every worker's gradient
-#     W1->>S: push gradient computed on version v
-#     W2->>S: push gradient computed on version v
-#     S->>S: average the gradients, SGD step: version v+1
-#     S-->>W1: pull parameters v+1
-#     S-->>W2: pull parameters v+1
-#     Note over W1,W2: async: the server steps on each gradient as it arrives
-#     W1->>S: push gradient computed on version v+1
-#     S->>S: SGD step: version v+2
-#     S-->>W1: pull parameters v+2
-#     W2->>S: push gradient computed on version v+1 (staleness 1)
-#     S->>S: SGD step: version v+3
-#     S-->>W2: pull parameters v+3
-# ```
+# ![The parameter server's push and pull: in sync mode the server waits for every worker's gradient and steps once; in async mode it steps on each gradient as it arrives, so a slower worker's gradient can be one version stale](diagrams/parameter_server.svg)
 #
 # A worker's loop, exactly as the package runs it (`costtrain.ps_ranks.work`). The message is
 # one flat tensor: a header (batch size, the parameter version the gradient was computed on,
@@ -404,6 +392,39 @@ display(Markdown(md("\n".join([
     + listing({r.label: r.total_seconds for r in everyone}) + ".",
     f"- Figures: `{figures / '02_ps_throughput.png'}`, `{figures / '02_comm_compute.png'}`, "
     f"`{figures / '02_staleness.png'}`."]))))
+
+# %% [markdown]
+# ## The course's scoreboard
+#
+# Every notebook adds the runs it measured to one table (`out/scoreboard.json`, next to the
+# notebooks): below, this notebook's runs against the fastest single process of the same job;
+# notebook 06 shows the whole scoreboard. Runs are compared only within one job (the same data,
+# model and work): notebooks that train other sizes get their own table.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain import scoreboard
+from costtrain.widgets import NoWrap
+
+scoreboard.record("02_parameter_server", [reference] + runs)
+NoWrap(scoreboard.show(notebook="02_parameter_server"))
+
+# %% [markdown]
+# ## Key takeaways
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+closing("02_parameter_server", [
+    f"A parameter server's workers spend part of every step on messages: here "
+    f"{100 * min(share.values()):.0f}-{100 * max(share.values()):.0f} % of their time went to communicating or "
+    f"waiting, and the fastest run ({fastest.label}) trained {vs:.2f}x the baseline's samples/s.",
+    f"Sync is large-batch SGD and needs the learning rate scaled by the workers: with {k_most} worker(s), "
+    f"lr x {k_most} reached {100 * scaled.test_accuracy:.1f} %, lr {lr} {100 * plain.test_accuracy:.1f} % (one seed).",
+    f"Async never waits but steps on stale gradients: mean staleness {stale['mean']:.2f} updates with "
+    f"{most.config['workers']} worker(s).",
+    f"Processes cost start-up: {min(r.setup_seconds for r in runs):.1f}-{max(r.setup_seconds for r in runs):.1f} s "
+    f"per run before the first step, against {reference.setup_seconds:.2f} s for the baseline.",
+])
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -60,6 +60,14 @@ warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.
 notebook_start = time.perf_counter()
 print(run_header())
 
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain.course import closing, opening
+
+from costtrain.widgets import NoWrap
+
+opening("04_compare")
+
 # %% [markdown]
 # ## Parameters
 #
@@ -205,7 +213,7 @@ if advise_budget > 0:
     advice = recommend("simple", ds, target_accuracy=target, budget_seconds=advise_budget,
                        epochs=total_epochs, instance=instance, batch_size=batch_size, lr=lr,
                        seed=seed, progress=progress)
-    print(advice)
+    display(NoWrap(str(advice)))  # a wide table: keep its columns
 else:
     print("skipped (advise_budget is 0)")
 
@@ -296,6 +304,44 @@ else:
 lines.append("- Figures: " + ", ".join(f"`{figures / n}`" for n in (
     "04_losses_samples.png", "04_losses_seconds.png", "04_accuracy_vs_time.png", "04_cost_to_target.png")))
 display(Markdown(md("\n".join(lines))))
+
+# %% [markdown]
+# ## The course's scoreboard
+#
+# Every notebook adds the runs it measured to one table (`out/scoreboard.json`, next to the
+# notebooks): below, this notebook's runs against the fastest single process of the same job;
+# notebook 06 shows the whole scoreboard. Runs are compared only within one job (the same data,
+# model and work): notebooks that train other sizes get their own table.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain import scoreboard
+from costtrain.widgets import NoWrap
+
+scoreboard.record("04_compare", results)
+NoWrap(scoreboard.show(notebook="04_compare"))
+
+# %% [markdown]
+# ## Key takeaways
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+won = [r for r in results if r.cost["time_to_target_seconds"] is not None]
+takeaways = [
+    f"Compare on the same work and count everything: for {total_epochs} epochs of {len(ds.train_y):,} images the "
+    f"fastest end to end was **{fastest.label}** ({fastest.total_seconds:.1f} s)"
+    + (f", {base.total_seconds / fastest.total_seconds:.2f}x the fastest single process ({base.label})."
+       if fastest is not base else ", a single process: no parallel configuration beat it at this size."),
+    f"Samples and seconds tell different stories: at equal samples the test accuracies spanned "
+    f"{100 * min(r.test_accuracy for r in results):.1f}-{100 * max(r.test_accuracy for r in results):.1f} %, "
+    f"while end-to-end times spanned {min(r.total_seconds for r in results):.1f}-"
+    f"{max(r.total_seconds for r in results):.1f} s.",
+    f"Time to accuracy is the question a budget asks: {len(won)} of {len(results)} configurations reached "
+    f"{100 * target:.1f} %"
+    + (f", the first {min(won, key=lambda r: r.cost['time_to_target_seconds']).label}." if won else "."),
+    "One run decides nothing on a busy machine: `costtrain compare --repeats 3` alternates the "
+    "configurations and reports medians with ranges."]
+closing("04_compare", takeaways)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

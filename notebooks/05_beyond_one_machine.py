@@ -64,6 +64,12 @@ warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.
 notebook_start = time.perf_counter()
 print(run_header())
 
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain.course import closing, opening
+
+opening("05_beyond_one_machine")
+
 # %% [markdown]
 # ## Parameters
 #
@@ -110,6 +116,9 @@ print(f"local SGD with H in {average_every_list}; predictions for {machines_list
 # all-reduces the parameters (sums them over the workers and divides by K) so that every
 # worker continues from the average. With H = 1 that is synchronous data-parallel SGD; with
 # H = 8 the workers talk 8 times less. The counters (`cc`) record what each average moves.
+
+# %% [markdown]
+# ![Local SGD with two workers: each takes H local steps, then one all-reduce averages their models; between averages the copies drift apart](diagrams/local_sgd.svg)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -421,6 +430,37 @@ worked_answer(
     f"the final average. This run: {sent[min(sent)]:,.0f} bytes per sample with H = {min(sent)} and "
     f"{sent[max(sent)]:,.0f} with H = {max(sent)}, a ratio of {sent[min(sent)] / sent[max(sent)]:.1f} "
     "(bytes are counted, not timed).")
+
+# %% [markdown]
+# ## The course's scoreboard
+#
+# Every notebook adds the runs it measured to one table (`out/scoreboard.json`, next to the
+# notebooks): below, this notebook's runs against the fastest single process of the same job;
+# notebook 06 shows the whole scoreboard. Runs are compared only within one job (the same data,
+# model and work): notebooks that train other sizes get their own table.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain import scoreboard
+from costtrain.widgets import NoWrap
+
+scoreboard.record("05_beyond_one_machine", [baseline] + runs)
+NoWrap(scoreboard.show(notebook="05_beyond_one_machine"))
+
+# %% [markdown]
+# ## Key takeaways
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ratios = [float(row[3]) for row in check]
+closing("05_beyond_one_machine", [
+    f"Local SGD talks once every H steps: with H = {h_mid} it sent {fewer:.1f}x fewer bytes per sample than the "
+    f"parameter server in sync mode, at {100 * local[h_mid].test_accuracy:.1f} % test accuracy (sync "
+    f"{100 * ps_sync.test_accuracy:.1f} %, one process {100 * baseline.test_accuracy:.1f} %).",
+    f"Loopback is not a network: the predictions use this machine's measured compute and bytes; predicting "
+    f"the loopback runs themselves gave {min(ratios):.2f}-{max(ratios):.2f}x the measured seconds per step.",
+    "On a slow link, talk less: section 5 names the method predicted soonest for each link and machine count.",
+])
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -125,7 +125,8 @@ def test_the_mechanics_are_shown_and_sourced():
     assert "my_model.py" in text["03_hogwild"]
     for fn in ("ps_ranks.work", "ps_ranks.serve"):
         assert f"inspect.getsource({fn})" in text["02_parameter_server"]
-    assert "```mermaid" in text["02_parameter_server"]
+    assert "](diagrams/parameter_server.svg)" in text["02_parameter_server"]
+    assert "](diagrams/hogwild_races.svg)" in text["03_hogwild"]
     assert "Dean et al." in text["02_parameter_server"] and "Li et al." in text["02_parameter_server"]
     assert "Goyal et al." in text["02_parameter_server"]
     assert "multiprocessing.html" in text["01_baseline"] and "context switch" in text["01_baseline"]
