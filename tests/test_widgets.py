@@ -88,3 +88,8 @@ def test_check_prediction(capsys):
     assert check_prediction(1.1, 1.0) is True
     assert "off by 10 %" in capsys.readouterr().out
     assert check_prediction(2.0, 1.0, tolerance=0.5) is False
+    capsys.readouterr()
+    assert check_prediction(None, 1.0) is False
+    assert "write your guess first" in capsys.readouterr().out
+    assert check_prediction(" More", "more") is True and check_prediction("less", "more") is False
+    assert "'less' vs measured 'more': not this time" in capsys.readouterr().out
