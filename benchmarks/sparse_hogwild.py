@@ -1,7 +1,8 @@
 """Hogwild! where it shines: the sparse model on synthetic and on real text, beside the dense net.
 
     python benchmarks/sparse_hogwild.py [--repeats 3] [--total-epochs 2] [--dense-subset 20000]
-        [--train 100000] [--features 262144] [--k 16] [--wordnet-subset N] [--max-processes N]
+        [--train 100000] [--features 262144] [--k 16] [--wordnet-subset N]
+        [--max-processes N | --processes 2 ...]
         [--setups sparse-linear wordnet simple] [--collision-every 10] [--json out.json]
 
 Each setup (``sparse-linear`` on ``sparse-synthetic``; ``wordnet``: ``sparse-linear`` on
@@ -53,16 +54,16 @@ TARGETS = {"sparse-linear": 1.8, "wordnet": 1.6}  # 2 processes / (a), steady st
 BATCH = 64  # every run's batch size (the trainers' default)
 
 
-def plan(model: str, total_epochs: int, cores: int, max_p: int,
+def plan(model: str, total_epochs: int, cores: int, processes: list[int],
          collision_every: int = 10) -> list[tuple[str, Callable]]:
-    """(label, run(ds, seed) -> RunResult) for (a), (b) and 1..max_p Hogwild! processes."""
+    """(label, run(ds, seed) -> RunResult) for (a), (b) and Hogwild! with each of `processes`."""
     runs = [("(a) 1 process 1 thread",
              lambda ds, s: train_baseline(model, ds, epochs=total_epochs, threads=1, seed=s,
                                            batch_size=BATCH)),
             (f"(b) 1 process {cores} threads",
              lambda ds, s: train_baseline(model, ds, epochs=total_epochs, threads=cores, seed=s,
                                            batch_size=BATCH))]
-    for p in range(1, max_p + 1):
+    for p in processes:
         kw = split_work(total_epochs, p)
         runs.append((f"hogwild {p} process{'es' if p > 1 else ''}",
                      lambda ds, s, kw=kw: train_hogwild(model, ds, seed=s, timeout=600,
@@ -102,7 +103,9 @@ def main() -> None:
     ap.add_argument("--wordnet-subset", type=int, default=None,
                     help="wordnet: training synsets (default: the whole training split)")
     ap.add_argument("--max-processes", type=int, default=None,
-                    help="largest Hogwild! process count (default: cores)")
+                    help="Hogwild! with 1..this many processes (default: cores)")
+    ap.add_argument("--processes", type=int, nargs="*", default=None,
+                    help="Hogwild! process counts to run instead, e.g. 2 (a busy machine: fewer runs)")
     ap.add_argument("--setups", nargs="*", default=["sparse-linear", "wordnet", "simple"],
                     choices=list(MODELS), help="what to run (default: all three)")
     ap.add_argument("--collision-every", type=int, default=10,
@@ -111,7 +114,7 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="save every result here")
     a = ap.parse_args()
     cores = num_cores()
-    max_p = a.max_processes or cores
+    procs = a.processes or list(range(1, (a.max_processes or cores) + 1))
     data = {"sparse-linear": lambda: load_dataset("sparse-synthetic", train=a.train,
                                                        features=a.features, k=a.k),
             "wordnet": lambda: load_dataset("wordnet-supersense", subset=a.wordnet_subset, seed=0),
@@ -127,7 +130,7 @@ def main() -> None:
                  f"features per sample, rows a concurrent step also writes (expected from the "
                  f"frequencies, batch {BATCH}): {expected_row_overlap(ds.train_x, ds.features, BATCH):.4f}"
                  if ds.features else ""))
-    plans = {m: plan(MODELS[m], a.total_epochs, cores, max_p, a.collision_every)
+    plans = {m: plan(MODELS[m], a.total_epochs, cores, procs, a.collision_every)
              for m in a.setups}
     runs: dict[str, dict[str, list[RunResult]]] = {m: {lbl: [] for lbl, _ in p}
                                                    for m, p in plans.items()}
@@ -147,7 +150,7 @@ def main() -> None:
     print()
     print(format_table(table, HEADERS))
     print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    for m in [m for m in TARGETS if m in runs and max_p >= 2]:
+    for m in [m for m in TARGETS if m in runs and 2 in procs]:
         verdict(m, runs[m], sets[m], TARGETS[m])
     if a.json:
         allr = [r for m in runs.values() for rs in m.values() for r in rs]

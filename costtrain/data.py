@@ -55,8 +55,8 @@ SPARSE = "sparse-synthetic"  # generated, not read: see costtrain.sparse
 WORDNET_SUBDIRS = ["", "wordnet", "dict", "WordNet-3.0/dict"]
 WORDNET_FILE = "data.noun"
 DATASETS = (*SPECS, SPARSE, WORDNET)
-# Settings a dataset takes as keywords of load_dataset (besides root, subset, seed, download).
-SETTINGS = {SPARSE: "generator", WORDNET: "max_tokens"}
+# Datasets with settings of their own (keywords of load_dataset besides root, subset, seed...).
+WITH_SETTINGS = (SPARSE, WORDNET)
 
 
 class DataNotFoundError(CosttrainError, FileNotFoundError):
@@ -304,9 +304,9 @@ def load_dataset(name: str = "fashion-mnist", root: str | Path | None = None, *,
     for label, n in (("subset", subset), ("test_subset", test_subset)):
         if n is not None and n < 1:
             raise CosttrainError(f"{label} must be a positive number of samples, got {n}.")
-    if generator and name not in SETTINGS:
-        raise CosttrainError(f"{', '.join(generator)}: generator settings are for {SPARSE} "
-                             f"only, not {name!r}.")
+    if generator and name not in WITH_SETTINGS:
+        raise CosttrainError(f"{', '.join(generator)}: settings are for {SPARSE} (its generator) "
+                             f"and {WORDNET} (max_tokens) only, not {name!r}.")
     if name == SPARSE:
         ds = _sparse_synthetic(generator)
     elif name == WORDNET:

@@ -77,7 +77,7 @@ def test_dataset_record_fits_the_trainers(tiny):
 def test_generator_settings_are_checked():
     with pytest.raises(CosttrainError, match="unknown generator setting.*kk"):
         load_dataset("sparse-synthetic", kk=3)
-    with pytest.raises(CosttrainError, match="for sparse-synthetic only"):
+    with pytest.raises(CosttrainError, match="settings are for sparse-synthetic"):
         load_dataset("fashion-mnist", k=3)
     with pytest.raises(CosttrainError, match="k must be an integer >= 1"):
         load_dataset("sparse-synthetic", k=0)
