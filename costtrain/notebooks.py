@@ -44,7 +44,7 @@ CI_PARAMETERS: dict[str, Any] = {
     "sparse_test": 1000,
     "sweep_k": [4, 512],
     "sweep_train": 2000,
-    "wordnet_subset": 4000,  # 03b: WordNet nouns to train on (the collision runs too)
+    "wordnet_subset": 4096,  # 03b: WordNet nouns to train on (a power of two: full batches)
 }
 # A second, different CI set: the test runs 01-04 with both and checks that the executed text
 # names only configurations that ran (no hard-coded names or counts).
