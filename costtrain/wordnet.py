@@ -35,8 +35,8 @@ Choices, and why:
   padded with the id ``features`` (= vocabulary size), which
   :class:`~costtrain.sparse.SparseLinear` leaves out of the sum and never writes.
 
-Parsing and encoding take about 2 s (a 2-core box); the result is kept in memory for this process (a
-second load copies it), nothing is written to disk.
+Parsing and encoding take about 2 s (a 2-core box); the result is kept in memory for this
+process (a second load copies it), nothing is written to disk.
 """
 from __future__ import annotations
 
