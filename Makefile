@@ -35,7 +35,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Fashion-MNIST: use a copy that is already there, else the Debian package (offline), else
-# torchvision's download.
+# torchvision's download. WordNet 3.0 (wordnet-supersense): a copy already there, else the
+# Debian package wordnet-base (offline); elsewhere the tests that need it are skipped.
 data: $(STAMP)
 	@$(PY) -c "import costtrain.data as d; d.load_dataset('fashion-mnist', subset=10)" 2>/dev/null \
 	|| { if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
@@ -43,6 +44,12 @@ data: $(STAMP)
 	     fi; } ; \
 	$(PY) -c "import costtrain.data as d; d.load_dataset('fashion-mnist', subset=10)" 2>/dev/null \
 	|| $(PY) -c "import costtrain.data as d; d.load_dataset('fashion-mnist', download=True)"
+	@$(PY) -c "import costtrain.data as d; d.load_dataset('wordnet-supersense')" 2>/dev/null \
+	|| { if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	       (apt-get update -qq && apt-get install -y -qq wordnet-base) >/dev/null; \
+	     fi; } ; \
+	$(PY) -c "import costtrain.data as d; d.load_dataset('wordnet-supersense')" 2>/dev/null \
+	|| echo "make data: WordNet 3.0 not found (sudo apt-get install wordnet-base); its tests are skipped"
 
 notebooks: $(STAMP) data
 	$(VENV)/bin/costtrain notebooks --reference

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "sparse-synthetic")  # costtrain.data.DATASETS
+DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "sparse-synthetic",
+                 "wordnet-supersense")  # costtrain.data.DATASETS
 MODEL_NAMES = ("cnn", "mlp", "simple", "sparse-linear")  # costtrain.models.MODELS
 PS_MODES = ("sync", "async")  # costtrain.ps_ranks.MODES
 OPTIMIZER_NAMES = ("sgd", "adam")  # costtrain.engine.OPTIMIZERS
@@ -64,15 +65,17 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data and model")
     g.add_argument("--dataset", default="fashion-mnist", choices=DATASET_NAMES,
                    help="dataset to train on (default: %(default)s, available offline on Debian "
-                        "as the package dataset-fashion-mnist)")
+                        "as the package dataset-fashion-mnist; wordnet-supersense = WordNet 3.0's "
+                        "noun supersenses from the package wordnet-base, sparse text for "
+                        "--model sparse-linear)")
     g.add_argument("--data-dir", type=existing_dir, default=None,
                    help="folder holding the dataset files, searched first (else $COSTTRAIN_DATA, "
-                        "./data, system folders)")
+                        "./data, for WordNet $WNSEARCHDIR, system folders)")
     g.add_argument("--download", action="store_true",
                    help="let torchvision download the dataset into --data-dir or ./data if it "
                         "is not found")
     g.add_argument("--subset", type=positive_int, default=None,
-                   help="train on a stratified sample of this many training images "
+                   help="train on a stratified sample of this many training samples "
                         "(default: all)")
     g.add_argument("--sparse-features", type=positive_int, default=None,
                    help="sparse-synthetic: number of features d (default: 2**18)")
@@ -81,7 +84,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default="simple", choices=MODEL_NAMES,
                    help="simple = the classic 2-conv Hogwild! example net, mlp = small MLP, "
                         "cnn = small CNN for CIFAR-10, sparse-linear = logistic regression for "
-                        "sparse-synthetic (default: %(default)s)")
+                        "sparse-synthetic and wordnet-supersense (default: %(default)s)")
 
 
 def add_optim_args(p: argparse.ArgumentParser, *, eval_every: bool = True,

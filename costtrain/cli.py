@@ -127,7 +127,8 @@ def _load(args):
         sparse = {}
     ds = load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed,
                       download=args.download, **sparse)
-    print(f"data: {ds.name}, {len(ds.train_y):,} training / {len(ds.test_y):,} test images "
+    what = "samples" if ds.features is not None else "images"
+    print(f"data: {ds.name}, {len(ds.train_y):,} training / {len(ds.test_y):,} test {what} "
           f"from {ds.source}", flush=True)
     if args.data_dir and not Path(ds.source).resolve().is_relative_to(Path(args.data_dir).resolve()):
         _warn(f"no {ds.name} files in --data-dir {args.data_dir}; used the copy in {ds.source}")

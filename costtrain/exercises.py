@@ -15,10 +15,15 @@ from .prose import md
 WRITE_FIRST = "Write your guess first"
 
 
-def prediction_sentence(guess: float | None, measured: float, tolerance: float = 0.25,
-                        name: str = "the guess cell") -> str:
+def prediction_sentence(guess: float | str | None, measured: float | str,
+                        tolerance: float = 0.25, name: str = "the guess cell") -> str:
     """One sentence: how far `guess` is from `measured` (relative), or that there is no guess
-    yet (`guess` None). Within `tolerance` counts as right."""
+    yet (`guess` None). Within `tolerance` counts as right; a word (``"more"``/``"less"``) is
+    right when it is the measured word."""
+    if guess is not None and isinstance(measured, str):
+        ok = isinstance(guess, str) and guess.strip().lower() == measured.strip().lower()
+        return (f"{'Right' if ok else 'Not this time'}: your guess {guess!r}, measured "
+                f"{measured!r}" + ("." if ok else "; read the hint and the worked answer."))
     if not isinstance(measured, Real) or measured != measured:
         raise ValueError(f"the measured value must be a number, got {measured!r}: did the run finish?")
     if guess is None:
@@ -34,7 +39,7 @@ def prediction_sentence(guess: float | None, measured: float, tolerance: float =
             f"{measured:.3g} (more than {100 * tolerance:.0f} %); read the hint and the worked answer.")
 
 
-def check_prediction(guess: float | None, measured: float, tolerance: float = 0.25,
+def check_prediction(guess: float | str | None, measured: float | str, tolerance: float = 0.25,
                      name: str = "the guess cell") -> None:
     """Print :func:`prediction_sentence` (returns None, so a cell shows the sentence only)."""
     print(prediction_sentence(guess, measured, tolerance, name))

@@ -45,6 +45,7 @@ CI_PARAMETERS: dict[str, Any] = {
     "sweep_k": [4, 512],
     "sweep_train": 2000,
     "decision_budget": 20.0,  # 06: seconds for advise's probes (some are skipped at this size)
+    "wordnet_subset": 4096,  # 03b: WordNet nouns to train on (a power of two: full batches)
 }
 # A second, different CI set: the test runs 01-04 with both and checks that the executed text
 # names only configurations that ran (no hard-coded names or counts).

@@ -89,3 +89,9 @@ def test_check_prediction(capsys):
     assert "off by 10 %" in capsys.readouterr().out
     check_prediction(2.0, 1.0, tolerance=0.5)
     assert capsys.readouterr().out.startswith("Not this time")
+    check_prediction(None, 1.0)
+    assert capsys.readouterr().out.startswith("Write your guess first")
+    check_prediction(" More", "more")
+    assert capsys.readouterr().out.startswith("Right")
+    check_prediction("less", "more")
+    assert capsys.readouterr().out.startswith("Not this time: your guess 'less', measured 'more'")
