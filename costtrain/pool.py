@@ -6,7 +6,8 @@ fraction of a second; the command line even starts them before the parent has im
 or loaded the data (:func:`prestart`), so that their start-up overlaps the parent's.
 
 The rules of :mod:`costtrain.procs` hold here too: a ``spawn`` context; every worker dies with
-its parent (``PR_SET_PDEATHSIG``, set before the worker imports torch) and ignores Ctrl-C,
+its parent (``PR_SET_PDEATHSIG``, set before the worker imports torch; a pool started from
+another thread, which may end before the pool, relies on the closed pipe) and ignores Ctrl-C,
 SIGTERM and SIGHUP (the parent decides and stops them); a worker that raises, dies or stays
 silent for ``timeout`` seconds ends the run with :class:`~costtrain.procs.WorkerError` naming
 it, and the pool is closed (the next run starts a fresh one). One job runs at a time
@@ -51,14 +52,14 @@ class PoolBusyError(CosttrainError):
 # ------------------------------------------------------------------ inside a worker
 
 def _serve(conn: Connection, stop, start, counter, preload: tuple[str, ...],
-           parent: int) -> None:
+           parent: int, deathsig: bool) -> None:
     """A pool worker: die with the parent, import `preload`, then run tasks until told to stop.
 
     A task is ``(target, rank, args)``; the worker calls ``target(rank, *args, start, counter)``
     with the pool's start event and shared counter and sends back ``('ok', result)`` or
     ``('error', traceback)``.
     """
-    procs.bind_worker(conn, stop)  # dies with the parent; the stop signals are the parent's
+    procs.bind_worker(conn, stop, deathsig)  # dies with the parent, leaves it the signals
     if os.getppid() != parent:  # the parent died before the death signal was armed
         return
     try:
@@ -142,7 +143,8 @@ class Pool:
                 rank = len(self.members)
                 parent_end, child_end = self.ctx.Pipe(duplex=True)
                 p = self.ctx.Process(target=_serve, args=(child_end, self.stop, self.start,
-                                                          self.counter, PRELOAD, os.getpid()),
+                                                          self.counter, PRELOAD, os.getpid(),
+                                                          procs.in_main_thread()),
                                      name=f"costtrain-pool-{rank}", daemon=True)
                 p.start()
                 child_end.close()

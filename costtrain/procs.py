@@ -135,13 +135,22 @@ STOP_SIGNALS = tuple(getattr(signal, s) for s in ("SIGINT", "SIGTERM", "SIGHUP")
                      if hasattr(signal, s))
 
 
-def _die_with_parent() -> None:
+def in_main_thread() -> bool:
+    """Whether this is the main thread: only its workers may ask for a death signal, since
+    Linux sends it when the *thread* that started the worker ends."""
+    return threading.current_thread() is threading.main_thread()
+
+
+def _die_with_parent(deathsig: bool = True) -> None:
     """In a worker: get SIGKILL when the parent dies, and leave the stop signals to the parent.
 
     A signal to the whole group reaches the parent too; it asks the workers to hand in what they
-    have. A worker that died of it instead would lose its share of the run.
+    have. A worker that died of it instead would lose its share of the run. Without `deathsig`
+    (started from another thread) the worker notices the parent's end by its heartbeat or its
+    closed pipe.
     """
-    _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if deathsig:
+        _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
 
@@ -170,22 +179,26 @@ def check_main_guard() -> None:
 
 
 def heartbeat(interval: float, done: threading.Event) -> None:
-    """Thread in the child: tell the parent 'alive' every `interval` s until `done`."""
+    """Thread in the child: tell the parent 'alive' every `interval` s until `done`; end the
+    process when the parent is gone."""
+    parent = os.getppid()
     while not done.wait(interval):
+        if os.getppid() != parent:
+            os._exit(1)
         try:
             report("heartbeat", None)
         except (OSError, ValueError):
             return
 
 
-def _arm(conn: Connection, parent: int, beat: float) -> Connection:
+def _arm(conn: Connection, parent: int, beat: float, deathsig: bool) -> Connection:
     """In the child, while its arguments are unpickled: die with the parent, start beating.
 
     Runs before the work's own arguments are unpickled (they import torch and map the shared
     tensors, seconds on a busy machine), because :class:`_Armed` comes first among them.
     """
     global _conn
-    _die_with_parent()
+    _die_with_parent(deathsig)
     if os.getppid() != parent:  # the parent died before the death signal was set
         os._exit(1)
     _conn = conn
@@ -206,9 +219,10 @@ class _Armed:
     conn: Connection
     parent: int
     beat: float
+    deathsig: bool
 
     def __reduce__(self):
-        return _arm, (self.conn, self.parent, self.beat)
+        return _arm, (self.conn, self.parent, self.beat, self.deathsig)
 
 
 _beating = threading.Event()  # set in the child when its heartbeat must stop
@@ -315,7 +329,8 @@ def run_workers(target: Callable[..., Any], args: list[tuple], *, name: str = "w
             stop = ctx.Event()
             for rank, a in enumerate(args):
                 parent_end, child_end = ctx.Pipe(duplex=False)
-                armed = _Armed(child_end, os.getpid(), beat)  # unpickled first in the child
+                armed = _Armed(child_end, os.getpid(), beat,  # unpickled first in the child
+                               in_main_thread())
                 p = ctx.Process(target=_child, args=(armed, stop, rank, target, a),
                                 name=f"costtrain-{name}-{rank}", daemon=daemon)
                 p.start()
@@ -455,12 +470,12 @@ def name_worker(rank: int) -> None:
     _prctl(15, f"costtrain.w{rank}".encode()[:15])
 
 
-def bind_worker(conn: Connection, stop) -> None:
+def bind_worker(conn: Connection, stop, deathsig: bool = True) -> None:
     """In a long-lived worker (:mod:`costtrain.pool`): send :func:`report` messages on `conn`,
     answer :func:`should_stop` from `stop`, and die with the parent."""
     global _conn, _stop
     _conn, _stop = conn, stop
-    _die_with_parent()
+    _die_with_parent(deathsig)
 
 
 def exit_reason(code: int | None) -> str:
