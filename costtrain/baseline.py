@@ -107,11 +107,18 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
             torch.cuda.synchronize()
         train_seconds = time.perf_counter() - t0 - evaluator.seconds
         log.flush(train_seconds)
-        bar.close()
 
-        t_eval = time.perf_counter()
-        test_loss, test_acc = evaluate(model, test_x, test_y, device=dev)
+        when = f"after {log.samples:,} of {total:,} samples"
+        t_eval, test_loss, test_acc = time.perf_counter(), float("nan"), float("nan")
+        try:  # the run is trained: an interrupt from here on costs the evaluation only
+            bar.set_description_str(f"baseline: evaluating on {len(test_y):,} test samples")
+            test_loss, test_acc = evaluate(model, test_x, test_y, device=dev)
+        except KeyboardInterrupt as exc:  # trained but not evaluated: the run is kept
+            if stopped is None:
+                stopped, when = exc, (f"during the final evaluation, after training "
+                                      f"{log.samples:,} of {total:,} samples")
         final_eval = time.perf_counter() - t_eval
+        bar.close()
     result = RunResult(
         method="baseline",
         config=dict(dataset=ds.name, model=display_name(net, model),
@@ -127,7 +134,7 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
     close_eval_curve(result)
     if stopped is not None:
         result.status = "partial"
-        result.error = f"interrupted after {log.samples:,} of {total:,} samples"
+        result.error = f"{getattr(stopped, 'what', 'interrupted')} {when}"
         error = Interrupted(f"baseline run {result.error}; the result so far is in .result "
                             "(status 'partial').", stopped)
         error.result = result

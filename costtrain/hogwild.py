@@ -1,6 +1,7 @@
 """Hogwild! (Niu, Recht, Ré and Wright, NIPS 2011): several processes update one shared model without locks.
 
-The model's parameters and the training data live in shared memory; every worker process
+The model's parameters and the training data live in shared memory (the model in ``/dev/shm``
+through torch, the data in an anonymous memory file: :mod:`costtrain.shared`); every worker process
 builds its own optimizer, draws its own mini-batches and writes its updates straight into
 the shared parameters. Three things make it fast on a small machine:
 
@@ -39,8 +40,9 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn as nn
 
-from . import pool, procs
-from .checks import check_device, check_optimizer, check_plan, check_shareable
+from . import pool, procs, shared
+from .checks import (check_device, check_optimizer, check_plan, check_shareable,
+                     check_shared_memory)
 from .data import ClassicImageDataset, Dataset
 from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_hparams,
                      close_eval_curve, evaluate, idle_spans, loss_fn, mark_diverged,
@@ -203,9 +205,12 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
     if sharding == "shard" and processes > len(ds.train_y):
         raise CosttrainError(f"{processes} shards of {len(ds.train_y)} samples: some would be "
                              "empty; use fewer processes or sharding='full'.")
-    share(model, dev)
-    if dev.type == "cpu":
-        ds.share_memory_()
+    if dev.type == "cpu":  # the model goes to /dev/shm, the data outside it (costtrain.shared)
+        check_shared_memory(model, data_bytes=0 if shared.AVAILABLE else ds.nbytes)
+    with procs.resource_errors("sharing the model and the data with the workers"):
+        share(model, dev)
+        if dev.type == "cpu":
+            ds.share_memory_()
     test = (ds.test_x.to(dev), ds.test_y.to(dev))
     source = (Source(dataset=ClassicImageDataset(ds)) if pipeline == "classic"
               else Source(ds.train_x.to(dev), ds.train_y.to(dev)))
@@ -344,28 +349,35 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     """
     t_setup = time.perf_counter() if t_setup is None else t_setup
     classes = {type(m) for m in model.modules()}
-    workers = pool.acquire(job.processes, classes)  # warm workers, or freshly spawned ones
     per_epoch = len(source) if job.sharding == "full" else -(-len(source) // job.processes)
     bar = progress_bar(job.processes * job.epochs * per_epoch, progress, "hogwild")
     bar.set_description_str(f"hogwild: starting {job.processes} process(es)")
-    clock = _Clock(job.processes, workers.start, bar, on_progress)
     collisions = Collisions(model, job.collision_every)
     args = [(job, model, source, test if job.eval_every else None, collisions)] * job.processes
     error: procs.WorkerError | procs.Interrupted | None = None
+    dev = torch.device(job.device)
+    test_loss, test_acc, final_eval = float("nan"), float("nan"), 0.0
     try:
-        outcomes = dict(enumerate(workers.run(worker, args, name="hogwild worker",
-                                              timeout=timeout, on_message=clock,
-                                              classes=classes)))
-    except (procs.WorkerError, procs.Interrupted) as exc:  # keep what the workers measured
-        error, outcomes = exc, dict(sorted(exc.results.items()))
+        with pool.lease(job.processes, classes) as workers:  # warm workers, or fresh ones
+            clock = _Clock(job.processes, workers.start, bar, on_progress)
+            try:
+                outcomes = dict(enumerate(workers.run(worker, args, name="hogwild worker",
+                                                      timeout=timeout, on_message=clock,
+                                                      classes=classes)))
+            except (procs.WorkerError, procs.Interrupted) as exc:  # keep what they measured
+                error, outcomes = exc, dict(sorted(exc.results.items()))
+        t_start = clock.t_start if clock.t_start is not None else time.perf_counter()
+        t_eval = time.perf_counter()
+        try:  # the run is trained: an interrupt from here on costs the evaluation only
+            if test is not None:
+                bar.set_description_str(f"hogwild: evaluating on {len(test[1]):,} test samples")
+                test_loss, test_acc = evaluate(model, *test, device=dev)
+        except KeyboardInterrupt as exc:
+            error = error or procs.Interrupted.during(
+                exc, "", phase="the final evaluation; the trained model was not evaluated")
+        final_eval = time.perf_counter() - t_eval
     finally:
         bar.close()
-    t_start = clock.t_start if clock.t_start is not None else time.perf_counter()
-    dev = torch.device(job.device)
-    test_loss, test_acc, t_eval = float("nan"), float("nan"), time.perf_counter()
-    if test is not None:
-        test_loss, test_acc = evaluate(model, *test, device=dev)
-    final_eval = time.perf_counter() - t_eval
     result = _result(outcomes, clock.training_wall(outcomes), job, config or {})
     result.extra["collisions"] = collision_summary(
         [o.get("collisions", {}) for o in outcomes.values()], job.processes,

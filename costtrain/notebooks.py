@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from .errors import CosttrainError
+from .result import check_folder_writable
 
 KERNEL = "python3"
 PARAMETERS_TAG = "parameters"
@@ -265,7 +266,12 @@ def run_notebooks(notebooks_dir: str | Path = "notebooks", out_dir: str | Path |
     if figures_dir is None:
         figures_dir = "figures" if reference else Path(notebooks_dir) / "out" / "figures"
     figures = Path(figures_dir).resolve()
-    figures.mkdir(parents=True, exist_ok=True)
+    for folder, what, option in ((out_dir, "the executed notebooks' folder", "--out-dir"),
+                                 (figures, "the figures folder", "--figures-dir")):
+        try:  # a read-only checkout: say so before minutes of running
+            check_folder_writable(folder, what)
+        except CosttrainError as exc:
+            raise CosttrainError(f"{exc} Pass {option} a folder you can write to.") from None
     params = {**(CI_PARAMETERS if ci else {}), **(parameters or {})}
     params["figures_dir"] = _figures_param(figures, Path(notebooks_dir).resolve())
     runs = []

@@ -170,7 +170,14 @@ def check_folder_writable(folder: str | Path, what: str = "folder") -> Path:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OutputPathError(f"{what} {str(folder)!r} exists and is not a folder.")
-    check_writable(folder / ".costtrain-probe", what)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".costtrain-", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputPathError(f"{what} {str(folder)!r} cannot be written: "
+                              f"{exc.strerror or exc}.") from None
     return folder
 
 
