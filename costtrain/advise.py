@@ -48,6 +48,7 @@ MULTIPROCESS_SETUP_GUESS = 4.0  # seconds to start worker processes, until one i
 PLAN_MARGIN = 0.8  # plan the probes to use this share of the budget left
 RESERVE_SECONDS = 0.5  # kept back for ranking and printing
 LEVER_SHARE = 0.5  # with levers=True: the share of the budget kept for probing the levers
+LEVER_MIN_BUDGET = 20.0  # below this budget the layouts get all of it and no lever is tuned
 COMPILE_GUESS = 20.0  # seconds torch.compile's first step takes, until one is measured
 
 
@@ -264,7 +265,8 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
         levers: then also tune the levers (:mod:`costtrain.levers`: compile, bf16, fp16,
             channels_last, whichever this machine and model can use) on the recommended
             configuration, with at least 2 alternating repeats, in the last
-            :data:`LEVER_SHARE` of the budget; a lever is recommended only when it measured
+            :data:`LEVER_SHARE` of the budget (budgets of :data:`LEVER_MIN_BUDGET` seconds or
+            more; smaller ones go to the layouts); a lever is recommended only when it measured
             faster beyond noise and finishes the job sooner with its compile time counted
             (:mod:`costtrain.payoff`).
     """
@@ -300,6 +302,10 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
     probe_test = min(probe_test_samples, len(ds.test_y))
     probe_ds = _probe_data(ds, len(ds.train_y), probe_test, seed)
     rate1, eval_s = _calibrate(make_net, probe_ds, batch_size, lr)
+    if levers and budget_seconds < LEVER_MIN_BUDGET:
+        notes.append(f"levers not tuned: a budget of {budget_seconds:.1f} s leaves no time for them "
+                     f"(they get {LEVER_SHARE:.0%} of a budget of at least {LEVER_MIN_BUDGET:g} s).")
+        levers = False
     layout_budget = budget_seconds * (1 - LEVER_SHARE) if levers else budget_seconds
     planned, usable = _size_probes(usable, layout_budget - (time.perf_counter() - t_start),
                                    rate1, eval_s, batch_size, len(ds.train_y), notes)
@@ -351,10 +357,10 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
     ok = [r for r in rows if r.status == "ok"]
     lever_advice = None
     probe = next((p for p, _ in usable if ok and p.label == ok[0].label), None)
-    if levers and probe is None:
+    if levers and ok and probe is None:
         notes.append("levers not tuned: the recommended configuration was not probed on this "
                      "machine (a predicted one); tune them with --machines left out.")
-    elif levers:
+    elif levers and ok:
         lever_advice = tune_levers(
             ok[0], probe, _trainer(probe.method)[0], make_net,
             ds, probe_test=probe_test, batch_size=batch_size, lr=lr, seed=seed, basis=basis,
@@ -685,7 +691,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "machine and model can use) on the recommended configuration, in the "
                         f"last {LEVER_SHARE:.0%} of the budget, and recommend only those that "
                         "measured faster beyond noise and finish the job sooner with their "
-                        "compile time counted (default: on; --no-levers: layouts only)")
+                        "compile time counted (default: on, off with --machines; --no-levers: "
+                        "layouts only)")
     n = p.add_argument_group("several machines (predicted)")
     n.add_argument("--machines", type=positive_int, default=None,
                    help="also rank the parameter server and local SGD on this many machines "
@@ -716,7 +723,7 @@ def run_cli(args: argparse.Namespace) -> None:
                        price_per_kwh=args.price_per_kwh, prices=args.prices,
                        progress=not args.no_progress, repeats=args.repeats,
                        machines=args.machines, link=args.link,
-                       levers=args.levers)
+                       levers=args.levers and not args.machines)
     print(advice)
     print(f"\ndata and probes took {time.perf_counter() - t0:.1f} s of the "
           f"{args.budget_seconds:g} s budget")

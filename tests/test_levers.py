@@ -197,12 +197,21 @@ def test_levers_with_the_distributed_methods_are_refused_clearly(method):
         cli.run_kwargs(_run_args("--method", method, "--compile"))
 
 
-def test_advise_command_prints_the_lever_verdicts(capsys):
-    code = cli.main(["advise", "--model", "mlp", "--subset", "1000", "--budget-seconds", "20",
-                     "--no-progress"])
-    assert code == 0
-    out = capsys.readouterr().out
-    assert "Levers on " in out and "Recommended levers:" in out
+def test_advise_tunes_the_levers_of_its_pick_and_says_which_it_keeps(fmnist):
+    from costtrain.advise import Probe, recommend
+    advice = recommend("simple", fmnist, budget_seconds=30, progress=False, levers=True,
+                       probes=[Probe("baseline 1 thread", "baseline", {"threads": 1})])
+    assert advice.levers is not None and advice.recommended.label == "baseline 1 thread"
+    text = str(advice)
+    assert "Levers on baseline 1 thread" in text and "Recommended levers:" in text
+    measured = {v.trial.label for v in advice.levers.verdicts}
+    assert "channels_last" in measured or any("channels_last" in x for x in advice.levers.skipped)
+    chosen = advice.levers.pick
+    if chosen is not None:  # whatever was picked measured faster beyond noise
+        assert min(chosen.trial.rates) > max(chosen.trial.base_rates)
+        assert set(chosen.trial.kwargs.items()) <= set(advice.recommended.job.items())
+    small = recommend("mlp", fmnist, budget_seconds=5, progress=False, levers=True)
+    assert small.levers is None and any("levers not tuned" in n for n in small.notes)
 
 
 # --- the verdicts advise rests on (made-up measurements) ---------------------------------------
