@@ -1,18 +1,18 @@
 """The levers of one process, measured: each lever's steady ratio and break-even, the full grid
 of layouts x levers, and `costtrain advise`'s pick against the grid's best point.
 
-    python benchmarks/levers.py [--models simple sparse] [--repeats 3] [--subset 20000]
-        [--sparse-train 100000] [--job-epochs 2] [--advise-budget 120] [--no-compile]
-        [--json out.json]
+    python benchmarks/levers.py [--models simple sparse] [--repeats 3] [--subset 10000]
+        [--sparse-train 30000] [--job-epochs 2] [--advise-budget 120] [--cap-seconds 60]
+        [--no-compile] [--json out.json]
 
 For each model (``simple`` on Fashion-MNIST, ``sparse-linear`` on ``sparse-synthetic``) the grid
 is every layout (one process with 1 thread, one process with every core, Hogwild! with one
 process per core) x every set of levers this machine and model can use (none, each one alone,
 all together; a 4x batch with the linear scaling rule on the all-cores baseline). Every run
 trains one epoch of the same data; repeats alternate the whole grid (all once, then again).
-Every Hogwild! run starts fresh worker processes and every compiled run compiles afresh in
-its process (``torch._dynamo.reset()``; Inductor's on-disk cache stays, as for any fresh
-process), so set-up is what a one-off job pays.
+Every Hogwild! run starts fresh worker processes and every compiled run compiles again
+(``torch._dynamo.reset()``; Inductor's caches survive, so repeats compile faster than the
+first), and each lever is charged the longest compile measured: what a one-off job pays.
 
 From the medians the job (``--job-epochs`` passes over the *whole* dataset, the README's job for
 Fashion-MNIST) is predicted as set-up + job samples / steady rate; each lever is judged with
@@ -34,7 +34,7 @@ import warnings
 from typing import Any
 
 from costtrain import levers, pool
-from costtrain.advise import lever_plan, recommend
+from costtrain.advise import ProbeTimeout, deadline, lever_plan, recommend
 from costtrain.baseline import train_baseline
 from costtrain.data import load_dataset
 from costtrain.hogwild import train_hogwild
@@ -85,25 +85,43 @@ def grid(net_name: str, input_shape, classes: int, cores: int, compile_ok: bool,
     return out
 
 
-def run(c: Config, ds, net_name: str, seed: int, batch_size: int) -> RunResult:
+def run(c: Config, ds, net_name: str, seed: int, batch_size: int, cap: float) -> RunResult:
+    """One run of `c`, stopped after `cap` seconds (then a failed result: a busy machine can
+    make a configuration crawl)."""
     kw = dict(c.layout_kw, **c.lever_kw)
     kw.setdefault("batch_size", batch_size)
     if "compile" in kw:
         levers.reset_compiled()
-    if c.trainer == "hogwild":
-        pool.close_all()  # a one-off job starts its workers
-        return train_hogwild(net_name, ds, epochs_per_process=1, seed=seed, timeout=900, **kw)
-    return train_baseline(net_name, ds, epochs=1, seed=seed, **kw)
+    try:
+        with deadline(cap):
+            if c.trainer == "hogwild":
+                pool.close_all()  # a one-off job starts its workers
+                return train_hogwild(net_name, ds, epochs_per_process=1, seed=seed,
+                                     timeout=cap + 30, **kw)
+            return train_baseline(net_name, ds, epochs=1, seed=seed, **kw)
+    except ProbeTimeout:
+        pool.close_all()
+        return RunResult(method=c.trainer, config=kw, status="failed",
+                         error=f"stopped at the cap of {cap:g} s")
 
 
 def rates(c: Config) -> list[float]:
     return [r.steady_samples_per_second for r in c.runs]
 
 
+def complete(c: Config) -> bool:
+    """Every repeat finished (none stopped at the cap)."""
+    return all(r.status == "ok" and r.steady_samples_per_second > 0 for r in c.runs)
+
+
 def predicted(c: Config, job: float) -> list[float]:
-    """Predicted job seconds of each repeat: its set-up (compile included) + job / its rate."""
-    return [r.setup_seconds + job / r.steady_samples_per_second for r in c.runs
-            if r.steady_samples_per_second > 0]
+    """Predicted job seconds of each repeat: its set-up, with the longest compile measured in
+    place of its own, + job / its rate."""
+    if not complete(c):
+        return [math.inf]
+    worst = max(r.compile_seconds for r in c.runs)
+    return [r.setup_seconds - r.compile_seconds + worst + job / r.steady_samples_per_second
+            for r in c.runs]
 
 
 def table(configs: list[Config], job: float, today: Config) -> tuple[list[list], dict]:
@@ -112,6 +130,12 @@ def table(configs: list[Config], job: float, today: Config) -> tuple[list[list],
     for c in configs:
         s = spread(rates(c))
         base = none[c.layout]
+        if not (complete(c) and complete(base) and complete(today)):
+            rows.append([c.layout, c.lever_label, f"{s.median:,.0f} [{s.low:,.0f}-{s.high:,.0f}]"]
+                        + ["-"] * 7 + ["stopped at the cap: " + ", ".join(
+                            dict.fromkeys(f"{x.layout} | {x.lever_label}"
+                                          for x in (c, base, today) if not complete(x)))])
+            continue
         vs_layout = spread([a / b for a, b in zip(rates(c), rates(base))])
         vs_today = spread([a / b for a, b in zip(rates(c), rates(today))])
         compile_s = max(r.compile_seconds for r in c.runs)
@@ -149,7 +173,7 @@ def bench_model(name: str, a: argparse.Namespace) -> list[RunResult]:
           f"samples; load average {os.getloadavg()[0]:.2f} at start", flush=True)
     t0 = time.perf_counter()
     for rep, c in alternate(configs, a.repeats):
-        r = run(c, ds, net_name, a.seed, a.batch_size)
+        r = run(c, ds, net_name, a.seed, a.batch_size, a.cap_seconds)
         r.label = f"{c.layout} | {c.lever_label}"
         c.runs.append(r)
         print(f"  [{rep + 1}/{a.repeats}] {r.label:<48} steady {r.steady_samples_per_second:>10,.0f}/s "
@@ -161,7 +185,7 @@ def bench_model(name: str, a: argparse.Namespace) -> list[RunResult]:
     pred = {c.key: spread(predicted(c, job)).median for c in configs}
     best = min(configs, key=lambda c: pred[c.key])
     single = [c for c in configs if c.trainer == "baseline"
-              and (c.lever_label == "none" or verdicts[c.key].kept)]
+              and (c.lever_label == "none" or c.key in verdicts and verdicts[c.key].kept)]
     tuned = min(single, key=lambda c: pred[c.key])
     print(f"grid's best point for the job: {best.layout} with {best.lever_label} "
           f"({pred[best.key]:.1f} s predicted)")
@@ -197,8 +221,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", choices=["simple", "sparse"], default=["simple", "sparse"])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--subset", type=int, default=20000, help="Fashion-MNIST images per run")
-    ap.add_argument("--sparse-train", type=int, default=100000, help="sparse-synthetic samples")
+    ap.add_argument("--subset", type=int, default=10000, help="Fashion-MNIST images per run")
+    ap.add_argument("--sparse-train", type=int, default=30000, help="sparse-synthetic samples")
+    ap.add_argument("--cap-seconds", type=float, default=60.0,
+                    help="stop a run after this long (a busy machine can make one crawl)")
     ap.add_argument("--job-epochs", type=int, default=2,
                     help="the job: passes over the whole dataset (default: 2, the README's)")
     ap.add_argument("--batch-size", type=int, default=64)

@@ -509,7 +509,7 @@ def tune_levers(row: Row, probe: Probe, fn, make_net, ds: Dataset, *, probe_test
             if left < min(expect, 2.0):
                 break  # out of budget: the repeats so far are judged
             if "compile" in kw and probe.method == "baseline":
-                reset_compiled()  # each repeat pays its compile, as a fresh process would
+                reset_compiled()  # each repeat compiles again (the longest one is charged)
             p = Probe(label or row.label, probe.method, dict(probe.kwargs, **kw))
             limit = min(left, max(2.5 * expect, expect + 6.0))
             runs.setdefault(label, []).append(

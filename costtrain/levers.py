@@ -257,7 +257,8 @@ def restore_buffers(model: nn.Module, saved: list[torch.Tensor]) -> None:
 
 
 def reset_compiled() -> None:
-    """Forget every compiled graph in this process (``torch._dynamo.reset()``), so that the
-    next compiled run pays its compile as a fresh process would (Inductor's on-disk cache, if
-    warm, still helps, as it does for a fresh process)."""
+    """Forget every compiled graph in this process (``torch._dynamo.reset()``): the next
+    compiled run traces and compiles again. Inductor's caches (on disk, and the kernels already
+    loaded in this process) survive, so a repeat compiles faster than the first run did; charge
+    a one-off job the longest compile measured."""
     torch._dynamo.reset()
