@@ -29,6 +29,7 @@ import argparse
 import dataclasses
 import math
 import os
+import signal
 import time
 import warnings
 from typing import Any
@@ -172,13 +173,24 @@ def bench_model(name: str, a: argparse.Namespace) -> list[RunResult]:
           f"{len(configs)} configurations x {a.repeats} alternating repeats; the job: {job:,} "
           f"samples; load average {os.getloadavg()[0]:.2f} at start", flush=True)
     t0 = time.perf_counter()
-    for rep, c in alternate(configs, a.repeats):
-        r = run(c, ds, net_name, a.seed, a.batch_size, a.cap_seconds)
-        r.label = f"{c.layout} | {c.lever_label}"
-        c.runs.append(r)
-        print(f"  [{rep + 1}/{a.repeats}] {r.label:<48} steady {r.steady_samples_per_second:>10,.0f}/s "
-              f"set-up {r.setup_seconds:6.2f} s (compile {r.compile_seconds:5.2f})  "
-              f"acc {100 * r.test_accuracy:5.2f} %  load {os.getloadavg()[0]:.2f}", flush=True)
+    try:
+        for rep, c in alternate(configs, a.repeats):
+            r = run(c, ds, net_name, a.seed, a.batch_size, a.cap_seconds)
+            r.label = f"{c.layout} | {c.lever_label}"
+            c.runs.append(r)
+            print(f"  [{rep + 1}/{a.repeats}] {r.label:<48} steady "
+                  f"{r.steady_samples_per_second:>10,.0f}/s set-up {r.setup_seconds:6.2f} s "
+                  f"(compile {r.compile_seconds:5.2f})  acc {100 * r.test_accuracy:5.2f} %  "
+                  f"load {os.getloadavg()[0]:.2f}", flush=True)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (timeout): report the full repeats so far
+        done = min(len(c.runs) for c in configs)
+        print(f"interrupted: reporting the {done} repeat(s) every configuration finished; "
+              "advise is skipped", flush=True)
+        if not done:
+            return [r for c in configs for r in c.runs]
+        for c in configs:
+            del c.runs[done:]
+        a.advise_budget = 0
     today = next(c for c in configs if c.layout == f"baseline {cores} threads" and c.lever_label == "none")
     rows, verdicts = table(configs, job, today)
     print(format_table(rows, HEADERS))
@@ -233,6 +245,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--json", default=None, help="save every run here")
     a = ap.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # timeout: keep what was measured
     warnings.filterwarnings("ignore", message=".*threads on .* core.*")
     hw = hardware_info()
     native, has = levers.native_bf16()
