@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import pool
-from .args import (METHOD_NAMES, add_data_args, add_optim_args, add_output_args, add_repeats_arg,
+from .args import (LEVER_OPTIONS, METHOD_NAMES, add_data_args, add_optim_args, add_output_args, add_repeats_arg,
                    add_run_args, positive_float, positive_int)
 from .checks import MEMORY_SHARE, available_memory
 from .errors import CosttrainError, ResourceError
@@ -176,13 +176,21 @@ def run_kwargs(args: argparse.Namespace) -> dict:
     if args.optimizer != "sgd" and args.method in ("ps", "local-sgd"):
         raise CosttrainError(f"--optimizer {args.optimizer}: --method {args.method} steps with "
                              "SGD (--lr, --momentum); use --optimizer sgd.")
+    levers = {k: getattr(args, k) for k in LEVER_OPTIONS}
     if args.method == "baseline":
         return dict(common, epochs=args.epochs, pipeline=args.pipeline,
-                    optimizer=_optimizer(args))
+                    optimizer=_optimizer(args), **levers)
     if args.method == "hogwild":
         return dict(common, processes=args.processes, epochs_per_process=args.epochs_per_process,
                     sharding=args.sharding, pipeline=args.pipeline, timeout=args.timeout,
-                    optimizer=_optimizer(args), collision_every=args.collision_every)
+                    optimizer=_optimizer(args), collision_every=args.collision_every, **levers)
+    given = [f"--{k.replace('_', '-')}" for k, v in levers.items() if v]
+    if given:
+        raise CosttrainError(
+            f"{', '.join(given)}: the levers apply to --method baseline and hogwild. The "
+            f"{'parameter server' if args.method == 'ps' else 'local SGD'} ranks run without "
+            "them (the parameter server scales its lr by the workers with --scale-lr); measure "
+            "the levers on one process first (notebook 01b).")
     if args.method == "local-sgd":
         return dict(common, workers=args.workers, average_every=args.average_every,
                     epochs=args.epochs, addr=args.addr, port=args.port, scale_lr=args.scale_lr,

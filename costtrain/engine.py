@@ -107,6 +107,23 @@ def shard_indices(n: int, rank: int, parts: int, seed: int) -> torch.Tensor:
     return perm.tensor_split(parts)[rank]
 
 
+def linear_scaled_lr(lr: float, batch_size: int, base_batch: int) -> float:
+    """The linear scaling rule (Goyal et al. 2017): a batch k times larger takes a k times larger
+    step. The parameter server's sync mode and local SGD scale by their workers the same way."""
+    return lr * batch_size / base_batch
+
+
+def check_base_batch(base_batch: int | None, optimizer: object = None) -> None:
+    """``base_batch`` is a whole number >= 1 and scales the default SGD only."""
+    if base_batch is None:
+        return
+    if isinstance(base_batch, bool) or not isinstance(base_batch, int) or base_batch < 1:
+        raise CosttrainError(f"base_batch must be an integer >= 1 or None, got {base_batch!r}.")
+    if optimizer is not None:
+        raise CosttrainError("base_batch scales the default SGD's learning rate; with your own "
+                             "optimizer factory, set its learning rate yourself.")
+
+
 def check_hparams(*, epochs: int = 1, batch_size: int = 1, lr: float = 1.0,
                   eval_every: int | None = None) -> None:
     """Raise a clear error for values no trainer can use."""

@@ -38,7 +38,8 @@ class RunResult:
     work competed for the cores meanwhile.
     ``loss_curve`` is the mean training loss indexed by samples seen (all workers together);
     ``worker_curves`` holds the same per worker for multi-process methods. ``eval_curve``
-    has held-out accuracy by samples seen and by training seconds.
+    has held-out accuracy by samples seen and by training seconds. ``compile_seconds`` is the
+    part of set-up that ``torch.compile``'s first step(s) took (0 when not compiled).
     """
 
     method: str
@@ -54,6 +55,7 @@ class RunResult:
     samples: int = 0
     samples_per_second: float = 0.0
     steady_samples_per_second: float = 0.0
+    compile_seconds: float = 0.0  # included in setup_seconds, reported on its own
     test_loss: float = float("nan")
     test_accuracy: float = float("nan")
     loss_curve: Curve = field(default_factory=lambda: new_curve("samples", "seconds", "loss"))
