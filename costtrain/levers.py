@@ -34,6 +34,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .engine import loss_fn
 from .utils import CosttrainError
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -219,7 +220,6 @@ class Fast:
         statistics put back. Returns the seconds (0 without compile)."""
         if not self.lv.compile or len(x) != self.batch_size:
             return 0.0
-        from .engine import loss_fn
         saved = snapshot_buffers(self.model) if undo_buffers else []
         t0 = time.perf_counter()
         try:
