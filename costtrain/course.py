@@ -14,6 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence
 
 GLOSSARY = "../docs/teaching/glossary.md"  # as linked from notebooks/
 
@@ -224,10 +225,14 @@ def opening(stem: str, folder: str | Path = ".") -> Md:
               f"{glossary_links(item.terms)}.")
 
 
-def closing(stem: str, takeaways: list[str]) -> Md:
-    """Key takeaways (sentences the notebook computed from its run), Next and See also links."""
+def closing(stem: str, takeaways: list[str], results: Sequence[Any] = ()) -> Md:
+    """Key takeaways (sentences the notebook computed from its run), Next and See also links;
+    led by :func:`costtrain.prose.machine_note` when any of `results` ran on a busy machine."""
+    from .prose import machine_note, md
+
     item, nxt = lesson(stem), next_lesson(stem)
-    lines = [f"- {t}" for t in takeaways] + [""]
+    note = machine_note(results)
+    lines = ([note, ""] if note else []) + [f"- {md(t)}" for t in takeaways] + [""]
     if nxt is not None:
         lines.append(f"**Next:** [{nxt.stem}.ipynb]({nxt.stem}.ipynb): {nxt.title}.")
     else:
