@@ -391,9 +391,9 @@ if vs_one:
 takeaways += [
     f"Keep threads × processes ≤ cores: threads per process = cores // processes, which on these {cores} cores "
     f"is {max(1, cores // 2)} for 2 processes.",
-    "Fix the data pipeline before parallelising: "
+    "Fix the data pipeline before parallelising. "
     + ratio_sentence("per-sample transforms", classic.train_seconds, "in-memory tensors", memory.train_seconds,
-                     "training time") + "."]
+                     "Training time") + "."]
 closing("01_baseline", takeaways, everything)
 
 # %%

@@ -421,7 +421,7 @@ closing("02_parameter_server", [
     "waiting; " + one_run_sentence("training throughput against the baseline",
                                    {r.label: r.samples_per_second / reference.samples_per_second for r in runs},
                                    lambda x: f"{x:.2f}x", note=False) + ".",
-    f"Sync is large-batch SGD and needs the learning rate scaled by the workers: with {k_most} worker(s), "
+    f"Sync is large-batch SGD, for which the rule of thumb scales the learning rate by the workers: with {k_most} worker(s), "
     f"lr x {k_most} reached {pct(scaled.test_accuracy)}, lr {lr} {pct(plain.test_accuracy)} (one run each, one seed).",
     f"Async never waits but steps on stale gradients: mean staleness {stale['mean']:.2f} updates with "
     f"{most.config['workers']} worker(s).",

@@ -229,7 +229,7 @@ check_prediction(my_prediction, longer_job_seconds)
 ok = [r for r in advice.rows if r.status == "ok"]
 takeaways = [f"{len(advice.probes)} probe(s) of {len(ok)} configuration(s) took "
              f"{secs(advice.elapsed_seconds)} of the {secs(decision_budget)} budget."]
-probed = "one probe each: a first guide, not a verdict (rerun with repeats = 3)" if repeats == 1 else \
+probed = "one probe each, a guide rather than a verdict: repeats = 3 gives ranges" if repeats == 1 else \
     f"{repeats} probes each"
 if rec is not None:
     takeaways.append(f"Lowest predicted set-up + training ({probed}): **{rec.label}**, "
