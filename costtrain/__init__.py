@@ -10,14 +10,15 @@ point down, never into the CLI), and never another module's ``_private`` names:
    torch);
 2. data, models, engine: ``data`` (datasets as tensors), ``models`` (the nets), ``checks``
    (what must hold before a process starts), ``engine`` (what every loop shares: set-up,
-   batches, evaluation, loss logs);
+   batches, evaluation, loss logs), ``levers`` (compile, mixed precision, channels_last:
+   checked against the hardware, applied inside a loop);
 3. trainers, one loop each: ``baseline`` (one process), ``hogwild`` (``worker``: lock-free
    shared memory), ``ps_ranks`` (``serve`` and ``work``) driven by ``parameter_server``,
    ``local_sgd`` (``train_rank``: workers average their models every H steps), ``legacy`` (the
    original project's ``train_model`` API on top of Hogwild!); ``gloo`` (joining a process
    group) and ``comm`` (communication counters) serve the distributed ones;
 4. measuring and advice: ``energy``, ``cost``, ``report``, ``plots``, ``compare``,
-   ``network`` (predicted time on a network of N machines), ``predict``, ``advise``,
+   ``network`` (predicted time on a network of N machines), ``predict``, ``payoff`` (whether a lever pays), ``advise``,
    ``decision`` (the decision card of notebook 06), ``scoreboard`` (the course's runs in one
    table);
 5. front ends: ``cli`` (``costtrain ...``), ``notebooks`` (papermill runner), ``widgets``,

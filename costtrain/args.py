@@ -18,6 +18,10 @@ OPTIMIZER_NAMES = ("sgd", "adam")  # costtrain.engine.OPTIMIZERS
 PIPELINE_NAMES = ("memory", "classic")  # costtrain.engine.PIPELINES
 SHARDING_NAMES = ("full", "shard")  # costtrain.hogwild.SHARDINGS
 METHOD_NAMES = ("baseline", "hogwild", "ps", "local-sgd")  # costtrain run --method
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune",
+                 "max-autotune-no-cudagraphs")  # costtrain.levers.COMPILE_MODES
+AMP_NAMES = ("bf16", "fp16")  # costtrain.levers.AMP_DTYPES
+LEVER_OPTIONS = ("compile", "amp", "channels_last", "force_amp", "base_batch")  # baseline, hogwild
 
 
 def _number(text: str, kind: type, lowest: float, inclusive: bool) -> float:
@@ -157,6 +161,26 @@ def add_local_sgd_args(p: argparse.ArgumentParser) -> None:
                         "data parallel (default: %(default)s)")
 
 
+def add_lever_args(p: argparse.ArgumentParser) -> None:
+    """The levers of one process (baseline and Hogwild!): compile, amp, channels_last, batch."""
+    g = p.add_argument_group("levers (--method baseline, hogwild; see notebook 01b)")
+    g.add_argument("--compile", nargs="?", const="default", default=False, choices=COMPILE_MODES,
+                   metavar="MODE",
+                   help="torch.compile the net (MODE: default, reduce-overhead (CUDA), "
+                        "max-autotune, max-autotune-no-cudagraphs; default: default); its first "
+                        "step runs during set-up and is reported as compile seconds")
+    g.add_argument("--amp", choices=AMP_NAMES, default=None,
+                   help="mixed precision: bf16 (CPUs with native bf16: AVX512-BF16/AMX; CUDA) or "
+                        "fp16 (CUDA, with loss scaling); refused where it would be slow")
+    g.add_argument("--force-amp", action="store_true",
+                   help="run --amp even where the hardware has no native support (slow)")
+    g.add_argument("--channels-last", action="store_true",
+                   help="conv nets: keep weights and activations in NHWC memory layout")
+    g.add_argument("--base-batch", type=positive_int, default=None, metavar="B",
+                   help="--lr is meant for batches of B samples: train with lr x batch-size / B "
+                        "(the linear scaling rule; default: --lr as given)")
+
+
 def add_run_args(p: argparse.ArgumentParser) -> None:
     """Options of ``costtrain run``, grouped by method."""
     p.add_argument("--method", default="baseline", choices=METHOD_NAMES,
@@ -187,6 +211,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
                    help="Hogwild!, sparse models: measure one 20 ms slot of time in this many: "
                         "its steps check whether another worker wrote their rows meanwhile "
                         "(default: %(default)s)")
+    add_lever_args(p)
     add_dist_args(p)
     add_ps_args(p)
     add_local_sgd_args(p)

@@ -1,28 +1,55 @@
-"""Checks made in the parent before any worker process starts (spawn safety, plans, devices).
+"""The guards: checks made before any worker process starts, and the rules every method applies.
 
-Spawned workers receive the model and the optimizer factory by pickling; a model class defined
-in a notebook, a lambda, a non-leaf tensor attribute or an MPS device fails deep inside torch
-otherwise. Hogwild!, the original API and the parameter server all call these; every trainer
-(through :func:`costtrain.engine.prepare`) runs :func:`check_data_and_model`, a one-batch dry
-run, and every multi-process method calls :func:`check_processes` (cores and free memory).
+This is the one place for them; every method calls these functions rather than its own copy:
+
+* **worker counts and memory** (:func:`check_processes`): at most 4 processes per core, and no
+  more than the free memory carries, where "free" is the host's available memory or, in a
+  container or CI runner, what the memory cgroup's limit leaves (:func:`cgroup_memory`: v2
+  ``memory.max``, v1 ``memory.limit_in_bytes``), named in the refusal;
+* **shared memory** (:func:`check_shared_memory`): torch shares a model's parameters with the
+  workers through ``/dev/shm`` (64 MB in a default Docker container); the data goes elsewhere
+  (:mod:`costtrain.shared`);
+* **threads** (:func:`check_threads`) and **plans** (:func:`check_plan`);
+* **exposure**: a rendezvous address beyond loopback is warned (:func:`warn_if_exposed`);
+* **divergence** (:func:`diverged`, :func:`mark_diverged`): a loss that is not a finite number
+  stops a run, whose status is then ``diverged``;
+* **spawn safety** (:func:`check_shareable`, :func:`check_optimizer`, :func:`check_device`) and
+  the one-batch dry run every trainer makes through :func:`costtrain.engine.prepare`
+  (:func:`check_data_and_model`).
+
+Importing this module does not import torch: the command line checks memory before it starts
+anything.
 """
 from __future__ import annotations
 
 import io
+import ipaddress
+import math
 import os
 import pickle
+import socket
 import sys
 import warnings
-from typing import Any, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import psutil
-import torch
-import torch.nn as nn
 
 from .utils import CosttrainError, num_cores, resolve_device, threads_per_process
 
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
+    from .result import RunResult
+
 MAX_PROCESSES_PER_CORE = 4
 MEMORY_SHARE = 0.8  # plan worker processes to use at most this share of the free memory
+UNLIMITED = 2 ** 60  # cgroup v1 writes "no limit" as a huge number (9223372036854771712)
+SHM = Path("/dev/shm")  # where torch shares tensors (POSIX shared memory) on Linux
+SHM_RESERVE = 2 ** 20  # semaphores, multiprocessing's small shared values, page rounding
+DIVERGED = "diverged"  # RunResult.status of a run whose training loss became nan or inf
 
 
 class CosttrainWarning(UserWarning):
@@ -58,9 +85,102 @@ def worker_footprint() -> int:
         return int(proc.memory_info().rss)
 
 
+@dataclass(frozen=True)
+class MemoryLimit:
+    """A memory cgroup's limit on this process: bytes allowed, bytes still free, and its file."""
+
+    limit: int
+    free: int
+    source: str
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() else None  # v2 writes "max" for no limit
+
+
+def _stat(path: Path, key: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key and value.strip().isdigit():
+                return int(value)
+    except (OSError, UnicodeDecodeError):
+        pass
+    return 0
+
+
+def _cgroup_folders(root: Path, proc_cgroup: Path) -> list[tuple[Path, bool]]:
+    """(folder, is v2) of this process's memory cgroup and its ancestors, plus the mount roots.
+
+    A container usually sees its own cgroup at the mount root; on a host (or a container
+    sharing the host's cgroup namespace) ``/proc/self/cgroup`` names the path below it.
+    """
+    found: list[tuple[Path, bool]] = [(root, True), (root / "memory", False)]
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        v2 = controllers == ""
+        if not v2 and "memory" not in controllers.split(","):
+            continue
+        base = root if v2 else root / "memory"
+        folder = base / path.strip("/")
+        while folder != base and base in folder.parents:
+            found.append((folder, v2))
+            folder = folder.parent
+    return list(dict.fromkeys(found))
+
+
+def cgroup_memory(root: str | Path = "/sys/fs/cgroup",
+                  proc_cgroup: str | Path = "/proc/self/cgroup") -> MemoryLimit | None:
+    """The memory cgroup limit that binds this process (a container, a CI runner), or None.
+
+    Reads cgroup v2 (``memory.max``, ``memory.current``) and v1 (``memory.limit_in_bytes``,
+    ``memory.usage_in_bytes``) under `root`, for this process's cgroup and its ancestors, and
+    returns the one with the least free memory. Free = limit - usage + the inactive page cache
+    (``inactive_file``), which the kernel reclaims before it kills anything.
+    """
+    root, limits = Path(root), []
+    for folder, v2 in _cgroup_folders(root, Path(proc_cgroup)):
+        name = "memory.max" if v2 else "memory.limit_in_bytes"
+        limit = _read_int(folder / name)
+        if limit is None or limit >= UNLIMITED:
+            continue
+        usage = _read_int(folder / ("memory.current" if v2 else "memory.usage_in_bytes")) or 0
+        cache = _stat(folder / "memory.stat", "inactive_file" if v2 else "total_inactive_file")
+        limits.append(MemoryLimit(limit, max(0, limit - usage + cache), str(folder / name)))
+    return min(limits, key=lambda m: m.free, default=None)
+
+
+def available_memory() -> tuple[int, MemoryLimit | None]:
+    """Bytes free for new processes, and the cgroup limit when that is what binds."""
+    host = psutil.virtual_memory().available
+    limit = cgroup_memory()
+    if limit is not None and limit.free < host:
+        return limit.free, limit
+    return host, None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
 def check_processes(processes: int, what: str = "processes", *,
                     footprint: int | None = None) -> None:
-    """Refuse more worker processes than the cores (x4) or the free memory can carry."""
+    """Refuse more worker processes than the cores (x4) or the free memory can carry.
+
+    Free memory is the host's, or what a memory cgroup's limit leaves (a container, a CI
+    runner), whichever is less; the refusal names the cgroup's limit and file.
+    """
     cores = num_cores()
     if processes > MAX_PROCESSES_PER_CORE * cores:
         raise CosttrainError(
@@ -68,19 +188,73 @@ def check_processes(processes: int, what: str = "processes", *,
             f"only adds start-up time and memory; use at most {MAX_PROCESSES_PER_CORE * cores} "
             f"(ideally <= {cores}).")
     footprint = worker_footprint() if footprint is None else footprint
-    free = psutil.virtual_memory().available
+    free, limit = available_memory()
     fit = int(free * MEMORY_SHARE // max(1, footprint))
     if processes > fit:
+        where = (f"{_gib(free)} is free" if limit is None else
+                 f"this process's memory cgroup (a container or CI limit) allows "
+                 f"{_gib(limit.limit)} ({limit.source}), of which {_gib(free)} is free")
+        more = "" if limit is None else " or raise the limit (e.g. docker run --memory=4g)"
         raise CosttrainError(
-            f"{processes} {what} would need about {processes * footprint / 2**30:.1f} GiB "
-            f"({footprint / 2**20:.0f} MiB each, measured on this process) but "
-            f"{free / 2**30:.1f} GiB is free: at most {fit} fit; use fewer.")
+            f"{processes} {what} would need about {_gib(processes * footprint)} "
+            f"({footprint / 2**20:.0f} MiB each, measured on this process) but {where}: at "
+            f"most {fit} fit; use fewer{more}.")
+
+
+def shared_memory_free(path: str | Path = SHM) -> int | None:
+    """Bytes free in the shared-memory folder (None where there is none, e.g. macOS)."""
+    try:
+        st = os.statvfs(path)
+    except (OSError, AttributeError):
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def check_shared_memory(model: nn.Module, *, data_bytes: int = 0, path: str | Path = SHM,
+                        free: int | None = None) -> None:
+    """Refuse before spawning when the model (and `data_bytes` of data torch would share)
+    does not fit in ``/dev/shm``, where torch shares tensors with the worker processes."""
+    free = shared_memory_free(path) if free is None else free
+    if free is None:
+        return
+    page = 4096
+    need = SHM_RESERVE + data_bytes + sum(-(-t.numel() * t.element_size() // page) * page
+                                          for t in (*model.parameters(), *model.buffers()))
+    if need > free:
+        raise CosttrainError(
+            f"the worker processes share the model through {path}, which needs "
+            f"{need / 2**20:.0f} MB but only {free / 2**20:.0f} MB is free there (Docker gives a "
+            "container 64 MB unless told otherwise): start the container with "
+            "--shm-size=1g (docker run) or shm_size: 1gb (compose), or free space in "
+            f"{path}; a smaller model{' or --subset' if data_bytes else ''} needs less.")
+
+
+def is_loopback(addr: str) -> bool:
+    """True when `addr` (an address or a host name) is this machine's loopback."""
+    try:
+        return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback
+                   for info in socket.getaddrinfo(addr, None))
+    except (socket.gaierror, ValueError):
+        return False
+
+
+def warn_if_exposed(addr: str) -> None:
+    """Binding beyond loopback is a decision: say what it exposes."""
+    if not is_loopback(addr):
+        warn(f"--addr {addr} is not a loopback address: the rendezvous store and the gloo "
+             "connections (model parameters, gradients, control messages) are "
+             "unauthenticated and unencrypted and reachable by anyone who can reach this "
+             "machine on that network; anyone there can read the model, join the run, feed "
+             "it made-up gradients or parameters, or stop it (see the README's Security "
+             "section). Use it only on a private network or behind a firewall that admits only "
+             "your machines.", stacklevel=4)
 
 
 def check_data_and_model(model: nn.Module, ds: Any) -> None:
     """Before any training: samples exist, labels lie in [0, classes), and a one-batch dry run
     of `model` (in the parent, no gradient, train/eval mode restored) gives one score per class.
     """
+    import torch
     if len(ds.train_y) == 0:
         raise CosttrainError(f"dataset {ds.name!r} has no training samples: nothing to train "
                              "on. Check the data folder and --subset.")
@@ -111,6 +285,30 @@ def check_data_and_model(model: nn.Module, ds: Any) -> None:
             f"has {k} classes: the last layer must give ({len(x)}, {k}), one score per class.")
 
 
+def diverged(value: float | torch.Tensor) -> bool:
+    """The divergence rule of every method: a loss (or any entry of a tensor) that is not a
+    finite number. Training loops check it after each step and stop."""
+    import torch
+    if isinstance(value, torch.Tensor):
+        return not bool(torch.isfinite(value).all())
+    return not math.isfinite(value)
+
+
+def diverged_message(samples: int, lr: float | None = None) -> str:
+    """What to tell the user when the training loss stopped being a finite number."""
+    hint = f" (e.g. --lr {lr / 10:g})" if lr else ""
+    return (f"the training loss became nan/inf after {samples:,} samples: the run diverged and "
+            f"was stopped early; try a smaller learning rate{hint}.")
+
+
+def mark_diverged(result: RunResult, lr: float | None = None,
+                  samples: int | None = None) -> RunResult:
+    """Set ``status='diverged'`` and the advice on `result` (the same words for every method)."""
+    result.status = DIVERGED
+    result.error = diverged_message(result.samples if samples is None else samples, lr)
+    return result
+
+
 def check_plan(processes: int, epochs: int, threads: int | None, *, stacklevel: int = 3) -> int:
     """Validate processes/epochs/threads; return threads per process; warn on oversubscription."""
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
@@ -127,6 +325,7 @@ def check_plan(processes: int, epochs: int, threads: int | None, *, stacklevel: 
 
 def check_device(device: str | torch.device) -> torch.device:
     """A device whose tensors can be shared between processes, or a clear error."""
+    import torch
     dev = torch.device(device) if str(device).startswith("mps") else resolve_device(device)
     if dev.type == "mps":
         raise CosttrainError(
@@ -144,6 +343,7 @@ class _NoTensorPickler(pickle.Pickler):
     """Pickles everything but tensors: a cheap probe of what spawn will have to send."""
 
     def reducer_override(self, obj: Any) -> Any:
+        import torch
         return (type(None), ()) if isinstance(obj, torch.Tensor) else NotImplemented
 
 
@@ -155,6 +355,8 @@ def _main_is_importable() -> bool:
 
 def check_shareable(model: nn.Module, what: str = "model") -> None:
     """Raise a clear error if `model` cannot be shared with spawned worker processes."""
+    import torch
+    import torch.nn as nn
     if not isinstance(model, nn.Module):
         raise CosttrainError(f"{what} must be a torch.nn.Module or a model name, "
                              f"got {type(model).__name__}.")
@@ -185,6 +387,7 @@ def check_shareable(model: nn.Module, what: str = "model") -> None:
 
 def check_optimizer(factory: Callable, model: nn.Module) -> None:
     """The factory must be picklable and build an Optimizer from the model's parameters."""
+    import torch
     try:
         pickle.dumps(factory)
     except Exception as exc:

@@ -2,13 +2,14 @@
 
 Nothing here imports torch before the arguments are parsed and the output paths checked, so a
 mistyped option is answered at once. Exit codes (:data:`EXIT_CODES`): 0 ok, 2 bad input or
-setting (refused before training), 3 a worker failed or got stuck (partial result kept), 4 the
-run diverged, 5 an output could not be written (results saved to a fallback file), 130 Ctrl-C,
-143 SIGTERM.
+setting, or the system refused the resources a run needs (refused before training), 3 a worker
+failed or got stuck (partial result kept), 4 the run diverged, 5 an output could not be written
+(results saved to a fallback file), 129 SIGHUP, 130 Ctrl-C, 143 SIGTERM.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -20,9 +21,10 @@ from pathlib import Path
 from typing import Sequence
 
 from . import pool
-from .args import (METHOD_NAMES, add_data_args, add_optim_args, add_output_args, add_repeats_arg,
+from .args import (LEVER_OPTIONS, METHOD_NAMES, add_data_args, add_optim_args, add_output_args, add_repeats_arg,
                    add_run_args, positive_float, positive_int)
-from .errors import CosttrainError
+from .checks import MEMORY_SHARE, available_memory
+from .errors import CosttrainError, ResourceError
 from .procs import Interrupted, WorkerError
 from .result import RunResult, check_folder_writable, check_writable, save_results
 # Nothing above imports torch: `costtrain run --method hogwild` starts its workers first, so
@@ -40,16 +42,34 @@ SUBCOMMANDS = (  # name, help: each module has add_arguments(parser) and run_cli
               "table and figure"),
 )
 EXIT_OK, EXIT_INPUT, EXIT_FAILED, EXIT_DIVERGED, EXIT_UNWRITABLE = 0, 2, 3, 4, 5
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
-EXIT_CODES = {EXIT_OK: "ok", EXIT_INPUT: "bad input, refused before training",
+EXIT_HUNG_UP, EXIT_INTERRUPTED, EXIT_TERMINATED = 129, 130, 143
+EXIT_CODES = {EXIT_OK: "ok", EXIT_INPUT: "bad input or setting, or the system refused the "
+                                         "resources (files, processes, memory) a run needs; "
+                                         "refused before training",
               EXIT_FAILED: "a worker failed or got stuck; partial result kept",
               EXIT_DIVERGED: "the loss became nan/inf", EXIT_UNWRITABLE:
               "an output could not be written; results in a fallback file",
-              EXIT_INTERRUPTED: "interrupted (Ctrl-C)", EXIT_TERMINATED: "terminated (SIGTERM)"}
+              EXIT_HUNG_UP: "hung up (SIGHUP)", EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+              EXIT_TERMINATED: "terminated (SIGTERM)"}
+STOP_SIGNALS = tuple(getattr(signal, s) for s in ("SIGTERM", "SIGHUP") if hasattr(signal, s))
+PRESTART_BYTES = 512 * 2**20  # a worker that imported torch, for the early start's memory check
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, turned into an exception so that every worker is stopped and reaped."""
+    """SIGTERM or SIGHUP, turned into an exception so that every worker hands in and is reaped.
+
+    ``timeout``, systemd and Slurm send SIGTERM, a closed terminal SIGHUP, to the whole process
+    group; the workers ignore both and wait for this process to ask them.
+    """
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__()
+        self.signum = signum
+        self.what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "hung up (SIGHUP)"
+
+    @property
+    def code(self) -> int:
+        return 128 + self.signum
 
 
 class RunFailed(Exception):
@@ -156,13 +176,21 @@ def run_kwargs(args: argparse.Namespace) -> dict:
     if args.optimizer != "sgd" and args.method in ("ps", "local-sgd"):
         raise CosttrainError(f"--optimizer {args.optimizer}: --method {args.method} steps with "
                              "SGD (--lr, --momentum); use --optimizer sgd.")
+    levers = {k: getattr(args, k) for k in LEVER_OPTIONS}
     if args.method == "baseline":
         return dict(common, epochs=args.epochs, pipeline=args.pipeline,
-                    optimizer=_optimizer(args))
+                    optimizer=_optimizer(args), **levers)
     if args.method == "hogwild":
         return dict(common, processes=args.processes, epochs_per_process=args.epochs_per_process,
                     sharding=args.sharding, pipeline=args.pipeline, timeout=args.timeout,
-                    optimizer=_optimizer(args), collision_every=args.collision_every)
+                    optimizer=_optimizer(args), collision_every=args.collision_every, **levers)
+    given = [f"--{k.replace('_', '-')}" for k, v in levers.items() if v]
+    if given:
+        raise CosttrainError(
+            f"{', '.join(given)}: the levers apply to --method baseline and hogwild. The "
+            f"{'parameter server' if args.method == 'ps' else 'local SGD'} ranks run without "
+            "them (the parameter server scales its lr by the workers with --scale-lr); measure "
+            "the levers on one process first (notebook 01b).")
     if args.method == "local-sgd":
         return dict(common, workers=args.workers, average_every=args.average_every,
                     epochs=args.epochs, addr=args.addr, port=args.port, scale_lr=args.scale_lr,
@@ -255,7 +283,10 @@ def start_workers_early(argv: Sequence[str]) -> None:
         return  # the real parser reports it
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if args.method == "hogwild" and args.device == "cpu" and args.processes <= (cores or 1):
-        pool.prestart(args.processes)  # more than one per core: train_hogwild checks first
+        # more than one per core, or too little memory (a container's limit): train_hogwild
+        # checks first and explains
+        if available_memory()[0] * MEMORY_SHARE >= args.processes * PRESTART_BYTES:
+            pool.prestart(args.processes)
 
 
 class _QuietParser(argparse.ArgumentParser):
@@ -274,16 +305,29 @@ def check_outputs(args) -> None:
         check_folder_writable(args.figures, "--figures")
 
 
+def _stamp() -> str:
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
 def fallback_path() -> Path:
-    """Where results go when ``--out`` cannot be written (or was not given after a failure)."""
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = f"costtrain-results-{stamp}.json"
+    """A new file for results when ``--out`` cannot be written (or was not given after a failure).
+
+    ``costtrain-results-<time>.json`` in the working directory (else the temporary folder),
+    ``-2``, ``-3``, ... when taken: the name is reserved by creating the file (``O_EXCL``), so
+    two failures in the same second never write the same file.
+    """
+    stamp = _stamp()
     for folder in (Path.cwd(), Path(tempfile.gettempdir())):
-        try:
-            return check_writable(folder / name)
-        except CosttrainError:
-            continue
-    return Path(tempfile.gettempdir()) / name
+        for n in range(1, 1000):
+            path = folder / f"costtrain-results-{stamp}{f'-{n}' if n > 1 else ''}.json"
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                return path
+            except FileExistsError:
+                continue
+            except OSError:
+                break  # not writable: the next folder
+    return Path(tempfile.gettempdir()) / f"costtrain-results-{stamp}-{os.getpid()}.json"
 
 
 def save(results: list[RunResult], out: str | None, *, failed: bool) -> tuple[Path | None, str]:
@@ -303,6 +347,9 @@ def save(results: list[RunResult], out: str | None, *, failed: bool) -> tuple[Pa
     try:
         save_results(results, path)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            if path.stat().st_size == 0:
+                path.unlink()  # the empty file that reserved the name
         return None, f"{problem}; nor could {path} ({exc.strerror}): nothing was saved".lstrip("; ")
     return path, problem
 
@@ -318,8 +365,20 @@ def _one_line_warnings() -> None:
     warnings.showwarning = show
 
 
-def _on_sigterm(signum, frame) -> None:
-    raise Terminated()
+def _on_stop_signal(signum, frame) -> None:
+    raise Terminated(signum)
+
+
+def _interrupt_code(exc: BaseException) -> int:
+    """130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP."""
+    return exc.code if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+
+
+def _hold_signals() -> None:
+    """While the results are saved and the message printed: no more interrupts."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, *STOP_SIGNALS):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def _status_code(results: list[RunResult]) -> tuple[int, str]:
@@ -336,6 +395,7 @@ def _execute(args, done: list[RunResult]) -> list[RunResult]:
     try:
         if args.command == "run":
             results = cmd_run(args)
+            done.extend(results)  # a signal from now on still saves the finished run
             from .report import summary
             for r in results:
                 print(summary(r))
@@ -345,9 +405,12 @@ def _execute(args, done: list[RunResult]) -> list[RunResult]:
             return args.handler(args) or []
     except (WorkerError, Interrupted) as exc:  # failed, stuck or Ctrl-C: keep what was measured
         kept = done + ([exc.result] if exc.result is not None else [])
-        code = (EXIT_FAILED if isinstance(exc, WorkerError) else
-                EXIT_TERMINATED if isinstance(exc.cause, Terminated) else EXIT_INTERRUPTED)
-        raise RunFailed(str(exc).split("\n")[0].rstrip("."), kept, code) from None
+        code = (EXIT_FAILED if isinstance(exc, WorkerError) else _interrupt_code(exc.cause))
+        message = str(exc).split("\n")[0].rstrip(".")
+        raised = (getattr(exc, "details", "") or "").strip().splitlines()
+        if raised and raised[-1] not in message:  # the worker's exception, in one line
+            message += f" ({raised[-1]})"
+        raise RunFailed(message, kept, code) from None
     from .report import results_table
     print()
     print(results_table(results))
@@ -382,34 +445,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     done: list[RunResult] = []
     old_show = warnings.showwarning
-    old_term = None
+    old_handlers = {}
     _one_line_warnings()
     if threading.current_thread() is threading.main_thread():
-        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+        old_handlers = {sig: signal.signal(sig, _on_stop_signal) for sig in STOP_SIGNALS}
+        old_handlers[signal.SIGINT] = signal.getsignal(signal.SIGINT)
     try:
         check_outputs(args)
         results = _execute(args, done)
+        _hold_signals()
         return _finish(args, results) if args.command in ("run", "compare") else EXIT_OK
     except CosttrainError as exc:
+        _hold_signals()
         print(f"costtrain: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except RunFailed as exc:
+        _hold_signals()
         path, problem = save(exc.results, getattr(args, "out", None), failed=True)
-        note = ("the results so far were" if exc.code in (EXIT_FAILED, EXIT_INTERRUPTED,
-                                                          EXIT_TERMINATED)
+        note = ("the results so far were" if exc.code not in (EXIT_DIVERGED, EXIT_UNWRITABLE)
                 else "the results were")
         print(f"costtrain: error: {exc}{_saved(note, path, problem)}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt as exc:  # outside any training loop: keep the finished runs
+        _hold_signals()
         path, problem = save(done, getattr(args, "out", None), failed=True)
-        what = ("terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted")
+        what = exc.what if isinstance(exc, Terminated) else "interrupted"
         print(f"costtrain: {what}; every worker was stopped"
               f"{_saved('the finished runs were', path, problem)}", file=sys.stderr)
-        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+        return _interrupt_code(exc)
+    except (OSError, MemoryError, ImportError) as exc:  # the system ran out of something
+        error = ResourceError.describe(exc, f"costtrain {args.command} was running")
+        if error is None:
+            raise
+        _hold_signals()
+        path, problem = save(done, getattr(args, "out", None), failed=True)
+        print(f"costtrain: error: {error}{_saved('the finished runs were', path, problem)}",
+              file=sys.stderr)
+        return EXIT_INPUT
     finally:
         warnings.showwarning = old_show
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

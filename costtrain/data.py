@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .shared import share
 from .utils import CosttrainError
 
 WORDNET = "wordnet-supersense"  # read from WordNet's data.noun: see costtrain.wordnet
@@ -103,10 +104,20 @@ class Dataset:
         return len(self.classes)
 
     def share_memory_(self) -> "Dataset":
-        """Move every tensor into shared memory (for Hogwild! workers); returns self."""
-        for t in (self.train_x, self.train_y, self.test_x, self.test_y):
-            t.share_memory_()
+        """Move every tensor into memory that worker processes map without a copy; returns self.
+
+        Outside ``/dev/shm`` where possible (see :mod:`costtrain.shared`): a container's 64 MB
+        there would not hold the data.
+        """
+        self.train_x, self.train_y = share(self.train_x), share(self.train_y)
+        self.test_x, self.test_y = share(self.test_x), share(self.test_y)
         return self
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the four tensors."""
+        return sum(t.numel() * t.element_size()
+                   for t in (self.train_x, self.train_y, self.test_x, self.test_y))
 
     def raw_images(self, split: str = "train") -> torch.Tensor:
         """Undo normalisation: uint8 images (N, H, W) or (N, H, W, C) as the files store them."""
@@ -172,17 +183,39 @@ def _load_idx_folder(files: dict[str, Path]) -> tuple[np.ndarray, ...]:
             arrays["test_images"][:, None], arrays["test_labels"])
 
 
+class CifarUnpickler(pickle.Unpickler):
+    """Reads a CIFAR-10 batch (a pickled dict) without running code from the file.
+
+    A pickle can call any importable function while it is read; a crafted
+    ``./data/cifar-10-batches-py`` folder would run its code. The format needs dicts, lists,
+    bytes, strings and numbers (no imports at all) and numpy arrays, so only the functions
+    that rebuild a numpy array (and ``_codecs.encode``, which Python 3 writes for bytes in
+    protocol 2) may be looked up; anything else is refused before it runs.
+    """
+
+    ALLOWED = frozenset({
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")})
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it asks to call {module}.{name}, which a CIFAR-10 "
+                                         "batch never does (refused, nothing was run)")
+        return super().find_class(module, name)
+
+
 def _load_cifar_folder(folder: Path) -> tuple[np.ndarray, ...]:
     def batch(name: str) -> tuple[np.ndarray, np.ndarray]:
         path = folder / name
         try:
             with open(path, "rb") as f:
-                d = pickle.load(f, encoding="bytes")
+                d = CifarUnpickler(f, encoding="bytes").load()
             x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             y = np.asarray(d[b"labels"], dtype=np.uint8)
         except Exception as exc:  # unpickling errors come in many types
             raise CorruptDataError(f"{path}: not a readable CIFAR-10 batch ({exc}); "
-                                   "delete the folder and fetch the dataset again.") from exc
+                                   "delete the folder and fetch the dataset again.") from None
         return x, y
     parts = [batch(f"data_batch_{i}") for i in range(1, 6)]
     tx, ty = batch("test_batch")

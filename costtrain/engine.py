@@ -15,7 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checks import check_data_and_model
+from .checks import (DIVERGED, check_data_and_model, diverged, diverged_message,  # noqa: F401
+                     mark_diverged)  # the divergence rule lives with the other guards
 from .data import Dataset, load_dataset
 from .models import build_model
 from .result import Curve, RunResult, new_curve
@@ -52,6 +53,17 @@ def get_dataset(data: Dataset | str, *, seed: int = 0, subset: int | None = None
     """`data` itself when it is a loaded Dataset, else the dataset of that name (loaded)."""
     if isinstance(data, Dataset):
         return data
+    if not isinstance(data, str):
+        kind = ("a stream (an IterableDataset or a generator)"
+                if isinstance(data, torch.utils.data.IterableDataset) or hasattr(data, "__next__")
+                else f"a {type(data).__name__}")
+        raise CosttrainError(
+            f"data must be a dataset name ('fashion-mnist', 'mnist', 'cifar10', "
+            f"'sparse-synthetic') or a costtrain.data.Dataset of tensors, got {kind}. The "
+            "trainers index whole tensors, shuffled, from every process; collect your samples "
+            "into tensors and pass costtrain.data.Dataset(name, train_x, train_y, test_x, "
+            "test_y, classes, mean, std), or use costtrain.legacy.train_model with a "
+            "map-style DataLoader.")
     return load_dataset(data, data_root, subset=subset, seed=seed)
 
 
@@ -93,6 +105,23 @@ def shard_indices(n: int, rank: int, parts: int, seed: int) -> torch.Tensor:
     """
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm.tensor_split(parts)[rank]
+
+
+def linear_scaled_lr(lr: float, batch_size: int, base_batch: int) -> float:
+    """The linear scaling rule (Goyal et al. 2017): a batch k times larger takes a k times larger
+    step. The parameter server's sync mode and local SGD scale by their workers the same way."""
+    return lr * batch_size / base_batch
+
+
+def check_base_batch(base_batch: int | None, optimizer: object = None) -> None:
+    """``base_batch`` is a whole number >= 1 and scales the default SGD only."""
+    if base_batch is None:
+        return
+    if isinstance(base_batch, bool) or not isinstance(base_batch, int) or base_batch < 1:
+        raise CosttrainError(f"base_batch must be an integer >= 1 or None, got {base_batch!r}.")
+    if optimizer is not None:
+        raise CosttrainError("base_batch scales the default SGD's learning rate; with your own "
+                             "optimizer factory, set its learning rate yourself.")
 
 
 def check_hparams(*, epochs: int = 1, batch_size: int = 1, lr: float = 1.0,
@@ -139,28 +168,11 @@ def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int =
     return total_loss / max(1, len(y)), correct / max(1, len(y))
 
 
-DIVERGED = "diverged"  # RunResult.status of a run whose training loss became nan or inf
-
-
-def diverged_message(samples: int, lr: float | None = None) -> str:
-    """What to tell the user when the training loss stopped being a finite number."""
-    hint = f" (e.g. --lr {lr / 10:g})" if lr else ""
-    return (f"the training loss became nan/inf after {samples:,} samples: the run diverged and "
-            f"was stopped early; try a smaller learning rate{hint}.")
-
-
-def mark_diverged(result: RunResult, lr: float | None = None, samples: int | None = None) -> RunResult:
-    """Set ``status='diverged'`` and the advice on `result` (the same words for every method)."""
-    result.status = DIVERGED
-    result.error = diverged_message(result.samples if samples is None else samples, lr)
-    return result
-
-
 class LossLog:
     """Mean training loss every `every` batches, indexed by samples seen and seconds of training.
 
-    ``diverged`` turns true at the first loss that is not a finite number; every training loop
-    checks it after each step and stops (the one divergence rule of the package).
+    ``diverged`` turns true at the first loss that is not a finite number
+    (:func:`costtrain.checks.diverged`); every training loop checks it after each step and stops.
     """
 
     def __init__(self, every: int = 10) -> None:
@@ -171,7 +183,7 @@ class LossLog:
         self._sum, self._n = 0.0, 0
 
     def add(self, loss: float, batch: int, seconds: float) -> None:
-        if not math.isfinite(loss):
+        if diverged(loss):
             self.diverged = True
         self.samples += batch
         self._sum += loss

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import socket
 import sys
 from typing import Any, Callable, Iterator
 
 import psutil
+import torch
 import torch.distributed as dist
 
-from . import procs
-from .utils import CosttrainError
+from . import procs, shared
+from .checks import DIVERGED, check_shared_memory
+from .errors import CosttrainError, ResourceError
 
 
 class RankError(procs.WorkerError):
@@ -65,6 +68,14 @@ def listen(addr: str, port: int | None, timeout: float) -> Iterator[int]:
         del store
 
 
+def share_with_ranks(model: Any, ds: Any) -> None:
+    """Before spawning the ranks of a run on this machine: check that the model fits in
+    ``/dev/shm`` (torch shares it with them there) and move the data outside it."""
+    check_shared_memory(model, data_bytes=0 if shared.AVAILABLE else ds.nbytes)
+    with procs.resource_errors("sharing the data with the worker processes"):
+        ds.share_memory_()
+
+
 def interface_for(addr: str) -> str | None:
     """Name of the local network interface that talks to ``addr`` (e.g. ``lo``, ``eth0``)."""
     try:
@@ -84,8 +95,11 @@ def join_group(rank: int, world_size: int, timeout: float, addr: str | None = No
                port: int | None = None, what: str = "parameter server") -> None:
     """Join the gloo group: through the launcher's store at addr:port, else ``env://`` (torchrun).
 
-    Gloo's own sockets use ``$GLOO_SOCKET_IFNAME`` when set, else the interface that reaches
-    the master address (so a loopback run stays on loopback). `what` names the run in errors.
+    Every rank first announces itself in the store and waits at most `timeout` seconds for
+    the others (:func:`wait_for_ranks`): a rank, or a whole machine, that never joins is named
+    in a :class:`CosttrainError`. Gloo's own sockets use ``$GLOO_SOCKET_IFNAME`` when set, else
+    the interface that reaches the master address (so a loopback run stays on loopback).
+    `what` names the run in errors.
     """
     master = addr or os.environ.get("MASTER_ADDR", "127.0.0.1")
     if "GLOO_SOCKET_IFNAME" not in os.environ:
@@ -94,20 +108,78 @@ def join_group(rank: int, world_size: int, timeout: float, addr: str | None = No
             os.environ["GLOO_SOCKET_IFNAME"] = ifname
     t = datetime.timedelta(seconds=timeout)
     where = f"{master}:{port or os.environ.get('MASTER_PORT', '?')}"
+    advice = ("Check that rank 0 runs, the address and port are right and reachable "
+              "(firewall), and every rank uses the same world size.")
     try:
-        if port is None:
-            dist.init_process_group("gloo", init_method="env://", rank=rank,
-                                    world_size=world_size, timeout=t)
+        if port is None:  # env://: torchrun's agent hosts the store, else rank 0 does
+            port = int(os.environ.get("MASTER_PORT", "0"))
+            host = (rank == 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True")
+            store = dist.TCPStore(master, port, world_size, is_master=host, timeout=t,
+                                  wait_for_workers=False)
         else:
             store = dist.TCPStore(master, port, world_size, is_master=False, timeout=t)
-            dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size,
-                                    timeout=t)
+        store = dist.PrefixStore(
+            f"costtrain/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+        wait_for_ranks(store, rank, world_size, timeout, f"the {what} group at {where}")
+        dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size,
+                                timeout=t)
+    except CosttrainError:
+        raise
     except (RuntimeError, ValueError, OSError) as exc:  # DistError is a RuntimeError
+        exhausted = ResourceError.describe(exc, f"rank {rank} joined the {what} group")
+        if exhausted is not None:
+            raise exhausted from None
         raise CosttrainError(
             f"rank {rank} could not join the {what} group at {where} within "
-            f"{timeout:g} s: {first_line(exc)}. Check that rank 0 runs, the address "
-            "and port are right and reachable (firewall), and every rank uses the same "
-            "world size.") from None
+            f"{timeout:g} s: {first_line(exc)}. {advice}") from None
+
+
+def wait_for_ranks(store: Any, rank: int, world_size: int, timeout: float, group: str) -> None:
+    """Announce `rank` in `store` and wait until all `world_size` ranks have; name the missing.
+
+    Under torchrun a rank's machine is its ``--node-rank``: ranks are numbered node by node,
+    ``LOCAL_WORLD_SIZE`` per node.
+    """
+    store.set(f"joined/{rank}", socket.gethostname())
+    try:
+        store.wait([f"joined/{r}" for r in range(world_size)],
+                   datetime.timedelta(seconds=timeout))
+        return
+    except RuntimeError:  # DistStoreError: "wait timeout"
+        missing = [r for r in range(world_size) if not store.check([f"joined/{r}"])]
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "0") or 0)
+    who = f"rank{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))}"
+    if per_node and "GROUP_RANK" in os.environ:  # torchrun: name the machines
+        nodes = sorted({r // per_node for r in missing})
+        who += (f" (node{'s' if len(nodes) > 1 else ''} {', '.join(map(str, nodes))}: the "
+                f"torchrun started with --node-rank {' / '.join(map(str, nodes))})")
+    raise CosttrainError(
+        f"{who} did not join {group} within {timeout:g} s: never started, or failed before "
+        "joining (its own output says why). Start every machine's command within the "
+        "timeout (or pass a larger --timeout), with the same --nnodes, --nproc-per-node, "
+        "--master-addr and --master-port, and check that it can reach the master.")
+
+
+MAX_JSON_BYTES = 2**30  # a report larger than this from a peer is refused, not allocated
+
+
+def send_json(obj: Any, dst: int) -> None:
+    """Send `obj` to rank `dst` as JSON text in a byte tensor (never a pickle: a peer's
+    message cannot make the receiver run code)."""
+    data = torch.frombuffer(bytearray(json.dumps(obj).encode()), dtype=torch.uint8)
+    dist.send(torch.tensor([len(data)], dtype=torch.int64), dst)
+    dist.send(data, dst)
+
+
+def recv_json(src: int) -> Any:
+    """Receive what :func:`send_json` sent from rank `src`."""
+    n = torch.zeros(1, dtype=torch.int64)
+    dist.recv(n, src)
+    if not 0 < int(n) <= MAX_JSON_BYTES:
+        raise RuntimeError(f"rank {src} announced a report of {int(n):,} bytes; refused")
+    data = torch.empty(int(n), dtype=torch.uint8)
+    dist.recv(data, src)
+    return json.loads(bytes(data.numpy()))
 
 
 def first_line(exc: BaseException) -> str:
@@ -165,4 +237,4 @@ def torchrun_main(args: Any, what: str, run: Callable[[Any], Any]) -> int:
     print(summary(result), flush=True)
     if args.out:
         print(f"result: {result.save(args.out)}")
-    return 0 if result.status == "ok" else 1
+    return 0 if result.status == "ok" else 4 if result.status == DIVERGED else 3

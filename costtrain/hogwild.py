@@ -1,6 +1,7 @@
 """Hogwild! (Niu, Recht, Ré and Wright, NIPS 2011): several processes update one shared model without locks.
 
-The model's parameters and the training data live in shared memory; every worker process
+The model's parameters and the training data live in shared memory (the model in ``/dev/shm``
+through torch, the data in an anonymous memory file: :mod:`costtrain.shared`); every worker process
 builds its own optimizer, draws its own mini-batches and writes its updates straight into
 the shared parameters. Three things make it fast on a small machine:
 
@@ -39,13 +40,16 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn as nn
 
-from . import pool, procs
-from .checks import check_device, check_optimizer, check_plan, check_shareable
+from . import pool, procs, shared
+from .checks import (check_device, check_optimizer, check_plan, check_shareable,
+                     check_shared_memory)
 from .data import ClassicImageDataset, Dataset
-from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_hparams,
-                     close_eval_curve, evaluate, idle_spans, loss_fn, mark_diverged,
-                     merge_curves, on_training_clock, optimizer_label, prepare, progress_bar,
-                     sgd, shard_indices, steady_rate)
+from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_base_batch,
+                     check_hparams, close_eval_curve, evaluate, idle_spans, linear_scaled_lr,
+                     loss_fn, mark_diverged, merge_curves, on_training_clock, optimizer_label,
+                     prepare, progress_bar, sgd, shard_indices, steady_rate)
+from .levers import (Fast, Levers, check_levers, compile_in_this_process, grad_scaler,
+                     make_levers, restore_buffers, snapshot_buffers, to_memory_format)
 from .measure import timed
 from .models import display_name, sgd_settings
 from .result import RunResult
@@ -69,11 +73,16 @@ def worker(rank: int, job: Job, model: nn.Module, source: Source,
     """
     torch.set_num_threads(job.threads)
     collisions.bind(model, rank)
-    gen = seed_everything(job.seed + rank)
     dev = torch.device(job.device)
     opt = job.optimizer(list(model.parameters()))
     indices = (shard_indices(len(source), rank, job.processes, job.seed)
                if job.sharding == "shard" else None)
+    fast, scaler = Fast(model, job.levers, dev, job.batch_size), grad_scaler(job.levers, dev)
+    if job.levers.compile:  # compile before the start signal: its time is set-up
+        compile_in_this_process()
+        first = next(source.epoch(job.batch_size, torch.Generator().manual_seed(job.seed), indices))
+        fast.warm_up(*first, undo_buffers=False)  # the parent restores the shared buffers
+    gen = seed_everything(job.seed + rank)
     log = LossLog(job.log_every)
     evaluator = Evaluator(*(test or (None, None)), job.eval_every if rank == 0 and test else None,
                           dev)
@@ -89,9 +98,10 @@ def worker(rank: int, job: Job, model: nn.Module, source: Source,
             xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
             collisions.begin()  # reading the shared parameters starts now
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            opt.step()
+            loss = loss_fn(fast(xb), yb)  # the net with the levers on (compiled, autocast)
+            scaler.scale(loss).backward()  # scaled for fp16 only, else as it is
+            scaler.step(opt)
+            scaler.update()
             collisions.end()  # did another worker write my rows meanwhile? (sampled)
             now = time.perf_counter() - t0  # one clock for every worker's curves (wall since start)
             log.add(loss.item(), len(yb), now)
@@ -106,15 +116,17 @@ def worker(rank: int, job: Job, model: nn.Module, source: Source,
                 if evaluator.due(total):
                     evaluator(model, total, now)
             if procs.should_stop() or log.diverged:
-                return _outcome(log, evaluator, collisions, t0, stopped=True)
+                return _outcome(log, evaluator, collisions, t0, stopped=True,
+                                compile_seconds=fast.compile_seconds)
     if dev.type == "cuda":
         torch.cuda.synchronize()
     procs.report("done", (log.samples - reported,))
-    return _outcome(log, evaluator, collisions, t0, stopped=False)
+    return _outcome(log, evaluator, collisions, t0, stopped=False,
+                    compile_seconds=fast.compile_seconds)
 
 
 def _outcome(log: LossLog, evaluator: Evaluator, collisions: Collisions, t0: float | None,
-             stopped: bool) -> dict:
+             stopped: bool, compile_seconds: float = 0.0) -> dict:
     """What a worker hands in; times are wall seconds since its start signal (`t0`)."""
     seconds = 0.0 if t0 is None else time.perf_counter() - t0
     log.flush(seconds)
@@ -123,7 +135,7 @@ def _outcome(log: LossLog, evaluator: Evaluator, collisions: Collisions, t0: flo
                 eval_seconds=evaluator.seconds, eval_spans=spans, seconds=seconds,
                 stopped=stopped,
                 diverged=log.diverged, threads=torch.get_num_threads(),
-                collisions=collisions.counts())
+                collisions=collisions.counts(), compile_seconds=compile_seconds)
 
 
 
@@ -138,7 +150,9 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
                   subset: int | None = None, data_root: str | None = None,
                   eval_every: int | None = None, log_every: int = 10, pipeline: str = "memory",
                   progress: bool = False, timeout: float | None = 60.0,
-                  collision_every: int = 10, on_progress: Callable | None = None) -> RunResult:
+                  collision_every: int = 10, compile: bool | str = False,
+                  amp: str | None = None, channels_last: bool = False, force_amp: bool = False,
+                  base_batch: int | None = None, on_progress: Callable | None = None) -> RunResult:
     """Train `net` with `processes` Hogwild! workers on shared-memory parameters.
 
     Args:
@@ -165,6 +179,10 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
             (:func:`costtrain.procs.stalled`); None waits for ever.
         collision_every: sparse models: measure one 20 ms slot of time in this many; its steps
             check whether another worker wrote their rows meanwhile (``extra['collisions']``).
+        compile, amp, channels_last, force_amp, base_batch: the levers, as in
+            :func:`~costtrain.baseline.train_baseline`; each worker compiles its own copy of the
+            code before the start signal (``compile_seconds``: the slowest worker's, part of
+            set-up).
         on_progress: called in this process as ``on_progress(rank, new_samples, epoch,
             worker_samples, loss)`` every ``log_every`` batches of each worker.
 
@@ -190,31 +208,42 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
         raise CosttrainError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}.")
     if timeout is not None and not timeout > 0:
         raise CosttrainError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+    check_base_batch(base_batch, optimizer)
+    levers = make_levers(compile, amp, channels_last)
     dev = check_device(device)
+    check_levers(levers, dev, net if isinstance(net, nn.Module) else None, force_amp=force_amp)
     if pipeline == "classic" and dev.type != "cpu":
         raise CosttrainError("pipeline='classic' (per-sample transforms) runs on the CPU only.")
     if isinstance(net, nn.Module):
         check_shareable(net, "net")  # before prepare()'s dry run: say first what spawn cannot do
     model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
     check_shareable(model, "net")
+    check_levers(levers, dev, model, force_amp=force_amp)
+    to_memory_format(model, levers)  # before sharing: the workers get the NHWC tensors
     lr, momentum = sgd_settings(model, lr, momentum)
+    if base_batch:
+        lr = linear_scaled_lr(lr, batch_size, base_batch)
     factory = optimizer or sgd(lr, momentum)
     check_optimizer(factory, model)
     if sharding == "shard" and processes > len(ds.train_y):
         raise CosttrainError(f"{processes} shards of {len(ds.train_y)} samples: some would be "
                              "empty; use fewer processes or sharding='full'.")
-    share(model, dev)
-    if dev.type == "cpu":
-        ds.share_memory_()
+    if dev.type == "cpu":  # the model goes to /dev/shm, the data outside it (costtrain.shared)
+        check_shared_memory(model, data_bytes=0 if shared.AVAILABLE else ds.nbytes)
+    with procs.resource_errors("sharing the model and the data with the workers"):
+        share(model, dev)
+        if dev.type == "cpu":
+            ds.share_memory_()
     test = (ds.test_x.to(dev), ds.test_y.to(dev))
     source = (Source(dataset=ClassicImageDataset(ds)) if pipeline == "classic"
               else Source(ds.train_x.to(dev), ds.train_y.to(dev)))
     job = Job(processes=processes, epochs=epochs_per_process, batch_size=batch_size,
               optimizer=factory, threads=threads, device=str(dev), seed=seed, sharding=sharding,
-              eval_every=eval_every, log_every=log_every, collision_every=collision_every)
+              eval_every=eval_every, log_every=log_every, collision_every=collision_every,
+              levers=levers)
     config = dict(dataset=ds.name, model=display_name(net, model),
                   lr=lr, momentum=momentum, subset=subset, train_samples=len(ds.train_y),
-                  pipeline=pipeline)
+                  pipeline=pipeline, base_batch=base_batch)
     return train_source(model, source, job, test=test, timeout=timeout, progress=progress,
                         on_progress=on_progress,
                         config=config, t_setup=t_setup)
@@ -275,6 +304,7 @@ class Job:
     eval_every: int | None = None
     log_every: int = 10
     collision_every: int = 10
+    levers: Levers = Levers()
 
 
 def split_work(total_epochs: int, processes: int) -> dict[str, Any]:
@@ -298,14 +328,18 @@ def share(model: nn.Module, dev: torch.device) -> nn.Module:
 class _Clock:
     """Parent side: start the workers together and time them (the ``on_message`` handler)."""
 
-    def __init__(self, processes: int, start, bar, on_progress) -> None:
+    def __init__(self, processes: int, start, bar, on_progress,
+                 on_all_ready: Callable[[], None] | None = None) -> None:
         self.processes, self.start, self.bar, self.on_progress = processes, start, bar, on_progress
+        self.on_all_ready = on_all_ready
         self.ready, self.t_start, self.done = 0, None, {}
 
     def __call__(self, rank: int, kind: str, payload: Any) -> None:
         if kind == "ready":
             self.ready += 1
             if self.ready == self.processes:
+                if self.on_all_ready:
+                    self.on_all_ready()
                 self.t_start = time.perf_counter()
                 self.bar.set_description_str("hogwild")
                 self.start.set()
@@ -344,28 +378,38 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     """
     t_setup = time.perf_counter() if t_setup is None else t_setup
     classes = {type(m) for m in model.modules()}
-    workers = pool.acquire(job.processes, classes)  # warm workers, or freshly spawned ones
     per_epoch = len(source) if job.sharding == "full" else -(-len(source) // job.processes)
     bar = progress_bar(job.processes * job.epochs * per_epoch, progress, "hogwild")
     bar.set_description_str(f"hogwild: starting {job.processes} process(es)")
-    clock = _Clock(job.processes, workers.start, bar, on_progress)
+    # compiling workers each ran one warm-up step on the shared model: undo it on its buffers
+    saved = snapshot_buffers(model) if job.levers.compile else []
     collisions = Collisions(model, job.collision_every)
     args = [(job, model, source, test if job.eval_every else None, collisions)] * job.processes
     error: procs.WorkerError | procs.Interrupted | None = None
+    dev = torch.device(job.device)
+    test_loss, test_acc, final_eval = float("nan"), float("nan"), 0.0
     try:
-        outcomes = dict(enumerate(workers.run(worker, args, name="hogwild worker",
-                                              timeout=timeout, on_message=clock,
-                                              classes=classes)))
-    except (procs.WorkerError, procs.Interrupted) as exc:  # keep what the workers measured
-        error, outcomes = exc, dict(sorted(exc.results.items()))
+        with pool.lease(job.processes, classes) as workers:  # warm workers, or fresh ones
+            clock = _Clock(job.processes, workers.start, bar, on_progress,
+                           on_all_ready=lambda: restore_buffers(model, saved))
+            try:
+                outcomes = dict(enumerate(workers.run(worker, args, name="hogwild worker",
+                                                      timeout=timeout, on_message=clock,
+                                                      classes=classes)))
+            except (procs.WorkerError, procs.Interrupted) as exc:  # keep what they measured
+                error, outcomes = exc, dict(sorted(exc.results.items()))
+        t_start = clock.t_start if clock.t_start is not None else time.perf_counter()
+        t_eval = time.perf_counter()
+        try:  # the run is trained: an interrupt from here on costs the evaluation only
+            if test is not None:
+                bar.set_description_str(f"hogwild: evaluating on {len(test[1]):,} test samples")
+                test_loss, test_acc = evaluate(model, *test, device=dev)
+        except KeyboardInterrupt as exc:
+            error = error or procs.Interrupted.during(
+                exc, "", phase="the final evaluation; the trained model was not evaluated")
+        final_eval = time.perf_counter() - t_eval
     finally:
         bar.close()
-    t_start = clock.t_start if clock.t_start is not None else time.perf_counter()
-    dev = torch.device(job.device)
-    test_loss, test_acc, t_eval = float("nan"), float("nan"), time.perf_counter()
-    if test is not None:
-        test_loss, test_acc = evaluate(model, *test, device=dev)
-    final_eval = time.perf_counter() - t_eval
     result = _result(outcomes, clock.training_wall(outcomes), job, config or {})
     result.extra["collisions"] = collision_summary(
         [o.get("collisions", {}) for o in outcomes.values()], job.processes,
@@ -403,8 +447,11 @@ def _result(outcomes: dict[int, dict], wall: float, job: Job, config: dict) -> R
     return RunResult(
         method="hogwild", config=dict(config, processes=job.processes,
                                       epochs_per_process=job.epochs, sharding=job.sharding,
-                                      batch_size=job.batch_size, seed=job.seed),
+                                      batch_size=job.batch_size, seed=job.seed,
+                                      **job.levers.config()),
         threads=job.threads, train_seconds=train_seconds,
+        compile_seconds=max((o.get("compile_seconds", 0.0) for o in outcomes.values()),
+                            default=0.0),
         eval_seconds=sum(b - a for a, b in idle), samples=samples,
         samples_per_second=samples / train_seconds if train_seconds > 0 else 0.0,
         steady_samples_per_second=steady_rate(merged), loss_curve=merged,

@@ -27,9 +27,11 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, RandomSampler, Subset, TensorDataset
+from torch.utils.data import DataLoader, IterableDataset, RandomSampler, Subset, TensorDataset
 
-from .checks import check_device, check_optimizer, check_plan, check_shareable
+from . import procs, shared
+from .checks import (check_device, check_optimizer, check_plan, check_shareable,
+                     check_shared_memory)
 from .engine import sgd
 from .hogwild import Job, Source, share, train_source
 from .models import model_name
@@ -78,6 +80,13 @@ def source_from_loader(loader: DataLoader, what: str = "train_dataloader") -> So
     if not isinstance(loader, DataLoader):
         raise CosttrainError(f"{what} must be a torch.utils.data.DataLoader, "
                              f"got {type(loader).__name__}.")
+    if isinstance(loader.dataset, IterableDataset) or not hasattr(loader.dataset, "__len__"):
+        raise CosttrainError(
+            f"{what} reads a {type(loader.dataset).__name__}, a dataset without a length that "
+            "can only be read in order (an IterableDataset or a stream). Hogwild! workers draw "
+            "their own shuffled batches by index, so they need a map-style dataset with "
+            "__len__ and __getitem__: e.g. collect the samples into a "
+            "torch.utils.data.TensorDataset(x, y).")
     if loader.batch_size is None:
         raise CosttrainError(f"{what} uses a custom batch_sampler; give it a batch_size instead.")
     if len(loader.dataset) == 0:  # type: ignore[arg-type]
@@ -177,9 +186,14 @@ def train_model(model: nn.Module, train_dataloader: DataLoader, num_processes: i
                              f"got {type(test_dataloader).__name__}.")
     test_loader = (test_dataloader if test_dataloader is not None
                    else _matching_test_loader(train_dataloader))
-    share(model, dev)
-    if source.x is not None:
-        source.x, source.y = source.x.to(dev).share_memory_(), source.y.to(dev).share_memory_()
+    if dev.type == "cpu":  # the model goes to /dev/shm, in-memory data outside it
+        check_shared_memory(model, data_bytes=0 if shared.AVAILABLE or source.x is None else
+                            sum(t.numel() * t.element_size() for t in (source.x, source.y)))
+    with procs.resource_errors("sharing the model and the data with the workers"):
+        share(model, dev)
+        if source.x is not None:
+            source.x, source.y = (shared.share(t.to(dev)) if dev.type == "cpu"
+                                  else t.to(dev).share_memory_() for t in (source.x, source.y))
     test = None
     if test_loader is not None and isinstance(test_loader.dataset, TensorDataset):
         test = tuple(t.to(dev) for t in test_loader.dataset.tensors[:2])

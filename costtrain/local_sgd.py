@@ -38,12 +38,14 @@ from torch.distributed.algorithms.model_averaging.averagers import PeriodicModel
 
 from . import procs
 from .args import local_sgd_torchrun_parser
-from .checks import check_shareable
+from .checks import (DIVERGED, check_processes, check_shareable, check_threads, diverged,
+                     mark_diverged, warn_if_exposed)
 from .comm import CommCounter, comm_record
 from .data import Dataset
 from .engine import (batches, check_hparams, close_eval_curve, evaluate, LossLog, loss_fn,
                      merge_curves, prepare, progress_bar, shard_indices, steady_rate)
-from .gloo import RankError, first_line, join_group, listen, torchrun_env, torchrun_main
+from .gloo import (RankError, first_line, join_group, listen, recv_json, send_json,
+                   share_with_ranks, torchrun_env, torchrun_main)
 from .measure import timed
 from .models import build_model, display_name, sgd_settings
 from .result import RunResult, new_curve
@@ -145,6 +147,8 @@ def train_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module) -> d
             log.add(lv, len(yb), elapsed())
             if steps % H == 0:
                 average()
+                if any(diverged(p) for p in params):  # equal on every rank after an average:
+                    break  # so all of them stop here together
                 if next_eval and K * log.samples >= next_eval:  # every rank knows this
                     with pause:
                         if rank == 0:
@@ -160,7 +164,10 @@ def train_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module) -> d
         error = f"worker {rank} lost a peer in the all-reduce: {first_line(exc)}"
     log.flush(elapsed())
     report = snapshot(error)
+    report["diverged"] = log.diverged or any(diverged(p) for p in params)
+    procs.report("partial", report)  # all it trained, should the evaluation be cut short
     if rank == 0:  # the final (averaged, or on failure: my local) model
+        procs.report("evaluating", len(ds.test_y))
         t = time.perf_counter()
         report["test_loss"], report["test_accuracy"] = evaluate(net, ds.test_x, ds.test_y)
         report["eval_seconds"] = time.perf_counter() - t + pause.seconds
@@ -177,17 +184,17 @@ def _evaluate_into(curve: dict, net: nn.Module, ds: Dataset, samples: int, secon
 
 def run_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module,
              addr: str | None = None, port: int | None = None) -> dict[str, Any]:
-    """One process: join the group, train, and (no failure) gather every report on rank 0."""
+    """One process: join the group, train, and (no failure) send every report to rank 0."""
     torch.set_num_threads(cfg.threads)
     join_group(rank, cfg.workers, cfg.timeout, addr, port, what="local SGD")
     try:
         report = train_rank(rank, cfg, ds, net)
         if report["error"] is None:
-            everyone = [None] * cfg.workers if rank == 0 else None
-            try:  # not training traffic: not counted
-                dist.gather_object({k: v for k, v in report.items() if k != "state"}, everyone)
+            try:  # not training traffic: not counted. JSON in a byte tensor, never a pickle
                 if rank == 0:
-                    report["reports"] = {r: rep for r, rep in enumerate(everyone) if r != 0}
+                    report["reports"] = {r: recv_json(r) for r in range(1, cfg.workers)}
+                else:
+                    send_json({k: v for k, v in report.items() if k != "state"}, 0)
             except RuntimeError as exc:
                 report["error"] = f"worker {rank} could not collect the reports: {first_line(exc)}"
         return report
@@ -277,6 +284,10 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
                              "supported here. Use device='cpu'.")
     if isinstance(net, nn.Module):
         check_shareable(net, "net")  # spawned ranks must be able to unpickle it
+    check_processes(workers, "local SGD workers")
+    if threads is not None:
+        check_threads(workers, threads)
+    warn_if_exposed(addr)
     t_start = time.time()
     model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
     lr, momentum = sgd_settings(model, lr, momentum)  # None: the model's (0.01 and 0.5)
@@ -290,6 +301,7 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
                          threads=threads or threads_per_process(workers))
     config = _config(cfg, ds, display_name(net, model), subset, lr=lr, scale_lr=scale_lr,
                      addr=addr)
+    share_with_ranks(model, ds)
     snapshots: dict[int, dict] = {}  # each rank's latest measurements, in case it never returns
     seen, per_epoch = [0], max(1, (len(ds.train_y) // workers) * workers)
 
@@ -302,6 +314,8 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
                 on_progress(0, n, 1 + (seen[0] - 1) // per_epoch, seen[0], loss)
         elif kind == "partial":
             snapshots[rank] = payload
+        elif kind == "evaluating":
+            bar.set_description_str(f"{METHOD}: evaluating on {payload:,} test samples")
     with listen(addr, port, timeout) as port_:
         bar = progress_bar(epochs * (len(ds.train_y) // workers) * workers, progress, METHOD)
         try:
@@ -332,7 +346,7 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
     result = assemble(cfg, config, dict(enumerate(outs)), t_start)
     if isinstance(net, nn.Module):
         net.load_state_dict({k: torch.from_numpy(v) for k, v in outs[0]["state"].items()})
-    if result.status != "ok":
+    if result.status not in ("ok", DIVERGED):
         raise LocalSGDError(f"local SGD run failed: {result.error}. What was measured is in "
                             ".result (status 'partial').", -1, result,
                             results=dict(enumerate(outs)))
@@ -349,7 +363,7 @@ def _config(cfg: LocalSGDConfig, ds: Dataset, model: str, subset: int | None, **
 COUNTED = ("all-reduce payloads, counted by the ranks: each average all-reduces the flat "
            "parameter vector (payload_bytes); bytes sent and received per rank are the ring "
            "all-reduce's 2(K-1)/K x payload each way (gloo may pick another algorithm), one "
-           "collective and K-1 round trips per average. The final gather of the reports and "
+           "collective and K-1 round trips per average. The final reports sent to rank 0 and "
            "TCP/gloo headers are not counted.")
 
 
@@ -401,6 +415,8 @@ def assemble(cfg: LocalSGDConfig, config: dict, outs: dict[int, Any], t_start: f
         extra=extra, hardware=hardware_info(), status="partial" if error else "ok", error=error,
         label=f"{METHOD} {cfg.workers}w H={cfg.average_every}")
     close_eval_curve(result)
+    if any(rep.get("diverged") for rep in reports.values()):
+        mark_diverged(result, config.get("lr"))
     return result
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from .errors import CosttrainError
+from .result import check_folder_writable
 
 KERNEL = "python3"
 PARAMETERS_TAG = "parameters"
@@ -46,6 +47,9 @@ CI_PARAMETERS: dict[str, Any] = {
     "sweep_train": 2000,
     "decision_budget": 20.0,  # 06: seconds for advise's probes (some are skipped at this size)
     "wordnet_subset": 4096,  # 03b: WordNet nouns to train on (a power of two: full batches)
+    "repeats": 2,  # 01b: alternating repeats of every lever
+    "measure_compile": False,  # 01b: torch.compile's first step alone outlasts a CI run (said so)
+    "batch_sizes": [32, 128],  # 01b: batch size against time to accuracy
 }
 # A second, different CI set: the test runs 01-04 with both and checks that the executed text
 # names only configurations that ran (no hard-coded names or counts).
@@ -265,7 +269,12 @@ def run_notebooks(notebooks_dir: str | Path = "notebooks", out_dir: str | Path |
     if figures_dir is None:
         figures_dir = "figures" if reference else Path(notebooks_dir) / "out" / "figures"
     figures = Path(figures_dir).resolve()
-    figures.mkdir(parents=True, exist_ok=True)
+    for folder, what, option in ((out_dir, "the executed notebooks' folder", "--out-dir"),
+                                 (figures, "the figures folder", "--figures-dir")):
+        try:  # a read-only checkout: say so before minutes of running
+            check_folder_writable(folder, what)
+        except CosttrainError as exc:
+            raise CosttrainError(f"{exc} Pass {option} a folder you can write to.") from None
     params = {**(CI_PARAMETERS if ci else {}), **(parameters or {})}
     params["figures_dir"] = _figures_param(figures, Path(notebooks_dir).resolve())
     runs = []

@@ -11,8 +11,6 @@ use it on loopback or a trusted network only.
 """
 from __future__ import annotations
 
-import ipaddress
-import socket
 import os
 import sys
 import time
@@ -24,12 +22,12 @@ import torch.nn as nn
 
 from . import procs
 from .args import torchrun_parser
-from .checks import check_processes, check_shareable, check_threads, warn
+from .checks import check_processes, check_shareable, check_threads, warn_if_exposed
 from .comm import comm_record
 from .data import Dataset
 from .engine import (check_hparams, close_eval_curve, mark_diverged, merge_curves, prepare,
                      progress_bar, steady_rate)
-from .gloo import RankError, listen, torchrun_env, torchrun_main
+from .gloo import RankError, listen, share_with_ranks, torchrun_env, torchrun_main
 from .measure import timed
 from .models import build_model, display_name, sgd_settings
 from .ps_ranks import MODES, PSConfig, run_rank, worker_batches
@@ -69,26 +67,6 @@ def check_config(mode: str, workers: int, *, epochs: int = 1, batch_size: int = 
         raise CosttrainError(f"threads must be >= 1, got {threads}.")
     if max_staleness is not None and max_staleness < 0:
         raise CosttrainError(f"max_staleness must be >= 0 or None, got {max_staleness}.")
-
-
-def is_loopback(addr: str) -> bool:
-    """True when `addr` (an address or a host name) is this machine's loopback."""
-    try:
-        return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback
-                   for info in socket.getaddrinfo(addr, None))
-    except (socket.gaierror, ValueError):
-        return False
-
-
-def warn_if_exposed(addr: str) -> None:
-    """Binding beyond loopback is a decision: say what it exposes."""
-    if not is_loopback(addr):
-        warn(f"--addr {addr} is not a loopback address: the rendezvous store and the gloo "
-             "connections (model parameters, gradients, pickled control messages) are "
-             "unauthenticated and unencrypted and reachable by anyone who can reach this "
-             "machine on that network; anyone there can read the model or disturb the run. "
-             "Use it only on a private network or behind a firewall that admits only your "
-             "machines.", stacklevel=4)
 
 
 @timed
@@ -170,12 +148,15 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
                    max_staleness=max_staleness)
     config = _config(cfg, ds, display_name(net, model), subset,
                      lr=lr, scale_lr=scale_lr, addr=addr)
+    share_with_ranks(model, ds)
     with listen(addr, port, timeout) as port_:
         bar = progress_bar(epochs * len(ds.train_y), progress, f"ps-{mode}")
         bar.set_description_str(f"ps-{mode}: starting server and {workers} worker(s)")
         applied = [0]
 
-        def on_message(rank: int, kind: str, payload: tuple[int, float]) -> None:
+        def on_message(rank: int, kind: str, payload: Any) -> None:
+            if kind == "evaluating":
+                bar.set_description_str(f"ps-{mode}: evaluating on {payload:,} test samples")
             if kind == "progress":  # samples the server has applied, and their mean loss
                 if not applied[0]:
                     bar.set_description_str(f"ps-{mode}")

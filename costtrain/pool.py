@@ -6,11 +6,13 @@ fraction of a second; the command line even starts them before the parent has im
 or loaded the data (:func:`prestart`), so that their start-up overlaps the parent's.
 
 The rules of :mod:`costtrain.procs` hold here too: a ``spawn`` context; every worker dies with
-its parent (``PR_SET_PDEATHSIG``, set before the worker imports torch) and ignores Ctrl-C (the
-parent decides and stops them); a worker that raises, dies or stays silent for ``timeout``
-seconds ends the run with :class:`~costtrain.procs.WorkerError` naming it, and the pool is
-closed (the next run starts a fresh one). The pool is closed at interpreter exit, or by
-:func:`close_all`. It is re-used while the model classes it has received stay the same
+its parent (``PR_SET_PDEATHSIG``, set before the worker imports torch; a pool started from
+another thread, which may end before the pool, relies on the closed pipe) and ignores Ctrl-C,
+SIGTERM and SIGHUP (the parent decides and stops them); a worker that raises, dies or stays
+silent for ``timeout`` seconds ends the run with :class:`~costtrain.procs.WorkerError` naming
+it, and the pool is closed (the next run starts a fresh one). One job runs at a time
+(:func:`lease`): a second thread's job meanwhile is refused with :class:`PoolBusyError`. The
+pool is closed at interpreter exit, or by :func:`close_all`. It is re-used while the model classes it has received stay the same
 objects (a class edited and reloaded in a notebook gets a fresh pool) and grows to the largest
 process count asked for.
 
@@ -23,7 +25,6 @@ import contextlib
 import importlib
 import multiprocessing as mp
 import os
-import signal
 import sys
 import threading
 import time
@@ -33,28 +34,34 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterable, Iterator
 
 from . import procs
+from .errors import CosttrainError
 
 # What a fresh worker imports while it waits for work. torch imports torch._dynamo lazily, at a
 # process's first optimizer call: 1.5-2 s that would otherwise land in its first run's set-up.
 PRELOAD = ("costtrain.hogwild", "torch._dynamo")
 
 _pool: Pool | None = None  # the warm pool of this process
+_lock = threading.Lock()  # one job at a time: the workers' pipes carry one conversation
+_holder = ""  # name of the thread whose job runs now (for the refusal's message)
+
+
+class PoolBusyError(CosttrainError):
+    """Another thread of this process is running a job on the warm pool."""
 
 
 # ------------------------------------------------------------------ inside a worker
 
 def _serve(conn: Connection, stop, start, counter, preload: tuple[str, ...],
-           parent: int) -> None:
+           parent: int, deathsig: bool) -> None:
     """A pool worker: die with the parent, import `preload`, then run tasks until told to stop.
 
     A task is ``(target, rank, args)``; the worker calls ``target(rank, *args, start, counter)``
     with the pool's start event and shared counter and sends back ``('ok', result)`` or
     ``('error', traceback)``.
     """
-    procs.bind_worker(conn, stop)
+    procs.bind_worker(conn, stop, deathsig)  # dies with the parent, leaves it the signals
     if os.getppid() != parent:  # the parent died before the death signal was armed
         return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
         for name in preload:
             importlib.import_module(name)
@@ -133,18 +140,22 @@ class Pool:
 
     def __post_init__(self) -> None:
         self.ctx = mp.get_context("spawn")
-        self.stop, self.start = self.ctx.Event(), self.ctx.Event()
-        self.counter = self.ctx.Value("q", 0)
+        with procs.resource_errors("starting the worker pool"):
+            procs.start_resource_tracker()
+            self.stop, self.start = self.ctx.Event(), self.ctx.Event()
+            self.counter = self.ctx.Value("q", 0)
 
     # -------------------------------------------------------------- life cycle
     def grow(self, processes: int) -> None:
         """Start workers until there are `processes` of them."""
-        with _hidden_main(not self.main):
+        with _hidden_main(not self.main), procs.resource_errors(
+                f"starting {processes} worker processes"):
             while len(self.members) < processes:
                 rank = len(self.members)
                 parent_end, child_end = self.ctx.Pipe(duplex=True)
                 p = self.ctx.Process(target=_serve, args=(child_end, self.stop, self.start,
-                                                          self.counter, PRELOAD, os.getpid()),
+                                                          self.counter, PRELOAD, os.getpid(),
+                                                          procs.in_main_thread()),
                                      name=f"costtrain-pool-{rank}", daemon=True)
                 p.start()
                 child_end.close()
@@ -217,9 +228,10 @@ class Pool:
         t_dispatch, warm_before = time.monotonic(), [m.warm for m in team]
         self.startup = {}
         try:
-            for m, a in zip(team, args):
-                m.done, m.result = False, None
-                m.conn.send((target, m.rank, a))
+            with procs.resource_errors(f"sending the job to {len(team)} workers"):
+                for m, a in zip(team, args):
+                    m.done, m.result = False, None
+                    m.conn.send((target, m.rank, a))
             for cls in classes:
                 self.classes[_qualified(cls)] = cls
             failure = self._supervise(team, name, timeout, grace, on_message)
@@ -356,6 +368,8 @@ def _hidden_main(hide: bool) -> Iterator[None]:
 def acquire(processes: int, classes: Iterable[type] = (), *, main: bool = True) -> Pool:
     """The warm pool, grown to `processes` workers; a fresh one when it cannot serve `classes`.
 
+    Not for several threads at once: a job takes the pool with :func:`lease`.
+
     `main`: workers import the parent's ``__main__`` (needed for classes defined in a script);
     a pool started without it is replaced when such a class arrives.
     """
@@ -372,6 +386,28 @@ def acquire(processes: int, classes: Iterable[type] = (), *, main: bool = True) 
     return _pool
 
 
+@contextlib.contextmanager
+def lease(processes: int, classes: Iterable[type] = ()) -> Iterator[Pool]:
+    """The warm pool (see :func:`acquire`) for one job of this thread, until the block ends.
+
+    The workers' pipes carry one conversation at a time (two threads reading them would take
+    each other's messages), so a job asked for from another thread meanwhile is refused at
+    once with :class:`PoolBusyError`, before anything is sent.
+    """
+    global _holder
+    if not _lock.acquire(blocking=False):
+        raise PoolBusyError(
+            f"the warm worker pool of this process is running another job (started in thread "
+            f"{_holder!r}) and runs one job at a time: start this one after that one has "
+            "finished (e.g. join its thread first), or in another process.")
+    _holder = threading.current_thread().name
+    try:
+        yield acquire(processes, classes)
+    finally:
+        _holder = ""
+        _lock.release()
+
+
 def warm_up(processes: int, timeout: float = procs.STARTUP_SECONDS) -> float:
     """Start the warm pool's `processes` workers now and wait until they are ready.
 
@@ -380,10 +416,10 @@ def warm_up(processes: int, timeout: float = procs.STARTUP_SECONDS) -> float:
     the workers' start-up for the others.
     """
     t = time.perf_counter()
-    workers = acquire(processes)
-    for name in PRELOAD:  # the parent's first run would import them too (see PRELOAD)
-        importlib.import_module(name)
-    workers.wait_warm(timeout)
+    with lease(processes) as workers:
+        for name in PRELOAD:  # the parent's first run would import them too (see PRELOAD)
+            importlib.import_module(name)
+        workers.wait_warm(timeout)
     return time.perf_counter() - t
 
 

@@ -6,6 +6,11 @@ dies by a signal ends the call with :class:`WorkerError` naming it; Ctrl-C / a k
 interrupt terminates every child; on Linux children also die when the parent dies, even
 during their start-up.
 
+Signals: a worker ignores Ctrl-C, SIGTERM and SIGHUP, which ``timeout``, systemd, Slurm and a
+closed terminal send to the whole process group: the parent decides. It asks every worker to
+stop and hand in what it has (:func:`should_stop`), waits its grace, and ends the rest with
+SIGKILL; a worker also gets SIGKILL when its parent dies.
+
 Every wait has a deadline. Each worker sends a heartbeat a few times per ``stall_timeout``
 from a thread, so a worker that sends nothing (no progress, no heartbeat) for
 ``stall_timeout`` seconds is stopped, frozen (SIGSTOP, a debugger) or swapped out: see
@@ -31,7 +36,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Callable
 
 
-from .errors import CosttrainError
+from .errors import CosttrainError, ResourceError
 
 STARTUP_SECONDS = 300.0  # extra allowance until a worker's imports are done (seen: 2 min, busy box)
 MIN_STALL_SECONDS = 2.0  # a shorter silence proves nothing on a busy machine
@@ -95,9 +100,15 @@ class Interrupted(KeyboardInterrupt):
         self.cause, self.results = cause, results or {}
 
     @classmethod
-    def during(cls, cause: BaseException, name: str) -> "Interrupted":
-        """The interrupt `cause` that arrived while `name`s were running."""
-        what = "terminated" if type(cause).__name__ == "Terminated" else "interrupted (Ctrl-C)"
+    def during(cls, cause: BaseException, name: str, *, phase: str = "") -> "Interrupted":
+        """The interrupt `cause` that arrived while `name`s were running (or during `phase`).
+
+        A cause may say what it was in its ``what`` attribute (the CLI's SIGTERM and SIGHUP
+        do); else it was Ctrl-C.
+        """
+        what = getattr(cause, "what", "interrupted (Ctrl-C)")
+        if phase:
+            return cls(f"{what} during {phase}", cause)
         return cls(f"{what} while the {name}s were running; every worker was asked to stop.",
                    cause)
 
@@ -120,8 +131,45 @@ def _prctl(option: int, arg: Any) -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(option, arg)
 
 
-def _die_with_parent() -> None:
-    _prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+STOP_SIGNALS = tuple(getattr(signal, s) for s in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, s))
+
+
+def in_main_thread() -> bool:
+    """Whether this is the main thread: only its workers may ask for a death signal, since
+    Linux sends it when the *thread* that started the worker ends."""
+    return threading.current_thread() is threading.main_thread()
+
+
+def _die_with_parent(deathsig: bool = True) -> None:
+    """In a worker: get SIGKILL when the parent dies, and leave the stop signals to the parent.
+
+    A signal to the whole group reaches the parent too; it asks the workers to hand in what they
+    have. A worker that died of it instead would lose its share of the run. Without `deathsig`
+    (started from another thread) the worker notices the parent's end by its heartbeat or its
+    closed pipe.
+    """
+    if deathsig:
+        _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker ignoring SIGHUP, as it ignores SIGINT and SIGTERM.
+
+    It unlinks the semaphores (``/dev/shm/sem.mp-*``) of a parent that was killed; a hang-up
+    of the whole group must not kill it first. Call before the first semaphore or process.
+    """
+    if (not hasattr(signal, "SIGHUP")
+            or threading.current_thread() is not threading.main_thread()):
+        return
+    from multiprocessing import resource_tracker
+    old = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # inherited by the tracker's exec
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, old)
 
 
 def check_main_guard() -> None:
@@ -131,26 +179,36 @@ def check_main_guard() -> None:
 
 
 def heartbeat(interval: float, done: threading.Event) -> None:
-    """Thread in the child: tell the parent 'alive' every `interval` s until `done`."""
+    """Thread in the child: tell the parent 'alive' every `interval` s until `done`; end the
+    process when the parent is gone."""
+    parent = os.getppid()
     while not done.wait(interval):
+        if os.getppid() != parent:
+            os._exit(1)
         try:
             report("heartbeat", None)
         except (OSError, ValueError):
             return
 
 
-def _arm(conn: Connection, parent: int, beat: float) -> Connection:
+def _arm(conn: Connection, parent: int, beat: float, deathsig: bool) -> Connection:
     """In the child, while its arguments are unpickled: die with the parent, start beating.
 
     Runs before the work's own arguments are unpickled (they import torch and map the shared
     tensors, seconds on a busy machine), because :class:`_Armed` comes first among them.
     """
     global _conn
-    _die_with_parent()
+    _die_with_parent(deathsig)
     if os.getppid() != parent:  # the parent died before the death signal was set
         os._exit(1)
     _conn = conn
-    threading.Thread(target=heartbeat, args=(beat, _beating), daemon=True).start()
+    try:
+        threading.Thread(target=heartbeat, args=(beat, _beating), daemon=True).start()
+    except RuntimeError as exc:  # a process/thread limit: tell the parent, not a traceback
+        reason = ResourceError.describe(exc, "starting a worker's heartbeat thread") or exc
+        with contextlib.suppress(Exception):
+            report("error", f"{type(reason).__name__}: {reason}")
+        os._exit(1)
     return conn
 
 
@@ -161,9 +219,10 @@ class _Armed:
     conn: Connection
     parent: int
     beat: float
+    deathsig: bool
 
     def __reduce__(self):
-        return _arm, (self.conn, self.parent, self.beat)
+        return _arm, (self.conn, self.parent, self.beat, self.deathsig)
 
 
 _beating = threading.Event()  # set in the child when its heartbeat must stop
@@ -172,7 +231,6 @@ _beating = threading.Event()  # set in the child when its heartbeat must stop
 def _child(conn: Connection, stop, rank: int, target: Callable, args: tuple) -> None:
     global _stop
     _stop = stop
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it asks us to stop
     report("started", None)  # imports done: from now on the plain stall timeout applies
     name_worker(rank)
     try:
@@ -263,14 +321,16 @@ def run_workers(target: Callable[..., Any], args: list[tuple], *, name: str = "w
     if "torch" in sys.modules:
         import torch.multiprocessing  # noqa: F401  registers the shared-tensor reductions
     ctx = mp.get_context("spawn")
-    stop = ctx.Event()
     workers: list[_Worker] = []
     beat = heartbeat_interval(stall_timeout)
     try:
-        with _main_without_fake_file():
+        with _main_without_fake_file(), resource_errors(f"starting {len(args)} {name} processes"):
+            start_resource_tracker()
+            stop = ctx.Event()
             for rank, a in enumerate(args):
                 parent_end, child_end = ctx.Pipe(duplex=False)
-                armed = _Armed(child_end, os.getpid(), beat)  # unpickled first in the child
+                armed = _Armed(child_end, os.getpid(), beat,  # unpickled first in the child
+                               in_main_thread())
                 p = ctx.Process(target=_child, args=(armed, stop, rank, target, a),
                                 name=f"costtrain-{name}-{rank}", daemon=daemon)
                 p.start()
@@ -379,19 +439,30 @@ def _supervise(workers, stop, name, timeout, stall_timeout, grace,
 
 
 def _terminate(procs: list, wait_s: float = 3.0) -> None:
-    """SIGTERM every live child, then SIGKILL the stubborn ones; reap them all."""
-    for p in procs:
-        if p.is_alive():
-            p.terminate()
-            with contextlib.suppress(OSError, AttributeError):  # a stopped child must wake to die
-                os.kill(p.pid, signal.SIGCONT)
-    end = time.monotonic() + wait_s
-    for p in procs:
-        p.join(max(0.0, end - time.monotonic()))
+    """SIGKILL every live child and reap them all (waiting up to `wait_s` s in all).
+
+    Workers ignore SIGTERM (see the module's notes): by now they were asked to stop and had
+    their grace, or they are done.
+    """
     for p in procs:
         if p.is_alive():
             p.kill()
-            p.join(1.0)
+    end = time.monotonic() + wait_s
+    for p in procs:
+        p.join(max(0.1, end - time.monotonic()))
+
+
+@contextlib.contextmanager
+def resource_errors(doing: str):
+    """Turn the system running out of files, processes or memory while `doing` into a
+    :class:`~costtrain.errors.ResourceError` (one paragraph: what ran out and what to do)."""
+    try:
+        yield
+    except (OSError, MemoryError, RuntimeError) as exc:  # torch: RuntimeError with the errno text
+        error = ResourceError.describe(exc, doing)
+        if error is None:
+            raise
+        raise error from None
 
 
 def name_worker(rank: int) -> None:
@@ -399,12 +470,12 @@ def name_worker(rank: int) -> None:
     _prctl(15, f"costtrain.w{rank}".encode()[:15])
 
 
-def bind_worker(conn: Connection, stop) -> None:
+def bind_worker(conn: Connection, stop, deathsig: bool = True) -> None:
     """In a long-lived worker (:mod:`costtrain.pool`): send :func:`report` messages on `conn`,
     answer :func:`should_stop` from `stop`, and die with the parent."""
     global _conn, _stop
     _conn, _stop = conn, stop
-    _die_with_parent()
+    _die_with_parent(deathsig)
 
 
 def exit_reason(code: int | None) -> str:
@@ -413,5 +484,5 @@ def exit_reason(code: int | None) -> str:
 
 
 def terminate(processes: list, wait_s: float = 3.0) -> None:
-    """SIGTERM every live process, SIGKILL the ones still alive after `wait_s`; reap them all."""
+    """SIGKILL every live process and reap them all (see :func:`_terminate`)."""
     _terminate(processes, wait_s)

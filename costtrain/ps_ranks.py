@@ -19,7 +19,6 @@ connection closes) and can name it; every wait has the group's finite timeout.
 from __future__ import annotations
 
 import copy
-import json
 import queue
 import threading
 import time
@@ -33,7 +32,8 @@ import torch.nn as nn
 
 from . import procs
 from .data import Dataset
-from .gloo import first_line, interface_for, join_group  # noqa: F401 (interface_for: re-exported)
+from .gloo import interface_for  # noqa: F401 (re-exported)
+from .gloo import first_line, join_group, recv_json, send_json
 from .engine import Evaluator, LossLog, batches, evaluate, loss_fn, shard_indices
 from .comm import CommCounter
 from .utils import Stopwatch
@@ -121,20 +121,6 @@ def nbytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
 
-def _send_json(obj: Any, dst: int) -> None:
-    data = torch.frombuffer(bytearray(json.dumps(obj).encode()), dtype=torch.uint8)
-    dist.send(torch.tensor([len(data)], dtype=torch.int64), dst)
-    dist.send(data, dst)
-
-
-def _recv_json(src: int) -> Any:
-    n = torch.zeros(1, dtype=torch.int64)
-    dist.recv(n, src)
-    data = torch.empty(int(n), dtype=torch.uint8)
-    dist.recv(data, src)
-    return json.loads(bytes(data.numpy()))
-
-
 # --- worker ----------------------------------------------------------------------------------
 
 def work(rank: int, cfg: PSConfig, ds: Dataset, net: nn.Module) -> dict[str, Any]:
@@ -182,7 +168,7 @@ def work(rank: int, cfg: PSConfig, ds: Dataset, net: nn.Module) -> dict[str, Any
         try:
             msg.zero_()[0] = DONE
             dist.send(msg, 0)  # (the report itself is not counted: it is not training traffic)
-            _send_json(report, 0)
+            send_json(report, 0)
         except RuntimeError as exc:
             report["error"] = f"worker {rank} could not hand in its report: {first_line(exc)}"
     return report
@@ -197,7 +183,7 @@ def _receive(rank: int, size: int, inbox: queue.Queue) -> None:
             msg = torch.empty(size)
             dist.recv(msg, rank)
             if msg[0] == DONE:
-                inbox.put(("done", rank, _recv_json(rank)))
+                inbox.put(("done", rank, recv_json(rank)))
                 return
             inbox.put(("grad", rank, msg))
     except Exception as exc:  # connection closed by a dead worker, or a timeout
@@ -313,6 +299,7 @@ def serve(srv: Server) -> dict[str, Any]:
             stop_deadline = time.monotonic() + min(cfg.timeout, 10.0)
     train_seconds = srv.elapsed()
     srv.log.flush(train_seconds)
+    procs.report("evaluating", len(srv.evaluator.y))
     t = time.perf_counter()
     test_loss, test_acc = evaluate(srv.net, srv.evaluator.x, srv.evaluator.y)
     final_eval = time.perf_counter() - t

@@ -58,6 +58,12 @@ def summary(r: RunResult) -> str:
              f"{r.setup_seconds:.2f} s one-off, {r.warm_setup_seconds:.2f} s when re-run warm; "
              f"train {r.train_seconds:.2f} s; eval {r.eval_seconds:.2f} s)",
              f"  test accuracy   : {100 * r.test_accuracy:.2f} % (loss {r.test_loss:.4f})"]
+    levers = [f"{k}={v}" for k in ("compile", "amp", "channels_last", "base_batch")
+              if (v := c.get(k))]
+    if levers:
+        lines.insert(3, f"  levers          : {', '.join(levers)}"
+                        + (f"; compiling took {r.compile_seconds:.2f} s of the set-up"
+                           if c.get("compile") else ""))
     if r.extra.get("comm"):
         lines.append(f"  communication   : {describe(r.extra['comm'])}")
     if (r.extra.get("load") or {}).get("busy"):

@@ -1,4 +1,7 @@
-"""Small shared helpers: cores, threads, seeds, devices and timers."""
+"""Small shared helpers: cores, threads, seeds, devices and timers.
+
+Importing this module does not import torch (the CLI and :mod:`costtrain.checks` use it first).
+"""
 from __future__ import annotations
 
 import contextlib
@@ -6,11 +9,12 @@ import os
 import platform
 import random
 import time
-from typing import Iterator
-
-import torch
+from typing import TYPE_CHECKING, Iterator
 
 from .errors import CosttrainError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["CosttrainError", "num_cores", "threads_per_process", "num_threads", "seed_everything",
            "resolve_device", "hardware_info", "Stopwatch"]
@@ -32,6 +36,7 @@ def threads_per_process(processes: int, cores: int | None = None) -> int:
 @contextlib.contextmanager
 def num_threads(n: int | None) -> Iterator[int]:
     """Run a block with `torch.set_num_threads(n)`, restoring the old value afterwards."""
+    import torch
     old = torch.get_num_threads()
     n = old if n is None else n
     if n < 1:
@@ -45,6 +50,7 @@ def num_threads(n: int | None) -> Iterator[int]:
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python and torch; return a CPU generator for data order."""
+    import torch
     random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
@@ -52,6 +58,7 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """Return a usable torch.device or raise a clear error when it is absent."""
+    import torch
     try:
         dev = torch.device(device)
     except RuntimeError:
@@ -70,6 +77,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def hardware_info() -> dict:
     """A short description of the machine, stored with every result."""
+    import torch
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:

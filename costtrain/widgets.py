@@ -105,6 +105,24 @@ def average_every_control(value: int = 8) -> W.SelectionSlider:
                              style=_STYLE, layout=_LAYOUT)
 
 
+def toggle_control(value: bool = False, *, description: str) -> W.Checkbox:
+    """An on/off lever such as ``torch.compile`` or ``channels_last``."""
+    if not isinstance(value, bool):
+        raise CosttrainError(f"{description} must be True or False, got {value!r}.")
+    return W.Checkbox(value=value, description=description, style=_STYLE, layout=_LAYOUT)
+
+
+AMP_CHOICES = ("off", "bf16", "fp16")  # "off" reads as amp=None
+
+
+def amp_control(value: str = "off") -> W.Dropdown:
+    """Mixed precision: ``off``, ``bf16`` or ``fp16`` (the trainers refuse what is slow here)."""
+    if value not in AMP_CHOICES:
+        raise CosttrainError(f"amp must be one of {AMP_CHOICES}, got {value!r}.")
+    return W.Dropdown(options=list(AMP_CHOICES), value=value, description="mixed precision",
+                      style=_STYLE, layout=_LAYOUT)
+
+
 def link_control(value: str = "wifi") -> W.Dropdown:
     """A network link preset for predictions (``lan``, ``wifi``, ``wan``)."""
     from .network import LINKS
@@ -127,6 +145,8 @@ class Controls(W.VBox):
         for name, w in self.controls.items():
             if name == "split":
                 out["processes"], out["epochs_per_process"] = w.value
+            elif name == "amp":
+                out["amp"] = None if w.value == "off" else w.value
             else:
                 out[name] = w.value
         return out
@@ -137,11 +157,15 @@ def training_controls(*, method: str | None = None, methods: Sequence[str] = MET
                       workers: int | None = None, threads: int | None = None,
                       batch_size: int | None = 64, lr: float | None = 0.01,
                       average_every: int | None = None, link: str | None = None,
+                      compile: bool | None = None, amp: str | None = None,
+                      channels_last: bool | None = None,
                       title: str | None = "Pick values, then run the next cell") -> Controls:
     """Controls for the values given (``None`` leaves one out).
 
     ``total_epochs`` with ``processes`` gives the split slider (processes x epochs per process
-    at constant total work); ``processes`` alone gives a plain slider.
+    at constant total work); ``processes`` alone gives a plain slider. The levers:
+    ``compile`` and ``channels_last`` give check boxes, ``amp`` (``"off"``, ``"bf16"``,
+    ``"fp16"``) a menu whose ``"off"`` reads as ``amp=None``.
     """
     c: dict[str, W.ValueWidget] = {}
     if method is not None:
@@ -162,6 +186,12 @@ def training_controls(*, method: str | None = None, methods: Sequence[str] = MET
         c["average_every"] = average_every_control(average_every)
     if link is not None:
         c["link"] = link_control(link)
+    if compile is not None:
+        c["compile"] = toggle_control(compile, description="torch.compile")
+    if amp is not None:
+        c["amp"] = amp_control(amp)
+    if channels_last is not None:
+        c["channels_last"] = toggle_control(channels_last, description="channels_last")
     if not c:
         raise CosttrainError("training_controls needs at least one value to control.")
     return Controls(c, title)

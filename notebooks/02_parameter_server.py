@@ -310,7 +310,7 @@ w = workers_list[-1]
 args = " ".join(a for a in [f"--mode sync --epochs {epochs} --batch-size {batch_size} --lr {lr}",
                             f"--momentum {momentum}" if momentum else "", "--scale-lr" if scale_lr else "--no-scale-lr",
                             f"--subset {subset}" if subset else ""] if a)
-dist = "--nnodes 2 --master-addr 192.168.1.10 --master-port 29500"
+dist = "--nnodes 2 --master-addr 192.168.1.10 --master-port 29500 --rdzv-conf timeout=60"
 print("\n".join([
     f"# on this machine first: the server plus {w} workers",
     f"torchrun --standalone --nproc-per-node {w + 1} -m costtrain.parameter_server {args}",

@@ -332,7 +332,7 @@ display(Markdown(md(
 h_mid = average_every_list[len(average_every_list) // 2]  # the middle H of the comparison
 args = f"--average-every {h_mid} --epochs {epochs} --batch-size {batch_size} --lr {lr} --momentum {momentum}"
 args += f" --subset {subset}" if subset else ""
-nodes = "--nnodes 2 --nproc-per-node 1 --master-addr 192.168.1.10 --master-port 29500"
+nodes = "--nnodes 2 --nproc-per-node 1 --master-addr 192.168.1.10 --master-port 29500 --rdzv-conf timeout=60"
 print("\n".join([f"torchrun {nodes} --node-rank 0 -m costtrain.local_sgd {args} --out local_sgd.json  # on A",
                  f"torchrun {nodes} --node-rank 1 -m costtrain.local_sgd {args}  # on B"]))
 

@@ -1,21 +1,33 @@
-"""The failure matrix (issue 12): every fault or bad input a user can meet, through the real CLI.
+"""The failure matrix (issues 12 and 24): every fault or bad input a user can meet, through the real CLI.
 
-Each case runs ``python -m costtrain ...`` (or a script) in a subprocess on tiny data, injects
-its fault where it has one (SIGSTOP or SIGKILL of a worker, SIGTERM / SIGINT / SIGKILL of the
-parent), and asserts: the exit code, a one-paragraph message without "Traceback", the state of
-the ``--out`` file, the time bound, and that no process outlived the run. Independent cases run
-in parallel (a thread pool), so the whole table costs about as much as its slowest cases.
+Each case runs ``python -m costtrain ...`` (or a script) in a subprocess of its own session
+(process group) on tiny data, injects its fault where it has one (SIGSTOP or SIGKILL of a
+worker; SIGTERM / SIGINT / SIGHUP / SIGKILL of the parent, or SIGTERM / SIGHUP to the whole
+group as ``timeout``, systemd, Slurm and a closed terminal send it; at a moment named by the
+run's own output, e.g. its final evaluation), under resource limits where it has them (open
+files, processes, address space), and asserts: the exit code, a one-paragraph message without
+"Traceback", the state of the ``--out`` file (and the samples and curves it keeps), the time
+bound, and that no process outlived the run. Cases marked ``shm`` run in a private mount
+namespace with their own ``/dev/shm`` (a real 64 MB one like Docker's, or a roomy one), which
+must be empty afterwards: no ``torch_*`` file, no ``sem.mp-*`` semaphore left by any ending
+(needs root and ``unshare``; skipped elsewhere). Independent cases run in parallel (a thread
+pool), so the whole table costs about as much as its slowest cases.
 """
 from __future__ import annotations
 
 import gzip
 import json
 import os
+import pickle
+import re
+import resource
+import shutil
 import signal
 import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,8 +47,34 @@ LONG_PS = ["--method", "ps", "--workers", "2", "--subset", "600", "--model", "ml
            "--batch-size", "4", "--epochs", "2000", "--no-progress"]
 LONG_LOCAL = ["--method", "local-sgd", "--workers", "2", "--average-every", "1", "--subset", "600",
               "--model", "mlp", "--batch-size", "4", "--epochs", "2000", "--no-progress"]
+TRAINED = r"\| *[1-9][0-9.]*[kM]?/"  # a progress bar that counts trained samples
+# the final evaluation of a tiny training run on a large test set (30,000 images): seconds
+EVAL = ["--dataset", "mnist", "--data-dir", "{data}/bigtest", "--model", "simple",
+        "--batch-size", "64", "--out", "{tmp}/out.json"]
 PARALLEL = 3
-OVER = str(len(os.sched_getaffinity(0)) + 1)  # threads: one more than the cores
+CORES = len(os.sched_getaffinity(0))
+OVER = str(CORES + 1)  # threads: one more than the cores
+ROOT_TOOLS = (os.geteuid() == 0 and shutil.which("unshare") is not None
+              and subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0)
+# Runs the CLI with a private /dev/shm of the given size; afterwards waits (the resource
+# tracker unlinks a killed parent's semaphores) and lists what is left there.
+SHM_WRAPPER = """
+import os, signal, subprocess, sys, time
+size, left, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", "/dev/shm"], check=True)
+for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # the group's signals are the CLI's
+    signal.signal(sig, lambda *a: None)
+rc = subprocess.Popen(cmd).wait()
+end = time.monotonic() + 20
+while os.listdir("/dev/shm") and time.monotonic() < end:
+    time.sleep(0.1)
+open(left, "w").write("\\n".join(sorted(os.listdir("/dev/shm"))))
+if rc < 0:  # end as the CLI ended: by its signal
+    if -rc != signal.SIGKILL:
+        signal.signal(-rc, signal.SIG_DFL)
+    os.kill(os.getpid(), -rc)
+sys.exit(rc)
+"""
 
 
 @dataclass
@@ -46,12 +84,22 @@ class Case:
     code: int
     says: str  # a piece of the stderr message (or stdout for warnings)
     out: str | None = None  # state of {tmp}/out.json afterwards: absent | ok | partial | diverged
-    fault: str | None = None  # stop-worker | kill-worker | term | int | int-in-process | kill-parent
+    # stop-worker | kill-worker | term | int | hup | int-in-process | kill-parent (during
+    # start-up) | kill-parent-training
+    fault: str | None = None
     # bound on the wall time (fault to exit where there is a fault): loose enough for a 2-core
     # box at load 30 (start-up alone took 90 s there); a hang is unbounded
     seconds: float = 120.0
     script: str | None = None  # run this Python script instead of the CLI
-    setup: str | None = None  # a special --out target to make first: dir | fifo | under-file
+    # something to make first: dir | fifo | under-file (a special --out target), evil-cifar
+    # (./data holds a CIFAR-10 batch that runs code when unpickled), ro-notebooks
+    setup: str | None = None
+    group: bool = False  # the fault's signal goes to the whole process group
+    strike: str | None = None  # strike when the run prints this (a regex; then wait `after` s)
+    after: float = 0.0
+    shm: str | None = None  # run in a private /dev/shm of this size; it must end empty
+    limits: dict = field(default_factory=dict)  # NOFILE / AS: setrlimit; NPROC: prlimit
+    trained: int | None = None  # --out keeps samples and curves: exactly this many; -1: some
     extra: dict = field(default_factory=dict)
 
 
@@ -132,6 +180,59 @@ CASES = [
          "interrupted", "partial", fault="int", seconds=60),
     Case("parent killed during start-up", ["run", *LONG_HOGWILD], -9, "", fault="kill-parent",
          seconds=5),
+    # issue 24: containers. Docker's 64 MB /dev/shm holds the model, not the full dataset
+    Case("hogwild, full dataset, 64 MB /dev/shm", ["run", "--method", "hogwild", "--processes",
+                                                   "2", "--sharding", "shard", "--model", "mlp",
+                                                   "--batch-size", "256", "--no-progress",
+                                                   "--out", "{tmp}/out.json"],
+         0, "hogwild 2x1", "ok", shm="64m", seconds=300),
+    Case("parent killed while training, 64 MB /dev/shm", ["run", *LONG_HOGWILD], -9, "",
+         fault="kill-parent-training", shm="64m", seconds=30),
+    # issue 24: what `timeout`, systemd, Slurm (SIGTERM) and a closed terminal (SIGHUP) send:
+    # the whole process group. The workers hand in; the partial run keeps what they trained.
+    *[Case(f"{sig} to the group ({method})",
+           ["run", *[a for a in long if a != "--no-progress"], "--out", "{tmp}/out.json"],
+           code, what, "partial", fault=sig.lower(), group=True, shm="1g", trained=-1,
+           strike=TRAINED, seconds=60)
+      for sig, code, what in (("TERM", 143, "terminated (SIGTERM)"),
+                              ("HUP", 129, "hung up (SIGHUP)"))
+      for method, long in (("baseline", ["--subset", "600", "--model", "mlp", "--batch-size", "4",
+                                         "--epochs", "2000"]),
+                           ("hogwild", LONG_HOGWILD), ("ps", LONG_PS),
+                           ("local-sgd", LONG_LOCAL))],
+    # ... and during the final evaluation: the finished training is kept (not evaluated, for the
+    # methods whose parent evaluates; the ranks of the others finish it within their grace)
+    *[Case(f"TERM to the group in the final evaluation ({method})", ["run", *how, *EVAL],
+           143, "terminated (SIGTERM)", "partial", fault="term", group=True, trained=n,
+           strike="evaluating on", seconds=60,
+           extra=dict(also="final evaluation") if method in ("baseline", "hogwild") else {})
+      for method, how, n in (("baseline", ["--subset", "128"], 128),
+                             ("hogwild", ["--method", "hogwild", "--processes", "2",
+                                          "--subset", "128"], 256),
+                             ("ps", ["--method", "ps", "--workers", "2", "--subset", "128"], 128),
+                             ("local-sgd", ["--method", "local-sgd", "--workers", "2",
+                                            "--subset", "128"], 128))],
+    # issue 24: guards for every method
+    Case("lr 1e30 diverges (local-sgd)", ["run", "--method", "local-sgd", *TINY, "--lr", "1e30",
+                                          "--out", "{tmp}/out.json"], 4, "diverged", "diverged",
+         seconds=120),
+    Case("local-sgd workers beyond cores", ["run", "--method", "local-sgd", "--workers",
+                                            str(4 * CORES + 1), *TINY], 2,
+         "more than is sensible", seconds=60),
+    # issue 24: the system runs out of something: one paragraph, exit 2
+    Case("ulimit -n 40, ps 4 workers", ["run", "--method", "ps", "--workers", "4", *TINY], 2,
+         "ran out of open files", limits=dict(NOFILE=40), seconds=60),
+    Case("process limit, ps 4 workers", ["run", "--method", "ps", "--workers", "4", *TINY], 2,
+         "ran out of processes", limits=dict(NPROC=4), seconds=60),
+    Case("address space (ulimit -v 2 GB)", ["run", "--method", "hogwild", *TINY], 2,
+         "ran out of memory", limits=dict(AS=2 * 10**9), seconds=60),
+    Case("notebooks in a read-only checkout", ["notebooks", "--notebooks-dir", "{tmp}/ro/notebooks",
+                                               "--only", "01", "--ci"], 2,
+         "cannot be written", setup="ro-notebooks", seconds=60, extra=dict(also="--out-dir")),
+    # issue 24: no code from data files
+    Case("CIFAR-10 batch that runs code", ["run", "--dataset", "cifar10", "--model", "cnn",
+                                           "--no-progress"], 2, "not a readable CIFAR-10 batch",
+         setup="evil-cifar", seconds=60, extra=dict(also="refused", never="pwned")),
 ]
 
 
@@ -151,6 +252,7 @@ def data(tmp_path_factory) -> Path:
     raw[len(raw) // 2] ^= 0xFF
     (flipped / "train-images-idx3-ubyte.gz").write_bytes(bytes(raw))
     (root / "nothing").mkdir()
+    make_idx_dataset(root / "bigtest", n_train=128, n_test=30_000, gz=False)
     return root
 
 
@@ -188,20 +290,46 @@ def _wait_for_workers(proc: psutil.Process, n: int, started: bool, limit: float 
     return []
 
 
-def _inject(case: Case, p: subprocess.Popen) -> tuple[float, list[int]]:
+def _cli_process(p: subprocess.Popen, limit: float = 120) -> psutil.Process:
+    """The process that runs ``python -m costtrain``: `p`, or the child of a wrapper."""
+    proc, end = psutil.Process(p.pid), time.monotonic() + limit
+    while time.monotonic() < end and p.poll() is None:
+        for q in [proc, *proc.children(recursive=True)]:
+            try:
+                if q.cmdline()[1:3] == ["-m", "costtrain"]:
+                    return q
+            except (psutil.NoSuchProcess, IndexError):
+                pass
+        time.sleep(0.05)
+    return proc
+
+
+def _inject(case: Case, p: subprocess.Popen, output: "_Output") -> tuple[float, list[int]]:
     """Apply the case's fault; return (time of the fault, pids of the workers seen)."""
-    proc = psutil.Process(p.pid)
+    proc, cli = psutil.Process(p.pid), _cli_process(p)
+    sig = {"term": signal.SIGTERM, "int": signal.SIGINT, "hup": signal.SIGHUP}.get(case.fault)
+
+    def hit() -> float:
+        if case.group:  # what timeout, systemd, Slurm and a closed terminal do
+            os.killpg(p.pid, sig)
+        else:
+            cli.send_signal(sig)
+        return time.monotonic()
+    if case.strike:  # a moment the run names itself (it shows its progress for this)
+        assert output.wait_for(case.strike, 600), f"{case.name}: never printed {case.strike!r}"
+        time.sleep(case.after)
+        return hit(), [cli.pid, *(w.pid for w in _workers(proc))]
     if case.fault == "int-in-process":  # no workers: strike once it has surely begun training
         end = time.monotonic() + 600
-        while time.monotonic() < end and p.poll() is None and sum(proc.cpu_times()[:2]) < 8:
+        while time.monotonic() < end and p.poll() is None and sum(cli.cpu_times()[:2]) < 8:
             time.sleep(0.1)
-        p.send_signal(signal.SIGINT)
-        return time.monotonic(), [p.pid]
+        cli.send_signal(signal.SIGINT)
+        return time.monotonic(), [cli.pid]
     n = 3 if "ps" in case.args else 2
     distributed = "ps" in case.args or "local-sgd" in case.args
     if case.fault == "kill-parent":
         ws = _wait_for_workers(proc, 2, started=False)
-        p.kill()
+        cli.kill()
         return time.monotonic(), [w.pid for w in ws]
     ws = _wait_for_workers(proc, n, started=True)
     assert ws, f"{case.name}: the workers did not start"
@@ -210,11 +338,50 @@ def _inject(case: Case, p: subprocess.Popen) -> tuple[float, list[int]]:
         while time.monotonic() < end and not _connected(ws[1], 2):
             time.sleep(0.1)
         time.sleep(1.0)
-    if case.fault in ("stop-worker", "kill-worker"):
+    if case.fault == "kill-parent-training":
+        cli.kill()
+    elif case.fault in ("stop-worker", "kill-worker"):
         os.kill(ws[1].pid, signal.SIGSTOP if case.fault == "stop-worker" else signal.SIGKILL)
     else:
-        p.send_signal(signal.SIGTERM if case.fault == "term" else signal.SIGINT)
+        hit()
     return time.monotonic(), [w.pid for w in ws]
+
+
+class _Output:
+    """The run's stdout and stderr, read as they come (a case may strike at a line)."""
+
+    def __init__(self, p: subprocess.Popen) -> None:
+        self.chunks: dict[str, list[bytes]] = {"out": [], "err": []}
+        self.news = threading.Condition()
+        self.threads = [threading.Thread(target=self._read, args=(f, key), daemon=True)
+                        for f, key in ((p.stdout, "out"), (p.stderr, "err"))]
+        for t in self.threads:
+            t.start()
+
+    def _read(self, f, key: str) -> None:
+        while chunk := os.read(f.fileno(), 65536):
+            with self.news:
+                self.chunks[key].append(chunk)
+                self.news.notify_all()
+
+    def text(self, key: str) -> str:
+        with self.news:
+            return b"".join(self.chunks[key]).decode(errors="replace")
+
+    def wait_for(self, marker: str, limit: float) -> bool:
+        """Until `marker` was printed (True), or `limit` s passed or the output ended (False)."""
+        end = time.monotonic() + limit
+        with self.news:
+            while not re.search(marker, b"".join(self.chunks["err"] + self.chunks["out"])
+                                .decode(errors="replace")):
+                if time.monotonic() >= end or not any(t.is_alive() for t in self.threads):
+                    return False
+                self.news.wait(0.5)
+        return True
+
+    def join(self, limit: float) -> None:
+        for t in self.threads:
+            t.join(limit)
 
 
 def _connected(p: psutil.Process, n: int) -> bool:
@@ -235,13 +402,62 @@ def _alive(pids: list[int]) -> list[int]:
     return alive
 
 
-def _prepare(case: Case, tmp: Path) -> None:
+class _Evil:
+    """Unpickling this runs code: it writes the file `marker` (a planted CIFAR-10 batch)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",)
+
+
+def _prepare(case: Case, tmp: Path) -> list[str]:
+    """Make what the case needs; return a command prefix (a wrapper) if it needs one."""
     if case.setup == "dir":
         (tmp / "outdir").mkdir()
     elif case.setup == "fifo":
         os.mkfifo(tmp / "out.fifo")
     elif case.setup == "under-file":
         (tmp / "afile").write_text("a file, not a folder\n")
+    elif case.setup == "evil-cifar":  # found in ./data, the default place to look
+        folder = tmp / "data" / "cifar-10-batches-py"
+        folder.mkdir(parents=True)
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            (folder / name).write_bytes(pickle.dumps(_Evil(tmp / case.extra["never"])))
+    elif case.setup == "ro-notebooks":
+        ro = tmp / "ro" / "notebooks"
+        ro.mkdir(parents=True)
+        for nb in (ROOT / "notebooks").glob("01_*.ipynb"):
+            shutil.copy(nb, ro / nb.name)
+        if os.geteuid() != 0:  # root writes anyway: a read-only bind mount instead
+            for q in (ro, ro.parent):
+                q.chmod(0o555)
+        elif ROOT_TOOLS:
+            return ["unshare", "-m", "sh", "-c", 'mount --bind "$0" "$0" && '
+                    'mount -o remount,ro,bind "$0" "$0" && exec "$@"', str(ro.parent)]
+    return []
+
+
+def _needs(case: Case) -> str | None:
+    """Why the case cannot run on this machine, or None."""
+    if (case.shm or case.setup == "ro-notebooks") and os.geteuid() == 0 and not ROOT_TOOLS:
+        return "needs a private mount namespace (unshare -m)"
+    if case.shm and os.geteuid() != 0:
+        return "needs root for a private /dev/shm"
+    if "NPROC" in case.limits and not (os.geteuid() == 0 and shutil.which("setpriv")
+                                       and shutil.which("prlimit")):
+        return "a process limit is tested as root (setpriv, prlimit): the user's own count"
+    return None
+
+
+def _set_limits(limits: dict):
+    """preexec_fn: the resource limits (NOFILE, AS) of the CLI process."""
+    def apply() -> None:
+        for name, value in limits.items():
+            if name != "NPROC":
+                resource.setrlimit(getattr(resource, f"RLIMIT_{name}"), (value, value))
+    return apply
 
 
 def run_case(case: Case, tmp: Path, data: Path) -> dict:
@@ -254,8 +470,10 @@ def run_case(case: Case, tmp: Path, data: Path) -> dict:
 
 
 def _run_case(case: Case, tmp: Path, data: Path) -> dict:
+    if _needs(case):
+        return dict(skip=_needs(case))
     tmp.mkdir(parents=True, exist_ok=True)
-    _prepare(case, tmp)
+    prefix = _prepare(case, tmp)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env.pop("COSTTRAIN_DATA", None)
     if case.script is not None:
@@ -264,18 +482,28 @@ def _run_case(case: Case, tmp: Path, data: Path) -> dict:
     else:
         cmd = [sys.executable, "-m", "costtrain",
                *[a.format(tmp=tmp, data=data) for a in case.args]]
+    if case.shm:
+        (tmp / "shm.py").write_text(SHM_WRAPPER)
+        prefix = ["unshare", "-m", sys.executable, str(tmp / "shm.py"), case.shm,
+                  str(tmp / "shm-left.txt")]
+    if "NPROC" in case.limits:  # root is exempt: count as another user, without the capability
+        prefix = ["setpriv", "--ruid=65534", "--bounding-set=-sys_resource,-sys_admin",
+                  "prlimit", f"--nproc={case.limits['NPROC']}"]
     t0 = time.monotonic()
-    p = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+    p = subprocess.Popen(prefix + cmd, cwd=tmp, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True,
+                         preexec_fn=_set_limits(case.limits) if case.limits else None)
+    output = _Output(p)
     fault_at, pids = t0, []
     try:
         if case.fault:
-            fault_at, pids = _inject(case, p)
-        out, err = p.communicate(timeout=case.seconds + 600)
+            fault_at, pids = _inject(case, p, output)
+        p.wait(timeout=case.seconds + 600)
     finally:
         if p.poll() is None:
-            p.kill()
-            p.communicate()
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        output.join(60)
     survivors, end = _alive(pids), time.monotonic() + 3.0
     while survivors and time.monotonic() < end:  # children may take a moment to die
         time.sleep(0.05)
@@ -283,8 +511,9 @@ def _run_case(case: Case, tmp: Path, data: Path) -> dict:
     elapsed = time.monotonic() - fault_at
     for q in survivors:
         os.kill(q, signal.SIGKILL)
-    return dict(code=p.returncode, out=out, err=err, elapsed=elapsed, survivors=survivors,
-                seen=len(pids))
+    left = (tmp / "shm-left.txt").read_text() if case.shm else None
+    return dict(code=p.returncode, out=output.text("out"), err=output.text("err"),
+                elapsed=elapsed, survivors=survivors, seen=len(pids), left=left)
 
 
 @pytest.fixture(scope="module")
@@ -311,9 +540,12 @@ def _out_state(path: Path) -> str:
 def test_failure_matrix(outcomes, name):
     case, tmp, o = outcomes[name]
     assert "crash" not in o, o.get("crash")
+    if "skip" in o:
+        pytest.skip(o["skip"])
     detail = f"{name}: exit {o['code']}\nstdout:\n{o['out'][-1500:]}\nstderr:\n{o['err'][-3000:]}"
     assert o["code"] == case.code, detail
-    if case.fault != "kill-parent":
+    killed = case.fault in ("kill-parent", "kill-parent-training")
+    if not killed:
         assert "Traceback" not in o["err"] or case.script, detail
         assert case.says in o["err"] + o["out"], detail
     if case.code not in (0, -9) and not case.script:
@@ -326,7 +558,16 @@ def test_failure_matrix(outcomes, name):
         assert case.extra["also"] in o["err"] + o["out"], detail
     if case.out:
         assert _out_state(tmp / "out.json") == case.out, detail
-    if case.fault != "kill-parent":  # after SIGKILL the tracker rightly cleans up and says so
+    if case.trained is not None:  # the samples and curves actually trained were kept
+        r = json.loads((tmp / "out.json").read_text())[0]
+        assert r["samples"] == case.trained if case.trained > 0 else r["samples"] > 0, detail
+        assert r["loss_curve"]["samples"] and r["loss_curve"]["samples"][-1] <= r["samples"]
+        assert r["worker_curves"] or r["method"] == "baseline", detail
+    if case.extra.get("never"):
+        assert not (tmp / case.extra["never"]).exists(), f"{name}: the planted code ran"
+    if case.shm:  # no torch_* file, no sem.mp-* semaphore left in the private /dev/shm
+        assert o["left"] == "", f"{name}: left in /dev/shm: {o['left']}\n{detail}"
+    if not killed:  # after SIGKILL the tracker rightly cleans up and says so
         assert "leaked semaphore" not in o["err"], detail
     assert o["elapsed"] <= case.seconds, f"{name}: took {o['elapsed']:.1f} s\n{detail}"
     if case.fault:

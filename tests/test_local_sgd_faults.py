@@ -103,3 +103,45 @@ def test_module_without_torchrun_environment_says_how_to_start():
                           "--subset", "100"], env=_env(), capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 2 and "start this module with torchrun" in out.stderr
+
+
+def _torchrun(node: int, port: int, timeout: int, *more: str) -> list[str]:
+    """The README's torchrun command for node `node` of two, with its rendezvous timeout."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank",
+            str(node), "--nproc-per-node", "1", "--master-addr", "127.0.0.1", "--master-port",
+            str(port), "--rdzv-conf", f"timeout={timeout}", "-m", "costtrain.local_sgd",
+            "--model", "mlp", "--subset", "300", "--timeout", str(timeout), *more]
+
+
+def test_torchrun_node_that_never_starts_ends_node_0_within_the_timeout():
+    """Node 1's torchrun never runs: with the README's --rdzv-conf timeout, node 0's torchrun
+    gives up (its own message: one of two agents joined) instead of waiting for ever."""
+    t = time.monotonic()
+    out = subprocess.run(_torchrun(0, _free_port(), 5), env=_env(), capture_output=True,
+                         text=True, timeout=300, start_new_session=True)
+    assert out.returncode != 0 and "1/2 clients joined" in out.stderr, out.stderr[-2000:]
+    assert time.monotonic() - t < 5 + 30
+
+
+def test_torchrun_node_whose_processes_never_join_is_named(tmp_path):
+    """Both torchruns start, but node 1's process fails before it joins (no data there):
+    node 0's rank names node 1 within costtrain's --timeout, not gloo's or torchrun's."""
+    port, nodes = _free_port(), []
+    try:
+        for node, more in ((0, ()), (1, ("--dataset", "mnist", "--data-dir", str(tmp_path)))):
+            nodes.append(subprocess.Popen(_torchrun(node, port, 10, *more), env=_env(),
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                          text=True, start_new_session=True))
+        t = time.monotonic()
+        logs = [p.communicate(timeout=300)[0] for p in nodes]
+        elapsed = time.monotonic() - t
+    finally:
+        for p in nodes:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    assert "'mnist' not found" in logs[1] and nodes[0].returncode != 0, logs
+    assert ("costtrain: rank 0: error: rank 1 (node 1: the torchrun started with --node-rank 1) "
+            "did not join the local SGD group at 127.0.0.1") in logs[0], logs[0][-3000:]
+    assert "within 10 s" in logs[0] and "Traceback" not in logs[0].split("costtrain: rank 0")[0]
+    assert elapsed < 10 + 30

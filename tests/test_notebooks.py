@@ -26,6 +26,8 @@ NB_DIR = ROOT / "notebooks"
 FIGURES = {
     "00_setup": ["00_samples.png"],
     "01_baseline": ["01_threads.png", "01_time_breakdown.png"],
+    "01b_free_speedups": ["01b_levers.png", "01b_compile_break_even.png",
+                          "01b_batch_time_to_accuracy.png"],
     "02_parameter_server": ["02_ps_throughput.png", "02_comm_compute.png", "02_staleness.png"],
     "03_hogwild": ["03_hogwild_losses.png", "03_native_losses.png", "03_oversubscription.png"],
     "03b_sparse_hogwild": ["03b_speedup.png", "03b_sparsity_sweep.png", "03b_collisions.png",
@@ -310,6 +312,8 @@ def _ran(name: str, params: dict, declared: dict) -> tuple[re.Pattern, set]:
         return re.compile(r"\bps-((?:sync|async) \d+)(?:w\b| workers?\b)"), ran
     if name == "05_beyond_one_machine":  # local SGD runs, named "local-sgd 2w H=8"
         return re.compile(r"\blocal-sgd (\d+w H=\d+)"), {f"{p['workers']}w H={h}" for h in p["average_every_list"]}
+    if name == "01b_free_speedups":  # batch sizes, named "batch 32"
+        return re.compile(r"\bbatch (\d+)\b"), {str(b) for b in p["batch_sizes"]}
     if name == "03b_sparse_hogwild":
         top = p["max_processes"] or cores
         return re.compile(r"Hogwild! (\d+) process"), {str(top)}
@@ -337,8 +341,9 @@ def _named(pattern: re.Pattern, text: str) -> set:
 @pytest.mark.parametrize("name", [p.stem for p in REFERENCE if p.stem != "00_setup"])
 def test_executed_text_names_only_configurations_that_ran(executed, executed_b, name):
     for (tmp, runs), params in ((executed, CI_PARAMETERS), (executed_b, CI_PARAMETERS_B)):
-        if name in ("03b_sparse_hogwild", "05_beyond_one_machine") and params is CI_PARAMETERS_B:
-            continue  # the second set is for 01-04; 03b and 05 are run at the first only
+        if name in ("01b_free_speedups", "03b_sparse_hogwild", "05_beyond_one_machine") \
+                and params is CI_PARAMETERS_B:
+            continue  # the second set is for 01-04; 01b, 03b and 05 are run at the first only
         run = runs[f"{name}.ipynb"]
         assert run.ok, run.error
         nb = nbformat.read(run.output, as_version=4)
