@@ -49,6 +49,19 @@ def _01_pipeline():
     return {"pipelines": pipelines}, 9.0 / 3.0  # classic training seconds ÷ in-memory
 
 
+def _01b_levers():
+    # each lever's median steady samples/s ÷ the baseline's, the largest (computed in section 3)
+    return {"best_ratio": 1.3}, 1.3
+
+
+def _01b_batch():
+    return {"batch_ratio": 2.4}, 2.4  # largest batch's steady samples/s ÷ smallest's (section 5)
+
+
+def _01b_bf16():
+    return {"bf16_ratio": 7.5}, 7.5  # bf16 matrix-product time ÷ float32 (the timing cell)
+
+
 def _02_staleness():
     def ps(mode, w, mean):
         return run("ps", f"ps-{mode} {w}w", config={"mode": mode, "workers": w},
@@ -109,6 +122,9 @@ def _06_longer_job():
 
 PLANTED = {("01_baseline", "guess_thread_speedup"): _01_threads,
            ("01_baseline", "guess_pipeline_ratio"): _01_pipeline,
+           ("01b_free_speedups", "guess_lever_ratio"): _01b_levers,
+           ("01b_free_speedups", "guess_batch_ratio"): _01b_batch,
+           ("01b_free_speedups", "guess_bf16_ratio"): _01b_bf16,
            ("02_parameter_server", "guess_staleness"): _02_staleness,
            ("03_hogwild", "guess_train_ratio"): _03_train_ratio,
            ("03b_sparse_hogwild", "guess_sparse_speedup"): _03b_sparse,
