@@ -14,6 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence
 
 GLOSSARY = "../docs/teaching/glossary.md"  # as linked from notebooks/
 
@@ -125,6 +126,9 @@ def exercises(stem: str, folder: str | Path = "notebooks") -> list[Exercise]:
     text, inside = [], False
     for cell in _cells(stem, folder):
         if cell["cell_type"] != "markdown":
+            if inside and "worked_answer(" in _source(cell):
+                text.append(f"<details><summary>Worked answer</summary>\n\n{_static_answer(_source(cell))}"
+                            "\n\n</details>")
             continue
         src = _source(cell)
         if src.lstrip().startswith("## "):
@@ -142,6 +146,27 @@ def exercises(stem: str, folder: str | Path = "notebooks") -> list[Exercise]:
         found.append(Exercise(int(m.group(1)), title.rstrip("."), task,
                               parts.get("Hint", ""), parts.get("Worked answer", "")))
     return found
+
+
+def _static_answer(source: str) -> str:
+    """The fixed text of a ``worked_answer(...)`` call; the run's numbers are left out (they
+    are computed when the notebook runs)."""
+    import ast
+
+    call = next(n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)
+                and getattr(n.func, "id", "") == "worked_answer")
+    def fixed(node: ast.AST) -> str:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, ast.JoinedStr):  # the literal parts only, not the values or their formats
+            return "".join(fixed(v) for v in node.values if isinstance(v, ast.Constant))
+        if isinstance(node, ast.BinOp):
+            return fixed(node.left) + fixed(node.right)
+        if isinstance(node, ast.IfExp):  # one branch
+            return fixed(node.body)
+        return ""
+    kept = re.split(r"\s*This run\b", fixed(call.args[0]) if call.args else "")[0].strip()
+    return (kept + " " if kept else "") + "(The notebook adds this run's numbers.)"
 
 
 def _first_sentence(text: str) -> str:
@@ -224,10 +249,14 @@ def opening(stem: str, folder: str | Path = ".") -> Md:
               f"{glossary_links(item.terms)}.")
 
 
-def closing(stem: str, takeaways: list[str]) -> Md:
-    """Key takeaways (sentences the notebook computed from its run), Next and See also links."""
+def closing(stem: str, takeaways: list[str], results: Sequence[Any] = ()) -> Md:
+    """Key takeaways (sentences the notebook computed from its run), Next and See also links;
+    led by :func:`costtrain.prose.machine_note` when any of `results` ran on a busy machine."""
+    from .prose import machine_note, md
+
     item, nxt = lesson(stem), next_lesson(stem)
-    lines = [f"- {t}" for t in takeaways] + [""]
+    note = machine_note(results)
+    lines = ([note, ""] if note else []) + [f"- {md(t)}" for t in takeaways] + [""]
     if nxt is not None:
         lines.append(f"**Next:** [{nxt.stem}.ipynb]({nxt.stem}.ipynb): {nxt.title}.")
     else:

@@ -20,6 +20,9 @@ def prediction_sentence(guess: float | str | None, measured: float | str,
     """One sentence: how far `guess` is from `measured` (relative), or that there is no guess
     yet (`guess` None). Within `tolerance` counts as right; a word (``"more"``/``"less"``) is
     right when it is the measured word."""
+    if guess is None and isinstance(measured, str) and measured:
+        return (f"{WRITE_FIRST}: put your word in {name} above (before the run it predicts), run "
+                "that cell, then run this one again.")
     if guess is not None and isinstance(measured, str):
         ok = isinstance(guess, str) and guess.strip().lower() == measured.strip().lower()
         return (f"{'Right' if ok else 'Not this time'}: your guess {guess!r}, measured "

@@ -49,7 +49,7 @@ from IPython.display import Markdown, display
 
 import costtrain
 from costtrain.exercises import check_prediction, worked_answer
-from costtrain.prose import md, noise_sentence, one_run_sentence, pct, rate, secs
+from costtrain.prose import machine_note, md, noise_sentence, one_run_sentence, pct, rate, ratio_sentence, secs
 from costtrain.report import results_table, run_header, summary
 from costtrain.widgets import run_panel
 
@@ -346,6 +346,7 @@ worked_answer(
 everything = [first] + by_threads + list(pipelines.values())
 noise = noise_sentence(everything)
 display(Markdown(md("\n".join([
+    machine_note(everything),
     f"- {len(everything)} runs of {epochs} epoch(s) of {len(ds.train_y):,} images in this notebook: "
     f"steady {rate(min(r.steady_samples_per_second for r in everything))} to "
     f"{rate(max(r.steady_samples_per_second for r in everything))}, test accuracy "
@@ -380,19 +381,20 @@ NoWrap(scoreboard.show(notebook="01_baseline"))
 # %%
 # NBVAL_IGNORE_OUTPUT
 takeaways = [
-    f"The baseline to beat on this machine: **{fastest.label}**, {fastest.total_seconds:.1f} s end to end for "
-    f"{epochs * len(ds.train_y):,} samples, {100 * fastest.test_accuracy:.1f} % test accuracy."]
-if len(by_threads) > 1 and best.threads > 1:
-    takeaways.append(f"Threads are not free speed: {best.threads} threads trained {speedup:.2f}x as many samples/s "
-                     f"as 1 thread, on {cores} cores (ideal: {best.threads}x).")
-elif len(by_threads) > 1:
-    takeaways.append(f"Threads are not free speed: 1 thread was the fastest of {', '.join(map(str, threads_list))} here.")
+    one_run_sentence(f"End to end for {epochs * len(ds.train_y):,} samples",
+                     {r.label: r.total_seconds for r in by_threads}, note=False)
+    + f"; test accuracy {pct(min(r.test_accuracy for r in by_threads))} to "
+    f"{pct(max(r.test_accuracy for r in by_threads))}."]
+if vs_one:
+    takeaways.append(f"Threads are not free speed: steady rate against {one.label} on {cores} cores, one run each: "
+                     f"{vs_one} (ideal: {cores}x). One run names no winner: repeat before trusting a difference.")
 takeaways += [
     f"Keep threads × processes ≤ cores: threads per process = cores // processes, which on these {cores} cores "
     f"is {max(1, cores // 2)} for 2 processes.",
-    f"Fix the data pipeline before parallelising: in-memory tensors trained in {memory.train_seconds:.1f} s, "
-    f"per-sample transforms in {classic.train_seconds:.1f} s ({ratio:.1f}x as long)."]
-closing("01_baseline", takeaways)
+    "Fix the data pipeline before parallelising. "
+    + ratio_sentence("per-sample transforms", classic.train_seconds, "in-memory tensors", memory.train_seconds,
+                     "Training time") + "."]
+closing("01_baseline", takeaways, everything)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

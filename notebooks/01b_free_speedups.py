@@ -38,7 +38,7 @@
 #
 # **Words.** *Set-up* includes compiling (`RunResult.compile_seconds` is the part of
 # `setup_seconds` the first compiled step took), so a one-off run is charged for it.
-# *Steady state* leaves out the first 20 % of a run. A *lever pays* when every repeat with it
+# *Steady state* leaves out a run's warm-up (notebook 01 defines the window). A *lever pays* when every repeat with it
 # ran faster than every repeat without it **and** the whole job, charged its one-off cost,
 # finishes sooner.
 #
@@ -62,6 +62,7 @@ import costtrain
 from costtrain import levers
 from costtrain.engine import time_to_accuracy
 from costtrain.exercises import check_prediction
+from costtrain.prose import machine_note, md
 from costtrain.models import build_model
 from costtrain.noise import alternate, first_verdict, median_index, speedup_verdict, spread
 from costtrain.payoff import Trial, break_even_samples, conclusion, judge, pick
@@ -146,11 +147,11 @@ elif compiler is None:
     skipped["compile"] = "no C++ compiler was found, so torch.compile cannot build CPU kernels here"
 else:
     candidates["compile"] = {"compile": True}
-display(Markdown(
+display(Markdown(md(
     f"**This machine:** bf16 {'is native (' + has + ')' if native else 'is not native (' + has + ')'}; "
     f"C++ compiler: {compiler or 'none found'}. Levers measured below: "
     f"{', '.join(c for c in candidates if c != 'baseline') or 'none'}"
-    + (f"; not measured: {'; '.join(f'{k}: {v}' for k, v in skipped.items())}." if skipped else ".")))
+    + (f"; not measured: {'; '.join(f'{k}: {v}' for k, v in skipped.items())}." if skipped else "."))))
 
 # %% [markdown]
 # How the levers enter a training loop: `train_baseline` and `train_hogwild` call the net
@@ -207,6 +208,12 @@ first = panel.run()
 # so every repeat traces and compiles again; Inductor's caches (on disk and in this kernel)
 # survive and make the repeats cheaper than the first compile. The verdicts therefore charge
 # the longest compile measured: what a one-off run pays.
+#
+# **Exercise 1, predict first:** how many times the baseline's steady samples/s will the best
+# lever train? Write your guess in the next cell before the runs; the Exercises check it.
+
+# %%
+guess_lever_ratio = None  # your guess: the best lever's steady samples/s ÷ the baseline's
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -260,7 +267,10 @@ lines = [f"- **{v.trial.label}**: "
          + f"; for a job of {job_samples:,} samples: {'kept' if v.kept else 'dropped'} ({v.why})."
          for v in verdicts]
 lines += [f"- **{k}**: not measured: {why}." for k, why in skipped.items()]
-display(Markdown("**Measured:**\n" + "\n".join(lines) if lines else "**Measured:** no lever could be tried here."))
+best_ratio = max([spread(v.trial.rates).median / spread(steady("baseline")).median for v in verdicts], default=1.0)
+lever_runs = [r for rs in runs.values() for r in rs]
+display(Markdown(md(machine_note(lever_runs) + "\n\n"
+                    + ("**Measured:**\n" + "\n".join(lines) if lines else "**Measured:** no lever could be tried here."))))
 
 # %% [markdown]
 # ## 4. Compile: one-off cost against steady gain
@@ -307,7 +317,7 @@ ax.set(xlabel="samples trained (job length)", ylabel="predicted wall time, s")
 ax.legend(fontsize=8)
 fig.savefig(figures / "01b_compile_break_even.png", dpi=90)
 plt.show()
-display(Markdown(compile_text))
+display(Markdown(md(machine_note(runs.get("compile", [])) + "\n\n" + compile_text)))
 
 # %% [markdown]
 # ## 5. Batch size against time to accuracy
@@ -317,6 +327,12 @@ display(Markdown(compile_text))
 # learning rate grows with the batch) each step moves further. What matters is the time to a
 # test accuracy. Every batch size trains the same samples, evaluated every `eval_every`
 # samples, in alternating repeats.
+#
+# **Exercise 2, predict first:** how many times the smallest batch's steady samples/s will the
+# largest batch train? Write your guess in the next cell before the runs.
+
+# %%
+guess_batch_ratio = None  # your guess: steady samples/s at the largest batch ÷ at the smallest
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -361,17 +377,20 @@ batch_verdict = first_verdict(seconds_to_target, goal=f"{100 * target:.1f} % tes
 rate_small = spread([x.steady_samples_per_second for x in by_batch[min(batch_sizes)]]).median
 rate_large = spread([x.steady_samples_per_second for x in by_batch[max(batch_sizes)]]).median
 batch_ratio = rate_large / rate_small
-display(Markdown(
+batch_runs = [r for rs in by_batch.values() for r in rs]
+display(Markdown(md(
+    machine_note(batch_runs) + "\n\n"
     f"**Measured:** {batch_verdict}. Batch {max(batch_sizes)} trained {batch_ratio:.2f}x the samples per "
     f"second of batch {min(batch_sizes)}; the target ({100 * target:.1f} %) is "
     + ("the one set in the parameters." if target_accuracy is not None
-       else "1 point below the lowest final accuracy among the batch sizes, so that every one can reach it.")))
+       else "1 point below the lowest final accuracy among the batch sizes, so that every one can reach it."))))
 
 # %% [markdown]
 # ## Exercises
 #
-# **1. Predict, then measure: the best lever.** Before section 3 ran, how many times faster
-# than the baseline (steady samples/s) did you expect the best lever to be on this machine?
+# **1. Predict, then measure: the best lever.** Before section 3 ran, your guess of how many
+# times the baseline's steady samples/s the best lever trains went into `guess_lever_ratio`;
+# the next cell checks it.
 #
 # <details><summary>Hint</summary>
 #
@@ -388,13 +407,12 @@ display(Markdown(
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-best_ratio = max([spread(v.trial.rates).median / r_e for v in verdicts], default=1.0)
-my_prediction = None  # your guess: the best lever's steady samples/s ÷ the baseline's
-check_prediction(my_prediction, best_ratio)
+check_prediction(guess_lever_ratio, best_ratio)
 
 # %% [markdown]
-# **2. Batch size and throughput.** Predict how many times more samples per second the
-# largest batch size of section 5 trains than the smallest.
+# **2. Batch size and throughput.** Your guess of how many times more samples per second the
+# largest batch size of section 5 trains than the smallest went into `guess_batch_ratio`
+# before section 5 ran; the next cell checks it.
 #
 # <details><summary>Hint</summary>
 #
@@ -411,12 +429,12 @@ check_prediction(my_prediction, best_ratio)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-my_prediction = None  # your guess: steady samples/s at the largest batch ÷ at the smallest
-check_prediction(my_prediction, batch_ratio)
+check_prediction(guess_batch_ratio, batch_ratio)
 
 # %% [markdown]
 # **3. bf16 without native support.** The next cell times a 256×256 matrix product in float32
-# and in bf16 on this CPU. Predict the bf16 time ÷ the float32 time, then run it.
+# and in bf16 on this CPU. Write your guess of the bf16 time ÷ the float32 time in the next
+# cell, then run the timing and the check.
 #
 # <details><summary>Hint</summary>
 #
@@ -432,6 +450,9 @@ check_prediction(my_prediction, batch_ratio)
 # </details>
 
 # %%
+guess_bf16_ratio = None  # your guess: bf16 time ÷ float32 time
+
+# %%
 # NBVAL_IGNORE_OUTPUT
 a32 = torch.randn(256, 256)
 a16 = a32.bfloat16()
@@ -440,8 +461,10 @@ t16 = min(timeit.repeat(lambda: a16 @ a16, number=5, repeat=3)) / 5
 bf16_ratio = t16 / t32
 print(f"256x256 matrix product: float32 {1e3 * t32:.3f} ms, bf16 {1e3 * t16:.3f} ms "
       f"(bf16 native on this CPU: {native})")
-my_prediction = None  # your guess: bf16 time ÷ float32 time
-check_prediction(my_prediction, bf16_ratio)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+check_prediction(guess_bf16_ratio, bf16_ratio)
 
 # %% [markdown]
 # **4. Your own job length.** With the compile numbers of section 4, how long must a job be
@@ -470,7 +493,8 @@ sentence = conclusion(verdicts, f"the {model} net on {ds.name} (a job of {job_sa
 if skipped:
     sentence = sentence[:-1] + "; not measured: " + ", ".join(skipped) + "."
 keep = {k: v for ver in verdicts if ver.kept for k, v in ver.trial.kwargs.items()}
-display(Markdown("\n".join([
+display(Markdown(md("\n".join([
+    machine_note(lever_runs + batch_runs),
     f"- {sentence[0].upper() + sentence[1:]}",
     f"- The best single lever: " + (f"**{chosen.trial.label}**, predicted {chosen.speedup.median:.2f}x sooner "
                                     f"({chosen.speedup.low:.2f}-{chosen.speedup.high:.2f}) for the job"
@@ -480,7 +504,7 @@ display(Markdown("\n".join([
     + (", ".join(f"`{k}={v!r}`" for k, v in keep.items()) + " to its trainer" if keep
        else "no lever (none paid here)") + ".",
     f"- Figures: `{figures / '01b_levers.png'}`, `{figures / '01b_compile_break_even.png'}`, "
-    f"`{figures / '01b_batch_time_to_accuracy.png'}`."])))
+    f"`{figures / '01b_batch_time_to_accuracy.png'}`."]))))
 
 # %%
 # NBVAL_IGNORE_OUTPUT

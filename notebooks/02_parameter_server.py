@@ -55,7 +55,7 @@ import costtrain
 from costtrain import ps_ranks
 from costtrain.exercises import check_prediction, worked_answer
 from costtrain.parameter_server import train_parameter_server
-from costtrain.prose import listing, md, one_run_sentence, pct, rate, secs
+from costtrain.prose import listing, machine_note, md, one_run_sentence, pct, rate, secs
 from costtrain.report import format_table, results_table, run_header, summary
 from costtrain.widgets import run_panel
 
@@ -384,6 +384,7 @@ worked_answer(
 # NBVAL_IGNORE_OUTPUT
 everyone = [reference] + runs
 display(Markdown(md("\n".join([
+    machine_note(everyone),
     "- " + one_run_sentence("Training throughput", {r.label: r.samples_per_second for r in everyone}, rate) + ".",
     "- Test accuracy, one run each: " + listing({r.label: r.test_accuracy for r in everyone}, pct) + ".",
     f"- Set-up (starting processes, connecting) took {secs(min(r.setup_seconds for r in runs))} to "
@@ -416,15 +417,17 @@ NoWrap(scoreboard.show(notebook="02_parameter_server"))
 # NBVAL_IGNORE_OUTPUT
 closing("02_parameter_server", [
     f"A parameter server's workers spend part of every step on messages: here "
-    f"{100 * min(share.values()):.0f}-{100 * max(share.values()):.0f} % of their time went to communicating or "
-    f"waiting, and the fastest run ({fastest.label}) trained {vs:.2f}x the baseline's samples/s.",
-    f"Sync is large-batch SGD and needs the learning rate scaled by the workers: with {k_most} worker(s), "
-    f"lr x {k_most} reached {100 * scaled.test_accuracy:.1f} %, lr {lr} {100 * plain.test_accuracy:.1f} % (one seed).",
+    f"{pct(min(share.values()))} to {pct(max(share.values()))} of their time went to communicating or "
+    "waiting; " + one_run_sentence("training throughput against the baseline",
+                                   {r.label: r.samples_per_second / reference.samples_per_second for r in runs},
+                                   lambda x: f"{x:.2f}x", note=False) + ".",
+    f"Sync is large-batch SGD, for which the rule of thumb scales the learning rate by the workers: with {k_most} worker(s), "
+    f"lr x {k_most} reached {pct(scaled.test_accuracy)}, lr {lr} {pct(plain.test_accuracy)} (one run each, one seed).",
     f"Async never waits but steps on stale gradients: mean staleness {stale['mean']:.2f} updates with "
     f"{most.config['workers']} worker(s).",
-    f"Processes cost start-up: {min(r.setup_seconds for r in runs):.1f}-{max(r.setup_seconds for r in runs):.1f} s "
-    f"per run before the first step, against {reference.setup_seconds:.2f} s for the baseline.",
-])
+    f"Processes cost start-up: {secs(min(r.setup_seconds for r in runs))} to {secs(max(r.setup_seconds for r in runs))} "
+    f"per run before the first step, against {secs(reference.setup_seconds)} for the baseline.",
+], everyone)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -55,7 +55,7 @@ from costtrain.hogwild import train_hogwild
 from costtrain.legacy import chart_losses, log_elapsed_time, train_model
 from costtrain.plots import plot_losses, plot_worker_losses
 from costtrain.procs import WorkerError
-from costtrain.prose import listing, md, one_run_sentence, pct, rate, ratio_sentence, secs
+from costtrain.prose import listing, machine_note, md, one_run_sentence, pct, rate, ratio_sentence, secs
 from costtrain.report import results_table, run_header, summary
 from costtrain.utils import threads_per_process
 from costtrain.widgets import epoch_splits, run_panel
@@ -474,6 +474,7 @@ worked_answer(
 # %%
 # NBVAL_IGNORE_OUTPUT
 lines = [
+    machine_note(runs),
     "- " + one_run_sentence("Original API, end to end",
                             {f"{p}x{e}": s for (p, e), s in original_seconds.items()}) + ".",
     "- " + one_run_sentence("Native API, steady state",
@@ -509,19 +510,16 @@ NoWrap(scoreboard.show(notebook="03_hogwild"))
 # NBVAL_IGNORE_OUTPUT
 accs = [100 * r.test_accuracy for r in runs]
 takeaways = [f"Hogwild! takes no lock and almost no code change: {len(runs)} configuration(s) of the same work "
-             f"reached {min(accs):.1f}-{max(accs):.1f} % test accuracy despite the races."]
-if single is not None and single is not fastest:
-    takeaways.append(f"Judge processes end to end: {fastest.label} trained {single.train_seconds / fastest.train_seconds:.2f}x "
-                     f"as fast as one process ({single.label}); set-up {fastest.setup_seconds:.1f} s against "
-                     f"{single.setup_seconds:.1f} s, end to end {fastest.total_seconds:.1f} s against {single.total_seconds:.1f} s.")
-elif single is not None:
-    takeaways.append(f"On this dense net no multi-process configuration trained faster than one process "
-                     f"({single.train_seconds:.1f} s): every step writes every weight.")
+             f"reached {pct(min(accs) / 100)} to {pct(max(accs) / 100)} test accuracy despite the races."]
+takeaways.append("Judge processes end to end, set-up included: " + one_run_sentence(
+    "end to end", {r.label: r.total_seconds for r in runs}, note=False,
+    detail="set-up " + listing({r.label: r.setup_seconds for r in runs})) + ". One run names no winner.")
 if oversub_timeout > 0:
     takeaways.append(f"Oversubscription is the trap: {oversub_processes} processes with {cores} threads each trained "
-                     f"{bad.samples_per_second:,.0f} samples/s, with {budget} thread(s) each {good.samples_per_second:,.0f}.")
+                     f"{rate(bad.samples_per_second)}, with {budget} thread(s) each {rate(good.samples_per_second)} "
+                     "(one run each).")
 takeaways.append("Hogwild! shines when each step touches few weights: the next notebook, 03b, measures that.")
-closing("03_hogwild", takeaways)
+closing("03_hogwild", takeaways, runs)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

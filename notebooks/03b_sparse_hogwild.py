@@ -54,7 +54,7 @@ from IPython.display import Markdown, display
 import costtrain
 from costtrain.baseline import train_baseline
 from costtrain.exercises import check_prediction, worked_answer
-from costtrain.prose import md, pct
+from costtrain.prose import machine_note, md, pct
 from costtrain.report import results_table, run_header
 from costtrain.widgets import run_panel
 from costtrain.hogwild import split_work, train_hogwild
@@ -340,7 +340,10 @@ plt.show()
 #
 # Before you read on, make the guess of **exercise 6**: at the same number of words per sample
 # and the same table size, do real words collide more or less often than tokens drawn
-# uniformly at random?
+# uniformly at random? Write `"more"` or `"less"` in the next cell and run it.
+
+# %%
+my_collision_guess = None  # your guess: "more" or "less" (real words against uniform tokens)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -350,7 +353,7 @@ wn_majority = wn_ds.test_y.bincount(minlength=wn_ds.num_classes).max().item() / 
 counts = wn_ds.train_y.bincount(minlength=wn_ds.num_classes)
 example = next(i for i in range(len(wn_ds.train_y)) if wn_ds.classes[wn_ds.train_y[i]] == "noun.animal")
 words = [wn_ds.vocabulary[j] for j in wn_ds.train_x[example].tolist() if j < wn_ds.features]
-display(Markdown(
+display(Markdown(md(
     f"**{wn_ds.name}**: {len(wn_ds.train_y):,} training and {len(wn_ds.test_y):,} test synsets, "
     f"{wn_ds.num_classes} classes, a vocabulary of d = **{wn_ds.features:,}** words, "
     f"**{wn_k:.1f}** words per synset on average (at most {wn_ds.info['max_tokens']}: longer bags were cut, "
@@ -360,7 +363,7 @@ display(Markdown(
     f"{100 * wn_majority:.1f} %), smallest: `{wn_ds.classes[int(counts.argmin())]}` "
     f"({counts.min().item()} synsets).\n\n"
     f"The most frequent words: {', '.join(wn_ds.vocabulary[:10])}. One `noun.animal` sample: "
-    f"_{' '.join(words)}_"))
+    f"_{' '.join(words)}_")))
 
 # %% [markdown]
 # A Hogwild! step writes the rows of the words in its batch. A word in half of the synsets is in
@@ -391,7 +394,7 @@ for lo, hi in bands:
     band_rows.append(f"| {lo + 1:,}-{min(hi, wn_ds.features):,} | {', '.join(wn_ds.vocabulary[lo:min(lo + 3, hi)])}, ... | "
                      f"{100 * p.sum() / wn_p.sum():.1f} % | {(p * p).sum() / p.sum():.3f} | "
                      f"{100 * (p * p).sum() / (wn_p * wn_p).sum():.1f} % |")
-display(Markdown(
+display(Markdown(md(
     f"Real words by frequency rank, batches of {batch_size}:\n\n"
     "| words ranked | e.g. | share of a step's rows | chance the other worker's step writes them too | share of the expected collisions |\n"
     "|---|---|---:|---:|---:|\n" + "\n".join(band_rows) + "\n\n"
@@ -399,7 +402,7 @@ display(Markdown(
     "| data (same d, same samples) | words per sample | expected rows overlapped |\n|---|---:|---:|\n"
     + "\n".join(f"| {name} | {(d.train_x < d.features).sum(1).double().mean():.1f} | "
                 f"{expected_row_overlap(d.train_x, d.features, batch_size):.4f} |"
-                for name, d in collision_sets.items())))
+                for name, d in collision_sets.items()))))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -446,14 +449,14 @@ coll_rows = [f"| {name} | {expected_row_overlap(d.train_x, d.features, v['batch_
                 f"{coll[name]['sampled_steps']:,} |" if coll[name]["measured"] and top > 1 else "- | - | - |")
              + f" {collision_runs[name].steady_samples_per_second:,.0f} |"
              for name, d in collision_sets.items()]
-display(Markdown(
+display(Markdown(md(
     f"**Real text**, `sparse-linear` on {wn_ds.name} ({len(wn_ds.train_y):,} synsets x {total_epochs} epochs of work; "
     f"majority class {100 * wn_majority:.2f} %):\n\n"
     "| run | samples | steady samples/s | vs (a) | vs (b) | test acc % | vs (a), points |\n"
     "|---|---:|---:|---:|---:|---:|---:|\n" + "\n".join(wn_rows) + "\n\n"
     f"**Collisions**, Hogwild! {top} process{'es' if top > 1 else ''}, every slot measured:\n\n"
     "| data | expected rows overlapped | measured rows overlapped | steps overlapped | steps checked | samples/s |\n"
-    "|---|---:|---:|---:|---:|---:|\n" + "\n".join(coll_rows)))
+    "|---|---:|---:|---:|---:|---:|\n" + "\n".join(coll_rows))))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -487,7 +490,10 @@ _, sp_a, sp_b = speedups(runs["sparse-linear"])
 sparse_acc = [r.test_accuracy for r in runs["sparse-linear"].values()]
 faded = next((s for s in sweep if s["vs_b"] < 1.2), None)
 again = next((s for s in sweep if s["k"] == k), None)  # the sweep ran section 2's k again
+all_runs = [r for by_label in runs.values() for r in by_label.values()] + list(wn_runs.values()) \
+    + list(collision_runs.values())
 display(Markdown(md("\n".join([
+    machine_note(all_runs),
     f"- **Sparse model** (one run each): {top} Hogwild! process{'es' if top > 1 else ''} trained at **{sp_a[-1]:.2f}x** "
     f"the steady-state speed of one single-thread process and **{sp_b[-1]:.2f}x** that of one process using all "
     f"{cores} cores; test accuracies at equal samples span {100 * min(sparse_acc):.2f}–{100 * max(sparse_acc):.2f} %.",
@@ -518,8 +524,10 @@ display(Markdown(md("\n".join([
        f"rows written by another worker meanwhile ("
        + ("the same order" if measured_vs_uniform == real_vs_uniform else
           "real and uniform the other way round, within the noise of a short run")
-       + f"; {min(coll[n]['sampled_steps'] for n in collision_sets):,} or more steps checked per run), lower than "
-       "expected wherever the two workers did not step at the same moment, as on a busy machine. "
+       + f"; {min(coll[n]['sampled_steps'] for n in collision_sets):,} or more steps checked per run), "
+       + ("each lower than expected: the two workers did not always step at the same moment (a busy machine "
+          "makes that rarer). " if all(rate[n] < expected[n] for n in collision_sets) else
+          "not each lower than expected. ")
        if measured else "Nothing was measured: one process has nobody to collide with. ")
     + f"The {bands[1][1]} most frequent words are {100 * wn_p[:bands[1][1]].sum() / wn_p.sum():.1f} % of a "
     f"step's rows but {100 * (wn_p[:bands[1][1]] ** 2).sum() / (wn_p ** 2).sum():.1f} % of its expected collisions.",
@@ -628,10 +636,10 @@ worked_answer(
 #
 # **6. Real words or uniform tokens: which collide more?** Section 4 runs Hogwild! on
 # WordNet's real text and on synthetic tokens drawn uniformly from the same number of rows d,
-# with the same number of words per sample k. Before reading its tables: when the two workers
-# step at the same time, does a step on the real text share *more* or *less* of its rows with
-# the other worker's step? Write `"more"` or `"less"` in the next cell and run it (it checks
-# against the share computed from the data; section 5 adds what the run measured).
+# with the same number of words per sample k. When the two workers step at the same time,
+# does a step on the real text share *more* or *less* of its rows with the other worker's step?
+# Your guess went into `my_collision_guess` before section 4 ran; the next cell checks it
+# against the share computed from the data (section 5 adds what the run measured).
 #
 # <details><summary>Hint</summary>
 #
@@ -655,7 +663,6 @@ worked_answer(
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-my_collision_guess = None  # your guess: "more" or "less" (real words against uniform tokens)
 check_prediction(my_collision_guess, real_vs_uniform)
 
 # %% [markdown]
@@ -681,13 +688,20 @@ NoWrap(scoreboard.show(notebook="03b_sparse_hogwild"))
 # NBVAL_IGNORE_OUTPUT
 closing("03b_sparse_hogwild", [
     f"Against one process using all {cores} cores, {top} Hogwild! process{'es' if top > 1 else ''} trained the "
-    f"sparse model at {sp_b[-1]:.2f}x its speed and the dense net at {dense_vs_b[-1]:.2f}x: the paper expects the "
-    "sparse gain to be the larger, because sparse steps rarely write the same weights.",
-    f"Collisions grow with the features a step touches: at k = {sweep[0]['k']} a share {sweep[0]['rows']:.4f} of a "
-    f"step's rows was written by another worker meanwhile, at k = {sweep[-1]['k']} {sweep[-1]['rows']:.4f}.",
+    f"sparse model at {sp_b[-1]:.2f}x its steady speed and the dense net at {dense_vs_b[-1]:.2f}x (one-run ratios): "
+    "the paper expects the sparse gain to be the larger, because sparse steps rarely write the same weights; "
+    "repeats decide whether this run shows it.",
+    f"On real text ({wn_ds.name}) the word frequencies make a step share {expected[real_name]:.4f} of its rows with "
+    f"a concurrent step, against {expected[uniform_name]:.4f} for uniform tokens (**{real_vs_uniform}**, computed "
+    f"from the data); {top} Hogwild! process{'es' if top > 1 else ''} ran at "
+    f"{wn_h.steady_samples_per_second / wn_b.steady_samples_per_second:.2f}x (b) there (one-run ratio).",
+    ("Collisions grew with the features a step touches" if sweep[-1]["rows"] > sweep[0]["rows"] else
+     "Collisions did not grow with the features a step touches in this run")
+    + f": at k = {sweep[0]['k']} a share {sweep[0]['rows']:.4f} of a step's rows was written by another worker "
+    f"meanwhile, at k = {sweep[-1]['k']} {sweep[-1]['rows']:.4f}.",
     "One run on a possibly busy machine decides nothing small: `python benchmarks/sparse_hogwild.py` repeats "
     "and reports ranges.",
-])
+], all_runs)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

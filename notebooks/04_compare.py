@@ -51,7 +51,8 @@ from costtrain.compare import comparison_plan, run_comparison
 from costtrain.cost import attach_cost, money, price_basis
 from costtrain.exercises import check_prediction, worked_answer
 from costtrain.plots import plot_accuracy_vs_time, plot_cost_to_target, plot_losses
-from costtrain.prose import listing, md, pct, ranking_sentence, secs, target_sentence, values
+from costtrain.measure import busy_note
+from costtrain.prose import listing, machine_note, md, pct, ranking_sentence, secs, target_sentence, values
 from costtrain.report import format_table, results_table, run_header
 from costtrain.widgets import run_panel
 
@@ -288,15 +289,17 @@ worked_answer(
 # NBVAL_IGNORE_OUTPUT
 reached = [r for r in results if r.cost["cost_to_target"] is not None]
 lines = [
+    machine_note(results),
     f"- Same work ({total_epochs} epochs of {len(ds.train_y):,} images) for {len(results)} configurations "
     f"({', '.join(sorted({r.method for r in results}))}).",
-    "- " + ranking_sentence("End to end", {r.label: values(r, "total_seconds") for r in results}) + ".",
+    "- " + ranking_sentence("End to end", {r.label: values(r, "total_seconds") for r in results},
+                            busy=busy_note(results)) + ".",
     "- " + (ranking_sentence("Test accuracy", {r.label: values(r, "test_accuracy") for r in results}, pct,
-                             higher_is_better=True) if len(values(results[0], "test_accuracy")) > 1 else
+                             higher_is_better=True, busy=busy_note(results)) if len(values(results[0], "test_accuracy")) > 1 else
             "Test accuracy, one run each: " + listing({r.label: r.test_accuracy for r in results}, pct)) + "."]
 if reached:
     to_target = {r.label: values(r, "time_to_target_seconds") for r in results}
-    lines.append(f"- {len(reached)} of {len(results)} reached {pct(target)}. " + target_sentence(to_target, pct(target), note=False)
+    lines.append(f"- {len(reached)} of {len(results)} reached {pct(target)}. " + target_sentence(to_target, pct(target), note=False, busy=busy_note(results))
                  + ". Cost to the target: " + ", ".join(f"{r.label} {money(r.cost['cost_to_target'])}" for r in reached)
                  + f" ({basis.describe()}; each run's energy source is in the table of section 3).")
 else:
@@ -326,22 +329,20 @@ NoWrap(scoreboard.show(notebook="04_compare"))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-won = [r for r in results if r.cost["time_to_target_seconds"] is not None]
+busy = busy_note(results)
 takeaways = [
-    f"Compare on the same work and count everything: for {total_epochs} epochs of {len(ds.train_y):,} images the "
-    f"fastest end to end was **{fastest.label}** ({fastest.total_seconds:.1f} s)"
-    + (f", {base.total_seconds / fastest.total_seconds:.2f}x the fastest single process ({base.label})."
-       if fastest is not base else ", a single process: no parallel configuration beat it at this size."),
+    f"Compare on the same work and count everything (set-up included), {total_epochs} epochs of "
+    f"{len(ds.train_y):,} images: " + ranking_sentence("end to end", {r.label: values(r, "total_seconds")
+                                                                      for r in results}, busy=busy) + ".",
     f"Samples and seconds tell different stories: at equal samples the test accuracies spanned "
-    f"{100 * min(r.test_accuracy for r in results):.1f}-{100 * max(r.test_accuracy for r in results):.1f} %, "
-    f"while end-to-end times spanned {min(r.total_seconds for r in results):.1f}-"
-    f"{max(r.total_seconds for r in results):.1f} s.",
-    f"Time to accuracy is the question a budget asks: {len(won)} of {len(results)} configurations reached "
-    f"{100 * target:.1f} %"
-    + (f", the first {min(won, key=lambda r: r.cost['time_to_target_seconds']).label}." if won else "."),
+    f"{pct(min(r.test_accuracy for r in results))} to {pct(max(r.test_accuracy for r in results))}, "
+    f"while end-to-end times spanned {secs(min(r.total_seconds for r in results))} to "
+    f"{secs(max(r.total_seconds for r in results))}.",
+    "Time to accuracy is the question a budget asks: " + target_sentence(
+        {r.label: values(r, "time_to_target_seconds") for r in results}, pct(target), note=False, busy=busy) + ".",
     "One run decides nothing on a busy machine: `costtrain compare --repeats 3` alternates the "
     "configurations and reports medians with ranges."]
-closing("04_compare", takeaways)
+closing("04_compare", takeaways, results)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

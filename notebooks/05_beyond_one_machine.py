@@ -55,7 +55,8 @@ from costtrain.exercises import check_prediction, worked_answer
 from costtrain.local_sgd import train_local_sgd, train_rank
 from costtrain.network import LINKS, measure_loopback, measured_seconds_per_step, predict, step_costs
 from costtrain.parameter_server import train_parameter_server
-from costtrain.prose import md, pct, secs
+from costtrain.measure import busy_note
+from costtrain.prose import machine_note, md, pct, secs
 from costtrain.report import format_table, results_table, run_header, summary
 from costtrain.widgets import run_panel
 
@@ -303,13 +304,14 @@ for name in LINKS:
             parts.append(f"{n} machines: no method reaches the target")
             continue
         best = min(reach, key=reach.get)
-        ratio = None if one_total is None else one_total / reach[best]
+        ratio = None if one_total is None or busy_note([baseline] + runs) else one_total / reach[best]  # busy: no verdict
         verdict = ("" if ratio is None else f", {ratio:.1f}x sooner than one machine" if ratio >= 1.1
                    else ", **one machine is sooner**" if ratio <= 1 / 1.1 else ", about as soon as one machine")
         parts.append(f"{n} machines: {preds[best, name, n].label.split(' on ')[0]} ({secs(reach[best])}{verdict})")
     lines.append(f"- **{LINKS[name].describe()}**: " + "; ".join(parts) + ".")
 display(Markdown(md(
-    "Predicted soonest to the target, set-up included: " + ("one machine (the baseline, measured) takes "
+    machine_note([baseline] + runs) + "\n\n"
+    + "Predicted soonest to the target, set-up included: " + ("one machine (the baseline, measured) takes "
     f"{secs(baseline.setup_seconds)} to start and {secs(one_machine)} to train to the target; "
     if one_machine is not None else "the baseline did not reach the target; ")
     + "each distributed run adds its set-up as measured here with "
@@ -455,12 +457,12 @@ NoWrap(scoreboard.show(notebook="05_beyond_one_machine"))
 ratios = [float(row[3]) for row in check]
 closing("05_beyond_one_machine", [
     f"Local SGD talks once every H steps: with H = {h_mid} it sent {fewer:.1f}x fewer bytes per sample than the "
-    f"parameter server in sync mode, at {100 * local[h_mid].test_accuracy:.1f} % test accuracy (sync "
-    f"{100 * ps_sync.test_accuracy:.1f} %, one process {100 * baseline.test_accuracy:.1f} %).",
+    f"parameter server in sync mode, at {pct(local[h_mid].test_accuracy)} test accuracy (sync "
+    f"{pct(ps_sync.test_accuracy)}, one process {pct(baseline.test_accuracy)}; one run each).",
     f"Loopback is not a network: the predictions use this machine's measured compute and bytes; predicting "
     f"the loopback runs themselves gave {min(ratios):.2f}-{max(ratios):.2f}x the measured seconds per step.",
     "On a slow link, talk less: section 5 names the method predicted soonest for each link and machine count.",
-])
+], [baseline] + runs)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

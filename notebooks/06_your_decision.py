@@ -49,6 +49,7 @@ import costtrain
 from costtrain.advise import recommend
 from costtrain.decision import decision_card, what_would_change
 from costtrain.exercises import check_prediction
+from costtrain.prose import machine_note, md, secs
 from costtrain.report import run_header
 
 # show warnings as one line, without the file they came from
@@ -119,15 +120,15 @@ display(NoWrap(str(advice)))  # a wide table: keep its columns
 # %%
 # NBVAL_IGNORE_OUTPUT
 card_md, card_png = decision_card(advice, figures, name="06_decision_card")
-display(Markdown(card_md.read_text()), Image(str(card_png)))
+display(Markdown(md(card_md.read_text())), Image(str(card_png)))
 print(f"saved: {card_md}, {card_png}")
 
 # %% [markdown]
 # ## 3. The course's scoreboard
 #
 # Every run the notebooks 01 to 05 measured on this machine (if you ran them here), from
-# `out/scoreboard.json`: one table per job, fastest end to end first, each against the fastest
-# single process of the same job. Compare them with the prediction above.
+# `out/scoreboard.json`: one table per job, sorted by end-to-end time, each against the
+# fastest single process of the same job. Compare them with the prediction above.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -139,8 +140,8 @@ NoWrap(scoreboard.show())
 # ## 4. Hand it in: the class's table
 #
 # Save the advice as JSON and hand it in with your `costtrain compare --out` results: the
-# teacher merges everyone's files with `costtrain class collect` into one table of which method
-# won on which kind of machine.
+# teacher merges everyone's files with `costtrain class collect` into one table of what each
+# kind of machine measured and recommended.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -156,7 +157,7 @@ print(f"saved: {advice_file} (stamped with this machine: {advice.hardware.get('c
 #
 # <details><summary>Hint</summary>
 #
-# Notebook 04 ran every method on the same work. What decided its winner: training speed, or
+# Notebook 04 ran every method on the same work. What decided its ranking: training speed, or
 # start-up?
 # </details>
 #
@@ -185,11 +186,21 @@ print(f"saved: {advice_file} (stamped with this machine: {advice.hardware.get('c
 # </details>
 
 # %%
+my_prediction = None  # your guess: the recommended configuration's seconds for twice the epochs
+
+# %%
 # NBVAL_IGNORE_OUTPUT
 rec = advice.recommended
-my_prediction = 30.0  # your guess: the recommended configuration's seconds for twice the epochs
-if rec is not None and rec.predicted_seconds is not None and target_accuracy is None:
-    check_prediction(my_prediction, rec.setup_seconds + 2 * (rec.predicted_seconds - rec.setup_seconds))
+if rec is None or rec.predicted_seconds is None or target_accuracy is not None:
+    raise ValueError("exercise 2 needs a recommendation predicted for the whole job: run with "
+                     "target_accuracy = None and a decision_budget that probes at least one configuration")
+longer_job_seconds = rec.setup_seconds + 2 * (rec.predicted_seconds - rec.setup_seconds)  # set-up once
+print(f"computed: {rec.label}, set-up {secs(rec.setup_seconds)} + 2 x training "
+      f"{secs(rec.predicted_seconds - rec.setup_seconds)}")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+check_prediction(my_prediction, longer_job_seconds)
 
 # %% [markdown]
 # **3. What would change the answer on your machine?** Read the card's last section. Which
@@ -217,17 +228,19 @@ if rec is not None and rec.predicted_seconds is not None and target_accuracy is 
 # NBVAL_IGNORE_OUTPUT
 ok = [r for r in advice.rows if r.status == "ok"]
 takeaways = [f"{len(advice.probes)} probe(s) of {len(ok)} configuration(s) took "
-             f"{advice.elapsed_seconds:.0f} s of the {decision_budget:.0f} s budget."]
+             f"{secs(advice.elapsed_seconds)} of the {secs(decision_budget)} budget."]
+probed = "one probe each, a guide rather than a verdict: repeats = 3 gives ranges" if repeats == 1 else \
+    f"{repeats} probes each"
 if rec is not None:
-    takeaways.append(f"Recommended for this machine: **{rec.label}**, predicted "
-                     f"{rec.predicted_seconds:.1f} s of set-up + training: `{rec.command()}`.")
+    takeaways.append(f"Lowest predicted set-up + training ({probed}): **{rec.label}**, "
+                     f"{secs(rec.predicted_seconds)}: `{rec.command()}`.")
     if len(ok) > 1 and ok[1].predicted_seconds and rec.predicted_seconds:
-        takeaways.append(f"The runner-up, {ok[1].label}, is predicted at "
-                         f"{ok[1].predicted_seconds / rec.predicted_seconds:.2f}x that time.")
+        takeaways.append(f"Next, {ok[1].label}, is predicted at {ok[1].predicted_seconds / rec.predicted_seconds:.2f}x "
+                         "that time" + (" (a one-probe ratio)." if repeats == 1 else "."))
 else:
     takeaways.append("No configuration could be probed within the budget: raise `decision_budget`.")
 takeaways += what_would_change(advice)[:2]
-closing("06_your_decision", takeaways)
+closing("06_your_decision", takeaways, advice.probes)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

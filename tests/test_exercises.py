@@ -49,6 +49,19 @@ def _01_pipeline():
     return {"pipelines": pipelines}, 9.0 / 3.0  # classic training seconds ÷ in-memory
 
 
+def _01b_levers():
+    # each lever's median steady samples/s ÷ the baseline's, the largest (computed in section 3)
+    return {"best_ratio": 1.3}, 1.3
+
+
+def _01b_batch():
+    return {"batch_ratio": 2.4}, 2.4  # largest batch's steady samples/s ÷ smallest's (section 5)
+
+
+def _01b_bf16():
+    return {"bf16_ratio": 7.5}, 7.5  # bf16 matrix-product time ÷ float32 (the timing cell)
+
+
 def _02_staleness():
     def ps(mode, w, mean):
         return run("ps", f"ps-{mode} {w}w", config={"mode": mode, "workers": w},
@@ -97,13 +110,40 @@ def _05_bytes():
     return {"runs": runs}, 690.0 / 44.0  # bytes per sample, smallest H ÷ largest H
 
 
+def _03b_collisions():
+    # the answer is a word, computed from the data in section 4 (real words against uniform tokens)
+    return {"real_vs_uniform": "more"}, "more"
+
+
+def _06_longer_job():
+    # set-up + 2 x (predicted - set-up) of the recommended configuration, computed before the check
+    return {"longer_job_seconds": 42.0}, 42.0
+
+
 PLANTED = {("01_baseline", "guess_thread_speedup"): _01_threads,
            ("01_baseline", "guess_pipeline_ratio"): _01_pipeline,
+           ("01b_free_speedups", "guess_lever_ratio"): _01b_levers,
+           ("01b_free_speedups", "guess_batch_ratio"): _01b_batch,
+           ("01b_free_speedups", "guess_bf16_ratio"): _01b_bf16,
            ("02_parameter_server", "guess_staleness"): _02_staleness,
            ("03_hogwild", "guess_train_ratio"): _03_train_ratio,
            ("03b_sparse_hogwild", "guess_sparse_speedup"): _03b_sparse,
            ("04_compare", "guess_end_to_end_ratio"): _04_end_to_end,
-           ("05_beyond_one_machine", "guess_bytes_ratio"): _05_bytes}
+           ("03b_sparse_hogwild", "my_collision_guess"): _03b_collisions,
+           ("05_beyond_one_machine", "guess_bytes_ratio"): _05_bytes,
+           ("06_your_decision", "my_prediction"): _06_longer_job}
+
+
+def _wrong(answer: float | str) -> float | str:
+    """A far-off answer: the other word for a word answer, else 3 x answer + 1."""
+    if isinstance(answer, str):
+        return {"more": "less", "less": "more"}[answer]
+    return 3 * answer + 1
+
+
+def _quoted(answer: float | str) -> str:
+    """How the check's sentence quotes the measured answer."""
+    return repr(answer) if isinstance(answer, str) else f"{answer:.3g}"
 
 
 # --- the notebooks' check cells -------------------------------------------------------------------
@@ -203,7 +243,7 @@ def _execute(source: str, namespace: dict) -> tuple[str, object]:
 @pytest.mark.parametrize("planted", ["right", "wrong", "empty"])
 def test_the_check_cell_judges_a_planted_answer(nb, guess, index, source, cells, planted):
     names, answer = PLANTED[nb, guess]()
-    value = {"right": answer, "wrong": 3 * answer + 1, "empty": None}[planted]
+    value = {"right": answer, "wrong": _wrong(answer), "empty": None}[planted]
     printed, shown = _execute(source, {**names, "check_prediction": check_prediction, guess: value})
     assert shown is None, f"{nb}: the check cell displays {shown!r} besides its sentence"
     lines = printed.strip().splitlines()
@@ -211,7 +251,7 @@ def test_the_check_cell_judges_a_planted_answer(nb, guess, index, source, cells,
     start = {"right": "Right:", "wrong": "Not this time:", "empty": WRITE_FIRST}[planted]
     assert lines[0].startswith(start), f"{nb} {guess} = {value!r}: {lines[0]}"
     if planted != "empty":
-        assert f"{answer:.3g}" in lines[0], f"{nb}: the sentence should quote the measured {answer:.3g}"
+        assert _quoted(answer) in lines[0], f"{nb}: the sentence should quote the measured {_quoted(answer)}"
 
 
 def test_prediction_sentence():
@@ -223,5 +263,8 @@ def test_prediction_sentence():
         prediction_sentence("1.5", 1.0)
     with pytest.raises(TypeError, match="must be a number"):
         prediction_sentence(True, 1.0)
+    assert prediction_sentence("More", "more").startswith("Right: your guess 'More', measured 'more'")
+    assert prediction_sentence("less", "more").startswith("Not this time: your guess 'less', measured 'more'")
+    assert prediction_sentence(None, "more").startswith(WRITE_FIRST)
     with pytest.raises(ValueError, match="did the run finish"):
         prediction_sentence(1.0, float("nan"))
