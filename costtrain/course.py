@@ -166,7 +166,7 @@ def _static_answer(source: str) -> str:
             return fixed(node.body)
         return ""
     kept = re.split(r"\s*This run\b", fixed(call.args[0]) if call.args else "")[0].strip()
-    return (kept + " " if kept else "") + "(The notebook adds this run's numbers.)"
+    return (kept + "\n\n" if kept else "") + "(The notebook adds this run's numbers.)"
 
 
 def _first_sentence(text: str) -> str:
