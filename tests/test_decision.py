@@ -69,7 +69,7 @@ def test_notebook_06_runs_headless_and_writes_the_card(tmp_path):
     nb = nbformat.read(run.output, as_version=4)
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "")
                      for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert "**Next:**" in text and "Recommended for this machine" in text
+    assert "**Next:**" in text and "**Recommended:**" in text
 
 
 def test_a_saved_advice_joins_the_class_table(advice, tmp_path):
