@@ -48,6 +48,7 @@
 # NBVAL_IGNORE_OUTPUT
 # %matplotlib inline
 import inspect
+import logging
 import math
 import time
 import timeit
@@ -72,6 +73,7 @@ from costtrain.widgets import run_panel
 
 # show warnings as one line, without the file they came from
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # compile's "No CUDA runtime" note
 notebook_start = time.perf_counter()
 print(run_header())
 
