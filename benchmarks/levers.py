@@ -46,7 +46,7 @@ from costtrain.report import format_table
 from costtrain.result import RunResult, save_results
 from costtrain.utils import hardware_info, num_cores
 
-HEADERS = ["layout", "levers", "steady/s median [range]", "vs layout, no levers",
+HEADERS = ["layout", "levers", "steady/s median [range]", "vs layout, no levers [pairs]",
            "vs today's baseline", "set-up s", "compile s", "break-even samples",
            "predicted job s", "test acc %", "verdict"]
 
@@ -137,8 +137,9 @@ def table(configs: list[Config], job: float, today: Config) -> tuple[list[list],
                             dict.fromkeys(f"{x.layout} | {x.lever_label}"
                                           for x in (c, base, today) if not complete(x)))])
             continue
-        vs_layout = spread([a / b for a, b in zip(rates(c), rates(base))])
-        vs_today = spread([a / b for a, b in zip(rates(c), rates(today))])
+        pairs = spread([a / b for a, b in zip(rates(c), rates(base))])
+        vs_layout = s.median / spread(rates(base)).median
+        vs_today = s.median / spread(rates(today)).median
         compile_s = max(r.compile_seconds for r in c.runs)
         verdict = "-"
         even = None
@@ -150,8 +151,8 @@ def table(configs: list[Config], job: float, today: Config) -> tuple[list[list],
             verdict = ("kept: " if v.kept else "dropped: ") + v.why.split(":")[0].split(",")[0]
             even = v.break_even
         rows.append([c.layout, c.lever_label, f"{s.median:,.0f} [{s.low:,.0f}-{s.high:,.0f}]",
-                     f"{vs_layout.median:.2f}x [{vs_layout.low:.2f}-{vs_layout.high:.2f}]",
-                     f"{vs_today.median:.2f}x", round(spread([r.setup_seconds for r in c.runs]).median, 2),
+                     f"{vs_layout:.2f}x [{pairs.low:.2f}-{pairs.high:.2f}]",
+                     f"{vs_today:.2f}x", round(spread([r.setup_seconds for r in c.runs]).median, 2),
                      round(compile_s, 1),
                      "-" if even is None else "never" if math.isinf(even) else f"{even:,.0f}",
                      round(spread(predicted(c, job)).median, 1),
@@ -208,6 +209,7 @@ def bench_model(name: str, a: argparse.Namespace) -> list[RunResult]:
     results = [r for c in configs for r in c.runs]
     if a.advise_budget > 0:
         t1 = time.perf_counter()
+        pool.close_all()  # advise's first Hogwild! probe starts its workers, as a one-off run does
         advice = recommend(net_name, full, epochs=a.job_epochs, budget_seconds=a.advise_budget,
                            batch_size=a.batch_size, seed=a.seed, levers=True, progress=False)
         rec = advice.recommended
