@@ -250,26 +250,26 @@ class Pool:
         last = {m.rank: t0 for m in team}
         failure, fail_deadline = None, None
         while not all(m.done for m in team):
-            now = time.monotonic()
-            if failure is not None and now >= fail_deadline:
-                break
-            if failure is None and timeout is not None:
-                stuck = silent_ranks({r: t for r, t in last.items()  # started, not done
-                                      if team[r].warm and not team[r].done}, timeout, now)
-                if stuck:
-                    failure = procs.WorkerError(
-                        f"{name} {stuck[0]} sent nothing for {timeout:g} s (stuck or "
-                        "stopped); the other workers were stopped.", stuck[0])
-                elif (now - t0 >= timeout + procs.STARTUP_SECONDS
-                      and not all(m.warm for m in team)):
-                    failure = procs.WorkerError(
-                        f"{name}s did not start within {timeout + procs.STARTUP_SECONDS:g} s; "
-                        "stopped them.", -1)
-                if failure is not None:
-                    self.stop.set()
-                    fail_deadline = now + grace
-                    continue
-            try:  # Ctrl-C (or the CLI's SIGTERM) anywhere here: stop the workers, keep theirs
+            try:  # Ctrl-C (or the CLI's SIGTERM, SIGHUP) anywhere here: stop them, keep theirs
+                now = time.monotonic()
+                if failure is not None and now >= fail_deadline:
+                    break
+                if failure is None and timeout is not None:
+                    stuck = silent_ranks({r: t for r, t in last.items()  # started, not done
+                                          if team[r].warm and not team[r].done}, timeout, now)
+                    if stuck:
+                        failure = procs.WorkerError(
+                            f"{name} {stuck[0]} sent nothing for {timeout:g} s (stuck or "
+                            "stopped); the other workers were stopped.", stuck[0])
+                    elif (now - t0 >= timeout + procs.STARTUP_SECONDS
+                          and not all(m.warm for m in team)):
+                        failure = procs.WorkerError(
+                            f"{name}s did not start within "
+                            f"{timeout + procs.STARTUP_SECONDS:g} s; stopped them.", -1)
+                    if failure is not None:
+                        self.stop.set()
+                        fail_deadline = now + grace
+                        continue
                 pending = [m for m in team if not m.done]
                 ready = wait([m.conn for m in pending] + [m.proc.sentinel for m in pending], 0.5)
                 for m in pending:
