@@ -4,17 +4,27 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.costtrain-installed
 
-.PHONY: run test lab data notebooks benchmarks clean
+.PHONY: run readme-figures test lab data notebooks benchmarks clean handout kit diagrams
+
+# The main job: every method on 20,000 images x 2 epochs of work, 3 alternating repeats
+# (medians, ranges, "within noise"); results and figures go to results/ (not tracked).
+# The full-size job: `costtrain compare --repeats 3 --target-accuracy 75` (all 60,000 images).
+RUN_ARGS ?= --subset 20000 --repeats 3 --target-accuracy 70
 
 run: $(STAMP) data
-	$(VENV)/bin/costtrain compare --target-accuracy 75 --out results/compare.json
+	$(VENV)/bin/costtrain compare $(RUN_ARGS) --out results/compare.json --figures results/figures
+
+# Refresh the figures the README shows (figures/compare_*.png) from a new run of the main job.
+readme-figures: $(STAMP) data
+	$(VENV)/bin/costtrain compare $(RUN_ARGS) --out results/compare.json --figures figures
 
 test: $(STAMP) data
 	$(PY) -m pytest -q
 
-# The course in JupyterLab, opened at 00_setup.ipynb (as root, JupyterLab needs --allow-root).
+# The course in JupyterLab, opened at notebooks/00_setup.ipynb (as root, JupyterLab needs
+# --allow-root). The repository is the root, so the notebooks' links to docs/teaching/ open.
 lab: $(STAMP) data
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks --LabApp.default_url=/lab/tree/00_setup.ipynb \
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks/00_setup.ipynb \
 	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 $(STAMP): pyproject.toml
@@ -25,7 +35,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Fashion-MNIST: use a copy that is already there, else the Debian package (offline), else
-# torchvision's download.
+# torchvision's download. WordNet 3.0 (wordnet-supersense): a copy already there, else the
+# Debian package wordnet-base (offline); elsewhere the tests that need it are skipped.
 data: $(STAMP)
 	@$(PY) -c "import costtrain.data as d; d.load_dataset('fashion-mnist', subset=10)" 2>/dev/null \
 	|| { if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
@@ -33,9 +44,29 @@ data: $(STAMP)
 	     fi; } ; \
 	$(PY) -c "import costtrain.data as d; d.load_dataset('fashion-mnist', subset=10)" 2>/dev/null \
 	|| $(PY) -c "import costtrain.data as d; d.load_dataset('fashion-mnist', download=True)"
+	@$(PY) -c "import costtrain.data as d; d.load_dataset('wordnet-supersense')" 2>/dev/null \
+	|| { if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	       (apt-get update -qq && apt-get install -y -qq wordnet-base) >/dev/null; \
+	     fi; } ; \
+	$(PY) -c "import costtrain.data as d; d.load_dataset('wordnet-supersense')" 2>/dev/null \
+	|| echo "make data: WordNet 3.0 not found (sudo apt-get install wordnet-base); its tests are skipped"
 
 notebooks: $(STAMP) data
 	$(VENV)/bin/costtrain notebooks --reference
+	$(PY) -m costtrain.handout --update-docs
+
+# The teacher's kit (docs/teaching): the printable handout and the teacher's pages, as HTML with
+# the diagrams embedded (print them, or save them as PDF, from a browser).
+handout: $(STAMP)
+	$(PY) -m costtrain.handout build/handout
+
+# Refresh the kit's generated parts (run times, objectives, solutions) from the notebooks.
+kit: $(STAMP)
+	$(PY) -m costtrain.handout --update-docs
+
+# Redraw the committed SVG diagrams (deterministic: the same matplotlib gives the same bytes).
+diagrams: $(STAMP)
+	$(PY) -m costtrain.diagrams notebooks/diagrams
 
 benchmarks: $(STAMP) data
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

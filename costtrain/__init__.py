@@ -6,19 +6,27 @@ point down, never into the CLI), and never another module's ``_private`` names:
 1. records and processes: ``errors`` (CosttrainError, ResourceError, no torch), ``utils``
    (cores, threads, no torch at import), ``result`` (RunResult, JSON, output paths), ``procs``
    (spawned workers, supervised, no torch at import), ``pool`` (warm Hogwild! workers kept
-   across runs), ``args`` (command-line options, no torch);
+   across runs), ``measure`` (one definition of every time figure, the machine's load during a
+   run), ``args`` (command-line options, no torch);
 2. data, models, engine: ``shared`` (read-only tensors shared outside ``/dev/shm``), ``data``
    (datasets as tensors), ``models`` (the nets), ``checks`` (the guards every method applies:
    what must hold before a process starts, memory and cgroup limits, divergence; no torch at
-   import), ``engine`` (what every loop shares: set-up, batches, evaluation, loss logs);
+   import), ``engine`` (what every loop shares: set-up, batches, evaluation, loss logs),
+   ``levers`` (compile, mixed precision, channels_last: checked against the hardware, applied
+   inside a loop);
 3. trainers, one loop each: ``baseline`` (one process), ``hogwild`` (``worker``: lock-free
    shared memory), ``ps_ranks`` (``serve`` and ``work``) driven by ``parameter_server``,
    ``local_sgd`` (``train_rank``: workers average their models every H steps), ``legacy`` (the
    original project's ``train_model`` API on top of Hogwild!); ``gloo`` (joining a process
    group) and ``comm`` (communication counters) serve the distributed ones;
 4. measuring and advice: ``energy``, ``cost``, ``report``, ``plots``, ``compare``,
-   ``network`` (predicted time on a network of N machines), ``predict``, ``advise``;
-5. front ends: ``cli`` (``costtrain ...``), ``notebooks`` (papermill runner), ``widgets``.
+   ``network`` (predicted time on a network of N machines), ``predict``, ``payoff`` (whether a lever pays), ``advise``,
+   ``decision`` (the decision card of notebook 06), ``scoreboard`` (the course's runs in one
+   table);
+5. front ends: ``cli`` (``costtrain ...``), ``notebooks`` (papermill runner), ``widgets``,
+   ``course`` (the notebooks' arc: objectives, reference times, takeaways, links), ``handout``
+   (the teacher's kit as HTML), ``diagrams`` (the SVG diagrams), ``classroom`` (``costtrain
+   class collect``: the class's hardware table).
 
 ``tests/test_architecture.py`` walks the imports and fails on a circle, an import into the CLI
 or a private name taken from another module.

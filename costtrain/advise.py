@@ -35,8 +35,10 @@ from .data import Dataset, load_dataset, stratified_subset
 from .energy import LAPTOP_WATTS, EnergyMeter
 from .engine import evaluate, loss_fn
 from .models import build_model
+from .levers import cxx_compiler, has_conv, native_bf16, reset_compiled
 from .network import PREDICTED, Link, get_link, predict_step, step_costs
-from .noise import alternate, median_index
+from .noise import alternate, median_index, spread
+from .payoff import Trial, Verdict, judge, pick
 from .predict import TRAINERS, Row, justify, rank_probes
 from .result import RunResult, write_json_atomic
 from .utils import CosttrainError, hardware_info, num_cores, num_threads
@@ -45,6 +47,9 @@ CUDA_BATCH = 512  # the GPU probe at a larger batch (lr scaled by the same facto
 MULTIPROCESS_SETUP_GUESS = 4.0  # seconds to start worker processes, until one is measured
 PLAN_MARGIN = 0.8  # plan the probes to use this share of the budget left
 RESERVE_SECONDS = 0.5  # kept back for ranking and printing
+LEVER_SHARE = 0.5  # with levers=True: the share of the budget kept for probing the levers
+LEVER_MIN_BUDGET = 20.0  # below this budget the layouts get all of it and no lever is tuned
+COMPILE_GUESS = 20.0  # seconds torch.compile's first step takes, until one is measured
 
 
 @dataclass
@@ -128,6 +133,8 @@ class Advice:
     elapsed_seconds: float
     hardware: dict[str, Any] = field(default_factory=hardware_info)
 
+    levers: LeverAdvice | None = None
+
     HEADERS = ("rank", "configuration", "predicted s", "predicted cost", "expected acc %",
                "measured samples/s", "why")
 
@@ -149,6 +156,8 @@ class Advice:
                      f"  Python:       {self.recommended.call()}",
                      f"  command line: {self.recommended.command()}", ""]
         text.append(self.justification)
+        if self.levers is not None:
+            text += ["", str(self.levers)]
         text += [f"note: {n}" for n in self.notes]
         return "\n".join(text)
 
@@ -156,6 +165,7 @@ class Advice:
         return {"rows": [dataclasses.asdict(r) for r in self.rows],
                 "recommended": self.recommended.label if self.recommended else None,
                 "justification": self.justification, "notes": self.notes, "job": self.job,
+                "levers": self.levers.to_dict() if self.levers else None,
                 "price_basis": self.basis.to_dict(), "budget_seconds": self.budget_seconds,
                 "elapsed_seconds": self.elapsed_seconds, "hardware": self.hardware,
                 "probes": [p.to_dict() for p in self.probes]}
@@ -232,7 +242,7 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
               price_per_kwh: float | None = None, prices: str | Path | None = None,
               probe_test_samples: int = 1000, progress: bool = True,
               repeats: int = 1, machines: int | None = None,
-              link: Link | str = "lan") -> Advice:
+              link: Link | str = "lan", levers: bool = False) -> Advice:
     """Probe each configuration briefly and recommend one for the whole job.
 
     Args:
@@ -252,6 +262,13 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
             again: the budget is shared by all); each configuration is ranked on its median
             probe (by steady throughput), ``extra['repeats']`` keeps every probe's numbers and
             the justification says "within noise" where the predicted ranges overlap.
+        levers: then also tune the levers (:mod:`costtrain.levers`: compile, bf16, fp16,
+            channels_last, whichever this machine and model can use) on the recommended
+            configuration, with at least 2 alternating repeats, in the last
+            :data:`LEVER_SHARE` of the budget (budgets of :data:`LEVER_MIN_BUDGET` seconds or
+            more; smaller ones go to the layouts); a lever is recommended only when it measured
+            faster beyond noise and finishes the job sooner with its compile time counted
+            (:mod:`costtrain.payoff`).
     """
     t_start = time.perf_counter()
     if not (budget_seconds > 0 and math.isfinite(budget_seconds)):
@@ -285,13 +302,18 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
     probe_test = min(probe_test_samples, len(ds.test_y))
     probe_ds = _probe_data(ds, len(ds.train_y), probe_test, seed)
     rate1, eval_s = _calibrate(make_net, probe_ds, batch_size, lr)
-    planned, usable = _size_probes(usable, budget_seconds - (time.perf_counter() - t_start),
+    if levers and budget_seconds < LEVER_MIN_BUDGET:
+        notes.append(f"levers not tuned: a budget of {budget_seconds:.1f} s leaves no time for them "
+                     f"(they get {LEVER_SHARE:.0%} of a budget of at least {LEVER_MIN_BUDGET:g} s).")
+        levers = False
+    layout_budget = budget_seconds * (1 - LEVER_SHARE) if levers else budget_seconds
+    planned, usable = _size_probes(usable, layout_budget - (time.perf_counter() - t_start),
                                    rate1, eval_s, batch_size, len(ds.train_y), notes)
     results, skipped, sizes, setup_guess = [], [], [], {"baseline": 0.5}
     from tqdm.auto import tqdm
     bar = tqdm(total=len(usable), desc="advise", unit="probe", disable=not progress, leave=False)
     for i, (p, fn) in enumerate(usable):
-        left = budget_seconds - (time.perf_counter() - t_start) - RESERVE_SECONDS
+        left = layout_budget - (time.perf_counter() - t_start) - RESERVE_SECONDS
         guesses = [setup_guess.get(_kind(q), MULTIPROCESS_SETUP_GUESS) for q, _ in usable[i:]]
         work = (PLAN_MARGIN * left - sum(guesses) - 6 * eval_s * len(guesses)) / len(guesses)
         samples = max(min(planned, int(rate1 * work)), min(planned, 16 * batch_size))
@@ -333,6 +355,19 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
             row.why = f"{PREDICTED} from a probe on this machine and the link; " + row.why
     rows += [Row(p.label, p.method, {}, status="skipped", why="budget spent") for p in skipped]
     ok = [r for r in rows if r.status == "ok"]
+    lever_advice = None
+    probe = next((p for p, _ in usable if ok and p.label == ok[0].label), None)
+    if levers and ok and probe is None:
+        notes.append("levers not tuned: the recommended configuration was not probed on this "
+                     "machine (a predicted one); tune them with --machines left out.")
+    elif levers and ok:
+        lever_advice = tune_levers(
+            ok[0], probe, _trainer(probe.method)[0], make_net,
+            ds, probe_test=probe_test, batch_size=batch_size, lr=lr, seed=seed, basis=basis,
+            target=target, repeats=max(2, repeats), notes=notes,
+            seconds=budget_seconds - (time.perf_counter() - t_start) - RESERVE_SECONDS)
+        if lever_advice.pick is not None:
+            ok[0].job.update(lever_advice.pick.trial.kwargs)
     if sizes:
         size = (f"{sizes[0]:,}" if min(sizes) == max(sizes)
                 else f"{min(sizes):,} to {max(sizes):,} (smaller when time ran short)")
@@ -341,7 +376,7 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
     return Advice(rows=rows, recommended=ok[0] if ok else None,
                   justification=justify(rows, job=job, basis=basis), notes=notes,
                   probes=results, job=job, basis=basis, budget_seconds=budget_seconds,
-                  elapsed_seconds=time.perf_counter() - t_start)
+                  elapsed_seconds=time.perf_counter() - t_start, levers=lever_advice)
 
 
 def median_probes(results: list[RunResult]) -> list[RunResult]:
@@ -363,6 +398,157 @@ def median_probes(results: list[RunResult]) -> list[RunResult]:
                                       test_accuracy=r.test_accuracy) for r in runs]
         out.append(best)
     return out
+
+
+@dataclass
+class LeverAdvice:
+    """The levers measured on the recommended configuration, their verdicts and the pick."""
+
+    configuration: str
+    verdicts: list[Verdict]
+    pick: Verdict | None
+    samples: int  # per probe
+    job_samples: float
+    skipped: list[str] = field(default_factory=list)
+
+    HEADERS = ("lever", "samples/s with (range)", "without (range)", "steady ratio",
+               "one-off s", "break-even samples", "predicted job s", "verdict")
+
+    def table(self) -> str:
+        from .report import format_table
+        body = [[v.trial.label, _range(v.trial.rates), _range(v.trial.base_rates),
+                 f"{spread(v.trial.rates).median / spread(v.trial.base_rates).median:.2f}x",
+                 round(v.trial.extra_setup, 1),
+                 "never" if math.isinf(v.break_even) else f"{v.break_even:,.0f}",
+                 round(v.job_seconds, 1), ("kept: " if v.kept else "dropped: ") + v.why]
+                for v in self.verdicts]
+        return format_table(body, self.HEADERS)
+
+    def __str__(self) -> str:
+        head = (f"Levers on {self.configuration} ({len(self.verdicts[0].trial.rates) if self.verdicts else 0} "
+                f"alternating repeats of {self.samples:,} samples each; the job: "
+                f"{self.job_samples:,.0f} samples):")
+        lines = [head, self.table()] if self.verdicts else [head, "no lever could be measured"]
+        if self.pick is not None:
+            s = self.pick.speedup
+            lines.append(f"Recommended levers: {self.pick.trial.label}: the job is expected to "
+                         f"finish {s.median:.2f}x sooner ({s.low:.2f}-{s.high:.2f} over the "
+                         f"repeats), {self.pick.job_seconds:.3g} s instead of "
+                         f"{self.pick.base_seconds:.3g} s, one-off set-up included.")
+        else:
+            lines.append("Recommended levers: none (no lever measured faster beyond noise and "
+                         "finished the job sooner).")
+        lines += [f"not measured: {x}" for x in self.skipped]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"configuration": self.configuration, "samples": self.samples,
+                "job_samples": self.job_samples, "skipped": self.skipped,
+                "pick": self.pick.trial.label if self.pick else None,
+                "verdicts": [dict(label=v.trial.label, kwargs=v.trial.kwargs, kept=v.kept,
+                                  why=v.why, rates=v.trial.rates, base_rates=v.trial.base_rates,
+                                  extra_setup=v.trial.extra_setup, ratio=v.ratio.median,
+                                  speedup=dataclasses.asdict(v.speedup),
+                                  break_even=v.break_even, job_seconds=v.job_seconds)
+                             for v in self.verdicts]}
+
+
+def _range(values: list[float]) -> str:
+    s = spread(values)
+    return f"{s.median:,.0f} ({s.low:,.0f}-{s.high:,.0f})"
+
+
+def lever_plan(net: nn.Module, device: str = "cpu") -> list[tuple[str, dict[str, Any]]]:
+    """(label, trainer keywords) of each lever this machine and `net` can use, cheapest first."""
+    plan = []
+    if has_conv(net):
+        plan.append(("channels_last", {"channels_last": True}))
+    if device == "cuda":
+        plan += [("fp16", {"amp": "fp16"})] + (
+            [("bf16", {"amp": "bf16"})] if torch.cuda.is_bf16_supported() else [])
+    elif native_bf16()[0]:
+        plan.append(("bf16", {"amp": "bf16"}))
+    if device == "cuda" or cxx_compiler():
+        plan.append(("compile", {"compile": True}))
+    return plan
+
+
+def tune_levers(row: Row, probe: Probe, fn, make_net, ds: Dataset, *, probe_test: int,
+                batch_size: int, lr: float, seed: int, basis: PriceBasis, target: float | None,
+                repeats: int, seconds: float, notes: list[str]) -> LeverAdvice:
+    """Measure each lever on `row`'s configuration against itself without levers, alternating
+    (base, lever 1, lever 2, ... then again), within `seconds`; judge them
+    (:func:`costtrain.payoff.judge`); if two or more paid, measure them together too."""
+    t0 = time.perf_counter()
+    job_samples = (row.predicted_seconds - row.setup_seconds) * row.samples_per_second
+    net = make_net()
+    net = build_model(net, ds.input_shape, ds.num_classes) if isinstance(net, str) else net
+    plan = lever_plan(net, probe.kwargs.get("device", "cpu"))
+    skipped: list[str] = []
+    per_run = row.setup_seconds + 1.0  # set-up and evaluations of one probe, roughly
+    while plan:
+        compile_cost = COMPILE_GUESS * (1 if probe.method != "baseline" else repeats) \
+            if any("compile" in kw for _, kw in plan) else 0.0
+        runs = repeats * (1 + len(plan))
+        work = (PLAN_MARGIN * seconds - compile_cost - runs * per_run) / runs
+        samples = int(min(len(ds.train_y), row.samples_per_second * work))
+        if samples >= min(len(ds.train_y), 16 * batch_size):
+            break
+        label, _ = plan.pop()  # compile (the dearest) goes first
+        skipped.append(f"{label} (the budget left, {seconds:.0f} s, is too small)")
+    if not plan:
+        return LeverAdvice(row.label, [], None, 0, job_samples, skipped)
+    probe_ds = _probe_data(ds, samples, probe_test, seed)
+
+    def measure(cands: list[tuple[str, dict]]) -> dict[str, list[RunResult]]:
+        runs: dict[str, list[RunResult]] = {}
+        for _, (label, kw) in alternate([("", {})] + cands, repeats):
+            left = seconds - (time.perf_counter() - t0)
+            expect = per_run + samples / row.samples_per_second \
+                + (COMPILE_GUESS if "compile" in kw else 0.0)
+            if left < min(expect, 2.0):
+                break  # out of budget: the repeats so far are judged
+            if "compile" in kw and probe.method == "baseline":
+                reset_compiled()  # each repeat compiles again (the longest one is charged)
+            p = Probe(label or row.label, probe.method, dict(probe.kwargs, **kw))
+            limit = min(left, max(2.5 * expect, expect + 6.0))
+            runs.setdefault(label, []).append(
+                _run_probe(p, fn, make_net, probe_ds, samples, batch_size, lr, seed, basis,
+                           target, limit))
+        return runs
+
+    def trials(runs: dict[str, list[RunResult]], cands) -> list[Trial]:
+        base = runs.get("", [])
+        out = []
+        for label, kw in cands:
+            pairs = [(r, b) for r, b in zip(runs.get(label, []), base)
+                     if r.status == "ok" and b.status == "ok"]
+            if not pairs:
+                why = next((r.error for r in runs[label] if r.status != "ok"), "no repeat ran")
+                skipped.append(f"{label} ({(why or '').splitlines()[0]})")
+                continue
+            extra = max(r.compile_seconds for r, _ in pairs)
+            out.append(Trial(label, [r.steady_samples_per_second for r, _ in pairs],
+                             [b.steady_samples_per_second for _, b in pairs], extra, kw,
+                             sorted(r.test_accuracy for r, _ in pairs)[(len(pairs) - 1) // 2]))
+        return out
+
+    setup = row.setup_seconds
+    verdicts = [judge(t, job_samples=job_samples, base_setup=setup)
+                for t in trials(measure(plan), plan)]
+    kept = [v for v in verdicts if v.kept]
+    if len(kept) >= 2:
+        used = time.perf_counter() - t0
+        if seconds - used > used / (1 + len(plan)) * 2 * 1.2:  # base + combination, repeated
+            combo = (" + ".join(v.trial.label for v in kept),
+                     {k: x for v in kept for k, x in v.trial.kwargs.items()})
+            verdicts += [judge(t, job_samples=job_samples, base_setup=setup)
+                         for t in trials(measure([combo]), [combo])]
+        else:
+            notes.append(f"levers {', '.join(v.trial.label for v in kept)} each paid; the "
+                         "budget left no time to measure them together, so only the best one "
+                         "is recommended (raise --budget-seconds).")
+    return LeverAdvice(row.label, verdicts, pick(verdicts), samples, job_samples, skipped)
 
 
 def add_predicted_ranges(rows: list[Row], probes: list[RunResult]) -> None:
@@ -500,6 +686,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also save advise_accuracy_vs_time.png (the probes) and "
                         "advise_cost.png (predicted cost per configuration) in DIR")
     add_repeats_arg(p, "probe")
+    p.add_argument("--levers", action=argparse.BooleanOptionalAction, default=True,
+                   help="then tune the levers (compile, bf16/fp16, channels_last, whichever this "
+                        "machine and model can use) on the recommended configuration, in the "
+                        f"last {LEVER_SHARE:.0%} of the budget, and recommend only those that "
+                        "measured faster beyond noise and finish the job sooner with their "
+                        "compile time counted (default: on, off with --machines; --no-levers: "
+                        "layouts only)")
     n = p.add_argument_group("several machines (predicted)")
     n.add_argument("--machines", type=positive_int, default=None,
                    help="also rank the parameter server and local SGD on this many machines "
@@ -529,7 +722,8 @@ def run_cli(args: argparse.Namespace) -> None:
                        instance=args.instance, watts=args.watts,
                        price_per_kwh=args.price_per_kwh, prices=args.prices,
                        progress=not args.no_progress, repeats=args.repeats,
-                       machines=args.machines, link=args.link)
+                       machines=args.machines, link=args.link,
+                       levers=args.levers and not args.machines)
     print(advice)
     print(f"\ndata and probes took {time.perf_counter() - t0:.1f} s of the "
           f"{args.budget_seconds:g} s budget")

@@ -10,13 +10,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "sparse-synthetic")  # costtrain.data.DATASETS
+DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "sparse-synthetic",
+                 "wordnet-supersense")  # costtrain.data.DATASETS
 MODEL_NAMES = ("cnn", "mlp", "simple", "sparse-linear")  # costtrain.models.MODELS
 PS_MODES = ("sync", "async")  # costtrain.ps_ranks.MODES
 OPTIMIZER_NAMES = ("sgd", "adam")  # costtrain.engine.OPTIMIZERS
 PIPELINE_NAMES = ("memory", "classic")  # costtrain.engine.PIPELINES
 SHARDING_NAMES = ("full", "shard")  # costtrain.hogwild.SHARDINGS
 METHOD_NAMES = ("baseline", "hogwild", "ps", "local-sgd")  # costtrain run --method
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune",
+                 "max-autotune-no-cudagraphs")  # costtrain.levers.COMPILE_MODES
+AMP_NAMES = ("bf16", "fp16")  # costtrain.levers.AMP_DTYPES
+LEVER_OPTIONS = ("compile", "amp", "channels_last", "force_amp", "base_batch")  # baseline, hogwild
 
 
 def _number(text: str, kind: type, lowest: float, inclusive: bool) -> float:
@@ -64,15 +69,17 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data and model")
     g.add_argument("--dataset", default="fashion-mnist", choices=DATASET_NAMES,
                    help="dataset to train on (default: %(default)s, available offline on Debian "
-                        "as the package dataset-fashion-mnist)")
+                        "as the package dataset-fashion-mnist; wordnet-supersense = WordNet 3.0's "
+                        "noun supersenses from the package wordnet-base, sparse text for "
+                        "--model sparse-linear)")
     g.add_argument("--data-dir", type=existing_dir, default=None,
                    help="folder holding the dataset files, searched first (else $COSTTRAIN_DATA, "
-                        "./data, system folders)")
+                        "./data, for WordNet $WNSEARCHDIR, system folders)")
     g.add_argument("--download", action="store_true",
                    help="let torchvision download the dataset into --data-dir or ./data if it "
                         "is not found")
     g.add_argument("--subset", type=positive_int, default=None,
-                   help="train on a stratified sample of this many training images "
+                   help="train on a stratified sample of this many training samples "
                         "(default: all)")
     g.add_argument("--sparse-features", type=positive_int, default=None,
                    help="sparse-synthetic: number of features d (default: 2**18)")
@@ -81,7 +88,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default="simple", choices=MODEL_NAMES,
                    help="simple = the classic 2-conv Hogwild! example net, mlp = small MLP, "
                         "cnn = small CNN for CIFAR-10, sparse-linear = logistic regression for "
-                        "sparse-synthetic (default: %(default)s)")
+                        "sparse-synthetic and wordnet-supersense (default: %(default)s)")
 
 
 def add_optim_args(p: argparse.ArgumentParser, *, eval_every: bool = True,
@@ -154,6 +161,26 @@ def add_local_sgd_args(p: argparse.ArgumentParser) -> None:
                         "data parallel (default: %(default)s)")
 
 
+def add_lever_args(p: argparse.ArgumentParser) -> None:
+    """The levers of one process (baseline and Hogwild!): compile, amp, channels_last, batch."""
+    g = p.add_argument_group("levers (--method baseline, hogwild; see notebook 01b)")
+    g.add_argument("--compile", nargs="?", const="default", default=False, choices=COMPILE_MODES,
+                   metavar="MODE",
+                   help="torch.compile the net (MODE: default, reduce-overhead (CUDA), "
+                        "max-autotune, max-autotune-no-cudagraphs; default: default); its first "
+                        "step runs during set-up and is reported as compile seconds")
+    g.add_argument("--amp", choices=AMP_NAMES, default=None,
+                   help="mixed precision: bf16 (CPUs with native bf16: AVX512-BF16/AMX; CUDA) or "
+                        "fp16 (CUDA, with loss scaling); refused where it would be slow")
+    g.add_argument("--force-amp", action="store_true",
+                   help="run --amp even where the hardware has no native support (slow)")
+    g.add_argument("--channels-last", action="store_true",
+                   help="conv nets: keep weights and activations in NHWC memory layout")
+    g.add_argument("--base-batch", type=positive_int, default=None, metavar="B",
+                   help="--lr is meant for batches of B samples: train with lr x batch-size / B "
+                        "(the linear scaling rule; default: --lr as given)")
+
+
 def add_run_args(p: argparse.ArgumentParser) -> None:
     """Options of ``costtrain run``, grouped by method."""
     p.add_argument("--method", default="baseline", choices=METHOD_NAMES,
@@ -184,6 +211,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
                    help="Hogwild!, sparse models: measure one 20 ms slot of time in this many: "
                         "its steps check whether another worker wrote their rows meanwhile "
                         "(default: %(default)s)")
+    add_lever_args(p)
     add_dist_args(p)
     add_ps_args(p)
     add_local_sgd_args(p)

@@ -9,9 +9,11 @@ import torch.nn as nn
 
 from .checks import check_threads
 from .data import ClassicImageDataset, Dataset
-from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_hparams,
-                     close_eval_curve, evaluate, loss_fn, mark_diverged, optimizer_label, prepare,
-                     progress_bar, sgd, steady_rate)
+from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_base_batch,
+                     check_hparams, close_eval_curve, evaluate, linear_scaled_lr, loss_fn,
+                     mark_diverged, optimizer_label, prepare, progress_bar, sgd, steady_rate)
+from .levers import Fast, check_levers, grad_scaler, make_levers, to_memory_format
+from .measure import timed
 from .models import display_name, sgd_settings
 from .procs import Interrupted
 from .result import RunResult
@@ -24,6 +26,7 @@ def _classic_loader(ds: Dataset, batch_size: int, gen: torch.Generator):
     return iter(loader)
 
 
+@timed
 def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist", *,
                    epochs: int = 1, batch_size: int = 64, lr: float | None = None,
                    momentum: float | None = None, optimizer: OptimizerFactory | None = None,
@@ -31,6 +34,9 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
                    device: str = "cpu", seed: int = 42, subset: int | None = None,
                    data_root: str | None = None, eval_every: int | None = None,
                    log_every: int = 10, pipeline: str = "memory",
+                   compile: bool | str = False, amp: str | None = None,
+                   channels_last: bool = False, force_amp: bool = False,
+                   base_batch: int | None = None,
                    progress: bool = False, on_progress: Callable | None = None) -> RunResult:
     """Train `net` on `data` in this process and measure it.
 
@@ -46,29 +52,45 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
         eval_every: also evaluate on the test set every this many samples (time kept apart).
         log_every: batches per point of the loss curve.
         pipeline: ``memory`` (in-memory tensors) or ``classic`` (DataLoader, per-sample transforms).
+        compile: ``torch.compile`` the net: True (mode ``default``) or a mode of
+            :data:`~costtrain.levers.COMPILE_MODES`. Its first step is taken during set-up and
+            timed: ``compile_seconds``, part of ``setup_seconds``.
+        amp: autocast to ``bf16`` (CPU with native bf16, or CUDA) or ``fp16`` (CUDA).
+        channels_last: conv nets only: NHWC memory layout.
+        force_amp: run ``amp`` even where the hardware has no native support (slow).
+        base_batch: `lr` is meant for batches of this size; the run uses
+            ``lr * batch_size / base_batch`` (the linear scaling rule). Default SGD only.
         on_progress: called as ``on_progress(0, new_samples, epoch, samples, loss)`` every
             ``log_every`` batches (the signature Hogwild!'s workers report with).
     Raises:
         Interrupted: Ctrl-C during training (a KeyboardInterrupt); ``.result`` holds the run so
             far (status ``partial``, evaluated on the test set).
     """
+    t_setup = time.perf_counter()
     check_hparams(epochs=epochs, batch_size=batch_size, lr=1.0 if lr is None else lr,
                   eval_every=eval_every)
     if pipeline not in PIPELINES:
         raise CosttrainError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}.")
+    check_base_batch(base_batch, optimizer)
+    levers = make_levers(compile, amp, channels_last)
     dev = resolve_device(device)
+    check_levers(levers, dev, net if isinstance(net, nn.Module) else None, force_amp=force_amp)
     threads = num_cores() if threads is None else threads
     if threads < 1:
         raise CosttrainError(f"threads must be >= 1, got {threads}.")
     check_threads(1, threads)
-    t_setup = time.perf_counter()
     with num_threads(threads):
         model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
-        model.to(dev).train()
+        check_levers(levers, dev, model, force_amp=force_amp)
+        to_memory_format(model.to(dev), levers).train()
         lr, momentum = sgd_settings(model, lr, momentum)
+        if base_batch:
+            lr = linear_scaled_lr(lr, batch_size, base_batch)
         factory = optimizer or sgd(lr, momentum)
         opt = factory(list(model.parameters()))
-        gen = seed_everything(seed)
+        fast, scaler = Fast(model, levers, dev, batch_size), grad_scaler(levers, dev)
+        compile_seconds = fast.warm_up(ds.train_x[:batch_size], ds.train_y[:batch_size])
+        gen = seed_everything(seed)  # after the warm-up: its dropout draws change nothing
         test_x, test_y = ds.test_x.to(dev), ds.test_y.to(dev)
         log, evaluator = LossLog(log_every), Evaluator(test_x, test_y, eval_every, dev)
         total = epochs * len(ds.train_y)
@@ -84,9 +106,10 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
                 for xb, yb in it:
                     xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
                     opt.zero_grad(set_to_none=True)
-                    loss = loss_fn(model(xb), yb)
-                    loss.backward()
-                    opt.step()
+                    loss = loss_fn(fast(xb), yb)  # the net with the levers on (compiled, autocast)
+                    scaler.scale(loss).backward()  # scaled for fp16 only, else as it is
+                    scaler.step(opt)
+                    scaler.update()
                     elapsed = time.perf_counter() - t0 - evaluator.seconds
                     log.add(loss.item(), len(yb), elapsed)
                     bar.update(len(yb))
@@ -122,8 +145,10 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
         config=dict(dataset=ds.name, model=display_name(net, model),
                     epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, seed=seed,
                     subset=subset, train_samples=len(ds.train_y), pipeline=pipeline,
-                    processes=1, optimizer=optimizer_label(factory)),
+                    processes=1, optimizer=optimizer_label(factory), base_batch=base_batch,
+                    **levers.config()),
         device=str(dev), threads=threads, setup_seconds=setup, train_seconds=train_seconds,
+        compile_seconds=compile_seconds,
         eval_seconds=final_eval + evaluator.seconds, samples=log.samples,
         samples_per_second=log.samples / train_seconds if train_seconds > 0 else 0.0,
         steady_samples_per_second=steady_rate(log.curve), test_loss=test_loss,

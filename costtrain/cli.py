@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import pool
-from .args import (METHOD_NAMES, add_data_args, add_optim_args, add_output_args, add_repeats_arg,
+from .args import (LEVER_OPTIONS, METHOD_NAMES, add_data_args, add_optim_args, add_output_args, add_repeats_arg,
                    add_run_args, positive_float, positive_int)
 from .checks import MEMORY_SHARE, available_memory
 from .errors import CosttrainError, ResourceError
@@ -38,6 +38,8 @@ NOT_ON_CLI: tuple[str, ...] = ("on_progress",)  # callbacks: Python only (the no
 SUBCOMMANDS = (  # name, help: each module has add_arguments(parser) and run_cli(args)
     ("advise", "recommend the fastest/cheapest method for this machine from short probes"),
     ("notebooks", "run the notebooks headless (papermill); --reference: the committed copies"),
+    ("class", "a class's results: 'collect DIR' merges the files students hand in into one "
+              "table and figure"),
 )
 EXIT_OK, EXIT_INPUT, EXIT_FAILED, EXIT_DIVERGED, EXIT_UNWRITABLE = 0, 2, 3, 4, 5
 EXIT_HUNG_UP, EXIT_INTERRUPTED, EXIT_TERMINATED = 129, 130, 143
@@ -83,6 +85,9 @@ def _subcommand(name: str):
     if name == "advise":
         from . import advise
         return advise
+    if name == "class":
+        from . import classroom
+        return classroom
     from . import notebooks
     return notebooks
 
@@ -110,7 +115,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                            "(default: %(default)s)")
     cmp_.add_argument("--only", nargs="*", default=None,
                       help="run only configurations whose label starts with one of these")
-    cmp_.add_argument("--figures", default="figures",
+    cmp_.add_argument("--figures", default="results/figures",
                       help="folder for the figures: compare_losses.png, "
                            "compare_accuracy_vs_time.png, compare_cost.png (default: "
                            "%(default)s; '' for none)")
@@ -142,7 +147,8 @@ def _load(args):
         sparse = {}
     ds = load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed,
                       download=args.download, **sparse)
-    print(f"data: {ds.name}, {len(ds.train_y):,} training / {len(ds.test_y):,} test images "
+    what = "samples" if ds.features is not None else "images"
+    print(f"data: {ds.name}, {len(ds.train_y):,} training / {len(ds.test_y):,} test {what} "
           f"from {ds.source}", flush=True)
     if args.data_dir and not Path(ds.source).resolve().is_relative_to(Path(args.data_dir).resolve()):
         _warn(f"no {ds.name} files in --data-dir {args.data_dir}; used the copy in {ds.source}")
@@ -170,13 +176,21 @@ def run_kwargs(args: argparse.Namespace) -> dict:
     if args.optimizer != "sgd" and args.method in ("ps", "local-sgd"):
         raise CosttrainError(f"--optimizer {args.optimizer}: --method {args.method} steps with "
                              "SGD (--lr, --momentum); use --optimizer sgd.")
+    levers = {k: getattr(args, k) for k in LEVER_OPTIONS}
     if args.method == "baseline":
         return dict(common, epochs=args.epochs, pipeline=args.pipeline,
-                    optimizer=_optimizer(args))
+                    optimizer=_optimizer(args), **levers)
     if args.method == "hogwild":
         return dict(common, processes=args.processes, epochs_per_process=args.epochs_per_process,
                     sharding=args.sharding, pipeline=args.pipeline, timeout=args.timeout,
-                    optimizer=_optimizer(args), collision_every=args.collision_every)
+                    optimizer=_optimizer(args), collision_every=args.collision_every, **levers)
+    given = [f"--{k.replace('_', '-')}" for k, v in levers.items() if v]
+    if given:
+        raise CosttrainError(
+            f"{', '.join(given)}: the levers apply to --method baseline and hogwild. The "
+            f"{'parameter server' if args.method == 'ps' else 'local SGD'} ranks run without "
+            "them (the parameter server scales its lr by the workers with --scale-lr); measure "
+            "the levers on one process first (notebook 01b).")
     if args.method == "local-sgd":
         return dict(common, workers=args.workers, average_every=args.average_every,
                     epochs=args.epochs, addr=args.addr, port=args.port, scale_lr=args.scale_lr,

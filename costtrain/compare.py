@@ -8,6 +8,7 @@ from .cost import PriceBasis, attach_cost, price_basis
 from .energy import EnergyMeter
 from .data import Dataset, load_dataset
 from .noise import alternate, first_verdict, median_index, speedup_verdict, spread
+from .prose import one_run_sentence
 from .result import RunResult
 from .utils import CosttrainError, num_cores
 
@@ -62,7 +63,8 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
                    target_accuracy: float | None = None,
                    price: PriceBasis | None = None,
                    on_start: Callable[[str], None] | None = None,
-                   on_progress: Callable | None = None, repeats: int = 1) -> list[RunResult]:
+                   on_progress: Callable | None = None, repeats: int = 1,
+                   cold: bool = True) -> list[RunResult]:
     """Run every configuration of :func:`comparison_plan` on one loaded dataset.
 
     Every result gets ``cost`` (:func:`costtrain.cost.attach_cost`): energy measured around
@@ -75,18 +77,27 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
     then all again: a slow spell of the machine hits each alike); each configuration's result
     is its median run (by wall time) and ``extra['repeats']`` keeps every run's numbers
     (:func:`repeat_record`). `on_result` sees every run.
+
+    ``cold`` (default): the warm Hogwild! pool is closed before every Hogwild! run, so each
+    one starts its workers as a one-off run does and its total is its measured wall time;
+    no configuration's numbers depend on which ran before it. Either way ``setup_seconds`` is
+    the one-off set-up and ``warm_setup_seconds`` what a re-run in the same process pays.
     """
     if not isinstance(repeats, int) or repeats < 1:
         raise CosttrainError(f"repeats must be an integer >= 1, got {repeats!r}.")
     ds = data if isinstance(data, Dataset) else load_dataset(data, data_root, subset=subset,
                                                             seed=seed)
     price = price or price_basis()
-    plan = [run for run in comparison_plan(total_epochs)
-            if not only or any(run[0].startswith(o) for o in only)]
+    plan = comparison_plan(total_epochs)
+    if only:  # in the order given
+        plan = [run for o in only for run in plan if run[0].startswith(o)]
+        plan = list({run[0]: run for run in plan}.values())
     runs: dict[str, list[RunResult]] = {label: [] for label, _, _ in plan}
     for _, (label, trainer, kw) in alternate(plan, repeats):
         if on_start:
             on_start(label)
+        if cold:
+            _close_pool()
         with EnergyMeter(price.watts) as meter:
             r = trainer(model, ds, batch_size=batch_size, lr=lr, seed=seed,
                         eval_every=eval_every, progress=progress, on_progress=on_progress, **kw)
@@ -95,13 +106,22 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
         runs[label].append(r)
         if on_result:
             on_result(r)
+    if cold:
+        _close_pool()
     return [median_run(rs) if repeats > 1 else rs[0] for rs in runs.values()]
+
+
+def _close_pool() -> None:
+    from . import pool
+    pool.close_all()
 
 
 def repeat_record(r: RunResult) -> dict:
     """The numbers of one repeat kept in the median run's ``extra['repeats']``."""
-    return dict(setup_seconds=r.setup_seconds, train_seconds=r.train_seconds,
-                eval_seconds=r.eval_seconds, total_seconds=r.total_seconds,
+    return dict(setup_seconds=r.setup_seconds, warm_setup_seconds=r.warm_setup_seconds,
+                train_seconds=r.train_seconds, eval_seconds=r.eval_seconds,
+                total_seconds=r.total_seconds, wall_seconds=r.wall_seconds,
+                warm_total_seconds=r.warm_total_seconds, load=r.extra.get("load"),
                 samples_per_second=r.samples_per_second,
                 steady_samples_per_second=r.steady_samples_per_second,
                 test_accuracy=r.test_accuracy, status=r.status,
@@ -120,26 +140,56 @@ def repeats_of(r: RunResult, key: str) -> list:
     """Every repeat's value of `key` (e.g. ``total_seconds``), or the run's own for one run."""
     reps = r.extra.get("repeats")
     if reps:
-        return [x[key] for x in reps]
+        return [x.get(key) for x in reps]
     if key == "time_to_target_seconds":
         return [(r.cost or {}).get(key)]
+    if key == "load":
+        return [r.extra.get("load")]
     return [getattr(r, key)]
 
 
+def busy_runs(results: list[RunResult]) -> list[RunResult]:
+    """Results whose measurement (any repeat) ran while other work competed for the cores."""
+    return [r for r in results if any((x or {}).get("busy") for x in repeats_of(r, "load"))]
+
+
 def verdicts(results: list[RunResult], target: bool = False) -> list[str]:
-    """The noise-aware sentences under the comparison table: fastest end to end, and (with a
-    target accuracy) which configuration reaches it first."""
+    """The sentences under the comparison table, from the noise-aware helpers.
+
+    Ranked by one-off end-to-end time (each configuration pays its own start-up), then by the
+    end-to-end time of a re-run in the same process (warm workers), then (with a target
+    accuracy) by time to the target, interpolated between evaluations. A busy machine is
+    named instead of a verdict; one run each names no winner.
+    """
     ok = [r for r in results if r.status == "ok"]
     if len(ok) < 2:
         return []
-    ranked = sorted(ok, key=lambda r: spread(repeats_of(r, "total_seconds")).median)
-    out = [speedup_verdict(ranked[0].label, repeats_of(ranked[0], "total_seconds"),
-                           ranked[1].label, repeats_of(ranked[1], "total_seconds"))]
-    if target:
-        out.append(first_verdict({r.label: repeats_of(r, "time_to_target_seconds") for r in ok},
-                                 "the target accuracy"))
+    busy = busy_runs(ok)
+    if busy:
+        worst = max(busy, key=lambda r: max((x or {}).get("other_cores", 0.0)
+                                            for x in repeats_of(r, "load")))
+        load = max((x for x in repeats_of(worst, "load") if x), key=lambda x: x["other_cores"])
+        names = ", ".join(r.label for r in busy)
+        return [f"No verdict: the machine was busy during {names} ({load['note']} during "
+                f"{worst.label}): these numbers are not reliable; re-run when it is idle."]
     if not any(r.extra.get("repeats") for r in ok):
-        out.append("(one run each: noise cannot be judged; use --repeats 3)")
+        return [one_run_sentence("End to end", {r.label: r.total_seconds for r in ok})
+                + " (use --repeats 3 for a verdict)."]
+
+    def ranked(key: str) -> list[RunResult]:
+        return sorted(ok, key=lambda r: spread(repeats_of(r, key)).median)
+    one_off, warm = ranked("total_seconds"), ranked("warm_total_seconds")
+    out = ["One-off runs (each pays its own start-up): " + speedup_verdict(
+        one_off[0].label, repeats_of(one_off[0], "total_seconds"),
+        one_off[1].label, repeats_of(one_off[1], "total_seconds")) + "."]
+    out.append("If you re-run in this process or kernel (warm workers): " + speedup_verdict(
+        warm[0].label, repeats_of(warm[0], "warm_total_seconds"),
+        warm[1].label, repeats_of(warm[1], "warm_total_seconds")) + ".")
+    if target:
+        out.append("Time to the target accuracy (one-off set-up + training, interpolated "
+                   "between evaluations): " + first_verdict(
+                       {r.label: repeats_of(r, "time_to_target_seconds") for r in ok},
+                       "the target accuracy") + ".")
     return out
 
 

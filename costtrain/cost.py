@@ -137,8 +137,9 @@ def as_fraction(target: float | None) -> float | None:
 def time_to_target(result: RunResult, target: float) -> dict[str, float] | None:
     """When held-out accuracy first reached `target`, or None if it never did.
 
-    ``wall_seconds`` = set-up seconds + training seconds at the first evaluation at or above
-    the target (periodic evaluation time is not included); resolution is ``eval_every``.
+    ``wall_seconds`` = one-off set-up seconds + training seconds at which the test accuracy
+    reached the target, interpolated linearly between the two evaluations around it
+    (:func:`costtrain.engine.time_to_accuracy`; periodic evaluation time is not included).
     """
     from .engine import time_to_accuracy
     seconds, samples = time_to_accuracy(result.eval_curve, as_fraction(target))

@@ -2,10 +2,13 @@
 
 Search order for the files of a dataset:
 1. the ``root`` argument, 2. the ``COSTTRAIN_DATA`` environment variable, 3. ``./data``,
-4. the Debian/Ubuntu package location (Fashion-MNIST: ``dataset-fashion-mnist``),
-5. torchvision's download into ``./data`` when ``download=True``.
+4. (WordNet only) WordNet's own ``WNSEARCHDIR`` environment variable,
+5. the Debian/Ubuntu package location (Fashion-MNIST: ``dataset-fashion-mnist``, WordNet:
+   ``wordnet-base``),
+6. torchvision's download into ``./data`` when ``download=True`` (image datasets only).
 
 ``sparse-synthetic`` has no files: it is generated from a seed (:mod:`costtrain.sparse`).
+``wordnet-supersense`` is read from WordNet 3.0's ``data.noun`` (:mod:`costtrain.wordnet`).
 """
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ import torch
 from .shared import share
 from .utils import CosttrainError
 
-DEBIAN_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
+WORDNET = "wordnet-supersense"  # read from WordNet's data.noun: see costtrain.wordnet
+DEBIAN_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist"),
+               WORDNET: Path("/usr/share/wordnet")}
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -47,7 +52,12 @@ SPECS = {
                  "dog", "frog", "horse", "ship", "truck"]),
 }
 SPARSE = "sparse-synthetic"  # generated, not read: see costtrain.sparse
-DATASETS = (*SPECS, SPARSE)
+# WordNet's files: data.noun directly in a search root, or below it (upstream's tarball: dict/)
+WORDNET_SUBDIRS = ["", "wordnet", "dict", "WordNet-3.0/dict"]
+WORDNET_FILE = "data.noun"
+DATASETS = (*SPECS, SPARSE, WORDNET)
+# Datasets with settings of their own (keywords of load_dataset besides root, subset, seed...).
+WITH_SETTINGS = (SPARSE, WORDNET)
 
 
 class DataNotFoundError(CosttrainError, FileNotFoundError):
@@ -63,8 +73,11 @@ class Dataset:
     """Train/test tensors: images float32 (N, C, H, W) normalized, labels int64 (N,).
 
     Sparse datasets (``features`` set) hold int64 feature ids (N, k) instead of images: each
-    sample is a bag of ``k`` of ``features`` binary features, and ``input_shape`` is
-    ``(features,)``, the dimension a model sees.
+    sample is a bag of up to ``k`` of ``features`` features (an id may repeat), and
+    ``input_shape`` is ``(features,)``, the dimension a model sees. Ids are ``0..features-1``;
+    the id ``features`` itself is padding, filling the rows of bags shorter than ``k``
+    (:class:`~costtrain.sparse.SparseLinear` leaves it out). ``vocabulary`` names the features
+    of a text dataset (id ``i`` is word ``vocabulary[i]``).
     """
 
     name: str
@@ -78,6 +91,7 @@ class Dataset:
     source: str = ""
     info: dict = field(default_factory=dict)
     features: int | None = None
+    vocabulary: list[str] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -223,7 +237,10 @@ def search_paths(name: str, root: str | Path | None = None) -> list[Path]:
     if os.environ.get("COSTTRAIN_DATA"):
         bases.append(Path(os.environ["COSTTRAIN_DATA"]))
     bases.append(Path("data"))
-    folders = [b / sub if sub else b for b in bases for sub in SPECS[name]["subdirs"]]
+    subdirs = WORDNET_SUBDIRS if name == WORDNET else SPECS[name]["subdirs"]
+    folders = [b / sub if sub else b for b in bases for sub in subdirs]
+    if name == WORDNET and os.environ.get("WNSEARCHDIR"):
+        folders.append(Path(os.environ["WNSEARCHDIR"]))
     if name in DEBIAN_DIRS:
         folders.append(DEBIAN_DIRS[name])
     return folders
@@ -231,9 +248,11 @@ def search_paths(name: str, root: str | Path | None = None) -> list[Path]:
 
 def _locate(name: str, root: str | Path | None) -> Path | None:
     for folder in search_paths(name, root):
+        if name == WORDNET and (folder / WORDNET_FILE).is_file():
+            return folder
         if name == "cifar10" and _has_cifar(folder):
             return folder
-        if name != "cifar10" and _find_idx(folder):
+        if name not in ("cifar10", WORDNET) and _find_idx(folder):
             return folder
     return None
 
@@ -261,6 +280,11 @@ def _not_found(name: str, root: str | Path | None) -> DataNotFoundError:
     if name == "fashion-mnist":
         how = ("  - on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist (offline), or\n"
                + how)
+    if name == WORDNET:
+        how = ("  - on Debian/Ubuntu: sudo apt-get install wordnet-base (offline; WordNet 3.0), or\n"
+               f"  - elsewhere: get WordNet 3.0 and pass the folder holding its {WORDNET_FILE} "
+               "(the dict/ folder) as root= (CLI: --data-dir), or name it in COSTTRAIN_DATA or "
+               "WNSEARCHDIR\n  (costtrain does not download WordNet)")
     return DataNotFoundError(f"dataset {name!r} not found. Searched:\n  {searched}\n"
                              f"To get it:\n{how}")
 
@@ -294,14 +318,16 @@ def load_dataset(name: str = "fashion-mnist", root: str | Path | None = None, *,
     """Find, decode and normalise a dataset (or generate ``sparse-synthetic``).
 
     Args:
-        name: one of ``fashion-mnist`` (default), ``mnist``, ``cifar10``, ``sparse-synthetic``.
+        name: one of ``fashion-mnist`` (default), ``mnist``, ``cifar10``, ``sparse-synthetic``,
+            ``wordnet-supersense``.
         root: folder to look in first (then ``$COSTTRAIN_DATA``, ``./data``, system folders).
         subset: keep a stratified sample of this many training images (chosen by ``seed``).
         test_subset: likewise for the test set.
         download: allow torchvision to download into ``root`` (or ``./data``) as a last resort.
-        generator: ``sparse-synthetic`` only: ``train``, ``test``, ``features``, ``k``,
+        generator: ``sparse-synthetic``: ``train``, ``test``, ``features``, ``k``,
             ``classes``, ``zipf``, ``noise`` (see :func:`costtrain.sparse.make_sparse_synthetic`)
             and ``data_seed`` (default 0; ``seed`` only picks the subset).
+            ``wordnet-supersense``: ``max_tokens`` (default 32, see :mod:`costtrain.wordnet`).
     """
     name = name.lower().replace("_", "-")
     if name == "cifar-10":
@@ -311,11 +337,13 @@ def load_dataset(name: str = "fashion-mnist", root: str | Path | None = None, *,
     for label, n in (("subset", subset), ("test_subset", test_subset)):
         if n is not None and n < 1:
             raise CosttrainError(f"{label} must be a positive number of samples, got {n}.")
-    if generator and name != SPARSE:
-        raise CosttrainError(f"{', '.join(generator)}: generator settings are for {SPARSE} "
-                             f"only, not {name!r}.")
+    if generator and name not in WITH_SETTINGS:
+        raise CosttrainError(f"{', '.join(generator)}: settings are for {SPARSE} (its generator) "
+                             f"and {WORDNET} (max_tokens) only, not {name!r}.")
     if name == SPARSE:
         ds = _sparse_synthetic(generator)
+    elif name == WORDNET:
+        ds = _wordnet(root, generator)
     else:
         ds = _load_files(name, root, download)
     if subset is not None:
@@ -345,11 +373,30 @@ def _sparse_synthetic(generator: dict) -> Dataset:
                    info=dict(generator=dict(settings, data_seed=data_seed)))
 
 
-def _load_files(name: str, root: str | Path | None, download: bool) -> Dataset:
-    """Find and decode the files of an image dataset."""
+def _check_root(root: str | Path | None) -> None:
     if root is not None and not Path(root).is_dir():
         raise DataNotFoundError(f"data directory {str(root)!r} does not exist; pass an "
                                 "existing folder or leave it out to search the usual places.")
+
+
+def _wordnet(root: str | Path | None, settings: dict) -> Dataset:
+    """Find WordNet's ``data.noun`` and read ``wordnet-supersense`` from it (late import)."""
+    from .wordnet import load_wordnet
+    unknown = sorted(set(settings) - {"max_tokens"})
+    if unknown:
+        raise CosttrainError(f"{WORDNET}: unknown setting(s) {', '.join(unknown)}; known: "
+                             "max_tokens.")
+    _check_root(root)
+    folder = _locate(WORDNET, root)
+    if folder is None:
+        raise _not_found(WORDNET, root)
+    return load_wordnet(folder / WORDNET_FILE, **{k: v for k, v in settings.items()
+                                                  if v is not None})
+
+
+def _load_files(name: str, root: str | Path | None, download: bool) -> Dataset:
+    """Find and decode the files of an image dataset."""
+    _check_root(root)
     spec = SPECS[name]
     folder = _locate(name, root)
     if folder is None:

@@ -107,6 +107,23 @@ def shard_indices(n: int, rank: int, parts: int, seed: int) -> torch.Tensor:
     return perm.tensor_split(parts)[rank]
 
 
+def linear_scaled_lr(lr: float, batch_size: int, base_batch: int) -> float:
+    """The linear scaling rule (Goyal et al. 2017): a batch k times larger takes a k times larger
+    step. The parameter server's sync mode and local SGD scale by their workers the same way."""
+    return lr * batch_size / base_batch
+
+
+def check_base_batch(base_batch: int | None, optimizer: object = None) -> None:
+    """``base_batch`` is a whole number >= 1 and scales the default SGD only."""
+    if base_batch is None:
+        return
+    if isinstance(base_batch, bool) or not isinstance(base_batch, int) or base_batch < 1:
+        raise CosttrainError(f"base_batch must be an integer >= 1 or None, got {base_batch!r}.")
+    if optimizer is not None:
+        raise CosttrainError("base_batch scales the default SGD's learning rate; with your own "
+                             "optimizer factory, set its learning rate yourself.")
+
+
 def check_hparams(*, epochs: int = 1, batch_size: int = 1, lr: float = 1.0,
                   eval_every: int | None = None) -> None:
     """Raise a clear error for values no trainer can use."""
@@ -190,6 +207,7 @@ class Evaluator:
         self.x, self.y, self.every, self.device = x, y, every, device
         self.curve: Curve = new_curve("samples", "seconds", "accuracy", "loss")
         self.seconds = 0.0
+        self.spans: list[tuple[float, float]] = []  # (start, end) perf_counter of each evaluation
         self._next = every or 0
 
     def due(self, samples: int) -> bool:
@@ -198,7 +216,9 @@ class Evaluator:
     def __call__(self, net: nn.Module, samples: int, train_seconds: float) -> tuple[float, float]:
         t0 = time.perf_counter()
         loss, acc = evaluate(net, self.x, self.y, device=self.device)
-        self.seconds += time.perf_counter() - t0
+        t1 = time.perf_counter()
+        self.seconds += t1 - t0
+        self.spans.append((t0, t1))
         self.curve["samples"].append(samples)
         self.curve["seconds"].append(round(train_seconds, 4))
         self.curve["accuracy"].append(acc)
@@ -217,6 +237,23 @@ def steady_rate(curve: Curve, skip: float = 0.2) -> float:
     i = min(int(len(s) * skip), len(s) - 2)
     dt = t[-1] - t[i]
     return (s[-1] - s[i]) / dt if dt > 0 else 0.0
+
+
+def idle_spans(eval_spans: list[tuple[float, float]], others_end: float) -> list[tuple[float, float]]:
+    """The parts of one worker's evaluations during which no other worker trained.
+
+    The other workers train from 0 to `others_end` (0 when there are none) on the same clock
+    as `eval_spans`; only what lies after that is a pause of the whole run.
+    """
+    return [(max(a, others_end), b) for a, b in eval_spans if b > others_end]
+
+
+def on_training_clock(curve: Curve, pauses: list[tuple[float, float]]) -> Curve:
+    """`curve` with each point's ``seconds`` less the pauses that ended before it."""
+    out = {k: list(v) for k, v in curve.items()}
+    out["seconds"] = [round(t - sum(min(b, t) - a for a, b in pauses if a < t), 4)
+                      for t in curve.get("seconds", [])]
+    return out
 
 
 def merge_curves(curves: list[Curve]) -> Curve:
@@ -248,8 +285,19 @@ def close_eval_curve(r: RunResult) -> None:
 
 
 def time_to_accuracy(eval_curve: Curve, target: float) -> tuple[float | None, int | None]:
-    """First (training seconds, samples) at which held-out accuracy reached `target` (0..1)."""
+    """(training seconds, samples) at which held-out accuracy first reached `target` (0..1).
+
+    Interpolated linearly between the last evaluation below the target and the first at or
+    above it (evaluations are ``eval_every`` samples apart; reading only the evaluation points
+    would make "who reached it first" a matter of where they fall). None when never reached.
+    """
+    prev = (0.0, 0, None)
     for s, sec, acc in zip(eval_curve["samples"], eval_curve["seconds"], eval_curve["accuracy"]):
         if acc >= target:
-            return sec, s
+            t0, s0, a0 = prev
+            if a0 is None or acc <= a0:
+                return sec, s
+            f = (target - a0) / (acc - a0)
+            return t0 + f * (sec - t0), round(s0 + f * (s - s0))
+        prev = (sec, s, acc)
     return None, None

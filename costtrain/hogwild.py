@@ -44,9 +44,13 @@ from . import pool, procs, shared
 from .checks import (check_device, check_optimizer, check_plan, check_shareable,
                      check_shared_memory)
 from .data import ClassicImageDataset, Dataset
-from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_hparams,
-                     close_eval_curve, evaluate, loss_fn, mark_diverged, merge_curves,
-                     optimizer_label, prepare, progress_bar, sgd, shard_indices, steady_rate)
+from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_base_batch,
+                     check_hparams, close_eval_curve, evaluate, idle_spans, linear_scaled_lr,
+                     loss_fn, mark_diverged, merge_curves, on_training_clock, optimizer_label,
+                     prepare, progress_bar, sgd, shard_indices, steady_rate)
+from .levers import (Fast, Levers, check_levers, compile_in_this_process, grad_scaler,
+                     make_levers, restore_buffers, snapshot_buffers, to_memory_format)
+from .measure import timed
 from .models import display_name, sgd_settings
 from .result import RunResult
 from .sparse import Collisions, collision_summary, has_sparse_grads
@@ -69,18 +73,23 @@ def worker(rank: int, job: Job, model: nn.Module, source: Source,
     """
     torch.set_num_threads(job.threads)
     collisions.bind(model, rank)
-    gen = seed_everything(job.seed + rank)
     dev = torch.device(job.device)
     opt = job.optimizer(list(model.parameters()))
     indices = (shard_indices(len(source), rank, job.processes, job.seed)
                if job.sharding == "shard" else None)
+    fast, scaler = Fast(model, job.levers, dev, job.batch_size), grad_scaler(job.levers, dev)
+    if job.levers.compile:  # compile before the start signal: its time is set-up
+        compile_in_this_process()
+        first = next(source.epoch(job.batch_size, torch.Generator().manual_seed(job.seed), indices))
+        fast.warm_up(*first, undo_buffers=False)  # the parent restores the shared buffers
+    gen = seed_everything(job.seed + rank)
     log = LossLog(job.log_every)
     evaluator = Evaluator(*(test or (None, None)), job.eval_every if rank == 0 and test else None,
                           dev)
     procs.report("ready", None)
     while not start.wait(0.1):
         if procs.should_stop():
-            return _outcome(log, evaluator, collisions, 0.0, stopped=True)
+            return _outcome(log, evaluator, collisions, None, stopped=True)
     model.train()
     t0 = time.perf_counter()
     reported = 0
@@ -89,12 +98,12 @@ def worker(rank: int, job: Job, model: nn.Module, source: Source,
             xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
             collisions.begin()  # reading the shared parameters starts now
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            opt.step()
+            loss = loss_fn(fast(xb), yb)  # the net with the levers on (compiled, autocast)
+            scaler.scale(loss).backward()  # scaled for fp16 only, else as it is
+            scaler.step(opt)
+            scaler.update()
             collisions.end()  # did another worker write my rows meanwhile? (sampled)
-            now = time.perf_counter() - t0  # one clock for every worker's loss curve
-            elapsed = now - evaluator.seconds  # training seconds (eval curve, like the baseline)
+            now = time.perf_counter() - t0  # one clock for every worker's curves (wall since start)
             log.add(loss.item(), len(yb), now)
             if log.samples - reported >= job.log_every * job.batch_size:
                 procs.report("progress", (log.samples - reported, epoch, log.samples,
@@ -105,30 +114,34 @@ def worker(rank: int, job: Job, model: nn.Module, source: Source,
                     counter.value += len(yb)
                     total = counter.value
                 if evaluator.due(total):
-                    evaluator(model, total, elapsed)
+                    evaluator(model, total, now)
             if procs.should_stop() or log.diverged:
-                return _outcome(log, evaluator, collisions, time.perf_counter() - t0,
-                                stopped=True)
+                return _outcome(log, evaluator, collisions, t0, stopped=True,
+                                compile_seconds=fast.compile_seconds)
     if dev.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0 - evaluator.seconds
-    log.flush(seconds + evaluator.seconds)
-    procs.report("done", (log.samples - reported, evaluator.seconds))
-    return _outcome(log, evaluator, collisions, seconds + evaluator.seconds, stopped=False)
+    procs.report("done", (log.samples - reported,))
+    return _outcome(log, evaluator, collisions, t0, stopped=False,
+                    compile_seconds=fast.compile_seconds)
 
 
-def _outcome(log: LossLog, evaluator: Evaluator, collisions: Collisions, seconds: float,
-             stopped: bool) -> dict:
+def _outcome(log: LossLog, evaluator: Evaluator, collisions: Collisions, t0: float | None,
+             stopped: bool, compile_seconds: float = 0.0) -> dict:
+    """What a worker hands in; times are wall seconds since its start signal (`t0`)."""
+    seconds = 0.0 if t0 is None else time.perf_counter() - t0
     log.flush(seconds)
+    spans = [(a - t0, b - t0) for a, b in evaluator.spans] if t0 is not None else []
     return dict(curve=log.curve, samples=log.samples, eval_curve=evaluator.curve,
-                eval_seconds=evaluator.seconds, seconds=seconds, stopped=stopped,
+                eval_seconds=evaluator.seconds, eval_spans=spans, seconds=seconds,
+                stopped=stopped,
                 diverged=log.diverged, threads=torch.get_num_threads(),
-                collisions=collisions.counts())
+                collisions=collisions.counts(), compile_seconds=compile_seconds)
 
 
 
 # ------------------------------------------------------------------ the native API
 
+@timed
 def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist", *,
                   processes: int = 2, epochs_per_process: int = 1, sharding: str = "full",
                   batch_size: int = 64, lr: float | None = None,
@@ -137,7 +150,9 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
                   subset: int | None = None, data_root: str | None = None,
                   eval_every: int | None = None, log_every: int = 10, pipeline: str = "memory",
                   progress: bool = False, timeout: float | None = 60.0,
-                  collision_every: int = 10, on_progress: Callable | None = None) -> RunResult:
+                  collision_every: int = 10, compile: bool | str = False,
+                  amp: str | None = None, channels_last: bool = False, force_amp: bool = False,
+                  base_batch: int | None = None, on_progress: Callable | None = None) -> RunResult:
     """Train `net` with `processes` Hogwild! workers on shared-memory parameters.
 
     Args:
@@ -164,6 +179,10 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
             (:func:`costtrain.procs.stalled`); None waits for ever.
         collision_every: sparse models: measure one 20 ms slot of time in this many; its steps
             check whether another worker wrote their rows meanwhile (``extra['collisions']``).
+        compile, amp, channels_last, force_amp, base_batch: the levers, as in
+            :func:`~costtrain.baseline.train_baseline`; each worker compiles its own copy of the
+            code before the start signal (``compile_seconds``: the slowest worker's, part of
+            set-up).
         on_progress: called in this process as ``on_progress(rank, new_samples, epoch,
             worker_samples, loss)`` every ``log_every`` batches of each worker.
 
@@ -189,14 +208,21 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
         raise CosttrainError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}.")
     if timeout is not None and not timeout > 0:
         raise CosttrainError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+    check_base_batch(base_batch, optimizer)
+    levers = make_levers(compile, amp, channels_last)
     dev = check_device(device)
+    check_levers(levers, dev, net if isinstance(net, nn.Module) else None, force_amp=force_amp)
     if pipeline == "classic" and dev.type != "cpu":
         raise CosttrainError("pipeline='classic' (per-sample transforms) runs on the CPU only.")
     if isinstance(net, nn.Module):
         check_shareable(net, "net")  # before prepare()'s dry run: say first what spawn cannot do
     model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
     check_shareable(model, "net")
+    check_levers(levers, dev, model, force_amp=force_amp)
+    to_memory_format(model, levers)  # before sharing: the workers get the NHWC tensors
     lr, momentum = sgd_settings(model, lr, momentum)
+    if base_batch:
+        lr = linear_scaled_lr(lr, batch_size, base_batch)
     factory = optimizer or sgd(lr, momentum)
     check_optimizer(factory, model)
     if sharding == "shard" and processes > len(ds.train_y):
@@ -213,10 +239,11 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
               else Source(ds.train_x.to(dev), ds.train_y.to(dev)))
     job = Job(processes=processes, epochs=epochs_per_process, batch_size=batch_size,
               optimizer=factory, threads=threads, device=str(dev), seed=seed, sharding=sharding,
-              eval_every=eval_every, log_every=log_every, collision_every=collision_every)
+              eval_every=eval_every, log_every=log_every, collision_every=collision_every,
+              levers=levers)
     config = dict(dataset=ds.name, model=display_name(net, model),
                   lr=lr, momentum=momentum, subset=subset, train_samples=len(ds.train_y),
-                  pipeline=pipeline)
+                  pipeline=pipeline, base_batch=base_batch)
     return train_source(model, source, job, test=test, timeout=timeout, progress=progress,
                         on_progress=on_progress,
                         config=config, t_setup=t_setup)
@@ -277,6 +304,7 @@ class Job:
     eval_every: int | None = None
     log_every: int = 10
     collision_every: int = 10
+    levers: Levers = Levers()
 
 
 def split_work(total_epochs: int, processes: int) -> dict[str, Any]:
@@ -300,14 +328,18 @@ def share(model: nn.Module, dev: torch.device) -> nn.Module:
 class _Clock:
     """Parent side: start the workers together and time them (the ``on_message`` handler)."""
 
-    def __init__(self, processes: int, start, bar, on_progress) -> None:
+    def __init__(self, processes: int, start, bar, on_progress,
+                 on_all_ready: Callable[[], None] | None = None) -> None:
         self.processes, self.start, self.bar, self.on_progress = processes, start, bar, on_progress
+        self.on_all_ready = on_all_ready
         self.ready, self.t_start, self.done = 0, None, {}
 
     def __call__(self, rank: int, kind: str, payload: Any) -> None:
         if kind == "ready":
             self.ready += 1
             if self.ready == self.processes:
+                if self.on_all_ready:
+                    self.on_all_ready()
                 self.t_start = time.perf_counter()
                 self.bar.set_description_str("hogwild")
                 self.start.set()
@@ -317,12 +349,19 @@ class _Clock:
                 self.on_progress(rank, *payload)
         elif kind == "done":
             self.bar.update(payload[0])
-            self.done[rank] = time.perf_counter() - self.t_start - payload[1]
+            self.done[rank] = time.perf_counter() - self.t_start
 
-    def train_seconds(self, outcomes: dict[int, dict]) -> float:
-        """From the start signal to the last worker's end, less worker 0's evaluation time."""
-        ends = [self.done.get(r, o["seconds"] - o["eval_seconds"]) for r, o in outcomes.items()]
+    def training_wall(self, outcomes: dict[int, dict]) -> float:
+        """Seconds from the start signal to the last worker's end of training."""
+        ends = [self.done.get(r, o["seconds"]) for r, o in outcomes.items()]
         return max(ends, default=0.0)
+
+
+def pauses(outcomes: dict[int, dict]) -> list[tuple[float, float]]:
+    """Worker 0's evaluations while no other worker trained: pauses of the whole run."""
+    zero = outcomes.get(0, {})
+    others_end = max((o["seconds"] for r, o in outcomes.items() if r != 0), default=0.0)
+    return idle_spans(zero.get("eval_spans", []), others_end)
 
 
 def train_source(model: nn.Module, source: Source, job: Job, *,
@@ -342,6 +381,8 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     per_epoch = len(source) if job.sharding == "full" else -(-len(source) // job.processes)
     bar = progress_bar(job.processes * job.epochs * per_epoch, progress, "hogwild")
     bar.set_description_str(f"hogwild: starting {job.processes} process(es)")
+    # compiling workers each ran one warm-up step on the shared model: undo it on its buffers
+    saved = snapshot_buffers(model) if job.levers.compile else []
     collisions = Collisions(model, job.collision_every)
     args = [(job, model, source, test if job.eval_every else None, collisions)] * job.processes
     error: procs.WorkerError | procs.Interrupted | None = None
@@ -349,7 +390,8 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     test_loss, test_acc, final_eval = float("nan"), float("nan"), 0.0
     try:
         with pool.lease(job.processes, classes) as workers:  # warm workers, or fresh ones
-            clock = _Clock(job.processes, workers.start, bar, on_progress)
+            clock = _Clock(job.processes, workers.start, bar, on_progress,
+                           on_all_ready=lambda: restore_buffers(model, saved))
             try:
                 outcomes = dict(enumerate(workers.run(worker, args, name="hogwild worker",
                                                       timeout=timeout, on_message=clock,
@@ -368,10 +410,11 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
         final_eval = time.perf_counter() - t_eval
     finally:
         bar.close()
-    result = _result(outcomes, clock.train_seconds(outcomes), job, config or {})
+    result = _result(outcomes, clock.training_wall(outcomes), job, config or {})
     result.extra["collisions"] = collision_summary(
         [o.get("collisions", {}) for o in outcomes.values()], job.processes,
         has_sparse_grads(model), job.collision_every)
+    result.extra["startup"] = dict(workers.startup)
     result.setup_seconds = t_start - t_setup
     result.eval_seconds += final_eval
     result.test_loss, result.test_accuracy = test_loss, test_acc
@@ -386,17 +429,30 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     return result
 
 
-def _result(outcomes: dict[int, dict], train_seconds: float, job: Job, config: dict) -> RunResult:
-    curves = {str(r): o["curve"] for r, o in outcomes.items()}
+def _result(outcomes: dict[int, dict], wall: float, job: Job, config: dict) -> RunResult:
+    """The record of the workers' outcomes; `wall` = start signal to the last one's end.
+
+    Every curve is put on the training clock (worker 0's evaluations while no other worker
+    trained are taken out), so train seconds, samples/s and the steady rate follow the
+    same rule as the baseline's.
+    """
+    idle = pauses(outcomes)
+    train_seconds = max(0.0, wall - sum(b - a for a, b in idle))
+    curves = {str(r): on_training_clock(o["curve"], idle) for r, o in outcomes.items()}
     merged = merge_curves(list(curves.values()))
     samples = sum(o["samples"] for o in outcomes.values())
     zero = outcomes.get(0, {})
+    if zero.get("eval_curve"):
+        zero = dict(zero, eval_curve=on_training_clock(zero["eval_curve"], idle))
     return RunResult(
         method="hogwild", config=dict(config, processes=job.processes,
                                       epochs_per_process=job.epochs, sharding=job.sharding,
-                                      batch_size=job.batch_size, seed=job.seed),
+                                      batch_size=job.batch_size, seed=job.seed,
+                                      **job.levers.config()),
         threads=job.threads, train_seconds=train_seconds,
-        eval_seconds=zero.get("eval_seconds", 0.0), samples=samples,
+        compile_seconds=max((o.get("compile_seconds", 0.0) for o in outcomes.values()),
+                            default=0.0),
+        eval_seconds=sum(b - a for a, b in idle), samples=samples,
         samples_per_second=samples / train_seconds if train_seconds > 0 else 0.0,
         steady_samples_per_second=steady_rate(merged), loss_curve=merged,
         worker_curves=curves, eval_curve=zero.get("eval_curve") or Evaluator(None, None, None).curve,

@@ -46,6 +46,7 @@ from .engine import (batches, check_hparams, close_eval_curve, evaluate, LossLog
                      merge_curves, prepare, progress_bar, shard_indices, steady_rate)
 from .gloo import (RankError, first_line, join_group, listen, recv_json, send_json,
                    share_with_ranks, torchrun_env, torchrun_main)
+from .measure import timed
 from .models import build_model, display_name, sgd_settings
 from .result import RunResult, new_curve
 from .utils import CosttrainError, Stopwatch, hardware_info, resolve_device, threads_per_process
@@ -233,6 +234,7 @@ def worker_lr(lr: float, workers: int, scale_lr: bool) -> float:
     return lr * workers if scale_lr else lr
 
 
+@timed
 def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist", *,
                     workers: int = 2, average_every: int = 8, epochs: int = 1,
                     batch_size: int = 64, lr: float | None = None,

@@ -95,7 +95,8 @@ def build_model(name: str, input_shape: tuple[int, ...] = (1, 28, 28),
     if (name == "sparse-linear") != (len(input_shape) == 1):
         raise CosttrainError(
             f"model {name!r} does not fit input shape {tuple(input_shape)}: 'sparse-linear' "
-            "needs a sparse dataset (sparse-synthetic), the other models need images.")
+            "needs a sparse dataset (sparse-synthetic, wordnet-supersense), the other models "
+            "need images.")
     if name in ("simple", "cnn") and input_shape[1] < (16 if name == "simple" else 8):
         raise CosttrainError(f"model {name!r} needs images of at least 16x16, got {input_shape}.")
     return MODELS[name](tuple(input_shape), num_classes)  # type: ignore[arg-type]

@@ -84,3 +84,4 @@ def first_verdict(seconds_by_label: dict[str, Sequence[float | None]],
         text += (f", then {ranked[1]} ({nxt.text()} s)"
                  + (": within noise, the ranges overlap" if best.overlaps(nxt) else ""))
     return text
+

@@ -28,6 +28,7 @@ from .data import Dataset
 from .engine import (check_hparams, close_eval_curve, mark_diverged, merge_curves, prepare,
                      progress_bar, steady_rate)
 from .gloo import RankError, listen, share_with_ranks, torchrun_env, torchrun_main
+from .measure import timed
 from .models import build_model, display_name, sgd_settings
 from .ps_ranks import MODES, PSConfig, run_rank, worker_batches
 from .result import RunResult
@@ -68,6 +69,7 @@ def check_config(mode: str, workers: int, *, epochs: int = 1, batch_size: int = 
         raise CosttrainError(f"max_staleness must be >= 0 or None, got {max_staleness}.")
 
 
+@timed
 def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str = "fashion-mnist",
                            *, mode: str = "sync", workers: int = 2, epochs: int = 1,
                            batch_size: int = 64, lr: float | None = None,

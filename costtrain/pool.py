@@ -117,6 +117,16 @@ class _Member:
     warm: bool = False
     done: bool = False
     result: Any = None
+    started: float = field(default_factory=time.monotonic)
+    warm_at: float | None = None  # when it had imported what it preloads
+
+    def mark_warm(self) -> None:
+        if not self.warm:
+            self.warm, self.warm_at = True, time.monotonic()
+
+    def start_seconds(self) -> float:
+        """How long this worker took to start (spawn + imports), once it is warm."""
+        return (self.warm_at - self.started) if self.warm_at is not None else 0.0
 
 
 @dataclass
@@ -126,6 +136,7 @@ class Pool:
     main: bool = True  # whether workers import the parent's __main__ (classes defined there)
     members: list[_Member] = field(default_factory=list)
     classes: dict[str, type] = field(default_factory=dict)
+    startup: dict[str, float] = field(default_factory=dict)  # of the last run (see run())
 
     def __post_init__(self) -> None:
         self.ctx = mp.get_context("spawn")
@@ -180,7 +191,8 @@ class Pool:
                         "and that memory is free, or pass a larger timeout.", m.rank)
                 if m.conn.poll(min(left, 0.5)):
                     kind, _ = m.conn.recv()
-                    m.warm = m.warm or kind == "warm"
+                    if kind == "warm":
+                        m.mark_warm()
 
     def close(self) -> None:
         """Terminate every worker (idle ones hold nothing) and reap them all."""
@@ -202,6 +214,10 @@ class Pool:
         ``.results`` holds what the others returned. Any failure or interrupt closes the pool.
         The silence rule applies once a worker has started (imported torch); a fresh worker
         still starting is bound by the overall `timeout` only.
+
+        ``startup`` then holds ``waited`` (seconds this run waited for workers to start) and
+        ``unpaid`` (what reused warm workers had cost to start, beyond that wait): what a
+        one-off run would have paid on top (:mod:`costtrain.measure`).
         """
         self.grow(len(args))
         self.stop.clear()
@@ -209,6 +225,8 @@ class Pool:
         with self.counter.get_lock():
             self.counter.value = 0
         team = self.members[:len(args)]
+        t_dispatch, warm_before = time.monotonic(), [m.warm for m in team]
+        self.startup = {}
         try:
             with procs.resource_errors(f"sending the job to {len(team)} workers"):
                 for m, a in zip(team, args):
@@ -220,6 +238,7 @@ class Pool:
         except BaseException:
             _discard(self)
             raise
+        self.startup = startup_paid(team, warm_before, t_dispatch)
         if failure is not None:
             _discard(self)
             if any(m.proc.exitcode == procs.MAIN_GUARD_EXIT for m in team):
@@ -239,7 +258,7 @@ class Pool:
             if kind in ("ok", "error"):
                 final, m.done = (kind, payload), True
             elif kind == "warm":
-                m.warm = True
+                m.mark_warm()
             elif on_message is not None:
                 on_message(m.rank, kind, payload)
         return got, final
@@ -304,6 +323,16 @@ class Pool:
         if failure is not None:
             failure.results = {m.rank: m.result for m in team if m.result is not None}
         return failure
+
+
+def startup_paid(team: list[_Member], warm_before: list[bool], t_dispatch: float) -> dict:
+    """``waited``: seconds after dispatch until the last fresh worker was warm; ``unpaid``:
+    the start-up of the reused warm workers beyond that (a one-off run pays it)."""
+    waited = max([m.warm_at - t_dispatch for m, w in zip(team, warm_before)
+                  if not w and m.warm_at is not None] + [0.0])
+    reused = max([m.start_seconds() for m, w in zip(team, warm_before) if w] + [0.0])
+    return dict(waited=max(0.0, waited), unpaid=max(0.0, reused - waited),
+                fresh_workers=warm_before.count(False))
 
 
 def _qualified(cls: type) -> str:

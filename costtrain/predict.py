@@ -106,8 +106,10 @@ class Row:
     def command(self) -> str:
         """The ``costtrain run`` command line for the whole job (built-in models and data)."""
         method = "ps" if self.method.startswith("ps") else self.method
-        opts = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in self.job.items()
-                        if k != "pipeline" and v is not None)
+        opts = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True or v == "default" and
+                                                      k == "compile" else f" {v}")
+                        for k, v in self.job.items()
+                        if k != "pipeline" and v is not None and v is not False)
         return f"costtrain run --method {method} {opts}"
 
 

@@ -5,6 +5,7 @@ from typing import Sequence
 
 from .comm import describe
 from .noise import spread
+from .prose import number
 from .result import RunResult
 
 
@@ -22,18 +23,23 @@ def format_table(rows: Sequence[Sequence], headers: Sequence[str]) -> str:
 
 def _fmt(c) -> str:
     if isinstance(c, float):
-        return f"{c:.3g}" if abs(c) < 10 else f"{c:,.0f}" if abs(c) >= 1000 else f"{c:.1f}"
+        return number(c)  # the same rounding as the sentences beside the table
     return "-" if c is None else str(c)
 
 
-RESULT_HEADERS = ("run", "threads", "setup s", "train s", "eval s", "total s", "samples/s",
-                  "steady/s", "test acc %")
+RESULT_HEADERS = ("run", "threads", "setup s", "warm setup s", "train s", "eval s", "total s",
+                  "samples/s", "steady/s", "test acc %")
 
 
 def result_row(r: RunResult) -> list:
-    return [r.label, r.threads, round(r.setup_seconds, 2), round(r.train_seconds, 2),
-            round(r.eval_seconds, 2), round(r.total_seconds, 2), round(r.samples_per_second),
-            round(r.steady_samples_per_second), round(100 * r.test_accuracy, 2)]
+    """The row of `r` in :func:`results_table`: set-up one-off and warm, total the measured
+    end-to-end time (never a sum of parts); floats unrounded: the table prints them with
+    :func:`costtrain.prose.number`, as sentences quoting them do."""
+    return [r.label + (" (busy)" if (r.extra.get("load") or {}).get("busy") else ""),
+            r.threads, float(r.setup_seconds), float(r.warm_setup_seconds),
+            float(r.train_seconds), float(r.eval_seconds), float(r.total_seconds),
+            round(r.samples_per_second), round(r.steady_samples_per_second),
+            100 * float(r.test_accuracy)]
 
 
 def results_table(results: Sequence[RunResult]) -> str:
@@ -48,11 +54,21 @@ def summary(r: RunResult) -> str:
              f"thread(s) per process)",
              f"  samples trained : {r.samples:,} ({r.samples_per_second:,.0f}/s overall, "
              f"{r.steady_samples_per_second:,.0f}/s steady state)",
-             f"  wall time       : set-up {r.setup_seconds:.2f} s + train {r.train_seconds:.2f} s"
-             f" + eval {r.eval_seconds:.2f} s = {r.total_seconds:.2f} s",
+             f"  wall time       : {r.total_seconds:.2f} s end to end (set-up "
+             f"{r.setup_seconds:.2f} s one-off, {r.warm_setup_seconds:.2f} s when re-run warm; "
+             f"train {r.train_seconds:.2f} s; eval {r.eval_seconds:.2f} s)",
              f"  test accuracy   : {100 * r.test_accuracy:.2f} % (loss {r.test_loss:.4f})"]
+    levers = [f"{k}={v}" for k in ("compile", "amp", "channels_last", "base_batch")
+              if (v := c.get(k))]
+    if levers:
+        lines.insert(3, f"  levers          : {', '.join(levers)}"
+                        + (f"; compiling took {r.compile_seconds:.2f} s of the set-up"
+                           if c.get("compile") else ""))
     if r.extra.get("comm"):
         lines.append(f"  communication   : {describe(r.extra['comm'])}")
+    if (r.extra.get("load") or {}).get("busy"):
+        lines.append(f"  machine         : busy ({r.extra['load']['note']}): these numbers are "
+                     "not reliable; re-run when it is idle")
     if r.status != "ok":
         lines.append(f"  status          : {r.status}: {r.error}")
     if r.cost:
@@ -60,14 +76,15 @@ def summary(r: RunResult) -> str:
     return "\n".join(lines)
 
 
-REPEAT_HEADERS = ("run", "runs", "total s median (min-max)", "train s median (min-max)",
+REPEAT_HEADERS = ("run", "runs", "total s median (min-max)", "setup s median (min-max)",
+                  "warm setup s median (min-max)", "train s median (min-max)",
                   "steady/s median (min-max)", "test acc % median (min-max)")
 
 
 def median_range(values: Sequence[float]) -> str:
     """``12.3 (11.9-13.0)``: the median and the range of repeated values (one value: itself)."""
     s = spread(values)
-    return f"{s.median:.3g}" if s.n < 2 else f"{s.median:.3g} ({s.low:.3g}-{s.high:.3g})"
+    return number(s.median) if s.n < 2 else f"{number(s.median)} ({number(s.low)}-{number(s.high)})"
 
 
 def repeats_table(results: Sequence[RunResult]) -> str:
@@ -75,11 +92,15 @@ def repeats_table(results: Sequence[RunResult]) -> str:
     rows = []
     for r in results:
         reps = r.extra.get("repeats") or [dict(total_seconds=r.total_seconds,
+                                               setup_seconds=r.setup_seconds,
+                                               warm_setup_seconds=r.warm_setup_seconds,
                                                train_seconds=r.train_seconds,
                                                steady_samples_per_second=r.steady_samples_per_second,
                                                test_accuracy=r.test_accuracy)]
         rows.append([r.label, len(reps),
                      median_range([x["total_seconds"] for x in reps]),
+                     median_range([x["setup_seconds"] for x in reps]),
+                     median_range([x.get("warm_setup_seconds", x["setup_seconds"]) for x in reps]),
                      median_range([x["train_seconds"] for x in reps]),
                      median_range([x["steady_samples_per_second"] for x in reps]),
                      median_range([100 * x["test_accuracy"] for x in reps])])

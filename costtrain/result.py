@@ -26,11 +26,20 @@ def new_curve(*columns: str) -> Curve:
 class RunResult:
     """What one training run measured.
 
-    Times are wall-clock seconds: ``setup`` (data, processes, process groups), ``train``
-    (the training loop only) and ``eval`` (test-set evaluation, final and periodic).
+    Times are wall-clock seconds, one definition for every trainer (:mod:`costtrain.measure`):
+    ``setup_seconds`` from the call to the first training step as a one-off run pays it
+    (worker start-up included, even when warm workers were reused), ``warm_setup_seconds``
+    what a re-run in the same process pays, ``train_seconds`` the training wall time less the
+    evaluation pauses in which no worker trained, ``eval_seconds`` evaluation that did not
+    overlap training, ``total_seconds`` the measured wall time of the call (plus the start-up
+    of reused warm workers, so that it is what a one-off run takes) and ``wall_seconds`` the
+    call's wall time as it ran. ``steady_samples_per_second`` is the rate of the loss curve on
+    the training clock after its first 20 % of points. ``extra['load']`` says whether other
+    work competed for the cores meanwhile.
     ``loss_curve`` is the mean training loss indexed by samples seen (all workers together);
     ``worker_curves`` holds the same per worker for multi-process methods. ``eval_curve``
-    has held-out accuracy by samples seen and by training seconds.
+    has held-out accuracy by samples seen and by training seconds. ``compile_seconds`` is the
+    part of set-up that ``torch.compile``'s first step(s) took (0 when not compiled).
     """
 
     method: str
@@ -40,9 +49,13 @@ class RunResult:
     setup_seconds: float = 0.0
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
+    total_seconds: float | None = None  # None: a record no trainer timed (set-up + train + eval)
+    warm_setup_seconds: float | None = None
+    wall_seconds: float | None = None
     samples: int = 0
     samples_per_second: float = 0.0
     steady_samples_per_second: float = 0.0
+    compile_seconds: float = 0.0  # included in setup_seconds, reported on its own
     test_loss: float = float("nan")
     test_accuracy: float = float("nan")
     loss_curve: Curve = field(default_factory=lambda: new_curve("samples", "seconds", "loss"))
@@ -59,15 +72,20 @@ class RunResult:
 
     def __post_init__(self) -> None:
         self.label = self.label or default_label(self.method, self.config)
+        if self.total_seconds is None:
+            self.total_seconds = self.setup_seconds + self.train_seconds + self.eval_seconds
+        if self.warm_setup_seconds is None:
+            self.warm_setup_seconds = self.setup_seconds
+        if self.wall_seconds is None:
+            self.wall_seconds = self.total_seconds
 
     @property
-    def total_seconds(self) -> float:
-        return self.setup_seconds + self.train_seconds + self.eval_seconds
+    def warm_total_seconds(self) -> float:
+        """End to end for a re-run in the same process (warm workers, no start-up)."""
+        return self.total_seconds - (self.setup_seconds - self.warm_setup_seconds)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["total_seconds"] = self.total_seconds
-        return d
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunResult":

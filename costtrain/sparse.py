@@ -5,10 +5,13 @@
   frequency (a few features are common, most are rare, as words are in text), and labelled by a
   planted linear model with label noise.
 * :class:`SparseLinear` (``sparse-linear``) is logistic regression whose forward is one
-  ``nn.EmbeddingBag(d, classes, mode='sum', sparse=True)``: a step reads and writes only the
-  rows of the features in its batch, so plain SGD (momentum 0) keeps the update sparse.
+  ``nn.EmbeddingBag(d + 1, classes, mode='sum', sparse=True)`` (the last row pads short bags):
+  a step reads and writes only the rows of the features in its batch, so plain SGD
+  (momentum 0) keeps the update sparse. It also fits ``wordnet-supersense``, real text
+  (:mod:`costtrain.wordnet`).
 * :class:`Collisions` measures, for Hogwild!, how often another worker wrote one of a step's
-  rows while that step was computing (the conflicts the paper bounds).
+  rows while that step was computing (the conflicts the paper bounds);
+  :func:`expected_row_overlap` predicts it from the data's feature frequencies alone.
 
 Niu, Recht, Ré, Wright, "Hogwild!: A Lock-Free Approach to Parallelizing Stochastic Gradient
 Descent", NIPS 2011, https://arxiv.org/abs/1106.5730
@@ -77,22 +80,31 @@ def _check_sparse(**kw) -> None:
 class SparseLinear(nn.Module):
     """Logistic regression on bags of feature ids: ``logits = sum_i W[x_i] + b``.
 
-    ``W`` is an ``nn.EmbeddingBag(features, classes, mode='sum', sparse=True)``: its gradient
-    is a sparse tensor holding only the rows of the batch's features.
+    ``W`` is an ``nn.EmbeddingBag(features + 1, classes, mode='sum', sparse=True)``: its
+    gradient is a sparse tensor holding only the rows of the batch's features. Its last row,
+    id ``features``, is padding (``padding_idx``): bags shorter than the batch's width are
+    filled with it, and it is left out of the sum and of the gradient (never written).
     """
 
     sparse_lr = SPARSE_LR  # the learning rate the trainers use when none is given
 
     def __init__(self, features: int = 2 ** 18, num_classes: int = 2) -> None:
         super().__init__()
-        self.bag = nn.EmbeddingBag(features, num_classes, mode="sum", sparse=True)
+        self.features = features
+        self.bag = nn.EmbeddingBag(features + 1, num_classes, mode="sum", sparse=True,
+                                   padding_idx=features)
         self.bias = nn.Parameter(torch.zeros(num_classes))
         nn.init.zeros_(self.bag.weight)  # a convex problem: start from zero, as SGD texts do
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The features' rows of the table (features, classes), without the padding row."""
+        return self.bag.weight[:self.features]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_floating_point():
             raise CosttrainError("sparse-linear takes int64 feature ids (N, k), e.g. the "
-                                 "sparse-synthetic dataset, not images.")
+                                 "sparse-synthetic or wordnet-supersense dataset, not images.")
         return self.bag(x) + self.bias
 
 
@@ -123,6 +135,27 @@ def step_footprint(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
             written += p.numel()
     net.zero_grad(set_to_none=True)
     return dict(written=written, total=total, fraction=written / max(1, total))
+
+
+def batch_row_probability(x: torch.Tensor, features: int, batch_size: int) -> torch.Tensor:
+    """For each row 0..features-1: the chance that a random batch of `batch_size` samples of
+    `x` (N, k) writes it, ``1 - (1 - n_r / N) ** batch_size`` where ``n_r`` counts the samples
+    holding feature ``r`` (ids >= `features` are padding and ignored)."""
+    xs = x.sort(1).values
+    first = torch.ones_like(xs, dtype=torch.bool)
+    first[:, 1:] = xs[:, 1:] != xs[:, :-1]  # count a feature once per sample
+    ids = xs[first & (xs < features)]
+    share = torch.bincount(ids, minlength=features)[:features].double() / max(1, len(x))
+    return 1 - (1 - share) ** batch_size
+
+
+def expected_row_overlap(x: torch.Tensor, features: int, batch_size: int) -> float:
+    """The share of a step's rows that one concurrent step of another worker also writes,
+    expected from feature frequencies alone: ``sum p_r^2 / sum p_r`` with ``p`` from
+    :func:`batch_row_probability`. Frequent features weigh in squared: they are in most
+    steps' batches, so both workers write them."""
+    p = batch_row_probability(x, features, batch_size)
+    return float((p * p).sum() / p.sum().clamp_min(1e-12))
 
 
 SLOT_NS = 20_000_000  # Collisions cut time into slots of 20 ms and measure one in `every`

@@ -16,9 +16,14 @@ The contract every notebook (and the browser test) relies on:
 * Re-running the panel's cell (or Run All) keeps the student's last choice: each control's
   last value is remembered per panel name while the kernel lives (restart the kernel, or
   press **Reset**, to return to the ``parameters`` values).
-* The live plot is redrawn at most twice a second from the trainers' progress messages
-  (training loss against seconds and against samples) and, when a run ends, with the test
-  accuracy it measured.
+* The live plot (training loss against seconds and against samples) is redrawn at a steady
+  pace, once a second by default, from the moment a run starts until it ends, whatever the
+  method and however often its workers report; when the run ends it adds the test accuracy it
+  measured. Until the first report it says "starting ..." (no empty axes), and the line above
+  it says what the run is doing: starting its worker processes, training, waiting for a report
+  (evaluating), done.
+* Text tables printed inside a panel keep their columns (no wrapping mid-number); elsewhere
+  ``display(NoWrap(text))`` does the same.
 
 The older two-cell form still works: ``controls = training_controls(...)`` in one cell,
 ``v = read_controls(controls)`` in the next.
@@ -100,6 +105,24 @@ def average_every_control(value: int = 8) -> W.SelectionSlider:
                              style=_STYLE, layout=_LAYOUT)
 
 
+def toggle_control(value: bool = False, *, description: str) -> W.Checkbox:
+    """An on/off lever such as ``torch.compile`` or ``channels_last``."""
+    if not isinstance(value, bool):
+        raise CosttrainError(f"{description} must be True or False, got {value!r}.")
+    return W.Checkbox(value=value, description=description, style=_STYLE, layout=_LAYOUT)
+
+
+AMP_CHOICES = ("off", "bf16", "fp16")  # "off" reads as amp=None
+
+
+def amp_control(value: str = "off") -> W.Dropdown:
+    """Mixed precision: ``off``, ``bf16`` or ``fp16`` (the trainers refuse what is slow here)."""
+    if value not in AMP_CHOICES:
+        raise CosttrainError(f"amp must be one of {AMP_CHOICES}, got {value!r}.")
+    return W.Dropdown(options=list(AMP_CHOICES), value=value, description="mixed precision",
+                      style=_STYLE, layout=_LAYOUT)
+
+
 def link_control(value: str = "wifi") -> W.Dropdown:
     """A network link preset for predictions (``lan``, ``wifi``, ``wan``)."""
     from .network import LINKS
@@ -122,6 +145,8 @@ class Controls(W.VBox):
         for name, w in self.controls.items():
             if name == "split":
                 out["processes"], out["epochs_per_process"] = w.value
+            elif name == "amp":
+                out["amp"] = None if w.value == "off" else w.value
             else:
                 out[name] = w.value
         return out
@@ -132,11 +157,15 @@ def training_controls(*, method: str | None = None, methods: Sequence[str] = MET
                       workers: int | None = None, threads: int | None = None,
                       batch_size: int | None = 64, lr: float | None = 0.01,
                       average_every: int | None = None, link: str | None = None,
+                      compile: bool | None = None, amp: str | None = None,
+                      channels_last: bool | None = None,
                       title: str | None = "Pick values, then run the next cell") -> Controls:
     """Controls for the values given (``None`` leaves one out).
 
     ``total_epochs`` with ``processes`` gives the split slider (processes x epochs per process
-    at constant total work); ``processes`` alone gives a plain slider.
+    at constant total work); ``processes`` alone gives a plain slider. The levers:
+    ``compile`` and ``channels_last`` give check boxes, ``amp`` (``"off"``, ``"bf16"``,
+    ``"fp16"``) a menu whose ``"off"`` reads as ``amp=None``.
     """
     c: dict[str, W.ValueWidget] = {}
     if method is not None:
@@ -157,6 +186,12 @@ def training_controls(*, method: str | None = None, methods: Sequence[str] = MET
         c["average_every"] = average_every_control(average_every)
     if link is not None:
         c["link"] = link_control(link)
+    if compile is not None:
+        c["compile"] = toggle_control(compile, description="torch.compile")
+    if amp is not None:
+        c["amp"] = amp_control(amp)
+    if channels_last is not None:
+        c["channels_last"] = toggle_control(channels_last, description="channels_last")
     if not c:
         raise CosttrainError("training_controls needs at least one value to control.")
     return Controls(c, title)
@@ -169,58 +204,142 @@ def read_controls(controls: Controls) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ live plot and Run panel
 
+def starting_note(label: str) -> str:
+    """What a run named `label` does before its first step, in words (the panel says it)."""
+    import re
+    procs = re.search(r"(\d+) ?x ?\d", label)
+    workers = re.search(r"(\d+) ?(?:w\b|worker)", label)
+    if procs:
+        return f"starting {procs.group(1)} worker process(es) (each imports torch: seconds)"
+    if workers:
+        extra = " and the server" if label.startswith("ps") else ""
+        return f"starting {workers.group(1)} worker process(es){extra} (each imports torch: seconds)"
+    if label.startswith(("ps", "local-sgd", "hogwild")):
+        return "starting its worker processes (each imports torch: seconds)"
+    return "building the model and the first batches"
+
+
 class LivePlot:
     """Training loss (and test accuracy) against seconds and samples, redrawn as a PNG.
 
     Pass it to a trainer as ``on_progress``; it is called ``(rank, new_samples, epoch,
-    worker_samples, loss)``. ``start(label)`` begins a new curve, ``finish(result)`` adds the
-    run's measured test accuracy and redraws. Redraws are throttled: at most one every
-    `min_interval` seconds, and spaced so that drawing takes at most the share `budget` of the
-    time (drawing competes with the training it shows).
+    worker_samples, loss)`` and only records. ``start(label)`` begins a new curve and a ticker
+    thread that redraws every `min_interval` seconds (slower if drawing would take more than
+    the share `budget` of the time: drawing competes with the training it shows) until
+    ``finish(result)`` adds the run's measured test accuracy; so every method's plot moves at
+    the same steady pace, whether its workers report often or rarely. Until the first report
+    the plot says "starting ..." instead of showing empty axes, and `status` (an HTML widget,
+    optional) says in words what the run is doing.
     """
 
-    def __init__(self, image: W.Image | None = None, min_interval: float = 0.5,
-                 budget: float = 0.1) -> None:
+    IDLE_STOP = 600.0  # a ticker whose run never finished (an error) stops after this long
+
+    def __init__(self, image: W.Image | None = None, min_interval: float = 1.0,
+                 budget: float = 0.1, status: W.HTML | None = None) -> None:
+        import threading
         self.image = image if image is not None else W.Image(format="png")
+        self.status = status
         self.min_interval, self.budget, self.redraws, self.series = min_interval, budget, 0, {}
         self.label, self.t0, self.samples = "", time.perf_counter(), 0
+        self.last_message = self.t0
         self.next_draw, self._fig = 0.0, None
+        self._lock = threading.RLock()
+        self._running = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def say(self, text: str) -> None:
+        """Show `text` as the run's activity (in `status`, when there is one)."""
+        if self.status is not None:
+            self.status.value = f"<span style='white-space: nowrap'>{text}</span>"
 
     def start(self, label: str) -> None:
-        """Begin the curve of a new run (earlier runs stay, drawn thinner)."""
-        self.label, self.t0, self.samples = label, time.perf_counter(), 0
-        self.series[label] = dict(seconds=[], samples=[], loss=[], acc_x=[], acc_s=[], acc=[])
+        """Begin the curve of a new run (earlier runs stay, drawn thinner) and the ticker."""
+        with self._lock:
+            self.label, self.t0, self.samples = label, time.perf_counter(), 0
+            self.last_message = self.t0
+            self.series[label] = dict(seconds=[], samples=[], loss=[], acc_x=[], acc_s=[], acc=[])
+        self.say(f"<b>{label}</b>: {starting_note(label)}...")
         self.draw()
+        self._start_ticker()
+
+    def _start_ticker(self) -> None:
+        import threading
+        self._running.set()
+        if self._ticker is None or not self._ticker.is_alive():
+            self._ticker = threading.Thread(target=self._tick, name="costtrain-live-plot",
+                                            daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        """Redraw at a steady pace while a run is going (the ticker thread)."""
+        while self._running.is_set():
+            wait = self.next_draw - time.perf_counter()
+            if wait > 0:
+                time.sleep(min(wait, 0.2))
+                continue
+            if time.perf_counter() - self.last_message > self.IDLE_STOP:
+                self._running.clear()
+                break
+            with self._lock:
+                self._describe()
+                self.draw()
+
+    def _describe(self) -> None:
+        """Put what the run is doing now into words."""
+        now = time.perf_counter()
+        s = self.series.get(self.label, {})
+        if not s.get("loss"):
+            self.say(f"<b>{self.label}</b>: {starting_note(self.label)}... {now - self.t0:.0f} s")
+        elif now - self.last_message > max(3.0, 3 * self.min_interval):
+            self.say(f"<b>{self.label}</b>: {self.samples:,} samples trained; no report for "
+                     f"{now - self.last_message:.0f} s (evaluating, or waiting for the workers)")
+        else:
+            self.say(f"<b>{self.label}</b>: training, {self.samples:,} samples in "
+                     f"{now - self.t0:.0f} s, loss {s['loss'][-1]:.3f}")
+
+    def stop(self) -> None:
+        """Stop the ticker (``finish`` does; a panel calls it after a failed run too)."""
+        self._running.clear()
 
     def __call__(self, rank: int, new_samples: int, epoch: int, worker_samples: int,
                  loss: float) -> None:
         if self.label not in self.series:
             self.start(self.label or "run")
-        self.samples += new_samples
-        s = self.series[self.label]
-        s["seconds"].append(time.perf_counter() - self.t0)
-        s["samples"].append(self.samples)
-        s["loss"].append(loss)
-        if time.perf_counter() >= self.next_draw:
-            self.draw()
+        with self._lock:
+            self.samples += new_samples
+            self.last_message = time.perf_counter()
+            s = self.series[self.label]
+            s["seconds"].append(self.last_message - self.t0)
+            s["samples"].append(self.samples)
+            s["loss"].append(loss)
+        ticking = self._ticker is not None and self._ticker.is_alive() and self._running.is_set()
+        if not ticking and time.perf_counter() >= self.next_draw:
+            self.draw()  # no ticker (a caller that never called start): draw when due
 
     def finish(self, result: Any) -> None:
-        """Add `result`'s test accuracy curve (RunResult.eval_curve) and redraw."""
-        s = self.series.setdefault(self.label, dict(seconds=[], samples=[], loss=[], acc_x=[],
-                                                    acc_s=[], acc=[]))
-        c = getattr(result, "eval_curve", None) or {}
-        s["acc_x"] = list(c.get("samples", []))
-        s["acc_s"] = [result.setup_seconds + t for t in c.get("seconds", [])]
-        s["acc"] = [100 * a for a in c.get("accuracy", [])]
+        """Add `result`'s test accuracy curve (RunResult.eval_curve), redraw, stop ticking."""
+        self.stop()
+        with self._lock:
+            s = self.series.setdefault(self.label, dict(seconds=[], samples=[], loss=[], acc_x=[],
+                                                        acc_s=[], acc=[]))
+            c = getattr(result, "eval_curve", None) or {}
+            s["acc_x"] = list(c.get("samples", []))
+            s["acc_s"] = [result.setup_seconds + t for t in c.get("seconds", [])]
+            s["acc"] = [100 * a for a in c.get("accuracy", [])]
+        acc = getattr(result, "test_accuracy", float("nan"))
+        total = getattr(result, "total_seconds", float("nan"))
+        self.say(f"<b>{self.label}</b>: done, {100 * acc:.1f} % test accuracy, "
+                 f"{total:.1f} s end to end")
         self.draw()
 
     def draw(self) -> None:
         """Redraw now."""
-        t = time.perf_counter()
-        self.image.value = self.png()
-        self.redraws += 1
-        now = time.perf_counter()
-        self.next_draw = now + max(self.min_interval, (now - t) / self.budget)
+        with self._lock:
+            t = time.perf_counter()
+            self.image.value = self.png()
+            self.redraws += 1
+            now = time.perf_counter()
+            self.next_draw = now + max(self.min_interval, (now - t) / self.budget)
 
     def png(self) -> bytes:
         """The current plot as PNG bytes (small: it travels to the browser on every redraw)."""
@@ -229,11 +348,14 @@ class LivePlot:
             self._fig = Figure(figsize=(8, 2.4), dpi=64, layout="constrained")
             self._axes = self._fig.subplots(1, 2, sharey=True)
             self._twins = [ax.twinx() for ax in self._axes]
+        drawn = [s for s in self.series.values() if s["loss"]]
         for ax, twin, x, acc_x, name in zip(self._axes, self._twins, ("seconds", "samples"),
                                             ("acc_s", "acc_x"),
                                             ("seconds since the run started", "samples trained")):
             ax.clear()
             twin.clear()
+            for axis in (ax, twin):  # no empty axes with ticks at -0.04..0.04 before any data
+                axis.set_axis_on() if drawn else axis.set_axis_off()
             for label, s in self.series.items():
                 lw = 1.5 if label == self.label else 0.7
                 line, = ax.plot(s[x], s["loss"], lw=lw, label=label)
@@ -243,16 +365,41 @@ class LivePlot:
             twin.set_ylim(0, 100)
             twin.set_ylabel("test accuracy % (o)" if x == "samples" else "")
         self._axes[0].set_ylabel("training loss")
-        if self.series:
+        current = self.series.get(self.label, {})
+        if drawn:
             self._axes[0].legend(fontsize=7, loc="upper right")
-        else:
-            self._axes[0].set_title("press Run (or run the next cell) to train", fontsize=9)
+        if not self.series:
+            self._axes[0].text(0.0, 0.5, "press Run (or run the next cell) to train", fontsize=11,
+                               transform=self._axes[0].transAxes, va="center")
+        elif not current.get("loss"):
+            self._axes[0].text(0.0, 0.5 if not drawn else 0.9,
+                               f"{self.label}: {starting_note(self.label)}...",
+                               fontsize=10, transform=self._axes[0].transAxes, va="center")
         buf = io.BytesIO()
         self._fig.savefig(buf, format="png")
         return buf.getvalue()
 
 
 _MEMORY: dict[str, dict[str, Any]] = {}
+# Text tables printed inside a panel keep their columns: no wrapping of `35.8` into `3` / `5.8`.
+NO_WRAP_STYLE = ("<style>.costtrain-panel .jp-OutputArea-output pre, .costtrain-no-wrap pre "
+                 "{white-space: pre; overflow-x: auto; word-break: normal;}</style>")
+
+
+class NoWrap(str):
+    """Text (a table) that a notebook shows in its columns, scrolling sideways if it is wide.
+
+    ``display(NoWrap(results_table(runs)))``: JupyterLab wraps long output lines mid-number;
+    this shows them as ``<pre>`` that does not wrap. Plain text elsewhere.
+    """
+
+    def _repr_html_(self) -> str:
+        import html
+        return (f'<pre class="costtrain-no-wrap" style="white-space: pre; overflow-x: auto; '
+                f'word-break: normal;">{html.escape(str(self))}</pre>')
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(str(self))
 
 
 class RunPanel(W.VBox):
@@ -272,12 +419,16 @@ class RunPanel(W.VBox):
         reset = W.Button(description="Reset", tooltip="back to the parameters cell's values")
         reset.on_click(lambda _: self._restore(self.defaults))
         self.status = W.HTML(note)
-        self.live = LivePlot(W.Image(format="png", layout=W.Layout(width="720px")))
+        self.activity = W.HTML("")
+        self.activity.add_class("costtrain-activity")
+        self.live = LivePlot(W.Image(format="png", layout=W.Layout(width="720px")),
+                             status=self.activity)
         self.live.image.add_class("costtrain-live-plot")
         self.live.draw()
         self.output = W.Output()
-        super().__init__([controls, W.HBox([self.button, reset, self.status]), self.live.image,
-                          self.output])
+        super().__init__([controls, W.HBox([self.button, reset, self.status]), self.activity,
+                          self.live.image, self.output, W.HTML(NO_WRAP_STYLE)])
+        self.add_class("costtrain-panel")
 
     def __repr__(self) -> str:  # what a notebook shows where the widgets cannot render
         values = ", ".join(f"{k}={v}" for k, v in self.values().items())
@@ -299,7 +450,11 @@ class RunPanel(W.VBox):
     def run(self) -> Any:
         """Train with the controls' values (headless: the parameters) and return the result."""
         values = self.values()
-        result = self.train(values, self.live)
+        self.live.say("running with " + ", ".join(f"{k}={v}" for k, v in values.items()) + "...")
+        try:
+            result = self.train(values, self.live)
+        finally:
+            self.live.stop()
         self.last = result
         print("settings used: " + ", ".join(f"{k}={v}" for k, v in values.items()))
         return result

@@ -6,6 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -32,7 +33,7 @@
 # the parallel methods) starting processes; *training* is the optimisation loop; *evaluation*
 # is measuring test accuracy. **End to end** means set-up + training + evaluation: the wall
 # time you wait for a run (`RunResult.total_seconds`, the `total s` column). *Steady state*
-# is the training throughput with the first 20 % of the run (warm-up) left out.
+# is the training throughput with the first 20 % of the run (warm-up) left out. <!-- fixed: the steady-state window, a definition -->
 #
 # **Time:** the last cell prints how long this notebook ran; the first says on which machine.
 
@@ -47,7 +48,8 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import costtrain
-from costtrain.exercises import check_prediction
+from costtrain.exercises import check_prediction, worked_answer
+from costtrain.prose import machine_note, md, noise_sentence, one_run_sentence, pct, rate, ratio_sentence, secs
 from costtrain.report import results_table, run_header, summary
 from costtrain.widgets import run_panel
 
@@ -56,6 +58,12 @@ from costtrain.widgets import run_panel
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
 notebook_start = time.perf_counter()
 print(run_header())
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain.course import closing, opening
+
+opening("01_baseline")
 
 # %% [markdown]
 # ## Parameters
@@ -125,6 +133,19 @@ first = panel.run()
 # PyTorch runs each convolution and matrix product on several threads (by default one per
 # core). Does this small net get faster with more of them? The same work runs with each
 # thread count; we compare the steady-state throughput.
+#
+# **Exercise 1, predict first.** Before this section runs: how many times the steady-state
+# samples/s of 1 thread do you expect the best thread count to train? Write it in the next
+# cell; the Exercises at the end check it.
+#
+# <details><summary>Hint</summary>
+#
+# Ideal scaling would give one speed-up per core. How much work does one 28×28 image give a
+# convolution to split between threads?
+# </details>
+
+# %%
+guess_thread_speedup = None  # your guess: the best thread count's steady samples/s ÷ 1 thread's
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -147,20 +168,14 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 one, best = by_threads[0], max(by_threads, key=lambda r: r.steady_samples_per_second)
-worst = min(by_threads, key=lambda r: r.steady_samples_per_second)
 speedup = best.steady_samples_per_second / one.steady_samples_per_second
-if len(by_threads) == 1:
-    verdict = "only one thread count ran, so there is nothing to compare"
-elif best is one and worst is not one:
-    verdict = (f"more threads made it slower: {worst.threads} threads trained only "
-               f"{worst.steady_samples_per_second:,.0f} samples/s, "
-               f"{one.steady_samples_per_second / worst.steady_samples_per_second:.1f}x slower than 1 thread")
-elif speedup < 1.15:
-    verdict = f"extra threads barely paid off for this small net (best: {best.threads} threads, {speedup:.2f}x)"
-else:
-    verdict = (f"{best.threads} threads trained {best.steady_samples_per_second:,.0f} samples/s, "
-               f"{speedup:.1f}x faster (the ideal on {cores} cores would be {cores}x)")
-display(Markdown(f"**Measured:** 1 thread trained {one.steady_samples_per_second:,.0f} samples/s; {verdict}."))
+vs_one = ", ".join(f"{r.label} {r.steady_samples_per_second / one.steady_samples_per_second:.2f}x"
+                   for r in by_threads[1:])  # each thread count against the first (1 thread)
+relative = (f"against {one.label}: {vs_one} (the ideal on {cores} cores would be {cores}x)" if vs_one
+            else "only one thread count ran, so there is nothing to compare")
+display(Markdown(md("**Measured:** " + one_run_sentence(
+    "steady-state throughput", {r.label: r.steady_samples_per_second for r in by_threads}, rate, relative)
+    + ".")))
 
 # %% [markdown]
 # ## 3. Threads, processes and cores: oversubscription
@@ -181,8 +196,11 @@ display(Markdown(f"**Measured:** 1 thread trained {one.steady_samples_per_second
 # least 1), as PyTorch's own
 # [multiprocessing best practices](https://pytorch.org/docs/stable/notes/multiprocessing.html)
 # recommend. When a configuration breaks it (say 4 processes on 2 cores), costtrain prints a
-# `UserWarning: ... threads on ... core(s)` before it starts: that warning means exactly the
+# `CosttrainWarning: ... threads on ... core(s)` before it starts: that warning means exactly the
 # mechanism above. Notebook 03 measures how much it costs.
+
+# %% [markdown]
+# ![Left: 2 processes with 1 thread each on 2 cores, every thread has a core. Right: 2 processes with 2 threads each on 2 cores, the operating system time-slices 4 threads on 2 cores, with a context switch at every slice](diagrams/oversubscription.svg)
 
 # %% [markdown]
 # ## 4. Where the time goes: the data pipeline
@@ -192,6 +210,20 @@ display(Markdown(f"**Measured:** 1 thread trained {one.steady_samples_per_second
 # net this small that Python work can cost more than the maths. `pipeline="classic"` does
 # exactly that; `pipeline="memory"` (the default) decodes the data once into a normalized
 # tensor and slices mini-batches from it. Same net, same threads, same work.
+#
+# **Exercise 4, predict first.** How many times longer do you expect the classic pipeline
+# to train than the in-memory one, same net and threads? Write it in the next cell before the
+# runs below; the Exercises at the end check it.
+#
+# <details><summary>Hint</summary>
+#
+# If per-sample transforms take a share `s` of the classic run's training time, removing them
+# divides the time by `1 / (1 - s)`. How much Python work is decoding and normalising one
+# small image, against a forward and backward pass of a tiny net?
+# </details>
+
+# %%
+guess_pipeline_ratio = None  # your guess: classic training seconds ÷ in-memory training seconds
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -214,9 +246,9 @@ parts = {"set-up": [classic.setup_seconds, memory.setup_seconds],
          "evaluation": [classic.eval_seconds, memory.eval_seconds]}
 fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
 left = [0.0, 0.0]
-for name, secs in parts.items():
-    ax.barh(["classic", "in memory"], secs, left=left, label=name)
-    left = [l + s for l, s in zip(left, secs)]
+for name, widths in parts.items():
+    ax.barh(["classic", "in memory"], widths, left=left, label=name)
+    left = [l + w for l, w in zip(left, widths)]
 ax.set(xlabel="seconds, end to end", title=f"Where the time goes ({epochs * len(ds.train_y):,} samples, {best.threads} thread(s))")
 fig.legend(fontsize=8, loc="outside lower center", ncol=2)  # below the bars, never over them
 fig.savefig(figures / "01_time_breakdown.png", dpi=90)
@@ -226,38 +258,33 @@ plt.show()
 # NBVAL_IGNORE_OUTPUT
 share = data / classic.train_seconds if classic.train_seconds > 0 else 0.0
 ratio = classic.train_seconds / memory.train_seconds
-display(Markdown(
-    f"**Measured:** the classic pipeline trained for {classic.train_seconds:.1f} s, the in-memory one for "
-    f"{memory.train_seconds:.1f} s ({ratio:.1f}x {'longer' if ratio >= 1 else 'shorter'}). "
-    f"About {100 * share:.0f} % of the classic run's training time went to per-sample transforms, "
-    f"not to the net. Test accuracy: {100 * classic.test_accuracy:.1f} % vs {100 * memory.test_accuracy:.1f} %."))
+display(Markdown(md(
+    f"**Measured, one run each:** the classic pipeline trained for {secs(classic.train_seconds)}, the "
+    f"in-memory one for {secs(memory.train_seconds)} (a ratio of {ratio:.2f}). Taking the in-memory time as "
+    f"the maths alone, {pct(share)} of the classic run's training time went to per-sample transforms. "
+    f"Test accuracy: {pct(classic.test_accuracy)} vs {pct(memory.test_accuracy)}.")))
 
 # %% [markdown]
 # ## Exercises
 #
-# **1. Predict, then measure: the speed-up from threads.** Before looking at section 2, write
-# down how many times faster you expect the best thread count to train than 1 thread, then
-# check it with the cell below.
-#
-# <details><summary>Hint</summary>
-#
-# Ideal scaling would give one speed-up per core. How much work does one 28×28 image give a
-# convolution to split between threads?
-# </details>
-#
-# <details><summary>Worked answer</summary>
-#
-# Much less than the number of cores. Each mini-batch of this net is a few million
-# multiply-adds; splitting that over threads costs a synchronisation per operation, which is
-# a large share of so little work. On the reference machine the measured speed-up is printed
-# in section 2; on more cores it flattens out further. This is why running *more processes*
-# (Hogwild!, notebook 03) can use cores that extra threads cannot.
-# </details>
+# **1. The speed-up from threads.** Your guess went into `guess_thread_speedup` before
+# section 2 ran; the next cell checks it.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-my_prediction = 1.5  # your guess: best thread count's steady samples/s ÷ 1 thread's
-check_prediction(my_prediction, speedup)
+check_prediction(guess_thread_speedup,
+                 max(r.steady_samples_per_second for r in by_threads) / by_threads[0].steady_samples_per_second)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+worked_answer(
+    "Expect less than the number of cores. Each mini-batch of this net is a few million multiply-adds; "
+    "splitting that over threads costs a synchronisation per operation, a large share of so little "
+    "work. "
+    + (f"This run compared only {one.label}: nothing to compare; set `threads_list`. " if len(by_threads) == 1
+       else f"This run, one run each, steady rate against {one.label}: {vs_one}, and an ideal of {cores}x on "
+       f"{cores} cores{'' if speedup < cores else ' (reaching the ideal can only be noise)'}. ")
+    + "That is why running *more processes* (Hogwild!, notebook 03) can use cores that extra threads cannot.")
 
 # %% [markdown]
 # **2. Oversubscribe one process.** Set the panel's threads to twice your cores and press
@@ -271,10 +298,10 @@ check_prediction(my_prediction, speedup)
 #
 # <details><summary>Worked answer</summary>
 #
-# Slower, usually by a modest factor in one otherwise idle process (the threads only fight
-# each other), and by much more when anything else runs on the machine. Compare the
-# `samples trained ... /s` line of the two runs. With several processes the effect multiplies:
-# notebook 03 shows it.
+# Expect slower: the extra threads only fight each other for the cores, and an operation
+# waits for its slowest thread; by how much depends on the machine and on anything else
+# running on it. Compare the `samples trained ... /s` line of the two runs. With several
+# processes the effect multiplies: notebook 03 measures it.
 # </details>
 #
 # **3. Batch size.** With the panel, train once at batch size 64 and once at 512 (same
@@ -289,45 +316,85 @@ check_prediction(my_prediction, speedup)
 #
 # <details><summary>Worked answer</summary>
 #
-# Batch 512 trains more samples per second (each step is more work for the same overhead),
-# but with 8× fewer steps at the same learning rate it usually ends the epoch *less*
-# accurate. The linear scaling rule of Goyal et al. (2017) raises the learning rate with the
+# Expect batch 512 to train more samples per second (each step is more work for the same
+# overhead) but, with 512 / 64 = 8 times fewer steps at the same learning rate, to end the
+# epoch *less* accurate. The linear scaling rule of Goyal et al. (2017) raises the learning rate with the
 # batch to make up for it; notebook 02 uses it for the synchronous parameter server.
 # </details>
 #
-# **4. The data pipeline on your data.** In section 4, by how many times does the classic
-# pipeline slow training? Predict it from the share of time the transforms took, then check.
-#
-# <details><summary>Hint</summary>
-#
-# If transforms take a share `s` of the classic run's training time, removing them divides
-# the time by `1 / (1 - s)`.
-# </details>
-#
-# <details><summary>Worked answer</summary>
-#
-# The measured ratio is printed under the figure; `1 / (1 - share)` gives the same number by
-# construction here, because the compute time of both pipelines is taken to be the same.
-# </details>
+# **4. The data pipeline.** Your guess went into `guess_pipeline_ratio` before section 4
+# ran; the next cell checks it.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-my_prediction = 2.0  # your guess: classic training seconds ÷ in-memory training seconds
-check_prediction(my_prediction, ratio)
+check_prediction(guess_pipeline_ratio, pipelines["classic"].train_seconds / pipelines["memory"].train_seconds)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+worked_answer(
+    f"This run: {secs(classic.train_seconds)} of training with per-sample transforms against "
+    f"{secs(memory.train_seconds)} in memory, a ratio of {ratio:.2f} (one run each). The transforms took "
+    f"{pct(share)} of the classic run's training time, and `1 / (1 - share)` = {1 / (1 - share):.2f} gives the "
+    "same ratio by construction: the compute of both pipelines is taken to be the in-memory run's. "
+    "The smaller the net, the larger the share of the Python work per sample.")
 
 # %% [markdown]
 # ## Summary
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-fastest = min(by_threads + list(pipelines.values()), key=lambda r: r.train_seconds)
-display(Markdown("\n".join([
-    f"- Baseline to beat on this machine: **{fastest.steady_samples_per_second:,.0f} samples/s** "
-    f"({fastest.label}), {100 * fastest.test_accuracy:.1f} % test accuracy after {epochs} epoch(s) "
-    f"of {len(ds.train_y):,} images, {fastest.total_seconds:.1f} s end to end.",
-    f"- Threads: fastest with {best.threads} of {cores} cores, {speedup:.1f}x the 1-thread speed.",
-    f"- Data pipeline: in-memory tensors made training {ratio:.1f}x faster than per-sample transforms.",
-    f"- Figures: `{figures / '01_threads.png'}`, `{figures / '01_time_breakdown.png'}`."])))
+everything = [first] + by_threads + list(pipelines.values())
+noise = noise_sentence(everything)
+display(Markdown(md("\n".join([
+    machine_note(everything),
+    f"- {len(everything)} runs of {epochs} epoch(s) of {len(ds.train_y):,} images in this notebook: "
+    f"steady {rate(min(r.steady_samples_per_second for r in everything))} to "
+    f"{rate(max(r.steady_samples_per_second for r in everything))}, test accuracy "
+    f"{pct(min(r.test_accuracy for r in everything))} to {pct(max(r.test_accuracy for r in everything))}.",
+    f"- Threads, steady rate against {one.label} on {cores} core(s): {vs_one or 'nothing else ran'} "
+    "(one run each: not yet a verdict).",
+    f"- Data pipeline: per-sample transforms made training {ratio:.2f}x as long as in-memory tensors "
+    "(one run each).",
+    f"- Noise: {noise}." if noise else "- Noise: no configuration ran twice here, so this notebook cannot "
+    "say how much one run varies; repeat a run before trusting a small difference.",
+    f"- Figures: `{figures / '01_threads.png'}`, `{figures / '01_time_breakdown.png'}`."]))))
+
+# %% [markdown]
+# ## The course's scoreboard
+#
+# Every notebook adds the runs it measured to one table (`out/scoreboard.json`, next to the
+# notebooks): below, this notebook's runs against the fastest single process of the same job;
+# notebook 06 shows the whole scoreboard. Runs are compared only within one job (the same data,
+# model and work): notebooks that train other sizes get their own table.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain import scoreboard
+from costtrain.widgets import NoWrap
+
+scoreboard.record("01_baseline", by_threads + list(pipelines.values()))
+NoWrap(scoreboard.show(notebook="01_baseline"))
+
+# %% [markdown]
+# ## Key takeaways
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+takeaways = [
+    one_run_sentence(f"End to end for {epochs * len(ds.train_y):,} samples",
+                     {r.label: r.total_seconds for r in by_threads}, note=False)
+    + f"; test accuracy {pct(min(r.test_accuracy for r in by_threads))} to "
+    f"{pct(max(r.test_accuracy for r in by_threads))}."]
+if vs_one:
+    takeaways.append(f"Threads are not free speed: steady rate against {one.label} on {cores} cores, one run each: "
+                     f"{vs_one} (ideal: {cores}x). One run names no winner: repeat before trusting a difference.")
+takeaways += [
+    f"Keep threads × processes ≤ cores: threads per process = cores // processes, which on these {cores} cores "
+    f"is {max(1, cores // 2)} for 2 processes.",
+    "Fix the data pipeline before parallelising. "
+    + ratio_sentence("per-sample transforms", classic.train_seconds, "in-memory tensors", memory.train_seconds,
+                     "Training time") + "."]
+closing("01_baseline", takeaways, everything)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -50,11 +50,12 @@ from IPython.display import Markdown, display
 import costtrain
 from costtrain import hogwild, pool
 from costtrain.data import tensor_dataset
-from costtrain.exercises import check_prediction
+from costtrain.exercises import check_prediction, worked_answer
 from costtrain.hogwild import train_hogwild
 from costtrain.legacy import chart_losses, log_elapsed_time, train_model
 from costtrain.plots import plot_losses, plot_worker_losses
 from costtrain.procs import WorkerError
+from costtrain.prose import listing, machine_note, md, one_run_sentence, pct, rate, ratio_sentence, secs
 from costtrain.report import results_table, run_header, summary
 from costtrain.utils import threads_per_process
 from costtrain.widgets import epoch_splits, run_panel
@@ -63,6 +64,14 @@ from costtrain.widgets import epoch_splits, run_panel
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
 notebook_start = time.perf_counter()
 print(run_header())
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain.course import closing, opening
+
+from costtrain.widgets import NoWrap
+
+opening("03_hogwild")
 
 # %% [markdown]
 # ## Parameters
@@ -112,13 +121,16 @@ print(f"configurations, each {total_epochs} epochs of work = {total_epochs * len
 
 # %%
 # NBVAL_CHECK_OUTPUT
-display(Markdown(f"```python\n{inspect.getsource(hogwild.worker)}```"))
+display(Markdown(md(f"```python\n{inspect.getsource(hogwild.worker)}```")))
 
 # %% [markdown]
 # Step by step:
 #
-# 1. **Threads.** `torch.set_num_threads(job.threads)`: `cores // processes` threads, so the
-#    workers together never run more threads than there are cores (notebook 01, section 3).
+# 1. **Threads.** `torch.set_num_threads(job.threads)`: `cores // processes` threads (at
+#    least 1), so that as long as there are no more processes than cores, the workers together
+#    run no more threads than there are cores (notebook 01, section 3). With more processes
+#    than cores each still gets one thread, the threads outnumber the cores, and costtrain
+#    warns (section 2).
 # 2. **Its own data order.** `seed_everything(job.seed + rank)`: every worker shuffles the
 #    data differently, so they do not all compute the same gradients at the same time.
 # 3. **Its own optimizer.** `job.optimizer(list(model.parameters()))` builds an SGD optimizer
@@ -149,6 +161,9 @@ display(Markdown(f"```python\n{inspect.getsource(hogwild.worker)}```"))
 # check.
 
 # %% [markdown]
+# ![Two Hogwild! workers on a timeline: each reads the shared weights, computes a gradient and writes its step without a lock; where their writes overlap one step can be lost, and a worker's gradient can be computed on weights another worker has since changed](diagrams/hogwild_races.svg)
+
+# %% [markdown]
 # ## 2. The original API: `train_model`
 #
 # The original project trains a model you build, through a `DataLoader` you build, with an
@@ -159,16 +174,16 @@ display(Markdown(f"```python\n{inspect.getsource(hogwild.worker)}```"))
 # *starting N process(es)* while the workers are spawned.
 #
 # A configuration with more processes than cores breaks the rule of step 1: costtrain then
-# prints a one-line `UserWarning: ... threads on ... core(s)` before it starts (the next cell
+# prints a one-line `CosttrainWarning: ... threads on ... core(s)` before it starts (the next cell
 # says which configurations will do that on this machine). The run goes on; section 4 measures
 # what it costs.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 over = [n for (p, e), n in zip(configs, names) if p > cores]
-display(Markdown(f"On this machine ({cores} cores): " + (
+display(Markdown(md(f"On this machine ({cores} cores): " + (
     f"**{', '.join(over)}** will print the oversubscription warning." if over
-    else "no configuration has more processes than cores, so no warning is expected.")))
+    else "no configuration has more processes than cores, so no warning is expected."))))
 
 # %% [markdown]
 # Each Hogwild! worker is a fresh Python process that imports torch: seconds on a laptop.
@@ -181,7 +196,9 @@ display(Markdown(f"On this machine ({cores} cores): " + (
 # %%
 # NBVAL_IGNORE_OUTPUT
 most = max(p for p, _ in configs)
-print(f"started {most} worker process(es) in {pool.warm_up(most):.1f} s, once; every run below reuses them")
+print(f"starting {most} worker process(es): each imports torch, which takes seconds...", flush=True)
+cold_start = pool.warm_up(most)
+print(f"started {most} worker process(es) in {cold_start:.1f} s, once; every run below reuses them")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -239,6 +256,28 @@ mine = panel.run()
 
 # %% [markdown]
 # ### 3b. Every configuration, same work
+#
+# **Exercise 1, predict first: more processes, fewer threads each?** The next cell names
+# two configurations that 3b runs and asks for the ratio of their training seconds. Write your
+# guess in the cell after it, before 3b runs; the Exercises at the end check it.
+#
+# <details><summary>Hint</summary>
+#
+# Each process gets `max(1, cores // processes)` threads. How many threads can the cores run at
+# once? The total work is the same. What do extra processes add besides work?
+# </details>
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+many = max(configs)  # the most processes
+fit = max((c for c in configs if c != many and c[0] <= cores), default=min(configs))  # the most that fit the cores
+display(Markdown(md(
+    f"Predict the training seconds of **{many[0]}x{many[1]}** ({many[0]} process(es) × "
+    f"{threads_per_process(many[0])} thread(s) on {cores} cores) ÷ those of **{fit[0]}x{fit[1]}** "
+    f"({fit[0]} × {threads_per_process(fit[0])}).")))
+
+# %%
+guess_train_ratio = None  # your guess: training seconds of the first configuration above ÷ of the second
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -252,17 +291,10 @@ print(results_table(runs))
 plot_losses(runs, figures / "03_native_losses.png", x="seconds",
             title="train_hogwild: training loss against training seconds")
 display(plot_losses(runs, x="seconds", title="train_hogwild: training loss against training seconds"))
-single = next((r for r in runs if r.config["processes"] == 1), None)
-fastest = min(runs, key=lambda r: r.train_seconds)
-text = (f"**Measured:** the fastest configuration, {fastest.label}, trained for {fastest.train_seconds:.1f} s "
-        f"plus {fastest.setup_seconds:.1f} s to start its processes ({fastest.total_seconds:.1f} s end to end), "
-        f"reaching {100 * fastest.test_accuracy:.1f} % test accuracy.")
-if single is not None and single is not fastest:
-    text += (f" One process ({single.label}) trained for {single.train_seconds:.1f} s "
-             f"({single.train_seconds / fastest.train_seconds:.2f}x as long), {100 * single.test_accuracy:.1f} %.")
-elif single is not None:
-    text += " No multi-process configuration trained faster than one process here."
-display(Markdown(text))
+display(Markdown(md(
+    "**Measured:** " + one_run_sentence("Training seconds", {r.label: r.train_seconds for r in runs})
+    + ". Set-up: " + listing({r.label: r.setup_seconds for r in runs})
+    + "; test accuracy: " + listing({r.label: r.test_accuracy for r in runs}, pct) + ".")))
 
 # %% [markdown]
 # ## 4. The thread-oversubscription trap, measured
@@ -290,7 +322,7 @@ if oversub_timeout > 0:
         bad = stopped.result
     good.label = f"{oversub_processes} processes x {budget} thread(s): cores // processes"
     bad.label = f"{oversub_processes} processes x {cores} threads: all cores each"
-    print(results_table([bad, good]))
+    display(NoWrap(results_table([bad, good])))  # a wide table: keep its columns
 else:
     print("skipped (oversub_timeout is 0)")
 
@@ -304,49 +336,44 @@ if oversub_timeout > 0:
     plt.show()
     slowdown = good.samples_per_second / max(bad.samples_per_second, 1e-9)
     if bad.samples == 0:
-        verdict = f"the oversubscribed run did not finish a single logged step before it was stopped after {cap:.0f} s."
-    elif slowdown > 1.1:
-        verdict = f"oversubscription made training **{slowdown:.1f}x slower**."
+        verdict = f"the oversubscribed run did not finish a single logged step before it was stopped after {secs(cap)}."
     elif oversub_processes * cores <= cores:
         verdict = "with one process, 'all cores' is the right budget, so both runs are the same configuration."
     else:
-        verdict = (f"here the difference was small ({slowdown:.2f}x); it grows with the number of cores and "
-                   "processes, and with anything else running on the machine.")
-    display(Markdown(
-        f"**Measured:** *{bad.label}* trained {bad.samples_per_second:,.0f} samples/s, *{good.label}* "
-        f"{good.samples_per_second:,.0f} samples/s: {verdict}"
-        + (f" The oversubscribed run was stopped after {cap:.0f} s with {bad.samples:,} of "
-           f"{oversub_processes * len(small.train_y):,} samples trained ({bad.status})." if bad.status != "ok" else "")))
+        verdict = (f"the right budget trained {slowdown:.2f}x the samples/s of all cores each (one run each; "
+                   "a ratio near 1 is within what one run varies, a large one is the trap).")
+    display(Markdown(md(
+        f"**Measured:** *{bad.label}* trained {rate(bad.samples_per_second)}, *{good.label}* "
+        f"{rate(good.samples_per_second)}: {verdict}"
+        + (f" The oversubscribed run was stopped after {secs(cap)} with {bad.samples:,} of "
+           f"{oversub_processes * len(small.train_y):,} samples trained ({bad.status})." if bad.status != "ok" else ""))))
 
 # %% [markdown]
 # ## Exercises
 #
-# **1. 4 processes × 1 thread on 2 cores: faster or slower than 2 × 1?** Predict first. Then,
-# on a machine with 2 cores, pick `4 × 1` in the panel (with `total_epochs = 4`) and press
-# **Run**, then `2 × 2`; compare the `train` seconds. Write your predicted ratio below
-# (4 × 1 training seconds ÷ 2 × 2 training seconds) and check it against the runs of 3b.
-#
-# <details><summary>Hint</summary>
-#
-# Each process gets `max(1, 2 // 4) = 1` thread, so 4 threads share 2 cores. The total work is
-# the same. What do the two extra processes add besides work?
-# </details>
-#
-# <details><summary>Worked answer</summary>
-#
-# Slower, or at best equal. Two cores can only run two threads at once, so 4 × 1 cannot train
-# faster than 2 × 2; it adds two more process start-ups (seconds each), twice the
-# context switching, and more write collisions on the shared parameters. The warning before
-# the run says exactly this. On 4 or more cores the answer changes: that is why the notebook
-# never hard-codes it.
-# </details>
+# **1. More processes, fewer threads each?** Your guess went into `guess_train_ratio`
+# before 3b ran; the next cell checks it against the two configurations it named. Then try
+# others with the panel and compare the `train` seconds.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-by_processes = {r.config["processes"]: r for r in runs}
-most, fewest = max(by_processes), min(by_processes)
-my_prediction = 1.2  # your guess: training seconds with the most processes ÷ with the fewest
-check_prediction(my_prediction, by_processes[most].train_seconds / by_processes[fewest].train_seconds)
+check_prediction(guess_train_ratio, native[many].train_seconds / native[fit].train_seconds)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+threads_many, threads_fit = threads_per_process(many[0]), threads_per_process(fit[0])
+worked_answer(
+    (f"{many[0]} processes × {threads_many} thread(s) are {many[0] * threads_many} threads on {cores} cores: the "
+     "cores can run only as many at once, so the extra processes add no compute; they add process start-ups, "
+     "context switches and more write collisions on the shared parameters (the warning before the run says so). "
+     "Expect a ratio at or above 1. "
+     if many[0] * threads_many > cores else
+     f"Both fit the {cores} cores ({many[0]} × {threads_many} and {fit[0]} × {threads_fit} threads): the "
+     "question is whether processes that share the parameters without locks use the cores better than "
+     "threads inside fewer processes. For a small net they often do a little, so expect a ratio near 1. ")
+    + "This run: " + ratio_sentence(native[many].label, native[many].train_seconds, native[fit].label,
+                                    native[fit].train_seconds, "training seconds")
+    + ". On other core counts the answer changes: that is why the notebook never hard-codes it.")
 
 # %% [markdown]
 # **2. Races and the learning rate.** Predict: with 4 processes, does a learning rate of 0.1
@@ -360,29 +387,37 @@ check_prediction(my_prediction, by_processes[most].train_seconds / by_processes[
 #
 # <details><summary>Worked answer</summary>
 #
-# Usually yes: the error a race introduces scales with the learning rate, and with more
-# processes there are more races. Niu et al.'s guarantee needs a small enough step size; at
-# 0.01 the difference between the configurations is within run-to-run noise, at larger rates
-# the multi-process runs tend to fall behind or diverge first.
+# Expect yes: the error a race introduces scales with the learning rate, and with more
+# processes there are more races. Niu et al.'s guarantee needs a small enough step size. Compare
+# the test accuracy of 1 × 4 and 4 × 1 at both rates: one run of each varies by a point or
+# more, so look for a gap larger than that, or a run that diverges.
 # </details>
 #
-# **3. Set-up cost.** Predict the set-up seconds of a 2-process run from the table of 3b:
-# does it grow with the number of processes? Why does it matter more for a short job than a
-# long one?
+# **3. Set-up cost.** The cell before section 2's runs started the workers once, cold; every
+# run of 3b reused them, warm. Does the cold start grow with the number of processes? For which
+# jobs does it matter, and when does a run pay it?
 #
 # <details><summary>Hint</summary>
 #
-# Every spawned process starts a Python interpreter and imports PyTorch.
+# Every spawned process starts a Python interpreter and imports PyTorch. A notebook kernel or a
+# script keeps its workers; a one-off `costtrain run` starts them each time.
 # </details>
-#
-# <details><summary>Worked answer</summary>
-#
-# It grows with the number of processes (they start in parallel, but share the cores while
-# importing PyTorch), and it is paid once per run: a job of a few seconds can lose its whole
-# speed-up to it, a job of an hour does not notice. Compare the `setup s` and `train s`
-# columns.
-# </details>
-#
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+shortest = min(runs, key=lambda r: r.train_seconds)
+worked_answer(
+    "It grows with the number of processes (they start in parallel, but share the cores while importing "
+    "PyTorch), and a one-off run pays it every time; a re-run in the same kernel or script does not. "
+    f"This run: starting {most} worker process(es) cold took {secs(cold_start)}; the runs of 3b, reusing "
+    f"them, recorded set-ups of {secs(min(r.setup_seconds for r in runs))} to "
+    f"{secs(max(r.setup_seconds for r in runs))}. The cold start was {cold_start / shortest.train_seconds:.2f}x "
+    f"the shortest training time of 3b ({shortest.label}, {secs(shortest.train_seconds)}): "
+    + ("a one-off run of this job would spend longer starting its workers than training."
+       if cold_start > shortest.train_seconds else
+       "a one-off run of this job pays it on top of its training; a job many times longer hardly notices."))
+
+# %% [markdown]
 # **4. Your own model, from a `.py` file.** Train your own network with Hogwild!. Worker
 # processes are started with `spawn`, so they must be able to *import* the model's class: a
 # class defined in a notebook cell cannot reach them (costtrain refuses it with a clear
@@ -428,24 +463,63 @@ check_prediction(my_prediction, by_processes[most].train_seconds / by_processes[
 #
 # Niu et al.'s experiments were sparse problems, where each update touches a few coordinates
 # and collisions are rare; the dense conv net above is the hard case for Hogwild!.
+#
+# **Next:** [03b_sparse_hogwild.ipynb](03b_sparse_hogwild.ipynb) runs the same `train_hogwild`
+# call on a sparse model and on this dense net, and measures where the speed-up comes from and
+# where it fades.
 
 # %% [markdown]
 # ## Summary
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-best_orig = min(original_seconds, key=original_seconds.get)
 lines = [
-    "- Original API, end to end: " + ", ".join(f"{p}x{e}: {s:.1f} s" for (p, e), s in original_seconds.items())
-    + f"; fastest {best_orig[0]}x{best_orig[1]}.",
-    f"- Native API: fastest configuration {fastest.label}, {fastest.steady_samples_per_second:,.0f} samples/s in steady "
-    f"state" + (f" vs {single.steady_samples_per_second:,.0f} for one process." if single is not None else ".")]
+    machine_note(runs),
+    "- " + one_run_sentence("Original API, end to end",
+                            {f"{p}x{e}": s for (p, e), s in original_seconds.items()}) + ".",
+    "- " + one_run_sentence("Native API, steady state",
+                            {r.label: r.steady_samples_per_second for r in runs}, rate) + "."]
 if oversub_timeout > 0:
-    lines.append(f"- Oversubscription: {oversub_processes} processes trained {good.samples_per_second:,.0f} samples/s "
-                 f"with {budget} thread(s) each and {bad.samples_per_second:,.0f} samples/s with {cores} each.")
+    lines.append(f"- Oversubscription, one run each: {oversub_processes} processes trained "
+                 f"{rate(good.samples_per_second)} with {budget} thread(s) each and "
+                 f"{rate(bad.samples_per_second)} with {cores} each.")
 figs = ["03_hogwild_losses.png", "03_native_losses.png"] + (["03_oversubscription.png"] if oversub_timeout > 0 else [])
 lines.append("- Figures: " + ", ".join(f"`{figures / f}`" for f in figs))
-display(Markdown("\n".join(lines)))
+display(Markdown(md("\n".join(lines))))
+
+# %% [markdown]
+# ## The course's scoreboard
+#
+# Every notebook adds the runs it measured to one table (`out/scoreboard.json`, next to the
+# notebooks): below, this notebook's runs against the fastest single process of the same job;
+# notebook 06 shows the whole scoreboard. Runs are compared only within one job (the same data,
+# model and work): notebooks that train other sizes get their own table.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain import scoreboard
+from costtrain.widgets import NoWrap
+
+scoreboard.record("03_hogwild", runs)
+NoWrap(scoreboard.show(notebook="03_hogwild"))
+
+# %% [markdown]
+# ## Key takeaways
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+accs = [100 * r.test_accuracy for r in runs]
+takeaways = [f"Hogwild! takes no lock and almost no code change: {len(runs)} configuration(s) of the same work "
+             f"reached {pct(min(accs) / 100)} to {pct(max(accs) / 100)} test accuracy despite the races."]
+takeaways.append("Judge processes end to end, set-up included: " + one_run_sentence(
+    "end to end", {r.label: r.total_seconds for r in runs}, note=False,
+    detail="set-up " + listing({r.label: r.setup_seconds for r in runs})) + ". One run names no winner.")
+if oversub_timeout > 0:
+    takeaways.append(f"Oversubscription is the trap: {oversub_processes} processes with {cores} threads each trained "
+                     f"{rate(bad.samples_per_second)}, with {budget} thread(s) each {rate(good.samples_per_second)} "
+                     "(one run each).")
+takeaways.append("Hogwild! shines when each step touches few weights: the next notebook, 03b, measures that.")
+closing("03_hogwild", takeaways, runs)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -6,6 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -25,8 +26,8 @@
 #   with set-up, training and evaluation kept apart (end to end = all three, as in 01);
 # - why "loss against samples" and "loss against seconds" tell different stories;
 # - what each run cost (its energy at an electricity price, or a cloud instance's price per
-#   hour), where the energy figure came from, and which configuration reached the target
-#   accuracy first and cheapest;
+#   hour), where the energy figure came from, and how long and how much each configuration
+#   took to reach the target accuracy;
 # - optionally, what `costtrain advise` recommends for a whole job after short probes.
 #
 # Background: Niu et al. 2011 ([Hogwild!](https://arxiv.org/abs/1106.5730)), Dean et al. 2012
@@ -48,8 +49,10 @@ from IPython.display import Markdown, display
 import costtrain
 from costtrain.compare import comparison_plan, run_comparison
 from costtrain.cost import attach_cost, money, price_basis
-from costtrain.exercises import check_prediction
+from costtrain.exercises import check_prediction, worked_answer
 from costtrain.plots import plot_accuracy_vs_time, plot_cost_to_target, plot_losses
+from costtrain.measure import busy_note
+from costtrain.prose import listing, machine_note, md, pct, ranking_sentence, secs, target_sentence, values
 from costtrain.report import format_table, results_table, run_header
 from costtrain.widgets import run_panel
 
@@ -57,6 +60,14 @@ from costtrain.widgets import run_panel
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
 notebook_start = time.perf_counter()
 print(run_header())
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain.course import closing, opening
+
+from costtrain.widgets import NoWrap
+
+opening("04_compare")
 
 # %% [markdown]
 # ## Parameters
@@ -99,9 +110,9 @@ cores = costtrain.num_cores()
 planned = [label for label, _, kw in comparison_plan(total_epochs)
            if not only or any(label.startswith(o) for o in only)]
 over = [label for label in planned if label.startswith("hogwild") and int(label.split()[1].split("x")[0]) > cores]
-display(Markdown(f"Configurations on this machine ({cores} cores): " + ", ".join(f"*{p}*" for p in planned) + ". "
-                 + (f"**{', '.join(over)}** ha{'ve' if len(over) > 1 else 's'} more processes than cores: costtrain "
-                    "prints its oversubscription warning (notebook 01, section 3) before it runs." if over else "")))
+display(Markdown(md(f"Configurations on this machine ({cores} cores): " + ", ".join(f"*{p}*" for p in planned) + ". "
+                    + (f"**{', '.join(over)}** ha{'ve' if len(over) > 1 else 's'} more processes than cores: costtrain "
+                       "prints its oversubscription warning (notebook 01, section 3) before it runs." if over else ""))))
 
 # %% [markdown]
 # ## 1. Run every method
@@ -113,6 +124,21 @@ display(Markdown(f"Configurations on this machine ({cores} cores): " + ", ".join
 # again with your values (the live plot shows each run as it trains; the tables and figures
 # below the panel are redrawn), or run the cell below it. Sections 2 to 4 use the latest
 # results (`panel.last`): re-run them after a Run.
+#
+# **Exercise 1, predict first: is one process enough?** Before the runs: take the configurations
+# that run one process (the baselines, Hogwild! 1x...) and the lowest end-to-end time among
+# them; divide it by the lowest end-to-end time of all the configurations. Write your guess in
+# the next cell; the Exercises at the end check it.
+#
+# <details><summary>Hint</summary>
+#
+# Notebooks 01 to 03 measured each ingredient: threads in one process, process start-up, and
+# the parameter server's communication share. A ratio of 1 means no parallel configuration
+# finished sooner than the best single process.
+# </details>
+
+# %%
+guess_end_to_end_ratio = None  # your guess: lowest end-to-end seconds of a one-process configuration ÷ lowest of all
 
 # %%
 def compare_run(v, live):
@@ -166,11 +192,11 @@ title = f"Cost to {100 * target:.0f} % test accuracy ({basis.describe()})"
 plot_accuracy_vs_time(results, figures / "04_accuracy_vs_time.png", target=target)
 plot_cost_to_target(results, figures / "04_cost_to_target.png", title=title)
 display(plot_accuracy_vs_time(results, target=target), plot_cost_to_target(results, title=title))
-print(f"target accuracy {100 * target:.1f} %, priced as {basis.describe()}")
-print(format_table([(r.label, round(r.total_seconds, 1), round(100 * r.test_accuracy, 1), money(r.cost["cost"]),
+print(f"target accuracy {pct(target)}, priced as {basis.describe()}")
+print(format_table([(r.label, r.total_seconds, 100 * r.test_accuracy, money(r.cost["cost"]),
                      r.cost["energy_source"],
                      "not reached" if r.cost["time_to_target_seconds"] is None
-                     else round(r.cost["time_to_target_seconds"], 1), money(r.cost["cost_to_target"]))
+                     else r.cost["time_to_target_seconds"], money(r.cost["cost_to_target"]))
                     for r in results],
                    ("run", "end to end s", "test acc %", "cost", "energy", "s to target", "cost to target")))
 
@@ -188,38 +214,37 @@ if advise_budget > 0:
     advice = recommend("simple", ds, target_accuracy=target, budget_seconds=advise_budget,
                        epochs=total_epochs, instance=instance, batch_size=batch_size, lr=lr,
                        seed=seed, progress=progress)
-    print(advice)
+    display(NoWrap(str(advice)))  # a wide table: keep its columns
 else:
     print("skipped (advise_budget is 0)")
 
 # %% [markdown]
 # ## Exercises
 #
-# **1. Predict the winner.** Before you look at the table: which configuration finishes the
-# same work fastest, end to end, on your machine? Then predict its speed-up over the fastest
-# single-process configuration and check it below.
-#
-# <details><summary>Hint</summary>
-#
-# Notebooks 01 to 03 measured each ingredient: threads in one process, process start-up, and
-# the parameter server's communication share.
-# </details>
-#
-# <details><summary>Worked answer</summary>
-#
-# On a 2-core laptop the honest answer is often *a single process*: Hogwild!'s steady-state
-# gain is small on 2 cores and a few seconds of spawning eat it on a short job; the parameter
-# server adds messages on top. On more cores, with a longer job, Hogwild! with one process per
-# core tends to win. The summary below names the winner this run measured.
-# </details>
+# **1. Is one process enough?** Your guess went into `guess_end_to_end_ratio` before section 1
+# ran; the next cell checks it.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+check_prediction(guess_end_to_end_ratio, min(r.total_seconds for r in results if r.config.get("processes") == 1)
+                 / min(r.total_seconds for r in results))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 single = [r for r in results if r.config.get("processes") == 1]
 base = min(single or results, key=lambda r: r.total_seconds)
-fastest = min(results, key=lambda r: r.total_seconds)
-my_prediction = 1.1  # your guess: end-to-end seconds of the fastest single process ÷ of the fastest run
-check_prediction(my_prediction, base.total_seconds / fastest.total_seconds)
+quickest = min(results, key=lambda r: r.total_seconds)
+worked_answer(
+    "A parallel configuration finishes sooner end to end only when what it gains in training is more than "
+    "what it adds in start-up (spawning processes, connecting them) and evaluation; on few cores and a "
+    "short job the gain can be smaller than the start-up. "
+    + (f"This run, one run each (so not a verdict): no parallel configuration finished sooner than "
+       f"{base.label} ({secs(base.total_seconds)}), a ratio of 1."
+       if quickest is base else
+       f"This run, one run each (so not a verdict): the lowest one-process time was {base.label}'s "
+       f"({secs(base.total_seconds)}), the lowest of all {quickest.label}'s ({secs(quickest.total_seconds)}), "
+       f"a ratio of {base.total_seconds / quickest.total_seconds:.2f}.")
+    + " With more cores and a longer job the start-up weighs less.")
 
 # %% [markdown]
 # **2. Samples or seconds?** In section 2, which picture should you use to decide whether a
@@ -244,41 +269,80 @@ check_prediction(my_prediction, base.total_seconds / fastest.total_seconds)
 #
 # A cloud instance is billed by the hour whatever it computes; electricity by the energy used.
 # </details>
-#
-# <details><summary>Worked answer</summary>
-#
-# Billed by time, cost is proportional to wall time, so the fastest run is also the cheapest.
-# Priced by energy, a run that keeps more cores busy can cost more per second; with estimated
-# energy (a fixed power × time) the two rankings agree, with measured energy they can differ.
-# </details>
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+cloud = price_basis("aws-c7i.large")
+worked_answer(
+    "Billed by time, cost is proportional to wall time, so the ranking by cost is the ranking by wall time. "
+    "Priced by energy, a run that keeps more cores busy can cost more per second; with estimated energy "
+    "(a fixed power × time) the two rankings agree, with measured energy they can differ. This run's "
+    f"energy was {', '.join(sorted({r.cost['energy_source'].split(':')[0] for r in results}))}; priced as "
+    f"{cloud.describe()} its runs would cost "
+    + ", ".join(f"{r.label} {money(cloud.cost(r.cost['seconds'], r.cost['energy_joules']))}" for r in results)
+    + " (one run each).")
 
 # %% [markdown]
 # ## Summary
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-accurate = max(results, key=lambda r: r.test_accuracy)
 reached = [r for r in results if r.cost["cost_to_target"] is not None]
 lines = [
+    machine_note(results),
     f"- Same work ({total_epochs} epochs of {len(ds.train_y):,} images) for {len(results)} configurations "
     f"({', '.join(sorted({r.method for r in results}))}).",
-    f"- Fastest end to end: **{fastest.label}**, {fastest.total_seconds:.1f} s"
-    + (f", {base.total_seconds / fastest.total_seconds:.2f}x the speed of the fastest single process "
-       f"({base.label}, {base.total_seconds:.1f} s)." if fastest is not base
-       else ": no parallel configuration beat the fastest single process at this size."),
-    f"- Most accurate: **{accurate.label}**, {100 * accurate.test_accuracy:.1f} %; the spread across "
-    f"configurations was {100 * (accurate.test_accuracy - min(r.test_accuracy for r in results)):.1f} points."]
+    "- " + ranking_sentence("End to end", {r.label: values(r, "total_seconds") for r in results},
+                            busy=busy_note(results)) + ".",
+    "- " + (ranking_sentence("Test accuracy", {r.label: values(r, "test_accuracy") for r in results}, pct,
+                             higher_is_better=True, busy=busy_note(results)) if len(values(results[0], "test_accuracy")) > 1 else
+            "Test accuracy, one run each: " + listing({r.label: r.test_accuracy for r in results}, pct)) + "."]
 if reached:
-    first = min(reached, key=lambda r: r.cost["time_to_target_seconds"])
-    cheap = min(reached, key=lambda r: r.cost["cost_to_target"])
-    lines.append(f"- {len(reached)} of {len(results)} reached {100 * target:.1f} %; first **{first.label}** "
-                 f"after {first.cost['time_to_target_seconds']:.1f} s, cheapest **{cheap.label}** "
-                 f"({money(cheap.cost['cost_to_target'])}, {basis.describe()}, energy {cheap.cost['energy_source']}).")
+    to_target = {r.label: values(r, "time_to_target_seconds") for r in results}
+    lines.append(f"- {len(reached)} of {len(results)} reached {pct(target)}. " + target_sentence(to_target, pct(target), note=False, busy=busy_note(results))
+                 + ". Cost to the target: " + ", ".join(f"{r.label} {money(r.cost['cost_to_target'])}" for r in reached)
+                 + f" ({basis.describe()}; each run's energy source is in the table of section 3).")
 else:
-    lines.append(f"- No configuration reached {100 * target:.1f} % test accuracy.")
+    lines.append(f"- No configuration reached {pct(target)} test accuracy.")
 lines.append("- Figures: " + ", ".join(f"`{figures / n}`" for n in (
     "04_losses_samples.png", "04_losses_seconds.png", "04_accuracy_vs_time.png", "04_cost_to_target.png")))
-display(Markdown("\n".join(lines)))
+display(Markdown(md("\n".join(lines))))
+
+# %% [markdown]
+# ## The course's scoreboard
+#
+# Every notebook adds the runs it measured to one table (`out/scoreboard.json`, next to the
+# notebooks): below, this notebook's runs against the fastest single process of the same job;
+# notebook 06 shows the whole scoreboard. Runs are compared only within one job (the same data,
+# model and work): notebooks that train other sizes get their own table.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain import scoreboard
+from costtrain.widgets import NoWrap
+
+scoreboard.record("04_compare", results)
+NoWrap(scoreboard.show(notebook="04_compare"))
+
+# %% [markdown]
+# ## Key takeaways
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+busy = busy_note(results)
+takeaways = [
+    f"Compare on the same work and count everything (set-up included), {total_epochs} epochs of "
+    f"{len(ds.train_y):,} images: " + ranking_sentence("end to end", {r.label: values(r, "total_seconds")
+                                                                      for r in results}, busy=busy) + ".",
+    f"Samples and seconds tell different stories: at equal samples the test accuracies spanned "
+    f"{pct(min(r.test_accuracy for r in results))} to {pct(max(r.test_accuracy for r in results))}, "
+    f"while end-to-end times spanned {secs(min(r.total_seconds for r in results))} to "
+    f"{secs(max(r.total_seconds for r in results))}.",
+    "Time to accuracy is the question a budget asks: " + target_sentence(
+        {r.label: values(r, "time_to_target_seconds") for r in results}, pct(target), note=False, busy=busy) + ".",
+    "One run decides nothing on a busy machine: `costtrain compare --repeats 3` alternates the "
+    "configurations and reports medians with ranges."]
+closing("04_compare", takeaways, results)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

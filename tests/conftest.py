@@ -1,14 +1,21 @@
-"""Shared fixtures: small real data (the Fashion-MNIST files, subsampled) and IDX writers."""
+"""Shared fixtures: small real data (the Fashion-MNIST files, subsampled; WordNet's nouns)
+and writers of small files in the same formats (IDX, WordNet's data.noun)."""
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from costtrain.data import load_dataset
+from costtrain.data import DataNotFoundError, load_dataset
+
+# The licence header of WordNet's data files: lines indented by two spaces (abridged here).
+WORDNET_HEADER = ("  1 This software and database is being provided to you, the LICENSEE, by  \n"
+                  "  2 Princeton University under the following license.  \n"
+                  "  3   \n")
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> Path:
@@ -42,3 +49,32 @@ def fmnist():
 @pytest.fixture
 def idx_dir(tmp_path) -> Path:
     return make_idx_dataset(tmp_path / "mini")
+
+
+def data_noun_line(offset: int, lex: int, lemmas: list[str], gloss: str,
+                   pointers: int = 1) -> str:
+    """One line of WordNet's data.noun (wndb(5)): hex word count, pointers, ``| gloss``."""
+    words = " ".join(f"{w} 0" for w in lemmas)
+    ptrs = "".join(f" @ {offset + 1 + i:08d} n 0000" for i in range(pointers))
+    return f"{offset:08d} {lex:02d} n {len(lemmas):02x} {words} {pointers:03d}{ptrs} | {gloss}  \n"
+
+
+def write_data_noun(folder: Path, lines: list[str], header: bool = True) -> Path:
+    """A data.noun in `folder` from `lines` (see :func:`data_noun_line`), licence first."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "data.noun"
+    path.write_text((WORDNET_HEADER if header else "") + "".join(lines), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def wordnet():
+    """WordNet 3.0's nouns (wordnet-supersense) from the installed package; skipped only where
+    it is not installed outside CI (CI installs it: .ci/run, make data)."""
+    try:
+        return load_dataset("wordnet-supersense")
+    except DataNotFoundError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide WordNet (.ci/run installs wordnet-base): {exc}")
+        pytest.skip("WordNet 3.0 is not installed here (sudo apt-get install wordnet-base, or "
+                    "COSTTRAIN_DATA / WNSEARCHDIR naming a folder with its data.noun)")

@@ -78,7 +78,9 @@ def test_compare_repeats_alternate_and_report_medians_ranges_and_noise(tmp_path)
     order = [line.split(" on ")[0] for line in p.stdout.splitlines() if " on fashion-mnist" in line]
     assert order == ["baseline 1 thread", "baseline 2 threads"] * 2 or len(set(order)) == 1
     assert "total s median (min-max)" in p.stdout
-    assert "faster than" in p.stdout or "slower than" in p.stdout
+    # a verdict, or (other work competed for the cores meanwhile) the busy machine named instead
+    assert ("faster than" in p.stdout or "slower than" in p.stdout
+            or "No verdict: the machine was busy" in p.stdout)
     results = json.loads(out.read_text())
     assert all(len(r["extra"]["repeats"]) == 2 for r in results)
     assert all(r["total_seconds"] in [x["total_seconds"] for x in r["extra"]["repeats"]]

@@ -12,8 +12,8 @@ from costtrain.data import load_dataset
 from costtrain.hogwild import train_hogwild
 from costtrain.models import build_model, model_name
 from costtrain.parameter_server import train_parameter_server
-from costtrain.sparse import (SparseLinear, collision_summary, make_sparse_synthetic,
-                              planted_weights)
+from costtrain.sparse import (SparseLinear, batch_row_probability, collision_summary,
+                              expected_row_overlap, make_sparse_synthetic, planted_weights)
 from costtrain.utils import CosttrainError
 
 TINY = dict(train=3000, test=500, features=4096, k=8)
@@ -58,7 +58,7 @@ def test_the_planted_model_is_recovered():
     r = train_baseline(net, ds, epochs=3, threads=1)
     assert r.test_accuracy > 0.85  # the best possible is about 0.975 (5 % noise, half kept)
     w = planted_weights(features, 2, seed=7)
-    learned, planted = net.bag.weight.detach(), w
+    learned, planted = net.weight.detach(), w  # the padding row left out
     margin = torch.stack([learned[:, 1] - learned[:, 0], planted[:, 1] - planted[:, 0]])
     assert torch.corrcoef(margin)[0, 1] > 0.8
 
@@ -77,7 +77,7 @@ def test_dataset_record_fits_the_trainers(tiny):
 def test_generator_settings_are_checked():
     with pytest.raises(CosttrainError, match="unknown generator setting.*kk"):
         load_dataset("sparse-synthetic", kk=3)
-    with pytest.raises(CosttrainError, match="for sparse-synthetic only"):
+    with pytest.raises(CosttrainError, match="settings are for sparse-synthetic"):
         load_dataset("fashion-mnist", k=3)
     with pytest.raises(CosttrainError, match="k must be an integer >= 1"):
         load_dataset("sparse-synthetic", k=0)
@@ -109,6 +109,36 @@ def test_a_step_reads_and_writes_only_the_batch_rows():
     torch.optim.SGD(net.parameters(), lr=0.5).step()
     changed = (net.bag.weight.detach() != before).any(1).nonzero().flatten()
     assert set(changed.tolist()) <= set(x.flatten().tolist()) and len(changed) > 0
+
+
+def test_the_padding_id_is_left_out_of_the_sum_and_never_written():
+    torch.manual_seed(0)
+    net = SparseLinear(100, 3)
+    torch.nn.init.normal_(net.bag.weight)
+    pad = 100  # the id `features` pads bags shorter than the batch's width
+    short, padded = torch.tensor([[4, 7, 7]]), torch.tensor([[4, 7, 7, pad, pad]])
+    assert torch.allclose(net(short), net(padded))
+    torch.nn.functional.cross_entropy(net(padded), torch.tensor([1])).backward()
+    assert net.bag.weight.grad.coalesce().indices()[0].tolist() == [4, 7]
+    assert net.weight.shape == (100, 3) and net.bag.weight.shape == (101, 3)
+
+
+def test_expected_row_overlap_follows_feature_frequencies():
+    x = torch.tensor([[0, 1, 9], [0, 2, 9], [0, 3, 3]])  # 9 pads (features = 9)
+    p = batch_row_probability(x, 9, batch_size=2)
+    assert p[0] == 1 and p[4] == 0  # in every sample / in none
+    assert p[3] == pytest.approx(1 - (2 / 3) ** 2)  # once per sample, though twice in a bag
+    # against random pairs of batches: the share of A's rows that B also holds
+    x = make_sparse_synthetic(train=20000, test=1, features=4096, k=8, zipf=1.0, seed=0)[0]
+    g = torch.Generator().manual_seed(0)
+    shares = []
+    for _ in range(300):
+        a, b = (x[torch.randint(len(x), (32,), generator=g)].unique() for _ in range(2))
+        shares.append(torch.isin(a, b).double().mean().item())
+    simulated = sum(shares) / len(shares)
+    assert expected_row_overlap(x, 4096, 32) == pytest.approx(simulated, rel=0.1)
+    uniform = make_sparse_synthetic(train=20000, test=1, features=4096, k=8, zipf=0.0)[0]
+    assert expected_row_overlap(uniform, 4096, 32) < expected_row_overlap(x, 4096, 32) / 3
 
 
 def test_sparse_models_refuse_momentum_and_get_plain_sgd(tiny):

@@ -85,6 +85,13 @@ def test_a_live_plot_is_redrawn_during_training_from_progress_messages(fmnist):
 
 
 def test_check_prediction(capsys):
-    assert check_prediction(1.1, 1.0) is True
+    assert check_prediction(1.1, 1.0) is None  # a cell shows the sentence, not a stray True/False
     assert "off by 10 %" in capsys.readouterr().out
-    assert check_prediction(2.0, 1.0, tolerance=0.5) is False
+    check_prediction(2.0, 1.0, tolerance=0.5)
+    assert capsys.readouterr().out.startswith("Not this time")
+    check_prediction(None, 1.0)
+    assert capsys.readouterr().out.startswith("Write your guess first")
+    check_prediction(" More", "more")
+    assert capsys.readouterr().out.startswith("Right")
+    check_prediction("less", "more")
+    assert capsys.readouterr().out.startswith("Not this time: your guess 'less', measured 'more'")

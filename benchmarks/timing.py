@@ -1,0 +1,82 @@
+"""Do the trainers measure the same thing? One definition per figure, checked with numbers.
+
+    python benchmarks/timing.py [--subset 10000] [--repeats 3]
+
+1. The same computation through two trainers: one process with every core's threads as the
+   baseline (``train_baseline(threads=k)``) and as Hogwild! with one process
+   (``train_hogwild(processes=1, threads=k)``). Their steady rates should agree within noise;
+   so should their train seconds. Alternating repeats, medians [ranges].
+2. Order does not decide set-up: ``run_comparison`` on hogwild 1xk and 2x1 in both orders
+   (cold, as ``compare`` runs) and with the warm pool kept; the one-off set-up of each
+   configuration, and the warm one.
+Every run also records whether other work competed for the cores (``busy``).
+"""
+from __future__ import annotations
+
+import argparse
+
+from costtrain import pool
+from costtrain.baseline import train_baseline
+from costtrain.compare import run_comparison
+from costtrain.data import load_dataset
+from costtrain.hogwild import train_hogwild
+from costtrain.noise import alternate, spread
+from costtrain.report import format_table, median_range
+from costtrain.utils import hardware_info, num_cores
+
+
+def same_computation(ds, k: int, repeats: int) -> None:
+    configs = {f"baseline {k} threads": (train_baseline, dict(epochs=2, threads=k)),
+               f"hogwild 1x2, {k} threads": (train_hogwild, dict(processes=1,
+                                                                 epochs_per_process=2, threads=k))}
+    runs: dict[str, list] = {c: [] for c in configs}
+    pool.warm_up(1)  # Hogwild!'s worker start-up is not what this part compares
+    for _, label in alternate(list(configs), repeats):
+        trainer, kw = configs[label]
+        r = trainer("simple", ds, **kw)
+        runs[label].append(r)
+        print(f"  {label}: steady {r.steady_samples_per_second:,.0f}/s, train "
+              f"{r.train_seconds:.2f} s, busy={r.extra['load']['busy']}", flush=True)
+    rows = [[label, median_range([r.steady_samples_per_second for r in rs]),
+             median_range([r.samples_per_second for r in rs]),
+             median_range([r.train_seconds for r in rs]),
+             sum(r.extra["load"]["busy"] for r in rs)] for label, rs in runs.items()]
+    print(format_table(rows, ["run", "steady/s", "overall/s", "train s", "busy runs"]))
+    (a, ra), (b, rb) = runs.items()
+    sa, sb = (spread([r.steady_samples_per_second for r in rs]) for rs in (ra, rb))
+    print(f"steady rate {b} / {a}: {sb.median / sa.median:.2f}x "
+          + ("(within noise: the ranges overlap)" if sa.overlaps(sb) else "(ranges apart)"))
+
+
+def order(ds, k: int) -> None:
+    plan = [f"hogwild 1x2", "hogwild 2x1"]
+    rows = []
+    for cold in (True, False):
+        for seq in (plan, plan[::-1]):
+            pool.close_all()
+            for r in run_comparison(ds, only=seq, total_epochs=2, cold=cold):
+                rows.append([("cold" if cold else "warm pool"), " then ".join(seq), r.label,
+                             round(r.setup_seconds, 2), round(r.warm_setup_seconds, 2),
+                             round(r.total_seconds, 2), round(r.wall_seconds, 2),
+                             r.extra["load"]["busy"]])
+    pool.close_all()
+    print(format_table(rows, ["pool", "order", "run", "one-off setup s", "warm setup s",
+                              "total s", "wall s", "busy"]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--subset", type=int, default=10000)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    hw, k = hardware_info(), num_cores()
+    print(f"{hw['cpu']}, {hw['cores']} cores; {args.subset:,} images x 2 epochs", flush=True)
+    ds = load_dataset("fashion-mnist", subset=args.subset, seed=0)
+    print("\n1. the same computation through two trainers")
+    same_computation(ds, k, args.repeats)
+    print("\n2. order and set-up")
+    order(ds, k)
+
+
+if __name__ == "__main__":
+    main()

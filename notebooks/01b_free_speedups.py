@@ -1,0 +1,511 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01b · Free speed-ups first: compile, mixed precision, memory layout, batch size
+#
+# Before asking whether *more processes* help (notebooks 02–05), try the levers one process
+# already has. PyTorch 2 users ask about them most, and get them wrong most: `torch.compile`
+# is advertised as a speed-up but its first step compiles the net (a C++ compiler builds CPU
+# kernels), so a short job can lose; bf16 autocast is fast on CPUs with native bf16
+# instructions and a trap elsewhere, where bf16 is emulated
+# ([pytorch#146508](https://github.com/pytorch/pytorch/issues/146508)); `channels_last` helps
+# some conv nets; a larger batch trains more samples per second but needs a larger learning
+# rate (the linear scaling rule of [Goyal et al. 2017](https://arxiv.org/abs/1706.02677)) and
+# may need more samples to reach the same accuracy.
+#
+# **You will learn**
+# - how to switch each lever on in `costtrain` (`compile=True`, `amp="bf16"`,
+#   `channels_last=True`, `batch_size` with `base_batch`) and what each does;
+# - how to decide from *repeated, alternating* measurements with noise bands, and why a lever
+#   whose range overlaps the baseline's is not a speed-up;
+# - compile's one-off cost against its steady gain: the **break-even** number of samples, and
+#   whether your job is longer than that;
+# - batch size against *time to accuracy*, not only samples per second;
+# - which levers to keep on your machine for this model: the conclusion is computed from the run.
+#
+# **Words.** *Set-up* includes compiling (`RunResult.compile_seconds` is the part of
+# `setup_seconds` the first compiled step took), so a one-off run is charged for it.
+# *Steady state* leaves out a run's warm-up (notebook 01 defines the window). A *lever pays* when every repeat with it
+# ran faster than every repeat without it **and** the whole job, charged its one-off cost,
+# finishes sooner.
+#
+# **Time:** the last cell prints how long this notebook ran; the first says on which machine.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# %matplotlib inline
+import inspect
+import math
+import time
+import timeit
+import warnings
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import Markdown, display
+
+import costtrain
+from costtrain import levers
+from costtrain.engine import time_to_accuracy
+from costtrain.exercises import check_prediction
+from costtrain.prose import machine_note, md
+from costtrain.models import build_model
+from costtrain.noise import alternate, first_verdict, median_index, speedup_verdict, spread
+from costtrain.payoff import Trial, break_even_samples, conclusion, judge, pick
+from costtrain.report import format_table, run_header, summary
+from costtrain.utils import CosttrainError
+from costtrain.widgets import run_panel
+
+# show warnings as one line, without the file they came from
+warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
+notebook_start = time.perf_counter()
+print(run_header())
+
+# %% [markdown]
+# ## Parameters
+#
+# The next cell holds the values this notebook runs with (small, so that it finishes quickly).
+# Change them here, or let papermill inject others (`costtrain notebooks --only 01b -p subset=60000`,
+# `costtrain notebooks --ci`). `job_samples` is the job the verdicts are about: a lever with a
+# one-off cost pays only if the job is long enough. Figures go to `out/figures/` next to the
+# notebooks (not tracked by git); only the reference build (`make notebooks`) writes `figures/`.
+
+# %% tags=["parameters"]
+dataset = "fashion-mnist"
+model = "simple"          # the classic 2-conv net; "mlp" has no convolutions (no channels_last)
+subset = 10000            # training images (None: all 60,000)
+test_subset = 2000        # test images
+epochs = 1                # passes over the training set in each run
+batch_size = 64           # the baseline's batch; lr is meant for it
+lr = 0.01
+momentum = 0.5
+threads = None            # the tuned baseline's threads (None: every core; notebook 01 measures it)
+repeats = 3               # alternating repeats of every configuration
+measure_compile = True    # False skips torch.compile (its first step compiles the net)
+batch_sizes = [32, 64, 128, 256]  # section 5: batch sizes, lr scaled by batch / batch_size
+eval_every = 1000         # section 5: test accuracy every this many samples
+target_accuracy = None    # section 5 (None: 1 point below the lowest final accuracy)
+job_samples = 120000      # the job the verdicts are about (the README's: 2 epochs of 60,000)
+seed = 42
+progress = False
+figures_dir = "out/figures"
+
+# %%
+# NBVAL_CHECK_OUTPUT
+cores = costtrain.num_cores()
+threads = threads or cores
+figures = Path(figures_dir)
+figures.mkdir(parents=True, exist_ok=True)
+ds = costtrain.load_dataset(dataset, subset=subset, test_subset=test_subset, seed=seed)
+common = dict(epochs=epochs, threads=threads, lr=lr, momentum=momentum, seed=seed, progress=progress)
+print(f"{ds.name}: {len(ds.train_y):,} training and {len(ds.test_y):,} test images, model {model!r}")
+print(f"each run: {epochs} epoch(s) = {epochs * len(ds.train_y):,} samples; {repeats} alternating repeats "
+      f"of every configuration; the verdicts are for a job of {job_samples:,} samples")
+print(f"batch sizes of section 5: {', '.join(map(str, batch_sizes))} (lr {lr} is for batches of {batch_size})")
+
+# %% [markdown]
+# ## 1. What this machine can use
+#
+# Each lever is checked before anything trains. The CPU's feature flags say whether bf16 is
+# native (`avx512_bf16` or `amx_bf16` on x86, `bf16` on Arm); `torch.compile` needs a C++
+# compiler on the CPU; `channels_last` changes only nets with 2-D convolutions. A lever the
+# hardware cannot run fast is refused with the reason (`force_amp=True` runs bf16 anyway).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+net = build_model(model, ds.input_shape, ds.num_classes)
+native, has = levers.native_bf16()
+compiler = levers.cxx_compiler()
+candidates, skipped = {"baseline": {}}, {}
+if levers.has_conv(net):
+    candidates["channels_last"] = {"channels_last": True}
+else:
+    skipped["channels_last"] = f"{type(net).__name__} has no convolution, so there is nothing to lay out"
+if native:
+    candidates["bf16"] = {"amp": "bf16"}
+else:
+    skipped["bf16"] = f"this CPU has no native bf16 ({has}): the trainers refuse it, emulated bf16 is slow"
+if not measure_compile:
+    skipped["compile"] = ("skipped in this run (`measure_compile = False`, the CI setting: its first step "
+                          "compiles the net, which this small run is not meant to wait for); set "
+                          "`measure_compile = True` to measure it")
+elif compiler is None:
+    skipped["compile"] = "no C++ compiler was found, so torch.compile cannot build CPU kernels here"
+else:
+    candidates["compile"] = {"compile": True}
+display(Markdown(md(
+    f"**This machine:** bf16 {'is native (' + has + ')' if native else 'is not native (' + has + ')'}; "
+    f"C++ compiler: {compiler or 'none found'}. Levers measured below: "
+    f"{', '.join(c for c in candidates if c != 'baseline') or 'none'}"
+    + (f"; not measured: {'; '.join(f'{k}: {v}' for k, v in skipped.items())}." if skipped else "."))))
+
+# %% [markdown]
+# How the levers enter a training loop: `train_baseline` and `train_hogwild` call the net
+# through this small class. Full batches go through the compiled net, a smaller last batch
+# through the eager one (no second compile); autocast wraps the forward pass, and the scores
+# come back in float32 so the loss is computed in float32. `warm_up` takes the first compiled
+# step during set-up and undoes it (gradients dropped, BatchNorm statistics put back).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(inspect.getsource(levers.Fast))
+
+# %% [markdown]
+# ## 2. One run with the levers you pick
+#
+# The panel sets **the run of this section**: batch size, learning rate (for batches of
+# `batch_size`, scaled by the linear rule when you pick another batch size), `torch.compile`,
+# mixed precision and `channels_last`. A lever this machine cannot run fast is refused before
+# training, and the reason is printed. Sections 3–5 use the `parameters` values.
+
+# %%
+def lever_run(v, live):
+    """One baseline run with the panel's values `v`."""
+    chosen = levers.make_levers(v["compile"], v["amp"], v["channels_last"]).describe()
+    live.start(f"batch {v['batch_size']}, levers: {chosen}")
+    try:
+        r = costtrain.train_baseline(model, ds, epochs=epochs, threads=threads, batch_size=v["batch_size"],
+                                     base_batch=batch_size, lr=v["lr"], momentum=momentum, seed=seed,
+                                     compile=v["compile"], amp=v["amp"], channels_last=v["channels_last"],
+                                     progress=progress, on_progress=live)
+    except CosttrainError as exc:
+        print(f"refused before training: {exc}")
+        return None
+    live.finish(r)
+    print(summary(r))
+    return r
+
+
+panel = run_panel("01b_free_speedups", lever_run, batch_size=batch_size, lr=lr, compile=False, amp="off",
+                  channels_last=False)
+panel
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+first = panel.run()
+
+# %% [markdown]
+# ## 3. Each lever against the tuned baseline, repeated
+#
+# The same work runs without levers (the baseline: one process, in-memory data, `threads`
+# intra-op threads) and with each lever on its own, in turn: baseline, lever 1, lever 2, …,
+# then again (ABAB), so that a slow spell of the machine hits every configuration alike.
+# Before each compiled run `torch._dynamo.reset()` forgets the compiled graphs of this kernel,
+# so every repeat traces and compiles again; Inductor's caches (on disk and in this kernel)
+# survive and make the repeats cheaper than the first compile. The verdicts therefore charge
+# the longest compile measured: what a one-off run pays.
+#
+# **Exercise 1, predict first:** how many times the baseline's steady samples/s will the best
+# lever train? Write your guess in the next cell before the runs; the Exercises check it.
+
+# %%
+guess_lever_ratio = None  # your guess: the best lever's steady samples/s ÷ the baseline's
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+runs = {label: [] for label in candidates}
+for _, (label, kw) in alternate(list(candidates.items()), repeats):
+    if "compile" in kw:
+        levers.reset_compiled()
+    r = costtrain.train_baseline(model, ds, batch_size=batch_size, **common, **kw)
+    r.label = label
+    runs[label].append(r)
+
+
+def steady(label):
+    return [r.steady_samples_per_second for r in runs[label]]
+
+
+base_setup = spread([r.setup_seconds for r in runs["baseline"]]).median
+verdicts = [judge(Trial(label, steady(label), steady("baseline"),
+                        extra_setup=max(r.compile_seconds for r in runs[label]), kwargs=candidates[label],
+                        accuracy=spread([r.test_accuracy for r in runs[label]]).median),
+                  job_samples=job_samples, base_setup=base_setup)
+            for label in candidates if label != "baseline"]
+rows = []
+for label in candidates:
+    s, acc = spread(steady(label)), spread([r.test_accuracy for r in runs[label]])
+    ratio = s.median / spread(steady("baseline")).median
+    rows.append([label, f"{s.median:,.0f} ({s.low:,.0f}-{s.high:,.0f})", f"{ratio:.2f}x",
+                 round(spread([r.setup_seconds for r in runs[label]]).median, 2),
+                 round(max(r.compile_seconds for r in runs[label]), 2), round(100 * acc.median, 1)])
+print(format_table(rows, ("configuration", "steady samples/s median (range)", "vs baseline",
+                          "set-up s (median)", "compile s (max)", "test acc %")))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fig, ax = plt.subplots(figsize=(6.5, 3.2), layout="constrained")
+labels = [v.trial.label for v in verdicts]
+mid = [v.ratio.median for v in verdicts]
+err = [[m - v.ratio.low for m, v in zip(mid, verdicts)], [v.ratio.high - m for m, v in zip(mid, verdicts)]]
+ax.bar(labels, mid, yerr=err, capsize=6, color=["tab:green" if v.kept else "tab:gray" for v in verdicts])
+ax.axhline(1.0, color="k", lw=1, ls="--", label="the baseline")
+ax.set(ylabel="steady samples/s ÷ baseline's", title=f"Levers on {model}, {repeats} alternating repeats (bars: range)")
+ax.legend(fontsize=8)
+fig.savefig(figures / "01b_levers.png", dpi=90)
+plt.show()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+lines = [f"- **{v.trial.label}**: "
+         + speedup_verdict(v.trial.label, [r.train_seconds for r in runs[v.trial.label]], "the baseline",
+                           [r.train_seconds for r in runs["baseline"]], what="in training time")
+         + f"; for a job of {job_samples:,} samples: {'kept' if v.kept else 'dropped'} ({v.why})."
+         for v in verdicts]
+lines += [f"- **{k}**: not measured: {why}." for k, why in skipped.items()]
+best_ratio = max([spread(v.trial.rates).median / spread(steady("baseline")).median for v in verdicts], default=1.0)
+lever_runs = [r for rs in runs.values() for r in rs]
+display(Markdown(md(machine_note(lever_runs) + "\n\n"
+                    + ("**Measured:**\n" + "\n".join(lines) if lines else "**Measured:** no lever could be tried here."))))
+
+# %% [markdown]
+# ## 4. Compile: one-off cost against steady gain
+#
+# Compiling costs `C` seconds once; afterwards each sample takes `1/r_c` seconds instead of
+# `1/r_e` (steady rates compiled and eager). The compiled run catches up after
+#
+# $$N^* = \frac{C}{1/r_e - 1/r_c}$$
+#
+# samples, if the compiled steps are faster at all; a job shorter than `N*` loses. The figure
+# draws the predicted wall time of both against the job's length, from the measured numbers.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+compiled = next((v for v in verdicts if v.trial.label == "compile"), None)
+r_e = spread(steady("baseline")).median
+fig, ax = plt.subplots(figsize=(6.5, 3.2), layout="constrained")
+if compiled is None:
+    n = [0, job_samples]
+    ax.plot(n, [base_setup + x / r_e for x in n], label="eager (measured rate)")
+    ax.set_title("torch.compile not measured in this run", fontsize=10)
+    compile_text = f"**Compile:** {skipped.get('compile', 'not measured')}."
+else:
+    C, r_c = compiled.trial.extra_setup, spread(compiled.trial.rates).median
+    n_star = break_even_samples(C, r_e, r_c)
+    top = max(job_samples, 2 * n_star if math.isfinite(n_star) else 0)
+    n = [top * i / 50 for i in range(51)]
+    ax.plot(n, [base_setup + x / r_e for x in n], label="eager")
+    ax.plot(n, [base_setup + C + x / r_c for x in n], label=f"compiled (+{C:.1f} s once)")
+    ax.axvline(job_samples, color="k", ls=":", lw=1, label="the job")
+    if math.isfinite(n_star):
+        ax.axvline(n_star, color="tab:red", ls="--", lw=1, label="break-even")
+    first_c = runs["compile"][0].compile_seconds
+    later = [r.compile_seconds for r in runs["compile"][1:]]
+    compile_text = (
+        f"**Compile:** the first compile in this kernel took {first_c:.1f} s"
+        + (f", the repeats after `torch._dynamo.reset()` {spread(later).text()} s" if later else "")
+        + f" (the verdict charges the longest, {C:.1f} s). Steady state: {r_c:,.0f} samples/s compiled "
+        f"against {r_e:,.0f} eager ({r_c / r_e:.2f}x). "
+        + (f"Break-even after **{n_star:,.0f} samples**; the job has {job_samples:,}, so compile "
+           f"{'pays' if compiled.kept else 'does not pay'} here." if math.isfinite(n_star)
+           else "The compiled steps were not faster, so compile never pays back here."))
+ax.set(xlabel="samples trained (job length)", ylabel="predicted wall time, s")
+ax.legend(fontsize=8)
+fig.savefig(figures / "01b_compile_break_even.png", dpi=90)
+plt.show()
+display(Markdown(md(machine_note(runs.get("compile", [])) + "\n\n" + compile_text)))
+
+# %% [markdown]
+# ## 5. Batch size against time to accuracy
+#
+# A larger batch gives every operation more work, so samples per second rise; but it makes
+# fewer optimizer steps per epoch. With the linear scaling rule (`base_batch=batch_size`: the
+# learning rate grows with the batch) each step moves further. What matters is the time to a
+# test accuracy. Every batch size trains the same samples, evaluated every `eval_every`
+# samples, in alternating repeats.
+#
+# **Exercise 2, predict first:** how many times the smallest batch's steady samples/s will the
+# largest batch train? Write your guess in the next cell before the runs.
+
+# %%
+guess_batch_ratio = None  # your guess: steady samples/s at the largest batch ÷ at the smallest
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+by_batch = {b: [] for b in batch_sizes}
+for _, b in alternate(batch_sizes, repeats):
+    r = costtrain.train_baseline(model, ds, batch_size=b, base_batch=batch_size, eval_every=eval_every, **common)
+    r.label = f"batch {b}"
+    by_batch[b].append(r)
+finals = {b: spread([r.test_accuracy for r in rs]).median for b, rs in by_batch.items()}
+target = target_accuracy if target_accuracy is not None else round(min(finals.values()) - 0.01, 3)
+
+
+def to_target(r):
+    sec, _ = time_to_accuracy(r.eval_curve, target)
+    return None if sec is None else r.setup_seconds + sec
+
+
+seconds_to_target = {f"batch {b}": [to_target(r) for r in rs] for b, rs in by_batch.items()}
+rows = [[f"batch {b}", f"{r.config['lr']:g}",
+         f"{spread([x.steady_samples_per_second for x in rs]).median:,.0f}",
+         round(100 * finals[b], 1),
+         spread([t for t in seconds_to_target[f'batch {b}'] if t is not None]).text()
+         if any(t is not None for t in seconds_to_target[f"batch {b}"]) else "not reached"]
+        for b, rs in by_batch.items() for r in rs[:1]]
+print(format_table(rows, ("run", "lr used", "steady samples/s (median)", "final test acc %",
+                          f"s to {100 * target:.1f} % (median, range)")))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fig, ax = plt.subplots(figsize=(6.5, 3.4), layout="constrained")
+for b, rs in by_batch.items():
+    r = rs[median_index([x.steady_samples_per_second for x in rs])]
+    c = r.eval_curve
+    ax.plot([r.setup_seconds + s for s in c["seconds"]], [100 * a for a in c["accuracy"]], "o-", ms=3,
+            label=f"batch {b}")
+ax.axhline(100 * target, color="k", ls=":", lw=1, label="target")
+ax.set(xlabel="set-up + training seconds", ylabel="test accuracy %", title="Batch size: accuracy against time (median run)")
+ax.legend(fontsize=8)
+fig.savefig(figures / "01b_batch_time_to_accuracy.png", dpi=90)
+plt.show()
+batch_verdict = first_verdict(seconds_to_target, goal=f"{100 * target:.1f} % test accuracy")
+rate_small = spread([x.steady_samples_per_second for x in by_batch[min(batch_sizes)]]).median
+rate_large = spread([x.steady_samples_per_second for x in by_batch[max(batch_sizes)]]).median
+batch_ratio = rate_large / rate_small
+batch_runs = [r for rs in by_batch.values() for r in rs]
+display(Markdown(md(
+    machine_note(batch_runs) + "\n\n"
+    f"**Measured:** {batch_verdict}. Batch {max(batch_sizes)} trained {batch_ratio:.2f}x the samples per "
+    f"second of batch {min(batch_sizes)}; the target ({100 * target:.1f} %) is "
+    + ("the one set in the parameters." if target_accuracy is not None
+       else "1 point below the lowest final accuracy among the batch sizes, so that every one can reach it."))))
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. Predict, then measure: the best lever.** Before section 3 ran, your guess of how many
+# times the baseline's steady samples/s the best lever trains went into `guess_lever_ratio`;
+# the next cell checks it.
+#
+# <details><summary>Hint</summary>
+#
+# This net is small: a mini-batch is a few million multiply-adds. What does compile remove
+# (Python overhead, separate kernels fused into one) and how much of a step is that?
+# </details>
+#
+# <details><summary>Worked answer</summary>
+#
+# For small nets on a CPU the gains are modest, often within noise, and the ranges in the
+# table say whether the machine could tell them apart at all. The verdict above is computed
+# from the repeats, not from one run: a lever whose range overlaps the baseline's is dropped.
+# </details>
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+check_prediction(guess_lever_ratio, best_ratio)
+
+# %% [markdown]
+# **2. Batch size and throughput.** Your guess of how many times more samples per second the
+# largest batch size of section 5 trains than the smallest went into `guess_batch_ratio`
+# before section 5 ran; the next cell checks it.
+#
+# <details><summary>Hint</summary>
+#
+# Per step there is fixed work (Python, launching operations, the optimizer step) and work
+# that grows with the batch. A larger batch spreads the fixed part over more samples.
+# </details>
+#
+# <details><summary>Worked answer</summary>
+#
+# More, but less than the ratio of the batch sizes: once the fixed part is small, the
+# per-sample work dominates. Whether the larger batch also *reaches the target sooner* is a
+# different question: the table of section 5 answers it for this net.
+# </details>
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+check_prediction(guess_batch_ratio, batch_ratio)
+
+# %% [markdown]
+# **3. bf16 without native support.** The next cell times a 256×256 matrix product in float32
+# and in bf16 on this CPU. Write your guess of the bf16 time ÷ the float32 time in the next
+# cell, then run the timing and the check.
+#
+# <details><summary>Hint</summary>
+#
+# Section 1 printed whether this CPU has native bf16. Without it, every bf16 product is
+# converted and computed on a slower path.
+# </details>
+#
+# <details><summary>Worked answer</summary>
+#
+# With native bf16 (AMX, AVX512-BF16) the bf16 product is faster than float32; without it,
+# many times slower ([pytorch#146508](https://github.com/pytorch/pytorch/issues/146508)):
+# that is why the trainers refuse `amp="bf16"` there unless `force_amp=True`.
+# </details>
+
+# %%
+guess_bf16_ratio = None  # your guess: bf16 time ÷ float32 time
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+a32 = torch.randn(256, 256)
+a16 = a32.bfloat16()
+t32 = min(timeit.repeat(lambda: a32 @ a32, number=5, repeat=3)) / 5
+t16 = min(timeit.repeat(lambda: a16 @ a16, number=5, repeat=3)) / 5
+bf16_ratio = t16 / t32
+print(f"256x256 matrix product: float32 {1e3 * t32:.3f} ms, bf16 {1e3 * t16:.3f} ms "
+      f"(bf16 native on this CPU: {native})")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+check_prediction(guess_bf16_ratio, bf16_ratio)
+
+# %% [markdown]
+# **4. Your own job length.** With the compile numbers of section 4, how long must a job be
+# (in samples) before compiling pays? Does the answer change if the compile cache is warm?
+#
+# <details><summary>Hint</summary>
+#
+# `N* = C / (1/r_e - 1/r_c)`. A warm on-disk cache lowers `C`; it does not change the rates.
+# </details>
+#
+# <details><summary>Worked answer</summary>
+#
+# Section 4 prints `N*` from this run's numbers (or says compile was not measured). A smaller
+# `C` moves `N*` proportionally closer; if the compiled steps are not faster, no `C` is small
+# enough. Run `costtrain advise`: it measures the levers for your model and counts the compile
+# time against your job's length.
+# </details>
+
+# %% [markdown]
+# ## Summary
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+chosen = pick(verdicts)
+sentence = conclusion(verdicts, f"the {model} net on {ds.name} (a job of {job_samples:,} samples)")
+if skipped:
+    sentence = sentence[:-1] + "; not measured: " + ", ".join(skipped) + "."
+keep = {k: v for ver in verdicts if ver.kept for k, v in ver.trial.kwargs.items()}
+display(Markdown(md("\n".join([
+    machine_note(lever_runs + batch_runs),
+    f"- {sentence[0].upper() + sentence[1:]}",
+    f"- The best single lever: " + (f"**{chosen.trial.label}**, predicted {chosen.speedup.median:.2f}x sooner "
+                                    f"({chosen.speedup.low:.2f}-{chosen.speedup.high:.2f}) for the job"
+                                    if chosen else "none: keep the plain baseline") + ".",
+    f"- Batch size: {batch_verdict}.",
+    "- Later notebooks compare the multi-process methods with the best single process: pass "
+    + (", ".join(f"`{k}={v!r}`" for k, v in keep.items()) + " to its trainer" if keep
+       else "no lever (none paid here)") + ".",
+    f"- Figures: `{figures / '01b_levers.png'}`, `{figures / '01b_compile_break_even.png'}`, "
+    f"`{figures / '01b_batch_time_to_accuracy.png'}`."]))))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"this notebook ran for {time.perf_counter() - notebook_start:.0f} s on {cores} cores")

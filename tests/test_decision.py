@@ -1,0 +1,82 @@
+"""The ending: a decision card from real ``advise`` probes, and notebook 06 run headless."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from costtrain import load_dataset
+from costtrain.advise import Advice, Probe, recommend
+from costtrain.cost import price_basis
+from costtrain.decision import card_markdown, decision_card, what_would_change
+from costtrain.notebooks import CI_PARAMETERS, run_notebooks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def advice():
+    ds = load_dataset("fashion-mnist", subset=1200, test_subset=300, seed=1)
+    from costtrain import pool
+    pool.warm_up(2)  # a probe's time limit is seconds: on a busy machine a cold start exceeds it
+    probes = [Probe("baseline 1 thread", "baseline", {"threads": 1}),
+              Probe("hogwild 2 processes", "hogwild", {"processes": 2, "sharding": "shard"})]
+    return recommend("mlp", ds, budget_seconds=60, epochs=2, probes=probes, progress=False)
+
+
+def test_the_card_names_the_machine_the_choice_and_its_command(advice, tmp_path):
+    md, png = decision_card(advice, tmp_path, name="card")
+    text = md.read_text()
+    assert text == card_markdown(advice)
+    assert f"{advice.hardware['cpu']}, {advice.hardware['cores']} cores" in text
+    rec = advice.recommended
+    assert rec is not None and f"**Recommended:** {rec.label}" in text
+    assert rec.command() in text and rec.command().startswith("costtrain run --method ")
+    for row in advice.rows:
+        assert f"| {row.label} |" in text
+    assert "## What would change the answer" in text
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_rules_of_thumb_are_computed_from_the_probes(advice):
+    rules = " ".join(what_would_change(advice))
+    hog = next(r for r in advice.probes if r.method == "hogwild" and r.status == "ok")
+    one = next(r for r in advice.probes if r.method == "baseline" and r.status == "ok")
+    ratio = hog.steady_samples_per_second / one.steady_samples_per_second
+    assert f"Hogwild! with 2 processes trained {ratio:.2f}x" in rules
+    assert f"after {hog.setup_seconds:.1f} s of set-up" in rules
+
+
+def test_a_card_without_any_probe_says_what_to_do(tmp_path):
+    empty = Advice(rows=[], recommended=None, justification="", notes=[], probes=[],
+                   job={"dataset": "fashion-mnist", "epochs": 1, "samples": 100},
+                   basis=price_basis(), budget_seconds=1.0, elapsed_seconds=1.0)
+    md, png = decision_card(empty, tmp_path)
+    assert "No recommendation" in md.read_text() and "Raise the budget" in md.read_text()
+    assert png.exists()
+
+
+@pytest.mark.slow
+def test_notebook_06_runs_headless_and_writes_the_card(tmp_path):
+    (run,) = run_notebooks(ROOT / "notebooks", tmp_path / "out", figures_dir=tmp_path / "fig",
+                           ci=True, only=["06_"], progress=False, cell_timeout=300)
+    assert run.ok, run.error
+    assert CI_PARAMETERS["decision_budget"] < 90  # the CI budget is the small one
+    assert (tmp_path / "fig" / "06_decision_card.md").read_text().startswith(
+        "# Your machine, your decision")
+    assert (tmp_path / "fig" / "06_decision_card.png").exists()
+    nb = nbformat.read(run.output, as_version=4)
+    text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "")
+                     for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "**Next:**" in text and "Recommended for this machine" in text
+
+
+def test_a_saved_advice_joins_the_class_table(advice, tmp_path):
+    from costtrain.classroom import collect, table
+    advice.save(tmp_path / "class" / "ada_advice.json")
+    c = collect(tmp_path / "class")
+    assert not c.refused and len(c.advice) == 1
+    text = table(c)
+    assert "What `costtrain advise` recommended" in text
+    assert f"| {advice.recommended.label} |" in text and "ada_advice.json" in text

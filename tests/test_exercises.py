@@ -1,0 +1,270 @@
+"""Every exercise check of every notebook checks what its prompt asks.
+
+A check cell is the cell that calls ``check_prediction(guess_x, <measured>)``. For each one the
+test plants run results (real ``RunResult`` records with chosen numbers) in the names the cell
+reads, computes the answer the prompt asks for from those numbers, here, independently, and
+runs the cell three times: with the right answer (the cell must say "Right"), with a far-off
+one ("Not this time") and with the guess cell as it ships, ``None`` ("Write your guess
+first"). Each run must print one sentence and leave no stray value (True/False) to display.
+The guess cell (``guess_x = None``) must sit before the cell that runs what it predicts.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import io
+from pathlib import Path
+
+import jupytext
+import pytest
+
+from costtrain.exercises import WRITE_FIRST, check_prediction, prediction_sentence
+from costtrain.result import RunResult
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.py"))
+
+
+def run(method: str, label: str, **fields) -> RunResult:
+    """A RunResult with `fields` set; config keys go in `config`, extra keys in `extra`."""
+    config = fields.pop("config", {})
+    extra = fields.pop("extra", {})
+    return RunResult(method=method, config=config, label=label, extra=extra, **fields)
+
+
+# --- what each exercise asks, computed from planted runs -----------------------------------------
+# (notebook, guess variable) -> (the names the check cell reads, the answer its prompt asks for)
+
+def _01_threads():
+    by_threads = [run("baseline", "1 thread", threads=1, steady_samples_per_second=1000.0),
+                  run("baseline", "2 threads", threads=2, steady_samples_per_second=1700.0),
+                  run("baseline", "4 threads", threads=4, steady_samples_per_second=1500.0)]
+    return {"by_threads": by_threads}, 1700.0 / 1000.0  # best thread count ÷ 1 thread
+
+
+def _01_pipeline():
+    pipelines = {"classic": run("baseline", "classic pipeline", train_seconds=9.0),
+                 "memory": run("baseline", "memory pipeline", train_seconds=3.0)}
+    return {"pipelines": pipelines}, 9.0 / 3.0  # classic training seconds ÷ in-memory
+
+
+def _01b_levers():
+    # each lever's median steady samples/s ÷ the baseline's, the largest (computed in section 3)
+    return {"best_ratio": 1.3}, 1.3
+
+
+def _01b_batch():
+    return {"batch_ratio": 2.4}, 2.4  # largest batch's steady samples/s ÷ smallest's (section 5)
+
+
+def _01b_bf16():
+    return {"bf16_ratio": 7.5}, 7.5  # bf16 matrix-product time ÷ float32 (the timing cell)
+
+
+def _02_staleness():
+    def ps(mode, w, mean):
+        return run("ps", f"ps-{mode} {w}w", config={"mode": mode, "workers": w},
+                   extra={"staleness": {"mean": mean, "max": 3, "histogram": {}}})
+    runs = [ps("sync", 1, 7.0), ps("sync", 4, 9.0), ps("async", 1, 0.0), ps("async", 4, 2.6),
+            ps("async", 2, 1.1)]
+    return {"runs": runs}, 2.6  # mean staleness of the async run with the most workers
+
+
+def _03_train_ratio():
+    native = {(1, 4): run("hogwild", "hogwild 1x4", train_seconds=5.0),
+              (4, 1): run("hogwild", "hogwild 4x1", train_seconds=4.2),
+              (2, 2): run("hogwild", "hogwild 2x2", train_seconds=3.5)}
+    # the prompt cell names `many` (the most processes) and `fit` (the most that fit 2 cores)
+    return {"native": native, "many": (4, 1), "fit": (2, 2)}, 4.2 / 3.5
+
+
+def _03b_sparse():
+    cores = 2
+    sparse_runs = {
+        "(a) 1 process, 1 thread": run("baseline", "a", steady_samples_per_second=100.0),
+        f"(b) 1 process, {cores} threads": run("baseline", "b", steady_samples_per_second=200.0),
+        "Hogwild! 1 process": run("hogwild", "h1", config={"processes": 1}, steady_samples_per_second=150.0),
+        "Hogwild! 3 processes": run("hogwild", "h3", config={"processes": 3},
+                                    steady_samples_per_second=330.0)}
+    return {"sparse_runs": sparse_runs, "cores": cores}, 330.0 / 200.0  # largest Hogwild! ÷ (b)
+
+
+def _04_end_to_end():
+    def r(label, processes, total):
+        config = {} if processes is None else {"processes": processes}
+        return run("x", label, config=config, setup_seconds=total / 2, train_seconds=total / 2)
+    results = [r("baseline 1 thread", 1, 6.0), r("baseline 2 threads", 1, 3.0), r("hogwild 1x2", 1, 6.4),
+               r("hogwild 2x1", 2, 2.5), r("ps sync", None, 10.0)]
+    return {"results": results}, 3.0 / 2.5  # lowest one-process end to end ÷ lowest of all
+
+
+def _05_bytes():
+    def comm(bps):
+        return {"comm": {"bytes_sent_per_sample": bps}}
+    runs = [run("ps", "ps-sync 2w", config={"mode": "sync"}, extra=comm(2763.0)),
+            run("ps", "ps-async 2w", config={"mode": "async"}, extra=comm(2763.0)),
+            run("local-sgd", "H=2", config={"average_every": 2}, extra=comm(690.0)),
+            run("local-sgd", "H=8", config={"average_every": 8}, extra=comm(175.0)),
+            run("local-sgd", "H=32", config={"average_every": 32}, extra=comm(44.0))]
+    return {"runs": runs}, 690.0 / 44.0  # bytes per sample, smallest H ÷ largest H
+
+
+def _03b_collisions():
+    # the answer is a word, computed from the data in section 4 (real words against uniform tokens)
+    return {"real_vs_uniform": "more"}, "more"
+
+
+def _06_longer_job():
+    # set-up + 2 x (predicted - set-up) of the recommended configuration, computed before the check
+    return {"longer_job_seconds": 42.0}, 42.0
+
+
+PLANTED = {("01_baseline", "guess_thread_speedup"): _01_threads,
+           ("01_baseline", "guess_pipeline_ratio"): _01_pipeline,
+           ("01b_free_speedups", "guess_lever_ratio"): _01b_levers,
+           ("01b_free_speedups", "guess_batch_ratio"): _01b_batch,
+           ("01b_free_speedups", "guess_bf16_ratio"): _01b_bf16,
+           ("02_parameter_server", "guess_staleness"): _02_staleness,
+           ("03_hogwild", "guess_train_ratio"): _03_train_ratio,
+           ("03b_sparse_hogwild", "guess_sparse_speedup"): _03b_sparse,
+           ("04_compare", "guess_end_to_end_ratio"): _04_end_to_end,
+           ("03b_sparse_hogwild", "my_collision_guess"): _03b_collisions,
+           ("05_beyond_one_machine", "guess_bytes_ratio"): _05_bytes,
+           ("06_your_decision", "my_prediction"): _06_longer_job}
+
+
+def _wrong(answer: float | str) -> float | str:
+    """A far-off answer: the other word for a word answer, else 3 x answer + 1."""
+    if isinstance(answer, str):
+        return {"more": "less", "less": "more"}[answer]
+    return 3 * answer + 1
+
+
+def _quoted(answer: float | str) -> str:
+    """How the check's sentence quotes the measured answer."""
+    return repr(answer) if isinstance(answer, str) else f"{answer:.3g}"
+
+
+# --- the notebooks' check cells -------------------------------------------------------------------
+
+def _code_cells(path: Path) -> list[tuple[int, str]]:
+    """(index, source) of the code cells, IPython magics (``%matplotlib``) commented out."""
+    nb = jupytext.read(path)
+    return [(i, "\n".join("# " + ln if ln.lstrip().startswith(("%", "!")) else ln
+                           for ln in c.source.splitlines()))
+            for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+
+
+def _call(source: str) -> ast.Call:
+    (call,) = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)
+               and isinstance(n.func, ast.Name) and n.func.id == "check_prediction"]
+    return call
+
+
+def _assigned(tree: ast.AST) -> set[str]:
+    """Names bound at the top level of a cell (not inside functions)."""
+    out: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
+                                  ast.GeneratorExp, ast.ListComp, ast.SetComp, ast.DictComp)):
+                if isinstance(child, (ast.FunctionDef, ast.ClassDef)):
+                    out.add(child.name)
+                continue
+            if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                out.add(child.id)
+            visit(child)
+    visit(tree)
+    return out
+
+
+def _read(tree: ast.AST) -> set[str]:
+    """Names a cell reads from outside (not bound anywhere in it, comprehensions included)."""
+    bound = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    bound |= {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - bound
+
+
+def check_cells() -> list[tuple[str, str, int, str, list[tuple[int, str]]]]:
+    """(notebook, guess name, cell index, source, all code cells) of every check cell."""
+    found = []
+    for path in NOTEBOOKS:
+        cells = _code_cells(path)
+        for i, source in cells:
+            if "check_prediction(" in source and "import" not in source:
+                guess = _call(source).args[0]
+                assert isinstance(guess, ast.Name), f"{path.stem} cell {i}: the guess must be a variable"
+                found.append((path.stem, guess.id, i, source, cells))
+    return found
+
+
+CHECKS = check_cells()
+IDS = [f"{nb}:{guess}" for nb, guess, *_ in CHECKS]
+
+
+def test_every_check_cell_has_a_planted_answer_and_every_notebook_a_check():
+    assert {(nb, guess) for nb, guess, *_ in CHECKS} == set(PLANTED)
+    assert {nb for nb, *_ in CHECKS} == {p.stem for p in NOTEBOOKS} - {"00_setup"}
+
+
+@pytest.mark.parametrize("nb, guess, index, source, cells", CHECKS, ids=IDS)
+def test_the_guess_starts_empty_and_sits_before_the_run_it_predicts(nb, guess, index, source, cells):
+    where = [i for i, src in cells if guess in _assigned(ast.parse(src))]
+    assert len(where) == 1, f"{nb}: {guess} must be set in one cell, found {where}"
+    (g,) = where
+    src = dict(cells)[g]
+    body = [ln for ln in src.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    assert body == [body[0]] and body[0].split("#")[0].strip() == f"{guess} = None", \
+        f"{nb}: the guess cell must hold only `{guess} = None  # what to guess`, found {src!r}"
+    assert g < index
+    tree = ast.parse(source)
+    needs = _read(tree) - _assigned(tree) - {guess, "check_prediction"} - set(dir(builtins))
+    first = {name: min((i for i, s in cells if name in _assigned(ast.parse(s))), default=None)
+             for name in needs}
+    assert None not in first.values(), f"{nb}: the check reads names no cell sets: {first}"
+    assert any(i > g for i in first.values()), \
+        f"{nb}: {guess} (cell {g}) comes after every cell the check reads from: {first}"
+
+
+def _execute(source: str, namespace: dict) -> tuple[str, object]:
+    """Run a cell as the kernel would; (what it printed, the value its last line displays)."""
+    tree = ast.parse(source)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(tree, "<check cell>", "exec"), namespace)
+        shown = eval(compile(ast.Expression(last.value), "<check cell>", "eval"), namespace) if last else None
+    return out.getvalue(), shown
+
+
+@pytest.mark.parametrize("nb, guess, index, source, cells", CHECKS, ids=IDS)
+@pytest.mark.parametrize("planted", ["right", "wrong", "empty"])
+def test_the_check_cell_judges_a_planted_answer(nb, guess, index, source, cells, planted):
+    names, answer = PLANTED[nb, guess]()
+    value = {"right": answer, "wrong": _wrong(answer), "empty": None}[planted]
+    printed, shown = _execute(source, {**names, "check_prediction": check_prediction, guess: value})
+    assert shown is None, f"{nb}: the check cell displays {shown!r} besides its sentence"
+    lines = printed.strip().splitlines()
+    assert len(lines) == 1, f"{nb}: the check cell printed {lines}"
+    start = {"right": "Right:", "wrong": "Not this time:", "empty": WRITE_FIRST}[planted]
+    assert lines[0].startswith(start), f"{nb} {guess} = {value!r}: {lines[0]}"
+    if planted != "empty":
+        assert _quoted(answer) in lines[0], f"{nb}: the sentence should quote the measured {_quoted(answer)}"
+
+
+def test_prediction_sentence():
+    assert prediction_sentence(1.1, 1.0).startswith("Right: your guess 1.1 is within 25 % of the measured 1 ")
+    assert "off by 100 %" in prediction_sentence(2.0, 1.0, tolerance=0.5)
+    assert prediction_sentence(None, 1.0, name="`guess_x`").startswith(
+        f"{WRITE_FIRST}: put a number in `guess_x`")
+    with pytest.raises(TypeError, match="must be a number"):
+        prediction_sentence("1.5", 1.0)
+    with pytest.raises(TypeError, match="must be a number"):
+        prediction_sentence(True, 1.0)
+    assert prediction_sentence("More", "more").startswith("Right: your guess 'More', measured 'more'")
+    assert prediction_sentence("less", "more").startswith("Not this time: your guess 'less', measured 'more'")
+    assert prediction_sentence(None, "more").startswith(WRITE_FIRST)
+    with pytest.raises(ValueError, match="did the run finish"):
+        prediction_sentence(1.0, float("nan"))

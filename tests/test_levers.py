@@ -1,0 +1,266 @@
+"""The levers: compile, mixed precision, channels_last and the batch-size scaling rule reach the
+trainers from Python and the command line, refuse what the hardware cannot run fast (with the
+CPU's flags faked), and a lever is recommended only when it measured faster beyond noise."""
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+
+from costtrain import cli, levers
+from costtrain.advise import lever_plan
+from costtrain.baseline import train_baseline
+from costtrain.hogwild import train_hogwild
+from costtrain.models import build_model
+from costtrain.payoff import Trial, break_even_samples, conclusion, judge, pick
+from costtrain.utils import CosttrainError
+
+AVX2_ONLY = frozenset({"fpu", "sse2", "avx", "avx2", "fma"})
+AVX512_NO_BF16 = AVX2_ONLY | {"avx512f", "avx512bw"}
+AMX = AVX512_NO_BF16 | {"avx512_bf16", "amx_bf16", "amx_tile"}
+
+
+@pytest.fixture
+def tiny(fmnist):
+    """512 training and 256 test images of the session's Fashion-MNIST sample."""
+    import dataclasses
+    return dataclasses.replace(fmnist, train_x=fmnist.train_x[:512], train_y=fmnist.train_y[:512],
+                               test_x=fmnist.test_x[:256], test_y=fmnist.test_y[:256])
+
+
+# --- compile -----------------------------------------------------------------------------------
+
+def test_compile_reports_its_seconds_apart_and_trains(tiny):
+    """The first compiled step runs in set-up: compile_seconds is part of setup_seconds, the
+    training loop is timed without it, and every sample is trained (a smaller last batch
+    runs eagerly)."""
+    eager = train_baseline("mlp", tiny, batch_size=96, seed=1)
+    levers.reset_compiled()
+    r = train_baseline("mlp", tiny, batch_size=96, compile=True, seed=1)
+    assert r.status == "ok" and r.samples == eager.samples == 512  # 5 x 96 + a last batch of 32
+    assert r.config["compile"] == "default" and eager.config["compile"] is None
+    assert 0 < r.compile_seconds <= r.setup_seconds and eager.compile_seconds == 0
+    assert r.test_accuracy > 0.3  # it learned
+    # the warm-up step changed nothing: compiled and eager training agree to rounding
+    assert r.loss_curve["loss"][0] == pytest.approx(eager.loss_curve["loss"][0], rel=1e-3)
+    assert "compiling took" in cli_summary(r)
+
+
+def cli_summary(r) -> str:
+    from costtrain.report import summary
+    return summary(r)
+
+
+def test_compile_warm_up_leaves_batchnorm_statistics_alone():
+    net = build_model("cnn", (3, 32, 32), 10)
+    before = [b.clone() for b in net.buffers()]
+    fast = levers.Fast(net, levers.make_levers(compile=True), torch.device("cpu"), 4)
+    levers.reset_compiled()
+    assert fast.warm_up(torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))) > 0
+    assert all(torch.equal(a, b) for a, b in zip(before, net.buffers()))
+    assert all(p.grad is None for p in net.parameters())
+
+
+@pytest.mark.slow
+def test_hogwild_workers_compile_before_the_start_signal(tiny):
+    r = train_hogwild("mlp", tiny, processes=2, compile=True, timeout=300)
+    assert r.status == "ok" and r.samples == 2 * 512
+    assert 0 < r.compile_seconds <= r.setup_seconds and r.config["compile"] == "default"
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(compile="fastest"), "compile must be False, True or a torch.compile mode"),
+    (dict(compile="reduce-overhead"), "CUDA graphs: CUDA only"),
+    (dict(amp="fp8"), "amp must be None, 'bf16' or 'fp16'"),
+    (dict(amp="fp16"), "amp='fp16' is for CUDA GPUs"),
+    (dict(channels_last=True), "MLP has no Conv2d layer"),
+    (dict(base_batch=0), "base_batch must be an integer >= 1"),
+])
+def test_bad_levers_are_refused_before_training(tiny, kw, match):
+    calls = []
+    with pytest.raises(CosttrainError, match=match):
+        train_baseline("mlp", tiny, on_progress=lambda *a: calls.append(a), **kw)
+    assert calls == []
+
+
+def test_compile_without_a_cxx_compiler_is_refused(tiny, monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(CosttrainError, match="needs? .*C\\+\\+ compiler|C\\+\\+ compiler and none"):
+        train_baseline("mlp", tiny, compile=True)
+
+
+# --- bf16 and the CPU's flags --------------------------------------------------------------------
+
+def test_cpu_flags_are_read_from_cpuinfo():
+    flags = levers.cpu_flags()
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        assert flags == frozenset()
+        return
+    if "flags" in text or "Features" in text:
+        assert flags and all(isinstance(f, str) for f in flags)
+
+
+@pytest.mark.parametrize("flags,native,words", [
+    (AVX2_ONLY, False, "AVX2 only"),
+    (AVX512_NO_BF16, False, "AVX-512 without BF16"),
+    (AMX, True, "amx_bf16, avx512_bf16"),
+    (frozenset({"fp", "asimd", "bf16"}), True, "bf16"),  # Arm with the BF16 extension
+    (frozenset(), False, "torch reports"),  # no /proc/cpuinfo: torch's capability, not confirmed
+])
+def test_native_bf16_from_flags(flags, native, words):
+    assert levers.native_bf16(flags) == (native, levers.native_bf16(flags)[1])
+    assert levers.native_bf16(flags)[0] is native and words in levers.native_bf16(flags)[1]
+
+
+def test_bf16_on_a_cpu_without_it_is_refused_before_the_data_loads(monkeypatch, tmp_path):
+    """The refusal comes first: the data folder named here does not even exist."""
+    monkeypatch.setattr(levers, "cpu_flags", lambda: AVX2_ONLY)
+    with pytest.raises(CosttrainError) as e:
+        train_baseline("simple", "mnist", data_root=str(tmp_path / "nothing"), amp="bf16")
+    assert str(e.value).startswith("amp='bf16': this CPU has no native bf16 (AVX2 only); bf16 "
+                                   "would be much slower here")
+    assert "force_amp=True / --force-amp" in str(e.value)
+    with pytest.raises(CosttrainError, match="no native bf16"):
+        train_hogwild("simple", "mnist", data_root=str(tmp_path / "nothing"), amp="bf16")
+
+
+def test_bf16_refusal_from_the_command_line(monkeypatch, capsys):
+    monkeypatch.setattr(levers, "cpu_flags", lambda: AVX2_ONLY)
+    assert cli.main(["run", "--amp", "bf16", "--subset", "200", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "this CPU has no native bf16 (AVX2 only)" in err and "--force-amp" in err
+
+
+def test_forced_bf16_trains_and_native_bf16_is_accepted(tiny, monkeypatch):
+    monkeypatch.setattr(levers, "cpu_flags", lambda: AVX2_ONLY)
+    r = train_baseline("mlp", tiny, amp="bf16", force_amp=True)
+    assert r.status == "ok" and r.config["amp"] == "bf16" and r.samples == 512
+    assert math.isfinite(r.test_loss)
+    monkeypatch.setattr(levers, "cpu_flags", lambda: AMX)
+    levers.check_levers(levers.make_levers(amp="bf16"), torch.device("cpu"))  # no error
+    assert ("bf16", {"amp": "bf16"}) in lever_plan(build_model("mlp"))
+    monkeypatch.setattr(levers, "cpu_flags", lambda: AVX2_ONLY)
+    monkeypatch.setattr("costtrain.advise.native_bf16", levers.native_bf16)
+    assert ("bf16", {"amp": "bf16"}) not in lever_plan(build_model("mlp"))
+
+
+# --- channels_last and batch size --------------------------------------------------------------
+
+def test_channels_last_on_a_conv_net_gives_a_result_of_the_same_shape(tiny):
+    net = build_model("simple")
+    plain = train_baseline("simple", tiny, seed=3)
+    r = train_baseline(net, tiny, channels_last=True, seed=3)
+    assert net.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+    assert r.config["channels_last"] is True and r.status == "ok"
+    assert r.samples == plain.samples
+    assert {k: len(v) for k, v in r.loss_curve.items()} == \
+        {k: len(v) for k, v in plain.loss_curve.items()}
+    assert r.loss_curve["loss"][0] == pytest.approx(plain.loss_curve["loss"][0], rel=1e-3)
+    assert abs(r.test_accuracy - plain.test_accuracy) < 0.05
+
+
+def test_base_batch_applies_the_linear_scaling_rule(tiny):
+    r = train_baseline("mlp", tiny, batch_size=128, base_batch=64, lr=0.01)
+    assert r.config["lr"] == pytest.approx(0.02) and r.config["base_batch"] == 64
+    from costtrain.engine import make_optimizer
+    with pytest.raises(CosttrainError, match="set its learning rate yourself"):
+        train_baseline("mlp", tiny, base_batch=64, optimizer=make_optimizer("adam", 1e-3))
+
+
+# --- the command line --------------------------------------------------------------------------
+
+def _run_args(*argv):
+    return cli.build_parser(["run"]).parse_args(["run", *argv])
+
+
+def test_lever_flags_parse_and_reach_the_trainers():
+    a = _run_args("--compile", "--amp", "bf16", "--channels-last", "--force-amp",
+                  "--base-batch", "32")
+    kw = cli.run_kwargs(a)
+    assert (kw["compile"], kw["amp"], kw["channels_last"], kw["force_amp"], kw["base_batch"]) \
+        == ("default", "bf16", True, True, 32)
+    assert cli.run_kwargs(_run_args("--compile", "max-autotune"))["compile"] == "max-autotune"
+    plain = cli.run_kwargs(_run_args("--method", "hogwild"))
+    assert (plain["compile"], plain["amp"], plain["channels_last"]) == (False, None, False)
+    with pytest.raises(SystemExit):
+        _run_args("--amp", "fp8")
+
+
+@pytest.mark.parametrize("method", ["ps", "local-sgd"])
+def test_levers_with_the_distributed_methods_are_refused_clearly(method):
+    with pytest.raises(CosttrainError, match="the levers apply to --method baseline and hogwild"):
+        cli.run_kwargs(_run_args("--method", method, "--compile"))
+
+
+def test_advise_tunes_the_levers_of_its_pick_and_says_which_it_keeps(fmnist):
+    from costtrain.advise import Probe, recommend
+    advice = recommend("simple", fmnist, budget_seconds=30, progress=False, levers=True,
+                       probes=[Probe("baseline 1 thread", "baseline", {"threads": 1})])
+    assert advice.levers is not None and advice.recommended.label == "baseline 1 thread"
+    text = str(advice)
+    assert "Levers on baseline 1 thread" in text and "Recommended levers:" in text
+    measured = {v.trial.label for v in advice.levers.verdicts}
+    assert "channels_last" in measured or any("channels_last" in x for x in advice.levers.skipped)
+    chosen = advice.levers.pick
+    if chosen is not None:  # whatever was picked measured faster beyond noise
+        assert min(chosen.trial.rates) > max(chosen.trial.base_rates)
+        assert set(chosen.trial.kwargs.items()) <= set(advice.recommended.job.items())
+    small = recommend("mlp", fmnist, budget_seconds=5, progress=False, levers=True)
+    assert small.levers is None and any("levers not tuned" in n for n in small.notes)
+
+
+# --- the verdicts advise rests on (made-up measurements) ---------------------------------------
+
+JOB = 120_000
+
+
+def test_a_lever_measured_slower_is_dropped():
+    v = judge(Trial("bf16", [900, 950, 920], [1000, 1010, 990]), job_samples=JOB)
+    assert not v.kept and v.why.startswith("slower")
+
+
+def test_a_lever_within_noise_is_dropped():
+    v = judge(Trial("channels_last", [1020, 1100, 980], [1000, 1050, 990]), job_samples=JOB)
+    assert not v.kept and v.why.startswith("within noise")
+
+
+def test_compile_that_does_not_pay_back_within_the_job_is_dropped():
+    t = Trial("compile", [1100, 1110, 1105], [1000, 1005, 998], extra_setup=30.0)
+    v = judge(t, job_samples=JOB)
+    even = break_even_samples(30.0, 1000, 1105)
+    assert not v.kept and even > JOB and f"{even:,.0f} samples" in v.why
+    assert judge(t, job_samples=2 * even).kept  # a longer job pays it back
+
+
+def test_pick_takes_the_soonest_kept_lever_and_never_a_slower_one():
+    verdicts = [judge(Trial("slow", [500, 510], [1000, 1000]), job_samples=JOB),
+                judge(Trial("noisy", [1200, 900], [1000, 1010]), job_samples=JOB),
+                judge(Trial("good", [1300, 1320], [1000, 1010]), job_samples=JOB),
+                judge(Trial("better but compiles", [1500, 1490], [1000, 1010], 5.0),
+                      job_samples=JOB)]
+    best = pick(verdicts)
+    assert best.trial.label == "better but compiles"
+    assert best.speedup.low > 1 and best.job_seconds < best.base_seconds
+    assert pick(verdicts[:2]) is None
+    text = conclusion(verdicts, "the mlp")
+    assert text.startswith("on this machine, for the mlp, keep good and better but compiles")
+    assert "slow did not pay (slower" in text and "noisy did not pay (within noise" in text
+
+
+def test_no_made_up_lever_that_measured_slower_or_within_noise_is_ever_picked():
+    rng = random.Random(0)
+    for _ in range(300):
+        trials = []
+        for i in range(rng.randint(1, 4)):
+            base = [rng.uniform(800, 1200) for _ in range(3)]
+            trials.append(Trial(f"lever {i}", [b * rng.uniform(0.7, 1.4) for b in base], base,
+                                rng.choice([0.0, 0.0, 5.0, 40.0])))
+        best = pick([judge(t, job_samples=rng.choice([1e3, 1e5, 1e7])) for t in trials])
+        if best is not None:
+            assert min(best.trial.rates) > max(best.trial.base_rates)
+            assert best.job_seconds < best.base_seconds

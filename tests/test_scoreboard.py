@@ -1,0 +1,67 @@
+"""One scoreboard through the course: real runs recorded per notebook, shown per job."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from costtrain import load_dataset, train_baseline
+from costtrain.scoreboard import load, record, show
+
+
+@pytest.fixture(scope="module")
+def runs():
+    ds = load_dataset("fashion-mnist", subset=300, test_subset=200, seed=3)
+    one = train_baseline("mlp", ds, threads=1, progress=False)
+    two = train_baseline("mlp", ds, threads=2, progress=False)
+    one.label, two.label = "baseline 1 thread", "baseline 2 threads"
+    other = train_baseline("mlp", load_dataset("fashion-mnist", subset=200, test_subset=200,
+                                               seed=3), threads=1, progress=False)
+    other.label = "baseline on less data"
+    return one, two, other
+
+
+def test_a_notebook_replaces_its_rows_and_others_add_theirs(runs, tmp_path):
+    one, two, other = runs
+    path = tmp_path / "scoreboard.json"
+    record("01_baseline", [one], path)
+    record("01_baseline", [one, two], path)  # re-running a notebook does not count it twice
+    rows = record("04_compare", [other], path)
+    assert [(r["notebook"], r["label"]) for r in rows] == [
+        ("01_baseline", "baseline 1 thread"), ("01_baseline", "baseline 2 threads"),
+        ("04_compare", "baseline on less data")]
+    assert load(path) == rows
+
+
+def test_runs_are_compared_only_within_one_job(runs, tmp_path):
+    one, two, other = runs
+    path = tmp_path / "scoreboard.json"
+    record("01_baseline", [one, two], path)
+    record("04_compare", [other], path)
+    text = show(path)
+    jobs = [line for line in text.splitlines() if line.endswith("samples trained:")]
+    assert len(jobs) == 2 and "300 images" in jobs[0] + jobs[1] and "200 images" in jobs[0] + jobs[1]
+    fastest = min((one, two), key=lambda r: r.total_seconds)
+    slower = max((one, two), key=lambda r: r.total_seconds)
+    assert f"{fastest.label} (to beat)" in text
+    assert f"{fastest.total_seconds / slower.total_seconds:.2f}x" in text
+
+
+def test_a_notebook_shows_its_own_runs_and_says_what_else_there_is(runs, tmp_path):
+    one, two, other = runs
+    path = tmp_path / "scoreboard.json"
+    record("01_baseline", [one, two], path)
+    record("04_compare", [other], path)
+    text = show(path, notebook="01_baseline")
+    assert "baseline 1 thread" in text and "baseline on less data" not in text
+    assert "also holds 1 run(s) of 04_compare" in text
+
+
+def test_unfinished_runs_are_not_scored_and_an_empty_board_says_so(runs, tmp_path):
+    path = tmp_path / "scoreboard.json"
+    assert "empty" in show(path)
+    partial = dataclasses.replace(runs[0], status="partial", label="stopped early")
+    rows = record("03_hogwild", [partial, runs[1]], path)
+    assert [r["label"] for r in rows] == ["baseline 2 threads"]
+    (tmp_path / "broken.json").write_text("{not json")
+    assert load(tmp_path / "broken.json") == []

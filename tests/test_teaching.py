@@ -1,0 +1,138 @@
+"""The teacher's kit: the handout builds with its diagrams and sections, the generated parts
+are in step with the notebooks, every notebook opens and closes the same way, links resolve."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from costtrain import course, handout
+from costtrain.diagrams import DIAGRAMS
+from costtrain.errors import CosttrainError
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "teaching"
+NB = ROOT / "notebooks"
+TERMS = ("set-up", "end to end", "steady state", "oversubscription", "staleness", "warm start",
+         "time-to-accuracy", "within noise")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict[str, str]:
+    out = tmp_path_factory.mktemp("handout")
+    p = subprocess.run([sys.executable, "-m", "costtrain.handout", str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return {f.name: f.read_text() for f in out.iterdir()}
+
+
+def test_make_handout_runs_the_builder():
+    make = (ROOT / "Makefile").read_text()
+    assert re.search(r"^handout:.*\n\t.*-m costtrain\.handout", make, re.M)
+    assert re.search(r"^kit:.*\n\t.*-m costtrain\.handout --update-docs", make, re.M)
+
+
+def test_the_handout_has_the_diagrams_the_flow_and_the_words(built):
+    page = built["handout.html"]
+    assert page.startswith("<!DOCTYPE html>") and "<style>" in page
+    assert page.count('src="data:image/svg+xml;base64,') == len(DIAGRAMS)
+    assert 'src="../' not in page and "src=\"notebooks" not in page  # it stands alone
+    for heading in ("The course at a glance", "The decision flow", "How the methods work",
+                    "Rules of thumb", "Commands", "Glossary"):
+        assert re.search(f">{re.escape(heading)}[^<]*</h[1-3]>", page), heading
+    for term in TERMS:
+        assert f'id="{course.anchor(term)}"' in page, term
+    for r in course.reference_runs(NB):  # the run times, read from the reference copies
+        assert f"{r.seconds:.0f} s ({r.minutes:.1f} min)" in page, r.stem
+    assert 'class="num"' in page  # numbers in tables do not wrap
+
+
+def test_the_teachers_pages_have_the_plan_and_every_solution(built):
+    page = built["teacher.html"]
+    for heading in ("A 90-minute class", "Discussion questions", "Mistakes students make",
+                    "Running the course for a class", "Exercise solutions",
+                    "What to expect on other machines"):
+        assert re.search(f">{re.escape(heading)}[^<]*</h[1-3]>", page), heading
+    found = [(x.stem, e) for x in course.LESSONS for e in course.exercises(x.stem, NB)]
+    assert len(found) >= 20
+    for stem, e in found:
+        assert e.answer, f"{stem} exercise {e.number} has no worked answer"
+    assert page.count("<em>Worked answer.</em>") == len(found)
+
+
+def test_the_generated_parts_of_the_kit_are_in_step_with_the_notebooks():
+    plan = (DOCS / "plan.md").read_text()
+    assert handout.refresh(plan, NB) == plan, "run `make kit` (the plan's tables are stale)"
+    assert (DOCS / "solutions.md").read_text() == handout.solutions_md(NB), \
+        "run `make kit` (solutions.md is stale)"
+
+
+def test_the_glossary_defines_every_word_the_notebooks_link():
+    headings = {course.anchor(h) for h in re.findall(r"^### (.+)$", (DOCS / "glossary.md")
+                                                     .read_text(), re.M)}
+    used = {t for x in course.LESSONS for t in x.terms} | set(TERMS)
+    assert {course.anchor(t) for t in used} <= headings
+
+
+def test_every_notebook_opens_with_its_time_and_closes_with_takeaways_and_links():
+    for x in course.LESSONS:
+        src = (NB / f"{x.stem}.py").read_text()
+        assert f'opening("{x.stem}")' in src, x.stem
+        assert f'closing("{x.stem}"' in src and "# ## Key takeaways" in src, x.stem
+        tail = src.split("# ## Key takeaways")[1]
+        assert tail.rstrip().endswith('cores")'), f"{x.stem}: the timing cell must stay last"
+    assert "(03b_sparse_hogwild.ipynb)" in (NB / "03_hogwild.py").read_text() \
+        .split("## Where Hogwild! shines")[1].split("# %%")[0]
+    assert course.next_lesson("03_hogwild").stem == "03b_sparse_hogwild"
+    assert course.next_lesson("03b_sparse_hogwild").stem == "04_compare"
+
+
+def test_closing_links_next_see_also_and_the_glossary():
+    text = course.closing("01_baseline", ["one", "two"])
+    assert text.startswith("- one\n- two")
+    assert "**Next:** [02_parameter_server.ipynb](02_parameter_server.ipynb)" in text
+    assert "[03_hogwild.ipynb](03_hogwild.ipynb)" in text
+    assert "../docs/teaching/glossary.md#steady-state" in text
+    assert text._repr_markdown_() == text
+
+
+def _notebook(folder: Path, first: str, last: str) -> None:
+    cell = lambda text: {"cell_type": "code", "source": "", "outputs": [  # noqa: E731
+        {"output_type": "stream", "name": "stdout", "text": text}]}
+    (folder / "01_baseline.ipynb").write_text(json.dumps({"cells": [
+        {"cell_type": "markdown", "source": "# x\n\n**You will learn**\n- a;\n- b\n  c.\n\nmore"},
+        cell(first), cell(last)]}))
+
+
+def test_reference_times_are_read_from_the_executed_copy(tmp_path):
+    _notebook(tmp_path, "ran 2026-11-27 20:09 UTC on AMD EPYC, 2 core(s), Linux, load average "
+                        "1.1, Python 3.11.7\ncosttrain 0.1.0", "this notebook ran for 19 s on 2 cores\n")
+    r = course.reference_run("01_baseline", tmp_path)
+    assert (r.seconds, r.cores, r.machine, r.load) == (19.0, 2, "AMD EPYC", "1.1")
+    assert course.objectives("01_baseline", tmp_path) == ["a;", "b c."]
+    assert "19 s (0.3 min) on AMD EPYC" in course.opening("01_baseline", tmp_path)
+    _notebook(tmp_path, "", "not run yet")
+    assert course.reference_run("01_baseline", tmp_path) is None
+    assert "no executed reference copy" in course.opening("01_baseline", tmp_path)
+    assert "no executed reference copy" in course.opening("01_baseline", tmp_path / "none")
+
+
+def test_a_missing_image_is_a_clear_error(tmp_path):
+    shutil.copytree(DOCS, tmp_path / "docs" / "teaching")
+    shutil.copytree(NB / "diagrams", tmp_path / "notebooks" / "diagrams")
+    page = tmp_path / "docs" / "teaching" / "handout.md"
+    page.write_text(page.read_text() + "\n![gone](../../notebooks/diagrams/gone.svg)\n")
+    with pytest.raises(CosttrainError, match="gone.svg"):
+        handout.build(tmp_path / "out", tmp_path)
+
+
+def test_links_in_the_kit_resolve():
+    for page in DOCS.glob("*.md"):
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if not re.match(r"[a-z]+:", target):
+                assert (page.parent / target).exists(), f"{page.name}: {target}"
