@@ -235,6 +235,10 @@ class Pool:
             for cls in classes:
                 self.classes[_qualified(cls)] = cls
             failure = self._supervise(team, name, timeout, grace, on_message)
+        except KeyboardInterrupt as exc:  # a second one ended the wait: still keep what came
+            self.stop.set()
+            failure = procs.Interrupted.during(exc, name)
+            failure.results = {m.rank: m.result for m in team if m.result is not None}
         except BaseException:
             _discard(self)
             raise

@@ -336,7 +336,12 @@ def run_workers(target: Callable[..., Any], args: list[tuple], *, name: str = "w
                 p.start()
                 child_end.close()
                 workers.append(_Worker(rank, p, parent_end))
-        failure = _supervise(workers, stop, name, timeout, stall_timeout, grace, on_message)
+        try:
+            failure = _supervise(workers, stop, name, timeout, stall_timeout, grace, on_message)
+        except KeyboardInterrupt as exc:  # a second one ended the wait: still keep what came
+            stop.set()
+            failure = Interrupted.during(exc, name)
+            failure.results = {w.rank: w.result for w in workers if w.result is not None}
         if any(w.proc.exitcode == MAIN_GUARD_EXIT for w in workers):
             raise MainGuardError(MAIN_GUARD_HELP)
         if failure:
