@@ -3,15 +3,17 @@
 Architecture, in layers; a module imports only from layers above it in this list (arrows
 point down, never into the CLI), and never another module's ``_private`` names:
 
-1. records and processes: ``errors`` (CosttrainError, no torch), ``utils`` (cores, threads),
-   ``result`` (RunResult, JSON, output paths), ``procs`` (spawned workers, supervised, no torch
-   at import), ``pool`` (warm Hogwild! workers kept across runs), ``measure`` (one definition
-   of every time figure, the machine's load during a run), ``args`` (command-line options, no
-   torch);
-2. data, models, engine: ``data`` (datasets as tensors), ``models`` (the nets), ``checks``
-   (what must hold before a process starts), ``engine`` (what every loop shares: set-up,
-   batches, evaluation, loss logs), ``levers`` (compile, mixed precision, channels_last:
-   checked against the hardware, applied inside a loop);
+1. records and processes: ``errors`` (CosttrainError, ResourceError, no torch), ``utils``
+   (cores, threads, no torch at import), ``result`` (RunResult, JSON, output paths), ``procs``
+   (spawned workers, supervised, no torch at import), ``pool`` (warm Hogwild! workers kept
+   across runs), ``measure`` (one definition of every time figure, the machine's load during a
+   run), ``args`` (command-line options, no torch);
+2. data, models, engine: ``shared`` (read-only tensors shared outside ``/dev/shm``), ``data``
+   (datasets as tensors), ``models`` (the nets), ``checks`` (the guards every method applies:
+   what must hold before a process starts, memory and cgroup limits, divergence; no torch at
+   import), ``engine`` (what every loop shares: set-up, batches, evaluation, loss logs),
+   ``levers`` (compile, mixed precision, channels_last: checked against the hardware, applied
+   inside a loop);
 3. trainers, one loop each: ``baseline`` (one process), ``hogwild`` (``worker``: lock-free
    shared memory), ``ps_ranks`` (``serve`` and ``work``) driven by ``parameter_server``,
    ``local_sgd`` (``train_rank``: workers average their models every H steps), ``legacy`` (the

@@ -235,6 +235,10 @@ class Pool:
             for cls in classes:
                 self.classes[_qualified(cls)] = cls
             failure = self._supervise(team, name, timeout, grace, on_message)
+        except KeyboardInterrupt as exc:  # a second one ended the wait: still keep what came
+            self.stop.set()
+            failure = procs.Interrupted.during(exc, name)
+            failure.results = {m.rank: m.result for m in team if m.result is not None}
         except BaseException:
             _discard(self)
             raise
@@ -269,26 +273,26 @@ class Pool:
         last = {m.rank: t0 for m in team}
         failure, fail_deadline = None, None
         while not all(m.done for m in team):
-            now = time.monotonic()
-            if failure is not None and now >= fail_deadline:
-                break
-            if failure is None and timeout is not None:
-                stuck = silent_ranks({r: t for r, t in last.items()  # started, not done
-                                      if team[r].warm and not team[r].done}, timeout, now)
-                if stuck:
-                    failure = procs.WorkerError(
-                        f"{name} {stuck[0]} sent nothing for {timeout:g} s (stuck or "
-                        "stopped); the other workers were stopped.", stuck[0])
-                elif (now - t0 >= timeout + procs.STARTUP_SECONDS
-                      and not all(m.warm for m in team)):
-                    failure = procs.WorkerError(
-                        f"{name}s did not start within {timeout + procs.STARTUP_SECONDS:g} s; "
-                        "stopped them.", -1)
-                if failure is not None:
-                    self.stop.set()
-                    fail_deadline = now + grace
-                    continue
-            try:  # Ctrl-C (or the CLI's SIGTERM) anywhere here: stop the workers, keep theirs
+            try:  # Ctrl-C (or the CLI's SIGTERM, SIGHUP) anywhere here: stop them, keep theirs
+                now = time.monotonic()
+                if failure is not None and now >= fail_deadline:
+                    break
+                if failure is None and timeout is not None:
+                    stuck = silent_ranks({r: t for r, t in last.items()  # started, not done
+                                          if team[r].warm and not team[r].done}, timeout, now)
+                    if stuck:
+                        failure = procs.WorkerError(
+                            f"{name} {stuck[0]} sent nothing for {timeout:g} s (stuck or "
+                            "stopped); the other workers were stopped.", stuck[0])
+                    elif (now - t0 >= timeout + procs.STARTUP_SECONDS
+                          and not all(m.warm for m in team)):
+                        failure = procs.WorkerError(
+                            f"{name}s did not start within "
+                            f"{timeout + procs.STARTUP_SECONDS:g} s; stopped them.", -1)
+                    if failure is not None:
+                        self.stop.set()
+                        fail_deadline = now + grace
+                        continue
                 pending = [m for m in team if not m.done]
                 ready = wait([m.conn for m in pending] + [m.proc.sentinel for m in pending], 0.5)
                 for m in pending:

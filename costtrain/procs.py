@@ -336,7 +336,12 @@ def run_workers(target: Callable[..., Any], args: list[tuple], *, name: str = "w
                 p.start()
                 child_end.close()
                 workers.append(_Worker(rank, p, parent_end))
-        failure = _supervise(workers, stop, name, timeout, stall_timeout, grace, on_message)
+        try:
+            failure = _supervise(workers, stop, name, timeout, stall_timeout, grace, on_message)
+        except KeyboardInterrupt as exc:  # a second one ended the wait: still keep what came
+            stop.set()
+            failure = Interrupted.during(exc, name)
+            failure.results = {w.rank: w.result for w in workers if w.result is not None}
         if any(w.proc.exitcode == MAIN_GUARD_EXIT for w in workers):
             raise MainGuardError(MAIN_GUARD_HELP)
         if failure:
@@ -391,13 +396,14 @@ def _supervise(workers, stop, name, timeout, stall_timeout, grace,
         stop.set()
 
     while not all(w.done for w in workers):
-        now = time.monotonic()
-        if failure is not None and now >= fail_deadline:
-            break
-        if failure is None and deadline is not None and now >= deadline:
-            fail(WorkerError(f"{name}s did not finish within {timeout:g} s; stopped them.", -1))
-            continue
-        try:  # Ctrl-C (or the CLI's SIGTERM) anywhere here: stop the workers, keep theirs
+        try:  # Ctrl-C (or the CLI's SIGTERM, SIGHUP) anywhere here: stop the workers, keep theirs
+            now = time.monotonic()
+            if failure is not None and now >= fail_deadline:
+                break
+            if failure is None and deadline is not None and now >= deadline:
+                fail(WorkerError(f"{name}s did not finish within {timeout:g} s; stopped them.",
+                                 -1))
+                continue
             pending = [w for w in workers if not w.done]
             handles = [w.conn for w in pending] + [w.proc.sentinel for w in pending]
             ready = wait(handles, timeout=tick)
@@ -418,21 +424,20 @@ def _supervise(workers, stop, name, timeout, stall_timeout, grace,
                                else f"{name} {w.rank} {payload}")
                         fail(WorkerError(msg + "; the other workers were stopped.", w.rank,
                                          payload if kind == "error" else ""))
+            # after reading what arrived: a parent that was itself descheduled blames no one
+            stuck = _stuck(workers, stall_timeout, time.monotonic()) if failure is None else None
+            if stuck is not None:
+                stuck.done = True  # nothing more will come from it: do not wait for it
+                fail(WorkerError(
+                    f"{name} {stuck.rank} sent nothing (no progress, no heartbeat) for "
+                    f"{time.monotonic() - stuck.last_heard:.0f} s, more than the timeout of "
+                    f"{stall_timeout:g} s: it is stopped, frozen or swapped out; every process "
+                    "was stopped.", stuck.rank))
         except KeyboardInterrupt as exc:  # a second one, while they stop, ends the wait
             if isinstance(failure, Interrupted):
                 raise
             fail(Interrupted.during(exc, name))
             fail_deadline = min(fail_deadline, time.monotonic() + min(grace, 5.0))
-            continue
-        # after reading what arrived: a parent that was itself descheduled blames no one
-        stuck = _stuck(workers, stall_timeout, time.monotonic()) if failure is None else None
-        if stuck is not None:
-            stuck.done = True  # nothing more will come from it: do not wait for it
-            fail(WorkerError(
-                f"{name} {stuck.rank} sent nothing (no progress, no heartbeat) for "
-                f"{time.monotonic() - stuck.last_heard:.0f} s, more than the timeout of "
-                f"{stall_timeout:g} s: it is stopped, frozen or swapped out; every process was "
-                "stopped.", stuck.rank))
     if failure is not None:
         failure.results = {w.rank: w.result for w in workers if w.result is not None}
     return failure
