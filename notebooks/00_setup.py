@@ -65,8 +65,8 @@ opening("00_setup")
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
-subset = 5000         # training images for the smoke run
-test_subset = 1000    # test images
+subset = 5000         # training images; differs: a quick smoke run, not the classroom job
+test_subset = 1000    # test images; differs: a quick smoke run
 batch_size = 64
 lr = 0.01
 seed = 42

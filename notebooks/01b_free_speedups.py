@@ -77,6 +77,12 @@ logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # compil
 notebook_start = time.perf_counter()
 print(run_header())
 
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain.course import closing, opening
+
+opening("01b_free_speedups")
+
 # %% [markdown]
 # ## Parameters
 #
@@ -89,7 +95,7 @@ print(run_header())
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
 model = "simple"          # the classic 2-conv net; "mlp" has no convolutions (no channels_last)
-subset = 10000            # training images (None: all 60,000)
+subset = 6000             # training images (None: all 60,000)
 test_subset = 2000        # test images
 epochs = 1                # passes over the training set in each run
 batch_size = 64           # the baseline's batch; lr is meant for it
@@ -486,7 +492,22 @@ check_prediction(guess_bf16_ratio, bf16_ratio)
 # </details>
 
 # %% [markdown]
-# ## Summary
+# ## The course's scoreboard
+#
+# Every notebook adds the runs it measured to one table (`out/scoreboard.json`, next to the
+# notebooks): below, this notebook's runs of the levers and batch sizes against the fastest
+# plain single process of the same job; notebook 06 shows the whole scoreboard.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain import scoreboard
+from costtrain.widgets import NoWrap
+
+scoreboard.record("01b_free_speedups", lever_runs + batch_runs)
+NoWrap(scoreboard.show(notebook="01b_free_speedups"))
+
+# %% [markdown]
+# ## Key takeaways
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -495,18 +516,18 @@ sentence = conclusion(verdicts, f"the {model} net on {ds.name} (a job of {job_sa
 if skipped:
     sentence = sentence[:-1] + "; not measured: " + ", ".join(skipped) + "."
 keep = {k: v for ver in verdicts if ver.kept for k, v in ver.trial.kwargs.items()}
-display(Markdown(md("\n".join([
-    machine_note(lever_runs + batch_runs),
-    f"- {sentence[0].upper() + sentence[1:]}",
-    f"- The best single lever: " + (f"**{chosen.trial.label}**, predicted {chosen.speedup.median:.2f}x sooner "
-                                    f"({chosen.speedup.low:.2f}-{chosen.speedup.high:.2f}) for the job"
-                                    if chosen else "none: keep the plain baseline") + ".",
-    f"- Batch size: {batch_verdict}.",
-    "- Later notebooks compare the multi-process methods with the best single process: pass "
+closing("01b_free_speedups", [
+    sentence[0].upper() + sentence[1:],
+    "The best single lever: " + (f"**{chosen.trial.label}**, predicted {chosen.speedup.median:.2f}x sooner "
+                                 f"({chosen.speedup.low:.2f}-{chosen.speedup.high:.2f}) for the job"
+                                 if chosen else "none: keep the plain baseline") + ".",
+    f"Batch size: {batch_verdict}.",
+    "Later notebooks compare the multi-process methods with the best single process: pass "
     + (", ".join(f"`{k}={v!r}`" for k, v in keep.items()) + " to its trainer" if keep
        else "no lever (none paid here)") + ".",
-    f"- Figures: `{figures / '01b_levers.png'}`, `{figures / '01b_compile_break_even.png'}`, "
-    f"`{figures / '01b_batch_time_to_accuracy.png'}`."]))))
+    f"Figures: `{figures / '01b_levers.png'}`, `{figures / '01b_compile_break_even.png'}`, "
+    f"`{figures / '01b_batch_time_to_accuracy.png'}`.",
+], lever_runs + batch_runs)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

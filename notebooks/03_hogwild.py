@@ -83,7 +83,7 @@ opening("03_hogwild")
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
-subset = 5000           # training images (None: all 60,000)
+subset = 6000           # training images (None: all 60,000)
 test_subset = 2000      # test images (None: all 10,000)
 total_epochs = 4        # total work: processes x epochs per process
 configs = None          # (processes, epochs per process); None: 1 x all, all x 1, and one split between

@@ -82,7 +82,7 @@ opening("05_beyond_one_machine")
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
-subset = 8000         # training images (None: all 60,000)
+subset = 6000         # training images (None: all 60,000)
 test_subset = 2000    # test images (None: all 10,000)
 epochs = 2            # passes over the training set, the same in every run
 workers = 2           # workers of the parameter server and of local SGD

@@ -74,7 +74,8 @@ opening("06_your_decision")
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
-subset = 10000          # training images of the job (None: all 60,000)
+subset = 6000           # training images of the job (None: all 60,000)
+test_subset = 2000      # test images (None: all 10,000)
 epochs = 2              # the job: this many passes over the training images
 target_accuracy = None  # e.g. 0.75: rank by time to this test accuracy; None: the whole job
 decision_budget = 90.0  # seconds for all the probes
@@ -90,7 +91,7 @@ figures_dir = "out/figures"
 # NBVAL_CHECK_OUTPUT
 figures = Path(figures_dir)
 figures.mkdir(parents=True, exist_ok=True)
-ds = costtrain.load_dataset(dataset, subset=subset, seed=seed)
+ds = costtrain.load_dataset(dataset, subset=subset, test_subset=test_subset, seed=seed)
 print(f"the job: {ds.name}, {epochs} epoch(s) of {len(ds.train_y):,} training images = "
       f"{epochs * len(ds.train_y):,} samples, batch size {batch_size}, SGD lr {lr}")
 

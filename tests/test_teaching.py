@@ -90,12 +90,14 @@ def test_every_notebook_opens_with_its_time_and_closes_with_takeaways_and_links(
         .split("## Where Hogwild! shines")[1].split("# %%")[0]
     assert course.next_lesson("03_hogwild").stem == "03b_sparse_hogwild"
     assert course.next_lesson("03b_sparse_hogwild").stem == "04_compare"
+    assert course.next_lesson("01_baseline").stem == "01b_free_speedups"
+    assert course.next_lesson("01b_free_speedups").stem == "02_parameter_server"
 
 
 def test_closing_links_next_see_also_and_the_glossary():
     text = course.closing("01_baseline", ["one", "two"])
     assert text.startswith("- one\n- two")
-    assert "**Next:** [02_parameter_server.ipynb](02_parameter_server.ipynb)" in text
+    assert "**Next:** [01b_free_speedups.ipynb](01b_free_speedups.ipynb)" in text
     assert "[03_hogwild.ipynb](03_hogwild.ipynb)" in text
     assert "../docs/teaching/glossary.md#steady-state" in text
     assert text._repr_markdown_() == text
@@ -136,3 +138,37 @@ def test_links_in_the_kit_resolve():
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
             if not re.match(r"[a-z]+:", target):
                 assert (page.parent / target).exists(), f"{page.name}: {target}"
+
+
+def classroom_offenders(source: str) -> list[str]:
+    """Lines of a jupytext notebook's parameters cell that set a classroom default to another
+    value without saying why ("differs: ..." on the line)."""
+    import ast
+    cell = source.split('# %% tags=["parameters"]\n', 1)[1].split("\n# %%", 1)[0]
+    bad = []
+    for line in cell.splitlines():
+        code, _, comment = line.partition("#")
+        name, eq, value = code.partition("=")
+        name = name.strip()
+        if not eq or name not in course.CLASSROOM or "differs:" in comment:
+            continue
+        if ast.literal_eval(value.strip()) != course.CLASSROOM[name]:
+            bad.append(line.strip())
+    return bad
+
+
+def test_the_notebooks_share_one_set_of_classroom_defaults():
+    """01-06 train the same job by default (subset, batch, lr, momentum, seed); a notebook that
+    differs says why beside the value; every one that loads Fashion-MNIST names its size."""
+    for x in course.LESSONS:
+        src = (NB / f"{x.stem}.py").read_text()
+        assert classroom_offenders(src) == [], x.stem
+        if 'dataset = "fashion-mnist"' in src:
+            assert re.search(r"^subset = ", src, re.M) and re.search(r"^test_subset = ", src, re.M), x.stem
+    planted = '# %% tags=["parameters"]\nsubset = 10000  # images\nlr = 0.5  # differs: another model\n\n# %%\n'
+    assert classroom_offenders(planted) == ["subset = 10000  # images"]
+
+
+def test_the_typical_accuracy_is_stated_with_its_source():
+    assert "github.com/zalandoresearch/fashion-mnist" in course.TYPICAL_ACCURACY
+    assert "TYPICAL_ACCURACY" in (NB / "01_baseline.py").read_text()
