@@ -5,7 +5,8 @@ on this machine, the whole job predicted from them and ranked by one-off time) i
 ``decision_card.md`` and ``decision_card.png``: the machine, the recommended configuration and
 its command line, the predicted one-off time (set-up + training; evaluation not included) and
 cost, with ranges when the probes were repeated, the runner-up, and what would change the
-answer. Every number on the card comes from the advice's own probes; the rules of thumb are
+answer. It names a winner only when the probes can tell: one probe each gives "fastest
+predicted" and says to repeat; overlapping ranges of repeated probes say "within noise". Every number on the card comes from the advice's own probes; the rules of thumb are
 computed from them.
 """
 from __future__ import annotations
@@ -35,6 +36,31 @@ def _probe(advice, method: str, test=lambda r: True):
     """The fastest ok probe (steady samples/s) of `method` that passes `test`, or None."""
     found = [r for r in advice.probes if r.status == "ok" and r.method == method and test(r)]
     return max(found, key=lambda r: r.steady_samples_per_second, default=None)
+
+
+def verdict(advice) -> tuple[str, str]:
+    """How sure the card may be: the word for the top row and, where the probes cannot tell it
+    from the runner-up, the sentence that says so (the fair-verdict rules: one probe each names
+    no winner; overlapping ranges of repeated probes are within noise)."""
+    from .predict import within_noise
+    ok = [r for r in advice.rows if r.status == "ok"]
+    rec = advice.recommended
+    if rec is None or len(ok) < 2:
+        return "Recommended", ""
+    second = ok[1]
+    ratio = (f" ({second.predicted_seconds / rec.predicted_seconds:.2f}x its time)"
+             if second.predicted_seconds and rec.predicted_seconds else "")
+    noisy = within_noise(rec, second)
+    if noisy is None:
+        return ("Fastest predicted, one probe each",
+                f"One probe each names no winner: the runner-up, {second.label}, is predicted "
+                f"at {_seconds(second)}{ratio}. Repeat the probes (`costtrain advise --repeats 3`, "
+                "or `repeats=3`) before trusting the order.")
+    if noisy:
+        return ("Recommended, within noise of the runner-up",
+                f"The repeated probes' predicted ranges of {rec.label} and {second.label} "
+                f"({_seconds(second)}{ratio}) overlap: either is a fine choice.")
+    return "Recommended", ""
 
 
 def what_would_change(advice) -> list[str]:
@@ -98,11 +124,14 @@ def card_markdown(advice) -> str:
                   f"{advice.budget_seconds:.0f} s. Raise the budget and run again.", ""]
     else:
         cost = "-" if rec.predicted_cost is None else money(rec.predicted_cost)
-        lines += [f"**Recommended:** {rec.label}, predicted {_seconds(rec)} one-off (set-up + "
+        word, sure = verdict(advice)
+        lines += [f"**{word}:** {rec.label}, predicted {_seconds(rec)} one-off (set-up + "
                   f"training{' to the target' if target and rec.reaches_target else ''}), {cost} "
                   f"({advice.basis.describe()}).", "",
                   f"    {rec.command()}", ""]
-        if len(ok) > 1:
+        if sure:
+            lines += [f"**How sure:** {sure}", ""]
+        elif len(ok) > 1:
             second = ok[1]
             lines += [f"**Runner-up:** {second.label}, {_seconds(second)}"
                       + (f" ({second.predicted_seconds / rec.predicted_seconds:.2f}x the "
@@ -138,8 +167,10 @@ def card_figure(advice, path: str | Path) -> Path:
     text = textwrap.wrap(f"Machine: {_machine(advice.hardware)}", 100)
     if rec is not None:
         cost = "-" if rec.predicted_cost is None else money(rec.predicted_cost)
-        text += [f"Recommended: {rec.label}, predicted {_seconds(rec)} (set-up + training), "
+        word, sure = verdict(advice)
+        text += [f"{word}: {rec.label}, predicted {_seconds(rec)} (set-up + training), "
                  f"{cost}", f"  {rec.command()}"]
+        text += textwrap.wrap(re.sub(r"`", "", sure), 100)
     else:
         text += ["No configuration could be probed within the budget: raise it and run again."]
     text += ["", "What would change the answer:"]

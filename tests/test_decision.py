@@ -1,6 +1,7 @@
 """The ending: a decision card from real ``advise`` probes, and notebook 06 run headless."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -9,7 +10,8 @@ import pytest
 from costtrain import load_dataset
 from costtrain.advise import Advice, Probe, recommend
 from costtrain.cost import price_basis
-from costtrain.decision import card_markdown, decision_card, what_would_change
+from costtrain.decision import card_markdown, decision_card, verdict, what_would_change
+from costtrain.predict import Row
 from costtrain.notebooks import CI_PARAMETERS, run_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +33,7 @@ def test_the_card_names_the_machine_the_choice_and_its_command(advice, tmp_path)
     assert text == card_markdown(advice)
     assert f"{advice.hardware['cpu']}, {advice.hardware['cores']} cores" in text
     rec = advice.recommended
-    assert rec is not None and f"**Recommended:** {rec.label}" in text
+    assert rec is not None and f"**{verdict(advice)[0]}:** {rec.label}" in text
     assert rec.command() in text and rec.command().startswith("costtrain run --method ")
     for row in advice.rows:
         assert f"| {row.label} |" in text
@@ -46,6 +48,28 @@ def test_the_rules_of_thumb_are_computed_from_the_probes(advice):
     ratio = hog.steady_samples_per_second / one.steady_samples_per_second
     assert f"Hogwild! with 2 processes trained {ratio:.2f}x" in rules
     assert f"after {hog.setup_seconds:.1f} s of set-up" in rules
+
+
+def _advice(*ranges) -> Advice:
+    rows = [Row(f"config {i}", "baseline", {"epochs": 1}, predicted_seconds=10.0 + i,
+                predicted_cost=0.001, predicted_range=rng, rank=i + 1)
+            for i, rng in enumerate(ranges)]
+    return Advice(rows=rows, recommended=rows[0], justification="", notes=[], probes=[],
+                  job={"dataset": "fashion-mnist", "epochs": 1, "samples": 100},
+                  basis=price_basis(), budget_seconds=1.0, elapsed_seconds=1.0)
+
+
+def test_the_card_names_a_winner_only_when_the_probes_can_tell():
+    word, sure = verdict(_advice(None, None))
+    assert word == "Fastest predicted, one probe each" and "names no winner" in sure
+    assert "config 1" in sure and "1.10x" in sure and "--repeats 3" in sure
+    word, sure = verdict(_advice((9.0, 11.5), (10.5, 12.0)))
+    assert word.startswith("Recommended, within noise") and "either is a fine choice" in sure
+    assert verdict(_advice((9.0, 10.0), (10.5, 12.0))) == ("Recommended", "")
+    assert verdict(_advice((9.0, 10.0))) == ("Recommended", "")
+    text = card_markdown(_advice(None, None))
+    assert "**Fastest predicted, one probe each:** config 0" in text and "**Recommended" not in text
+    assert "**Recommended:** config 0" in card_markdown(_advice((9.0, 10.0), (10.5, 12.0)))
 
 
 def test_a_card_without_any_probe_says_what_to_do(tmp_path):
@@ -69,7 +93,8 @@ def test_notebook_06_runs_headless_and_writes_the_card(tmp_path):
     nb = nbformat.read(run.output, as_version=4)
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "")
                      for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert "**Next:**" in text and "**Recommended:**" in text
+    assert "**Next:**" in text
+    assert re.search(r"\*\*(Recommended|Fastest predicted, one probe each):\*\* ", text)
 
 
 def test_a_saved_advice_joins_the_class_table(advice, tmp_path):
