@@ -50,7 +50,8 @@ from costtrain.advise import recommend
 from costtrain.decision import decision_card, what_would_change
 from costtrain.exercises import check_prediction
 from costtrain.prose import machine_note, md, secs
-from costtrain.report import run_header
+from costtrain.report import run_header, summary
+from costtrain.widgets import run_panel
 
 # show warnings as one line, without the file they came from
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
@@ -125,9 +126,51 @@ display(Markdown(md(card_md.read_text())), Image(str(card_png)))
 print(f"saved: {card_md}, {card_png}")
 
 # %% [markdown]
-# ## 3. The course's scoreboard
+# ## 3. Check the prediction: run the job
 #
-# Every run the notebooks 01 to 05 measured on this machine (if you ran them here), from
+# A prediction is worth what it gets right. The panel runs **the whole job** in the
+# configuration you pick (the top of the ranking is preselected) with the batch size and
+# learning rate you pick, then sets the measured set-up + training beside the prediction (the
+# live plot shows the loss as it falls). A different batch size or learning rate than the
+# probes' changes the speed, so the comparison says when it no longer holds. Press **Run**,
+# or run the cell below the panel.
+
+# %%
+ranked = [r for r in advice.rows if r.status == "ok"]
+
+
+def job_run(v, live):
+    """The whole job in the configuration `v['method']` names, against its prediction."""
+    row = next((r for r in ranked if r.label == v["method"]), None)
+    if row is None:
+        raise ValueError("no configuration was probed: raise decision_budget and run section 1 again")
+    live.start(row.label)
+    train = getattr(costtrain, row.trainer)
+    r = train("simple", ds, **row.job, batch_size=v["batch_size"], lr=v["lr"], seed=seed,
+              progress=progress, on_progress=live)
+    live.finish(r)
+    print(summary(r))
+    measured = r.setup_seconds + r.train_seconds
+    same = v["batch_size"] == batch_size and v["lr"] == lr
+    print(f"predicted {secs(row.predicted_seconds)}, measured {secs(measured)} of set-up + training "
+          f"({measured / row.predicted_seconds:.2f}x the prediction)"
+          + ("" if same else f"; the probes ran batch {batch_size}, lr {lr}: the prediction was for those"))
+    return r
+
+
+panel = run_panel("06_your_decision", job_run, method=(ranked[0].label if ranked else "none"),
+                  methods=[r.label for r in ranked] or ["none"], batch_size=batch_size, lr=lr)
+panel
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+checked = panel.run() if ranked else None
+
+# %% [markdown]
+# ## 4. The course's scoreboard
+#
+# Every run the notebooks 01 to 05 measured on this machine (if you ran them here) and the job
+# you ran in section 3, from
 # `out/scoreboard.json`: one table per job, sorted by end-to-end time, each against the
 # fastest single process of the same job. Compare them with the prediction above.
 
@@ -135,10 +178,12 @@ print(f"saved: {card_md}, {card_png}")
 # NBVAL_IGNORE_OUTPUT
 from costtrain import scoreboard
 
+if checked is not None:
+    scoreboard.record("06_your_decision", [checked])
 NoWrap(scoreboard.show())
 
 # %% [markdown]
-# ## 4. Hand it in: the class's table
+# ## 5. Hand it in: the class's table
 #
 # Save the advice as JSON and hand it in with your `costtrain compare --out` results: the
 # teacher merges everyone's files with `costtrain class collect` into one table of what each
@@ -240,6 +285,11 @@ if rec is not None:
                          "that time" + (" (a one-probe ratio)." if repeats == 1 else "."))
 else:
     takeaways.append("No configuration could be probed within the budget: raise `decision_budget`.")
+if checked is not None:
+    row = next(r for r in ranked if r.label == panel.values()["method"])
+    took = checked.setup_seconds + checked.train_seconds
+    takeaways.append(f"The job you ran ({row.label}) took {secs(took)} of set-up + training against the "
+                     f"predicted {secs(row.predicted_seconds)} ({took / row.predicted_seconds:.2f}x; one run).")
 takeaways += what_would_change(advice)[:2]
 closing("06_your_decision", takeaways, advice.probes)
 

@@ -1,10 +1,8 @@
-"""The ending: a decision card from real ``advise`` probes, and notebook 06 run headless."""
+"""The ending: a decision card from real ``advise`` probes (notebook 06 runs in test_notebooks)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import nbformat
 import pytest
 
 from costtrain import load_dataset
@@ -12,9 +10,7 @@ from costtrain.advise import Advice, Probe, recommend
 from costtrain.cost import price_basis
 from costtrain.decision import card_markdown, decision_card, verdict, what_would_change
 from costtrain.predict import Row
-from costtrain.notebooks import CI_PARAMETERS, run_notebooks
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -79,22 +75,6 @@ def test_a_card_without_any_probe_says_what_to_do(tmp_path):
     md, png = decision_card(empty, tmp_path)
     assert "No recommendation" in md.read_text() and "Raise the budget" in md.read_text()
     assert png.exists()
-
-
-@pytest.mark.slow
-def test_notebook_06_runs_headless_and_writes_the_card(tmp_path):
-    (run,) = run_notebooks(ROOT / "notebooks", tmp_path / "out", figures_dir=tmp_path / "fig",
-                           ci=True, only=["06_"], progress=False, cell_timeout=300)
-    assert run.ok, run.error
-    assert CI_PARAMETERS["decision_budget"] < 90  # the CI budget is the small one
-    assert (tmp_path / "fig" / "06_decision_card.md").read_text().startswith(
-        "# Your machine, your decision")
-    assert (tmp_path / "fig" / "06_decision_card.png").exists()
-    nb = nbformat.read(run.output, as_version=4)
-    text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "")
-                     for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert "**Next:**" in text
-    assert re.search(r"\*\*(Recommended|Fastest predicted, one probe each):\*\* ", text)
 
 
 def test_a_saved_advice_joins_the_class_table(advice, tmp_path):

@@ -35,6 +35,7 @@ FIGURES = {
     "04_compare": ["04_losses_samples.png", "04_losses_seconds.png", "04_accuracy_vs_time.png",
                    "04_cost_to_target.png"],
     "05_beyond_one_machine": ["05_bytes_vs_accuracy.png", "05_predicted_time_to_accuracy.png"],
+    "06_your_decision": ["06_decision_card.png"],
 }
 NOTEBOOKS = [NB_DIR / f"{name}.ipynb" for name in FIGURES]
 # Notebooks that follow the course's conventions (Run panel, exercises, executed reference copy
@@ -285,6 +286,20 @@ def test_notebook_runs_headless_and_saves_its_figures(executed, name):
         assert f.exists() and f.stat().st_size > 5000, f"{name} did not save {fig}"
 
 
+@pytest.mark.slow
+def test_the_ending_writes_the_card_and_checks_its_prediction(executed):
+    """06 at the CI parameters: the decision card (Markdown and PNG), a verdict word that fits
+    one probe each, the job run from the panel set beside its prediction, Next."""
+    tmp, runs = executed
+    nb = nbformat.read(runs["06_your_decision.ipynb"].output, as_version=4)
+    text = _text(nb)
+    assert CI_PARAMETERS["decision_budget"] < 90  # the CI budget is the small one
+    assert (tmp / "figures" / "06_decision_card.md").read_text().startswith("# Your machine, your decision")
+    assert re.search(r"\*\*(Recommended|Fastest predicted, one probe each):\*\* ", text)
+    assert re.search(r"predicted [\d.]+ s, measured [\d.]+ s of set-up \+ training \([\d.]+x the prediction\)", text)
+    assert "**Next:**" in text
+
+
 def _text(nb, skip: str | None = None) -> str:
     """Every text a reader sees in the outputs (streams, Markdown, plain text)."""
     parts = []
@@ -338,11 +353,12 @@ def _named(pattern: re.Pattern, text: str) -> set:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [p.stem for p in REFERENCE if p.stem != "00_setup"])
+@pytest.mark.parametrize("name", [p.stem for p in REFERENCE
+                                  if p.stem not in ("00_setup", "06_your_decision")])
 def test_executed_text_names_only_configurations_that_ran(executed, executed_b, name):
     for (tmp, runs), params in ((executed, CI_PARAMETERS), (executed_b, CI_PARAMETERS_B)):
         if name in ("01b_free_speedups", "03b_sparse_hogwild", "05_beyond_one_machine") \
-                and params is CI_PARAMETERS_B:
+                and params is CI_PARAMETERS_B:  # (06 names the configurations advise probed)
             continue  # the second set is for 01-04; 01b, 03b and 05 are run at the first only
         run = runs[f"{name}.ipynb"]
         assert run.ok, run.error
