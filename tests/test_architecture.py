@@ -269,15 +269,40 @@ def _run_dests() -> set[str]:
     return {a.dest for a in sub.choices["run"]._actions}
 
 
-@pytest.mark.parametrize("trainer", ["train_baseline", "train_hogwild", "train_parameter_server",
-                                     "train_local_sgd"])
-def test_every_trainer_keyword_is_reachable_from_the_cli(trainer):
+def _registry_names() -> list[str]:
+    from costtrain import methods
+    return list(methods.NAMES)
+
+
+@pytest.mark.parametrize("method", _registry_names())
+def test_every_trainer_keyword_is_reachable_from_the_cli(method):
+    from costtrain import methods
+    trainer = methods.get(method).trainer.split(":")[1]
     import costtrain
     from costtrain.cli import API_TO_CLI, NOT_ON_CLI
     dests = _run_dests()
     params = inspect.signature(getattr(costtrain, trainer)).parameters
     missing = [p for p in params if p not in NOT_ON_CLI and API_TO_CLI.get(p, p) not in dests]
     assert missing == []
+
+
+@pytest.mark.parametrize("method", _registry_names())
+def test_each_registry_row_is_wired_to_its_trainer_and_options(method):
+    """The row's trainer is the package's ``train_*`` name, its option groups exist, and what
+    ``costtrain run --method NAME`` passes are keywords the trainer takes."""
+    import costtrain
+    from costtrain import args, cli, methods
+    row = methods.get(method)
+    fn = row.load()
+    assert getattr(costtrain, fn.__name__) is fn and fn.__name__ in costtrain.__all__
+    assert all(callable(getattr(args, name, None)) for name in row.options)
+    parsed = cli.build_parser().parse_args(["run", "--method", method])
+    params = inspect.signature(fn).parameters
+    assert set(cli.run_kwargs(parsed)) - set(params) == set()
+    assert set(row.probe_defaults(10.0)) <= set(params)
+    for _, kw in row.probes(4, True, 2) + row.compare(2, 4):
+        assert set(kw) <= set(params) | {"batch_size"}
+    assert all(methods.get(r) is row for r in row.result_methods)
 
 
 def test_the_original_imports_keep_working():
