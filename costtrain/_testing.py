@@ -17,14 +17,22 @@ def square(rank: int, x: int) -> int:
     return x * x
 
 
-def fail_on(rank: int, bad_rank: int, sleep: float = 30.0) -> int:
-    """Rank `bad_rank` raises; the others wait (checking should_stop) and return their rank."""
+def _wait_for_stop(rank: int, sleep: float) -> int | None:
+    """Wait up to `sleep` s for the parent's stop request: `rank` if it came, else None."""
+    end = time.monotonic() + sleep
+    while time.monotonic() < end:
+        if procs.should_stop():
+            return rank
+        time.sleep(0.05)
+    return None
+
+
+def fail_on(rank: int, bad_rank: int, sleep: float = 120.0) -> int | None:
+    """Rank `bad_rank` raises; the others wait for the stop request and return their rank
+    (None if none came within `sleep` s: a test sees that the stop did not arrive)."""
     if rank == bad_rank:
         raise ValueError(f"boom from {rank}")
-    end = time.monotonic() + sleep
-    while time.monotonic() < end and not procs.should_stop():
-        time.sleep(0.05)
-    return rank
+    return _wait_for_stop(rank, sleep)
 
 
 def kill_self(rank: int, bad_rank: int, sleep: float = 30.0) -> int:
@@ -36,15 +44,13 @@ def kill_self(rank: int, bad_rank: int, sleep: float = 30.0) -> int:
     return rank
 
 
-def stop_self(rank: int, bad_rank: int, sleep: float = 30.0) -> int:
-    """Rank `bad_rank` freezes itself with SIGSTOP (a stuck worker); the others wait politely."""
+def stop_self(rank: int, bad_rank: int, sleep: float = 120.0) -> int | None:
+    """Rank `bad_rank` freezes itself with SIGSTOP (a stuck worker); the others wait for the
+    stop request as :func:`fail_on`'s do."""
     if rank == bad_rank:
         time.sleep(0.2)
         os.kill(os.getpid(), signal.SIGSTOP)
-    end = time.monotonic() + sleep
-    while time.monotonic() < end and not procs.should_stop():
-        time.sleep(0.05)
-    return rank
+    return _wait_for_stop(rank, sleep)
 
 
 def sleep_forever(rank: int, pid_file: str) -> None:

@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import copy
 import dataclasses
-import importlib
 import math
 import signal
 import threading
@@ -27,6 +26,7 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn as nn
 
+from . import methods
 from .args import (add_data_args, add_optim_args, add_output_args, add_repeats_arg,
                    positive_float, positive_int)
 from .cost import (INSTANCES, PRICE_PER_KWH, PRICES_COMPILED, PriceBasis, as_fraction, attach_cost,
@@ -35,20 +35,21 @@ from .data import Dataset, load_dataset, stratified_subset
 from .energy import LAPTOP_WATTS, EnergyMeter
 from .engine import evaluate, loss_fn
 from .models import build_model
+from .methods import CUDA_BATCH  # noqa: F401 (the GPU probe's batch; public here too)
 from .levers import cxx_compiler, has_conv, native_bf16, reset_compiled
 from .network import PREDICTED, Link, get_link, predict_step, step_costs
 from .noise import alternate, median_index, spread
 from .payoff import Trial, Verdict, judge, pick
-from .predict import TRAINERS, Row, justify, rank_probes
+from .predict import Row, justify, rank_probes
 from .result import RunResult, write_json_atomic
 from .utils import CosttrainError, hardware_info, num_cores, num_threads
 
-CUDA_BATCH = 512  # the GPU probe at a larger batch (lr scaled by the same factor)
 MULTIPROCESS_SETUP_GUESS = 4.0  # seconds to start worker processes, until one is measured
 PLAN_MARGIN = 0.8  # plan the probes to use this share of the budget left
 RESERVE_SECONDS = 0.5  # kept back for ranking and printing
 LEVER_SHARE = 0.5  # with levers=True: the share of the budget kept for probing the levers
 LEVER_MIN_BUDGET = 20.0  # below this budget the layouts get all of it and no lever is tuned
+IN_PROCESS = "in process"  # probes that start no worker processes (a set-up guess apart)
 COMPILE_GUESS = 20.0  # seconds torch.compile's first step takes, until one is measured
 
 
@@ -57,7 +58,7 @@ class Probe:
     """One configuration to try: a trainer and its keyword arguments."""
 
     label: str
-    method: str  # baseline | hogwild | ps | local-sgd
+    method: str  # a row of costtrain.methods
     kwargs: dict[str, Any]
 
 
@@ -67,25 +68,8 @@ def probe_plan(cores: int | None = None, gpu: bool | None = None,
     with `machines`, also local SGD (H = 8), whose figures predict the multi-machine set-ups."""
     cores = cores or num_cores()
     gpu = torch.cuda.is_available() if gpu is None else gpu
-    plan = [Probe("baseline 1 thread", "baseline", {"threads": 1})]
-    if cores > 1:
-        plan.append(Probe(f"baseline {cores} threads", "baseline", {"threads": cores}))
-    if gpu:  # a small net at batch 64 is launch-bound on a GPU: larger batches, and Hogwild!
-        plan += [Probe("baseline cuda", "baseline", {"device": "cuda", "threads": 1}),
-                 Probe(f"baseline cuda batch {CUDA_BATCH}", "baseline",
-                       {"device": "cuda", "threads": 1, "batch_size": CUDA_BATCH}),
-                 Probe("hogwild cuda 2 processes", "hogwild",
-                       {"device": "cuda", "processes": 2, "sharding": "shard", "threads": 1})]
-    procs = sorted({p for p in (2, 4, 8, 16, 32, 64) if p < cores} | {cores} - {1})
-    plan += [Probe(f"hogwild {p} processes", "hogwild",
-                   {"processes": p, "sharding": "shard"}) for p in procs]
-    for w in sorted({2, cores - 1} - {0, 1}) if cores > 3 else [2]:
-        plan += [Probe(f"ps-{m} {w} workers", "ps", {"mode": m, "workers": w})
-                 for m in ("sync", "async")]
-    if machines:
-        plan.append(Probe("local-sgd 2 workers H=8", "local-sgd",
-                          {"workers": 2, "average_every": 8}))
-    return plan
+    return [Probe(label, m.name, kw) for m in methods.METHODS.values()
+            for label, kw in m.probes(cores, gpu, machines)]
 
 
 def network_variants(probes: list[RunResult], machines: int, link: Link | str,
@@ -110,11 +94,11 @@ def network_variants(probes: list[RunResult], machines: int, link: Link | str,
 
 
 def _trainer(method: str) -> tuple[Callable[..., RunResult] | None, str | None]:
-    module, name = TRAINERS[method]
+    row = methods.get(method)
     try:
-        return getattr(importlib.import_module(module), name), None
+        return row.load(), None
     except (ImportError, AttributeError) as exc:
-        return None, f"{module}.{name} is not available ({exc})"
+        return None, f"{row.trainer.replace(':', '.')} is not available ({exc})"
 
 
 # ----------------------------------------------------------------------- the advice
@@ -309,7 +293,7 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
     layout_budget = budget_seconds * (1 - LEVER_SHARE) if levers else budget_seconds
     planned, usable = _size_probes(usable, layout_budget - (time.perf_counter() - t_start),
                                    rate1, eval_s, batch_size, len(ds.train_y), notes)
-    results, skipped, sizes, setup_guess = [], [], [], {"baseline": 0.5}
+    results, skipped, sizes, setup_guess = [], [], [], {IN_PROCESS: 0.5}
     from tqdm.auto import tqdm
     bar = tqdm(total=len(usable), desc="advise", unit="probe", disable=not progress, leave=False)
     for i, (p, fn) in enumerate(usable):
@@ -487,7 +471,8 @@ def tune_levers(row: Row, probe: Probe, fn, make_net, ds: Dataset, *, probe_test
     skipped: list[str] = []
     per_run = row.setup_seconds + 1.0  # set-up and evaluations of one probe, roughly
     while plan:
-        compile_cost = COMPILE_GUESS * (1 if probe.method != "baseline" else repeats) \
+        in_process = methods.get(probe.method).in_process
+        compile_cost = COMPILE_GUESS * (repeats if in_process else 1) \
             if any("compile" in kw for _, kw in plan) else 0.0
         runs = repeats * (1 + len(plan))
         work = (PLAN_MARGIN * seconds - compile_cost - runs * per_run) / runs
@@ -508,7 +493,7 @@ def tune_levers(row: Row, probe: Probe, fn, make_net, ds: Dataset, *, probe_test
                 + (COMPILE_GUESS if "compile" in kw else 0.0)
             if left < min(expect, 2.0):
                 break  # out of budget: the repeats so far are judged
-            if "compile" in kw and probe.method == "baseline":
+            if "compile" in kw and methods.get(probe.method).in_process:
                 reset_compiled()  # each repeat compiles again (the longest one is charged)
             p = Probe(label or row.label, probe.method, dict(probe.kwargs, **kw))
             limit = min(left, max(2.5 * expect, expect + 6.0))
@@ -566,7 +551,7 @@ def add_predicted_ranges(rows: list[Row], probes: list[RunResult]) -> None:
 
 
 def _kind(p: Probe) -> str:
-    return "baseline" if p.method == "baseline" else "processes"
+    return IN_PROCESS if methods.get(p.method).in_process else "processes"
 
 
 def _size_probes(usable: list, seconds_left: float, rate1: float, eval_s: float,
@@ -576,7 +561,7 @@ def _size_probes(usable: list, seconds_left: float, rate1: float, eval_s: float,
     Later probes get fewer samples when earlier ones took longer than planned."""
     min_samples = min(n_train, 16 * batch_size)
     while usable:
-        overhead = sum(0.5 if _kind(p) == "baseline" else MULTIPROCESS_SETUP_GUESS
+        overhead = sum(0.5 if _kind(p) == IN_PROCESS else MULTIPROCESS_SETUP_GUESS
                        for p, _ in usable) + 6 * eval_s * len(usable)
         work = (PLAN_MARGIN * seconds_left - overhead) / len(usable)
         samples = int(min(n_train, rate1 * work))
@@ -613,14 +598,8 @@ def deadline(seconds: float) -> Iterator[None]:
 def _run_probe(p: Probe, fn, make_net, ds: Dataset, samples: int, batch_size: int, lr: float,
                seed: int, basis: PriceBasis, target: float | None, limit: float) -> RunResult:
     """Run one probe, stopped after `limit` seconds; a failure becomes a failed RunResult."""
-    kwargs = dict(p.kwargs)
-    if p.method == "hogwild":
-        kwargs.setdefault("epochs_per_process", 1)
-        kwargs.setdefault("timeout", limit + 2.0)  # where the deadline below cannot interrupt
-    else:
-        kwargs.setdefault("epochs", 1)
-    if p.method in ("ps", "local-sgd"):
-        kwargs.setdefault("timeout", max(5.0, min(60.0, limit)))
+    # one pass, and a worker timeout near `limit` (where the deadline below cannot interrupt)
+    kwargs = dict(methods.get(p.method).probe_defaults(limit), **p.kwargs)
     bs = kwargs.pop("batch_size", batch_size)  # a GPU probe's larger batch: lr scaled alike
     log_every = max(1, samples // bs // 20)
     t0 = time.perf_counter()

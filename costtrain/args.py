@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import methods
+
 DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "sparse-synthetic",
                  "wordnet-supersense")  # costtrain.data.DATASETS
 MODEL_NAMES = ("cnn", "mlp", "simple", "sparse-linear")  # costtrain.models.MODELS
@@ -17,7 +19,7 @@ PS_MODES = ("sync", "async")  # costtrain.ps_ranks.MODES
 OPTIMIZER_NAMES = ("sgd", "adam")  # costtrain.engine.OPTIMIZERS
 PIPELINE_NAMES = ("memory", "classic")  # costtrain.engine.PIPELINES
 SHARDING_NAMES = ("full", "shard")  # costtrain.hogwild.SHARDINGS
-METHOD_NAMES = ("baseline", "hogwild", "ps", "local-sgd")  # costtrain run --method
+METHOD_NAMES = methods.NAMES  # costtrain run --method: the registry's rows
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune",
                  "max-autotune-no-cudagraphs")  # costtrain.levers.COMPILE_MODES
 AMP_NAMES = ("bf16", "fp16")  # costtrain.levers.AMP_DTYPES
@@ -181,6 +183,30 @@ def add_lever_args(p: argparse.ArgumentParser) -> None:
                         "(the linear scaling rule; default: --lr as given)")
 
 
+def add_baseline_args(p: argparse.ArgumentParser) -> None:
+    """The baseline's own option: the input pipeline."""
+    b = p.add_argument_group("baseline")
+    b.add_argument("--pipeline", choices=PIPELINE_NAMES, default="memory",
+                   help="memory = in-memory tensors, classic = DataLoader with per-sample "
+                        "transforms (default: %(default)s)")
+
+
+def add_hogwild_args(p: argparse.ArgumentParser) -> None:
+    """Hogwild!'s own options."""
+    h = p.add_argument_group("hogwild")
+    h.add_argument("--processes", type=positive_int, default=2,
+                   help="Hogwild! worker processes sharing one model (default: %(default)s)")
+    h.add_argument("--epochs-per-process", type=positive_int, default=1,
+                   help="Hogwild!: epochs each process trains (default: %(default)s)")
+    h.add_argument("--sharding", choices=SHARDING_NAMES, default="full",
+                   help="Hogwild!: 'full' = every process sees the whole training set each epoch "
+                        "(the original project), 'shard' = disjoint shards (default: %(default)s)")
+    h.add_argument("--collision-every", type=positive_int, default=10,
+                   help="Hogwild!, sparse models: measure one 20 ms slot of time in this many: "
+                        "its steps check whether another worker wrote their rows meanwhile "
+                        "(default: %(default)s)")
+
+
 def add_run_args(p: argparse.ArgumentParser) -> None:
     """Options of ``costtrain run``, grouped by method."""
     p.add_argument("--method", default="baseline", choices=METHOD_NAMES,
@@ -195,26 +221,12 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
                    help="hogwild, ps and local-sgd: seconds a worker may send nothing (stopped, "
                         "frozen, swapped out) before the run stops with an error naming it and "
                         "keeps the partial result (default: %(default)s)")
-    b = p.add_argument_group("baseline")
-    b.add_argument("--pipeline", choices=PIPELINE_NAMES, default="memory",
-                   help="memory = in-memory tensors, classic = DataLoader with per-sample "
-                        "transforms (default: %(default)s)")
-    h = p.add_argument_group("hogwild")
-    h.add_argument("--processes", type=positive_int, default=2,
-                   help="Hogwild! worker processes sharing one model (default: %(default)s)")
-    h.add_argument("--epochs-per-process", type=positive_int, default=1,
-                   help="Hogwild!: epochs each process trains (default: %(default)s)")
-    h.add_argument("--sharding", choices=SHARDING_NAMES, default="full",
-                   help="Hogwild!: 'full' = every process sees the whole training set each epoch "
-                        "(the original project), 'shard' = disjoint shards (default: %(default)s)")
-    h.add_argument("--collision-every", type=positive_int, default=10,
-                   help="Hogwild!, sparse models: measure one 20 ms slot of time in this many: "
-                        "its steps check whether another worker wrote their rows meanwhile "
-                        "(default: %(default)s)")
-    add_lever_args(p)
-    add_dist_args(p)
-    add_ps_args(p)
-    add_local_sgd_args(p)
+    added: list[str] = []  # each method's option groups, once, in the registry's order
+    for row in methods.METHODS.values():
+        for name in row.options:
+            if name not in added:
+                added.append(name)
+                globals()[name](p)
     add_data_args(p)
     add_optim_args(p)
     add_output_args(p)

@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from . import pool
+from . import methods, pool
 from .args import (LEVER_OPTIONS, METHOD_NAMES, add_data_args, add_optim_args, add_output_args, add_repeats_arg,
                    add_run_args, positive_float, positive_int)
 from .checks import MEMORY_SHARE, available_memory
@@ -173,47 +173,31 @@ def run_kwargs(args: argparse.Namespace) -> dict:
     common = dict(batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                   seed=args.seed, device=args.device, eval_every=args.eval_every,
                   log_every=args.log_every, progress=not args.no_progress, threads=args.threads)
-    if args.optimizer != "sgd" and args.method in ("ps", "local-sgd"):
+    row = methods.get(args.method)
+    if args.optimizer != "sgd" and row.sgd_only:
         raise CosttrainError(f"--optimizer {args.optimizer}: --method {args.method} steps with "
                              "SGD (--lr, --momentum); use --optimizer sgd.")
     levers = {k: getattr(args, k) for k in LEVER_OPTIONS}
-    if args.method == "baseline":
-        return dict(common, epochs=args.epochs, pipeline=args.pipeline,
-                    optimizer=_optimizer(args), **levers)
-    if args.method == "hogwild":
-        return dict(common, processes=args.processes, epochs_per_process=args.epochs_per_process,
-                    sharding=args.sharding, pipeline=args.pipeline, timeout=args.timeout,
-                    optimizer=_optimizer(args), collision_every=args.collision_every, **levers)
+    if row.levers:
+        return dict(common, **row.cli_kwargs(args), optimizer=_optimizer(args), **levers)
     given = [f"--{k.replace('_', '-')}" for k, v in levers.items() if v]
     if given:
+        with_levers = " and ".join(m.name for m in methods.METHODS.values() if m.levers)
         raise CosttrainError(
-            f"{', '.join(given)}: the levers apply to --method baseline and hogwild. The "
-            f"{'parameter server' if args.method == 'ps' else 'local SGD'} ranks run without "
+            f"{', '.join(given)}: the levers apply to --method {with_levers}. The "
+            f"{row.title.removeprefix('the ')} ranks run without "
             "them (the parameter server scales its lr by the workers with --scale-lr); measure "
             "the levers on one process first (notebook 01b).")
-    if args.method == "local-sgd":
-        return dict(common, workers=args.workers, average_every=args.average_every,
-                    epochs=args.epochs, addr=args.addr, port=args.port, scale_lr=args.scale_lr,
-                    timeout=60.0 if args.timeout is None else args.timeout)
-    return dict(common, mode=args.mode, workers=args.workers, epochs=args.epochs,
-                addr=args.addr, port=args.port, scale_lr=args.scale_lr,
-                max_staleness=args.max_staleness, timeout=args.timeout)
+    kw = dict(common, **row.cli_kwargs(args))
+    if not row.sgd_only:
+        kw["optimizer"] = _optimizer(args)
+    return kw
 
 
 def cmd_run(args) -> list[RunResult]:
     kwargs = run_kwargs(args)
     ds = _load(args)
-    if args.method == "baseline":
-        from .baseline import train_baseline
-        return [train_baseline(args.model, ds, **kwargs)]
-    if args.method == "hogwild":
-        from .hogwild import train_hogwild
-        return [train_hogwild(args.model, ds, **kwargs)]
-    if args.method == "local-sgd":
-        from .local_sgd import train_local_sgd
-        return [train_local_sgd(args.model, ds, **kwargs)]
-    from .parameter_server import train_parameter_server
-    return [train_parameter_server(args.model, ds, **kwargs)]
+    return [methods.get(args.method).load()(args.model, ds, **kwargs)]
 
 
 def _compare_labels(args) -> None:
@@ -271,8 +255,9 @@ def cmd_compare(args, done: list[RunResult]) -> list[RunResult]:
 
 
 def start_workers_early(argv: Sequence[str]) -> None:
-    """``run --method hogwild`` on the CPU: spawn the Hogwild! workers now (no torch needed),
-    so that they import torch while this process imports it and loads the data."""
+    """``run --method hogwild`` on the CPU (a method whose row asks to ``prestart`` workers):
+    spawn the warm workers now (no torch needed), so that they import torch while this
+    process imports it and loads the data."""
     if not argv or argv[0] != "run" or "-h" in argv or "--help" in argv:
         return
     p = _QuietParser(add_help=False)
@@ -282,11 +267,12 @@ def start_workers_early(argv: Sequence[str]) -> None:
     except argparse.ArgumentError:
         return  # the real parser reports it
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if args.method == "hogwild" and args.device == "cpu" and args.processes <= (cores or 1):
-        # more than one per core, or too little memory (a container's limit): train_hogwild
+    n = methods.get(args.method).prestart(args)
+    if 0 < n <= (cores or 1):
+        # more than one per core, or too little memory (a container's limit): the trainer
         # checks first and explains
-        if available_memory()[0] * MEMORY_SHARE >= args.processes * PRESTART_BYTES:
-            pool.prestart(args.processes)
+        if available_memory()[0] * MEMORY_SHARE >= n * PRESTART_BYTES:
+            pool.prestart(n)
 
 
 class _QuietParser(argparse.ArgumentParser):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from . import methods
 from .baseline import train_baseline
 from .cost import PriceBasis, attach_cost, price_basis
 from .energy import EnergyMeter
@@ -16,42 +17,11 @@ Run = tuple[str, Callable[..., RunResult], dict]
 
 
 def comparison_plan(total_epochs: int = 2, cores: int | None = None) -> list[Run]:
-    """(label, trainer, kwargs) for each configuration, all doing `total_epochs` of work."""
+    """(label, trainer, kwargs) for each configuration, all doing `total_epochs` of work: each
+    method's :attr:`~costtrain.methods.Method.compare` plan, in the registry's order."""
     cores = cores or num_cores()
-    plan: list[Run] = [
-        ("baseline 1 thread", train_baseline, dict(epochs=total_epochs, threads=1)),
-        (f"baseline {cores} threads", train_baseline, dict(epochs=total_epochs, threads=cores)),
-    ]
-    plan += _hogwild_plan(total_epochs, cores)
-    plan += _ps_plan(total_epochs, cores)
-    return plan
-
-
-def _ps_plan(total_epochs: int, cores: int) -> list[Run]:
-    """The parameter server, sync and async, one worker per core (plus the server).
-
-    Same optimizer as the baseline (momentum 0.5); sync scales the learning rate by the
-    number of workers (its batch is that many times larger).
-    """
-    from .parameter_server import train_parameter_server
-    kw = dict(workers=cores, epochs=total_epochs, momentum=0.5)
-    return [("ps sync", train_parameter_server, dict(kw, mode="sync", scale_lr=True)),
-            ("ps async", train_parameter_server, dict(kw, mode="async"))]
-
-
-def _hogwild_plan(total_epochs: int, cores: int) -> list[Run]:
-    """The original three configurations (1, 4 and 2 processes) plus one process per core.
-
-    ``p x e`` with ``p * e = total_epochs`` where `p` divides it; otherwise `p` disjoint
-    shards, each process making `total_epochs` passes over its shard (the same total work).
-    """
-    from .hogwild import split_work, train_hogwild
-    runs: list[Run] = []
-    for p in dict.fromkeys([1, 4, 2, cores]):
-        kw = split_work(total_epochs, p)
-        label = f"hogwild {p}x{kw['epochs_per_process']}"
-        runs.append((label + (" shards" if "sharding" in kw else ""), train_hogwild, kw))
-    return runs
+    return [(label, m.load(), kw) for m in methods.METHODS.values()
+            for label, kw in m.compare(total_epochs, cores)]
 
 
 def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simple",

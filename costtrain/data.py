@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .shared import share
+from .errors import CorruptDataError  # noqa: F401 (costtrain.data.CorruptDataError, as before)
 from .utils import CosttrainError
 
 WORDNET = "wordnet-supersense"  # read from WordNet's data.noun: see costtrain.wordnet
@@ -62,10 +63,6 @@ WITH_SETTINGS = (SPARSE, WORDNET)
 
 class DataNotFoundError(CosttrainError, FileNotFoundError):
     """No copy of the dataset was found in any searched place."""
-
-
-class CorruptDataError(CosttrainError):
-    """A dataset file exists but is truncated or malformed."""
 
 
 @dataclass
@@ -381,7 +378,7 @@ def _check_root(root: str | Path | None) -> None:
 
 def _wordnet(root: str | Path | None, settings: dict) -> Dataset:
     """Find WordNet's ``data.noun`` and read ``wordnet-supersense`` from it (late import)."""
-    from .wordnet import load_wordnet
+    from .wordnet import read_wordnet
     unknown = sorted(set(settings) - {"max_tokens"})
     if unknown:
         raise CosttrainError(f"{WORDNET}: unknown setting(s) {', '.join(unknown)}; known: "
@@ -390,8 +387,8 @@ def _wordnet(root: str | Path | None, settings: dict) -> Dataset:
     folder = _locate(WORDNET, root)
     if folder is None:
         raise _not_found(WORDNET, root)
-    return load_wordnet(folder / WORDNET_FILE, **{k: v for k, v in settings.items()
-                                                  if v is not None})
+    return Dataset(**read_wordnet(folder / WORDNET_FILE, **{k: v for k, v in settings.items()
+                                                            if v is not None}))
 
 
 def _load_files(name: str, root: str | Path | None, download: bool) -> Dataset:

@@ -30,6 +30,10 @@ class CosttrainError(ValueError):
     """Bad input or environment, with a message that says what to do."""
 
 
+class CorruptDataError(CosttrainError):
+    """A dataset file exists but is truncated or malformed."""
+
+
 class ResourceError(CosttrainError):
     """The system ran out of something a run needs (files, processes, memory): one clear paragraph."""
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import inspect
 import time
 import warnings
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -33,9 +34,9 @@ from . import procs, shared
 from .checks import (check_device, check_optimizer, check_plan, check_shareable,
                      check_shared_memory)
 from .engine import sgd
-from .hogwild import Job, Source, share, train_source
+from .hogwild_loop import Job, Source, share, train_source
 from .models import model_name
-from .plots import chart_losses
+from .result import RunResult
 from .utils import CosttrainError
 
 __all__ = ["train_model", "log_elapsed_time", "chart_losses", "OptimizerSpec"]
@@ -239,3 +240,32 @@ def log_elapsed_time(num_processes: int, epochs_per_process: int, start: float,
     print(f"{num_processes} process(es) x {epochs_per_process} epoch(s) per process: "
           f"{seconds:.2f} s elapsed (wall clock: set-up, training and testing)", flush=True)
     return seconds
+
+
+def chart_losses(losses_dict: dict, title: str = "Comparing Training Losses Across Configurations",
+                 path: str | Path | None = None):
+    """The original API's chart: one line per label (e.g. '4 processes x 1 epoch NN').
+
+    Values are lists of losses (plotted by log point) or loss curves / RunResults (plotted
+    against samples seen). Returns the Figure, or the saved path when `path` is given.
+    """
+    from matplotlib.figure import Figure  # no backend or pyplot state (as in costtrain.plots)
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.add_subplot()
+    by_samples = False
+    for label, losses in losses_dict.items():
+        curve = losses.loss_curve if isinstance(losses, RunResult) else losses
+        if isinstance(curve, dict):
+            ax.plot(curve["samples"], curve["loss"], label=label, lw=1.2)
+            by_samples = True
+        else:
+            ax.plot(range(1, len(curve) + 1), list(curve), label=label, lw=1.2)
+    ax.set_xlabel("samples seen" if by_samples else "log point (every log_interval batches)")
+    ax.set_ylabel("training loss")
+    ax.set_title(title)
+    ax.figure.legend(fontsize=8, loc="outside right upper")  # beside the axes, never over data
+    if not path:
+        return fig
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return Path(path)

@@ -33,7 +33,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from . import methods
 from .engine import time_to_accuracy
+from .methods import ALLREDUCE, ASYNC_SERVER, SERVER
 from .result import RunResult
 from .utils import CosttrainError
 
@@ -112,11 +114,17 @@ def measure_loopback(nbytes: int = 32 << 20, pings: int = 200) -> Link:
 
 
 # --------------------------------------------------------------------- the model
+def _model(result_method: str) -> str | None:
+    """The network model of a result's method (:data:`costtrain.methods.SERVER`, ...), or None."""
+    row = methods.find(result_method)
+    return row.network.get(result_method) if row else None
+
+
 @dataclass
 class StepCosts:
     """What a measured run says one worker step costs (the inputs of a prediction)."""
 
-    method: str  # ps-sync | ps-async | local-sgd
+    method: str  # a result method with a network model: ps-sync | ps-async | local-sgd
     workers: int  # as measured
     batch_size: int
     compute: float  # s per step, the slowest worker
@@ -132,7 +140,7 @@ class StepCosts:
 def step_costs(result: RunResult) -> StepCosts:
     """The per-step compute and payload a distributed run measured."""
     comm = result.extra.get("comm")
-    if not comm or not result.method.startswith(("ps-", "local-sgd")):
+    if not comm or _model(result.method) is None:
         raise CosttrainError(f"a {result.method!r} run has no communication figures; predict "
                              "from a parameter-server or local-SGD run.")
     steps = max(1, comm["worker_steps"])
@@ -143,7 +151,7 @@ def step_costs(result: RunResult) -> StepCosts:
     update = server.get("update_seconds", 0.0) / max(1, result.extra.get("steps", 0) or 1)
     return StepCosts(method=result.method, workers=int(result.config["workers"]),
                      batch_size=int(result.config["batch_size"]), compute=compute / steps,
-                     server_update=update if result.method.startswith("ps-") else 0.0,
+                     server_update=update if _model(result.method) in (SERVER, ASYNC_SERVER) else 0.0,
                      payload_bytes=int(comm["payload_bytes"]),
                      average_every=int(result.config.get("average_every", 1)),
                      worker_steps=steps)
@@ -183,7 +191,8 @@ def predict_step(costs: StepCosts, link: Link, machines: int | None = None,
     if not isinstance(n, int) or n < 1:
         raise CosttrainError(f"machines must be an integer >= 1, got {machines!r}.")
     P, c = costs.payload_bytes, costs.compute + costs.server_update
-    if costs.method == "local-sgd":  # full duplex: each machine sends and receives at once
+    model = _model(costs.method)
+    if model == ALLREDUCE:  # full duplex: each machine sends and receives at once
         moved = 2 * (n - 1) / n * P / costs.average_every
         transfer, lat = moved / link.bandwidth, (n - 1) / costs.average_every * link.latency
     else:  # the server's link: gradients in, then the parameters out
@@ -191,7 +200,7 @@ def predict_step(costs: StepCosts, link: Link, machines: int | None = None,
         moved = remote * P
         transfer, lat = 2 * moved / link.bandwidth, (link.latency if remote else 0.0)
     step = c + transfer + lat
-    if costs.method == "ps-async":  # each worker alone, capped by the server's link and update
+    if model == ASYNC_SERVER:  # each worker alone, capped by the server's link and update
         transfer, lat = (2 * P / link.bandwidth, link.latency) if remote else (0.0, 0.0)
         caps = [n / (c + transfer + lat)]
         if remote:
@@ -200,7 +209,7 @@ def predict_step(costs: StepCosts, link: Link, machines: int | None = None,
             caps.append(1 / costs.server_update)
         step = n / min(caps)  # all workers together take min(caps) steps per second
         transfer = max(0.0, step - c - lat)  # sending, and queueing at a saturated server
-    method = costs.method + (f" H={costs.average_every}" if costs.method == "local-sgd" else "")
+    method = costs.method + (f" H={costs.average_every}" if model == ALLREDUCE else "")
     name = f"{method} on {n} machine{'s' if n > 1 else ''}, {link.name}"
     return Prediction(label=f"{name} ({PREDICTED})", method=costs.method, machines=n,
                       link=link.describe(), seconds_per_step=step, compute_seconds=c,

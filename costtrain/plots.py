@@ -83,29 +83,6 @@ def plot_cost_to_target(rows: Sequence, path: str | Path | None = None, *,
     return save_figure(fig, path) if path else fig
 
 
-def chart_losses(losses_dict: dict, title: str = "Comparing Training Losses Across Configurations",
-                 path: str | Path | None = None):
-    """The original API's chart: one line per label (e.g. '4 processes x 1 epoch NN').
-
-    Values are lists of losses (plotted by log point) or loss curves / RunResults (plotted
-    against samples seen). Returns the Figure, or the saved path when `path` is given.
-    """
-    fig, ax = _figure()
-    by_samples = False
-    for label, losses in losses_dict.items():
-        curve = losses.loss_curve if isinstance(losses, RunResult) else losses
-        if isinstance(curve, dict):
-            ax.plot(curve["samples"], curve["loss"], label=label, lw=1.2)
-            by_samples = True
-        else:
-            ax.plot(range(1, len(curve) + 1), list(curve), label=label, lw=1.2)
-    ax.set_xlabel("samples seen" if by_samples else "log point (every log_interval batches)")
-    ax.set_ylabel("training loss")
-    ax.set_title(title)
-    ax.figure.legend(fontsize=8, loc="outside right upper")  # beside the axes, never over data
-    return save_figure(fig, path) if path else fig
-
-
 def plot_worker_losses(result: RunResult, path: str | Path | None = None):
     """Each Hogwild! worker's loss against the samples it saw, plus all workers merged."""
     fig, ax = _figure()

@@ -14,34 +14,18 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from . import methods
 from .cost import PriceBasis, as_fraction, money, price_basis
 from .result import RunResult
 
-TRAINERS = {"baseline": ("costtrain.baseline", "train_baseline"),
-            "hogwild": ("costtrain.hogwild", "train_hogwild"),
-            "ps": ("costtrain.parameter_server", "train_parameter_server"),
-            "local-sgd": ("costtrain.local_sgd", "train_local_sgd")}
+TRAINERS = {m.name: tuple(m.trainer.split(":")) for m in methods.METHODS.values()}
 ACCURACY_TOLERANCE = 0.05  # expected accuracies closer than this are within probe noise
 SHORT_PROBE = 0.5  # a probe with fewer samples than this share of the longest: accuracy not judged
 
 
 def _job_kwargs(method: str, config: dict[str, Any], threads: int, epochs: int) -> dict[str, Any]:
     """Keyword arguments that run the whole job (`epochs` passes) in a probed configuration."""
-    if method == "hogwild":
-        return {"processes": config.get("processes"), "epochs_per_process": epochs,
-                "sharding": "shard", "threads": threads}
-    if method == "local-sgd":
-        return {"workers": config.get("workers"), "average_every": config.get("average_every"),
-                "epochs": epochs}
-    if method.startswith("ps"):
-        return {"mode": config.get("mode", method[3:]), "workers": config.get("workers"),
-                "epochs": epochs}
-    kw = {"epochs": epochs, "threads": threads}
-    if config.get("device", "cpu") != "cpu":
-        kw["device"] = config["device"]
-    if config.get("pipeline", "memory") != "memory":
-        kw["pipeline"] = config["pipeline"]
-    return kw
+    return (methods.find(method) or methods.DEFAULT).job_kwargs(method, config, threads, epochs)
 
 
 # ----------------------------------------------------------------------- extrapolation
@@ -96,7 +80,7 @@ class Row:
 
     @property
     def trainer(self) -> str:
-        return TRAINERS["ps" if self.method.startswith("ps") else self.method][1]
+        return methods.get(self.method).trainer.split(":")[1]
 
     def call(self) -> str:
         """The Python call that runs the whole job in this configuration."""
@@ -105,7 +89,7 @@ class Row:
 
     def command(self) -> str:
         """The ``costtrain run`` command line for the whole job (built-in models and data)."""
-        method = "ps" if self.method.startswith("ps") else self.method
+        method = methods.get(self.method).name
         opts = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True or v == "default" and
                                                       k == "compile" else f" {v}")
                         for k, v in self.job.items()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import methods
 from .errors import CosttrainError
 
 Curve = dict[str, list]  # columns: samples, seconds, loss (loss curves) or accuracy (eval)
@@ -107,8 +108,10 @@ class RunResult:
 
 def default_label(method: str, config: dict[str, Any]) -> str:
     """``hogwild 2x1``, ``ps-sync 3w`` or ``baseline 2 ep``: a run's name from its settings."""
-    if "processes" in config and method == "hogwild":
-        return f"hogwild {config['processes']}x{config.get('epochs_per_process', '?')}"
+    row = methods.find(method)
+    label = row.run_label(method, config) if row else None
+    if label:
+        return label
     if "workers" in config:
         return f"{method} {config['workers']}w"
     return f"{method} {config.get('epochs', '?')} ep"

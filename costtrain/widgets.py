@@ -36,6 +36,7 @@ from typing import Any, Callable, Sequence
 
 import ipywidgets as W
 
+from . import methods
 from .utils import CosttrainError, num_cores
 
 METHODS = ("baseline", "hogwild", "ps-sync", "ps-async")
@@ -211,10 +212,11 @@ def starting_note(label: str) -> str:
     workers = re.search(r"(\d+) ?(?:w\b|worker)", label)
     if procs:
         return f"starting {procs.group(1)} worker process(es) (each imports torch: seconds)"
+    row = methods.of_label(label)
     if workers:
-        extra = " and the server" if label.startswith("ps") else ""
+        extra = f" and {row.also_starts}" if row and row.also_starts else ""
         return f"starting {workers.group(1)} worker process(es){extra} (each imports torch: seconds)"
-    if label.startswith(("ps", "local-sgd", "hogwild")):
+    if row and not row.in_process:
         return "starting its worker processes (each imports torch: seconds)"
     return "building the model and the first batches"
 

@@ -47,11 +47,12 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from .data import CorruptDataError, Dataset
+from .errors import CorruptDataError
 from .utils import CosttrainError
 
 DATA_FILE = "data.noun"
@@ -171,8 +172,9 @@ def _encoded(path: str, size: int, mtime_ns: int, width: int) -> dict:
     return dict(arrays=arrays, vocabulary=vocabulary, info=info)
 
 
-def load_wordnet(path: str | Path, max_tokens: int = MAX_TOKENS) -> Dataset:
-    """The ``wordnet-supersense`` Dataset from the ``data.noun`` at `path` (see the module)."""
+def read_wordnet(path: str | Path, max_tokens: int = MAX_TOKENS) -> dict[str, Any]:
+    """The fields of the ``wordnet-supersense`` :class:`~costtrain.data.Dataset` (which
+    :func:`costtrain.data.load_dataset` builds) from the ``data.noun`` at `path`."""
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise CosttrainError(f"wordnet-supersense: max_tokens must be an integer >= 1, "
                              f"got {max_tokens!r}.")
@@ -180,7 +182,7 @@ def load_wordnet(path: str | Path, max_tokens: int = MAX_TOKENS) -> Dataset:
     st = path.stat()
     found = _encoded(str(path), st.st_size, st.st_mtime_ns, max_tokens)
     trx, tr_y, tex, te_y = (torch.from_numpy(a.copy()) for a in found["arrays"])
-    return Dataset(name="wordnet-supersense", train_x=trx, train_y=tr_y, test_x=tex,
-                   test_y=te_y, classes=list(SUPERSENSES), mean=(), std=(), source=str(path),
-                   features=len(found["vocabulary"]), vocabulary=list(found["vocabulary"]),
-                   info=dict(found["info"]))
+    return dict(name="wordnet-supersense", train_x=trx, train_y=tr_y, test_x=tex, test_y=te_y,
+                classes=list(SUPERSENSES), mean=(), std=(), source=str(path),
+                features=len(found["vocabulary"]), vocabulary=list(found["vocabulary"]),
+                info=dict(found["info"]))

@@ -153,7 +153,7 @@ display(Markdown(md(
 # %%
 print(inspect.getsource(Collisions.end))
 import costtrain.hogwild as hogwild_module
-print("\n".join(line for line in inspect.getsource(hogwild_module).splitlines()
+print("\n".join(line for line in inspect.getsource(hogwild_module.worker).splitlines()
                 if "collisions.begin()" in line or "collisions.end()" in line))
 
 # %% [markdown]

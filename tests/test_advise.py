@@ -1,5 +1,6 @@
 import json
 import math
+import re
 import time
 
 import pytest
@@ -159,9 +160,11 @@ def test_recommend_end_to_end_respects_budget_and_measurements(fmnist):
     t0 = time.perf_counter()
     advice = recommend(TinyNet, fmnist, budget_seconds=budget, epochs=3, probes=plan,
                        progress=False)
-    wall = time.perf_counter() - t0
-    assert wall <= budget + 3.0
-    assert advice.elapsed_seconds <= wall
+    assert advice.elapsed_seconds <= time.perf_counter() - t0  # its own clock, not a speed claim
+    ran = [p.label for p in advice.probes]
+    skipped = [n for n in advice.notes if "skipped" in n]
+    assert len(ran) == len(set(ran)) and set(ran) <= {p.label for p in plan}
+    assert set(ran) == {p.label for p in plan} or skipped  # a probe left out is named
     ok = [r for r in advice.rows if r.status == "ok"]
     assert len(ok) >= 2, advice
     assert advice.recommended is ok[0]
@@ -186,13 +189,21 @@ def test_recommend_end_to_end_respects_budget_and_measurements(fmnist):
 
 
 def test_small_budget_skips_probes_and_says_so(fmnist):
-    t0 = time.perf_counter()
+    labels = [f"baseline {i}" for i in range(6)]
     advice = recommend("mlp", fmnist, budget_seconds=2.0, progress=False,
-                       probes=[Probe(f"baseline {i}", "baseline", {"threads": 1})
-                               for i in range(6)])
-    assert time.perf_counter() - t0 <= 2.0 + 2.0
-    assert any("skipped" in n for n in advice.notes)
-    assert any(r.status == "skipped" for r in advice.rows) or len(advice.probes) < 6
+                       probes=[Probe(label, "baseline", {"threads": 1}) for label in labels])
+    ran = [p.label for p in advice.probes]
+    named = []  # the probes the notes say were skipped
+    for note in advice.notes:
+        if m := re.match(r"skipped (.+?): ", note):
+            named.append(m.group(1))
+        if m := re.search(r"was spent: skipped (.+?); raise", note):
+            named += m.group(1).split(", ")
+    # six probes, each guessed at 0.5 s of set-up alone, cannot all fit 80 % of 2 s
+    assert len(ran) < 6 and named
+    assert sorted(ran + named) == labels  # each probe either ran or is named as skipped, once
+    rows = {r.label: r.status for r in advice.rows}
+    assert all(rows.get(label, "skipped") == "skipped" for label in named)
 
 
 def test_missing_trainer_is_skipped_with_a_note(fmnist):
@@ -211,12 +222,16 @@ def test_missing_trainer_is_skipped_with_a_note(fmnist):
                                       (dict(instance="nope"), "unknown instance"),
                                       (dict(model=lambda: "not a net"), "nn.Module"),
                                       (dict(model="resnet"), "unknown model")])
-def test_bad_input_fails_before_probing(fmnist, kw, match):
+def test_bad_input_fails_before_probing(fmnist, kw, match, monkeypatch):
+    from costtrain import advise
+
+    def probe(*args, **kwargs):
+        raise AssertionError("a probe ran before the input was checked")
+    monkeypatch.setattr(advise, "_calibrate", probe)  # the first measurement
+    monkeypatch.setattr(advise, "_run_probe", probe)
     kw = {"model": "mlp", **kw}
-    t0 = time.perf_counter()
     with pytest.raises(CosttrainError, match=match):
         recommend(data=fmnist, progress=False, **kw)
-    assert time.perf_counter() - t0 < 2.0
 
 
 def test_cli_advise(tmp_path, capsys):

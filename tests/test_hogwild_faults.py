@@ -16,11 +16,9 @@ _children = _testing.spawned_children
 
 
 def test_worker_that_raises_is_named_with_its_traceback_and_others_stop(fmnist):
-    t = time.monotonic()
     with pytest.raises(WorkerError) as e:
         train_hogwild(_testing.FaultyNet("raise", rank=1, after=3), fmnist, processes=2,
                       threads=1, batch_size=8, epochs_per_process=5)
-    assert time.monotonic() - t < 30  # start-up included; 5 epochs of batch 8 would take far longer
     assert e.value.rank == 1 and "hogwild worker 1 raised" in str(e.value)
     assert "RuntimeError: injected failure in worker 1" in str(e.value)
     partial = e.value.result  # worker 0 stopped early and handed in what it had
@@ -30,21 +28,19 @@ def test_worker_that_raises_is_named_with_its_traceback_and_others_stop(fmnist):
 
 
 def test_worker_killed_by_a_signal_does_not_hang(fmnist):
-    t = time.monotonic()
-    with pytest.raises(WorkerError, match="hogwild worker 0 was killed by signal SIGKILL"):
+    with pytest.raises(WorkerError, match="hogwild worker 0 was killed by signal SIGKILL") as e:
         train_hogwild(_testing.FaultyNet("kill", rank=0, after=2), fmnist, processes=2, threads=1,
                       batch_size=8, epochs_per_process=5)
-    assert time.monotonic() - t < 30
+    partial = e.value.result  # worker 1 was stopped long before its 5 epochs of batch 8
+    assert partial.status == "partial" and 0 < partial.samples < 5 * 3000
     assert not _children()
 
 
 def test_stopped_worker_fails_within_the_timeout_and_keeps_partial_results(fmnist):
-    t = time.monotonic()
     with pytest.raises(WorkerError, match="hogwild worker 1 sent nothing") as e:
         # worker 1 freezes itself (SIGSTOP) after 3 batches; worker 0 has 5 epochs of batch 8
         train_hogwild(_testing.FaultyNet("stop", rank=1, after=3), fmnist, processes=2,
                       threads=1, batch_size=8, epochs_per_process=5, timeout=3)
-    assert time.monotonic() - t < 60  # start-up on a busy machine + 3 s + the wind-down
     partial = e.value.result
     assert e.value.rank == 1 and partial.status == "partial" and set(partial.worker_curves) == {"0"}
     assert 0 < partial.samples <= 5 * 3000 and partial.test_accuracy == partial.test_accuracy

@@ -25,21 +25,19 @@ def test_results_by_rank_and_messages():
 
 
 def test_worker_exception_names_worker_and_stops_others():
-    t = time.monotonic()
     with pytest.raises(procs.WorkerError) as e:
         procs.run_workers(_testing.fail_on, [(1,), (1,), (1,)])
-    assert time.monotonic() - t < 20
     assert e.value.rank == 1 and "worker 1 raised" in str(e.value)
     assert "ValueError: boom from 1" in str(e.value)
-    assert e.value.results == {0: 0, 2: 2}  # the others stopped early and handed in results
+    assert e.value.results == {0: 0, 2: 2}  # the others were asked to stop (else None) and
+    #                                         handed in results
     assert not _children()
 
 
 def test_worker_killed_by_signal_does_not_hang():
-    t = time.monotonic()
-    with pytest.raises(procs.WorkerError, match="worker 1 was killed by signal SIGKILL"):
+    with pytest.raises(procs.WorkerError, match="worker 1 was killed by signal SIGKILL") as e:
         procs.run_workers(_testing.kill_self, [(1, 60), (1, 60)], grace=0.5)
-    assert time.monotonic() - t < 20
+    assert e.value.results == {}  # worker 0, deaf to the stop request, was ended, not awaited
     assert not _children()
 
 
@@ -50,11 +48,10 @@ def test_timeout_stops_everyone():
 
 
 def test_a_stopped_worker_is_a_failure_within_the_stall_timeout():
-    t = time.monotonic()
     with pytest.raises(procs.WorkerError, match=r"worker 1 sent nothing .* timeout of 2 s") as e:
         procs.run_workers(_testing.stop_self, [(1,), (1,)], stall_timeout=2, grace=2)
-    assert e.value.rank == 1 and e.value.results == {0: 0}  # the other one handed in its result
-    assert time.monotonic() - t < procs.STARTUP_SECONDS  # start-up included, on a busy machine
+    assert e.value.rank == 1 and e.value.results == {0: 0}  # the other one, asked to stop,
+    #                                                        handed in its result
     assert not _children()  # the stopped one was woken up to die
 
 
