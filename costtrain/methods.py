@@ -125,9 +125,18 @@ def _hogwild_compare(total_epochs: int, cores: int) -> Plan:
     runs = []
     for p in dict.fromkeys([1, 4, 2, cores]):
         kw = split_work(total_epochs, p)
-        label = f"hogwild {p}x{kw['epochs_per_process']}"
-        runs.append((label + (" shards" if "sharding" in kw else ""), kw))
+        runs.append((f"hogwild {split_label(kw)}", kw))
     return runs
+
+
+def split_label(kw: Kwargs) -> str:
+    """``P x E`` in epochs of the whole dataset, so that P x E is the total work: ``2x1``, or
+    ``4x1/2 shards`` for 4 processes each making 2 passes over its quarter of the data."""
+    from fractions import Fraction
+    p, e = kw["processes"], kw["epochs_per_process"]
+    if kw.get("sharding") != "shard":
+        return f"{p}x{e}"
+    return f"{p}x{Fraction(e, p)} shards"
 
 
 def _hogwild_label(method: str, config: dict) -> str | None:

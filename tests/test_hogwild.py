@@ -200,13 +200,13 @@ def test_cli_run_hogwild(capsys):
 def test_comparison_plan_has_the_original_configurations():
     plan = comparison_plan(total_epochs=2, cores=2)
     hw = {label: kw for label, trainer, kw in plan if trainer is train_hogwild}
-    assert set(hw) == {"hogwild 1x2", "hogwild 2x1", "hogwild 4x2 shards"}
+    assert set(hw) == {"hogwild 1x2", "hogwild 2x1", "hogwild 4x1/2 shards"}
     for kw in hw.values():  # same total work as the baselines: 2 epochs
         per = 1 if kw.get("sharding") == "shard" else kw["processes"]
         assert per * kw["epochs_per_process"] == 2
     big = comparison_plan(total_epochs=4, cores=8)
     assert {label for label, t, _ in big if t is train_hogwild} == {
-        "hogwild 1x4", "hogwild 4x1", "hogwild 2x2", "hogwild 8x4 shards"}
+        "hogwild 1x4", "hogwild 4x1", "hogwild 2x2", "hogwild 8x1/2 shards"}
 
 
 def test_original_api_finds_the_test_split_under_a_subset(tmp_path, capsys):

@@ -341,7 +341,7 @@ def _ran(name: str, params: dict, declared: dict) -> tuple[re.Pattern, set]:
     only = p["only"]
     labels = {label for label, _, _ in comparison_plan(p["total_epochs"])
               if not only or any(label.startswith(o) for o in only)}
-    return re.compile(r"\b(baseline \d+ threads?|hogwild \d+x\d+(?: shards)?|ps (?:sync|async))\b"), labels
+    return re.compile(r"\b(baseline \d+ threads?|hogwild \d+x\d+(?:/\d+)?(?: shards)?|ps (?:sync|async))\b"), labels
 
 
 def _named(pattern: re.Pattern, text: str) -> set:
