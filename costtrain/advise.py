@@ -136,9 +136,12 @@ class Advice:
     def __str__(self) -> str:
         text = [self.table(), ""]
         if self.recommended:
-            text += [f"Recommended: {self.recommended.label}",
+            from .decision import verdict
+            word, sure = verdict(self)  # one probe each names no winner
+            text += [f"{word}: {self.recommended.label}",
                      f"  Python:       {self.recommended.call()}",
                      f"  command line: {self.recommended.command()}", ""]
+            text += [sure.replace("`", ""), ""] if sure else []
         text.append(self.justification)
         if self.levers is not None:
             text += ["", str(self.levers)]
