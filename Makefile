@@ -23,7 +23,8 @@ test: $(STAMP) data
 
 # The inner loop (under 3 minutes on 2 cores): every test not marked slow, i.e. no notebook,
 # browser, torchrun or multi-second fault injection. `make test` (what CI runs) runs them all.
-check: $(STAMP) data
+# It uses the data that `make data` (or `make test`, `make run`) fetched, without checking again.
+check: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 # The course in JupyterLab, opened at notebooks/00_setup.ipynb (as root, JupyterLab needs

@@ -25,8 +25,14 @@ SLOW_FILES = {
     "test_ps_torchrun.py": "starts torchrun",
 }
 
-# Single tests of over ~6 s each on 2 busy cores (measured with --durations), by file.
+# Single tests that took about 5 s or more each on 2 busy cores (pytest --durations), by file.
 SLOW_TESTS = {  # file -> tests that train, spawn or inject faults for many seconds each
+    "test_network.py": {
+        "test_prediction_of_a_loopback_run_is_built_from_its_own_measurements",
+    },
+    "test_api_refusals.py": {
+        "test_a_second_threads_job_on_the_warm_pool_is_refused_and_the_first_finishes",
+    },
     "test_advise.py": {
         "test_cli_advise",
         "test_cli_advise_for_several_machines",
@@ -53,6 +59,9 @@ SLOW_TESTS = {  # file -> tests that train, spawn or inject faults for many seco
         "test_compile_warm_up_leaves_batchnorm_statistics_alone",
     },
     "test_local_sgd.py": {
+        "test_average_every_step_equals_large_batch_sgd",
+        "test_local_sgd_trains_and_counts_its_communication",
+        "test_cli_failed_run_is_a_clear_error_and_keeps_the_partial_result",
         "test_cli_runs_local_sgd_and_its_json_holds_the_communication",
         "test_parameter_server_counts_its_messages",
     },
@@ -82,12 +91,15 @@ SLOW_TESTS = {  # file -> tests that train, spawn or inject faults for many seco
         "test_a_live_plot_is_redrawn_during_training_from_progress_messages",
     },
 }
+# Module fixtures that train real runs first: every test using one is slow.
+SLOW_FIXTURES = {"test_class_collect.py": "real_runs", "test_decision.py": "advice"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if (item.path.name in SLOW_FILES
-                or item.originalname in SLOW_TESTS.get(item.path.name, ())):
+        name = item.path.name
+        if (name in SLOW_FILES or item.originalname in SLOW_TESTS.get(name, ())
+                or SLOW_FIXTURES.get(name) in item.fixturenames):
             item.add_marker(pytest.mark.slow)
 
 # The licence header of WordNet's data files: lines indented by two spaces (abridged here).
