@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.costtrain-installed
 
-.PHONY: run readme-figures test lab data notebooks benchmarks clean handout kit diagrams
+.PHONY: run readme-figures test check lab data notebooks benchmarks clean handout kit diagrams
 
 # The main job: every method on 20,000 images x 2 epochs of work, 3 alternating repeats
 # (medians, ranges, "within noise"); results and figures go to results/ (not tracked).
@@ -20,6 +20,12 @@ readme-figures: $(STAMP) data
 
 test: $(STAMP) data
 	$(PY) -m pytest -q
+
+# The inner loop (under 3 minutes on 2 cores): every test not marked slow, i.e. no notebook,
+# browser, torchrun or multi-second fault injection. `make test` (what CI runs) runs them all.
+# It uses the data that `make data` (or `make test`, `make run`) fetched, without checking again.
+check: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 # The course in JupyterLab, opened at notebooks/00_setup.ipynb (as root, JupyterLab needs
 # --allow-root). The repository is the root, so the notebooks' links to docs/teaching/ open.

@@ -240,12 +240,14 @@ def test_no_private_names_across_modules():
     assert private == []
 
 
-def test_arguments_and_method_registry_do_not_import_torch():
-    code = ("import sys, costtrain.args, costtrain.methods\n"
-            "print('torch' in sys.modules)")
+def test_the_package_the_registry_and_the_cli_help_do_not_import_torch():
+    code = ("import sys, costtrain, costtrain.args, costtrain.methods, costtrain.cli\n"
+            "for argv in (['--help'], ['run', '--help'], ['run', '--method', 'nope']):\n"
+            "    try:\n        costtrain.cli.main(argv)\n    except SystemExit:\n        pass\n"
+            "print('torch' in sys.modules, file=sys.stderr)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=ROOT)
-    assert out.stdout.strip() == "False"
+    assert "--method" in out.stdout and out.stderr.strip().splitlines()[-1] == "False"
 
 
 def test_argument_choices_match_the_registries():
