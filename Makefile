@@ -19,7 +19,7 @@ readme-figures: $(STAMP) data
 	$(VENV)/bin/costtrain compare $(RUN_ARGS) --out results/compare.json --figures figures
 
 test: $(STAMP) data
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=12
 
 # The inner loop (under 3 minutes on 2 cores): every test not marked slow, i.e. no notebook,
 # browser, torchrun or multi-second fault injection. `make test` (what CI runs) runs them all.
