@@ -31,10 +31,11 @@ import torch.nn as nn
 
 from . import procs, shared
 from .checks import (DIVERGED, check_processes, check_shareable, check_shared_memory,
-                     check_threads, warn_if_exposed)
-from .engine import check_hparams, prepare
+                     check_threads, mark_diverged, warn_if_exposed)
+from .engine import check_hparams, close_eval_curve, prepare, steady_rate
 from .errors import CosttrainError, ResourceError
-from .utils import resolve_device, threads_per_process
+from .result import RunResult, new_curve
+from .utils import hardware_info, resolve_device, threads_per_process
 
 
 class RankError(procs.WorkerError):
@@ -140,6 +141,30 @@ def launch(what: str, run_rank: Callable[..., dict], cfg: Any, ds: Any, model: n
     if result.status not in ("ok", DIVERGED):
         lost = min(map(int, result.extra.get("lost") or []), default=-1)
         raise error(f"{what} run failed: {result.error}. {tail}", lost, result, results=results)
+    return result
+
+
+def run_result(method: str, cfg: Any, config: dict, record: dict, *, t_start: float,
+               train_start: float | None, train: float, samples: int, loss_curve: dict,
+               curves: dict, extra: dict, error: str | None, diverged: bool,
+               label: str = "") -> RunResult:
+    """The RunResult of a distributed run from rank 0's `record` (its evaluation and test
+    figures) and the figures the method gathered from every rank."""
+    result = RunResult(
+        method=method, config=config, device="cpu", threads=cfg.threads,
+        setup_seconds=max(0.0, train_start - t_start) if train_start else 0.0,
+        train_seconds=train, eval_seconds=record.get("eval_seconds", 0.0), samples=samples,
+        samples_per_second=samples / train if train > 0 else 0.0,
+        steady_samples_per_second=steady_rate(loss_curve),
+        test_loss=record.get("test_loss", float("nan")),
+        test_accuracy=record.get("test_accuracy", float("nan")), loss_curve=loss_curve,
+        worker_curves=curves,
+        eval_curve=record.get("eval_curve") or new_curve("samples", "seconds", "accuracy", "loss"),
+        extra=extra, hardware=hardware_info(), status="partial" if error else "ok", error=error,
+        label=label)
+    close_eval_curve(result)
+    if diverged:
+        mark_diverged(result, config.get("lr"))
     return result
 
 

@@ -36,18 +36,18 @@ from torch.distributed.algorithms.model_averaging.averagers import PeriodicModel
 
 from . import procs
 from .args import local_sgd_torchrun_parser
-from .checks import diverged, mark_diverged
+from .checks import diverged
 from .comm import CommCounter, comm_record
 from .data import Dataset
-from .engine import (batches, close_eval_curve, evaluate, LossLog, loss_fn, merge_curves,
-                     progress_bar, shard_indices, steady_rate)
+from .engine import (batches, evaluate, LossLog, loss_fn, merge_curves, progress_bar,
+                     shard_indices)
 from .gloo import (RankError, check_settings, first_line, join_group, launch, process_start,
-                   recv_json, send_json, start, torchrun_env, torchrun_main, torchrun_rank,
-                   torchrun_threads)
+                   recv_json, run_result, send_json, start, torchrun_env, torchrun_main,
+                   torchrun_rank, torchrun_threads)
 from .measure import timed
 from .models import build_model, display_name, sgd_settings
 from .result import RunResult, new_curve
-from .utils import Stopwatch, hardware_info, threads_per_process
+from .utils import Stopwatch, threads_per_process
 
 __all__ = ["train_local_sgd", "run_under_torchrun", "LocalSGDError", "LocalSGDConfig",
            "local_batches"]
@@ -345,25 +345,13 @@ def assemble(cfg: LocalSGDConfig, config: dict, outs: dict[int, Any], t_start: f
                          payload_bytes=max((rep["payload_bytes"] for rep in reports.values()),
                                            default=0),
                          worker_steps=steps, counted=COUNTED))
-    loss_curve = merge_curves(list(curves.values()))
     start = first.get("train_start") or min((rep["train_start"] for rep in reports.values()),
                                             default=None)
-    result = RunResult(
-        method=METHOD, config=config, device="cpu", threads=cfg.threads,
-        setup_seconds=max(0.0, start - t_start) if start else 0.0, train_seconds=train,
-        eval_seconds=first.get("eval_seconds", 0.0), samples=samples,
-        samples_per_second=samples / train if train > 0 else 0.0,
-        steady_samples_per_second=steady_rate(loss_curve),
-        test_loss=first.get("test_loss", float("nan")),
-        test_accuracy=first.get("test_accuracy", float("nan")), loss_curve=loss_curve,
-        worker_curves=curves, eval_curve=first.get("eval_curve") or new_curve(
-            "samples", "seconds", "accuracy", "loss"),
-        extra=extra, hardware=hardware_info(), status="partial" if error else "ok", error=error,
-        label=f"{METHOD} {cfg.workers}w H={cfg.average_every}")
-    close_eval_curve(result)
-    if any(rep.get("diverged") for rep in reports.values()):
-        mark_diverged(result, config.get("lr"))
-    return result
+    return run_result(METHOD, cfg, config, first, t_start=t_start, train_start=start,
+                      train=train, samples=samples, loss_curve=merge_curves(list(curves.values())),
+                      curves=curves, extra=extra, error=error,
+                      diverged=any(rep.get("diverged") for rep in reports.values()),
+                      label=f"{METHOD} {cfg.workers}w H={cfg.average_every}")
 
 
 # --- torchrun: one process of a run on one machine or several ------------------------------

@@ -19,14 +19,14 @@ import torch.nn as nn
 from .args import torchrun_parser
 from .comm import comm_record
 from .data import Dataset
-from .engine import close_eval_curve, mark_diverged, merge_curves, progress_bar, steady_rate
-from .gloo import (RankError, check_settings, launch, process_start, start, torchrun_env,
-                   torchrun_main, torchrun_rank, torchrun_threads)
+from .engine import merge_curves, progress_bar
+from .gloo import (RankError, check_settings, launch, process_start, run_result, start,
+                   torchrun_env, torchrun_main, torchrun_rank, torchrun_threads)
 from .measure import timed
 from .models import build_model, display_name, sgd_settings
 from .ps_ranks import MODES, PSConfig, run_rank, worker_batches
 from .result import RunResult
-from .utils import CosttrainError, hardware_info, threads_per_process
+from .utils import CosttrainError, threads_per_process
 
 __all__ = ["train_parameter_server", "run_under_torchrun", "ParameterServerError",
            "worker_batches", "MODES"]
@@ -191,23 +191,10 @@ def assemble(cfg: PSConfig, config: dict, server: dict | None, outs: dict[int, A
         extra["staleness"] = dict(
             histogram=hist, mean=sum(int(k) * v for k, v in hist.items()) / n if n else 0.0,
             max=max((int(k) for k in hist), default=0), dropped=server.get("dropped", 0))
-    eval_curve = server.get("eval_curve") or {"samples": [], "seconds": [], "accuracy": [],
-                                              "loss": []}
-    start = server.get("train_start")
-    result = RunResult(
-        method=f"ps-{cfg.mode}", config=config, device="cpu", threads=cfg.threads,
-        setup_seconds=max(0.0, start - t_start) if start else 0.0, train_seconds=train,
-        eval_seconds=server.get("eval_seconds", 0.0), samples=samples,
-        samples_per_second=samples / train if train > 0 else 0.0,
-        steady_samples_per_second=steady_rate(loss_curve),
-        test_loss=server.get("test_loss", float("nan")),
-        test_accuracy=server.get("test_accuracy", float("nan")), loss_curve=loss_curve,
-        worker_curves=curves, eval_curve=eval_curve, extra=extra, hardware=hardware_info(),
-        status="partial" if error else "ok", error=error)
-    close_eval_curve(result)
-    if server.get("diverged"):
-        mark_diverged(result, config.get("lr"))
-    return result
+    return run_result(f"ps-{cfg.mode}", cfg, config, server, t_start=t_start,
+                      train_start=server.get("train_start"), train=train, samples=samples,
+                      loss_curve=loss_curve, curves=curves, extra=extra, error=error,
+                      diverged=bool(server.get("diverged")))
 
 
 COUNTED = ("tensor payloads of the point-to-point messages (gloo send/recv), counted by the "
