@@ -101,11 +101,12 @@ Assemble = Callable[[dict[int, Any], "str | None", "list[int] | None"], Any]
 
 def launch(what: str, run_rank: Callable[..., dict], cfg: Any, ds: Any, model: nn.Module,
            net: nn.Module | str, *, processes: int, addr: str, port: int | None,
-           timeout: float, stall_timeout: float, grace: float, bar: Any,
+           timeout: float, limits: procs.Limits, bar: Any,
            on_message: Callable[[int, str, Any], None], assemble: Assemble,
            error: type[RankError], rank0: str = "worker 0") -> Any:
     """Run ``run_rank(rank, cfg, ds, model, addr, port)`` in `processes` spawned ranks of a
-    group whose store listens on addr:port; return ``assemble(outs, None, None)``.
+    group whose store listens on addr:port (its own waits: `timeout`), supervised with the
+    method's `limits`; return ``assemble(outs, None, None)``.
 
     ``assemble(results_by_rank, error, lost_ranks)`` builds the RunResult, also of a failed
     run (status ``partial``): an interrupt re-raises :class:`procs.Interrupted` with it in
@@ -118,7 +119,8 @@ def launch(what: str, run_rank: Callable[..., dict], cfg: Any, ds: Any, model: n
         share_with_ranks(model, ds)
         with listen(addr, port, timeout) as port_:
             outs = procs.run_workers(run_rank, [(cfg, ds, model, addr, port_)] * processes,
-                                     name="rank", grace=grace, stall_timeout=stall_timeout,
+                                     name="rank", deadline=limits.deadline,
+                                     stall_timeout=limits.stall_timeout, grace=limits.grace,
                                      on_message=on_message)
     except procs.Interrupted as exc:  # still a KeyboardInterrupt, now with the partial run
         exc.result = assemble(exc.results, str(exc), None)

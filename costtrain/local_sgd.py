@@ -210,6 +210,18 @@ class LocalSGDError(RankError):
     """
 
 
+def limits(timeout: float) -> procs.Limits:
+    """What a local SGD run's ``timeout`` means (the README's failure table).
+
+    gloo's waits in the all-reduce give up after `timeout`; ``stall_timeout`` = 0.8 x timeout
+    names a silent (stopped) rank before that fires in its peers, which would blame them; no
+    ``deadline``; ``grace`` = min(timeout, 5) s: survivors blocked in an all-reduce with a dead
+    peer only notice at the timeout, and their snapshots (at most SNAPSHOT_SECONDS old) stand
+    in for them.
+    """
+    return procs.Limits(stall_timeout=0.8 * timeout, grace=min(timeout, 5.0))
+
+
 def worker_lr(lr: float, workers: int, scale_lr: bool) -> float:
     """Each worker's learning rate: ``lr``, times ``workers`` with ``scale_lr``."""
     return lr * workers if scale_lr else lr
@@ -290,13 +302,9 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
 
     def result(outs: dict[int, Any], error: str | None, lost: list[int] | None) -> RunResult:
         return assemble(cfg, config, {**snapshots, **outs}, t_start, error=error, lost=lost)
-    # grace: survivors blocked in an all-reduce with a dead peer only notice at the timeout;
-    # their snapshots (at most SNAPSHOT_SECONDS old) stand in for them. A silent (stopped) rank
-    # is named before gloo's own timeout fires in its peers, which would blame them.
     return launch("local SGD", run_rank, cfg, ds, model, net, processes=workers, addr=addr,
-                  port=port, timeout=timeout, stall_timeout=0.8 * timeout,
-                  grace=min(timeout, 5.0), bar=bar, on_message=on_message, assemble=result,
-                  error=LocalSGDError)
+                  port=port, timeout=timeout, limits=limits(timeout), bar=bar,
+                  on_message=on_message, assemble=result, error=LocalSGDError)
 
 
 def _config(cfg: LocalSGDConfig, ds: Dataset, model: str, subset: int | None, **more) -> dict:

@@ -24,7 +24,7 @@ from .gloo import (RankError, check_settings, launch, process_start, run_result,
                    torchrun_env, torchrun_main, torchrun_rank, torchrun_threads)
 from .measure import timed
 from .models import build_model, display_name, sgd_settings
-from .ps_ranks import MODES, PSConfig, run_rank, worker_batches
+from .ps_ranks import MODES, PSConfig, limits, run_rank, worker_batches
 from .result import RunResult
 from .utils import CosttrainError, threads_per_process
 
@@ -140,9 +140,9 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
         return assemble(cfg, config, server, outs, t_start,
                         error=error or (server or {}).get("error"))
     return launch("parameter server", run_rank, cfg, ds, model, net, processes=workers + 1,
-                  addr=addr, port=port, timeout=timeout, stall_timeout=timeout,
-                  grace=min(timeout, 15.0), bar=bar, on_message=on_message, assemble=result,
-                  error=ParameterServerError, rank0="the server")
+                  addr=addr, port=port, timeout=timeout, limits=limits(timeout), bar=bar,
+                  on_message=on_message, assemble=result, error=ParameterServerError,
+                  rank0="the server")
 
 
 def server_lr(lr: float, mode: str, workers: int, scale_lr: bool) -> float:
