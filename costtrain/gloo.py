@@ -193,10 +193,10 @@ def listen(addr: str, port: int | None, timeout: float) -> Iterator[int]:
     port = sock.getsockname()[1]
     # The store now owns the socket. Its own client connects to it at once; give that at least
     # a few seconds on a busy machine (the ranks' waits keep the user's timeout).
-    store = dist.TCPStore(addr, port, None, is_master=True,
-                          timeout=datetime.timedelta(seconds=max(timeout, 10.0)),
-                          wait_for_workers=False,
-                          master_listen_fd=sock.detach())
+    with procs.resource_errors("starting the rendezvous store"):  # it starts a thread
+        store = dist.TCPStore(addr, port, None, is_master=True,
+                              timeout=datetime.timedelta(seconds=max(timeout, 10.0)),
+                              wait_for_workers=False, master_listen_fd=sock.detach())
     try:
         yield port
     finally:

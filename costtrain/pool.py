@@ -8,9 +8,10 @@ or loaded the data (:func:`prestart`), so that their start-up overlaps the paren
 The rules of :mod:`costtrain.procs` hold here too: a ``spawn`` context; every worker dies with
 its parent (``PR_SET_PDEATHSIG``, set before the worker imports torch; a pool started from
 another thread, which may end before the pool, relies on the closed pipe) and ignores Ctrl-C,
-SIGTERM and SIGHUP (the parent decides and stops them); a worker that raises, dies or stays
-silent for ``timeout`` seconds ends the run with :class:`~costtrain.procs.WorkerError` naming
-it, and the pool is closed (the next run starts a fresh one). One job runs at a time
+SIGTERM and SIGHUP (the parent decides and stops them); the one supervisor,
+:func:`costtrain.procs.supervise`, watches a run: a worker that raises, dies or stays silent for
+``stall_timeout`` seconds ends it with :class:`~costtrain.procs.WorkerError` naming it, and the
+pool is closed (the next run starts a fresh one). One job runs at a time
 (:func:`lease`): a second thread's job meanwhile is refused with :class:`PoolBusyError`. The
 pool is closed at interpreter exit, or by :func:`close_all`. It is re-used while the model classes it has received stay the same
 objects (a class edited and reloaded in a notebook gets a fresh pool) and grows to the largest

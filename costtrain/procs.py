@@ -14,7 +14,9 @@ SIGKILL; a worker also gets SIGKILL when its parent dies.
 Every wait has a deadline. Each worker sends a heartbeat a few times per ``stall_timeout``
 from a thread, so a worker that sends nothing (no progress, no heartbeat) for
 ``stall_timeout`` seconds is stopped, frozen (SIGSTOP, a debugger) or swapped out: see
-:func:`stalled`, the rule every supervisor in the package applies.
+:func:`stalled`, the rule of :func:`supervise`, the one loop that watches every worker, spawned
+per run (:func:`run_workers`) or kept warm (:mod:`costtrain.pool`). Its knobs are
+:class:`Limits`.
 
 This module imports no torch at import time: a child sets its parent-death signal and starts
 its heartbeat while its arguments are unpickled, before the work's own arguments (which import
