@@ -355,6 +355,13 @@ def pauses(outcomes: dict[int, dict]) -> list[tuple[float, float]]:
     return idle_spans(zero.get("eval_spans", []), others_end)
 
 
+def limits(timeout: float | None) -> procs.Limits:
+    """What a Hogwild! run's ``timeout`` means (the README's failure table): its
+    ``stall_timeout`` (a worker silent that long is stuck; a fresh one still starting gets
+    ``procs.STARTUP_SECONDS`` more); no ``deadline``; the default ``grace``."""
+    return procs.Limits(stall_timeout=timeout)
+
+
 def train_source(model: nn.Module, source: Source, job: Job, *,
                  test: tuple[torch.Tensor, torch.Tensor] | None = None, timeout: float | None = None,
                  progress: bool = False, on_progress: Callable | None = None,
@@ -384,9 +391,10 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
             clock = _Clock(job.processes, workers.start, bar, on_progress,
                            on_all_ready=lambda: restore_buffers(model, saved))
             try:
-                outcomes = dict(enumerate(workers.run(worker, args, name="hogwild worker",
-                                                      timeout=timeout, on_message=clock,
-                                                      classes=classes)))
+                lim = limits(timeout)
+                outcomes = dict(enumerate(workers.run(
+                    worker, args, name="hogwild worker", stall_timeout=lim.stall_timeout,
+                    deadline=lim.deadline, grace=lim.grace, on_message=clock, classes=classes)))
             except (procs.WorkerError, procs.Interrupted) as exc:  # keep what they measured
                 error, outcomes = exc, dict(sorted(exc.results.items()))
         t_start = clock.t_start if clock.t_start is not None else time.perf_counter()

@@ -22,14 +22,12 @@ a trusted network only.
 from __future__ import annotations
 
 import copy
-import os
 import sys
 import time
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-import psutil
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -38,18 +36,18 @@ from torch.distributed.algorithms.model_averaging.averagers import PeriodicModel
 
 from . import procs
 from .args import local_sgd_torchrun_parser
-from .checks import (DIVERGED, check_processes, check_shareable, check_threads, diverged,
-                     mark_diverged, warn_if_exposed)
+from .checks import diverged
 from .comm import CommCounter, comm_record
 from .data import Dataset
-from .engine import (batches, check_hparams, close_eval_curve, evaluate, LossLog, loss_fn,
-                     merge_curves, prepare, progress_bar, shard_indices, steady_rate)
-from .gloo import (RankError, first_line, join_group, listen, recv_json, send_json,
-                   share_with_ranks, torchrun_env, torchrun_main)
+from .engine import (batches, evaluate, LossLog, loss_fn, merge_curves, progress_bar,
+                     shard_indices)
+from .gloo import (RankError, check_settings, first_line, join_group, launch, process_start,
+                   recv_json, run_result, send_json, start, torchrun_env, torchrun_main,
+                   torchrun_rank, torchrun_threads)
 from .measure import timed
 from .models import build_model, display_name, sgd_settings
 from .result import RunResult, new_curve
-from .utils import CosttrainError, Stopwatch, hardware_info, resolve_device, threads_per_process
+from .utils import Stopwatch, threads_per_process
 
 __all__ = ["train_local_sgd", "run_under_torchrun", "LocalSGDError", "LocalSGDConfig",
            "local_batches"]
@@ -212,21 +210,16 @@ class LocalSGDError(RankError):
     """
 
 
-def check_config(workers: int, average_every: int, *, epochs: int = 1, batch_size: int = 64,
-                 lr: float = 0.01, momentum: float = 0.0, eval_every: int | None = None,
-                 timeout: float = 60.0, threads: int | None = None) -> None:
-    """Raise a clear :class:`CosttrainError` for settings no run can use."""
-    for name, v in (("workers", workers), ("average_every", average_every)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise CosttrainError(f"{name} must be an integer >= 1, got {v!r}.")
-    check_hparams(epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every)
-    if not momentum >= 0:
-        raise CosttrainError(f"momentum must be >= 0, got {momentum!r}.")
-    if not (timeout > 0 and timeout != float("inf")):
-        raise CosttrainError(f"timeout must be a positive, finite number of seconds, got "
-                             f"{timeout!r}.")
-    if threads is not None and threads < 1:
-        raise CosttrainError(f"threads must be >= 1, got {threads}.")
+def limits(timeout: float) -> procs.Limits:
+    """What a local SGD run's ``timeout`` means (the README's failure table).
+
+    gloo's waits in the all-reduce give up after `timeout`; ``stall_timeout`` = 0.8 x timeout
+    names a silent (stopped) rank before that fires in its peers, which would blame them; no
+    ``deadline``; ``grace`` = min(timeout, 5) s: survivors blocked in an all-reduce with a dead
+    peer only notice at the timeout, and their snapshots (at most SNAPSHOT_SECONDS old) stand
+    in for them.
+    """
+    return procs.Limits(stall_timeout=0.8 * timeout, grace=min(timeout, 5.0))
 
 
 def worker_lr(lr: float, workers: int, scale_lr: bool) -> float:
@@ -276,24 +269,14 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
         LocalSGDError: a rank died or a connection broke; ``.result`` holds what the survivors
             measured (status ``partial``) and ``.rank`` the lost rank.
     """
-    check_config(workers, average_every, epochs=epochs, batch_size=batch_size,
-                 lr=1.0 if lr is None else lr, momentum=momentum or 0.0, eval_every=eval_every,
-                 timeout=timeout, threads=threads)
-    if resolve_device(device).type != "cpu":
-        raise CosttrainError(f"local SGD runs on CPU processes (gloo); device {device!r} is not "
-                             "supported here. Use device='cpu'.")
-    if isinstance(net, nn.Module):
-        check_shareable(net, "net")  # spawned ranks must be able to unpickle it
-    check_processes(workers, "local SGD workers")
-    if threads is not None:
-        check_threads(workers, threads)
-    warn_if_exposed(addr)
-    t_start = time.time()
-    model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
+    check_settings(workers, epochs=epochs, batch_size=batch_size,
+                   lr=1.0 if lr is None else lr, momentum=momentum or 0.0,
+                   eval_every=eval_every, timeout=timeout, threads=threads,
+                   average_every=average_every)
+    model, ds, t_start = start("local SGD", net, data, workers=workers, processes=workers,
+                               threads=threads, device=device, addr=addr, seed=seed,
+                               subset=subset, data_root=data_root)
     lr, momentum = sgd_settings(model, lr, momentum)  # None: the model's (0.01 and 0.5)
-    if len(ds.train_y) < workers:
-        raise CosttrainError(f"{workers} workers need at least {workers} training samples, "
-                             f"got {len(ds.train_y)}.")
     cfg = LocalSGDConfig(workers=workers, average_every=average_every, epochs=epochs,
                          batch_size=batch_size, lr=worker_lr(lr, workers, scale_lr),
                          momentum=momentum, seed=seed, log_every=log_every,
@@ -301,9 +284,9 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
                          threads=threads or threads_per_process(workers))
     config = _config(cfg, ds, display_name(net, model), subset, lr=lr, scale_lr=scale_lr,
                      addr=addr)
-    share_with_ranks(model, ds)
     snapshots: dict[int, dict] = {}  # each rank's latest measurements, in case it never returns
     seen, per_epoch = [0], max(1, (len(ds.train_y) // workers) * workers)
+    bar = progress_bar(epochs * (len(ds.train_y) // workers) * workers, progress, METHOD)
 
     def on_message(rank: int, kind: str, payload: Any) -> None:
         if kind == "progress":
@@ -316,41 +299,12 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
             snapshots[rank] = payload
         elif kind == "evaluating":
             bar.set_description_str(f"{METHOD}: evaluating on {payload:,} test samples")
-    with listen(addr, port, timeout) as port_:
-        bar = progress_bar(epochs * (len(ds.train_y) // workers) * workers, progress, METHOD)
-        try:
-            # grace: survivors blocked in an all-reduce with a dead peer only notice at the
-            # timeout; their snapshots (at most SNAPSHOT_SECONDS old) stand in for them
-            outs = procs.run_workers(run_rank, [(cfg, ds, model, addr, port_)] * workers,
-                                     name="rank", grace=min(timeout, 5.0),
-                                     # a silent (stopped) rank is named before gloo's own
-                                     # timeout fires in its peers, which would blame them
-                                     stall_timeout=0.8 * timeout, on_message=on_message)
-        except procs.Interrupted as exc:  # still a KeyboardInterrupt, now with the partial run
-            exc.result = assemble(cfg, config, {**snapshots, **exc.results}, t_start,
-                                  error=str(exc))
-            raise
-        except procs.WorkerError as exc:
-            partial = assemble(cfg, config, {**snapshots, **exc.results}, t_start,
-                               error=str(exc).split("\n")[0],
-                               lost=[exc.rank] if exc.rank >= 0 else None)
-            reason = str(exc).split("\n")[0].removeprefix(f"rank {exc.rank} ")
-            if exc.details.strip():  # the exception it raised, e.g. "CosttrainError: ..."
-                reason += f" [{exc.details.strip().splitlines()[-1]}]"
-            raise LocalSGDError(
-                f"local SGD run failed: worker {exc.rank} (rank {exc.rank}) {reason} What the "
-                "other workers measured is in .result (status 'partial').", exc.rank, partial,
-                exc.details, exc.results) from None
-        finally:
-            bar.close()
-    result = assemble(cfg, config, dict(enumerate(outs)), t_start)
-    if isinstance(net, nn.Module):
-        net.load_state_dict({k: torch.from_numpy(v) for k, v in outs[0]["state"].items()})
-    if result.status not in ("ok", DIVERGED):
-        raise LocalSGDError(f"local SGD run failed: {result.error}. What was measured is in "
-                            ".result (status 'partial').", -1, result,
-                            results=dict(enumerate(outs)))
-    return result
+
+    def result(outs: dict[int, Any], error: str | None, lost: list[int] | None) -> RunResult:
+        return assemble(cfg, config, {**snapshots, **outs}, t_start, error=error, lost=lost)
+    return launch("local SGD", run_rank, cfg, ds, model, net, processes=workers, addr=addr,
+                  port=port, timeout=timeout, limits=limits(timeout), bar=bar,
+                  on_message=on_message, assemble=result, error=LocalSGDError)
 
 
 def _config(cfg: LocalSGDConfig, ds: Dataset, model: str, subset: int | None, **more) -> dict:
@@ -399,25 +353,13 @@ def assemble(cfg: LocalSGDConfig, config: dict, outs: dict[int, Any], t_start: f
                          payload_bytes=max((rep["payload_bytes"] for rep in reports.values()),
                                            default=0),
                          worker_steps=steps, counted=COUNTED))
-    loss_curve = merge_curves(list(curves.values()))
     start = first.get("train_start") or min((rep["train_start"] for rep in reports.values()),
                                             default=None)
-    result = RunResult(
-        method=METHOD, config=config, device="cpu", threads=cfg.threads,
-        setup_seconds=max(0.0, start - t_start) if start else 0.0, train_seconds=train,
-        eval_seconds=first.get("eval_seconds", 0.0), samples=samples,
-        samples_per_second=samples / train if train > 0 else 0.0,
-        steady_samples_per_second=steady_rate(loss_curve),
-        test_loss=first.get("test_loss", float("nan")),
-        test_accuracy=first.get("test_accuracy", float("nan")), loss_curve=loss_curve,
-        worker_curves=curves, eval_curve=first.get("eval_curve") or new_curve(
-            "samples", "seconds", "accuracy", "loss"),
-        extra=extra, hardware=hardware_info(), status="partial" if error else "ok", error=error,
-        label=f"{METHOD} {cfg.workers}w H={cfg.average_every}")
-    close_eval_curve(result)
-    if any(rep.get("diverged") for rep in reports.values()):
-        mark_diverged(result, config.get("lr"))
-    return result
+    return run_result(METHOD, cfg, config, first, t_start=t_start, train_start=start,
+                      train=train, samples=samples, loss_curve=merge_curves(list(curves.values())),
+                      curves=curves, extra=extra, error=error,
+                      diverged=any(rep.get("diverged") for rep in reports.values()),
+                      label=f"{METHOD} {cfg.workers}w H={cfg.average_every}")
 
 
 # --- torchrun: one process of a run on one machine or several ------------------------------
@@ -437,32 +379,26 @@ def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, average_every: int 
     torch.manual_seed(seed)
     model = build_model(net, ds.input_shape, ds.num_classes) if isinstance(net, str) else net
     lr, momentum = sgd_settings(model, lr, momentum)
-    check_config(world, average_every, epochs=epochs, batch_size=batch_size, lr=lr,
-                 momentum=momentum, eval_every=eval_every, timeout=timeout, threads=threads)
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    check_settings(world, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+                   eval_every=eval_every, timeout=timeout, threads=threads,
+                   average_every=average_every)
     cfg = LocalSGDConfig(workers=world, average_every=average_every, epochs=epochs,
                          batch_size=batch_size, lr=worker_lr(lr, world, scale_lr),
                          momentum=momentum, seed=seed, log_every=log_every,
                          eval_every=eval_every, timeout=timeout,
-                         threads=threads or threads_per_process(local))
-    out = run_rank(rank, cfg, ds, model)
-    if rank != 0:
-        if out.get("error"):
-            raise CosttrainError(out["error"])
+                         threads=torchrun_threads(threads))
+    out = torchrun_rank(run_rank, rank, cfg, ds, model)
+    if out is None:
         return None
     config = _config(cfg, ds, display_name(net, model), subset, lr=lr, scale_lr=scale_lr,
                      master=master)
-    return assemble(cfg, config, {0: out}, psutil.Process().create_time())
+    return assemble(cfg, config, {0: out}, process_start())
 
 
 def main(argv: list[str] | None = None) -> int:
     """The torchrun entry: one rank of a run; rank 0 prints the summary and writes ``--out``."""
-    args = local_sgd_torchrun_parser().parse_args(argv)
-    return torchrun_main(args, "local SGD", lambda ds: run_under_torchrun(
-            args.model, ds, average_every=args.average_every, epochs=args.epochs,
-            batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-            scale_lr=args.scale_lr, threads=args.threads, seed=args.seed, subset=args.subset,
-            eval_every=args.eval_every, log_every=args.log_every, timeout=args.timeout))
+    return torchrun_main(local_sgd_torchrun_parser().parse_args(argv), "local SGD",
+                         run_under_torchrun)
 
 
 if __name__ == "__main__":

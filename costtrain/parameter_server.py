@@ -11,28 +11,22 @@ use it on loopback or a trusted network only.
 """
 from __future__ import annotations
 
-import os
 import sys
-import time
 from typing import Any, Callable
 
-import psutil
-import torch
 import torch.nn as nn
 
-from . import procs
 from .args import torchrun_parser
-from .checks import check_processes, check_shareable, check_threads, warn_if_exposed
 from .comm import comm_record
 from .data import Dataset
-from .engine import (check_hparams, close_eval_curve, mark_diverged, merge_curves, prepare,
-                     progress_bar, steady_rate)
-from .gloo import RankError, listen, share_with_ranks, torchrun_env, torchrun_main
+from .engine import merge_curves, progress_bar
+from .gloo import (RankError, check_settings, launch, process_start, run_result, start,
+                   torchrun_env, torchrun_main, torchrun_rank, torchrun_threads)
 from .measure import timed
 from .models import build_model, display_name, sgd_settings
-from .ps_ranks import MODES, PSConfig, run_rank, worker_batches
+from .ps_ranks import MODES, PSConfig, limits, run_rank, worker_batches
 from .result import RunResult
-from .utils import CosttrainError, hardware_info, resolve_device, threads_per_process
+from .utils import CosttrainError, threads_per_process
 
 __all__ = ["train_parameter_server", "run_under_torchrun", "ParameterServerError",
            "worker_batches", "MODES"]
@@ -47,24 +41,13 @@ class ParameterServerError(RankError):
     """
 
 
-def check_config(mode: str, workers: int, *, epochs: int = 1, batch_size: int = 64,
-                 lr: float = 0.01, momentum: float = 0.0, eval_every: int | None = None,
-                 timeout: float = 60.0, threads: int | None = None,
-                 max_staleness: int | None = None) -> None:
-    """Raise a clear :class:`CosttrainError` for settings no run can use."""
+def check_config(mode: str, workers: int, *, max_staleness: int | None = None,
+                 **settings: Any) -> None:
+    """Raise a clear :class:`CosttrainError` for settings no run can use (`settings`: those
+    of :func:`costtrain.gloo.check_settings`)."""
     if mode not in MODES:
         raise CosttrainError(f"mode must be one of {MODES}, got {mode!r}.")
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise CosttrainError(f"workers must be an integer >= 1 (the server is extra), got "
-                             f"{workers!r}.")
-    check_hparams(epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every)
-    if not momentum >= 0:
-        raise CosttrainError(f"momentum must be >= 0, got {momentum!r}.")
-    if not (timeout > 0 and timeout != float("inf")):
-        raise CosttrainError(f"timeout must be a positive, finite number of seconds, got "
-                             f"{timeout!r}.")
-    if threads is not None and threads < 1:
-        raise CosttrainError(f"threads must be >= 1, got {threads}.")
+    check_settings(workers, **settings)
     if max_staleness is not None and max_staleness < 0:
         raise CosttrainError(f"max_staleness must be >= 0 or None, got {max_staleness}.")
 
@@ -120,27 +103,15 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
         ParameterServerError: a rank died or a connection broke; ``.result`` holds the
             result so far (status ``partial``) and ``.rank`` the lost rank.
     """
-    procs.check_main_guard()  # a rank re-running an unguarded script stops here
     check_config(mode, workers, epochs=epochs, batch_size=batch_size,
                  lr=1.0 if lr is None else lr, momentum=momentum or 0.0,
                  eval_every=eval_every, timeout=timeout, threads=threads,
                  max_staleness=max_staleness)
-    if resolve_device(device).type != "cpu":
-        raise CosttrainError(f"the parameter server runs on CPU processes (gloo); device "
-                             f"{device!r} is not supported here. Use device='cpu'.")
-    if isinstance(net, nn.Module):
-        check_shareable(net, "net")  # spawned ranks must be able to unpickle it
-    check_processes(workers + 1, "parameter-server processes (server + workers)")
-    if threads is not None:
-        check_threads(workers, threads)  # the server mostly waits: count the workers
-    warn_if_exposed(addr)
-    t_start = time.time()
-    model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
+    model, ds, t_start = start("parameter server", net, data, workers=workers,
+                               processes=workers + 1, threads=threads, device=device,
+                               addr=addr, seed=seed, subset=subset, data_root=data_root)
     # the server steps on dense (averaged) gradients: momentum is allowed for sparse models
     lr, momentum = sgd_settings(model, lr, momentum, allow_sparse_momentum=True)
-    if len(ds.train_y) < workers:
-        raise CosttrainError(f"{workers} workers need at least {workers} training samples, "
-                             f"got {len(ds.train_y)}.")
     cfg = PSConfig(mode=mode, workers=workers, epochs=epochs, batch_size=batch_size,
                    lr=server_lr(lr, mode, workers, scale_lr), momentum=momentum, seed=seed,
                    log_every=log_every, eval_every=eval_every,
@@ -148,54 +119,30 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
                    max_staleness=max_staleness)
     config = _config(cfg, ds, display_name(net, model), subset,
                      lr=lr, scale_lr=scale_lr, addr=addr)
-    share_with_ranks(model, ds)
-    with listen(addr, port, timeout) as port_:
-        bar = progress_bar(epochs * len(ds.train_y), progress, f"ps-{mode}")
-        bar.set_description_str(f"ps-{mode}: starting server and {workers} worker(s)")
-        applied = [0]
+    bar = progress_bar(epochs * len(ds.train_y), progress, f"ps-{mode}")
+    bar.set_description_str(f"ps-{mode}: starting server and {workers} worker(s)")
+    applied = [0]
 
-        def on_message(rank: int, kind: str, payload: Any) -> None:
-            if kind == "evaluating":
-                bar.set_description_str(f"ps-{mode}: evaluating on {payload:,} test samples")
-            if kind == "progress":  # samples the server has applied, and their mean loss
-                if not applied[0]:
-                    bar.set_description_str(f"ps-{mode}")
-                n, loss = payload
-                applied[0] += n
-                bar.update(n)
-                if on_progress:
-                    on_progress(0, n, 1 + (applied[0] - 1) // len(ds.train_y), applied[0], loss)
-        try:
-            outs = procs.run_workers(run_rank, [(cfg, ds, model, addr, port_)] * (workers + 1),
-                                     name="rank", grace=min(timeout, 15.0),
-                                     stall_timeout=timeout, on_message=on_message)
-        except procs.Interrupted as exc:  # still a KeyboardInterrupt, now with the partial run
-            exc.result = assemble(cfg, config, exc.results.get(0), exc.results, t_start,
-                                  error=str(exc))
-            raise
-        except procs.WorkerError as exc:
-            res = exc.results
-            partial = assemble(cfg, config, res.get(0), res, t_start, error=str(exc))
-            role = "the server" if exc.rank == 0 else f"worker {exc.rank}"
-            reason = str(exc).split("\n")[0].removeprefix(f"rank {exc.rank} ")
-            if exc.details.strip():  # the exception it raised, e.g. "CosttrainError: ..."
-                reason += f" [{exc.details.strip().splitlines()[-1]}]"
-            raise ParameterServerError(
-                f"parameter server run failed: {role} (rank {exc.rank}) {reason} The losses "
-                "recorded so far are in .result (status 'partial').", exc.rank, partial,
-                exc.details, res) from None
-        finally:
-            bar.close()
-    server = outs[0]
-    result = assemble(cfg, config, server, dict(enumerate(outs)), t_start, error=server["error"])
-    if isinstance(net, nn.Module):
-        net.load_state_dict({k: torch.from_numpy(v) for k, v in server["state"].items()})
-    if server["error"] and not server.get("diverged"):
-        lost = min(server["lost"], default=-1)
-        raise ParameterServerError(f"parameter server run failed: {server['error']}. The "
-                                   "losses recorded so far are in .result (status 'partial').",
-                                   int(lost), result, results=dict(enumerate(outs)))
-    return result
+    def on_message(rank: int, kind: str, payload: Any) -> None:
+        if kind == "evaluating":
+            bar.set_description_str(f"ps-{mode}: evaluating on {payload:,} test samples")
+        if kind == "progress":  # samples the server has applied, and their mean loss
+            if not applied[0]:
+                bar.set_description_str(f"ps-{mode}")
+            n, loss = payload
+            applied[0] += n
+            bar.update(n)
+            if on_progress:
+                on_progress(0, n, 1 + (applied[0] - 1) // len(ds.train_y), applied[0], loss)
+
+    def result(outs: dict[int, Any], error: str | None, lost: list[int] | None) -> RunResult:
+        server = outs.get(0) if isinstance(outs.get(0), dict) else None
+        return assemble(cfg, config, server, outs, t_start,
+                        error=error or (server or {}).get("error"))
+    return launch("parameter server", run_rank, cfg, ds, model, net, processes=workers + 1,
+                  addr=addr, port=port, timeout=timeout, limits=limits(timeout), bar=bar,
+                  on_message=on_message, assemble=result, error=ParameterServerError,
+                  rank0="the server")
 
 
 def server_lr(lr: float, mode: str, workers: int, scale_lr: bool) -> float:
@@ -244,23 +191,10 @@ def assemble(cfg: PSConfig, config: dict, server: dict | None, outs: dict[int, A
         extra["staleness"] = dict(
             histogram=hist, mean=sum(int(k) * v for k, v in hist.items()) / n if n else 0.0,
             max=max((int(k) for k in hist), default=0), dropped=server.get("dropped", 0))
-    eval_curve = server.get("eval_curve") or {"samples": [], "seconds": [], "accuracy": [],
-                                              "loss": []}
-    start = server.get("train_start")
-    result = RunResult(
-        method=f"ps-{cfg.mode}", config=config, device="cpu", threads=cfg.threads,
-        setup_seconds=max(0.0, start - t_start) if start else 0.0, train_seconds=train,
-        eval_seconds=server.get("eval_seconds", 0.0), samples=samples,
-        samples_per_second=samples / train if train > 0 else 0.0,
-        steady_samples_per_second=steady_rate(loss_curve),
-        test_loss=server.get("test_loss", float("nan")),
-        test_accuracy=server.get("test_accuracy", float("nan")), loss_curve=loss_curve,
-        worker_curves=curves, eval_curve=eval_curve, extra=extra, hardware=hardware_info(),
-        status="partial" if error else "ok", error=error)
-    close_eval_curve(result)
-    if server.get("diverged"):
-        mark_diverged(result, config.get("lr"))
-    return result
+    return run_result(f"ps-{cfg.mode}", cfg, config, server, t_start=t_start,
+                      train_start=server.get("train_start"), train=train, samples=samples,
+                      loss_curve=loss_curve, curves=curves, extra=extra, error=error,
+                      diverged=bool(server.get("diverged")))
 
 
 COUNTED = ("tensor payloads of the point-to-point messages (gloo send/recv), counted by the "
@@ -303,30 +237,22 @@ def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, mode: str = "sync",
     check_config(mode, world - 1, epochs=epochs, batch_size=batch_size, lr=lr,
                  momentum=momentum, eval_every=eval_every, timeout=timeout, threads=threads,
                  max_staleness=max_staleness)
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     cfg = PSConfig(mode=mode, workers=world - 1, epochs=epochs, batch_size=batch_size,
                    lr=server_lr(lr, mode, world - 1, scale_lr), momentum=momentum, seed=seed,
-                   log_every=log_every, eval_every=eval_every,
-                   timeout=timeout, threads=threads or threads_per_process(local),
-                   max_staleness=max_staleness)
-    out = run_rank(rank, cfg, ds, model)
-    if rank != 0:
-        if out.get("error"):
-            raise CosttrainError(out["error"])
+                   log_every=log_every, eval_every=eval_every, timeout=timeout,
+                   threads=torchrun_threads(threads), max_staleness=max_staleness)
+    out = torchrun_rank(run_rank, rank, cfg, ds, model)
+    if out is None:
         return None
     config = _config(cfg, ds, display_name(net, model), subset,
                      lr=lr, scale_lr=scale_lr, master=master)
-    return assemble(cfg, config, out, {}, psutil.Process().create_time(), error=out["error"])
+    return assemble(cfg, config, out, {}, process_start(), error=out["error"])
 
 
 def main(argv: list[str] | None = None) -> int:
     """The torchrun entry: one rank of a run; rank 0 prints the summary and writes ``--out``."""
-    args = torchrun_parser().parse_args(argv)
-    return torchrun_main(args, "the parameter server", lambda ds: run_under_torchrun(
-            args.model, ds, mode=args.mode, epochs=args.epochs, batch_size=args.batch_size,
-            lr=args.lr, momentum=args.momentum, threads=args.threads, seed=args.seed,
-            subset=args.subset, eval_every=args.eval_every, log_every=args.log_every,
-            timeout=args.timeout, max_staleness=args.max_staleness, scale_lr=args.scale_lr))
+    return torchrun_main(torchrun_parser().parse_args(argv), "the parameter server",
+                         run_under_torchrun)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ or loaded the data (:func:`prestart`), so that their start-up overlaps the paren
 The rules of :mod:`costtrain.procs` hold here too: a ``spawn`` context; every worker dies with
 its parent (``PR_SET_PDEATHSIG``, set before the worker imports torch; a pool started from
 another thread, which may end before the pool, relies on the closed pipe) and ignores Ctrl-C,
-SIGTERM and SIGHUP (the parent decides and stops them); a worker that raises, dies or stays
-silent for ``timeout`` seconds ends the run with :class:`~costtrain.procs.WorkerError` naming
-it, and the pool is closed (the next run starts a fresh one). One job runs at a time
+SIGTERM and SIGHUP (the parent decides and stops them); the one supervisor,
+:func:`costtrain.procs.supervise`, watches a run: a worker that raises, dies or stays silent for
+``stall_timeout`` seconds ends it with :class:`~costtrain.procs.WorkerError` naming it, and the
+pool is closed (the next run starts a fresh one). One job runs at a time
 (:func:`lease`): a second thread's job meanwhile is refused with :class:`PoolBusyError`. The
 pool is closed at interpreter exit, or by :func:`close_all`. It is re-used while the model classes it has received stay the same
 objects (a class edited and reloaded in a notebook gets a fresh pool) and grows to the largest
@@ -25,12 +26,11 @@ import contextlib
 import importlib
 import multiprocessing as mp
 import os
-import sys
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from typing import Any, Callable, Iterable, Iterator
 
 from . import procs
@@ -73,11 +73,11 @@ def _serve(conn: Connection, stop, start, counter, preload: tuple[str, ...],
             task = conn.recv()
             if task is None:
                 return
-            target, rank, args = task
+            target, rank, args, interval = task
             del task
             procs.name_worker(rank)
             done = threading.Event()  # a heartbeat while the task runs: blocked is not stuck
-            beat = threading.Thread(target=procs.heartbeat, args=(1.0, done), daemon=True)
+            beat = threading.Thread(target=procs.heartbeat, args=(interval, done), daemon=True)
             beat.start()
             try:
                 result = target(rank, *args, start, counter)
@@ -98,35 +98,24 @@ def _serve(conn: Connection, stop, start, counter, preload: tuple[str, ...],
 
 def silent_ranks(last_message: dict[int, float], timeout: float | None,
                  now: float | None = None) -> list[int]:
-    """Ranks whose last message is more than `timeout` seconds old, longest silent first.
-
-    The rule that makes a stuck or stopped (SIGSTOP) worker a failure naming its rank.
-    """
-    if timeout is None:
-        return []
+    """Ranks whose last message is more than `timeout` seconds old (:func:`procs.stalled`),
+    longest silent first."""
     now = time.monotonic() if now is None else now
-    return sorted((r for r, t in last_message.items() if now - t > timeout),
+    return sorted((r for r, t in last_message.items() if procs.stalled(t, timeout, now)),
                   key=lambda r: (last_message[r], r))
 
 
 @dataclass
-class _Member:
-    rank: int
-    proc: Any
-    conn: Connection
-    warm: bool = False
-    done: bool = False
-    result: Any = None
-    started: float = field(default_factory=time.monotonic)
-    warm_at: float | None = None  # when it had imported what it preloads
+class _Member(procs.Member):
+    """A pool worker: started = warm (it has imported what it preloads)."""
 
-    def mark_warm(self) -> None:
-        if not self.warm:
-            self.warm, self.warm_at = True, time.monotonic()
+    @property
+    def warm(self) -> bool:
+        return self.started
 
     def start_seconds(self) -> float:
         """How long this worker took to start (spawn + imports), once it is warm."""
-        return (self.warm_at - self.started) if self.warm_at is not None else 0.0
+        return (self.started_at - self.spawned_at) if self.started_at is not None else 0.0
 
 
 @dataclass
@@ -148,7 +137,7 @@ class Pool:
     # -------------------------------------------------------------- life cycle
     def grow(self, processes: int) -> None:
         """Start workers until there are `processes` of them."""
-        with _hidden_main(not self.main), procs.resource_errors(
+        with procs.hidden_main(not self.main), procs.resource_errors(
                 f"starting {processes} worker processes"):
             while len(self.members) < processes:
                 rank = len(self.members)
@@ -192,7 +181,7 @@ class Pool:
                 if m.conn.poll(min(left, 0.5)):
                     kind, _ = m.conn.recv()
                     if kind == "warm":
-                        m.mark_warm()
+                        m.mark_started()
 
     def close(self) -> None:
         """Terminate every worker (idle ones hold nothing) and reap them all."""
@@ -203,17 +192,16 @@ class Pool:
 
     # -------------------------------------------------------------- one run
     def run(self, target: Callable[..., Any], args: list[tuple], *, name: str = "worker",
-            timeout: float | None = None, grace: float = 5.0, on_message: Callable[[int, str, Any], None] | None = None,
+            stall_timeout: float | None = None, deadline: float | None = None,
+            grace: float = 5.0, on_message: Callable[[int, str, Any], None] | None = None,
             classes: Iterable[type] = ()) -> list[Any]:
         """Run ``target(rank, *args[rank], start, counter)`` in workers 0..len(args)-1.
 
         Same contract as :func:`costtrain.procs.run_workers`: results by rank, or
         :class:`~costtrain.procs.WorkerError` naming the worker that raised, died or sent
-        nothing for `timeout` s (or "did not start within" when a fresh worker still starts after
-        `timeout` + ``procs.STARTUP_SECONDS``);
+        nothing for `stall_timeout` s (a fresh worker still starting gets
+        ``procs.STARTUP_SECONDS`` more), or when the run passes its `deadline`;
         ``.results`` holds what the others returned. Any failure or interrupt closes the pool.
-        The silence rule applies once a worker has started (imported torch); a fresh worker
-        still starting is bound by the overall `timeout` only.
 
         ``startup`` then holds ``waited`` (seconds this run waited for workers to start) and
         ``unpaid`` (what reused warm workers had cost to start, beyond that wait): what a
@@ -230,15 +218,14 @@ class Pool:
         try:
             with procs.resource_errors(f"sending the job to {len(team)} workers"):
                 for m, a in zip(team, args):
-                    m.done, m.result = False, None
-                    m.conn.send((target, m.rank, a))
+                    m.done, m.result, m.last_heard = False, None, time.monotonic()
+                    m.conn.send((target, m.rank, a, procs.heartbeat_interval(
+                        stall_timeout and max(stall_timeout, procs.MIN_STALL_SECONDS))))
             for cls in classes:
                 self.classes[_qualified(cls)] = cls
-            failure = self._supervise(team, name, timeout, grace, on_message)
-        except KeyboardInterrupt as exc:  # a second one ended the wait: still keep what came
-            self.stop.set()
-            failure = procs.Interrupted.during(exc, name)
-            failure.results = {m.rank: m.result for m in team if m.result is not None}
+            failure = procs.supervise(team, self.stop, name, deadline=deadline,
+                                      stall_timeout=stall_timeout, grace=grace,
+                                      on_message=on_message)
         except BaseException:
             _discard(self)
             raise
@@ -250,90 +237,12 @@ class Pool:
             raise failure
         return [m.result for m in team]
 
-    def _receive(self, m: _Member, on_message) -> tuple[bool, tuple[str, Any] | None]:
-        """(got anything, final ('ok'|'error', payload) if any) from one worker's pipe."""
-        got, final = False, None
-        while not m.done and m.conn.poll():
-            try:
-                kind, payload = m.conn.recv()
-            except (EOFError, OSError):
-                break
-            got = True
-            if kind in ("ok", "error"):
-                final, m.done = (kind, payload), True
-            elif kind == "warm":
-                m.mark_warm()
-            elif on_message is not None:
-                on_message(m.rank, kind, payload)
-        return got, final
-
-    def _supervise(self, team: list[_Member], name: str, timeout, grace,
-                   on_message) -> procs.WorkerError | procs.Interrupted | None:
-        t0 = time.monotonic()
-        last = {m.rank: t0 for m in team}
-        failure, fail_deadline = None, None
-        while not all(m.done for m in team):
-            try:  # Ctrl-C (or the CLI's SIGTERM, SIGHUP) anywhere here: stop them, keep theirs
-                now = time.monotonic()
-                if failure is not None and now >= fail_deadline:
-                    break
-                if failure is None and timeout is not None:
-                    stuck = silent_ranks({r: t for r, t in last.items()  # started, not done
-                                          if team[r].warm and not team[r].done}, timeout, now)
-                    if stuck:
-                        failure = procs.WorkerError(
-                            f"{name} {stuck[0]} sent nothing for {timeout:g} s (stuck or "
-                            "stopped); the other workers were stopped.", stuck[0])
-                    elif (now - t0 >= timeout + procs.STARTUP_SECONDS
-                          and not all(m.warm for m in team)):
-                        failure = procs.WorkerError(
-                            f"{name}s did not start within "
-                            f"{timeout + procs.STARTUP_SECONDS:g} s; stopped them.", -1)
-                    if failure is not None:
-                        self.stop.set()
-                        fail_deadline = now + grace
-                        continue
-                pending = [m for m in team if not m.done]
-                ready = wait([m.conn for m in pending] + [m.proc.sentinel for m in pending], 0.5)
-                for m in pending:
-                    if m.conn not in ready and m.proc.sentinel not in ready:
-                        continue
-                    got, final = self._receive(m, on_message)
-                    if got:
-                        last[m.rank] = time.monotonic()
-                    if final is None and m.proc.sentinel in ready and not m.done:
-                        m.proc.join(0.1)
-                        final = self._receive(m, on_message)[1] or (
-                            "died", procs.exit_reason(m.proc.exitcode))
-                        m.done = True
-                    if final is None:
-                        continue
-                    kind, payload = final
-                    if kind == "ok":
-                        m.result = payload
-                    elif failure is None:
-                        msg = (f"{name} {m.rank} raised an exception" if kind == "error"
-                               else f"{name} {m.rank} {payload}")
-                        failure = procs.WorkerError(msg + "; the other workers were stopped.",
-                                                    m.rank, payload if kind == "error" else "")
-                        self.stop.set()
-                        fail_deadline = time.monotonic() + grace
-            except KeyboardInterrupt as exc:  # a second one, while they stop, ends the wait
-                if isinstance(failure, procs.Interrupted):
-                    raise
-                failure = procs.Interrupted.during(exc, name)
-                self.stop.set()
-                fail_deadline = time.monotonic() + min(grace, 5.0)
-        if failure is not None:
-            failure.results = {m.rank: m.result for m in team if m.result is not None}
-        return failure
-
 
 def startup_paid(team: list[_Member], warm_before: list[bool], t_dispatch: float) -> dict:
     """``waited``: seconds after dispatch until the last fresh worker was warm; ``unpaid``:
     the start-up of the reused warm workers beyond that (a one-off run pays it)."""
-    waited = max([m.warm_at - t_dispatch for m, w in zip(team, warm_before)
-                  if not w and m.warm_at is not None] + [0.0])
+    waited = max([m.started_at - t_dispatch for m, w in zip(team, warm_before)
+                  if not w and m.started_at is not None] + [0.0])
     reused = max([m.start_seconds() for m, w in zip(team, warm_before) if w] + [0.0])
     return dict(waited=max(0.0, waited), unpaid=max(0.0, reused - waited),
                 fresh_workers=warm_before.count(False))
@@ -341,30 +250,6 @@ def startup_paid(team: list[_Member], warm_before: list[bool], t_dispatch: float
 
 def _qualified(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
-
-
-@contextlib.contextmanager
-def _hidden_main(hide: bool) -> Iterator[None]:
-    """Keep spawn from re-importing ``__main__`` in the workers while they start.
-
-    Hidden when asked (the CLI: its workers need only the package), and always when
-    ``__main__`` names no importable file (a script read from standard input).
-    """
-    main = sys.modules.get("__main__")
-    path, spec = getattr(main, "__file__", None), getattr(main, "__spec__", None)
-    fake = path is not None and spec is None and not os.path.isfile(path)
-    hide = main is not None and (hide or fake)
-    if hide:
-        if path is not None:
-            del main.__file__
-        main.__spec__ = None
-    try:
-        yield
-    finally:
-        if hide:
-            if path is not None:
-                main.__file__ = path
-            main.__spec__ = spec
 
 
 # ------------------------------------------------------------------ the warm pool

@@ -14,7 +14,9 @@ SIGKILL; a worker also gets SIGKILL when its parent dies.
 Every wait has a deadline. Each worker sends a heartbeat a few times per ``stall_timeout``
 from a thread, so a worker that sends nothing (no progress, no heartbeat) for
 ``stall_timeout`` seconds is stopped, frozen (SIGSTOP, a debugger) or swapped out: see
-:func:`stalled`, the rule every supervisor in the package applies.
+:func:`stalled`, the rule of :func:`supervise`, the one loop that watches every worker, spawned
+per run (:func:`run_workers`) or kept warm (:mod:`costtrain.pool`). Its knobs are
+:class:`Limits`.
 
 This module imports no torch at import time: a child sets its parent-death signal and starts
 its heartbeat while its arguments are unpickled, before the work's own arguments (which import
@@ -33,7 +35,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 from .errors import CosttrainError, ResourceError
@@ -65,6 +67,22 @@ def heartbeat_interval(stall_timeout: float | None) -> float:
 def stalled(last_heard: float, stall_timeout: float | None, now: float) -> bool:
     """The stuck-worker rule: nothing heard (progress, heartbeat) for `stall_timeout` seconds."""
     return stall_timeout is not None and now - last_heard > stall_timeout
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The knobs of a supervised run, one meaning each wherever they appear.
+
+    ``stall_timeout``: seconds of silence (no progress, no heartbeat) after which a worker
+    counts as stuck (:func:`stall_limit`); ``deadline``: seconds the whole run may take;
+    ``grace``: after a failure or an interrupt, seconds the workers get to hand in what they
+    have before they are killed. None = no limit. Each method derives them from its
+    ``timeout=`` in one function (``hogwild.limits``, ``ps_ranks.limits``, ``local_sgd.limits``).
+    """
+
+    stall_timeout: float | None = None
+    deadline: float | None = None
+    grace: float = 5.0
 
 
 class WorkerError(RuntimeError):
@@ -252,7 +270,8 @@ def _bootstrapping() -> bool:
     return bool(getattr(mp.current_process(), "_inheriting", False))  # set by spawn's bootstrap
 
 
-def _exit_reason(code: int | None) -> str:
+def exit_reason(code: int | None) -> str:
+    """How a worker ended, from its exit code: 'was killed by signal SIGKILL', ..."""
     if code is None:
         return "is still running"
     if code < 0:
@@ -264,67 +283,78 @@ def _exit_reason(code: int | None) -> str:
 
 
 @contextlib.contextmanager
-def _main_without_fake_file():
-    """Hide ``__main__.__file__`` while starting children when it names no file.
+def hidden_main(hide: bool = False) -> Iterator[None]:
+    """Keep spawn from re-importing ``__main__`` in the workers while they start.
 
-    A script read from standard input (``python - < script.py``) has ``__file__ == '<stdin>'``;
-    spawn would try to re-run that path in every child and fail.
+    Hidden when asked (the CLI's warm pool: its workers need only the package), and always
+    when ``__main__`` names no importable file: a script read from standard input
+    (``python - < script.py``) has ``__file__ == '<stdin>'``, which spawn would try to re-run.
     """
     main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    fake = path is not None and getattr(main, "__spec__", None) is None and not os.path.isfile(path)
-    if fake:
-        del main.__file__
+    path, spec = getattr(main, "__file__", None), getattr(main, "__spec__", None)
+    fake = path is not None and spec is None and not os.path.isfile(path)
+    hide = main is not None and (hide or fake)
+    if hide:
+        if path is not None:
+            del main.__file__
+        main.__spec__ = None
     try:
         yield
     finally:
-        if fake:
-            main.__file__ = path
+        if hide:
+            if path is not None:
+                main.__file__ = path
+            main.__spec__ = spec
 
 
 @dataclass
-class _Worker:
+class Member:
+    """One supervised worker process (spawned per run, or a warm pool's)."""
+
     rank: int
     proc: Any
     conn: Connection
     done: bool = False
     result: Any = None
-    messages: list = field(default_factory=list)
+    started: bool = False  # its imports are done: from now on the plain stall timeout applies
     last_heard: float = field(default_factory=time.monotonic)
-    heard: bool = False  # started its work (until then the start-up allowance applies)
+    spawned_at: float = field(default_factory=time.monotonic)
+    started_at: float | None = None
+
+    def mark_started(self) -> None:
+        if not self.started:
+            self.started, self.started_at = True, time.monotonic()
 
 
 def run_workers(target: Callable[..., Any], args: list[tuple], *, name: str = "worker",
-                timeout: float | None = None, stall_timeout: float | None = None,
+                deadline: float | None = None, stall_timeout: float | None = None,
                 grace: float = 5.0, on_message: Callable[[int, str, Any], None] | None = None,
                 daemon: bool = True) -> list[Any]:
     """Run ``target(rank, *args[rank])`` in one spawned process per entry; return results by rank.
 
     Args:
         target: a module-level function (spawn pickles it by name).
-        timeout: overall seconds before every worker is stopped and an error raised.
-        stall_timeout: seconds a worker may send nothing (see :func:`stalled`) before it counts
-            as stuck (at least :data:`MIN_STALL_SECONDS`); until its imports are done it gets
-            :data:`STARTUP_SECONDS` more.
+        deadline: seconds the whole run may take before every worker is stopped and an
+            error raised (None: no limit).
+        stall_timeout: seconds a worker may send nothing before it counts as stuck (see
+            :func:`supervise`).
         grace: after a failure, seconds the others get to stop on their own (see
             :func:`should_stop`) and hand in partial results before they are terminated.
         on_message: called in the parent for each :func:`report` from a worker.
     Raises:
-        WorkerError: a worker raised, died, got stuck, or the timeout passed; ``.results``
+        WorkerError: a worker raised, died, got stuck, or the deadline passed; ``.results``
             holds the results the other workers returned.
         Interrupted: Ctrl-C while they ran (a KeyboardInterrupt); ``.results`` as above.
         MainGuardError: the calling script has no ``if __name__ == "__main__":`` guard.
     """
     check_main_guard()
-    if stall_timeout is not None:
-        stall_timeout = max(stall_timeout, MIN_STALL_SECONDS)
     if "torch" in sys.modules:
         import torch.multiprocessing  # noqa: F401  registers the shared-tensor reductions
     ctx = mp.get_context("spawn")
-    workers: list[_Worker] = []
-    beat = heartbeat_interval(stall_timeout)
+    workers: list[Member] = []
+    beat = heartbeat_interval(stall_timeout and max(stall_timeout, MIN_STALL_SECONDS))
     try:
-        with _main_without_fake_file(), resource_errors(f"starting {len(args)} {name} processes"):
+        with hidden_main(), resource_errors(f"starting {len(args)} {name} processes"):
             start_resource_tracker()
             stop = ctx.Event()
             for rank, a in enumerate(args):
@@ -335,58 +365,89 @@ def run_workers(target: Callable[..., Any], args: list[tuple], *, name: str = "w
                                 name=f"costtrain-{name}-{rank}", daemon=daemon)
                 p.start()
                 child_end.close()
-                workers.append(_Worker(rank, p, parent_end))
-        try:
-            failure = _supervise(workers, stop, name, timeout, stall_timeout, grace, on_message)
-        except KeyboardInterrupt as exc:  # a second one ended the wait: still keep what came
-            stop.set()
-            failure = Interrupted.during(exc, name)
-            failure.results = {w.rank: w.result for w in workers if w.result is not None}
+                workers.append(Member(rank, p, parent_end))
+        failure = supervise(workers, stop, name, deadline=deadline,
+                            stall_timeout=stall_timeout, grace=grace, on_message=on_message)
         if any(w.proc.exitcode == MAIN_GUARD_EXIT for w in workers):
             raise MainGuardError(MAIN_GUARD_HELP)
         if failure:
             raise failure
         return [w.result for w in workers]
     finally:
-        _terminate([w.proc for w in workers])
+        terminate([w.proc for w in workers])
         for w in workers:
             w.conn.close()
 
 
-def _receive(w: _Worker, on_message) -> tuple[str, Any] | None:
-    """Read every waiting message of one worker; return its final ('ok'|'error', ...) if any."""
+# --- the one supervision loop: spawned workers (run_workers) and the warm pool ---------------
+
+def receive(m: Member, on_message) -> tuple[str, Any] | None:
+    """Read every waiting message of one worker; return its final ('ok'|'error', ...) if any.
+
+    Anything but a heartbeat says that its imports are done ('started', or a warm pool
+    worker's 'warm'); its own messages go to `on_message`.
+    """
     final = None
-    while not w.done and w.conn.poll():
+    while not m.done and m.conn.poll():
         try:
-            kind, payload = w.conn.recv()
+            kind, payload = m.conn.recv()
         except (EOFError, OSError):
             break
-        w.last_heard = time.monotonic()
-        if kind in ("heartbeat", "started"):
-            w.heard = w.heard or kind == "started"
+        m.last_heard = time.monotonic()
+        if kind != "heartbeat":
+            m.mark_started()
+        if kind in ("heartbeat", "started", "warm"):
             continue
-        w.heard = True
         if kind in ("ok", "error"):
             final = (kind, payload)
-            w.done = True
+            m.done = True
         elif on_message is not None:
-            on_message(w.rank, kind, payload)
+            on_message(m.rank, kind, payload)
     return final
 
 
-def _stuck(workers: list[_Worker], stall_timeout: float | None, now: float) -> _Worker | None:
+def stall_limit(m: Member, stall_timeout: float | None) -> float | None:
+    """The silence after which `m` counts as stuck: `stall_timeout` (at least
+    :data:`MIN_STALL_SECONDS`), plus :data:`STARTUP_SECONDS` until its imports are done."""
+    if stall_timeout is None:
+        return None
+    return max(stall_timeout, MIN_STALL_SECONDS) + (0.0 if m.started else STARTUP_SECONDS)
+
+
+def stuck(members: list[Member], stall_timeout: float | None, now: float) -> Member | None:
     """The first unfinished worker that broke the :func:`stalled` rule, if any."""
-    for w in workers:
-        limit = stall_timeout if w.heard or stall_timeout is None else stall_timeout + STARTUP_SECONDS
-        if not w.done and stalled(w.last_heard, limit, now) and not w.conn.poll():
-            return w
+    for m in members:
+        if not m.done and stalled(m.last_heard, stall_limit(m, stall_timeout), now) \
+                and not m.conn.poll():
+            return m
     return None
 
 
-def _supervise(workers, stop, name, timeout, stall_timeout, grace,
-               on_message) -> WorkerError | Interrupted | None:
-    deadline = None if timeout is None else time.monotonic() + timeout
-    tick = min(1.0, heartbeat_interval(stall_timeout))
+def supervise(members: list[Member], stop, name: str, *, deadline: float | None,
+              stall_timeout: float | None, grace: float,
+              on_message) -> WorkerError | Interrupted | None:
+    """Wait until every member has handed in its result; return the run's failure, if any.
+
+    A member that raises, dies, or stays silent past :func:`stall_limit` fails the run, and so
+    does the `deadline` (seconds, the whole run); then every member is asked to stop (`stop`)
+    and gets `grace` seconds to hand in what it has. Ctrl-C (or the CLI's SIGTERM, SIGHUP)
+    anywhere in here does the same and becomes the :class:`Interrupted` returned; a second one
+    ends the wait at once. ``failure.results`` holds what the members handed in.
+    """
+    try:
+        failure = _watch(members, stop, name, deadline, stall_timeout, grace, on_message)
+    except KeyboardInterrupt as exc:  # a second one ended the wait: still keep what came
+        stop.set()
+        failure = Interrupted.during(exc, name)
+    if failure is not None:
+        failure.results = {m.rank: m.result for m in members if m.result is not None}
+    return failure
+
+
+def _watch(members, stop, name, deadline, stall_timeout, grace,
+           on_message) -> WorkerError | Interrupted | None:
+    end = None if deadline is None else time.monotonic() + deadline
+    tick = min(0.5, heartbeat_interval(stall_timeout and max(stall_timeout, MIN_STALL_SECONDS)))
     failure: WorkerError | Interrupted | None = None
     fail_deadline = None
 
@@ -395,55 +456,55 @@ def _supervise(workers, stop, name, timeout, stall_timeout, grace,
         failure, fail_deadline = error, time.monotonic() + grace
         stop.set()
 
-    while not all(w.done for w in workers):
+    while not all(m.done for m in members):
         try:  # Ctrl-C (or the CLI's SIGTERM, SIGHUP) anywhere here: stop the workers, keep theirs
             now = time.monotonic()
             if failure is not None and now >= fail_deadline:
                 break
-            if failure is None and deadline is not None and now >= deadline:
-                fail(WorkerError(f"{name}s did not finish within {timeout:g} s; stopped them.",
+            if failure is None and end is not None and now >= end:
+                fail(WorkerError(f"{name}s did not finish within {deadline:g} s; stopped them.",
                                  -1))
                 continue
-            pending = [w for w in workers if not w.done]
-            handles = [w.conn for w in pending] + [w.proc.sentinel for w in pending]
-            ready = wait(handles, timeout=tick)
-            for w in pending:
-                if w.conn in ready or w.proc.sentinel in ready:
-                    final = _receive(w, on_message)
-                    if final is None and w.proc.sentinel in ready and not w.done:
-                        w.proc.join(0.1)
-                        final = _receive(w, on_message) or ("died", _exit_reason(w.proc.exitcode))
-                        w.done = True
+            pending = [m for m in members if not m.done]
+            ready = wait([m.conn for m in pending] + [m.proc.sentinel for m in pending], tick)
+            for m in pending:
+                if m.conn in ready or m.proc.sentinel in ready:
+                    final = receive(m, on_message)
+                    if final is None and m.proc.sentinel in ready and not m.done:
+                        m.proc.join(0.1)
+                        final = receive(m, on_message) or ("died", exit_reason(m.proc.exitcode))
+                        m.done = True
                     if final is None:
                         continue
                     kind, payload = final
                     if kind == "ok":
-                        w.result = payload
+                        m.result = payload
                     elif failure is None:
-                        msg = (f"{name} {w.rank} raised an exception" if kind == "error"
-                               else f"{name} {w.rank} {payload}")
-                        fail(WorkerError(msg + "; the other workers were stopped.", w.rank,
+                        msg = (f"{name} {m.rank} raised an exception" if kind == "error"
+                               else f"{name} {m.rank} {payload}")
+                        fail(WorkerError(msg + "; the other workers were stopped.", m.rank,
                                          payload if kind == "error" else ""))
             # after reading what arrived: a parent that was itself descheduled blames no one
-            stuck = _stuck(workers, stall_timeout, time.monotonic()) if failure is None else None
-            if stuck is not None:
-                stuck.done = True  # nothing more will come from it: do not wait for it
+            silent = stuck(members, stall_timeout, time.monotonic()) if failure is None else None
+            if silent is not None:
+                silent.done = True  # nothing more will come from it: do not wait for it
+                limit = stall_limit(silent, stall_timeout)
                 fail(WorkerError(
-                    f"{name} {stuck.rank} sent nothing (no progress, no heartbeat) for "
-                    f"{time.monotonic() - stuck.last_heard:.0f} s, more than the timeout of "
-                    f"{stall_timeout:g} s: it is stopped, frozen or swapped out; every process "
-                    "was stopped.", stuck.rank))
+                    f"{name} {silent.rank} sent nothing for {limit:g} s (no progress, no "
+                    f"heartbeat: its stall timeout of {limit:g} s ran out): it is stopped, "
+                    "frozen or swapped out; every process was stopped." if silent.started else
+                    f"{name} {silent.rank} did not start within {limit:g} s (its stall timeout "
+                    f"plus {STARTUP_SECONDS:g} s for start-up); every process was stopped.",
+                    silent.rank))
         except KeyboardInterrupt as exc:  # a second one, while they stop, ends the wait
             if isinstance(failure, Interrupted):
                 raise
             fail(Interrupted.during(exc, name))
             fail_deadline = min(fail_deadline, time.monotonic() + min(grace, 5.0))
-    if failure is not None:
-        failure.results = {w.rank: w.result for w in workers if w.result is not None}
     return failure
 
 
-def _terminate(procs: list, wait_s: float = 3.0) -> None:
+def terminate(procs: list, wait_s: float = 3.0) -> None:
     """SIGKILL every live child and reap them all (waiting up to `wait_s` s in all).
 
     Workers ignore SIGTERM (see the module's notes): by now they were asked to stop and had
@@ -481,13 +542,3 @@ def bind_worker(conn: Connection, stop, deathsig: bool = True) -> None:
     global _conn, _stop
     _conn, _stop = conn, stop
     _die_with_parent(deathsig)
-
-
-def exit_reason(code: int | None) -> str:
-    """How a worker ended, from its exit code: 'was killed by signal SIGKILL', ..."""
-    return _exit_reason(code)
-
-
-def terminate(processes: list, wait_s: float = 3.0) -> None:
-    """SIGKILL every live process and reap them all (see :func:`_terminate`)."""
-    _terminate(processes, wait_s)

@@ -66,6 +66,23 @@ class PSConfig:
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
+def limits(timeout: float) -> procs.Limits:
+    """What a parameter-server run's ``timeout`` means (the README's failure table).
+
+    ``stall_timeout`` = timeout: a rank silent that long is stuck (the launcher's rule, and the
+    server's for its workers; gloo's own waits use the same timeout); no ``deadline``;
+    ``grace`` = min(timeout, 15) s to hand in after a failure, of which the server answers
+    stopping workers for at most :func:`stop_window`.
+    """
+    return procs.Limits(stall_timeout=timeout, grace=min(timeout, 15.0))
+
+
+def stop_window(timeout: float) -> float:
+    """Seconds the server keeps answering workers after it decided to stop: part of the
+    grace, leaving the rest for its final evaluation and hand-in."""
+    return min(limits(timeout).grace, 10.0)
+
+
 def worker_batches(ds: Dataset, rank: int, cfg: PSConfig) -> Iterator[Batch]:
     """Worker ``rank``'s mini-batches for all its epochs, in order (its own seeded shuffle)."""
     shard = shard_indices(len(ds.train_y), rank - 1, cfg.workers, cfg.seed)
@@ -264,7 +281,8 @@ def serve(srv: Server) -> dict[str, Any]:
                 kind, r, payload = inbox.get(timeout=0.2)
             last_heard = time.monotonic()
         except queue.Empty:
-            if time.monotonic() - last_heard > cfg.timeout and stop is None:
+            if procs.stalled(last_heard, limits(cfg.timeout).stall_timeout, time.monotonic()) \
+                    and stop is None:
                 stop = f"no message from workers {sorted(active)} for {cfg.timeout:g} s"
                 break
             continue
@@ -296,7 +314,7 @@ def serve(srv: Server) -> dict[str, Any]:
         except RuntimeError as exc:  # a send to a worker that just died
             stop = stop or f"lost a worker while answering rank {r}: {first_line(exc)}"
         if stop is not None and stop_deadline == float("inf"):
-            stop_deadline = time.monotonic() + min(cfg.timeout, 10.0)
+            stop_deadline = time.monotonic() + stop_window(cfg.timeout)
     train_seconds = srv.elapsed()
     srv.log.flush(train_seconds)
     procs.report("evaluating", len(srv.evaluator.y))

@@ -43,7 +43,7 @@ def test_worker_killed_by_signal_does_not_hang():
 
 def test_timeout_stops_everyone():
     with pytest.raises(procs.WorkerError, match="did not finish within"):
-        procs.run_workers(_testing.kill_self, [(-1, 60)], timeout=1, grace=0.2)
+        procs.run_workers(_testing.kill_self, [(-1, 60)], deadline=1, grace=0.2)
     assert not _children()
 
 
@@ -63,7 +63,7 @@ def test_stall_rule():
 
 def test_overall_timeout_reports_fractions_of_a_second():
     with pytest.raises(procs.WorkerError, match="within 0.5 s"):
-        procs.run_workers(_testing.kill_self, [(-1, 60)], timeout=0.5, grace=0.2)
+        procs.run_workers(_testing.kill_self, [(-1, 60)], deadline=0.5, grace=0.2)
 
 
 def test_keyboard_interrupt_terminates_every_child(tmp_path):
