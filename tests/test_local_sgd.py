@@ -1,5 +1,6 @@
 """Local SGD with real gloo process groups on loopback (small data, the MLP)."""
 import math
+import re
 import socket
 
 import pytest
@@ -144,7 +145,8 @@ def test_cli_failed_run_is_a_clear_error_and_keeps_the_partial_result(tmp_path, 
                  "--subset", "300", "--no-progress", "--timeout", "0.001", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 3 and "costtrain: error: local SGD run failed" in err  # a rank failed (cli.EXIT_FAILED)
-    assert "could not join the local SGD group at 127.0.0.1:" in err
+    # which side of the join the 1 ms timeout hits first depends on timing: both are the clear error
+    assert re.search(r"(could not|did not) join the local SGD group at 127\.0\.0\.1:", err), err
     (r,) = load_results(out)
     assert r.status == "partial" and r.method == "local-sgd" and r.samples == 0
     assert not spawned_children()

@@ -1,6 +1,7 @@
 """The parameter server with real gloo process groups on loopback (small data, the MLP)."""
 import dataclasses
 import itertools
+import re
 import socket
 import threading
 
@@ -173,7 +174,8 @@ def test_cli_failed_run_is_a_clear_error_and_keeps_the_partial_result(tmp_path, 
                  "--no-progress", "--timeout", "0.001", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 3 and "costtrain: error: parameter server run failed" in err  # a rank failed
-    assert "could not join the parameter server group at 127.0.0.1:" in err
+    # which side of the join the 1 ms timeout hits first depends on timing: both are the clear error
+    assert re.search(r"(could not|did not) join the parameter server group at 127\.0\.0\.1:", err), err
     (r,) = load_results(out)
     assert r.status == "partial" and r.method == "ps-sync" and r.samples == 0
     assert not spawned_children()
