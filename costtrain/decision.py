@@ -77,11 +77,13 @@ def what_would_change(advice) -> list[str]:
     if hog and (many or one):
         ref = many or one
         procs = hog.config.get("processes", "?")
-        out.append(f"**More processes.** Hogwild! with {procs} processes trained "
-                   f"{hog.steady_samples_per_second / ref.steady_samples_per_second:.2f}x the "
+        ratio = hog.steady_samples_per_second / ref.steady_samples_per_second
+        out.append(f"**More processes.** Hogwild! with {procs} processes trained {ratio:.2f}x the "
                    f"samples/s of the best single process, after {hog.setup_seconds:.1f} s of "
-                   f"set-up against {ref.setup_seconds:.1f} s: the longer the job, the less the "
-                   "start-up matters.")
+                   f"set-up against {ref.setup_seconds:.1f} s: "
+                   + ("the longer the job, the less the start-up matters." if ratio > 1 else
+                      "it trained no faster even once started, so a longer job does not make it "
+                      "pay on this machine; more cores or a sparse model might."))
     gpu = _probe(advice, "baseline", lambda r: r.device != "cpu")
     if gpu and (many or one):
         out.append(f"**A GPU.** The GPU probe ({gpu.label}) trained "

@@ -49,7 +49,7 @@ from IPython.display import Markdown, display
 
 import costtrain
 from costtrain.exercises import check_prediction, worked_answer
-from costtrain.prose import machine_note, md, noise_sentence, one_run_sentence, pct, rate, ratio_sentence, secs
+from costtrain.prose import machine_note, md, noise_sentence, one_run_sentence, pct, rate, ratio_sentence, secs, span
 from costtrain.report import results_table, run_header, summary
 from costtrain.widgets import run_panel
 
@@ -352,7 +352,7 @@ display(Markdown(md("\n".join([
     f"- {len(everything)} runs of {epochs} epoch(s) of {len(ds.train_y):,} images in this notebook: "
     f"steady {rate(min(r.steady_samples_per_second for r in everything))} to "
     f"{rate(max(r.steady_samples_per_second for r in everything))}, test accuracy "
-    f"{pct(min(r.test_accuracy for r in everything))} to {pct(max(r.test_accuracy for r in everything))}.",
+    f"{span([r.test_accuracy for r in everything])}.",
     f"- Threads, steady rate against {one.label} on {cores} core(s): {vs_one or 'nothing else ran'} "
     "(one run each: not yet a verdict).",
     f"- Data pipeline: per-sample transforms made training {ratio:.2f}x as long as in-memory tensors "
@@ -385,8 +385,7 @@ NoWrap(scoreboard.show(notebook="01_baseline"))
 takeaways = [
     one_run_sentence(f"End to end for {epochs * len(ds.train_y):,} samples",
                      {r.label: r.total_seconds for r in by_threads}, note=False)
-    + f"; test accuracy {pct(min(r.test_accuracy for r in by_threads))} to "
-    f"{pct(max(r.test_accuracy for r in by_threads))}."]
+    + f"; test accuracy {span([r.test_accuracy for r in by_threads])}."]
 if vs_one:
     takeaways.append(f"Threads are not free speed: steady rate against {one.label} on {cores} cores, one run each: "
                      f"{vs_one} (ideal: {cores}x). One run names no winner: repeat before trusting a difference.")

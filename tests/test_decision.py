@@ -44,6 +44,8 @@ def test_the_rules_of_thumb_are_computed_from_the_probes(advice):
     ratio = hog.steady_samples_per_second / one.steady_samples_per_second
     assert f"Hogwild! with 2 processes trained {ratio:.2f}x" in rules
     assert f"after {hog.setup_seconds:.1f} s of set-up" in rules
+    # a longer job helps only a method that is faster once started
+    assert ("the longer the job, the less the start-up matters" in rules) == (ratio > 1)
 
 
 def _advice(*ranges) -> Advice:

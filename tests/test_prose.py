@@ -261,3 +261,9 @@ def test_values_reads_repeats_then_the_run():
     r.extra["repeats"] = [{"train_seconds": 1.0}, {"train_seconds": 3.0}]
     assert prose.values(r, "train_seconds") == [1.0, 3.0]
     assert prose.values(r, "time_to_target_seconds") == [1.5]  # not in every repeat
+
+
+def test_span_says_when_every_value_prints_the_same():
+    from costtrain.prose import span
+    assert span([0.4381, 0.4379]) == "43.8 % in each"
+    assert span([0.431, 0.438]) == "43.1 % to 43.8 %"
