@@ -452,8 +452,11 @@ def _needs(case: Case) -> str | None:
 
 
 def _set_limits(limits: dict):
-    """preexec_fn: the resource limits (NOFILE, AS) of the CLI process."""
+    """preexec_fn: the CLI process as a user's shell starts it, plus the case's resource limits
+    (NOFILE, AS). A suite started in the background (``make test &``, nohup) inherits SIGINT
+    ignored, and so would the CLI: Ctrl-C gets its default action back, as in a terminal."""
     def apply() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         for name, value in limits.items():
             if name != "NPROC":
                 resource.setrlimit(getattr(resource, f"RLIMIT_{name}"), (value, value))
@@ -492,7 +495,7 @@ def _run_case(case: Case, tmp: Path, data: Path) -> dict:
     t0 = time.monotonic()
     p = subprocess.Popen(prefix + cmd, cwd=tmp, env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, start_new_session=True,
-                         preexec_fn=_set_limits(case.limits) if case.limits else None)
+                         preexec_fn=_set_limits(case.limits))
     output = _Output(p)
     fault_at, pids = t0, []
     try:
