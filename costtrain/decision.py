@@ -32,6 +32,13 @@ def _seconds(row) -> str:
     return f"{row.predicted_seconds:.1f} s"
 
 
+def _times(row, rec, of: str) -> str:
+    """`` (1.48x the recommended time)``: `row`'s predicted time against `rec`'s, if both have one."""
+    if not (row.predicted_seconds and rec.predicted_seconds):
+        return ""
+    return f" ({row.predicted_seconds / rec.predicted_seconds:.2f}x {of})"
+
+
 def _probe(advice, method: str, test=lambda r: True):
     """The fastest ok probe (steady samples/s) of `method` that passes `test`, or None."""
     found = [r for r in advice.probes if r.status == "ok" and r.method == method and test(r)]
@@ -48,8 +55,7 @@ def verdict(advice) -> tuple[str, str]:
     if rec is None or len(ok) < 2:
         return "Recommended", ""
     second = ok[1]
-    ratio = (f" ({second.predicted_seconds / rec.predicted_seconds:.2f}x its time)"
-             if second.predicted_seconds and rec.predicted_seconds else "")
+    ratio = _times(second, rec, "its time")
     noisy = within_noise(rec, second)
     if noisy is None:
         return ("Fastest predicted, one probe each",
@@ -136,9 +142,7 @@ def card_markdown(advice) -> str:
         elif len(ok) > 1:
             second = ok[1]
             lines += [f"**Runner-up:** {second.label}, {_seconds(second)}"
-                      + (f" ({second.predicted_seconds / rec.predicted_seconds:.2f}x the "
-                         "recommended time)" if second.predicted_seconds and
-                         rec.predicted_seconds else "") + ".", ""]
+                      f"{_times(second, rec, 'the recommended time')}.", ""]
         lines += [f"**Why:** {advice.justification}", ""]
     lines += ["| rank | configuration | predicted set-up + training | predicted cost | expected acc % "
               "| measured samples/s |", "|---|---|---|---|---|---|"]

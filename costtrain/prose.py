@@ -46,10 +46,9 @@ def pct(fraction: float) -> str:
     return f"{number(100 * fraction)} %"
 
 
-def span(values: Sequence[float], fmt=None) -> str:
+def span(values: Sequence[float], fmt=pct) -> str:
     """The range of `values` as the tables print them: ``43.1 % to 43.8 %``, or ``43.8 % in
     each`` when they all print the same."""
-    fmt = fmt or pct
     lo, hi = fmt(min(values)), fmt(max(values))
     return f"{lo} in each" if lo == hi else f"{lo} to {hi}"
 

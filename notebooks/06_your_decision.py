@@ -46,6 +46,7 @@ from pathlib import Path
 from IPython.display import Image, Markdown, display
 
 import costtrain
+from costtrain import methods
 from costtrain.advise import recommend
 from costtrain.decision import decision_card, what_would_change
 from costtrain.exercises import check_prediction
@@ -145,7 +146,7 @@ def job_run(v, live):
     if row is None:
         raise ValueError("no configuration was probed: raise decision_budget and run section 1 again")
     live.start(row.label)
-    train = getattr(costtrain, row.trainer)
+    train = methods.get(row.method).load()  # the registry's trainer for this configuration
     r = train("simple", ds, **row.job, batch_size=v["batch_size"], lr=v["lr"], seed=seed,
               progress=progress, on_progress=live)
     live.finish(r)
