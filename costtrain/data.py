@@ -16,6 +16,7 @@ import gzip
 import os
 import pickle
 import struct
+import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ import torch
 from .shared import share
 from .errors import CorruptDataError  # noqa: F401 (costtrain.data.CorruptDataError, as before)
 from .utils import CosttrainError
+
+_SHARING = threading.Lock()  # one copy per dataset when runs start at once (see share_memory_)
 
 WORDNET = "wordnet-supersense"  # read from WordNet's data.noun: see costtrain.wordnet
 DEBIAN_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist"),
@@ -104,10 +107,13 @@ class Dataset:
         """Move every tensor into memory that worker processes map without a copy; returns self.
 
         Outside ``/dev/shm`` where possible (see :mod:`costtrain.shared`): a container's 64 MB
-        there would not hold the data.
+        there would not hold the data. Safe to call from several threads at once: a second
+        copy would replace the first, whose memory file would close while a run started from
+        another thread is still handing it to its workers.
         """
-        self.train_x, self.train_y = share(self.train_x), share(self.train_y)
-        self.test_x, self.test_y = share(self.test_x), share(self.test_y)
+        with _SHARING:
+            self.train_x, self.train_y = share(self.train_x), share(self.train_y)
+            self.test_x, self.test_y = share(self.test_x), share(self.test_y)
         return self
 
     @property

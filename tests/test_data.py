@@ -137,3 +137,23 @@ def test_share_memory_maps_the_data_in_workers_outside_dev_shm(idx_dir):
     assert procs.run_workers(_testing.fill, [(ds.train_y, 0.0), (ds.test_x, 3.0)]) == [
         float(ds.train_y.sum()), float(ds.test_x.sum())]
     assert ds.train_y[0] == 0 and ds.test_x.view(-1)[0] == 3.0
+
+
+def test_sharing_one_dataset_from_several_threads_keeps_one_copy(idx_dir):
+    """Two runs started at once on one dataset (threads, a notebook's background run) share it
+    once: a second copy would replace the first, whose memory file closes while the first run
+    is still handing it to its workers (CI saw a worker fail to map it)."""
+    import threading
+    ds = load_dataset("mnist", idx_dir)
+    ds.train_x = ds.train_x.repeat(40, 1, 1, 1)  # copying takes long enough to overlap
+    start, seen = threading.Barrier(6), []
+
+    def share():
+        start.wait()
+        seen.append(ds.share_memory_().train_x)
+    threads = [threading.Thread(target=share) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(seen) == 6 and all(t is ds.train_x for t in seen)
