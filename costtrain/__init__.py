@@ -8,7 +8,7 @@ never another module's ``_private`` names:
    (cores, threads, no torch at import), ``methods`` (the method registry: one row per training
    method naming its trainer as a string, its options, probes, comparison and network model;
    no torch), ``result`` (RunResult, JSON, output paths), ``procs`` (spawned workers,
-   supervised, no torch at import), ``pool`` (warm Hogwild! workers kept across runs),
+   supervised, no torch at import), ``pool`` (warm workers kept across runs),
    ``measure`` (one definition of every time figure, the machine's load during a run), ``args``
    (command-line options, no torch);
 2. data, models, engine: ``shared`` (read-only tensors shared outside ``/dev/shm``),

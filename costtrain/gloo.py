@@ -3,7 +3,7 @@ share: what a method states is its own config, rank loop and result; the rest is
 
 * :func:`check_settings` and :func:`start` hold every check made before a process starts
   (settings, device, processes, threads, memory, an exposed ``--addr``), then load the data;
-* :func:`launch` listens, runs the ranks, keeps the partial result of a failed or interrupted
+* :func:`launch` listens, runs the ranks (in the warm pool's workers: :func:`run_ranks`), keeps the partial result of a failed or interrupted
   run and turns a lost rank into the method's :class:`RankError`;
 * :func:`listen` hosts the rendezvous store of a run launched on this machine;
 * :func:`join_group` joins through that store, or through ``env://`` under torchrun;
@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from . import procs, shared
+from . import pool, procs, shared
 from .checks import (DIVERGED, check_processes, check_shareable, check_shared_memory,
                      check_threads, mark_diverged, warn_if_exposed)
 from .engine import check_hparams, close_eval_curve, prepare, steady_rate
@@ -115,19 +115,19 @@ def launch(what: str, run_rank: Callable[..., dict], cfg: Any, ds: Any, model: n
     `rank0` names rank 0 in errors (``the server``); `bar` is closed at the end.
     """
     tail = "What was measured so far is in .result (status 'partial')."
+    startup: dict = {}
     try:
         share_with_ranks(model, ds)
         with listen(addr, port, timeout) as port_:
-            outs = procs.run_workers(run_rank, [(cfg, ds, model, addr, port_)] * processes,
-                                     name="rank", deadline=limits.deadline,
-                                     stall_timeout=limits.stall_timeout, grace=limits.grace,
-                                     on_message=on_message)
+            outs = run_ranks(run_rank, (cfg, ds, model, addr, port_), processes, limits,
+                             on_message, startup)
     except procs.Interrupted as exc:  # still a KeyboardInterrupt, now with the partial run
-        exc.result = assemble(exc.results, str(exc), None)
+        exc.result = with_startup(assemble(exc.results, str(exc), None), startup)
         raise
     except procs.WorkerError as exc:
         reason = str(exc).split("\n")[0]
-        partial = assemble(exc.results, reason, [exc.rank] if exc.rank >= 0 else None)
+        partial = with_startup(
+            assemble(exc.results, reason, [exc.rank] if exc.rank >= 0 else None), startup)
         role = rank0 if exc.rank == 0 else f"worker {exc.rank}"
         reason = reason.removeprefix(f"rank {exc.rank} ")
         if exc.details.strip():  # the exception it raised, e.g. "CosttrainError: ..."
@@ -137,12 +137,49 @@ def launch(what: str, run_rank: Callable[..., dict], cfg: Any, ds: Any, model: n
     finally:
         bar.close()
     results = dict(enumerate(outs))
-    result = assemble(results, None, None)
+    result = with_startup(assemble(results, None, None), startup)
     if isinstance(net, nn.Module):
         net.load_state_dict({k: torch.from_numpy(v) for k, v in outs[0]["state"].items()})
     if result.status not in ("ok", DIVERGED):
         lost = min(map(int, result.extra.get("lost") or []), default=-1)
         raise error(f"{what} run failed: {result.error}. {tail}", lost, result, results=results)
+    return result
+
+
+def run_ranks(run_rank: Callable[..., dict], args: tuple, processes: int, limits: procs.Limits,
+              on_message: Callable[[int, str, Any], None], startup: dict) -> list[dict]:
+    """``run_rank(rank, *args)`` in `processes` ranks: the warm pool's workers (a re-run starts
+    in a fraction of a second), or fresh processes while another thread's job holds the pool.
+
+    `startup` receives the pool's figures (what a one-off run would have paid:
+    :mod:`costtrain.measure`); a fresh start leaves it empty (cold, paid in full).
+    """
+    model = args[2]
+    classes = {type(m) for m in model.modules()}
+    with pool.lease(processes, classes, busy_ok=True) as workers:
+        if workers is None:
+            return procs.run_workers(run_rank, [args] * processes, name="rank",
+                                     deadline=limits.deadline, grace=limits.grace,
+                                     stall_timeout=limits.stall_timeout, on_message=on_message)
+        try:
+            return workers.run(pooled_rank, [(run_rank, *args)] * processes, name="rank",
+                               deadline=limits.deadline, grace=limits.grace,
+                               stall_timeout=limits.stall_timeout, on_message=on_message,
+                               classes=classes)
+        finally:
+            startup.update(workers.startup)
+
+
+def pooled_rank(rank: int, run_rank: Callable[..., dict], *args: Any) -> dict:
+    """In a pool worker: one rank of one run (the pool's start event and counter, the last two
+    arguments, are Hogwild!'s)."""
+    return run_rank(rank, *args[:-2])
+
+
+def with_startup(result: RunResult, startup: dict) -> RunResult:
+    """`result` with the pool's start-up figures of its run (none for fresh processes)."""
+    if startup:
+        result.extra["startup"] = dict(startup)
     return result
 
 
@@ -237,10 +274,6 @@ def join_group(rank: int, world_size: int, timeout: float, addr: str | None = No
     `what` names the run in errors.
     """
     master = addr or os.environ.get("MASTER_ADDR", "127.0.0.1")
-    if "GLOO_SOCKET_IFNAME" not in os.environ:
-        ifname = interface_for(master)
-        if ifname:
-            os.environ["GLOO_SOCKET_IFNAME"] = ifname
     t = datetime.timedelta(seconds=timeout)
     where = f"{master}:{port or os.environ.get('MASTER_PORT', '?')}"
     advice = ("Check that rank 0 runs, the address and port are right and reachable "
@@ -256,8 +289,9 @@ def join_group(rank: int, world_size: int, timeout: float, addr: str | None = No
         store = dist.PrefixStore(
             f"costtrain/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
         wait_for_ranks(store, rank, world_size, timeout, f"the {what} group at {where}")
-        dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size,
-                                timeout=t)
+        with socket_interface(master):
+            dist.init_process_group("gloo", store=store, rank=rank, world_size=world_size,
+                                    timeout=t)
     except CosttrainError:
         raise
     except (RuntimeError, ValueError, OSError) as exc:  # DistError is a RuntimeError
@@ -267,6 +301,21 @@ def join_group(rank: int, world_size: int, timeout: float, addr: str | None = No
         raise CosttrainError(
             f"rank {rank} could not join the {what} group at {where} within "
             f"{timeout:g} s: {first_line(exc)}. {advice}") from None
+
+
+@contextlib.contextmanager
+def socket_interface(master: str) -> Iterator[None]:
+    """Gloo's sockets on ``$GLOO_SOCKET_IFNAME`` when the user set it, else, while the group is
+    created, on the interface that reaches `master` (unset again after: a warm pool worker's
+    next run may talk to another address)."""
+    ifname = None if "GLOO_SOCKET_IFNAME" in os.environ else interface_for(master)
+    if ifname:
+        os.environ["GLOO_SOCKET_IFNAME"] = ifname
+    try:
+        yield
+    finally:
+        if ifname:
+            os.environ.pop("GLOO_SOCKET_IFNAME", None)
 
 
 def wait_for_ranks(store: Any, rank: int, world_size: int, timeout: float, group: str) -> None:

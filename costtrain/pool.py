@@ -276,15 +276,20 @@ def acquire(processes: int, classes: Iterable[type] = (), *, main: bool = True) 
 
 
 @contextlib.contextmanager
-def lease(processes: int, classes: Iterable[type] = ()) -> Iterator[Pool]:
+def lease(processes: int, classes: Iterable[type] = (), *,
+          busy_ok: bool = False) -> Iterator[Pool | None]:
     """The warm pool (see :func:`acquire`) for one job of this thread, until the block ends.
 
     The workers' pipes carry one conversation at a time (two threads reading them would take
     each other's messages), so a job asked for from another thread meanwhile is refused at
-    once with :class:`PoolBusyError`, before anything is sent.
+    once with :class:`PoolBusyError`, before anything is sent; with `busy_ok` it gets None
+    instead (the caller then starts processes of its own).
     """
     global _holder
     if not _lock.acquire(blocking=False):
+        if busy_ok:
+            yield None
+            return
         raise PoolBusyError(
             f"the warm worker pool of this process is running another job (started in thread "
             f"{_holder!r}) and runs one job at a time: start this one after that one has "

@@ -32,3 +32,38 @@ def test_non_loopback_addr_and_too_many_threads_are_warned_before_any_process(fm
     assert any("--addr 192.0.2.1 is not a loopback address" in m for m in messages), messages
     assert any("threads will fight over the cores" in m for m in messages), messages
     assert not spawned_children()
+
+
+def test_a_second_run_finds_its_ranks_warm_and_still_reports_the_one_off_setup(fmnist):
+    """The ranks of a parameter-server run stay in the warm pool; a local-SGD run after it
+    joins a new group in the same processes (the timing target is benchmarks/timing.py's)."""
+    from costtrain import pool
+    from costtrain.data import Dataset
+    small = Dataset(fmnist.name, fmnist.train_x[:400], fmnist.train_y[:400], fmnist.test_x[:200],
+                    fmnist.test_y[:200], fmnist.classes, fmnist.mean, fmnist.std)
+    pool.close_all()
+    first = train_parameter_server("mlp", small, mode="async", workers=1, progress=False)
+    pids = pool.current().pids()
+    second = train_local_sgd("mlp", small, workers=2, progress=False)
+    assert second.status == "ok" and pool.current().pids() == pids and len(pids) == 2
+    assert first.extra["startup"]["cold"] and first.extra["startup"]["fresh_workers"] == 2
+    start = second.extra["startup"]
+    assert not start["cold"] and start["fresh_workers"] == 0 and start["unpaid"] > 0
+    # the one-off figure keeps the reused workers' start-up; the warm one is what it waited
+    assert second.setup_seconds == pytest.approx(start["measured_setup"] + start["unpaid"])
+    assert second.warm_setup_seconds == pytest.approx(start["measured_setup"])
+
+
+def test_gloo_interface_is_chosen_per_run_unless_the_user_set_it(monkeypatch):
+    """A warm rank's next run may talk to another address: the interface it chose is unset
+    after the group is made; one the user set is never touched."""
+    import os
+    from costtrain.gloo import interface_for, socket_interface
+    monkeypatch.delenv("GLOO_SOCKET_IFNAME", raising=False)
+    with socket_interface("127.0.0.1"):
+        assert os.environ["GLOO_SOCKET_IFNAME"] == interface_for("127.0.0.1")
+    assert "GLOO_SOCKET_IFNAME" not in os.environ
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "mine0")
+    with socket_interface("127.0.0.1"):
+        assert os.environ["GLOO_SOCKET_IFNAME"] == "mine0"
+    assert os.environ["GLOO_SOCKET_IFNAME"] == "mine0"

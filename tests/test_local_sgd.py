@@ -138,9 +138,11 @@ def test_cli_runs_local_sgd_and_its_json_holds_the_communication(tmp_path, capsy
 
 
 def test_cli_failed_run_is_a_clear_error_and_keeps_the_partial_result(tmp_path, capsys):
+    from costtrain import pool
     from costtrain.cli import main
     from costtrain.result import load_results
     out = tmp_path / "l.json"
+    pool.close_all()  # fresh ranks start seconds apart: the 1 ms wait for the others fails
     code = main(["run", "--method", "local-sgd", "--workers", "2", "--model", "mlp",
                  "--subset", "300", "--no-progress", "--timeout", "0.001", "--out", str(out)])
     err = capsys.readouterr().err

@@ -166,10 +166,12 @@ def test_linear_lr_scaling_is_for_sync_only():
 
 
 def test_cli_failed_run_is_a_clear_error_and_keeps_the_partial_result(tmp_path, capsys):
+    from costtrain import pool
     from costtrain.cli import main
     from costtrain.result import load_results
     out = tmp_path / "ps.json"
-    # 1 ms is far too short for three processes to meet: every rank gives up joining
+    # 1 ms is far too short for three fresh processes to meet: every rank gives up joining
+    pool.close_all()
     code = main(["run", "--method", "ps", "--workers", "2", "--model", "mlp", "--subset", "300",
                  "--no-progress", "--timeout", "0.001", "--out", str(out)])
     err = capsys.readouterr().err

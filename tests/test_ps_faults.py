@@ -10,13 +10,15 @@ import time
 import psutil
 import pytest
 
+from costtrain import pool
 from costtrain._testing import spawned_children
 from costtrain.parameter_server import ParameterServerError, train_parameter_server
 
 
 def _spawned() -> list:
-    """Live spawned ranks of this test process, in start (= rank) order."""
-    return sorted(spawned_children(), key=lambda p: (p.create_time(), p.pid))
+    """Live spawned ranks of this test process, in start (= rank) order (the runs below start
+    with no warm pool, so its workers are exactly the run's ranks)."""
+    return sorted(spawned_children(include_pool=True), key=lambda p: (p.create_time(), p.pid))
 
 
 def _connected(p: psutil.Process, n: int) -> bool:
@@ -29,6 +31,7 @@ def _connected(p: psutil.Process, n: int) -> bool:
 def _run_and_kill(fmnist, mode: str, victim: int):
     """Start a long run in a thread, SIGKILL rank `victim` once it trains; return the error."""
     box = {}
+    pool.close_all()  # the ranks start fresh: one process each, in rank order
 
     def run():
         try:
