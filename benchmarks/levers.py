@@ -105,6 +105,12 @@ def run(c: Config, ds, net_name: str, seed: int, batch_size: int, cap: float) ->
         pool.close_all()
         return RunResult(method=c.trainer, config=kw, status="failed",
                          error=f"stopped at the cap of {cap:g} s")
+    except Exception as exc:  # noqa: BLE001 a lever that breaks (e.g. a corrupt Inductor
+        # cache: "file too short") is a finding: recorded in the table, the grid goes on
+        pool.close_all()
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        return RunResult(method=c.trainer, config=kw, status="failed",
+                         error=f"failed: {type(exc).__name__}: {first}")
 
 
 def rates(c: Config) -> list[float]:
@@ -114,6 +120,11 @@ def rates(c: Config) -> list[float]:
 def complete(c: Config) -> bool:
     """Every repeat finished (none stopped at the cap)."""
     return all(r.status == "ok" and r.steady_samples_per_second > 0 for r in c.runs)
+
+
+def failure(c: Config) -> str:
+    """Why a configuration has no complete repeats: its first failed run's error."""
+    return next((r.error or r.status for r in c.runs if r.status != "ok"), "no rate measured")
 
 
 def predicted(c: Config, job: float) -> list[float]:
@@ -134,9 +145,9 @@ def table(configs: list[Config], job: float, today: Config) -> tuple[list[list],
         base = none[c.layout]
         if not (complete(c) and complete(base) and complete(today)):
             rows.append([c.layout, c.lever_label, f"{s.median:,.0f} [{s.low:,.0f}-{s.high:,.0f}]"]
-                        + ["-"] * 7 + ["stopped at the cap: " + ", ".join(
-                            dict.fromkeys(f"{x.layout} | {x.lever_label}"
-                                          for x in (c, base, today) if not complete(x)))])
+                        + ["-"] * 7 + ["; ".join(dict.fromkeys(
+                            f"{x.layout} | {x.lever_label}: {failure(x)}"
+                            for x in (c, base, today) if not complete(x)))])
             continue
         pairs = spread([a / b for a, b in zip(rates(c), rates(base))])
         vs_layout = s.median / spread(rates(base)).median
@@ -214,8 +225,13 @@ def bench_model(name: str, a: argparse.Namespace) -> list[RunResult]:
     if a.advise_budget > 0:
         t1 = time.perf_counter()
         pool.close_all()  # advise's first Hogwild! probe starts its workers, as a one-off run does
-        advice = recommend(net_name, full, epochs=a.job_epochs, budget_seconds=a.advise_budget,
-                           batch_size=a.batch_size, seed=a.seed, levers=True, progress=False)
+        try:
+            advice = recommend(net_name, full, epochs=a.job_epochs,
+                               budget_seconds=a.advise_budget, batch_size=a.batch_size,
+                               seed=a.seed, levers=True, progress=False)
+        except Exception as exc:  # noqa: BLE001 report it with the grid measured so far
+            print(f"advise failed: {type(exc).__name__}: {exc}", flush=True)
+            return [r for c in configs for r in c.runs]
         rec = advice.recommended
         kw = advice.levers.pick.trial.kwargs if advice.levers and advice.levers.pick else {}
         key = (rec.label, frozenset(kw.items())) if rec else None

@@ -600,7 +600,8 @@ def deadline(seconds: float) -> Iterator[None]:
 
 def _run_probe(p: Probe, fn, make_net, ds: Dataset, samples: int, batch_size: int, lr: float,
                seed: int, basis: PriceBasis, target: float | None, limit: float) -> RunResult:
-    """Run one probe, stopped after `limit` seconds; a failure becomes a failed RunResult."""
+    """Run one probe, stopped after `limit` seconds; any failure (an error, a lever that
+    breaks inside torch) becomes a failed RunResult naming it; Ctrl-C still stops advise."""
     # one pass, and a worker timeout near `limit` (where the deadline below cannot interrupt)
     kwargs = dict(methods.get(p.method).probe_defaults(limit), **p.kwargs)
     bs = kwargs.pop("batch_size", batch_size)  # a GPU probe's larger batch: lr scaled alike
@@ -616,9 +617,12 @@ def _run_probe(p: Probe, fn, make_net, ds: Dataset, samples: int, batch_size: in
                       error=f"stopped: {samples:,} samples did not finish in "
                             f"{time.perf_counter() - t0:.1f} s (its share of the budget, "
                             "set-up included)")
-    except (CosttrainError, RuntimeError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 a probe that fails is a finding, not the end
+        # (a lever can fail anywhere inside torch, e.g. a corrupt compiler cache: "file too
+        # short"): it is recorded, ranked last and named, and advise goes on
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
         r = RunResult(method=p.method, config=kwargs, status="failed",
-                      error=f"{type(exc).__name__}: {exc}")
+                      error=f"{type(exc).__name__}: {first}")
     if r.status == "failed":
         r.label = p.label
         return r

@@ -214,6 +214,28 @@ def test_advise_tunes_the_levers_of_its_pick_and_says_which_it_keeps(fmnist):
     assert small.levers is None and any("levers not tuned" in n for n in small.notes)
 
 
+def test_a_lever_that_breaks_inside_torch_is_recorded_and_advise_goes_on(fmnist, monkeypatch):
+    """A corrupt compiler cache makes torch raise from deep inside (here: ImportError, "file
+    too short", as a truncated kernel library does): the lever is named with the error and
+    advise still recommends, on the levers that ran."""
+    import torch
+    from costtrain import advise
+    from costtrain.advise import Probe, recommend
+
+    def broken(*args, **kwargs):
+        raise ImportError("/tmp/kernel.so: file too short")
+    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(advise, "cxx_compiler", lambda: "c++")
+    monkeypatch.setattr(advise, "COMPILE_GUESS", 0.5)  # it fails at once: plan no minutes for it
+    advice = recommend("mlp", fmnist, budget_seconds=24, progress=False, levers=True,
+                       probes=[Probe("baseline 1 thread", "baseline", {"threads": 1})])
+    assert advice.recommended is not None and advice.levers is not None
+    why = [x for x in advice.levers.skipped if x.startswith("compile")]
+    assert why and "ImportError" in why[0] and "file too short" in why[0], advice.levers.skipped
+    assert "compile" not in {v.trial.label for v in advice.levers.verdicts}
+    assert "compile" not in advice.recommended.job
+
+
 # --- the verdicts advise rests on (made-up measurements) ---------------------------------------
 
 JOB = 120_000
