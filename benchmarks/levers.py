@@ -214,9 +214,14 @@ def bench_model(name: str, a: argparse.Namespace) -> list[RunResult]:
               if c.lever_label == "none" or c.key in verdicts and verdicts[c.key].kept]
     tuned = min([c for c in passed if c.trainer == "baseline"], key=lambda c: pred[c.key])
     sure = min(passed, key=lambda c: pred[c.key])
+    acc = {c.key: spread([r.test_accuracy for r in c.runs]).median for c in configs if complete(c)}
+    par = min([c for c in configs if acc.get(c.key, -1) >= acc.get(today.key, 0.0) - 0.01],
+              key=lambda c: pred[c.key])  # learns as much per sample: within 1 point
     print(f"grid's best point for the job: {best.layout} with {best.lever_label} "
           f"({pred[best.key]:.1f} s predicted, by the medians); the best that passed the noise "
-          f"rule: {sure.layout} with {sure.lever_label} ({pred[sure.key]:.1f} s)")
+          f"rule: {sure.layout} with {sure.lever_label} ({pred[sure.key]:.1f} s); the best "
+          f"within 1 point of today's baseline's test accuracy ({100 * acc.get(today.key, float("nan")):.1f} %): "
+          f"{par.layout} with {par.lever_label} ({pred[par.key]:.1f} s)")
     print(f"tuned single process: {tuned.layout} with {tuned.lever_label}, {pred[tuned.key]:.1f} s "
           f"against today's baseline ({today.layout}, no lever) {pred[today.key]:.1f} s: "
           f"{pred[today.key] / pred[tuned.key]:.2f}x (target >= 1.00x; levers that did not pay "
@@ -243,7 +248,8 @@ def bench_model(name: str, a: argparse.Namespace) -> list[RunResult]:
             print(f"advise's pick in the grid: {pred[key]:.1f} s predicted; the grid's best "
                   f"{pred[best.key]:.1f} s: ratio {pred[key] / pred[best.key]:.2f} (target <= 1.10); "
                   f"the best that passed the noise rule {pred[sure.key]:.1f} s: ratio "
-                  f"{pred[key] / pred[sure.key]:.2f}")
+                  f"{pred[key] / pred[sure.key]:.2f}; the best at today's accuracy "
+                  f"{pred[par.key]:.1f} s: ratio {pred[key] / pred[par.key]:.2f}")
         else:
             print(f"advise's pick is not a point of the grid (advise predicted "
                   f"{rec.predicted_seconds if rec else float('nan'):.1f} s); the grid's best "

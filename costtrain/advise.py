@@ -48,6 +48,9 @@ MULTIPROCESS_SETUP_GUESS = 4.0  # seconds to start worker processes, until one i
 PLAN_MARGIN = 0.8  # plan the probes to use this share of the budget left
 RESERVE_SECONDS = 0.5  # kept back for ranking and printing
 LEVER_SHARE = 0.5  # with levers=True: the share of the budget kept for probing the levers
+NEAR = 1.25  # configurations predicted within this factor of the soonest are probed again
+CONTENDERS = 3  # at most this many of them
+REFINE_ROUNDS = 2  # at most this many more probes each, while the layouts' budget lasts
 LEVER_MIN_BUDGET = 20.0  # below this budget the layouts get all of it and no lever is tuned
 IN_PROCESS = "in process"  # probes that start no worker processes (a set-up guess apart)
 COMPILE_GUESS = 20.0  # seconds torch.compile's first step takes, until one is measured
@@ -321,11 +324,17 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
             setup_guess[_kind(p)] = max(setup_guess.get(_kind(p), 0.0), r.setup_seconds)
         bar.update(1)
     bar.close()
+    results += refine(results, usable, job, target, basis, notes,
+                      run=lambda p, fn, n, limit: _run_probe(
+                          p, fn, make_net, _probe_data(ds, n, probe_test, seed), n, batch_size,
+                          lr, seed, basis, target, limit),
+                      seconds=layout_budget - (time.perf_counter() - t_start) - RESERVE_SECONDS)
     skipped = list({p.label: p for p in skipped}.values())  # a repeat skipped twice, once
     if skipped:
         notes.append(f"the budget left for probes ({budget_seconds:.1f} s) was spent: skipped "
                      f"{', '.join(p.label for p in skipped)}; raise --budget-seconds to probe them.")
-    medians = median_probes(results) if repeats > 1 else results
+    repeated = len({r.label for r in results}) < len(results)
+    medians = median_probes(results) if repeated else results
     if machines:
         job.update(machines=machines, link=link.describe())
         notes.append(f"rows marked '{PREDICTED}' are predicted for {machines} machines on "
@@ -335,7 +344,7 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
     variants = network_variants(medians, machines, link, basis) if machines else []
     rows = rank_probes(medians + variants, job_samples=job["samples"], epochs=epochs,
                        target_accuracy=target, basis=basis)
-    if repeats > 1:
+    if repeated:
         add_predicted_ranges(rows, medians)
     for row in rows:
         if PREDICTED in row.label:
@@ -366,9 +375,55 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
                   elapsed_seconds=time.perf_counter() - t_start, levers=lever_advice)
 
 
+def refine(results: list[RunResult], usable: list, job: dict, target: float | None,
+           basis: PriceBasis, notes: list[str], *, run, seconds: float) -> list[RunResult]:
+    """Probe the close contenders again while the layouts' budget lasts: more probes where the
+    decision is.
+
+    The configurations predicted within :data:`NEAR` of the soonest (at most
+    :data:`CONTENDERS`; a short probe cannot tell them apart on a busy 2-core machine) are
+    probed again in turn, each with its own first probe's samples, up to
+    :data:`REFINE_ROUNDS` rounds, a round only when it fits in `seconds`; they are then ranked
+    on their medians, with ranges. Returns the new probes (a failed one is left out and noted:
+    the configuration keeps the probes that finished).
+    """
+    t0 = time.perf_counter()
+    medians = median_probes(list(results))
+    rows = [r for r in rank_probes(medians, job_samples=job["samples"], epochs=job["epochs"],
+                                   target_accuracy=target, basis=basis)
+            if r.status == "ok" and r.predicted_seconds]
+    near = [r for r in rows if r.predicted_seconds <= NEAR * rows[0].predicted_seconds][:CONTENDERS]
+    if len(near) < 2:
+        return []
+    how = {p.label: (p, fn) for p, fn in usable}
+    first = {r.label: r for r in reversed(results)}  # each label's first probe
+    cost = {r.label: first[r.label].wall_seconds or (first[r.label].setup_seconds
+            + first[r.label].train_seconds + first[r.label].eval_seconds) for r in near}
+    new: list[RunResult] = []
+    for _ in range(REFINE_ROUNDS):
+        if seconds - (time.perf_counter() - t0) < PLAN_MARGIN ** -1 * sum(cost.values()):
+            break
+        for row in near:
+            p, fn = how[row.label]
+            left = seconds - (time.perf_counter() - t0)
+            r = run(p, fn, first[row.label].samples, min(left, 2.5 * cost[row.label] + 6.0))
+            if r.status == "ok":
+                new.append(r)
+            else:
+                notes.append(f"a repeat probe of {row.label} failed ({r.error}); it is ranked "
+                             "on the probes that finished.")
+    if new:
+        counts = {row.label: 1 + sum(r.label == row.label for r in new) for row in near}
+        notes.append(f"{' and '.join(counts)} were within {NEAR - 1:.0%} of each other after "
+                     f"their first probes: probed again ({', '.join(map(str, counts.values()))} "
+                     "probes) and ranked on their medians.")
+    return new
+
+
 def median_probes(results: list[RunResult]) -> list[RunResult]:
     """One probe per configuration: the median by steady throughput, every repeat's numbers
-    in ``extra['repeats']`` (a configuration with a failed repeat keeps its failed probe)."""
+    in ``extra['repeats']`` when it had more than one (a configuration with a failed repeat
+    keeps its failed probe)."""
     groups: dict[str, list[RunResult]] = {}
     for r in results:
         groups.setdefault(r.label, []).append(r)
@@ -379,10 +434,11 @@ def median_probes(results: list[RunResult]) -> list[RunResult]:
             out.append(next(r for r in runs if r.status != "ok"))
             continue
         best = ok[median_index([r.steady_samples_per_second for r in ok])]
-        best.extra["repeats"] = [dict(setup_seconds=r.setup_seconds, samples=r.samples,
-                                      train_seconds=r.train_seconds,
-                                      steady_samples_per_second=r.steady_samples_per_second,
-                                      test_accuracy=r.test_accuracy) for r in runs]
+        if len(runs) > 1:  # one probe has no range
+            best.extra["repeats"] = [
+                dict(setup_seconds=r.setup_seconds, samples=r.samples,
+                     train_seconds=r.train_seconds, test_accuracy=r.test_accuracy,
+                     steady_samples_per_second=r.steady_samples_per_second) for r in runs]
         out.append(best)
     return out
 

@@ -194,7 +194,7 @@ def test_small_budget_skips_probes_and_says_so(fmnist):
     labels = [f"baseline {i}" for i in range(6)]
     advice = recommend("mlp", fmnist, budget_seconds=2.0, progress=False,
                        probes=[Probe(label, "baseline", {"threads": 1}) for label in labels])
-    ran = [p.label for p in advice.probes]
+    ran = list(dict.fromkeys(p.label for p in advice.probes))  # close ones may run again
     named = []  # the probes the notes say were skipped
     for note in advice.notes:
         if m := re.match(r"skipped (.+?): ", note):
@@ -407,3 +407,19 @@ def test_cli_advise_for_several_machines(tmp_path, capsys):
 def test_bad_link_is_refused_before_probing(capsys):
     assert cli.main(["advise", "--machines", "2", "--link", "carrier-pigeon"]) == 2
     assert "link must be one of lan, wifi, wan" in capsys.readouterr().err
+
+
+def test_close_contenders_are_probed_again_and_ranked_on_their_medians(fmnist):
+    """Two configurations that are the same computation cannot be told apart by one short probe
+    each: advise probes them again (not the one far behind) and ranks them with ranges."""
+    same = {"threads": 1}
+    advice = recommend("mlp", fmnist, budget_seconds=15, progress=False, probes=[
+        Probe("one", "baseline", same), Probe("the same", "baseline", same),
+        Probe("tiny batches", "baseline", dict(same, batch_size=4))])
+    counts = {label: sum(p.label == label for p in advice.probes)
+              for label in ("one", "the same", "tiny batches")}
+    assert counts["one"] > 1 and counts["the same"] > 1 and counts["tiny batches"] == 1, counts
+    assert any("probed again" in n and "one and the same" in n for n in advice.notes)
+    rows = {r.label: r for r in advice.rows}
+    assert rows["one"].predicted_range and rows["the same"].predicted_range
+    assert rows["tiny batches"].predicted_range is None
