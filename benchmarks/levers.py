@@ -220,7 +220,7 @@ def bench_model(name: str, a: argparse.Namespace) -> list[RunResult]:
     print(f"grid's best point for the job: {best.layout} with {best.lever_label} "
           f"({pred[best.key]:.1f} s predicted, by the medians); the best that passed the noise "
           f"rule: {sure.layout} with {sure.lever_label} ({pred[sure.key]:.1f} s); the best "
-          f"within 1 point of today's baseline's test accuracy ({100 * acc.get(today.key, float("nan")):.1f} %): "
+          f"within 1 point of today's baseline's test accuracy ({100 * acc.get(today.key, float('nan')):.1f} %): "
           f"{par.layout} with {par.lever_label} ({pred[par.key]:.1f} s)")
     print(f"tuned single process: {tuned.layout} with {tuned.lever_label}, {pred[tuned.key]:.1f} s "
           f"against today's baseline ({today.layout}, no lever) {pred[today.key]:.1f} s: "
