@@ -157,7 +157,9 @@ def table(configs: list[Config], job: float, today: Config) -> tuple[list[list],
         even = None
         if c is not base:
             v = judge(Trial(c.lever_label, rates(c), rates(base),
-                            extra_setup=compile_s, kwargs=c.lever_kw),
+                            extra_setup=compile_s, kwargs=c.lever_kw,
+                            accuracy=spread([r.test_accuracy for r in c.runs]).median,
+                            base_accuracy=spread([r.test_accuracy for r in base.runs]).median),
                       job_samples=job, base_setup=spread([r.setup_seconds for r in base.runs]).median)
             verdicts[c.key] = v
             verdict = ("kept: " if v.kept else "dropped: ") + v.why.split(":")[0].split(",")[0]

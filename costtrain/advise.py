@@ -574,7 +574,8 @@ def tune_levers(row: Row, probe: Probe, fn, make_net, ds: Dataset, *, probe_test
             extra = max(r.compile_seconds for r, _ in pairs)
             out.append(Trial(label, [r.steady_samples_per_second for r, _ in pairs],
                              [b.steady_samples_per_second for _, b in pairs], extra, kw,
-                             sorted(r.test_accuracy for r, _ in pairs)[(len(pairs) - 1) // 2]))
+                             spread([r.test_accuracy for r, _ in pairs]).median,
+                             spread([b.test_accuracy for _, b in pairs]).median))
         return out
 
     setup = row.setup_seconds

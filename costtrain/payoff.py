@@ -5,7 +5,11 @@ A lever (``torch.compile``, bf16, channels_last, ...) is kept only when
 1. every repeat with it ran faster than every repeat without it (the ranges of steady
    samples/s do not overlap: a difference within noise is no reason to change anything), and
 2. the whole job, charged the lever's one-off set-up (compile time), is predicted to finish
-   sooner: ``setup + extra + samples / rate`` against ``setup + samples / base rate``.
+   sooner: ``setup + extra + samples / rate`` against ``setup + samples / base rate``, and
+3. it learns as much from the same samples: its test accuracy (median) is at most
+   :data:`ACCURACY_SLACK` below the configuration's without it, when both were measured. A
+   larger batch (with the learning rate scaled alike) steps faster but can learn less per
+   sample; samples/s alone would call it a win where time to an accuracy would not.
 
 The break-even point of a lever with a one-off cost ``C`` seconds is the number of samples
 after which its faster steps have paid ``C`` back: ``C / (1 / base rate - 1 / rate)``.
@@ -20,6 +24,8 @@ from typing import Any, Sequence
 
 from .noise import Spread, spread
 
+ACCURACY_SLACK = 0.01  # a lever may cost at most this much test accuracy (1 point) at equal samples
+
 
 @dataclass
 class Trial:
@@ -30,7 +36,8 @@ class Trial:
     base_rates: list[float]  # without it, the same repeats (run alternately)
     extra_setup: float = 0.0  # one-off seconds the lever adds (compile), charged once per job
     kwargs: dict[str, Any] = field(default_factory=dict)  # the trainer keywords that turn it on
-    accuracy: float | None = None  # test accuracy with the lever (median), for the table
+    accuracy: float | None = None  # test accuracy with the lever (median)
+    base_accuracy: float | None = None  # without it (median), the same samples
 
 
 @dataclass
@@ -70,8 +77,14 @@ def judge(trial: Trial, *, job_samples: float, base_setup: float = 0.0) -> Verdi
                       for r, b in zip(trial.rates, trial.base_rates)])
     even = break_even_samples(trial.extra_setup, off.median, on.median)
     x = on.median / off.median if off.median > 0 else math.inf  # ratio of the medians
+    lost = (trial.base_accuracy - trial.accuracy
+            if trial.accuracy is not None and trial.base_accuracy is not None else 0.0)
     if on.median <= off.median:
         kept, why = False, f"slower: {x:.2f}x the steady rate without it (medians)"
+    elif lost > ACCURACY_SLACK:
+        kept, why = False, (f"learns less: {x:.2f}x the steady rate, but {100 * lost:.1f} "
+                            "points less test accuracy from the same samples "
+                            f"({100 * trial.accuracy:.1f} % vs {100 * trial.base_accuracy:.1f} %)")
     elif on.overlaps(off):
         kept, why = False, (f"within noise: {x:.2f}x the steady rate, but the ranges with "
                             "and without it overlap")

@@ -241,7 +241,8 @@ def steady(label):
 base_setup = spread([r.setup_seconds for r in runs["baseline"]]).median
 verdicts = [judge(Trial(label, steady(label), steady("baseline"),
                         extra_setup=max(r.compile_seconds for r in runs[label]), kwargs=candidates[label],
-                        accuracy=spread([r.test_accuracy for r in runs[label]]).median),
+                        accuracy=spread([r.test_accuracy for r in runs[label]]).median,
+                        base_accuracy=spread([r.test_accuracy for r in runs["baseline"]]).median),
                   job_samples=job_samples, base_setup=base_setup)
             for label in candidates if label != "baseline"]
 rows = []

@@ -259,6 +259,18 @@ def test_compile_that_does_not_pay_back_within_the_job_is_dropped():
     assert judge(t, job_samples=2 * even).kept  # a longer job pays it back
 
 
+def test_a_lever_that_learns_less_from_the_same_samples_is_dropped():
+    """A 4x batch steps twice as fast but loses 4 points at equal samples (measured so on the
+    sparse model): not a win by time to an accuracy. One point less is within the slack."""
+    fast = dict(rates=[2100, 2050, 2200], base_rates=[1000, 1020, 990])
+    v = judge(Trial("batch 256 (lr x4)", **fast, accuracy=0.675, base_accuracy=0.718),
+              job_samples=JOB)
+    assert not v.kept and v.why.startswith("learns less") and "4.3 points" in v.why
+    assert judge(Trial("batch 256", **fast, accuracy=0.71, base_accuracy=0.718),
+                 job_samples=JOB).kept
+    assert judge(Trial("batch 256", **fast), job_samples=JOB).kept  # accuracy not measured
+
+
 def test_pick_takes_the_soonest_kept_lever_and_never_a_slower_one():
     verdicts = [judge(Trial("slow", [500, 510], [1000, 1000]), job_samples=JOB),
                 judge(Trial("noisy", [1200, 900], [1000, 1010]), job_samples=JOB),
