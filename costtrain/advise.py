@@ -51,6 +51,7 @@ LEVER_SHARE = 0.5  # with levers=True: the share of the budget kept for probing 
 NEAR = 1.25  # configurations predicted within this factor of the soonest are probed again
 CONTENDERS = 3  # at most this many of them
 REFINE_ROUNDS = 2  # at most this many more probes each, while the layouts' budget lasts
+REFINE_SHARE = 0.35  # of the layouts' budget, kept back from the first probes for those
 LEVER_MIN_BUDGET = 20.0  # below this budget the layouts get all of it and no lever is tuned
 IN_PROCESS = "in process"  # probes that start no worker processes (a set-up guess apart)
 COMPILE_GUESS = 20.0  # seconds torch.compile's first step takes, until one is measured
@@ -297,7 +298,12 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
                      f"(they get {LEVER_SHARE:.0%} of a budget of at least {LEVER_MIN_BUDGET:g} s).")
         levers = False
     layout_budget = budget_seconds * (1 - LEVER_SHARE) if levers else budget_seconds
-    planned, usable = _size_probes(usable, layout_budget - (time.perf_counter() - t_start),
+    kept_back = REFINE_SHARE * layout_budget if len({p.label for p, _ in usable}) > 1 else 0.0
+    sized = _size_probes(list(usable), layout_budget - kept_back - (time.perf_counter() - t_start),
+                         rate1, eval_s, batch_size, len(ds.train_y), [])
+    if len(sized[1]) < len(usable):  # keeping time back would cost a configuration: don't
+        kept_back = 0.0
+    planned, usable = _size_probes(usable, layout_budget - kept_back - (time.perf_counter() - t_start),
                                    rate1, eval_s, batch_size, len(ds.train_y), notes)
     results, skipped, sizes, setup_guess = [], [], [], {IN_PROCESS: 0.5}
     from tqdm.auto import tqdm
@@ -305,7 +311,8 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
     for i, (p, fn) in enumerate(usable):
         left = layout_budget - (time.perf_counter() - t_start) - RESERVE_SECONDS
         guesses = [setup_guess.get(_kind(q), MULTIPROCESS_SETUP_GUESS) for q, _ in usable[i:]]
-        work = (PLAN_MARGIN * left - sum(guesses) - 6 * eval_s * len(guesses)) / len(guesses)
+        work = (PLAN_MARGIN * (left - kept_back) - sum(guesses)
+                - 6 * eval_s * len(guesses)) / len(guesses)
         samples = max(min(planned, int(rate1 * work)), min(planned, 16 * batch_size))
         expect = guesses[0] + samples / rate1 + 6 * eval_s
         bar.set_postfix_str(f"{p.label}, {max(0, left):.0f} s left")
