@@ -39,7 +39,7 @@ import ipywidgets as W
 from . import methods
 from .utils import CosttrainError, num_cores
 
-METHODS = ("baseline", "hogwild", "ps-sync", "ps-async")
+METHODS = tuple(methods.RESULT_METHODS)  # what a result names: baseline, hogwild, ps-sync, ...
 _STYLE = {"description_width": "150px"}
 _LAYOUT = W.Layout(width="460px")
 
