@@ -267,9 +267,6 @@ class Source:
     def __len__(self) -> int:
         return len(self.y) if self.y is not None else len(self.dataset)  # type: ignore[arg-type]
 
-    def batches_per_epoch(self, batch_size: int, n: int) -> int:
-        return n // batch_size if self.drop_last else -(-n // batch_size)
-
     def epoch(self, batch_size: int, gen: torch.Generator,
               indices: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass over the data (or over `indices`, a shard) in mini-batches."""

@@ -232,15 +232,3 @@ def predict(result: RunResult, link: Link | str, machines: int | None = None,
 def measured_seconds_per_step(result: RunResult) -> float:
     """The measured training seconds per worker step of a distributed run (evaluation excluded)."""
     return result.train_seconds / max(1, result.extra["comm"]["worker_steps"])
-
-
-def prediction_table(predictions: list[Prediction]) -> str:
-    """Predicted rows as a plain-text table (every column says predicted)."""
-    from .report import format_table
-    rows = [[p.label, round(1e3 * p.seconds_per_step, 2), round(1e3 * p.compute_seconds, 2),
-             round(1e3 * (p.transfer_seconds + p.latency_seconds), 2),
-             round(p.samples_per_second),
-             None if p.seconds_to_target is None else round(p.seconds_to_target, 1)]
-            for p in predictions]
-    return format_table(rows, ["configuration", "pred. ms/step", "compute ms", "network ms",
-                               "pred. samples/s", "pred. s to target"])
