@@ -383,13 +383,17 @@ worked_answer(
 # %%
 # NBVAL_IGNORE_OUTPUT
 everyone = [reference] + runs
+warm_runs = [r for r in runs if not r.extra["startup"].get("cold", True)]  # reused warm processes
 display(Markdown(md("\n".join([
     machine_note(everyone),
     "- " + one_run_sentence("Training throughput", {r.label: r.samples_per_second for r in everyone}, rate) + ".",
     "- Test accuracy, one run each: " + listing({r.label: r.test_accuracy for r in everyone}, pct) + ".",
-    f"- Set-up (starting processes, connecting) took {secs(min(r.setup_seconds for r in runs))} to "
+    f"- Set-up as a one-off run pays it (starting processes, connecting) was {secs(min(r.setup_seconds for r in runs))} to "
     f"{secs(max(r.setup_seconds for r in runs))} per parameter-server run, against "
-    f"{secs(reference.setup_seconds)} for the baseline; end to end, one run each: "
+    f"{secs(reference.setup_seconds)} for the baseline"
+    + (f"; {len(warm_runs)} of the {len(runs)} runs here reused warm processes and waited "
+       f"{secs(min(r.warm_setup_seconds for r in warm_runs))} to {secs(max(r.warm_setup_seconds for r in warm_runs))}"
+       if warm_runs else "") + ". End to end as one-off runs, one run each: "
     + listing({r.label: r.total_seconds for r in everyone}) + ".",
     f"- Figures: `{figures / '02_ps_throughput.png'}`, `{figures / '02_comm_compute.png'}`, "
     f"`{figures / '02_staleness.png'}`."]))))
@@ -426,7 +430,9 @@ closing("02_parameter_server", [
     f"Async never waits but steps on stale gradients: mean staleness {stale['mean']:.2f} updates with "
     f"{most.config['workers']} worker(s).",
     f"Processes cost start-up: {secs(min(r.setup_seconds for r in runs))} to {secs(max(r.setup_seconds for r in runs))} "
-    f"per run before the first step, against {secs(reference.setup_seconds)} for the baseline.",
+    f"per one-off run before the first step, against {secs(reference.setup_seconds)} for the baseline"
+    + (f"; a re-run in the same kernel reuses them ({secs(max(r.warm_setup_seconds for r in warm_runs))} at most here)."
+       if warm_runs else "."),
 ], everyone)
 
 # %%
