@@ -303,8 +303,9 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
                          rate1, eval_s, batch_size, len(ds.train_y), [])
     if len(sized[1]) < len(usable):  # keeping time back would cost a configuration: don't
         kept_back = 0.0
-    planned, usable = _size_probes(usable, layout_budget - kept_back - (time.perf_counter() - t_start),
-                                   rate1, eval_s, batch_size, len(ds.train_y), notes)
+    left = layout_budget - kept_back - (time.perf_counter() - t_start)
+    planned, usable = _size_probes(usable, left, rate1, eval_s, batch_size, len(ds.train_y),
+                                   notes)
     results, skipped, sizes, setup_guess = [], [], [], {IN_PROCESS: 0.5}
     from tqdm.auto import tqdm
     bar = tqdm(total=len(usable), desc="advise", unit="probe", disable=not progress, leave=False)

@@ -3,8 +3,9 @@ share: what a method states is its own config, rank loop and result; the rest is
 
 * :func:`check_settings` and :func:`start` hold every check made before a process starts
   (settings, device, processes, threads, memory, an exposed ``--addr``), then load the data;
-* :func:`launch` listens, runs the ranks (in the warm pool's workers: :func:`run_ranks`), keeps the partial result of a failed or interrupted
-  run and turns a lost rank into the method's :class:`RankError`;
+* :func:`launch` listens, runs the ranks (in the warm pool's workers: :func:`run_ranks`),
+  keeps the partial result of a failed or interrupted run and turns a lost rank into the
+  method's :class:`RankError`;
 * :func:`listen` hosts the rendezvous store of a run launched on this machine;
 * :func:`join_group` joins through that store, or through ``env://`` under torchrun;
 * :func:`torchrun_env`, :func:`torchrun_rank` and :func:`torchrun_main` are the torchrun side.
@@ -120,7 +121,7 @@ def launch(what: str, run_rank: Callable[..., dict], cfg: Any, ds: Any, model: n
         share_with_ranks(model, ds)
         with listen(addr, port, timeout) as port_:
             outs = run_ranks(run_rank, (cfg, ds, model, addr, port_), processes, limits,
-                             on_message, startup)
+                             on_message, startup, {type(m) for m in model.modules()})
     except procs.Interrupted as exc:  # still a KeyboardInterrupt, now with the partial run
         exc.result = with_startup(assemble(exc.results, str(exc), None), startup)
         raise
@@ -147,15 +148,15 @@ def launch(what: str, run_rank: Callable[..., dict], cfg: Any, ds: Any, model: n
 
 
 def run_ranks(run_rank: Callable[..., dict], args: tuple, processes: int, limits: procs.Limits,
-              on_message: Callable[[int, str, Any], None], startup: dict) -> list[dict]:
+              on_message: Callable[[int, str, Any], None], startup: dict,
+              classes: set[type]) -> list[dict]:
     """``run_rank(rank, *args)`` in `processes` ranks: the warm pool's workers (a re-run starts
     in a fraction of a second), or fresh processes while another thread's job holds the pool.
 
+    `classes` are the model's module classes (the pool is replaced when one was redefined);
     `startup` receives the pool's figures (what a one-off run would have paid:
     :mod:`costtrain.measure`); a fresh start leaves it empty (cold, paid in full).
     """
-    model = args[2]
-    classes = {type(m) for m in model.modules()}
     with pool.lease(processes, classes, busy_ok=True) as workers:
         if workers is None:
             return procs.run_workers(run_rank, [args] * processes, name="rank",
