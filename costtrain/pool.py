@@ -96,15 +96,6 @@ def _serve(conn: Connection, stop, start, counter, preload: tuple[str, ...],
 
 # ------------------------------------------------------------------ the parent's side
 
-def silent_ranks(last_message: dict[int, float], timeout: float | None,
-                 now: float | None = None) -> list[int]:
-    """Ranks whose last message is more than `timeout` seconds old (:func:`procs.stalled`),
-    longest silent first."""
-    now = time.monotonic() if now is None else now
-    return sorted((r for r, t in last_message.items() if procs.stalled(t, timeout, now)),
-                  key=lambda r: (last_message[r], r))
-
-
 @dataclass
 class _Member(procs.Member):
     """A pool worker: started = warm (it has imported what it preloads)."""

@@ -23,13 +23,6 @@ def _alive(pid: int) -> bool:
     return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
 
 
-def test_silent_ranks_from_hand_made_times():
-    last = {0: 100.0, 1: 95.0, 2: 89.0}
-    assert pool.silent_ranks(last, 10.0, now=100.0) == [2]
-    assert pool.silent_ranks(last, 4.0, now=100.0) == [2, 1]
-    assert pool.silent_ranks(last, None, now=1e9) == []
-
-
 def test_second_run_reuses_the_warm_workers_and_starts_fast(fmnist):
     ds = _small(fmnist, 600)
     first = train_hogwild("mlp", ds, processes=2, threads=1, seed=0)
