@@ -39,6 +39,7 @@ from costtrain import levers, pool
 from costtrain.advise import ProbeTimeout, deadline, lever_plan, recommend
 from costtrain.baseline import train_baseline
 from costtrain.data import load_dataset
+from costtrain.errors import gist
 from costtrain.hogwild import train_hogwild
 from costtrain.models import build_model
 from costtrain.noise import alternate, spread
@@ -108,9 +109,8 @@ def run(c: Config, ds, net_name: str, seed: int, batch_size: int, cap: float) ->
     except Exception as exc:  # noqa: BLE001 a lever that breaks (e.g. a corrupt Inductor
         # cache: "file too short") is a finding: recorded in the table, the grid goes on
         pool.close_all()
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
         return RunResult(method=c.trainer, config=kw, status="failed",
-                         error=f"failed: {type(exc).__name__}: {first}")
+                         error=f"failed: {type(exc).__name__}: {gist(exc, 200)}")
 
 
 def rates(c: Config) -> list[float]:

@@ -41,6 +41,7 @@ from .network import PREDICTED, Link, get_link, predict_step, step_costs
 from .noise import alternate, median_index, spread
 from .payoff import Trial, Verdict, judge, pick
 from .predict import Row, justify, rank_probes
+from .errors import gist
 from .result import RunResult, write_json_atomic
 from .utils import CosttrainError, hardware_info, num_cores, num_threads
 
@@ -299,13 +300,16 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
         levers = False
     layout_budget = budget_seconds * (1 - LEVER_SHARE) if levers else budget_seconds
     kept_back = REFINE_SHARE * layout_budget if len({p.label for p, _ in usable}) > 1 else 0.0
-    sized = _size_probes(list(usable), layout_budget - kept_back - (time.perf_counter() - t_start),
-                         rate1, eval_s, batch_size, len(ds.train_y), [])
-    if len(sized[1]) < len(usable):  # keeping time back would cost a configuration: don't
-        kept_back = 0.0
-    left = layout_budget - kept_back - (time.perf_counter() - t_start)
-    planned, usable = _size_probes(usable, left, rate1, eval_s, batch_size, len(ds.train_y),
-                                   notes)
+    left = layout_budget - (time.perf_counter() - t_start)
+    sizing: list[str] = []
+    planned, sized = _size_probes(list(usable), left - kept_back, rate1, eval_s, batch_size,
+                                  len(ds.train_y), sizing)
+    if len(sized) < len(usable):  # keeping time back would cost a configuration: don't
+        kept_back, sizing = 0.0, []
+        planned, sized = _size_probes(list(usable), left, rate1, eval_s, batch_size,
+                                      len(ds.train_y), sizing)
+    usable = sized
+    notes += sizing
     results, skipped, sizes, setup_guess = [], [], [], {IN_PROCESS: 0.5}
     from tqdm.auto import tqdm
     bar = tqdm(total=len(usable), desc="advise", unit="probe", disable=not progress, leave=False)
@@ -405,11 +409,10 @@ def refine(results: list[RunResult], usable: list, job: dict, target: float | No
         return []
     how = {p.label: (p, fn) for p, fn in usable}
     first = {r.label: r for r in reversed(results)}  # each label's first probe
-    cost = {r.label: first[r.label].wall_seconds or (first[r.label].setup_seconds
-            + first[r.label].train_seconds + first[r.label].eval_seconds) for r in near}
+    cost = {r.label: first[r.label].wall_seconds for r in near}  # what one more probe takes
     new: list[RunResult] = []
     for _ in range(REFINE_ROUNDS):
-        if seconds - (time.perf_counter() - t0) < PLAN_MARGIN ** -1 * sum(cost.values()):
+        if seconds - (time.perf_counter() - t0) < sum(cost.values()) / PLAN_MARGIN:
             break
         for row in near:
             p, fn = how[row.label]
@@ -685,9 +688,8 @@ def _run_probe(p: Probe, fn, make_net, ds: Dataset, samples: int, batch_size: in
     except Exception as exc:  # noqa: BLE001 a probe that fails is a finding, not the end
         # (a lever can fail anywhere inside torch, e.g. a corrupt compiler cache: "file too
         # short"): it is recorded, ranked last and named, and advise goes on
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
         r = RunResult(method=p.method, config=kwargs, status="failed",
-                      error=f"{type(exc).__name__}: {first}")
+                      error=f"{type(exc).__name__}: {gist(exc)}")
     if r.status == "failed":
         r.label = p.label
         return r

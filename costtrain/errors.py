@@ -26,6 +26,13 @@ _ADVICE = {
 }
 
 
+def gist(exc: BaseException, limit: int | None = 300) -> str:
+    """The first line of an error's message, at most `limit` characters (None: all of it; torch's
+    errors can be pages long); the exception's type when it has no message."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__
+
+
 class CosttrainError(ValueError):
     """Bad input or environment, with a message that says what to do."""
 

@@ -34,7 +34,7 @@ from . import pool, procs, shared
 from .checks import (DIVERGED, check_processes, check_shareable, check_shared_memory,
                      check_threads, mark_diverged, warn_if_exposed)
 from .engine import check_hparams, close_eval_curve, prepare, steady_rate
-from .errors import CosttrainError, ResourceError
+from .errors import CosttrainError, ResourceError, gist
 from .result import RunResult, new_curve
 from .utils import hardware_info, resolve_device, threads_per_process
 
@@ -157,16 +157,14 @@ def run_ranks(run_rank: Callable[..., dict], args: tuple, processes: int, limits
     `startup` receives the pool's figures (what a one-off run would have paid:
     :mod:`costtrain.measure`); a fresh start leaves it empty (cold, paid in full).
     """
+    watch = dict(name="rank", deadline=limits.deadline, grace=limits.grace,
+                 stall_timeout=limits.stall_timeout, on_message=on_message)
     with pool.lease(processes, classes, busy_ok=True) as workers:
         if workers is None:
-            return procs.run_workers(run_rank, [args] * processes, name="rank",
-                                     deadline=limits.deadline, grace=limits.grace,
-                                     stall_timeout=limits.stall_timeout, on_message=on_message)
+            return procs.run_workers(run_rank, [args] * processes, **watch)
         try:
-            return workers.run(pooled_rank, [(run_rank, *args)] * processes, name="rank",
-                               deadline=limits.deadline, grace=limits.grace,
-                               stall_timeout=limits.stall_timeout, on_message=on_message,
-                               classes=classes)
+            return workers.run(pooled_rank, [(run_rank, *args)] * processes, classes=classes,
+                               **watch)
         finally:
             startup.update(workers.startup)
 
@@ -369,8 +367,7 @@ def recv_json(src: int) -> Any:
 
 def first_line(exc: BaseException) -> str:
     """The gist of an error message (gloo's first line, without its boilerplate advice)."""
-    text = str(exc).strip().splitlines()
-    return text[0].split(" This is typically")[0].rstrip(".") if text else type(exc).__name__
+    return gist(exc, None).split(" This is typically")[0].rstrip(".") or type(exc).__name__
 
 
 def _env(name: str) -> str:

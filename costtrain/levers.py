@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 
 from .engine import loss_fn
+from .errors import gist
 from .utils import CosttrainError
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -225,9 +226,8 @@ class Fast:
         try:
             loss_fn(self(x.to(self.device)), y.to(self.device)).backward()
         except Exception as exc:  # Inductor's errors are pages long: say what to do first
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
             raise CosttrainError(f"torch.compile failed in its first step ({type(exc).__name__}: "
-                                 f"{first}); train without compile.") from exc
+                                 f"{gist(exc)}); train without compile.") from exc
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         self.compile_seconds = time.perf_counter() - t0
