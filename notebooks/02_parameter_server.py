@@ -55,7 +55,7 @@ import costtrain
 from costtrain import ps_ranks
 from costtrain.exercises import check_prediction, worked_answer
 from costtrain.parameter_server import train_parameter_server
-from costtrain.prose import listing, machine_note, md, one_run_sentence, pct, rate, secs
+from costtrain.prose import listing, machine_note, md, one_run_sentence, pct, rate, secs, span
 from costtrain.report import format_table, results_table, run_header, summary
 from costtrain.widgets import run_panel
 
@@ -388,11 +388,10 @@ display(Markdown(md("\n".join([
     machine_note(everyone),
     "- " + one_run_sentence("Training throughput", {r.label: r.samples_per_second for r in everyone}, rate) + ".",
     "- Test accuracy, one run each: " + listing({r.label: r.test_accuracy for r in everyone}, pct) + ".",
-    f"- Set-up as a one-off run pays it (starting processes, connecting) was {secs(min(r.setup_seconds for r in runs))} to "
-    f"{secs(max(r.setup_seconds for r in runs))} per parameter-server run, against "
-    f"{secs(reference.setup_seconds)} for the baseline"
+    f"- Set-up of the parameter-server runs as a one-off run pays it (starting processes, connecting): "
+    f"{span([r.setup_seconds for r in runs], secs)}, against {secs(reference.setup_seconds)} for the baseline"
     + (f"; {len(warm_runs)} of the {len(runs)} runs here reused warm processes and waited "
-       f"{secs(min(r.warm_setup_seconds for r in warm_runs))} to {secs(max(r.warm_setup_seconds for r in warm_runs))}"
+       f"{span([r.warm_setup_seconds for r in warm_runs], secs)}"
        if warm_runs else "") + ". End to end as one-off runs, one run each: "
     + listing({r.label: r.total_seconds for r in everyone}) + ".",
     f"- Figures: `{figures / '02_ps_throughput.png'}`, `{figures / '02_comm_compute.png'}`, "
@@ -429,8 +428,8 @@ closing("02_parameter_server", [
     f"lr x {k_most} reached {pct(scaled.test_accuracy)}, lr {lr} {pct(plain.test_accuracy)} (one run each, one seed).",
     f"Async never waits but steps on stale gradients: mean staleness {stale['mean']:.2f} updates with "
     f"{most.config['workers']} worker(s).",
-    f"Processes cost start-up: {secs(min(r.setup_seconds for r in runs))} to {secs(max(r.setup_seconds for r in runs))} "
-    f"per one-off run before the first step, against {secs(reference.setup_seconds)} for the baseline"
+    f"Processes cost start-up before the first step of a one-off run: {span([r.setup_seconds for r in runs], secs)}, "
+    f"against {secs(reference.setup_seconds)} for the baseline"
     + (f"; a re-run in the same kernel reuses them ({secs(max(r.warm_setup_seconds for r in warm_runs))} at most here)."
        if warm_runs else "."),
 ], everyone)
