@@ -44,35 +44,35 @@ $(STAMP): pyproject.toml
 # torchvision's download. WordNet 3.0 (wordnet-supersense): a copy already there, else the
 # Debian package wordnet-base (offline); elsewhere the tests that need it are skipped.
 data: $(STAMP)
-	@$(PY) -c "import costtrain.data as d; d.load_dataset('fashion-mnist', subset=10)" 2>/dev/null \
+	@$(PY) -c "import costtrain as d; d.load_dataset('fashion-mnist', subset=10)" 2>/dev/null \
 	|| { if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	       (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null; \
 	     fi; } ; \
-	$(PY) -c "import costtrain.data as d; d.load_dataset('fashion-mnist', subset=10)" 2>/dev/null \
-	|| $(PY) -c "import costtrain.data as d; d.load_dataset('fashion-mnist', download=True)"
-	@$(PY) -c "import costtrain.data as d; d.load_dataset('wordnet-supersense')" 2>/dev/null \
+	$(PY) -c "import costtrain as d; d.load_dataset('fashion-mnist', subset=10)" 2>/dev/null \
+	|| $(PY) -c "import costtrain as d; d.load_dataset('fashion-mnist', download=True)"
+	@$(PY) -c "import costtrain as d; d.load_dataset('wordnet-supersense')" 2>/dev/null \
 	|| { if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	       (apt-get update -qq && apt-get install -y -qq wordnet-base) >/dev/null; \
 	     fi; } ; \
-	$(PY) -c "import costtrain.data as d; d.load_dataset('wordnet-supersense')" 2>/dev/null \
+	$(PY) -c "import costtrain as d; d.load_dataset('wordnet-supersense')" 2>/dev/null \
 	|| echo "make data: WordNet 3.0 not found (sudo apt-get install wordnet-base); its tests are skipped"
 
 notebooks: $(STAMP) data
 	$(VENV)/bin/costtrain notebooks --reference
-	$(PY) -m costtrain.handout --update-docs
+	$(PY) -m costtrain.course.handout --update-docs
 
 # The teacher's kit (docs/teaching): the printable handout and the teacher's pages, as HTML with
 # the diagrams embedded (print them, or save them as PDF, from a browser).
 handout: $(STAMP)
-	$(PY) -m costtrain.handout build/handout
+	$(PY) -m costtrain.course.handout build/handout
 
 # Refresh the kit's generated parts (run times, objectives, solutions) from the notebooks.
 kit: $(STAMP)
-	$(PY) -m costtrain.handout --update-docs
+	$(PY) -m costtrain.course.handout --update-docs
 
 # Redraw the committed SVG diagrams (deterministic: the same matplotlib gives the same bytes).
 diagrams: $(STAMP)
-	$(PY) -m costtrain.diagrams notebooks/diagrams
+	$(PY) -m costtrain.course.diagrams notebooks/diagrams
 
 benchmarks: $(STAMP) data
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 
-from costtrain.baseline import train_baseline
-from costtrain.data import load_dataset
-from costtrain.report import format_table
+from costtrain.advice.report import format_table
+from costtrain.data.datasets import load_dataset
 from costtrain.result import save_results
+from costtrain.train.baseline import train_baseline
 from costtrain.utils import hardware_info, num_cores
 
 

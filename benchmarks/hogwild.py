@@ -32,15 +32,15 @@ import time
 import warnings
 from pathlib import Path
 
-from costtrain import pool
-from costtrain.baseline import train_baseline
-from costtrain.compare import median_run
-from costtrain.data import load_dataset
+from costtrain.advice.compare import median_run
+from costtrain.advice.noise import alternate, speedup_verdict, spread
+from costtrain.advice.report import format_table, median_range
+from costtrain.data.datasets import load_dataset
 from costtrain.hogwild import split_work, train_hogwild
-from costtrain.noise import alternate, speedup_verdict, spread
-from costtrain.procs import WorkerError
-from costtrain.report import format_table, median_range
 from costtrain.result import RunResult, save_results
+from costtrain.run import pool
+from costtrain.run.procs import WorkerError
+from costtrain.train.baseline import train_baseline
 from costtrain.utils import hardware_info, num_cores
 
 HEADERS = ["run", "procs", "thr/proc", "setup s", "train s", "eval s", "total s", "steady/s",

@@ -17,7 +17,7 @@ first), and each lever is charged the longest compile measured: what a one-off j
 
 From the medians the job (``--job-epochs`` passes over the *whole* dataset, the README's job for
 Fashion-MNIST) is predicted as set-up + job samples / steady rate; each lever is judged with
-:func:`costtrain.payoff.judge` against the same layout without levers. Then
+:func:`costtrain.advice.payoff.judge` against the same layout without levers. Then
 ``costtrain.recommend(..., levers=True)`` runs within ``--advise-budget`` seconds and its pick
 is looked up in the grid: the ratio of its predicted job time to the grid's best is printed.
 
@@ -35,17 +35,18 @@ import time
 import warnings
 from typing import Any
 
-from costtrain import levers, pool
-from costtrain.advise import ProbeTimeout, deadline, lever_plan, recommend
-from costtrain.baseline import train_baseline
-from costtrain.data import load_dataset
+from costtrain.advice.advise import ProbeTimeout, deadline, lever_plan, recommend
+from costtrain.advice.noise import alternate, spread
+from costtrain.advice.payoff import Trial, judge
+from costtrain.advice.report import format_table
+from costtrain.data.datasets import load_dataset
+from costtrain.data.models import build_model
 from costtrain.errors import gist
 from costtrain.hogwild import train_hogwild
-from costtrain.models import build_model
-from costtrain.noise import alternate, spread
-from costtrain.payoff import Trial, judge
-from costtrain.report import format_table
 from costtrain.result import RunResult, save_results
+from costtrain.run import pool
+from costtrain.train import levers
+from costtrain.train.baseline import train_baseline
 from costtrain.utils import hardware_info, num_cores
 
 HEADERS = ["layout", "levers", "steady/s median [range]", "vs layout, no levers [pairs]",

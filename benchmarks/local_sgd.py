@@ -20,13 +20,13 @@ import argparse
 import os
 import statistics
 
-from costtrain.baseline import train_baseline
-from costtrain.data import load_dataset
-from costtrain.local_sgd import train_local_sgd
-from costtrain.network import measure_loopback, measured_seconds_per_step, predict
-from costtrain.parameter_server import train_parameter_server
-from costtrain.report import format_table
+from costtrain.advice.network import measure_loopback, measured_seconds_per_step, predict
+from costtrain.advice.report import format_table
+from costtrain.data.datasets import load_dataset
 from costtrain.result import RunResult, save_results
+from costtrain.train.baseline import train_baseline
+from costtrain.train.local_sgd import train_local_sgd
+from costtrain.train.parameter_server import train_parameter_server
 from costtrain.utils import hardware_info, num_cores
 
 HEADERS = ["run", "setup s", "train s", "samples/s", "test acc %", "B sent/sample",

@@ -21,20 +21,20 @@ process, one thread), then sync and async with each of ``--workers`` workers, se
 turn (a configuration's runs are spread over the whole measurement, not back to back); prints
 test accuracy per seed, the mean over seeds and the mean's distance from the baseline's, and
 whether sync is within 2 points (the target). The study is
-:func:`costtrain.compare.accuracy_by_seed`, which the parameter-server notebook can call.
+:func:`costtrain.advice.compare.accuracy_by_seed`, which the parameter-server notebook can call.
 """
 from __future__ import annotations
 
 import argparse
 import math
 
-from costtrain.baseline import train_baseline
-from costtrain.compare import accuracy_by_seed
-from costtrain.data import load_dataset
-from costtrain.engine import time_to_accuracy
-from costtrain.parameter_server import train_parameter_server
-from costtrain.report import format_table
+from costtrain.advice.compare import accuracy_by_seed
+from costtrain.advice.report import format_table
+from costtrain.data.datasets import load_dataset
+from costtrain.measure import time_to_accuracy
 from costtrain.result import RunResult, save_results
+from costtrain.train.baseline import train_baseline
+from costtrain.train.parameter_server import train_parameter_server
 from costtrain.utils import hardware_info, num_cores
 
 HEADERS = ["run", "workers", "thr/worker", "setup s", "train s", "eval s", "steps/s",

@@ -14,7 +14,7 @@ every setup in each round) so that a slow spell on a shared machine hits them al
 shows medians with min-max ranges of steady-state samples/s, of the per-repeat ratios to (a)
 and (b), of test accuracy and of the sampled Hogwild! collision fractions. For the sparse
 setups it also prints the row overlap expected from the feature frequencies alone
-(:func:`costtrain.sparse.expected_row_overlap`) and, for the real text, the accuracy of always
+(:func:`costtrain.data.sparse.expected_row_overlap`) and, for the real text, the accuracy of always
 answering the largest class.
 
 Targets on 2 cores, 2 Hogwild! processes against one single-thread process (steady state): the
@@ -29,12 +29,12 @@ import statistics
 import warnings
 from typing import Callable
 
-from costtrain.baseline import train_baseline
-from costtrain.data import load_dataset
+from costtrain.advice.report import format_table
+from costtrain.data.datasets import load_dataset
+from costtrain.data.sparse import expected_row_overlap
 from costtrain.hogwild import split_work, train_hogwild
-from costtrain.report import format_table
 from costtrain.result import RunResult, save_results
-from costtrain.sparse import expected_row_overlap
+from costtrain.train.baseline import train_baseline
 from costtrain.utils import hardware_info, num_cores
 
 HEADERS = ["setup", "run", "steady/s", "vs (a) 1 thread", "vs (b) all cores", "test acc %",

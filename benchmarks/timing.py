@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import argparse
 
-from costtrain import pool
-from costtrain.baseline import train_baseline
-from costtrain.compare import run_comparison
-from costtrain.data import load_dataset
+from costtrain.advice.compare import run_comparison
+from costtrain.advice.noise import alternate, spread
+from costtrain.advice.report import format_table, median_range
+from costtrain.data.datasets import load_dataset
 from costtrain.hogwild import train_hogwild
-from costtrain.local_sgd import train_local_sgd
-from costtrain.parameter_server import train_parameter_server
-from costtrain.noise import alternate, spread
-from costtrain.report import format_table, median_range
+from costtrain.run import pool
+from costtrain.train.baseline import train_baseline
+from costtrain.train.local_sgd import train_local_sgd
+from costtrain.train.parameter_server import train_parameter_server
 from costtrain.utils import hardware_info, num_cores
 
 

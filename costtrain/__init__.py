@@ -1,44 +1,33 @@
 """costtrain: train PyTorch models faster and cheaper on the machine you already own.
 
-Architecture, in layers; a module imports only from its own layer and the layers above it in
-this list (arrows point down, never into the CLI), with no circles, lazy imports included, and
-never another module's ``_private`` names:
+Architecture, in layers. A module imports only from its own layer and the layers above it in
+this list (arrows point down, never into a front end), with no circles, lazy imports and
+``importlib`` names included, and never another module's ``_private`` names. A sub-package is
+one layer; its docstring says what lives in it.
 
-1. records and processes: ``errors`` (CosttrainError, ResourceError, no torch), ``utils``
-   (cores, threads, no torch at import), ``methods`` (the method registry: one row per training
-   method naming its trainer as a string, its options, probes, comparison and network model;
-   no torch), ``result`` (RunResult, JSON, output paths), ``procs`` (spawned workers,
-   supervised, no torch at import), ``pool`` (warm workers kept across runs),
-   ``measure`` (one definition of every time figure, the machine's load during a run), ``args``
-   (command-line options, no torch);
-2. data, models, engine: ``shared`` (read-only tensors shared outside ``/dev/shm``),
-   ``wordnet`` (WordNet's nouns as sparse text), ``data`` (datasets as tensors), ``models``
-   (the nets), ``sparse`` (sparse problems, collisions between Hogwild! workers), ``checks``
-   (the guards every method applies: what must hold before a process starts, memory and cgroup
-   limits, divergence; no torch at import), ``engine`` (what every loop shares: set-up,
-   batches, evaluation, loss logs), ``levers`` (compile, mixed precision, channels_last:
-   checked against the hardware, applied inside a loop);
-3. trainers, one loop each: ``baseline`` (one process), ``hogwild_loop`` (``worker``:
-   lock-free shared memory), ``ps_ranks`` (``serve`` and ``work``) driven by
-   ``parameter_server``, ``local_sgd`` (``train_rank``: workers average their models every H
-   steps), ``legacy`` (the original project's ``train_model`` API on top of Hogwild!),
-   ``hogwild`` (Hogwild!'s public names, the loop's and the original API's); ``gloo`` (joining
-   a process group) and ``comm`` (communication counters) serve the distributed ones;
-4. measuring and advice: ``noise`` (repeats, medians, ranges), ``prose`` (sentences from
-   runs), ``energy``, ``cost``, ``report``, ``plots``, ``compare``, ``network`` (predicted time
-   on a network of N machines), ``predict``, ``payoff`` (whether a lever pays), ``advise``,
-   ``decision`` (the decision card of notebook 06), ``scoreboard`` (the course's runs in one
-   table);
-5. front ends: ``cli`` (``costtrain ...``), ``notebooks`` (papermill runner), ``widgets``,
-   ``course`` (the notebooks' arc: objectives, reference times, takeaways, links),
-   ``exercises`` (the notebooks' exercise checks), ``handout`` (the teacher's kit as HTML),
-   ``diagrams`` (the SVG diagrams), ``classroom`` (``costtrain class collect``: the class's
-   hardware table), ``_testing`` (worker functions for the tests).
+1. records, at the top of the package (no torch at import): ``errors`` (CosttrainError,
+   ResourceError), ``utils`` (cores, threads, seeds, devices, checked numbers), ``methods``
+   (the method registry: one row per training method naming its trainer, its torchrun rank
+   and what the warm pool preloads, as strings), ``result`` (RunResult, JSON, output paths),
+   ``measure`` (one definition of every figure a run reports, the machine's load during a
+   run), ``args`` (command-line options);
+2. ``run``: process machinery (spawn, supervise, warm pool, shared data, guards, joining a
+   gloo group); no training;
+3. ``data``: datasets as tensors, WordNet, sparse problems, the nets;
+4. ``train``: the trainers, one loop each (baseline, Hogwild!, parameter server, local SGD),
+   what the loops share, the levers, the launcher of distributed runs, the original API;
+5. ``advice``: many runs measured, predicted and advised (noise, prose, cost, energy,
+   reports, plots, compare, network, predict, payoff, advise, decision);
+6. ``course``: notebook support (the façade the notebooks import from, widgets, exercises,
+   claims, scoreboard, the arc, handout, classroom, diagrams, the papermill runner);
+7. front ends: ``cli`` (``costtrain ...``), ``torchrun`` (one rank of a torchrun launch),
+   ``parameter_server`` and ``local_sgd`` (``python -m costtrain.parameter_server``: torchrun's
+   entry points), ``hogwild`` (the original project's import, ``from costtrain.hogwild import
+   train_model``).
 
-``tests/test_architecture.py`` reads this list and walks every import, inside functions too:
-it fails on an import into a lower layer, a circle, an import into the CLI, a private name
-taken from another module, a module missing from the list, or a comparison with a method's
-name outside ``methods``.
+``tests/test_architecture.py`` reads this list and walks every import: it fails on an import
+into a lower layer, a circle, a private name taken from another module, a module or
+sub-package missing from the list, or a comparison with a method's name outside ``methods``.
 """
 from .errors import CosttrainError
 from .methods import METHODS
@@ -48,20 +37,21 @@ __version__ = "0.1.0"
 # answered before torch loads, and `python -m costtrain.parameter_server` (torchrun) does not
 # find that module already imported by the package (runpy would warn and run a second copy).
 # The trainers (train_baseline, train_hogwild, ...) come from the method registry's rows.
-_EXPORTS = {**{m.trainer.split(":")[1]: m.trainer.split(":")[0].rpartition(".")[2]
-               for m in METHODS.values()},
-            "recommend": "advise", "attach_cost": "cost", "price_basis": "cost",
-            "EnergyMeter": "energy", "Dataset": "data",
-            "load_dataset": "data", "MLP": "models", "SimpleNN": "models", "SmallCNN": "models",
-            "build_model": "models", "RunResult": "result", "load_results": "result",
-            "save_results": "result", "num_cores": "utils"}
+_EXPORTS = {**{m.trainer.split(":")[1]: m.trainer.split(":")[0] for m in METHODS.values()},
+            "recommend": "costtrain.advice.advise", "attach_cost": "costtrain.advice.cost",
+            "price_basis": "costtrain.advice.cost", "EnergyMeter": "costtrain.advice.energy",
+            "Dataset": "costtrain.data.datasets", "load_dataset": "costtrain.data.datasets",
+            "MLP": "costtrain.data.models", "SimpleNN": "costtrain.data.models",
+            "SmallCNN": "costtrain.data.models", "build_model": "costtrain.data.models",
+            "RunResult": "costtrain.result", "load_results": "costtrain.result",
+            "save_results": "costtrain.result", "num_cores": "costtrain.utils"}
 __all__ = [*_EXPORTS, "CosttrainError"]
 
 
 def __getattr__(name: str):
     import importlib
     if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     if not name.startswith("__"):  # `costtrain.hogwild` after a plain `import costtrain`
         try:
             return importlib.import_module(f".{name}", __name__)

@@ -13,16 +13,16 @@ from pathlib import Path
 from . import methods
 
 DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "sparse-synthetic",
-                 "wordnet-supersense")  # costtrain.data.DATASETS
-MODEL_NAMES = ("cnn", "mlp", "simple", "sparse-linear")  # costtrain.models.MODELS
-PS_MODES = ("sync", "async")  # costtrain.ps_ranks.MODES
-OPTIMIZER_NAMES = ("sgd", "adam")  # costtrain.engine.OPTIMIZERS
-PIPELINE_NAMES = ("memory", "classic")  # costtrain.engine.PIPELINES
+                 "wordnet-supersense")  # costtrain.data.datasets.DATASETS
+MODEL_NAMES = ("cnn", "mlp", "simple", "sparse-linear")  # costtrain.data.models.MODELS
+PS_MODES = ("sync", "async")  # costtrain.train.ps_ranks.MODES
+OPTIMIZER_NAMES = ("sgd", "adam")  # costtrain.train.engine.OPTIMIZERS
+PIPELINE_NAMES = ("memory", "classic")  # costtrain.train.engine.PIPELINES
 SHARDING_NAMES = ("full", "shard")  # costtrain.hogwild.SHARDINGS
 METHOD_NAMES = methods.NAMES  # costtrain run --method: the registry's rows
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune",
-                 "max-autotune-no-cudagraphs")  # costtrain.levers.COMPILE_MODES
-AMP_NAMES = ("bf16", "fp16")  # costtrain.levers.AMP_DTYPES
+                 "max-autotune-no-cudagraphs")  # costtrain.train.levers.COMPILE_MODES
+AMP_NAMES = ("bf16", "fp16")  # costtrain.train.levers.AMP_DTYPES
 LEVER_OPTIONS = ("compile", "amp", "channels_last", "force_amp", "base_batch")  # baseline, hogwild
 
 
@@ -241,33 +241,19 @@ def _torchrun_common(p: argparse.ArgumentParser) -> None:
                    help="seconds any wait on a peer may take (default: %(default)s)")
 
 
-def torchrun_parser() -> argparse.ArgumentParser:
-    """The options of one rank started by torchrun: ``python -m costtrain.parameter_server``."""
+def torchrun_parser(row: methods.Method) -> argparse.ArgumentParser:
+    """The options of one rank of `row`'s method started by torchrun
+    (``python -m costtrain.parameter_server``, ``python -m costtrain.local_sgd``)."""
     p = argparse.ArgumentParser(
-        prog="python -m costtrain.parameter_server",
-        description="One rank of a parameter-server run started by torchrun (rank 0 = server). "
+        prog=f"python -m costtrain.{row.entry}",
+        description=f"One rank of a {row.title} run started by torchrun ({row.ranks}). "
                     "Reads RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT from the environment. "
                     "The transport is unauthenticated: trusted networks only.")
     _torchrun_common(p)
     add_dist_args(p, launcher=False)
-    add_ps_args(p)
-    add_data_args(p)
-    add_optim_args(p)
-    add_output_args(p, "the result (rank 0)")
-    return p
-
-
-def local_sgd_torchrun_parser() -> argparse.ArgumentParser:
-    """The options of one rank started by torchrun: ``python -m costtrain.local_sgd``."""
-    p = argparse.ArgumentParser(
-        prog="python -m costtrain.local_sgd",
-        description="One rank of a local SGD run started by torchrun (every rank trains; rank 0 "
-                    "evaluates and reports). Reads RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT "
-                    "from the environment. The transport is unauthenticated: trusted networks "
-                    "only.")
-    _torchrun_common(p)
-    add_dist_args(p, launcher=False)
-    add_local_sgd_args(p)
+    for name in row.options:
+        if name != "add_dist_args":
+            globals()[name](p)
     add_data_args(p)
     add_optim_args(p)
     add_output_args(p, "the result (rank 0)")

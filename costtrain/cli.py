@@ -20,13 +20,24 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from . import methods, pool
-from .args import (LEVER_OPTIONS, METHOD_NAMES, add_data_args, add_optim_args, add_output_args, add_repeats_arg,
-                   add_run_args, positive_float, positive_int)
-from .checks import MEMORY_SHARE, available_memory
+from . import methods
+from .args import (
+    LEVER_OPTIONS,
+    METHOD_NAMES,
+    add_data_args,
+    add_optim_args,
+    add_output_args,
+    add_repeats_arg,
+    add_run_args,
+    positive_float,
+    positive_int,
+)
 from .errors import CosttrainError, ResourceError
-from .procs import Interrupted, WorkerError
 from .result import RunResult, check_folder_writable, check_writable, save_results
+from .run import pool
+from .run.guards import MEMORY_SHARE, available_memory
+from .run.procs import Interrupted, WorkerError
+
 # Nothing above imports torch: `costtrain run --method hogwild` starts its workers first, so
 # that their start-up overlaps the parent's own import of torch and the data loading.
 
@@ -83,12 +94,12 @@ class RunFailed(Exception):
 def _subcommand(name: str):
     """The module of subcommand `name`, imported only when it is used (``advise`` loads torch)."""
     if name == "advise":
-        from . import advise
+        from .advice import advise
         return advise
     if name == "class":
-        from . import classroom
+        from .course import classroom
         return classroom
-    from . import notebooks
+    from .course import notebooks
     return notebooks
 
 
@@ -137,7 +148,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _load(args):
-    from .data import SPARSE, load_dataset
+    from .data.datasets import SPARSE, load_dataset
     from .utils import CosttrainError
     sparse = dict(features=args.sparse_features, k=args.sparse_k)
     if args.dataset != SPARSE:
@@ -157,7 +168,7 @@ def _load(args):
 
 def _optimizer(args: argparse.Namespace):
     """None for SGD (the trainer picks lr and momentum for the model), else the factory."""
-    from .engine import make_optimizer
+    from .train.engine import make_optimizer
     from .utils import CosttrainError
     if args.optimizer == "sgd":
         return None
@@ -202,7 +213,7 @@ def cmd_run(args) -> list[RunResult]:
 
 def _compare_labels(args) -> None:
     """Refuse ``--only`` patterns that match no configuration (before loading anything)."""
-    from .compare import comparison_plan
+    from .advice.compare import comparison_plan
     labels = [label for label, _, _ in comparison_plan(args.total_epochs)]
     if args.only and not any(label.startswith(o) for o in args.only for label in labels):
         raise CosttrainError(f"--only {' '.join(map(repr, args.only))} matches no "
@@ -211,8 +222,8 @@ def _compare_labels(args) -> None:
 
 def cmd_compare(args, done: list[RunResult]) -> list[RunResult]:
     """``costtrain compare``; each finished result is appended to `done` as it comes."""
-    from .compare import run_comparison
-    from .report import summary
+    from .advice.compare import run_comparison
+    from .advice.report import summary
     _compare_labels(args)
     ds = _load(args)
     eval_every = args.eval_every
@@ -227,9 +238,9 @@ def cmd_compare(args, done: list[RunResult]) -> list[RunResult]:
                              eval_every=eval_every, progress=not args.no_progress,
                              only=args.only, target_accuracy=args.target_accuracy,
                              on_result=on_result, repeats=args.repeats)
-    from .compare import verdicts
-    from .cost import as_fraction, cost_table
-    from .report import repeats_table
+    from .advice.compare import verdicts
+    from .advice.cost import as_fraction, cost_table
+    from .advice.report import repeats_table
     print()
     print(cost_table(results))
     if args.repeats > 1:
@@ -238,7 +249,7 @@ def cmd_compare(args, done: list[RunResult]) -> list[RunResult]:
     for line in verdicts(results, target=bool(args.target_accuracy)):
         print(line)
     if args.figures:
-        from .plots import plot_accuracy_vs_time, plot_cost_to_target, plot_losses
+        from .advice.plots import plot_accuracy_vs_time, plot_cost_to_target, plot_losses
         folder = Path(args.figures)
         try:
             paths = [plot_losses(results, folder / "compare_losses.png", x="samples",
@@ -369,7 +380,7 @@ def _hold_signals() -> None:
 
 def _status_code(results: list[RunResult]) -> tuple[int, str]:
     """Exit code and message for results that finished but did not end well."""
-    from .engine import DIVERGED
+    from .train.engine import DIVERGED
     bad = [r for r in results if r.status == DIVERGED]
     if bad:
         return EXIT_DIVERGED, f"{bad[0].label}: {bad[0].error}"
@@ -382,7 +393,7 @@ def _execute(args, done: list[RunResult]) -> list[RunResult]:
         if args.command == "run":
             results = cmd_run(args)
             done.extend(results)  # a signal from now on still saves the finished run
-            from .report import summary
+            from .advice.report import summary
             for r in results:
                 print(summary(r))
         elif args.command == "compare":
@@ -397,7 +408,7 @@ def _execute(args, done: list[RunResult]) -> list[RunResult]:
         if raised and raised[-1] not in message:  # the worker's exception, in one line
             message += f" ({raised[-1]})"
         raise RunFailed(message, kept, code) from None
-    from .report import results_table
+    from .advice.report import results_table
     print()
     print(results_table(results))
     return results

@@ -13,7 +13,7 @@
   reused warm worker did not pay again; equal to the measured wall (``wall_seconds``) for a
   one-off (cold) run. Never a sum of parts. Cost and energy use it.
 * **steady rate** (``steady_samples_per_second``): samples per second of the loss curve on the
-  training clock after its first 20 % of points (:func:`costtrain.engine.steady_rate`).
+  training clock after its first 20 % of points (:func:`steady_rate`).
 
 What every method pays alike in the calling process — importing torch, loading the data,
 ``torch._dynamo`` (imported by torch at a process's first optimizer) — is done before the
@@ -31,6 +31,8 @@ import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
+
+from .result import Curve, new_curve
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -171,3 +173,70 @@ def finish(result, wall: float, load: dict[str, Any] | None = None):
     if load is not None:
         result.extra["load"] = load
     return result
+
+
+# --- figures read off a run's curves (pure arithmetic on lists: no torch) ---------------------
+
+def steady_rate(curve: Curve, skip: float = 0.2) -> float:
+    """Samples per second after the first `skip` fraction of points (warm-up excluded)."""
+    s, t = curve.get("samples", []), curve.get("seconds", [])
+    if len(s) < 2:
+        return s[-1] / t[-1] if s and t and t[-1] > 0 else 0.0
+    i = min(int(len(s) * skip), len(s) - 2)
+    dt = t[-1] - t[i]
+    return (s[-1] - s[i]) / dt if dt > 0 else 0.0
+
+
+def idle_spans(eval_spans: list[tuple[float, float]], others_end: float) -> list[tuple[float, float]]:
+    """The parts of one worker's evaluations during which no other worker trained.
+
+    The other workers train from 0 to `others_end` (0 when there are none) on the same clock
+    as `eval_spans`; only what lies after that is a pause of the whole run.
+    """
+    return [(max(a, others_end), b) for a, b in eval_spans if b > others_end]
+
+
+def on_training_clock(curve: Curve, pauses: list[tuple[float, float]]) -> Curve:
+    """`curve` with each point's ``seconds`` less the pauses that ended before it."""
+    out = {k: list(v) for k, v in curve.items()}
+    out["seconds"] = [round(t - sum(min(b, t) - a for a, b in pauses if a < t), 4)
+                      for t in curve.get("seconds", [])]
+    return out
+
+
+def merge_curves(curves: list[Curve]) -> Curve:
+    """Interleave per-worker loss curves into one, by time, with cumulative samples."""
+    pts = []
+    for c in curves:
+        prev = 0
+        for s, sec, loss in zip(c["samples"], c["seconds"], c["loss"]):
+            pts.append((sec, s - prev, loss))
+            prev = s
+    pts.sort()
+    out = new_curve("samples", "seconds", "loss")
+    total = 0
+    for sec, ds, loss in pts:
+        total += ds
+        out["samples"].append(total)
+        out["seconds"].append(sec)
+        out["loss"].append(loss)
+    return out
+
+
+def time_to_accuracy(eval_curve: Curve, target: float) -> tuple[float | None, int | None]:
+    """(training seconds, samples) at which held-out accuracy first reached `target` (0..1).
+
+    Interpolated linearly between the last evaluation below the target and the first at or
+    above it (evaluations are ``eval_every`` samples apart; reading only the evaluation points
+    would make "who reached it first" a matter of where they fall). None when never reached.
+    """
+    prev = (0.0, 0, None)
+    for s, sec, acc in zip(eval_curve["samples"], eval_curve["seconds"], eval_curve["accuracy"]):
+        if acc >= target:
+            t0, s0, a0 = prev
+            if a0 is None or acc <= a0:
+                return sec, s
+            f = (target - a0) / (acc - a0)
+            return t0 + f * (sec - t0), round(s0 + f * (s - s0))
+        prev = (sec, s, acc)
+    return None, None

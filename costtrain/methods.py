@@ -3,8 +3,8 @@
 A row names its trainer (``"module:function"``, imported only when a run needs it, so this
 module, and the command line that reads it, import no torch), the option groups it adds to
 ``costtrain run`` (:mod:`costtrain.args`), how parsed arguments become trainer keywords, and
-what :mod:`costtrain.advise` probes, :mod:`costtrain.compare` runs, :mod:`costtrain.predict`
-extrapolates and :mod:`costtrain.network` models for it. The README's Architecture section
+what :mod:`costtrain.advice.advise` probes, :mod:`costtrain.advice.compare` runs, :mod:`costtrain.advice.predict`
+extrapolates and :mod:`costtrain.advice.network` models for it. The README's Architecture section
 shows how to add a method.
 """
 from __future__ import annotations
@@ -47,14 +47,19 @@ class Method:
     prestart: Callable[[argparse.Namespace], int] = lambda args: 0  # warm workers to start
     #                                  before `costtrain run` imports torch
     run_label: Callable[[str, dict], str | None] = lambda method, config: None
+    preload: tuple[str, ...] = ()  # modules a warm pool worker imports before its first run
+    torchrun: str = ""  # "module:function" running one rank under torchrun (env://)
+    entry: str = ""  # its torchrun entry point: python -m costtrain.ENTRY
+    ranks: str = ""  # what its ranks do, in words (the torchrun entry's help)
 
     @property
     def result_methods(self) -> tuple[str, ...]:
         return self.results or (self.name,)
 
-    def load(self) -> Callable:
-        """The trainer function (imports its module, and torch)."""
-        module, name = self.trainer.split(":")
+    def load(self, what: str = "trainer") -> Callable:
+        """The trainer function, or with ``what="torchrun"`` its torchrun rank (imports its
+        module, and torch)."""
+        module, name = getattr(self, what).split(":")
         return getattr(importlib.import_module(module), name)
 
 
@@ -194,29 +199,39 @@ def _local_sgd_probes(cores: int, gpu: bool, machines: int | None) -> Plan:
 
 # ------------------------------------------------------------------------- the registry
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("baseline", "the baseline", "costtrain.baseline:train_baseline",
+    Method("baseline", "the baseline", "costtrain.train.baseline:train_baseline",
            ("add_baseline_args", "add_lever_args"), _baseline_cli, _baseline_job,
            in_process=True, levers=True, probes=_baseline_probes, compare=_baseline_compare),
-    Method("hogwild", "Hogwild!", "costtrain.hogwild:train_hogwild",
+    Method("hogwild", "Hogwild!", "costtrain.train.hogwild:train_hogwild",
            ("add_hogwild_args", "add_lever_args"), _hogwild_cli, _hogwild_job, levers=True,
            probes=_hogwild_probes, compare=_hogwild_compare,
            probe_defaults=lambda limit: {"epochs_per_process": 1, "timeout": limit + 2.0},
-           prestart=lambda a: a.processes if a.device == "cpu" else 0, run_label=_hogwild_label),
-    Method("ps", "the parameter server", "costtrain.parameter_server:train_parameter_server",
+           prestart=lambda a: a.processes if a.device == "cpu" else 0, run_label=_hogwild_label,
+           preload=("costtrain.train.hogwild",)),
+    Method("ps", "the parameter server", "costtrain.train.parameter_server:train_parameter_server",
            ("add_dist_args", "add_ps_args"), _ps_cli, _ps_job, results=("ps-sync", "ps-async"),
            sgd_only=True, also_starts="the server", probes=_ps_probes,
            probe_defaults=_dist_probe_defaults, compare=_ps_compare,
-           network={"ps-sync": SERVER, "ps-async": ASYNC_SERVER}),
-    Method("local-sgd", "local SGD", "costtrain.local_sgd:train_local_sgd",
+           network={"ps-sync": SERVER, "ps-async": ASYNC_SERVER},
+           torchrun="costtrain.train.parameter_server:run_under_torchrun",
+           entry="parameter_server", ranks="rank 0 = server"),
+    Method("local-sgd", "local SGD", "costtrain.train.local_sgd:train_local_sgd",
            ("add_dist_args", "add_local_sgd_args"), _local_sgd_cli, _local_sgd_job,
            sgd_only=True, probes=_local_sgd_probes, probe_defaults=_dist_probe_defaults,
-           network={"local-sgd": ALLREDUCE}),
+           network={"local-sgd": ALLREDUCE},
+           torchrun="costtrain.train.local_sgd:run_under_torchrun", entry="local_sgd",
+           ranks="every rank trains; rank 0 evaluates and reports"),
 )}
 NAMES = tuple(METHODS)
 RESULT_METHODS = {r: m for m in METHODS.values() for r in m.result_methods}
 
 
 DEFAULT = METHODS[NAMES[0]]  # costtrain run's default --method, the baseline
+
+
+def preloads() -> tuple[str, ...]:
+    """What a warm pool worker imports before its first run: every row's modules."""
+    return tuple(dict.fromkeys(m for row in METHODS.values() for m in row.preload))
 
 
 def find(name: str) -> Method | None:

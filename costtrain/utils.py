@@ -1,6 +1,6 @@
 """Small shared helpers: cores, threads, seeds, devices and timers.
 
-Importing this module does not import torch (the CLI and :mod:`costtrain.checks` use it first).
+Importing this module does not import torch (the CLI and :mod:`costtrain.run.guards` use it first).
 """
 from __future__ import annotations
 

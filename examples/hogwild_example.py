@@ -16,10 +16,10 @@ import time
 import torch
 from torch.utils.data import DataLoader
 
-from costtrain.data import load_dataset, tensor_dataset
-from costtrain.legacy import chart_losses, log_elapsed_time, train_model
-from costtrain.models import SimpleNN
-from costtrain.plots import save_figure
+from costtrain.advice.plots import save_figure
+from costtrain.data.datasets import load_dataset, tensor_dataset
+from costtrain.data.models import SimpleNN
+from costtrain.train.legacy import chart_losses, log_elapsed_time, train_model
 
 CONFIGURATIONS = [(1, 4), (4, 1), (2, 2)]  # (processes, epochs per process), the original three
 

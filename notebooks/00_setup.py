@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -39,10 +39,8 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import costtrain
-from costtrain.prose import md, pct, rate
-from costtrain.report import run_header, summary
-from costtrain.utils import hardware_info, threads_per_process
-from costtrain.widgets import run_panel
+from costtrain.course import (hardware_info, md, pct, rate, run_header, run_panel, summary,
+                              threads_per_process)
 
 # show warnings as one line, without the file they came from
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"

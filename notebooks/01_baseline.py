@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -48,10 +48,9 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import costtrain
-from costtrain.exercises import check_prediction, worked_answer
-from costtrain.prose import machine_note, md, noise_sentence, one_run_sentence, pct, rate, ratio_sentence, secs, span
-from costtrain.report import results_table, run_header, summary
-from costtrain.widgets import run_panel
+from costtrain.course import (check_prediction, machine_note, md, noise_sentence, one_run_sentence,
+                              pct, rate, ratio_sentence, results_table, run_header, run_panel, secs,
+                              span, summary, worked_answer)
 
 
 # show warnings as one line, without the file they came from
@@ -371,8 +370,8 @@ display(Markdown(md("\n".join([
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from costtrain import scoreboard
-from costtrain.widgets import NoWrap
+from costtrain.course import scoreboard
+from costtrain.course import NoWrap
 
 scoreboard.record("01_baseline", by_threads + list(pipelines.values()))
 NoWrap(scoreboard.show(notebook="01_baseline"))

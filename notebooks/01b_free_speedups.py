@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -60,16 +60,11 @@ import torch
 from IPython.display import Markdown, display
 
 import costtrain
-from costtrain import levers
-from costtrain.engine import time_to_accuracy
-from costtrain.exercises import check_prediction
-from costtrain.prose import machine_note, md
-from costtrain.models import build_model
-from costtrain.noise import alternate, first_verdict, median_index, speedup_verdict, spread
-from costtrain.payoff import Trial, break_even_samples, conclusion, judge, pick
-from costtrain.report import format_table, run_header, summary
-from costtrain.utils import CosttrainError
-from costtrain.widgets import run_panel
+from costtrain.course import (alternate, break_even_samples, build_model, check_prediction,
+                              conclusion, CosttrainError, cxx_compiler, Fast, first_verdict,
+                              format_table, has_conv, judge, machine_note, make_levers, md,
+                              median_index, native_bf16, pick, reset_compiled, run_header,
+                              run_panel, speedup_verdict, spread, summary, time_to_accuracy, Trial)
 
 # show warnings as one line, without the file they came from
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
@@ -136,10 +131,10 @@ print(f"batch sizes of section 5: {', '.join(map(str, batch_sizes))} (lr {lr} is
 # %%
 # NBVAL_IGNORE_OUTPUT
 net = build_model(model, ds.input_shape, ds.num_classes)
-native, has = levers.native_bf16()
-compiler = levers.cxx_compiler()
+native, has = native_bf16()
+compiler = cxx_compiler()
 candidates, skipped = {"baseline": {}}, {}
-if levers.has_conv(net):
+if has_conv(net):
     candidates["channels_last"] = {"channels_last": True}
 else:
     skipped["channels_last"] = f"{type(net).__name__} has no convolution, so there is nothing to lay out"
@@ -170,7 +165,7 @@ display(Markdown(md(
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(inspect.getsource(levers.Fast))
+print(inspect.getsource(Fast))
 
 # %% [markdown]
 # ## 2. One run with the levers you pick
@@ -183,7 +178,7 @@ print(inspect.getsource(levers.Fast))
 # %%
 def lever_run(v, live):
     """One baseline run with the panel's values `v`."""
-    chosen = levers.make_levers(v["compile"], v["amp"], v["channels_last"]).describe()
+    chosen = make_levers(v["compile"], v["amp"], v["channels_last"]).describe()
     live.start(f"batch {v['batch_size']}, levers: {chosen}")
     try:
         r = costtrain.train_baseline(model, ds, epochs=epochs, threads=threads, batch_size=v["batch_size"],
@@ -228,7 +223,7 @@ guess_lever_ratio = None  # your guess: the best lever's steady samples/s ÷ the
 runs = {label: [] for label in candidates}
 for _, (label, kw) in alternate(list(candidates.items()), repeats):
     if "compile" in kw:
-        levers.reset_compiled()
+        reset_compiled()
     r = costtrain.train_baseline(model, ds, batch_size=batch_size, **common, **kw)
     r.label = label
     runs[label].append(r)
@@ -501,8 +496,8 @@ check_prediction(guess_bf16_ratio, bf16_ratio)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from costtrain import scoreboard
-from costtrain.widgets import NoWrap
+from costtrain.course import scoreboard
+from costtrain.course import NoWrap
 
 scoreboard.record("01b_free_speedups", lever_runs + batch_runs)
 NoWrap(scoreboard.show(notebook="01b_free_speedups"))

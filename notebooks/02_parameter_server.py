@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -52,12 +52,10 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import costtrain
-from costtrain import ps_ranks
-from costtrain.exercises import check_prediction, worked_answer
-from costtrain.parameter_server import train_parameter_server
-from costtrain.prose import listing, machine_note, md, one_run_sentence, pct, rate, secs, span
-from costtrain.report import format_table, results_table, run_header, summary
-from costtrain.widgets import run_panel
+from costtrain.course import (check_prediction, format_table, listing, machine_note, md,
+                              one_run_sentence, pct, rate, results_table, run_header, run_panel,
+                              secs, serve, span, summary, train_parameter_server, work,
+                              worked_answer)
 
 # show warnings as one line, without the file they came from
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
@@ -117,7 +115,7 @@ print("runs:", ", ".join(f"ps-{m} {w} worker{'s' if w > 1 else ''}" for m, w in 
 # %% [markdown]
 # ![The parameter server's push and pull: in sync mode the server waits for every worker's gradient and steps once; in async mode it steps on each gradient as it arrives, so a slower worker's gradient can be one version stale](diagrams/parameter_server.svg)
 #
-# A worker's loop, exactly as the package runs it (`costtrain.ps_ranks.work`). The message is
+# A worker's loop, exactly as the package runs it (`work`). The message is
 # one flat tensor: a header (batch size, the parameter version the gradient was computed on,
 # the summed loss), then every gradient, then the model's buffers. `dist.send` and
 # `dist.recv` block, so a worker waits while the server is busy with others: that wait is
@@ -125,10 +123,10 @@ print("runs:", ", ".join(f"ps-{m} {w} worker{'s' if w > 1 else ''}" for m, w in 
 
 # %%
 # NBVAL_CHECK_OUTPUT
-display(Markdown(md(f"```python\n{inspect.getsource(ps_ranks.work)}```")))
+display(Markdown(md(f"```python\n{inspect.getsource(work)}```")))
 
 # %% [markdown]
-# The server's loop (`costtrain.ps_ranks.serve`): one receiving thread per worker puts
+# The server's loop (`serve`): one receiving thread per worker puts
 # messages in an inbox; the loop takes them one at a time. In **async** mode it applies each
 # gradient at once (`srv.apply([payload])`) and answers that worker; in **sync** mode it keeps
 # them in `pending` until every active worker has sent one, then applies their
@@ -137,7 +135,7 @@ display(Markdown(md(f"```python\n{inspect.getsource(ps_ranks.work)}```")))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-display(Markdown(md(f"```python\n{inspect.getsource(ps_ranks.serve)}```")))
+display(Markdown(md(f"```python\n{inspect.getsource(serve)}```")))
 
 # %% [markdown]
 # ## 2. Your run
@@ -407,8 +405,8 @@ display(Markdown(md("\n".join([
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from costtrain import scoreboard
-from costtrain.widgets import NoWrap
+from costtrain.course import scoreboard
+from costtrain.course import NoWrap
 
 scoreboard.record("02_parameter_server", [reference] + runs)
 NoWrap(scoreboard.show(notebook="02_parameter_server"))

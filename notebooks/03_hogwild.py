@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -48,17 +48,12 @@ import torch
 from IPython.display import Markdown, display
 
 import costtrain
-from costtrain import hogwild, pool
-from costtrain.data import tensor_dataset
-from costtrain.exercises import check_prediction, worked_answer
-from costtrain.hogwild import train_hogwild
-from costtrain.legacy import chart_losses, log_elapsed_time, train_model
-from costtrain.plots import plot_losses, plot_worker_losses
-from costtrain.procs import WorkerError
-from costtrain.prose import listing, machine_note, md, one_run_sentence, pct, rate, ratio_sentence, secs
-from costtrain.report import results_table, run_header, summary
-from costtrain.utils import threads_per_process
-from costtrain.widgets import epoch_splits, run_panel
+from costtrain.course import (chart_losses, check_prediction, epoch_splits, listing,
+                              log_elapsed_time, machine_note, md, one_run_sentence, pct,
+                              plot_losses, plot_worker_losses, rate, ratio_sentence, results_table,
+                              run_header, run_panel, secs, summary, tensor_dataset,
+                              threads_per_process, train_hogwild, train_model, warm_up,
+                              worked_answer, worker, WorkerError)
 
 # show warnings as one line, without the file they came from
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
@@ -69,7 +64,7 @@ print(run_header())
 # NBVAL_IGNORE_OUTPUT
 from costtrain.course import closing, opening
 
-from costtrain.widgets import NoWrap
+from costtrain.course import NoWrap
 
 opening("03_hogwild")
 
@@ -117,11 +112,11 @@ print(f"configurations, each {total_epochs} epochs of work = {total_epochs * len
 # starts `processes` worker processes with `spawn` (each a fresh Python interpreter that
 # imports `costtrain` and receives the model: the parameters arrive as handles to the *same*
 # memory, not as copies) and runs this loop in each of them. It is the package's code, read
-# from `costtrain.hogwild.worker`:
+# from the package's `worker`:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-display(Markdown(md(f"```python\n{inspect.getsource(hogwild.worker)}```")))
+display(Markdown(md(f"```python\n{inspect.getsource(worker)}```")))
 
 # %% [markdown]
 # Step by step:
@@ -187,7 +182,7 @@ display(Markdown(md(f"On this machine ({cores} cores): " + (
 
 # %% [markdown]
 # Each Hogwild! worker is a fresh Python process that imports torch: seconds on a laptop.
-# costtrain keeps a kernel's workers warm between runs (`costtrain.pool`), so only the first
+# costtrain keeps a kernel's workers warm between runs (its warm pool), so only the first
 # run would pay that start-up, and it would look slower than its training is. The next cell
 # starts as many workers as the largest configuration needs, once, and says how long that
 # took; every run below reuses them, so their times compare the configurations, not who came
@@ -197,7 +192,7 @@ display(Markdown(md(f"On this machine ({cores} cores): " + (
 # NBVAL_IGNORE_OUTPUT
 most = max(p for p, _ in configs)
 print(f"starting {most} worker process(es): each imports torch, which takes seconds...", flush=True)
-cold_start = pool.warm_up(most)
+cold_start = warm_up(most)
 print(f"started {most} worker process(es) in {cold_start:.1f} s, once; every run below reuses them")
 
 # %%
@@ -497,8 +492,8 @@ display(Markdown(md("\n".join(lines))))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from costtrain import scoreboard
-from costtrain.widgets import NoWrap
+from costtrain.course import scoreboard
+from costtrain.course import NoWrap
 
 scoreboard.record("03_hogwild", runs)
 NoWrap(scoreboard.show(notebook="03_hogwild"))

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -52,14 +52,10 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import costtrain
-from costtrain.baseline import train_baseline
-from costtrain.exercises import check_prediction, worked_answer
-from costtrain.prose import machine_note, md, pct
-from costtrain.report import results_table, run_header
-from costtrain.widgets import run_panel
-from costtrain.hogwild import split_work, train_hogwild
-from costtrain.sparse import (Collisions, SparseLinear, batch_row_probability, expected_row_overlap,
-                              make_sparse_synthetic, step_footprint)
+from costtrain.course import (batch_row_probability, check_prediction, Collisions,
+                              expected_row_overlap, machine_note, make_sparse_synthetic, md, pct,
+                              results_table, run_header, run_panel, SparseLinear, split_work,
+                              step_footprint, train_baseline, train_hogwild, worked_answer, worker)
 
 # show warnings as one line, without the file they came from
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
@@ -152,8 +148,7 @@ display(Markdown(md(
 
 # %%
 print(inspect.getsource(Collisions.end))
-import costtrain.hogwild as hogwild_module
-print("\n".join(line for line in inspect.getsource(hogwild_module.worker).splitlines()
+print("\n".join(line for line in inspect.getsource(worker).splitlines()
                 if "collisions.begin()" in line or "collisions.end()" in line))
 
 # %% [markdown]
@@ -371,7 +366,7 @@ display(Markdown(md(
 # is in a batch once an epoch. The chance that a random batch writes row `r` is
 # `p_r = 1 - (1 - n_r / N) ** batch_size` (`n_r` of the `N` samples hold word `r`), and the
 # share of one step's rows that a concurrent step of the other worker also writes is about
-# `sum p_r² / sum p_r` (`costtrain.sparse.expected_row_overlap`): frequent rows count twice.
+# `sum p_r² / sum p_r` (`expected_row_overlap`): frequent rows count twice.
 # The cell computes both from the data alone, for the real words and for two synthetic twins
 # with the same d, the same number of samples and k = the real mean: tokens drawn
 # **uniformly**, and tokens with the Zipf frequencies of sections 1-3.
@@ -622,7 +617,7 @@ worked_answer(
 #
 # <details><summary>Hint</summary>
 #
-# Read `flatten` in `costtrain.ps_ranks`: what does a worker send for a sparse gradient?
+# Read `flatten` beside `work` (shown in notebook 02): what does a worker send for a sparse gradient?
 # </details>
 #
 # <details><summary>Worked answer</summary>
@@ -675,8 +670,8 @@ check_prediction(my_collision_guess, real_vs_uniform)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from costtrain import scoreboard
-from costtrain.widgets import NoWrap
+from costtrain.course import scoreboard
+from costtrain.course import NoWrap
 
 scoreboard.record("03b_sparse_hogwild", [r for by_label in runs.values() for r in by_label.values()])
 NoWrap(scoreboard.show(notebook="03b_sparse_hogwild"))

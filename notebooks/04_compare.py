@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -47,14 +47,11 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import costtrain
-from costtrain.compare import comparison_plan, run_comparison
-from costtrain.cost import attach_cost, money, price_basis
-from costtrain.exercises import check_prediction, worked_answer
-from costtrain.plots import plot_accuracy_vs_time, plot_cost_to_target, plot_losses
-from costtrain.measure import busy_note
-from costtrain.prose import listing, machine_note, md, pct, ranking_sentence, secs, target_sentence, values
-from costtrain.report import format_table, results_table, run_header
-from costtrain.widgets import run_panel
+from costtrain.course import (attach_cost, busy_note, check_prediction, comparison_plan,
+                              format_table, listing, machine_note, md, money, pct,
+                              plot_accuracy_vs_time, plot_cost_to_target, plot_losses, price_basis,
+                              ranking_sentence, results_table, run_comparison, run_header,
+                              run_panel, secs, target_sentence, values, worked_answer)
 
 # show warnings as one line, without the file they came from
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
@@ -65,7 +62,7 @@ print(run_header())
 # NBVAL_IGNORE_OUTPUT
 from costtrain.course import closing, opening
 
-from costtrain.widgets import NoWrap
+from costtrain.course import NoWrap
 
 opening("04_compare")
 
@@ -178,7 +175,7 @@ display(plot_losses(results, x="samples", title="Training loss against samples s
 #
 # Held-out accuracy was measured every `eval_every` samples (that time is kept out of the
 # clock). The cost of a run is its energy at the electricity price, or its wall time at a
-# cloud instance's hourly price (see `costtrain.cost` to use your own prices). The table
+# cloud instance's hourly price (`price_basis` takes your own prices). The table
 # says for every run where its energy figure came from: *measured* (the machine's energy
 # counters) or *estimated* (a fixed power draw × the wall time).
 
@@ -203,14 +200,14 @@ print(format_table([(r.label, r.total_seconds, 100 * r.test_accuracy, money(r.co
 # %% [markdown]
 # ## 4. What costtrain recommends (optional)
 #
-# `costtrain.advise.recommend` runs short probes of each method on this machine within a
+# `recommend` runs short probes of each method on this machine within a
 # time budget, predicts the time and cost of the whole job and recommends one (the same as
 # `costtrain advise` on the command line). Set `advise_budget` to 0 to skip it.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 if advise_budget > 0:
-    from costtrain.advise import recommend
+    from costtrain.course import recommend
     advice = recommend("simple", ds, target_accuracy=target, budget_seconds=advise_budget,
                        epochs=total_epochs, instance=instance, batch_size=batch_size, lr=lr,
                        seed=seed, progress=progress)
@@ -318,8 +315,8 @@ display(Markdown(md("\n".join(lines))))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from costtrain import scoreboard
-from costtrain.widgets import NoWrap
+from costtrain.course import scoreboard
+from costtrain.course import NoWrap
 
 scoreboard.record("04_compare", results)
 NoWrap(scoreboard.show(notebook="04_compare"))

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -50,15 +50,11 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import costtrain
-from costtrain.engine import time_to_accuracy
-from costtrain.exercises import check_prediction, worked_answer
-from costtrain.local_sgd import train_local_sgd, train_rank
-from costtrain.network import LINKS, measure_loopback, measured_seconds_per_step, predict, step_costs
-from costtrain.parameter_server import train_parameter_server
-from costtrain.measure import busy_note
-from costtrain.prose import machine_note, md, pct, secs
-from costtrain.report import format_table, results_table, run_header, summary
-from costtrain.widgets import run_panel
+from costtrain.course import (busy_note, check_prediction, format_table, LINKS, machine_note, md,
+                              measure_loopback, measured_seconds_per_step, pct, predict,
+                              results_table, run_header, run_panel, secs, step_costs, summary,
+                              time_to_accuracy, train_local_sgd, train_parameter_server, train_rank,
+                              worked_answer)
 
 # show warnings as one line, without the file they came from
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
@@ -229,7 +225,7 @@ display(Markdown(md(
 # %% [markdown]
 # ## 4. What if the workers were machines on a network?
 #
-# Loopback is not a network: here bytes cost almost nothing. `costtrain.network` predicts one
+# Loopback is not a network: here bytes cost almost nothing. `predict` (from `costtrain.course`) predicts one
 # step on N machines as
 #
 # > measured compute per step + bytes on the busiest link / bandwidth + round trips × latency
@@ -372,7 +368,7 @@ worked_answer(
 # <details><summary>Hint</summary>
 #
 # Per step its machine moves `2 x (N-1) x payload` bytes; set that over the bandwidth equal to
-# the compute per step. `costtrain.network.step_costs(run)` gives both.
+# the compute per step. `step_costs(run)` gives both.
 # </details>
 #
 
@@ -382,7 +378,7 @@ c = step_costs(ps_sync)
 bandwidth = 2 * 3 * c.payload_bytes / (c.compute + c.server_update)  # bytes/s
 worked_answer(
     "```python\n"
-    "from costtrain.network import step_costs\n"
+    "from costtrain.course import step_costs\n"
     "c = step_costs(ps_sync)\n"
     "bandwidth = 2 * 3 * c.payload_bytes / (c.compute + c.server_update)   # bytes/s, N - 1 = 3\n"
     'print(f"{8 * bandwidth / 1e6:.0f} Mbit/s")\n'
@@ -398,7 +394,7 @@ worked_answer(
 # <details><summary>Hint</summary>
 #
 # `predict(run, link, machines, target_accuracy=target)` accepts a preset name or a string
-# `"<bandwidth>,<latency>"`; `costtrain.network.get_link("300mbit,5ms").describe()` shows how
+# `"<bandwidth>,<latency>"`; `get_link("300mbit,5ms").describe()` shows how
 # it was read.
 # </details>
 #
@@ -443,8 +439,8 @@ worked_answer(
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from costtrain import scoreboard
-from costtrain.widgets import NoWrap
+from costtrain.course import scoreboard
+from costtrain.course import NoWrap
 
 scoreboard.record("05_beyond_one_machine", [baseline] + runs)
 NoWrap(scoreboard.show(notebook="05_beyond_one_machine"))

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -47,12 +47,8 @@ from IPython.display import Image, Markdown, display
 
 import costtrain
 from costtrain import methods
-from costtrain.advise import recommend
-from costtrain.decision import decision_card, what_would_change
-from costtrain.exercises import check_prediction
-from costtrain.prose import machine_note, md, secs
-from costtrain.report import run_header, summary
-from costtrain.widgets import run_panel
+from costtrain.course import (check_prediction, decision_card, machine_note, md, recommend,
+                              run_header, run_panel, secs, summary, what_would_change)
 
 # show warnings as one line, without the file they came from
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
@@ -62,7 +58,7 @@ print(run_header())
 # %%
 # NBVAL_IGNORE_OUTPUT
 from costtrain.course import closing, opening
-from costtrain.widgets import NoWrap
+from costtrain.course import NoWrap
 
 opening("06_your_decision")
 
@@ -177,7 +173,7 @@ checked = panel.run() if ranked else None
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from costtrain import scoreboard
+from costtrain.course import scoreboard
 
 if checked is not None:
     scoreboard.record("06_your_decision", [checked])

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from costtrain.data import DataNotFoundError, load_dataset
+from costtrain.data.datasets import DataNotFoundError, load_dataset
 
 # Whole files that need a notebook, a browser, torchrun or multi-second fault injection: every
 # test in them is `slow` (left out of `make check`; `make test` runs everything). Single slow

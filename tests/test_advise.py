@@ -7,11 +7,17 @@ import pytest
 import torch.nn as nn
 
 from costtrain import cli
-from costtrain.advise import Probe, probe_plan, recommend
-from costtrain.predict import (ACCURACY_TOLERANCE, accuracy_after, fit_accuracy, justify,
-                               rank_probes, samples_to_reach)
-from costtrain.cost import money, price_basis
-from costtrain.plots import plot_cost_to_target
+from costtrain.advice.advise import Probe, probe_plan, recommend
+from costtrain.advice.cost import money, price_basis
+from costtrain.advice.plots import plot_cost_to_target
+from costtrain.advice.predict import (
+    ACCURACY_TOLERANCE,
+    accuracy_after,
+    fit_accuracy,
+    justify,
+    rank_probes,
+    samples_to_reach,
+)
 from costtrain.result import RunResult
 from costtrain.utils import CosttrainError
 
@@ -214,7 +220,7 @@ def test_missing_trainer_is_skipped_with_a_note(fmnist):
         Probe("ps-sync 2 workers", "ps", {"mode": "sync", "workers": 2})])
     assert advice.recommended is not None
     import importlib.util
-    if importlib.util.find_spec("costtrain.parameter_server") is None:
+    if importlib.util.find_spec("costtrain.train.parameter_server") is None:
         assert any("parameter_server" in n for n in advice.notes)
 
 
@@ -225,7 +231,7 @@ def test_missing_trainer_is_skipped_with_a_note(fmnist):
                                       (dict(model=lambda: "not a net"), "nn.Module"),
                                       (dict(model="resnet"), "unknown model")])
 def test_bad_input_fails_before_probing(fmnist, kw, match, monkeypatch):
-    from costtrain import advise
+    from costtrain.advice import advise
 
     def probe(*args, **kwargs):
         raise AssertionError("a probe ran before the input was checked")
@@ -256,7 +262,8 @@ def test_cli_advise(tmp_path, capsys):
 
 def test_users_own_dataset_and_factory():
     import torch
-    from costtrain.data import Dataset
+
+    from costtrain.data.datasets import Dataset
     g = torch.Generator().manual_seed(0)
     centers = torch.randn(4, 3, 8, 8, generator=g)
 
@@ -326,7 +333,7 @@ def test_advice_without_a_predicted_target_says_what_the_probes_could_tell():
 
 
 def test_probe_plan_with_a_gpu_tries_cuda_at_a_larger_batch_and_hogwild_on_cuda():
-    from costtrain.advise import CUDA_BATCH
+    from costtrain.advice.advise import CUDA_BATCH
     cuda = [p for p in probe_plan(cores=16, gpu=True) if p.kwargs.get("device") == "cuda"]
     assert [(p.method, p.kwargs.get("batch_size"), p.kwargs.get("processes")) for p in cuda] == [
         ("baseline", None, None), ("baseline", CUDA_BATCH, None), ("hogwild", None, 2)]
@@ -342,7 +349,7 @@ def _probe(label: str, rate: float, setup: float) -> RunResult:
 
 
 def test_repeated_probes_rank_on_the_median_and_say_within_noise():
-    from costtrain.advise import add_predicted_ranges, median_probes
+    from costtrain.advice.advise import add_predicted_ranges, median_probes
     probes = [_probe("a", 1000, 1.0), _probe("b", 900, 1.0), _probe("a", 1200, 1.0),
               _probe("b", 1100, 1.0), _probe("a", 800, 1.0), _probe("b", 1000, 1.0)]
     medians = median_probes(probes)
@@ -372,7 +379,7 @@ def _distributed_probe(label: str, method: str, compute: float, payload: int, **
 
 
 def test_machines_on_a_link_are_predicted_rows():
-    from costtrain.advise import network_variants
+    from costtrain.advice.advise import network_variants
     ls = _distributed_probe("local-sgd 2 workers H=8", "local-sgd", 0.05, 10_000_000,
                             average_every=8)
     ps = _distributed_probe("ps-sync 2 workers", "ps-sync", 0.05, 10_000_000, mode="sync")
@@ -413,7 +420,7 @@ def test_bad_link_is_refused_before_probing(capsys):
 def test_close_contenders_are_probed_again_and_ranked_on_their_medians(fmnist, monkeypatch):
     """Two configurations that are the same computation cannot be told apart by one short probe
     each: advise probes them again (not the one far behind) and ranks them with ranges."""
-    from costtrain import advise
+    from costtrain.advice import advise
     # 3,000-sample probes of the same computation differ by up to 2.4x here (the first probe in
     # a process is the slowest); batches of 4 run 7-11x slower than batches of 64
     monkeypatch.setattr(advise, "NEAR", 4.0)

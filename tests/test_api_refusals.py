@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from costtrain import CosttrainError, _testing, pool, train_hogwild
-from costtrain.legacy import train_model
-from costtrain.models import MLP
+from costtrain import CosttrainError, train_hogwild
+from costtrain.data.models import MLP
+from costtrain.run import _testing, pool
+from costtrain.train.legacy import train_model
 
 
 class Stream(IterableDataset):

@@ -17,28 +17,63 @@ PKG = ROOT / "costtrain"
 
 
 def _modules(pkg: Path = PKG) -> dict[str, ast.Module]:
-    return {p.stem: ast.parse(p.read_text(), str(p)) for p in pkg.glob("*.py")}
+    """Every module of the package by dotted name below it: ``cli``, ``run.procs``, and a
+    sub-package's ``__init__`` as ``run``; the package's own ``__init__`` as ``__init__``."""
+    out = {}
+    for p in sorted(pkg.rglob("*.py")):
+        parts = p.relative_to(pkg).with_suffix("").parts
+        if len(parts) > 1 and parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = ast.parse(p.read_text(), str(p))
+    return out
 
 
-def _relative_imports(tree: ast.Module, mods: set[str], top_level_only: bool):
-    """(target module, imported names) of each ``from .x import ...`` in `tree`."""
+def _is_package(name: str, mods: set[str]) -> bool:
+    return name == "__init__" or any(m.startswith(name + ".") for m in mods)
+
+
+def _base(module: str, level: int, mods: set[str]) -> str:
+    """The package a ``from <level dots> import`` in `module` starts from ('' = the top)."""
+    pkg = module if _is_package(module, mods) else module.rpartition(".")[0]
+    if module == "__init__":
+        pkg = ""
+    for _ in range(level - 1):
+        pkg = pkg.rpartition(".")[0]
+    return pkg
+
+
+def _resolve(base: str, name: str | None, mods: set[str]) -> str | None:
+    """The module ``base.name`` names, or its package when it is an attribute of one."""
+    full = ".".join(x for x in (base, name) if x)
+    while full and full not in mods:
+        full = full.rpartition(".")[0]
+    return full or ("__init__" if not base and not name else None)
+
+
+def _relative_imports(tree: ast.Module, mods: set[str], top_level_only: bool,
+                      module: str = "__init__"):
+    """(target module, imported names) of each relative ``from . import`` in `tree` (in
+    `module`): ``from ..run import procs`` targets ``run.procs``; ``from ..errors import X``
+    targets ``errors``."""
     nodes = tree.body if top_level_only else list(ast.walk(tree))
     for node in nodes:
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            base = _base(module, node.level, mods)
             names = [a.name for a in node.names]
-            if node.module:
-                yield node.module.split(".")[0], names
-            else:  # from . import procs
-                for n in names:
-                    if n in mods:
-                        yield n, []
+            prefix = ".".join(x for x in (base, node.module) if x)
+            subs = [n for n in names if (f"{prefix}.{n}" if prefix else n) in mods]
+            for n in subs:
+                yield f"{prefix}.{n}" if prefix else n, []
+            rest = [n for n in names if n not in subs]
+            if rest:
+                target = _resolve(base, node.module, mods)
+                if target:
+                    yield target, rest
 
 
-def _package_imports(tree: ast.Module, mods: set[str], package: str):
-    """Every package module `tree` imports, where it does it: at the top, inside functions
-    (lazy imports, ``__getattr__`` shims), absolutely (``import costtrain.x``) or by
-    ``importlib.import_module`` with a literal name."""
-    yield from (t for t, _ in _relative_imports(tree, mods, False))
+def _literal_imports(tree: ast.Module, mods: set[str], package: str, module: str):
+    """Absolute imports (``import costtrain.x``, ``from costtrain.x import y``) and
+    ``importlib.import_module`` with a literal name, relative or absolute."""
     for node in ast.walk(tree):
         names: list[str] = []
         if isinstance(node, ast.Import):
@@ -47,23 +82,32 @@ def _package_imports(tree: ast.Module, mods: set[str], package: str):
             names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
         elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", ""))
               == "import_module" and node.args and isinstance(node.args[0], ast.Constant)):
-            names = [str(node.args[0].value).replace(".", f"{package}.", 1)
-                     if str(node.args[0].value).startswith(".") else str(node.args[0].value)]
+            name = str(node.args[0].value)
+            if name.startswith("."):
+                level = len(name) - len(name.lstrip("."))
+                base = _base(module, level, mods)
+                name = ".".join(x for x in (package, base, name.lstrip(".")) if x)
+            names = [name]
         for name in names:
             parts = name.split(".")
-            if parts[0] == package and len(parts) > 1 and parts[1] in mods:
-                yield parts[1]
+            if parts[0] == package and len(parts) > 1:
+                target = _resolve("", ".".join(parts[1:]), mods)
+                if target:
+                    yield target
 
 
 def import_graph(trees: dict[str, ast.Module], lazy: bool = False,
                  package: str = "costtrain") -> dict[str, set[str]]:
     """Module -> modules it imports: at import time (top-level relative imports), or with
-    `lazy` every import anywhere in it (what it may import while it runs)."""
+    `lazy` every import anywhere in it (inside functions, absolute, ``importlib`` literals)."""
     mods = set(trees)
-    if lazy:
-        return {m: set(_package_imports(tree, mods, package)) - {m} for m, tree in trees.items()}
-    return {m: {t for t, _ in _relative_imports(tree, mods, True) if t in mods and t != m}
-            for m, tree in trees.items()}
+    graph = {}
+    for m, tree in trees.items():
+        found = {t for t, _ in _relative_imports(tree, mods, not lazy, m)}
+        if lazy:
+            found |= set(_literal_imports(tree, mods, package, m))
+        graph[m] = found - {m}
+    return graph
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -85,13 +129,14 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def documented_layers(init: ast.Module, mods: set[str]) -> dict[str, int]:
-    """Module -> layer number, from the numbered list in the package docstring."""
+def documented_layers(init: ast.Module, names: set[str]) -> dict[str, int]:
+    """Top-level module or sub-package -> layer number, from the numbered list in the package
+    docstring."""
     doc = ast.get_docstring(init) or ""
     layers: dict[str, int] = {}
     for item in re.finditer(r"^(\d+)\. (.*?)(?=^\d+\. |^\S|\Z)", doc, re.S | re.M):
         for name in re.findall(r"``(\w+)``", item.group(2)):
-            if name in mods:
+            if name in names:
                 layers.setdefault(name, int(item.group(1)))
     return layers
 
@@ -99,18 +144,31 @@ def documented_layers(init: ast.Module, mods: set[str]) -> dict[str, int]:
 NOT_LAYERED = ("__init__", "__main__")  # the package's import-on-first-use names; python -m
 
 
+def _unit(module: str) -> str:
+    """What the layer list places: a top-level module, or the sub-package a module is in."""
+    return module.split(".")[0]
+
+
 def layer_problems(trees: dict[str, ast.Module], package: str = "costtrain") -> list[str]:
-    """What breaks the documented layer order: a module the list does not place, an import
-    (lazy ones included) from a module to one in a lower layer (a higher number), a circle."""
-    layers = documented_layers(trees["__init__"], set(trees))
-    out = [f"{m}: not in the layer list of {package}/__init__.py" for m in sorted(trees)
-           if m not in layers and m not in NOT_LAYERED]
+    """What breaks the documented layer order: a module or sub-package the list does not
+    place, an import (lazy and ``importlib`` ones included) into a lower layer (a higher
+    number), a circle between modules, a sub-package without a docstring saying what it may
+    import."""
+    units = {_unit(m) for m in trees} - set(NOT_LAYERED)
+    layers = documented_layers(trees["__init__"], units)
+    out = [f"{u}: not in the layer list of {package}/__init__.py" for u in sorted(units)
+           if u not in layers]
+    out += [f"{u}: its docstring does not say what it may import" for u in sorted(units)
+            if u in trees and _is_package(u, set(trees))
+            and "May import" not in (ast.get_docstring(trees[u]) or "")]
     graph = {m: ts for m, ts in import_graph(trees, lazy=True, package=package).items()
              if m not in NOT_LAYERED}
-    out += [f"{m} (layer {layers[m]}) imports {t} (layer {layers[t]}), a lower layer"
-            for m, ts in sorted(graph.items()) for t in sorted(ts)
-            if m in layers and t in layers and layers[t] > layers[m]]
-    cycle = find_cycle(graph)
+    for m, ts in sorted(graph.items()):
+        for t in sorted(ts):
+            a, b = layers.get(_unit(m)), layers.get(_unit(t))
+            if a is not None and b is not None and b > a:
+                out.append(f"{m} (layer {a}) imports {t} (layer {b}), a lower layer")
+    cycle = find_cycle({m: {t for t in ts if t not in NOT_LAYERED} for m, ts in graph.items()})
     if cycle:
         out.append("import circle (lazy imports included): " + " -> ".join(cycle))
     return out
@@ -156,16 +214,8 @@ def test_no_import_circles():
     assert find_cycle(import_graph(_modules())) is None
 
 
-# (from, to): why the upward import is still there. A stale entry fails the test.
-KNOWN_UPWARD = {("gloo", "report"): "torchrun_main prints the rank's summary line; issue 20's "
-                                    "one gloo launcher is where it should move to a front end"}
-
-
 def test_imports_follow_the_documented_layers_lazy_imports_included():
-    problems = layer_problems(_modules())
-    known = [f"{a} (layer 3) imports {b} (layer 4), a lower layer" for a, b in KNOWN_UPWARD]
-    assert [p for p in problems if p not in known] == []
-    assert [k for k in known if k not in problems] == []  # fixed: remove it from KNOWN_UPWARD
+    assert layer_problems(_modules()) == []
 
 
 def test_no_module_but_the_registry_tells_methods_apart_by_name():
@@ -208,6 +258,52 @@ def test_the_layer_check_fails_on_a_planted_upward_import(tmp_path):
         "extra: not in the layer list of fakepkg/__init__.py"]
 
 
+SUB_INIT = '''"""A fake package with sub-packages.
+
+1. records: ``low``, ``registry``;
+2. ``base``: the machinery;
+3. ``top``: what uses it.
+"""
+'''
+
+
+def _fake_tree(tmp_path: Path, files: dict[str, str]) -> dict[str, ast.Module]:
+    pkg = tmp_path / "fakepkg"
+    files = {"__init__.py": SUB_INIT, "registry.py": "", "low.py": "",
+             "base/__init__.py": '"""Machinery. May import: the records."""\n',
+             "top/__init__.py": '"""Users. May import: base and the records."""\n', **files}
+    for name, text in files.items():
+        (pkg / name).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / name).write_text(text)
+    return _modules(pkg)
+
+
+def test_the_layer_check_follows_imports_into_and_between_sub_packages(tmp_path):
+    ok = {"base/engine.py": "from ..low import X\nfrom . import pool\n", "base/pool.py": "",
+          "top/user.py": "from ..base.engine import run\nfrom ..base import pool\n"}
+    assert layer_problems(_fake_tree(tmp_path / "ok", ok), "fakepkg") == []
+    planted = {  # each one reaches up from base (layer 2) into top (layer 3)
+        "relative": "from ..top.user import go\n",
+        "package": "from ..top import user\n",
+        "lazy": "def f():\n    from ..top import user\n    return user\n",
+        "absolute": "import fakepkg.top.user\n",
+        "importlib": "import importlib\nM = importlib.import_module('fakepkg.top.user')\n",
+        "relative importlib": ("import importlib\n"
+                               "M = importlib.import_module('..top.user', __package__)\n")}
+    for how, text in planted.items():
+        trees = _fake_tree(tmp_path / how.replace(" ", "_"),
+                           {"base/engine.py": text, "top/user.py": ""})
+        assert layer_problems(trees, "fakepkg") == [
+            "base.engine (layer 2) imports top.user (layer 3), a lower layer"], how
+    silent = _fake_tree(tmp_path / "silent", {"base/__init__.py": '"""Machinery."""\n',
+                                              "base/pool.py": ""})
+    assert layer_problems(silent, "fakepkg") == [
+        "base: its docstring does not say what it may import"]
+    stray = _fake_tree(tmp_path / "stray", {"extra/__init__.py": '"""May import: all."""\n'})
+    assert layer_problems(stray, "fakepkg") == [
+        "extra: not in the layer list of fakepkg/__init__.py"]
+
+
 def test_the_method_check_fails_on_a_planted_if_chain(tmp_path):
     names = {"baseline", "hogwild", "ps", "ps-sync", "local-sgd"}
     chain = ("def kwargs(method, args):\n"
@@ -225,19 +321,75 @@ def test_the_method_check_fails_on_a_planted_if_chain(tmp_path):
     assert method_if_chains(_fake_package(tmp_path / "clean", clean), names, "registry") == []
 
 
-def test_nothing_imports_the_cli():
+FRONT = 7  # the front ends' layer in costtrain/__init__.py
+
+
+def test_nothing_below_the_front_ends_imports_one():
     trees = _modules()
-    offenders = [m for m, tree in trees.items() if m not in ("cli", "__main__")
-                 for t, _ in _relative_imports(tree, set(trees), False) if t == "cli"]
+    layers = documented_layers(trees["__init__"], {_unit(m) for m in trees})
+    front = {u for u, n in layers.items() if n == FRONT}
+    assert {"cli", "torchrun", "parameter_server", "local_sgd", "hogwild"} <= front
+    offenders = [(m, t) for m, ts in import_graph(trees, lazy=True).items()
+                 if _unit(m) not in front and m not in NOT_LAYERED
+                 for t in ts if _unit(t) in front]
     assert offenders == []
 
 
 def test_no_private_names_across_modules():
     trees = _modules()
     private = [(m, t, n) for m, tree in trees.items()
-               for t, names in _relative_imports(tree, set(trees), False)
+               for t, names in _relative_imports(tree, set(trees), False, m)
                for n in names if n.startswith("_") and t != m]
     assert private == []
+
+
+# Modules outside train/ allowed to reach a trainer's module, and why (the registry names
+# them as strings; everything else asks the registry: methods.get(name).load()).
+TRAINER_READERS = {
+    "hogwild": "the original project's import path, `from costtrain.hogwild import train_model`",
+    "course": "the course's façade: lessons show the loops (worker, work, serve, train_rank)",
+}
+
+
+def _module_strings(tree: ast.Module) -> set[str]:
+    """Dotted module names a module mentions in string constants (``"costtrain.x.y"`` or
+    ``"costtrain.x.y:function"``): what it may import by name at run time."""
+    return {node.value.split(":")[0] for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and re.fullmatch(r"costtrain(\.\w+)+(:\w+)?", node.value)}
+
+
+def test_no_module_outside_train_and_the_registry_names_a_trainer():
+    from costtrain import methods
+    trainers = {f.split(":")[0].removeprefix("costtrain.") for row in methods.METHODS.values()
+                for f in (row.trainer, row.torchrun) if f}
+    assert {"train.baseline", "train.hogwild", "train.parameter_server"} <= trainers
+    trees = _modules()
+    graph = import_graph(trees, lazy=True)
+    offenders = []
+    for m, tree in trees.items():
+        if _unit(m) in ("train", "methods", *TRAINER_READERS):
+            continue
+        named = graph[m] | {s.removeprefix("costtrain.") for s in _module_strings(tree)}
+        offenders += [(m, t) for t in sorted(named & trainers)]
+    assert offenders == []
+
+
+def test_the_hogwild_trainer_reaches_the_optimizer_step_in_three_hops():
+    """train_hogwild -> train_source -> (the pool runs) worker -> the optimizer step."""
+    tree = _modules()["train.hogwild"]
+    fns = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+    def calls(fn: str) -> set[str]:
+        out = set()
+        for node in ast.walk(fns[fn]):
+            if isinstance(node, ast.Call):
+                out |= {getattr(node.func, "id", getattr(node.func, "attr", ""))}
+                out |= {a.id for a in node.args if isinstance(a, ast.Name)}  # run(worker, ...)
+        return out
+    assert "train_source" in calls("train_hogwild")
+    assert "worker" in calls("train_source")
+    assert "step" in calls("worker")
 
 
 def test_the_package_the_registry_and_the_cli_help_do_not_import_torch():
@@ -251,16 +403,17 @@ def test_the_package_the_registry_and_the_cli_help_do_not_import_torch():
 
 
 def test_argument_choices_match_the_registries():
-    from costtrain import args, engine, hogwild, ps_ranks
-    from costtrain.data import DATASETS
-    from costtrain.models import MODELS
+    from costtrain import args, hogwild
+    from costtrain.data.datasets import DATASETS
+    from costtrain.data.models import MODELS
+    from costtrain.train import engine, ps_ranks
     assert set(args.DATASET_NAMES) == set(DATASETS)
     assert set(args.MODEL_NAMES) == set(MODELS)
     assert set(args.PS_MODES) == set(ps_ranks.MODES)
     assert set(args.OPTIMIZER_NAMES) == set(engine.OPTIMIZERS)
     assert set(args.PIPELINE_NAMES) == set(engine.PIPELINES)
     assert set(args.SHARDING_NAMES) == set(hogwild.SHARDINGS)
-    from costtrain.predict import TRAINERS
+    from costtrain.advice.predict import TRAINERS
     assert set(args.METHOD_NAMES) == set(TRAINERS)
 
 
@@ -308,7 +461,8 @@ def test_each_registry_row_is_wired_to_its_trainer_and_options(method):
 
 
 def test_the_original_imports_keep_working():
-    from costtrain import hogwild, legacy
+    from costtrain import hogwild
+    from costtrain.train import legacy
     assert hogwild.train_model is legacy.train_model
     assert hogwild.chart_losses is legacy.chart_losses
     assert hogwild.log_elapsed_time is legacy.log_elapsed_time
@@ -318,6 +472,6 @@ def test_the_original_imports_keep_working():
 
 def test_hogwild_reads_top_down():
     """Docstring, then the worker loop, then train_hogwild, before any plumbing."""
-    tree = _modules()["hogwild_loop"]
+    tree = _modules()["train.hogwild"]
     defs = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
     assert ast.get_docstring(tree) and defs[0] == "worker" and "train_hogwild" in defs[:3]

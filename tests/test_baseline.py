@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from costtrain.baseline import train_baseline
-from costtrain.models import SimpleNN
+from costtrain.data.models import SimpleNN
 from costtrain.result import RunResult, load_results, save_results
+from costtrain.train.baseline import train_baseline
 from costtrain.utils import CosttrainError
 
 

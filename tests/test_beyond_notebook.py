@@ -3,7 +3,7 @@ from pathlib import Path
 
 import jupytext
 
-from costtrain.notebooks import CI_PARAMETERS, notebook_parameters
+from costtrain.course.notebooks import CI_PARAMETERS, notebook_parameters
 
 NB = Path(__file__).resolve().parents[1] / "notebooks" / "05_beyond_one_machine"
 

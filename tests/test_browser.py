@@ -33,7 +33,7 @@ import nbformat
 import psutil
 import pytest
 
-from costtrain.notebooks import CI_PARAMETERS, find_notebooks, notebook_parameters
+from costtrain.course.notebooks import CI_PARAMETERS, find_notebooks, notebook_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
@@ -495,7 +495,7 @@ def test_a_changed_control_is_used_and_the_plot_is_live(name, browser, lab, open
     page = notebook_page(name, browser, lab, opened)
     try:
         if "run_panel(" not in (lab.root / f"{name}.ipynb").read_text():
-            pytest.skip(f"{name} has no Run panel (costtrain.widgets.run_panel) yet")
+            pytest.skip(f"{name} has no Run panel (costtrain.course.widgets.run_panel) yet")
         area = _run_panel(page)
         wanted = {**_move_slider(area), **_pick_batch_size(area)}
         want = [f"{k}={v}" for k, v in wanted.items()]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from costtrain.classroom import collect, table
+from costtrain.course.classroom import collect, table
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = ["--model", "mlp", "--subset", "400", "--no-progress"]
@@ -122,7 +122,7 @@ def test_the_class_command_parses_without_torch():
 
 
 def test_collecting_needs_no_torch(real_runs):
-    code = ("import sys\nfrom costtrain.classroom import collect, table\n"
+    code = ("import sys\nfrom costtrain.course.classroom import collect, table\n"
             f"print(len(collect({str(real_runs)!r}).runs))\nprint('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)

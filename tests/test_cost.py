@@ -3,15 +3,30 @@ import os
 
 import pytest
 
-from costtrain.baseline import train_baseline
-from costtrain.compare import run_comparison
-from costtrain.cost import (INSTANCES, PRICE_PER_KWH, PRICES_ENV, as_fraction, attach_cost,
-                            cost_table, price_basis, time_to_target)
-from costtrain.energy import (LAPTOP_WATTS, EnergyMeter, EnergyReading, estimate, rapl_joules,
-                              rapl_zones, read_rapl)
-from costtrain.plots import plot_accuracy_vs_time, plot_cost_to_target
-from costtrain.report import summary
+from costtrain.advice.compare import run_comparison
+from costtrain.advice.cost import (
+    INSTANCES,
+    PRICE_PER_KWH,
+    PRICES_ENV,
+    as_fraction,
+    attach_cost,
+    cost_table,
+    price_basis,
+    time_to_target,
+)
+from costtrain.advice.energy import (
+    LAPTOP_WATTS,
+    EnergyMeter,
+    EnergyReading,
+    estimate,
+    rapl_joules,
+    rapl_zones,
+    read_rapl,
+)
+from costtrain.advice.plots import plot_accuracy_vs_time, plot_cost_to_target
+from costtrain.advice.report import summary
 from costtrain.result import RunResult, load_results, save_results
+from costtrain.train.baseline import train_baseline
 from costtrain.utils import CosttrainError
 
 
@@ -228,13 +243,13 @@ def test_plots_are_written(tmp_path):
 
 
 def test_money_keeps_two_significant_digits_below_a_cent():
-    from costtrain.cost import money
+    from costtrain.advice.cost import money
     assert [money(x) for x in (1.5, 0.000125, 2.2e-5, None)] == ["$1.50", "$0.00013",
                                                                  "$0.000022", "-"]
 
 
 def test_nvml_absent_or_unusable_is_explained():
-    from costtrain.energy import read_nvml
+    from costtrain.advice.energy import read_nvml
     readings, why = read_nvml()
     if readings:  # a machine with an NVIDIA GPU and nvidia-ml-py: millijoule counters
         assert why is None and all(v >= 0 for v in readings.values())

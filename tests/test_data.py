@@ -3,11 +3,17 @@ import gzip
 import numpy as np
 import pytest
 import torch
-
-from costtrain.data import (CorruptDataError, DataNotFoundError, load_dataset, read_idx,
-                            search_paths, stratified_subset)
-from costtrain.utils import CosttrainError
 from conftest import make_idx_dataset, write_idx
+
+from costtrain.data.datasets import (
+    CorruptDataError,
+    DataNotFoundError,
+    load_dataset,
+    read_idx,
+    search_paths,
+    stratified_subset,
+)
+from costtrain.utils import CosttrainError
 
 
 def test_reads_gz_and_plain_idx(tmp_path):
@@ -128,7 +134,7 @@ def test_real_fashion_mnist(fmnist):
 def test_share_memory_maps_the_data_in_workers_outside_dev_shm(idx_dir):
     """The workers write into the parent's pages (shared, not copied), and torch's /dev/shm
     sharing is not used for the data (a container's 64 MB there would not hold it)."""
-    from costtrain import _testing, procs, shared
+    from costtrain.run import _testing, procs, shared
     ds = load_dataset("mnist", idx_dir).share_memory_()
     if not shared.AVAILABLE:
         assert ds.train_x.is_shared()

@@ -6,17 +6,16 @@ import re
 import pytest
 
 from costtrain import load_dataset
-from costtrain.advise import Advice, Probe, recommend
-from costtrain.cost import price_basis
-from costtrain.decision import card_markdown, decision_card, verdict, what_would_change
-from costtrain.predict import Row
-
+from costtrain.advice.advise import Advice, Probe, recommend
+from costtrain.advice.cost import price_basis
+from costtrain.advice.decision import card_markdown, decision_card, verdict, what_would_change
+from costtrain.advice.predict import Row
 
 
 @pytest.fixture(scope="module")
 def advice():
     ds = load_dataset("fashion-mnist", subset=1200, test_subset=300, seed=1)
-    from costtrain import pool
+    from costtrain.run import pool
     pool.warm_up(2)  # a probe's time limit is seconds: on a busy machine a cold start exceeds it
     probes = [Probe("baseline 1 thread", "baseline", {"threads": 1}),
               Probe("hogwild 2 processes", "hogwild", {"processes": 2, "sharding": "shard"})]
@@ -80,7 +79,7 @@ def test_a_card_without_any_probe_says_what_to_do(tmp_path):
 
 
 def test_a_saved_advice_joins_the_class_table(advice, tmp_path):
-    from costtrain.classroom import collect, table
+    from costtrain.course.classroom import collect, table
     advice.save(tmp_path / "class" / "ada_advice.json")
     c = collect(tmp_path / "class")
     assert not c.refused and len(c.advice) == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from costtrain import diagrams
+from costtrain.course import diagrams
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / diagrams.DEFAULT_DIR
@@ -24,12 +24,12 @@ def test_regenerating_gives_the_committed_files(tmp_path):
     paths = diagrams.draw_all(tmp_path)
     assert sorted(p.name for p in paths) == sorted(diagrams.DIAGRAMS)
     assert sorted(p.name for p in COMMITTED.glob("*.svg")) == sorted(diagrams.DIAGRAMS), (
-        "notebooks/diagrams/ differs from costtrain.diagrams.DIAGRAMS: run "
-        "`python -m costtrain.diagrams` and commit the result")
+        "notebooks/diagrams/ differs from costtrain.course.diagrams.DIAGRAMS: run "
+        "`python -m costtrain.course.diagrams` and commit the result")
     for p in paths:
         new, old = p.read_text(), (COMMITTED / p.name).read_text()
         if _creator(old) == matplotlib.__version__:  # same drawing library: the same bytes
-            assert new == old, f"{p.name} is out of date: run `python -m costtrain.diagrams`"
+            assert new == old, f"{p.name} is out of date: run `python -m costtrain.course.diagrams`"
         else:  # another matplotlib writes other path data; the words must still be the same
             assert TEXT.findall(new) == TEXT.findall(old), p.name
 
@@ -77,4 +77,4 @@ def test_no_mermaid_in_the_notebooks():
 
 def test_a_bad_command_line_says_how_to_use_it(capsys):
     assert diagrams.main(["a", "b"]) == 2
-    assert "usage: python -m costtrain.diagrams" in capsys.readouterr().err
+    assert "usage: python -m costtrain.course.diagrams" in capsys.readouterr().err

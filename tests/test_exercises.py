@@ -19,7 +19,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from costtrain.exercises import WRITE_FIRST, check_prediction, prediction_sentence
+from costtrain.course.exercises import WRITE_FIRST, check_prediction, prediction_sentence
 from costtrain.result import RunResult
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -36,7 +36,6 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-
 from conftest import make_idx_dataset, write_idx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,7 +133,7 @@ CASES = [
     Case("script without main guard", [], 1, 'if __name__ == "__main__":', seconds=120,
          script=textwrap.dedent("""
              from costtrain import train_hogwild
-             from costtrain.data import load_dataset
+             from costtrain.data.datasets import load_dataset
              train_hogwild("mlp", load_dataset(subset=200, test_subset=100), processes=2)
          """)),
     # finished, but not "ok"
@@ -654,14 +653,15 @@ def test_unwritable_out_after_training_falls_back_to_a_named_file(tmp_path, monk
 def test_wrong_model_output_is_caught_in_the_parent(fmnist):
     import torch.nn as nn
 
-    from costtrain import CosttrainError, _testing, train_hogwild
+    from costtrain import CosttrainError, train_hogwild
+    from costtrain.run import _testing
     with pytest.raises(CosttrainError, match="one score per class"):
         train_hogwild(nn.Sequential(nn.Flatten(), nn.Linear(784, 5)), fmnist, processes=2)
     assert not _testing.spawned_children()
 
 
 def test_gz_with_a_flipped_bit_names_the_file(tmp_path):
-    from costtrain.data import CorruptDataError, read_idx
+    from costtrain.data.datasets import CorruptDataError, read_idx
     f = write_idx(tmp_path / "x.gz", np.zeros((50, 28, 28), np.uint8) + 7)
     raw = bytearray(f.read_bytes())
     raw[len(raw) // 2] ^= 0xFF

@@ -1,11 +1,11 @@
-"""The one launcher of the distributed methods (costtrain.gloo): every check it makes before a
+"""The one launcher of the distributed methods (costtrain.train.launch): every check it makes before a
 process starts holds for each method that uses it."""
 import pytest
 
-from costtrain._testing import spawned_children
-from costtrain.checks import MAX_PROCESSES_PER_CORE, CosttrainWarning
-from costtrain.local_sgd import train_local_sgd
-from costtrain.parameter_server import train_parameter_server
+from costtrain.run._testing import spawned_children
+from costtrain.run.guards import MAX_PROCESSES_PER_CORE, CosttrainWarning
+from costtrain.train.local_sgd import train_local_sgd
+from costtrain.train.parameter_server import train_parameter_server
 from costtrain.utils import CosttrainError, num_cores
 
 DISTRIBUTED = {"parameter server": train_parameter_server, "local SGD": train_local_sgd}
@@ -37,8 +37,8 @@ def test_non_loopback_addr_and_too_many_threads_are_warned_before_any_process(fm
 def test_a_second_run_finds_its_ranks_warm_and_still_reports_the_one_off_setup(fmnist):
     """The ranks of a parameter-server run stay in the warm pool; a local-SGD run after it
     joins a new group in the same processes (the timing target is benchmarks/timing.py's)."""
-    from costtrain import pool
-    from costtrain.data import Dataset
+    from costtrain.data.datasets import Dataset
+    from costtrain.run import pool
     small = Dataset(fmnist.name, fmnist.train_x[:400], fmnist.train_y[:400], fmnist.test_x[:200],
                     fmnist.test_y[:200], fmnist.classes, fmnist.mean, fmnist.std)
     pool.close_all()
@@ -58,7 +58,8 @@ def test_gloo_interface_is_chosen_per_run_unless_the_user_set_it(monkeypatch):
     """A warm rank's next run may talk to another address: the interface it chose is unset
     after the group is made; one the user set is never touched."""
     import os
-    from costtrain.gloo import interface_for, socket_interface
+
+    from costtrain.run.group import interface_for, socket_interface
     monkeypatch.delenv("GLOO_SOCKET_IFNAME", raising=False)
     with socket_interface("127.0.0.1"):
         assert os.environ["GLOO_SOCKET_IFNAME"] == interface_for("127.0.0.1")

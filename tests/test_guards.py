@@ -1,4 +1,4 @@
-"""The shared guards (costtrain.checks) and the refusals that need no training run: memory
+"""The shared guards (costtrain.run.guards) and the refusals that need no training run: memory
 cgroup limits read from (fake) cgroup files, /dev/shm for the model, resource exhaustion in
 one paragraph, fallback result files that never collide, code-free CIFAR-10 batches."""
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch.nn as nn
 
-from costtrain import checks
 from costtrain.errors import CosttrainError, ResourceError
+from costtrain.run import guards as checks
 
 GIB = 2**30
 
@@ -132,7 +132,7 @@ class _Evil:
 
 
 def test_cifar_batch_that_runs_code_is_refused_before_it_runs(tmp_path):
-    from costtrain.data import CorruptDataError, load_dataset
+    from costtrain.data.datasets import CorruptDataError, load_dataset
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     rng = np.random.default_rng(0)

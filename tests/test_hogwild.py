@@ -7,15 +7,16 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from costtrain import _testing, hogwild, hogwild_loop
+from costtrain import hogwild
+from costtrain.advice.compare import comparison_plan
+from costtrain.advice.plots import plot_worker_losses
 from costtrain.cli import main as cli_main
-from costtrain.compare import comparison_plan
-from costtrain.data import ClassicImageDataset, tensor_dataset
+from costtrain.data.datasets import ClassicImageDataset, tensor_dataset
+from costtrain.data.models import MLP
 from costtrain.hogwild import train_hogwild
-from costtrain.legacy import chart_losses, log_elapsed_time, train_model
-from costtrain.legacy import OptimizerSpec
-from costtrain.models import MLP
-from costtrain.plots import plot_worker_losses
+from costtrain.run import _testing
+from costtrain.train import hogwild as hogwild_loop
+from costtrain.train.legacy import OptimizerSpec, chart_losses, log_elapsed_time, train_model
 from costtrain.utils import CosttrainError, num_cores, threads_per_process
 
 _children = _testing.spawned_children
@@ -214,10 +215,9 @@ def test_original_api_finds_the_test_split_under_a_subset(tmp_path, capsys):
     import gzip
     import shutil
 
+    from conftest import make_idx_dataset
     from torch.utils.data import Subset
     from torchvision import datasets, transforms
-
-    from conftest import make_idx_dataset
     raw = tmp_path / "FashionMNIST" / "raw"
     make_idx_dataset(tmp_path / "idx", n_train=200, n_test=50)
     raw.mkdir(parents=True)

@@ -8,9 +8,9 @@ import time
 import psutil
 import pytest
 
-from costtrain import _testing
 from costtrain.hogwild import train_hogwild
-from costtrain.procs import WorkerError
+from costtrain.run import _testing
+from costtrain.run.procs import WorkerError
 
 _children = _testing.spawned_children
 
@@ -49,8 +49,8 @@ def test_stopped_worker_fails_within_the_timeout_and_keeps_partial_results(fmnis
 
 def test_keyboard_interrupt_in_the_parent_terminates_every_worker(tmp_path):
     script = textwrap.dedent(f"""
-        from costtrain import _testing
-        from costtrain.data import load_dataset
+        from costtrain.run import _testing
+        from costtrain.data.datasets import load_dataset
         from costtrain.hogwild import train_hogwild
         ds = load_dataset(subset=500, test_subset=100)
         net = _testing.FaultyNet("slow", rank=-1, sleep=0.5, pid_dir={str(tmp_path)!r})

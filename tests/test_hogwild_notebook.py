@@ -7,7 +7,7 @@ CELLS = [
     # parameters
     "subset = 600\nprocesses = 2",
     # the kernel has already run autograd before the workers are spawned
-    "import torch\nfrom costtrain.data import load_dataset\nfrom costtrain.models import MLP\n"
+    "import torch\nfrom costtrain.data.datasets import load_dataset\nfrom costtrain.data.models import MLP\n"
     "net = MLP()\nds = load_dataset(subset=subset, test_subset=200)\n"
     "net(ds.train_x[:16]).sum().backward()",
     "from costtrain.hogwild import train_hogwild\n"
@@ -15,7 +15,7 @@ CELLS = [
     "assert r.status == 'ok' and r.samples == processes * subset, r\n"
     "print('HOGWILD-SAMPLES', r.samples, sorted(r.worker_curves))",
     # the original API, its log lines printed in the cell (not in the kernel's terminal)
-    "from torch.utils.data import DataLoader\nfrom costtrain.data import tensor_dataset\n"
+    "from torch.utils.data import DataLoader\nfrom costtrain.data.datasets import tensor_dataset\n"
     "from costtrain.hogwild import train_model\n"
     "losses = train_model(MLP(), DataLoader(tensor_dataset(ds), batch_size=64, shuffle=True), 2, 1,"
     " None, log_interval=2, test_dataloader=DataLoader(tensor_dataset(ds, 'test'), batch_size=100))\n"

@@ -9,12 +9,13 @@ import random
 import pytest
 import torch
 
-from costtrain import cli, levers
-from costtrain.advise import lever_plan
-from costtrain.baseline import train_baseline
+from costtrain import cli
+from costtrain.advice.advise import lever_plan
+from costtrain.advice.payoff import Trial, break_even_samples, conclusion, judge, pick
+from costtrain.data.models import build_model
 from costtrain.hogwild import train_hogwild
-from costtrain.models import build_model
-from costtrain.payoff import Trial, break_even_samples, conclusion, judge, pick
+from costtrain.train import levers
+from costtrain.train.baseline import train_baseline
 from costtrain.utils import CosttrainError
 
 AVX2_ONLY = frozenset({"fpu", "sse2", "avx", "avx2", "fma"})
@@ -49,7 +50,7 @@ def test_compile_reports_its_seconds_apart_and_trains(tiny):
 
 
 def cli_summary(r) -> str:
-    from costtrain.report import summary
+    from costtrain.advice.report import summary
     return summary(r)
 
 
@@ -145,7 +146,7 @@ def test_forced_bf16_trains_and_native_bf16_is_accepted(tiny, monkeypatch):
     levers.check_levers(levers.make_levers(amp="bf16"), torch.device("cpu"))  # no error
     assert ("bf16", {"amp": "bf16"}) in lever_plan(build_model("mlp"))
     monkeypatch.setattr(levers, "cpu_flags", lambda: AVX2_ONLY)
-    monkeypatch.setattr("costtrain.advise.native_bf16", levers.native_bf16)
+    monkeypatch.setattr("costtrain.advice.advise.native_bf16", levers.native_bf16)
     assert ("bf16", {"amp": "bf16"}) not in lever_plan(build_model("mlp"))
 
 
@@ -167,7 +168,7 @@ def test_channels_last_on_a_conv_net_gives_a_result_of_the_same_shape(tiny):
 def test_base_batch_applies_the_linear_scaling_rule(tiny):
     r = train_baseline("mlp", tiny, batch_size=128, base_batch=64, lr=0.01)
     assert r.config["lr"] == pytest.approx(0.02) and r.config["base_batch"] == 64
-    from costtrain.engine import make_optimizer
+    from costtrain.train.engine import make_optimizer
     with pytest.raises(CosttrainError, match="set its learning rate yourself"):
         train_baseline("mlp", tiny, base_batch=64, optimizer=make_optimizer("adam", 1e-3))
 
@@ -198,7 +199,7 @@ def test_levers_with_the_distributed_methods_are_refused_clearly(method):
 
 
 def test_advise_tunes_the_levers_of_its_pick_and_says_which_it_keeps(fmnist):
-    from costtrain.advise import Probe, recommend
+    from costtrain.advice.advise import Probe, recommend
     advice = recommend("simple", fmnist, budget_seconds=30, progress=False, levers=True,
                        probes=[Probe("baseline 1 thread", "baseline", {"threads": 1})])
     assert advice.levers is not None and advice.recommended.label == "baseline 1 thread"
@@ -219,8 +220,9 @@ def test_a_lever_that_breaks_inside_torch_is_recorded_and_advise_goes_on(fmnist,
     too short", as a truncated kernel library does): the lever is named with the error and
     advise still recommends, on the levers that ran."""
     import torch
-    from costtrain import advise
-    from costtrain.advise import Probe, recommend
+
+    from costtrain.advice import advise
+    from costtrain.advice.advise import Probe, recommend
 
     def broken(*args, **kwargs):
         raise ImportError("/tmp/kernel.so: file too short")

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from costtrain.widgets import LivePlot, NoWrap, run_panel, starting_note
+from costtrain.course.widgets import LivePlot, NoWrap, run_panel, starting_note
 
 
 def wait_for(condition, deadline: float = 60.0) -> bool:
@@ -35,7 +35,7 @@ def test_the_start_is_put_into_words(label, words):
 
 
 def test_no_empty_axes_before_the_first_report():
-    from costtrain.widgets import W
+    from costtrain.course.widgets import W
     live = LivePlot(status=W.HTML())
     live.draw()
     assert not live._axes[0].axison  # the "press Run" text, not ticks at -0.04..0.04

@@ -6,11 +6,11 @@ import socket
 import pytest
 import torch
 
-from costtrain._testing import spawned_children
-from costtrain.data import Dataset
-from costtrain.engine import loss_fn
-from costtrain.local_sgd import LocalSGDConfig, local_batches, train_local_sgd
-from costtrain.models import MLP
+from costtrain.data.datasets import Dataset
+from costtrain.data.models import MLP
+from costtrain.run._testing import spawned_children
+from costtrain.train.engine import loss_fn
+from costtrain.train.local_sgd import LocalSGDConfig, local_batches, train_local_sgd
 from costtrain.utils import CosttrainError, num_threads
 
 
@@ -85,7 +85,7 @@ def test_local_sgd_trains_and_counts_its_communication(fmnist):
 
 
 def test_parameter_server_counts_its_messages(fmnist):
-    from costtrain.parameter_server import train_parameter_server
+    from costtrain.train.parameter_server import train_parameter_server
     r = train_parameter_server("mlp", _small(fmnist, 640), mode="sync", workers=2, epochs=1,
                                batch_size=64)
     c, n = r.extra["comm"], sum(p.numel() for p in MLP().parameters())
@@ -138,9 +138,9 @@ def test_cli_runs_local_sgd_and_its_json_holds_the_communication(tmp_path, capsy
 
 
 def test_cli_failed_run_is_a_clear_error_and_keeps_the_partial_result(tmp_path, capsys):
-    from costtrain import pool
     from costtrain.cli import main
     from costtrain.result import load_results
+    from costtrain.run import pool
     out = tmp_path / "l.json"
     pool.close_all()  # fresh ranks start seconds apart: the 1 ms wait for the others fails
     code = main(["run", "--method", "local-sgd", "--workers", "2", "--model", "mlp",

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from costtrain.models import MLP, SimpleNN, SmallCNN, build_model, model_name
+from costtrain.data.models import MLP, SimpleNN, SmallCNN, build_model, model_name
 from costtrain.utils import CosttrainError
 
 

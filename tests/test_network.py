@@ -2,8 +2,17 @@
 built from a measured loopback run's own figures (its accuracy is printed by benchmarks/local_sgd.py)."""
 import pytest
 
-from costtrain.network import (LINKS, Link, StepCosts, get_link, measure_loopback,
-                               measured_seconds_per_step, predict, predict_step, step_costs)
+from costtrain.advice.network import (
+    LINKS,
+    Link,
+    StepCosts,
+    get_link,
+    measure_loopback,
+    measured_seconds_per_step,
+    predict,
+    predict_step,
+    step_costs,
+)
 from costtrain.utils import CosttrainError
 
 
@@ -72,7 +81,7 @@ def test_prediction_of_a_loopback_run_is_built_from_its_own_measurements(fmnist)
     own per-step compute, the bytes are its averaging payload spread over H steps, and the parts
     add up. (How close the prediction lands to the measured step is a timing claim; it is
     printed by benchmarks/local_sgd.py, not asserted here.)"""
-    from costtrain.local_sgd import train_local_sgd
+    from costtrain.train.local_sgd import train_local_sgd
     r = train_local_sgd("simple", fmnist, workers=2, average_every=2, epochs=1, seed=3)
     lo = measure_loopback()
     p = predict(r, lo)

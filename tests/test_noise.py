@@ -1,9 +1,15 @@
 """Repeated timings: medians, ranges, ABAB order and noise-aware verdicts, on hand-made samples."""
 import pytest
 
-from costtrain.noise import (Spread, alternate, first_verdict, median_index, speedup_verdict,
-                            spread)
-from costtrain.report import median_range
+from costtrain.advice.noise import (
+    Spread,
+    alternate,
+    first_verdict,
+    median_index,
+    speedup_verdict,
+    spread,
+)
+from costtrain.advice.report import median_range
 
 
 def test_spread_median_and_range():

@@ -15,10 +15,18 @@ import nbformat
 import papermill
 import pytest
 
+from costtrain.advice.compare import comparison_plan
 from costtrain.cli import main
-from costtrain.compare import comparison_plan
-from costtrain.notebooks import (CI_PARAMETERS, CI_PARAMETERS_B, MAX_IMAGE_BYTES, NotebookError,
-                                 _param, find_notebooks, notebook_parameters, run_notebooks)
+from costtrain.course.notebooks import (
+    CI_PARAMETERS,
+    CI_PARAMETERS_B,
+    MAX_IMAGE_BYTES,
+    NotebookError,
+    _param,
+    find_notebooks,
+    notebook_parameters,
+    run_notebooks,
+)
 from costtrain.utils import num_cores
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,13 +129,24 @@ def test_notebook_is_well_formed(path):
         assert "check_prediction(" in sources
 
 
+def test_notebooks_import_from_the_course_facade_only():
+    """Lessons name no internal module: every costtrain import is the course's façade, the
+    package's top level (the trainers, the registry) or the original project's import path."""
+    allowed = {"costtrain", "costtrain.course", "costtrain.hogwild", "costtrain.methods"}
+    for p in NOTEBOOKS:
+        text = p.with_suffix(".py").read_text()
+        found = set(re.findall(r"^\s*(?:from|import) (costtrain[\w.]*)", text, re.M))
+        assert found <= allowed, (p.name, found - allowed)
+        assert not re.search(r"costtrain\.(run|data|train|advice)\b", text), p.name
+
+
 def test_the_mechanics_are_shown_and_sourced():
     text = {p.stem: p.with_suffix(".py").read_text() for p in NOTEBOOKS}
-    assert "inspect.getsource(hogwild.worker)" in text["03_hogwild"]
+    assert "inspect.getsource(worker)" in text["03_hogwild"]
     assert "arxiv.org/abs/1106.5730" in text["03_hogwild"] and "Niu" in text["03_hogwild"]
     assert "Where Hogwild! shines: sparse models" in text["03_hogwild"]
     assert "my_model.py" in text["03_hogwild"]
-    for fn in ("ps_ranks.work", "ps_ranks.serve"):
+    for fn in ("work", "serve"):
         assert f"inspect.getsource({fn})" in text["02_parameter_server"]
     assert "](diagrams/parameter_server.svg)" in text["02_parameter_server"]
     assert "](diagrams/hogwild_races.svg)" in text["03_hogwild"]

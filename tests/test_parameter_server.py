@@ -9,13 +9,13 @@ import psutil
 import pytest
 import torch
 
-from costtrain._testing import spawned_children
-from costtrain.data import Dataset
-from costtrain.engine import loss_fn
-from costtrain.models import MLP
-from costtrain.parameter_server import MODES, train_parameter_server, worker_batches
-from costtrain.engine import shard_indices
-from costtrain.ps_ranks import PSConfig, interface_for
+from costtrain.data.datasets import Dataset
+from costtrain.data.models import MLP
+from costtrain.run._testing import spawned_children
+from costtrain.run.group import interface_for
+from costtrain.train.engine import loss_fn, shard_indices
+from costtrain.train.parameter_server import MODES, train_parameter_server, worker_batches
+from costtrain.train.ps_ranks import PSConfig
 from costtrain.utils import CosttrainError, num_threads
 
 
@@ -159,16 +159,16 @@ def test_cli_runs_the_parameter_server(tmp_path, capsys):
 
 
 def test_linear_lr_scaling_is_for_sync_only():
-    from costtrain.parameter_server import server_lr
+    from costtrain.train.parameter_server import server_lr
     assert server_lr(0.01, "sync", 4, True) == pytest.approx(0.04)
     assert server_lr(0.01, "sync", 4, False) == 0.01
     assert server_lr(0.01, "async", 4, True) == 0.01
 
 
 def test_cli_failed_run_is_a_clear_error_and_keeps_the_partial_result(tmp_path, capsys):
-    from costtrain import pool
     from costtrain.cli import main
     from costtrain.result import load_results
+    from costtrain.run import pool
     out = tmp_path / "ps.json"
     # 1 ms is far too short for three fresh processes to meet: every rank gives up joining
     pool.close_all()
@@ -188,7 +188,7 @@ def test_model_class_spawn_cannot_import_is_refused_before_any_process(tmp_path)
     import sys
     script = (
         "import torch.nn as nn\n"
-        "from costtrain.parameter_server import train_parameter_server\n"
+        "from costtrain.train.parameter_server import train_parameter_server\n"
         "class Local(nn.Module):\n"
         "    def __init__(self):\n"
         "        super().__init__(); self.fc = nn.Linear(784, 10)\n"
@@ -202,7 +202,7 @@ def test_model_class_spawn_cannot_import_is_refused_before_any_process(tmp_path)
 
 
 def test_accuracy_by_seed_rows_add_up(fmnist):
-    from costtrain.compare import accuracy_by_seed
+    from costtrain.advice.compare import accuracy_by_seed
     small = dataclasses.replace(fmnist, train_x=fmnist.train_x[:600], train_y=fmnist.train_y[:600])
     seen = []
     rows = accuracy_by_seed(small, seeds=(1, 2), workers=(2,), modes=("sync",), epochs=1,

@@ -10,9 +10,9 @@ import time
 import psutil
 import pytest
 
-from costtrain import _testing, pool
 from costtrain.hogwild import train_hogwild
-from costtrain.procs import WorkerError
+from costtrain.run import _testing, pool
+from costtrain.run.procs import WorkerError
 
 
 def _small(ds, n: int):
@@ -85,9 +85,9 @@ def test_the_pool_grows_and_a_reloaded_class_gets_a_fresh_pool(fmnist):
     p = pool.acquire(1)
     assert len(p.pids()) == 1
     assert pool.acquire(3) is p and len(p.pids()) == 3
-    fake = type("MLP", (), {"__module__": "costtrain.models"})  # same name, another class
-    from costtrain.models import MLP
-    p.classes["costtrain.models.MLP"] = MLP
+    fake = type("MLP", (), {"__module__": "costtrain.data.models"})  # same name, another class
+    from costtrain.data.models import MLP
+    p.classes["costtrain.data.models.MLP"] = MLP
     assert p.accepts([MLP]) and not p.accepts([fake])
     assert pool.acquire(2, [fake]) is not p and not any(_alive(x) for x in p.pids())
     pool.close_all()
@@ -96,8 +96,8 @@ def test_the_pool_grows_and_a_reloaded_class_gets_a_fresh_pool(fmnist):
 def test_interpreter_exit_closes_the_pool_and_a_killed_parent_leaves_none(tmp_path):
     script = textwrap.dedent(f"""
         import sys
-        from costtrain import pool
-        from costtrain.data import load_dataset
+        from costtrain.run import pool
+        from costtrain.data.datasets import load_dataset
         from costtrain.hogwild import train_hogwild
         ds = load_dataset(subset=200, test_subset=100)
         train_hogwild("mlp", ds, processes=2, threads=1)

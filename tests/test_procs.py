@@ -9,8 +9,7 @@ import time
 import psutil
 import pytest
 
-from costtrain import _testing, procs
-
+from costtrain.run import _testing, procs
 
 _children = _testing.spawned_children
 
@@ -68,7 +67,7 @@ def test_overall_timeout_reports_fractions_of_a_second():
 
 def test_keyboard_interrupt_terminates_every_child(tmp_path):
     script = textwrap.dedent(f"""
-        from costtrain import procs, _testing
+        from costtrain.run import procs, _testing
         procs.run_workers(_testing.sleep_forever, [({str(tmp_path / 'pid')!r},)] * 2)
     """)
     parent = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
@@ -82,7 +81,7 @@ def test_keyboard_interrupt_terminates_every_child(tmp_path):
     parent.send_signal(signal.SIGINT)
     _, err = parent.communicate(timeout=30)
     # still a KeyboardInterrupt (no `except Exception` swallows it), saying what happened
-    assert b"costtrain.procs.Interrupted: interrupted (Ctrl-C) while the workers were running" in err
+    assert b"costtrain.run.procs.Interrupted: interrupted (Ctrl-C) while the workers were running" in err
     assert issubclass(procs.Interrupted, KeyboardInterrupt) and not issubclass(procs.Interrupted, Exception)
     time.sleep(0.5)
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
@@ -90,7 +89,7 @@ def test_keyboard_interrupt_terminates_every_child(tmp_path):
 
 def test_children_die_with_a_killed_parent(tmp_path):
     script = textwrap.dedent(f"""
-        from costtrain import procs, _testing
+        from costtrain.run import procs, _testing
         procs.run_workers(_testing.sleep_forever, [({str(tmp_path / 'pid')!r},)])
     """)
     parent = subprocess.Popen([sys.executable, "-c", script])
@@ -113,7 +112,7 @@ def test_children_die_with_a_killed_parent(tmp_path):
 
 
 def test_script_from_standard_input_can_start_workers():
-    script = "from costtrain import procs, _testing\nprint(procs.run_workers(_testing.square, [(3,)]))\n"
+    script = "from costtrain.run import _testing, procs\nprint(procs.run_workers(_testing.square, [(3,)]))\n"
     p = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 0, p.stderr

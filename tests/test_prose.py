@@ -13,7 +13,7 @@ such a sentence from its run (Markdown output), or leaves it out. Exempt, explic
 * a *fixed fact* (a default, a definition, a property of the data, not a measurement): the line
   carries ``<!-- fixed: why -->``. The whole course may have at most ``MAX_FIXED`` of them.
 
-The helpers that build computed sentences (``costtrain.prose``) are tested below too.
+The helpers that build computed sentences (``costtrain.advice.prose``) are tested below too.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from costtrain import prose
+from costtrain.advice import prose
 from costtrain.result import RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,7 +181,7 @@ def test_notebooks_escape_dollars_in_generated_markdown():
     for path in NOTEBOOKS:
         text = path.read_text()
         raw = re.findall(r"Markdown\((?!md\()", text)
-        assert not raw, f"{path.name}: display Markdown through costtrain.prose.md(...)"
+        assert not raw, f"{path.name}: display Markdown through costtrain.advice.prose.md(...)"
 
 
 # --- the helpers that build computed sentences ----------------------------------------------
@@ -199,7 +199,7 @@ def test_md_escapes_dollars_outside_code_only():
 def test_a_sentence_quotes_the_tables_rounding(fraction):
     """The accuracy a sentence quotes is the one results_table prints (63.7 under 63.8 was a bug:
     the table rounded twice)."""
-    from costtrain.report import results_table
+    from costtrain.advice.report import results_table
     r = RunResult(method="baseline", config={}, label="x", test_accuracy=fraction,
                   setup_seconds=1.23456, train_seconds=10.2501, eval_seconds=0.04449)
     row = results_table([r]).splitlines()[-1].split()
@@ -264,6 +264,6 @@ def test_values_reads_repeats_then_the_run():
 
 
 def test_span_says_when_every_value_prints_the_same():
-    from costtrain.prose import span
+    from costtrain.advice.prose import span
     assert span([0.4381, 0.4379]) == "43.8 % in each"
     assert span([0.431, 0.438]) == "43.1 % to 43.8 %"

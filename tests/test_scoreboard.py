@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from costtrain import load_dataset, train_baseline
-from costtrain.scoreboard import load, record, show
+from costtrain.course.scoreboard import load, record, show
 
 
 @pytest.fixture(scope="module")

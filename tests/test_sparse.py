@@ -6,15 +6,21 @@ import json
 import pytest
 import torch
 
-from costtrain import shared
-from costtrain.baseline import train_baseline
 from costtrain.cli import main
-from costtrain.data import load_dataset
+from costtrain.data.datasets import load_dataset
+from costtrain.data.models import build_model, model_name
+from costtrain.data.sparse import (
+    SparseLinear,
+    batch_row_probability,
+    collision_summary,
+    expected_row_overlap,
+    make_sparse_synthetic,
+    planted_weights,
+)
 from costtrain.hogwild import train_hogwild
-from costtrain.models import build_model, model_name
-from costtrain.parameter_server import train_parameter_server
-from costtrain.sparse import (SparseLinear, batch_row_probability, collision_summary,
-                              expected_row_overlap, make_sparse_synthetic, planted_weights)
+from costtrain.run import shared
+from costtrain.train.baseline import train_baseline
+from costtrain.train.parameter_server import train_parameter_server
 from costtrain.utils import CosttrainError
 
 TINY = dict(train=3000, test=500, features=4096, k=8)
@@ -70,7 +76,7 @@ def test_dataset_record_fits_the_trainers(tiny):
     sub = load_dataset("sparse-synthetic", **TINY, subset=1000, test_subset=100, seed=1)
     assert sub.train_x.shape == (1000, 8) and len(sub.test_y) == 100
     sub.share_memory_()
-    # shared with the workers: an anonymous memory file (costtrain.shared), else torch's shm
+    # shared with the workers: an anonymous memory file (costtrain.run.shared), else torch's shm
     assert isinstance(sub.train_x, shared.SharedTensor) or sub.train_x.is_shared()
     with pytest.raises(CosttrainError, match="holds feature ids"):
         sub.raw_images()

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from costtrain import course, handout
-from costtrain.diagrams import DIAGRAMS
+from costtrain.course import arc as course
+from costtrain.course import handout
+from costtrain.course.diagrams import DIAGRAMS
 from costtrain.errors import CosttrainError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +26,7 @@ TERMS = ("set-up", "end to end", "steady state", "oversubscription", "staleness"
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict[str, str]:
     out = tmp_path_factory.mktemp("handout")
-    p = subprocess.run([sys.executable, "-m", "costtrain.handout", str(out)], cwd=ROOT,
+    p = subprocess.run([sys.executable, "-m", "costtrain.course.handout", str(out)], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     return {f.name: f.read_text() for f in out.iterdir()}
@@ -33,8 +34,8 @@ def built(tmp_path_factory) -> dict[str, str]:
 
 def test_make_handout_runs_the_builder():
     make = (ROOT / "Makefile").read_text()
-    assert re.search(r"^handout:.*\n\t.*-m costtrain\.handout", make, re.M)
-    assert re.search(r"^kit:.*\n\t.*-m costtrain\.handout --update-docs", make, re.M)
+    assert re.search(r"^handout:.*\n\t.*-m costtrain\.course\.handout", make, re.M)
+    assert re.search(r"^kit:.*\n\t.*-m costtrain\.course\.handout --update-docs", make, re.M)
 
 
 def test_the_handout_has_the_diagrams_the_flow_and_the_words(built):

@@ -7,15 +7,14 @@ import time
 
 import pytest
 
-from costtrain import pool
-from costtrain.baseline import train_baseline
-from costtrain.compare import run_comparison, verdicts
-from costtrain.engine import time_to_accuracy
+from costtrain.advice.compare import run_comparison, verdicts
 from costtrain.hogwild import train_hogwild
-from costtrain.local_sgd import train_local_sgd
-from costtrain.measure import describe_load, preload
-from costtrain.parameter_server import train_parameter_server
+from costtrain.measure import describe_load, preload, time_to_accuracy
 from costtrain.result import RunResult
+from costtrain.run import pool
+from costtrain.train.baseline import train_baseline
+from costtrain.train.local_sgd import train_local_sgd
+from costtrain.train.parameter_server import train_parameter_server
 
 TRAINERS = {
     "baseline": (train_baseline, dict(epochs=2, threads=2)),
@@ -132,7 +131,7 @@ def test_load_record_names_other_work_and_steal():
 
 
 def test_notebook_sentences_name_a_busy_machine_instead_of_a_leader():
-    from costtrain import prose
+    from costtrain.advice import prose
     from costtrain.measure import busy_note
     quiet = RunResult(method="baseline", config={}, label="quiet", total_seconds=3.0)
     quiet.extra["load"] = describe_load(0.0, 0.0, 2)

@@ -1,4 +1,4 @@
-"""The widgets' contract (costtrain.widgets): controls only set values; a Run panel trains with
+"""The widgets' contract (costtrain.course.widgets): controls only set values; a Run panel trains with
 them, says so, remembers the student's choice and draws a live plot from real progress messages."""
 from __future__ import annotations
 
@@ -6,9 +6,15 @@ import ipywidgets as W
 import pytest
 
 from costtrain import train_baseline, train_hogwild
-from costtrain.exercises import check_prediction
-from costtrain.widgets import (LivePlot, epoch_splits, read_controls, run_panel, split_control,
-                               training_controls)
+from costtrain.course.exercises import check_prediction
+from costtrain.course.widgets import (
+    LivePlot,
+    epoch_splits,
+    read_controls,
+    run_panel,
+    split_control,
+    training_controls,
+)
 
 
 def test_controls_only_set_values():

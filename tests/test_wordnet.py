@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import costtrain.data as data
-from costtrain.baseline import train_baseline
-from costtrain.cli import main
-from costtrain.data import CorruptDataError, DataNotFoundError, load_dataset
-from costtrain.hogwild import train_hogwild
-from costtrain.local_sgd import train_local_sgd
-from costtrain.parameter_server import train_parameter_server
-from costtrain.utils import CosttrainError
-from costtrain.wordnet import SUPERSENSES, is_test, parse_data_noun
 from conftest import data_noun_line, write_data_noun
+
+import costtrain.data.datasets as data
+from costtrain.cli import main
+from costtrain.data.datasets import CorruptDataError, DataNotFoundError, load_dataset
+from costtrain.data.wordnet import SUPERSENSES, is_test, parse_data_noun
+from costtrain.hogwild import train_hogwild
+from costtrain.train.baseline import train_baseline
+from costtrain.train.local_sgd import train_local_sgd
+from costtrain.train.parameter_server import train_parameter_server
+from costtrain.utils import CosttrainError
 
 WORDS = {5: ["dog", "cat", "horse", "fur"], 6: ["chair", "tool", "engine", "metal"],
          13: ["bread", "sauce", "sweet", "eaten"], 20: ["oak", "leaf", "flower", "root"]}
@@ -232,7 +232,7 @@ def test_cli_hogwild_on_real_text_reports_rate_accuracy_and_collisions(wordnet, 
 
 
 def test_padding_is_never_written_on_real_text(wordnet):
-    from costtrain.sparse import SparseLinear
+    from costtrain.data.sparse import SparseLinear
     net = SparseLinear(wordnet.features, wordnet.num_classes)
     x, y = wordnet.train_x[:64], wordnet.train_y[:64]
     torch.nn.functional.cross_entropy(net(x), y).backward()

@@ -1,0 +1,204 @@
+"""The main job: every method on the same data and the same total work, side by side."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from .. import methods
+from ..data.datasets import Dataset, load_dataset
+from ..result import RunResult
+from ..utils import CosttrainError, num_cores
+from .cost import PriceBasis, attach_cost, price_basis
+from .energy import EnergyMeter
+from .noise import alternate, first_verdict, median_index, speedup_verdict, spread
+from .prose import one_run_sentence
+
+Run = tuple[str, Callable[..., RunResult], dict]
+
+
+def comparison_plan(total_epochs: int = 2, cores: int | None = None) -> list[Run]:
+    """(label, trainer, kwargs) for each configuration, all doing `total_epochs` of work: each
+    method's :attr:`~costtrain.methods.Method.compare` plan, in the registry's order."""
+    cores = cores or num_cores()
+    return [(label, m.load(), kw) for m in methods.METHODS.values()
+            for label, kw in m.compare(total_epochs, cores)]
+
+
+def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simple",
+                   total_epochs: int = 2, subset: int | None = None, batch_size: int = 64,
+                   lr: float | None = None, seed: int = 42, eval_every: int | None = None,
+                   data_root: str | None = None, progress: bool = False,
+                   only: list[str] | None = None,
+                   on_result: Callable[[RunResult], None] | None = None,
+                   target_accuracy: float | None = None,
+                   price: PriceBasis | None = None,
+                   on_start: Callable[[str], None] | None = None,
+                   on_progress: Callable | None = None, repeats: int = 1,
+                   cold: bool = True) -> list[RunResult]:
+    """Run every configuration of :func:`comparison_plan` on one loaded dataset.
+
+    Every result gets ``cost`` (:func:`costtrain.advice.cost.attach_cost`): energy measured around
+    the run (or estimated), its cost on the `price` basis (default: electricity) and the
+    cost and time to `target_accuracy` (needs `eval_every`). ``lr`` None = the model's own.
+    ``on_start(label)`` is called before each configuration, ``on_progress`` is handed to its
+    trainer.
+
+    With ``repeats`` > 1 every configuration runs that many times, in turn (all of them once,
+    then all again: a slow spell of the machine hits each alike); each configuration's result
+    is its median run (by wall time) and ``extra['repeats']`` keeps every run's numbers
+    (:func:`repeat_record`). `on_result` sees every run.
+
+    ``cold`` (default): the warm Hogwild! pool is closed before every Hogwild! run, so each
+    one starts its workers as a one-off run does and its total is its measured wall time;
+    no configuration's numbers depend on which ran before it. Either way ``setup_seconds`` is
+    the one-off set-up and ``warm_setup_seconds`` what a re-run in the same process pays.
+    """
+    if not isinstance(repeats, int) or repeats < 1:
+        raise CosttrainError(f"repeats must be an integer >= 1, got {repeats!r}.")
+    ds = data if isinstance(data, Dataset) else load_dataset(data, data_root, subset=subset,
+                                                            seed=seed)
+    price = price or price_basis()
+    plan = comparison_plan(total_epochs)
+    if only:  # in the order given
+        plan = [run for o in only for run in plan if run[0].startswith(o)]
+        plan = list({run[0]: run for run in plan}.values())
+    runs: dict[str, list[RunResult]] = {label: [] for label, _, _ in plan}
+    for _, (label, trainer, kw) in alternate(plan, repeats):
+        if on_start:
+            on_start(label)
+        if cold:
+            _close_pool()
+        with EnergyMeter(price.watts) as meter:
+            r = trainer(model, ds, batch_size=batch_size, lr=lr, seed=seed,
+                        eval_every=eval_every, progress=progress, on_progress=on_progress, **kw)
+        r.label = label
+        attach_cost(r, target_accuracy=target_accuracy, basis=price, energy=meter.reading)
+        runs[label].append(r)
+        if on_result:
+            on_result(r)
+    if cold:
+        _close_pool()
+    return [median_run(rs) if repeats > 1 else rs[0] for rs in runs.values()]
+
+
+def _close_pool() -> None:
+    from ..run import pool
+    pool.close_all()
+
+
+def repeat_record(r: RunResult) -> dict:
+    """The numbers of one repeat kept in the median run's ``extra['repeats']``."""
+    return dict(setup_seconds=r.setup_seconds, warm_setup_seconds=r.warm_setup_seconds,
+                train_seconds=r.train_seconds, eval_seconds=r.eval_seconds,
+                total_seconds=r.total_seconds, wall_seconds=r.wall_seconds,
+                warm_total_seconds=r.warm_total_seconds, load=r.extra.get("load"),
+                samples_per_second=r.samples_per_second,
+                steady_samples_per_second=r.steady_samples_per_second,
+                test_accuracy=r.test_accuracy, status=r.status,
+                timed_out_after=r.extra.get("timed_out_after"),
+                time_to_target_seconds=(r.cost or {}).get("time_to_target_seconds"))
+
+
+def median_run(runs: list[RunResult]) -> RunResult:
+    """The run with the median wall time, carrying every run's numbers in ``extra['repeats']``."""
+    best = runs[median_index([r.total_seconds for r in runs])]
+    best.extra["repeats"] = [repeat_record(r) for r in runs]
+    return best
+
+
+def repeats_of(r: RunResult, key: str) -> list:
+    """Every repeat's value of `key` (e.g. ``total_seconds``), or the run's own for one run."""
+    reps = r.extra.get("repeats")
+    if reps:
+        return [x.get(key) for x in reps]
+    if key == "time_to_target_seconds":
+        return [(r.cost or {}).get(key)]
+    if key == "load":
+        return [r.extra.get("load")]
+    return [getattr(r, key)]
+
+
+def busy_runs(results: list[RunResult]) -> list[RunResult]:
+    """Results whose measurement (any repeat) ran while other work competed for the cores."""
+    return [r for r in results if any((x or {}).get("busy") for x in repeats_of(r, "load"))]
+
+
+def verdicts(results: list[RunResult], target: bool = False) -> list[str]:
+    """The sentences under the comparison table, from the noise-aware helpers.
+
+    Ranked by one-off end-to-end time (each configuration pays its own start-up), then by the
+    end-to-end time of a re-run in the same process (warm workers), then (with a target
+    accuracy) by time to the target, interpolated between evaluations. A busy machine is
+    named instead of a verdict; one run each names no winner.
+    """
+    ok = [r for r in results if r.status == "ok"]
+    if len(ok) < 2:
+        return []
+    busy = busy_runs(ok)
+    if busy:
+        worst = max(busy, key=lambda r: max((x or {}).get("other_cores", 0.0)
+                                            for x in repeats_of(r, "load")))
+        load = max((x for x in repeats_of(worst, "load") if x), key=lambda x: x["other_cores"])
+        names = ", ".join(r.label for r in busy)
+        return [f"No verdict: the machine was busy during {names} ({load['note']} during "
+                f"{worst.label}): these numbers are not reliable; re-run when it is idle."]
+    if not any(r.extra.get("repeats") for r in ok):
+        return [one_run_sentence("End to end", {r.label: r.total_seconds for r in ok})
+                + " (use --repeats 3 for a verdict)."]
+
+    def ranked(key: str) -> list[RunResult]:
+        return sorted(ok, key=lambda r: spread(repeats_of(r, key)).median)
+    one_off, warm = ranked("total_seconds"), ranked("warm_total_seconds")
+    out = ["One-off runs (each pays its own start-up): " + speedup_verdict(
+        one_off[0].label, repeats_of(one_off[0], "total_seconds"),
+        one_off[1].label, repeats_of(one_off[1], "total_seconds")) + "."]
+    out.append("If you re-run in this process or kernel (warm workers): " + speedup_verdict(
+        warm[0].label, repeats_of(warm[0], "warm_total_seconds"),
+        warm[1].label, repeats_of(warm[1], "warm_total_seconds")) + ".")
+    if target:
+        out.append("Time to the target accuracy (one-off set-up + training, interpolated "
+                   "between evaluations): " + first_verdict(
+                       {r.label: repeats_of(r, "time_to_target_seconds") for r in ok},
+                       "the target accuracy") + ".")
+    return out
+
+
+def accuracy_by_seed(data: Dataset | str = "fashion-mnist", *, subset: int | None = 8000,
+                     seeds: Sequence[int] = (1, 2, 3), workers: Sequence[int] = (2, 4),
+                     modes: Sequence[str] = ("sync", "async"), epochs: int = 2,
+                     lr: float = 0.01, momentum: float = 0.5, scale_lr: bool = True,
+                     model: str = "simple",
+                     on_result: Callable[[RunResult], None] | None = None) -> list[dict]:
+    """Test accuracy of the baseline and each parameter-server configuration, seed by seed.
+
+    The same data (`subset` images, loaded once), the same epochs, lr and momentum for all;
+    the seeds are taken in turn (baseline, then each configuration, then the next seed).
+
+    Returns one row per configuration: ``label``, ``lr`` (the server's), ``accuracies``
+    (one per seed, 0..1), ``mean`` and ``vs_baseline`` (mean minus the baseline's mean).
+    """
+    train_baseline, train_parameter_server = methods.DEFAULT.load(), methods.get("ps").load()
+    ds = data if isinstance(data, Dataset) else load_dataset(data, subset=subset, seed=0)
+    configs = [("baseline", None, 0)] + [(f"ps {m} {k} workers", m, k) for k in workers
+                                         for m in modes]
+    acc: dict[str, list[float]] = {label: [] for label, _, _ in configs}
+    server: dict[str, float] = {}  # the server's lr, as the run recorded it
+    for seed in seeds:
+        for label, mode, k in configs:
+            kw = dict(epochs=epochs, lr=lr, momentum=momentum, seed=seed)
+            if mode is None:  # one thread: accuracy is the point, and it degrades gently
+                r = train_baseline(model, ds, threads=1, **kw)
+            else:
+                r = train_parameter_server(model, ds, mode=mode, workers=k, scale_lr=scale_lr,
+                                           **kw)
+            r.label = f"{label} seed {seed}"
+            server[label] = r.config.get("server_lr", lr)
+            acc[label].append(r.test_accuracy)
+            if on_result:
+                on_result(r)
+    base = sum(acc["baseline"]) / len(acc["baseline"])
+    rows = []
+    for label, mode, k in configs:
+        mean = sum(acc[label]) / len(acc[label])
+        rows.append(dict(label=label, lr=server[label],
+                         accuracies=acc[label], mean=mean, vs_baseline=mean - base))
+    return rows

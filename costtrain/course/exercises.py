@@ -1,0 +1,55 @@
+"""Helpers for the notebooks' exercises: check a guess, show a worked answer.
+
+An exercise that asks for a number has a guess cell *before* the run it predicts
+(``guess_x = None``) and, after the run, a check cell that is one call,
+``check_prediction(guess_x, <what the prompt asks for, computed from the runs>)``; the cell
+prints one sentence. ``tests/test_exercises.py`` runs every check cell with a planted right
+answer, a planted wrong one and ``None``.
+"""
+from __future__ import annotations
+
+from numbers import Real
+
+from ..advice.prose import md
+
+WRITE_FIRST = "Write your guess first"
+
+
+def prediction_sentence(guess: float | str | None, measured: float | str,
+                        tolerance: float = 0.25, name: str = "the guess cell") -> str:
+    """One sentence: how far `guess` is from `measured` (relative), or that there is no guess
+    yet (`guess` None). Within `tolerance` counts as right; a word (``"more"``/``"less"``) is
+    right when it is the measured word."""
+    if guess is None and isinstance(measured, str) and measured:
+        return (f"{WRITE_FIRST}: put your word in {name} above (before the run it predicts), run "
+                "that cell, then run this one again.")
+    if guess is not None and isinstance(measured, str):
+        ok = isinstance(guess, str) and guess.strip().lower() == measured.strip().lower()
+        return (f"{'Right' if ok else 'Not this time'}: your guess {guess!r}, measured "
+                f"{measured!r}" + ("." if ok else "; read the hint and the worked answer."))
+    if not isinstance(measured, Real) or measured != measured:
+        raise ValueError(f"the measured value must be a number, got {measured!r}: did the run finish?")
+    if guess is None:
+        return (f"{WRITE_FIRST}: put a number in {name} above (before the run it predicts), run "
+                "that cell, then run this one again.")
+    if isinstance(guess, bool) or not isinstance(guess, Real):
+        raise TypeError(f"your guess must be a number such as 1.5, got {guess!r}")
+    off = abs(guess - measured) / max(abs(measured), 1e-12)
+    if off <= tolerance:
+        return (f"Right: your guess {guess:g} is within {100 * tolerance:.0f} % of the measured "
+                f"{measured:.3g} (off by {100 * off:.0f} %).")
+    return (f"Not this time: your guess {guess:g} is off by {100 * off:.0f} % from the measured "
+            f"{measured:.3g} (more than {100 * tolerance:.0f} %); read the hint and the worked answer.")
+
+
+def check_prediction(guess: float | str | None, measured: float | str, tolerance: float = 0.25,
+                     name: str = "the guess cell") -> None:
+    """Print :func:`prediction_sentence` (returns None, so a cell shows the sentence only)."""
+    print(prediction_sentence(guess, measured, tolerance, name))
+
+
+def worked_answer(text: str):
+    """A folded "Worked answer" with this run's numbers, as a Markdown output (`text` is
+    Markdown; ``$`` is escaped)."""
+    from IPython.display import Markdown
+    return Markdown(f"<details><summary>Worked answer</summary>\n\n{md(text)}\n\n</details>")

@@ -1,0 +1,255 @@
+"""The printable handout and the teacher's pages: ``make handout`` (and ``make kit``).
+
+``python -m costtrain.course.handout [OUT_DIR]`` (default ``build/handout``) renders the teacher's
+kit in ``docs/teaching/`` to two self-contained HTML files, diagrams embedded, ready to print
+(or save as PDF) from any browser:
+
+* ``handout.html`` for students: the course at a glance (with the reference run times), the
+  decision flow, the diagrams, the commands, the glossary;
+* ``teacher.html``: the 90-minute plan, discussion questions, common mistakes, how to run a
+  class, and the exercise solutions read from the notebooks.
+
+``python -m costtrain.course.handout --update-docs`` refreshes the generated parts of the kit in the
+repository (the plan's run-time table and learning objectives, ``solutions.md``) from the
+notebooks; ``tests/test_teaching.py`` fails when they are out of step. Markdown is rendered
+with mistune (installed with JupyterLab's nbconvert). No torch here.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import re
+import sys
+from pathlib import Path
+
+from ..errors import CosttrainError
+from .arc import LESSONS, anchor, exercises, objectives, reference_runs
+
+DOCS = Path("docs") / "teaching"
+NOTEBOOKS = Path("notebooks")
+DEFAULT_OUT = Path("build") / "handout"
+STUDENT_PAGES = ("handout.md", "glossary.md")
+TEACHER_PAGES = ("plan.md", "discussion.md", "mistakes.md", "running-a-class.md",
+                 "solutions.md")
+BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n).*?(<!-- end generated -->)", re.S)
+CSS = """
+body { font: 11pt/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
+       max-width: 52em; margin: 2em auto; padding: 0 1em; }
+h1 { font-size: 1.7em; border-bottom: 2px solid #1f78b4; }
+h2 { font-size: 1.35em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
+h3 { font-size: 1.08em; margin-bottom: 0.2em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.92em; }
+th, td { border: 1px solid #bbb; padding: 0.25em 0.5em; vertical-align: top; }
+th { background: #f0f4f8; white-space: nowrap; }
+td.num { white-space: nowrap; text-align: right; }
+td.short { white-space: nowrap; }
+code, pre { font-family: ui-monospace, "DejaVu Sans Mono", Consolas, monospace; font-size: 0.9em; }
+pre { background: #f6f8fa; padding: 0.6em; overflow-x: auto; white-space: pre-wrap; }
+img { max-width: 100%; height: auto; display: block; margin: 0.8em auto; }
+.page { break-before: page; }
+.generated { color: #555; font-size: 0.85em; }
+@media print { body { margin: 0; max-width: none; } a { color: inherit; text-decoration: none; }
+               h2, h3 { break-after: avoid; } table, img, pre { break-inside: avoid; } }
+"""
+SHORT_CELL = re.compile(r"<td>([^<]{1,28})</td>")
+NUMBER_CELL = re.compile(r"<td>([\s\d.,:%$x()+\-–]*\d[\s\d.,:%$x()+\-–smin]*)</td>")
+
+
+# ------------------------------------------------------------------ generated Markdown
+
+def minutes_table(notebooks: str | Path = NOTEBOOKS) -> str:
+    """The reference copies' run times as a Markdown table."""
+    runs = reference_runs(notebooks)
+    if not runs:
+        return "No executed reference copies were found: run `make notebooks` first.\n"
+    rows = ["| notebook | run time (reference) | machine | load average | ran |",
+            "|---|---|---|---|---|"]
+    for r in runs:
+        rows.append(f"| {r.stem} | {r.seconds:.0f} s ({r.minutes:.1f} min) | {r.machine}, "
+                    f"{r.cores} cores | {r.load or '-'} | {r.when} |")
+    total = sum(r.seconds for r in runs)
+    rows.append(f"| all {_count(len(runs))} | {total:.0f} s ({total / 60:.1f} min) | | | |")
+    return "\n".join(rows) + "\n"
+
+
+def _count(n: int) -> str:
+    words = "zero one two three four five six seven eight nine ten".split()
+    return words[n] if n < len(words) else str(n)
+
+
+def objectives_md(notebooks: str | Path = NOTEBOOKS) -> str:
+    """Every notebook's "You will learn" list, in course order."""
+    parts = []
+    for item in LESSONS:
+        bullets = "\n".join(f"- {o}" for o in objectives(item.stem, notebooks))
+        parts.append(f"**{item.stem}** ({item.title})\n{bullets}\n")
+    return "\n".join(parts)
+
+
+def solutions_md(notebooks: str | Path = NOTEBOOKS) -> str:
+    """Every exercise with its hint and worked answer, as the notebooks have them."""
+    out = ["# Exercise solutions", "",
+           "Generated from the notebooks' own exercises, hints and worked answers by "
+           "`make kit` (do not edit here: edit the notebook, then run `make kit`). The "
+           "numbers an answer refers to are printed by the student's own run.", ""]
+    for item in LESSONS:
+        found = exercises(item.stem, notebooks)
+        if not found:
+            continue
+        out += [f"## {item.stem}: {item.title}", ""]
+        for ex in found:
+            out += [f"### {item.stem[:3].rstrip('_')}.{ex.number} {ex.title}", "", ex.task, ""]
+            if ex.hint:
+                out += [f"*Hint.* {ex.hint}", ""]
+            out += ["*Worked answer.*", "", ex.answer or "(none given)", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+GENERATORS = {"minutes": minutes_table, "objectives": objectives_md}
+
+
+def refresh(text: str, notebooks: str | Path = NOTEBOOKS) -> str:
+    """`text` with every ``<!-- generated: NAME -->`` block rebuilt from the notebooks."""
+    def fill(m: re.Match) -> str:
+        name = m.group(2)
+        if name not in GENERATORS:
+            raise CosttrainError(f"unknown generated block {name!r}; known: "
+                                 f"{', '.join(GENERATORS)}")
+        return m.group(1) + GENERATORS[name](notebooks) + m.group(3)
+    return BLOCK.sub(fill, text)
+
+
+def update_docs(root: str | Path = ".") -> list[Path]:
+    """Rewrite the kit's generated parts in `root`/docs/teaching; return the files changed."""
+    root = Path(root)
+    docs, notebooks = root / DOCS, root / NOTEBOOKS
+    changed = []
+    for path in sorted(docs.glob("*.md")):
+        if path.name == "solutions.md":
+            continue
+        old = path.read_text(encoding="utf-8")
+        new = refresh(old, notebooks)
+        if new != old:
+            path.write_text(new, encoding="utf-8")
+            changed.append(path)
+    sol = docs / "solutions.md"
+    new = solutions_md(notebooks)
+    if not sol.exists() or sol.read_text(encoding="utf-8") != new:
+        sol.write_text(new, encoding="utf-8")
+        changed.append(sol)
+    return changed
+
+
+# ------------------------------------------------------------------ HTML
+
+def _markdown():
+    try:
+        import mistune
+    except ImportError:
+        raise CosttrainError("the handout needs mistune (it comes with JupyterLab's nbconvert): "
+                             "pip install mistune") from None
+    return mistune.create_markdown(escape=False, plugins=["table", "strikethrough"])
+
+
+def _embed_images(body: str, folder: Path) -> str:
+    """Replace ``src="relative.svg"`` with data: URIs, so the HTML stands alone."""
+    def embed(m: re.Match) -> str:
+        src = m.group(1)
+        if re.match(r"[a-z]+:", src):
+            return m.group(0)
+        path = (folder / html.unescape(src)).resolve()
+        if not path.is_file():
+            raise CosttrainError(f"the handout shows {src}, which does not exist ({path.name} "
+                                 "not found): run `python -m costtrain.course.diagrams` or fix the link.")
+        kind = "image/svg+xml" if path.suffix == ".svg" else f"image/{path.suffix[1:]}"
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f'src="data:{kind};base64,{data}"'
+    return re.sub(r'src="([^"]+)"', embed, body)
+
+
+def _local_links(body: str) -> str:
+    """Links to another page of the kit point inside the one HTML file."""
+    def link(m: re.Match) -> str:
+        target = m.group(1)
+        page, _, frag = target.partition("#")
+        if re.match(r"[a-z]+:", target) or not page.endswith(".md"):
+            return m.group(0)
+        return f'href="#{frag or "page-" + Path(page).stem}"'
+    return re.sub(r'href="([^"]+)"', link, body)
+
+
+def _heading_ids(body: str) -> str:
+    def add(m: re.Match) -> str:
+        text = re.sub(r"<[^>]+>", "", m.group(2))
+        return f'<h{m.group(1)} id="{anchor(html.unescape(text))}">{m.group(2)}</h{m.group(1)}>'
+    return re.sub(r"<h([1-4])>(.*?)</h\1>", add, body)
+
+
+def render_page(text: str, folder: Path, stem: str, notebooks: Path) -> str:
+    """One Markdown page of the kit (its generated blocks refreshed) as an HTML section;
+    `folder` is where its relative links and images start."""
+    body = _markdown()(refresh(text, notebooks))
+    body = NUMBER_CELL.sub(r'<td class="num">\1</td>', body)
+    body = SHORT_CELL.sub(r'<td class="short">\1</td>', body)  # no wrapping in short cells
+    body = _local_links(_heading_ids(_embed_images(body, folder)))
+    return f'<section class="page" id="page-{stem}">\n{body}\n</section>'
+
+
+def render(title: str, sections: list[str]) -> str:
+    """A standalone HTML document of rendered `sections`."""
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+            + "\n".join(sections) + "\n</body>\n</html>\n")
+
+
+def build(out_dir: str | Path = DEFAULT_OUT, root: str | Path = ".") -> list[Path]:
+    """Write handout.html and teacher.html into `out_dir`; return their paths."""
+    root = Path(root)
+    docs, notebooks = root / DOCS, root / NOTEBOOKS
+    missing = [n for n in STUDENT_PAGES + TEACHER_PAGES if not (docs / n).is_file()]
+    if missing:
+        raise CosttrainError(f"{docs}: missing {', '.join(missing)}; run from the repository "
+                             "root (or pass --root).")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, title, pages in (
+            ("handout.html", "costtrain: the course on one handout", STUDENT_PAGES),
+            ("teacher.html", "costtrain: the teacher's kit", TEACHER_PAGES)):
+        sections = []
+        for page in pages:
+            # the solutions as the notebooks have them now, even if solutions.md is stale
+            text = (solutions_md(notebooks) if page == "solutions.md"
+                    else (docs / page).read_text(encoding="utf-8"))
+            sections.append(render_page(text, docs, Path(page).stem, notebooks))
+        (out / name).write_text(render(title, sections), encoding="utf-8")
+        written.append(out / name)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m costtrain.course.handout",
+                                description="Build the printable handout and the teacher's "
+                                            "pages (HTML), or refresh the kit's generated parts.")
+    p.add_argument("out_dir", nargs="?", default=str(DEFAULT_OUT),
+                   help="where the HTML files go (default: %(default)s)")
+    p.add_argument("--root", default=".", help="the repository root (default: %(default)s)")
+    p.add_argument("--update-docs", action="store_true",
+                   help="rewrite the generated parts of docs/teaching from the notebooks")
+    args = p.parse_args(argv)
+    try:
+        if args.update_docs:
+            changed = update_docs(args.root)
+            print("\n".join(str(c) for c in changed) or "docs/teaching is up to date")
+            return 0
+        for path in build(args.out_dir, args.root):
+            print(path)
+    except CosttrainError as exc:
+        print(f"costtrain: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

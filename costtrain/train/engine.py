@@ -1,0 +1,243 @@
+"""Pieces every training loop shares: set-up, mini-batches, evaluation, loss logging, throughput.
+
+The trainers (:mod:`~costtrain.train.baseline`, :mod:`~costtrain.hogwild`,
+:mod:`~costtrain.train.parameter_server`) import these by their public names; none of them imports
+another trainer.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import Callable, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..data.datasets import Dataset, load_dataset
+from ..data.models import build_model
+from ..result import Curve, RunResult, new_curve
+from ..run.guards import (  # noqa: F401
+    DIVERGED,
+    check_data_and_model,
+    diverged,
+    diverged_message,
+    mark_diverged,  # the divergence rule lives with the other guards
+)
+from ..utils import CosttrainError
+
+OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+PIPELINES = ("memory", "classic")  # in-memory tensors, or the classic per-sample DataLoader
+OPTIMIZERS = ("sgd", "adam")
+
+
+def sgd(lr: float = 0.01, momentum: float = 0.5) -> OptimizerFactory:
+    """The classic example's optimizer as a picklable factory: ``SGD(params, lr, momentum)``."""
+    return functools.partial(torch.optim.SGD, lr=lr, momentum=momentum)
+
+
+def make_optimizer(name: str = "sgd", lr: float = 0.01, momentum: float = 0.5) -> OptimizerFactory:
+    """A picklable optimizer factory by name: ``sgd`` (with momentum) or ``adam`` (momentum unused)."""
+    if name == "sgd":
+        return sgd(lr, momentum)
+    if name == "adam":
+        return functools.partial(torch.optim.Adam, lr=lr)
+    raise CosttrainError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}.")
+
+
+def optimizer_label(factory: Callable) -> str:
+    """A factory's optimizer name for results: ``SGD``, ``Adam`` or the factory's own label."""
+    if isinstance(factory, functools.partial):
+        return getattr(factory.func, "__name__", str(factory.func))
+    return getattr(factory, "label", getattr(factory, "__name__", type(factory).__name__))
+
+
+def get_dataset(data: Dataset | str, *, seed: int = 0, subset: int | None = None,
+                data_root: str | None = None) -> Dataset:
+    """`data` itself when it is a loaded Dataset, else the dataset of that name (loaded)."""
+    if isinstance(data, Dataset):
+        return data
+    if not isinstance(data, str):
+        kind = ("a stream (an IterableDataset or a generator)"
+                if isinstance(data, torch.utils.data.IterableDataset) or hasattr(data, "__next__")
+                else f"a {type(data).__name__}")
+        raise CosttrainError(
+            f"data must be a dataset name ('fashion-mnist', 'mnist', 'cifar10', "
+            f"'sparse-synthetic') or a costtrain.data.datasets.Dataset of tensors, got {kind}. The "
+            "trainers index whole tensors, shuffled, from every process; collect your samples "
+            "into tensors and pass costtrain.data.datasets.Dataset(name, train_x, train_y, test_x, "
+            "test_y, classes, mean, std), or use costtrain.train.legacy.train_model with a "
+            "map-style DataLoader.")
+    return load_dataset(data, data_root, subset=subset, seed=seed)
+
+
+def prepare(net: nn.Module | str, data: Dataset | str, *, seed: int, subset: int | None = None,
+            data_root: str | None = None) -> tuple[nn.Module, Dataset]:
+    """Load the data and build the net (each by name or as given), seeded; then dry-run them.
+
+    The dry run (:func:`~costtrain.run.guards.check_data_and_model`) refuses, before any process
+    starts, a dataset without training samples, labels outside the classes and a net whose
+    output does not give one score per class.
+    """
+    ds = get_dataset(data, seed=seed, subset=subset, data_root=data_root)
+    torch.manual_seed(seed)
+    model = build_model(net, ds.input_shape, ds.num_classes) if isinstance(net, str) else net
+    if not isinstance(model, nn.Module):
+        raise CosttrainError(f"net must be a model name or a torch.nn.Module, got {type(net).__name__}.")
+    check_data_and_model(model, ds)
+    return model, ds
+
+
+def progress_bar(total: int, enabled: bool, desc: str):
+    """A tqdm bar (auto: notebook or terminal) or a silent stand-in.
+
+    In a notebook a finished bar stays (a closed notebook bar leaves an empty line behind);
+    in a terminal it is cleared.
+    """
+    import sys
+
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="samples", unit_scale=True, disable=not enabled,
+                leave="ipykernel" in sys.modules)
+
+
+def shard_indices(n: int, rank: int, parts: int, seed: int) -> torch.Tensor:
+    """Shard `rank` (0-based) of `parts` disjoint shards of ``range(n)``: a seeded split.
+
+    Shard sizes differ by at most one; Hogwild! (``sharding='shard'``) and the parameter
+    server's workers use the same split.
+    """
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm.tensor_split(parts)[rank]
+
+
+def linear_scaled_lr(lr: float, batch_size: int, base_batch: int) -> float:
+    """The linear scaling rule (Goyal et al. 2017): a batch k times larger takes a k times larger
+    step. The parameter server's sync mode and local SGD scale by their workers the same way."""
+    return lr * batch_size / base_batch
+
+
+def check_base_batch(base_batch: int | None, optimizer: object = None) -> None:
+    """``base_batch`` is a whole number >= 1 and scales the default SGD only."""
+    if base_batch is None:
+        return
+    if isinstance(base_batch, bool) or not isinstance(base_batch, int) or base_batch < 1:
+        raise CosttrainError(f"base_batch must be an integer >= 1 or None, got {base_batch!r}.")
+    if optimizer is not None:
+        raise CosttrainError("base_batch scales the default SGD's learning rate; with your own "
+                             "optimizer factory, set its learning rate yourself.")
+
+
+def check_hparams(*, epochs: int = 1, batch_size: int = 1, lr: float = 1.0,
+                  eval_every: int | None = None) -> None:
+    """Raise a clear error for values no trainer can use."""
+    if not isinstance(epochs, int) or epochs < 1:
+        raise CosttrainError(f"epochs must be an integer >= 1, got {epochs!r}.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise CosttrainError(f"batch size must be an integer >= 1, got {batch_size!r}.")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise CosttrainError(f"learning rate must be a positive number, got {lr!r}.")
+    if eval_every is not None and eval_every < 1:
+        raise CosttrainError(f"eval_every is a number of samples >= 1, got {eval_every!r}.")
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator,
+            indices: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Shuffled mini-batches of (x, y), optionally restricted to `indices` (a shard)."""
+    idx = torch.arange(len(y)) if indices is None else indices
+    order = idx[torch.randperm(len(idx), generator=generator)]
+    for i in range(0, len(order), batch_size):
+        j = order[i:i + batch_size]
+        yield x[j], y[j]
+
+
+def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy; equal to NLL for nets that end in log_softmax (log_softmax is idempotent)."""
+    return F.cross_entropy(output, target)
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000,
+             device: torch.device | str = "cpu") -> tuple[float, float]:
+    """Mean loss and accuracy (0..1) of `net` on (x, y); restores the net's train/eval mode."""
+    was_training = net.training
+    net.eval()
+    total_loss, correct = 0.0, 0
+    for i in range(0, len(y), batch_size):
+        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        out = net(xb)
+        total_loss += F.cross_entropy(out, yb, reduction="sum").item()
+        correct += (out.argmax(1) == yb).sum().item()
+    net.train(was_training)
+    return total_loss / max(1, len(y)), correct / max(1, len(y))
+
+
+class LossLog:
+    """Mean training loss every `every` batches, indexed by samples seen and seconds of training.
+
+    ``diverged`` turns true at the first loss that is not a finite number
+    (:func:`costtrain.run.guards.diverged`); every training loop checks it after each step and stops.
+    """
+
+    def __init__(self, every: int = 10) -> None:
+        self.every = max(1, every)
+        self.curve: Curve = new_curve("samples", "seconds", "loss")
+        self.samples = 0
+        self.diverged = False
+        self._sum, self._n = 0.0, 0
+
+    def add(self, loss: float, batch: int, seconds: float) -> None:
+        if diverged(loss):
+            self.diverged = True
+        self.samples += batch
+        self._sum += loss
+        self._n += 1
+        if self._n >= self.every:
+            self.flush(seconds)
+
+    def flush(self, seconds: float) -> None:
+        if self._n:
+            self.curve["samples"].append(self.samples)
+            self.curve["seconds"].append(round(seconds, 4))
+            self.curve["loss"].append(self._sum / self._n)
+            self._sum, self._n = 0.0, 0
+
+
+class Evaluator:
+    """Held-out evaluation every `every` samples; its time is kept out of the training clock."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, every: int | None,
+                 device: torch.device | str = "cpu") -> None:
+        self.x, self.y, self.every, self.device = x, y, every, device
+        self.curve: Curve = new_curve("samples", "seconds", "accuracy", "loss")
+        self.seconds = 0.0
+        self.spans: list[tuple[float, float]] = []  # (start, end) perf_counter of each evaluation
+        self._next = every or 0
+
+    def due(self, samples: int) -> bool:
+        return bool(self.every) and samples >= self._next
+
+    def __call__(self, net: nn.Module, samples: int, train_seconds: float) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        loss, acc = evaluate(net, self.x, self.y, device=self.device)
+        t1 = time.perf_counter()
+        self.seconds += t1 - t0
+        self.spans.append((t0, t1))
+        self.curve["samples"].append(samples)
+        self.curve["seconds"].append(round(train_seconds, 4))
+        self.curve["accuracy"].append(acc)
+        self.curve["loss"].append(loss)
+        if self.every:
+            while self._next <= samples:
+                self._next += self.every
+        return loss, acc
+
+
+def close_eval_curve(r: RunResult) -> None:
+    """Make the final test point the last point of ``r.eval_curve`` (unless it already is)."""
+    c = r.eval_curve
+    if r.test_accuracy == r.test_accuracy and (not c["samples"] or c["samples"][-1] != r.samples):
+        for key, val in zip(("samples", "seconds", "accuracy", "loss"),
+                            (r.samples, round(r.train_seconds, 4), r.test_accuracy, r.test_loss)):
+            c[key].append(val)
