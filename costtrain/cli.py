@@ -21,17 +21,8 @@ from pathlib import Path
 from typing import Sequence
 
 from . import methods
-from .args import (
-    LEVER_OPTIONS,
-    METHOD_NAMES,
-    add_data_args,
-    add_optim_args,
-    add_output_args,
-    add_repeats_arg,
-    add_run_args,
-    positive_float,
-    positive_int,
-)
+from .args import (LEVER_OPTIONS, METHOD_NAMES, add_data_args, add_optim_args, add_output_args,
+                   add_repeats_arg, add_run_args, positive_float, positive_int)
 from .errors import CosttrainError, ResourceError
 from .result import RunResult, check_folder_writable, check_writable, save_results
 from .run import pool

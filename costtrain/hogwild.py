@@ -11,17 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from .train import hogwild as hogwild_loop
-from .train.hogwild import (
-    SHARDINGS,
-    Job,
-    Source,
-    pauses,
-    share,
-    split_work,
-    train_hogwild,
-    train_source,
-    worker,
-)
+from .train.hogwild import (SHARDINGS, Job, Source, pauses, share, split_work, train_hogwild,
+                            train_source, worker)
 
 __all__ = ["worker", "train_hogwild", "Source", "Job", "train_source", "split_work", "share",
            "pauses", "SHARDINGS", "train_model", "log_elapsed_time", "chart_losses"]

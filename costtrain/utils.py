@@ -17,7 +17,28 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["CosttrainError", "num_cores", "threads_per_process", "num_threads", "seed_everything",
-           "resolve_device", "hardware_info", "Stopwatch"]
+           "resolve_device", "hardware_info", "Stopwatch", "whole", "positive"]
+
+
+def whole(value: object, name: str, lowest: int = 1) -> int:
+    """`value` when it is an integer >= `lowest`, else a :class:`CosttrainError` naming `name`.
+
+    ``True`` and ``False`` are not numbers here (``isinstance(True, int)`` is true in Python).
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+        raise CosttrainError(f"{name} must be an integer >= {lowest}, got {value!r}.")
+    return value
+
+
+def positive(value: object, name: str, unit: str = "") -> float:
+    """`value` when it is a finite number > 0, else a :class:`CosttrainError` naming `name`
+    (`unit`, e.g. ``"seconds"``, completes the sentence)."""
+    import math
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not (value > 0 and math.isfinite(value))):
+        kind = f"a positive, finite number of {unit}" if unit else "a positive, finite number"
+        raise CosttrainError(f"{name} must be {kind}, got {value!r}.")
+    return float(value)
 
 
 def num_cores() -> int:
@@ -28,8 +49,13 @@ def num_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def threads_per_process(processes: int, cores: int | None = None) -> int:
-    """The thread budget that keeps `processes` workers from oversubscribing the cores."""
+def threads_per_process(processes: int, cores: int | None = None,
+                        threads: int | None = None) -> int:
+    """Intra-op threads for each of `processes` processes sharing the cores: `threads` when the
+    caller chose it (checked), else the budget that keeps them from oversubscribing the cores,
+    ``cores // processes`` (at least 1). Every method's ``threads=None`` default is this one."""
+    if threads is not None:
+        return whole(threads, "threads")
     return max(1, (cores or num_cores()) // max(1, processes))
 
 
@@ -38,9 +64,7 @@ def num_threads(n: int | None) -> Iterator[int]:
     """Run a block with `torch.set_num_threads(n)`, restoring the old value afterwards."""
     import torch
     old = torch.get_num_threads()
-    n = old if n is None else n
-    if n < 1:
-        raise CosttrainError(f"threads must be >= 1, got {n}")
+    n = old if n is None else whole(n, "threads")
     torch.set_num_threads(n)
     try:
         yield n

@@ -10,14 +10,8 @@ from costtrain import cli
 from costtrain.advice.advise import Probe, probe_plan, recommend
 from costtrain.advice.cost import money, price_basis
 from costtrain.advice.plots import plot_cost_to_target
-from costtrain.advice.predict import (
-    ACCURACY_TOLERANCE,
-    accuracy_after,
-    fit_accuracy,
-    justify,
-    rank_probes,
-    samples_to_reach,
-)
+from costtrain.advice.predict import (ACCURACY_TOLERANCE, accuracy_after, fit_accuracy, justify,
+                                      rank_probes, samples_to_reach)
 from costtrain.result import RunResult
 from costtrain.utils import CosttrainError
 
@@ -421,6 +415,7 @@ def test_close_contenders_are_probed_again_and_ranked_on_their_medians(fmnist, m
     """Two configurations that are the same computation cannot be told apart by one short probe
     each: advise probes them again (not the one far behind) and ranks them with ranges."""
     from costtrain.advice import advise
+
     # 3,000-sample probes of the same computation differ by up to 2.4x here (the first probe in
     # a process is the slowest); batches of 4 run 7-11x slower than batches of 64
     monkeypatch.setattr(advise, "NEAR", 4.0)

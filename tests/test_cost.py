@@ -4,25 +4,10 @@ import os
 import pytest
 
 from costtrain.advice.compare import run_comparison
-from costtrain.advice.cost import (
-    INSTANCES,
-    PRICE_PER_KWH,
-    PRICES_ENV,
-    as_fraction,
-    attach_cost,
-    cost_table,
-    price_basis,
-    time_to_target,
-)
-from costtrain.advice.energy import (
-    LAPTOP_WATTS,
-    EnergyMeter,
-    EnergyReading,
-    estimate,
-    rapl_joules,
-    rapl_zones,
-    read_rapl,
-)
+from costtrain.advice.cost import (INSTANCES, PRICE_PER_KWH, PRICES_ENV, as_fraction, attach_cost,
+                                   cost_table, price_basis, time_to_target)
+from costtrain.advice.energy import (LAPTOP_WATTS, EnergyMeter, EnergyReading, estimate,
+                                     rapl_joules, rapl_zones, read_rapl)
 from costtrain.advice.plots import plot_accuracy_vs_time, plot_cost_to_target
 from costtrain.advice.report import summary
 from costtrain.result import RunResult, load_results, save_results

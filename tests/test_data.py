@@ -5,14 +5,8 @@ import pytest
 import torch
 from conftest import make_idx_dataset, write_idx
 
-from costtrain.data.datasets import (
-    CorruptDataError,
-    DataNotFoundError,
-    load_dataset,
-    read_idx,
-    search_paths,
-    stratified_subset,
-)
+from costtrain.data.datasets import (CorruptDataError, DataNotFoundError, load_dataset, read_idx,
+                                     search_paths, stratified_subset)
 from costtrain.utils import CosttrainError
 
 

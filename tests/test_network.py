@@ -2,17 +2,8 @@
 built from a measured loopback run's own figures (its accuracy is printed by benchmarks/local_sgd.py)."""
 import pytest
 
-from costtrain.advice.network import (
-    LINKS,
-    Link,
-    StepCosts,
-    get_link,
-    measure_loopback,
-    measured_seconds_per_step,
-    predict,
-    predict_step,
-    step_costs,
-)
+from costtrain.advice.network import (LINKS, Link, StepCosts, get_link, measure_loopback,
+                                      measured_seconds_per_step, predict, predict_step, step_costs)
 from costtrain.utils import CosttrainError
 
 

@@ -1,14 +1,8 @@
 """Repeated timings: medians, ranges, ABAB order and noise-aware verdicts, on hand-made samples."""
 import pytest
 
-from costtrain.advice.noise import (
-    Spread,
-    alternate,
-    first_verdict,
-    median_index,
-    speedup_verdict,
-    spread,
-)
+from costtrain.advice.noise import (Spread, alternate, first_verdict, median_index, speedup_verdict,
+                                    spread)
 from costtrain.advice.report import median_range
 
 

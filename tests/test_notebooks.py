@@ -17,16 +17,9 @@ import pytest
 
 from costtrain.advice.compare import comparison_plan
 from costtrain.cli import main
-from costtrain.course.notebooks import (
-    CI_PARAMETERS,
-    CI_PARAMETERS_B,
-    MAX_IMAGE_BYTES,
-    NotebookError,
-    _param,
-    find_notebooks,
-    notebook_parameters,
-    run_notebooks,
-)
+from costtrain.course.notebooks import (CI_PARAMETERS, CI_PARAMETERS_B, MAX_IMAGE_BYTES,
+                                        NotebookError, _param, find_notebooks, notebook_parameters,
+                                        run_notebooks)
 from costtrain.utils import num_cores
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,14 +9,8 @@ import torch
 from costtrain.cli import main
 from costtrain.data.datasets import load_dataset
 from costtrain.data.models import build_model, model_name
-from costtrain.data.sparse import (
-    SparseLinear,
-    batch_row_probability,
-    collision_summary,
-    expected_row_overlap,
-    make_sparse_synthetic,
-    planted_weights,
-)
+from costtrain.data.sparse import (SparseLinear, batch_row_probability, collision_summary,
+                                   expected_row_overlap, make_sparse_synthetic, planted_weights)
 from costtrain.hogwild import train_hogwild
 from costtrain.run import shared
 from costtrain.train.baseline import train_baseline

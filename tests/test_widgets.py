@@ -7,14 +7,8 @@ import pytest
 
 from costtrain import train_baseline, train_hogwild
 from costtrain.course.exercises import check_prediction
-from costtrain.course.widgets import (
-    LivePlot,
-    epoch_splits,
-    read_controls,
-    run_panel,
-    split_control,
-    training_controls,
-)
+from costtrain.course.widgets import (LivePlot, epoch_splits, read_controls, run_panel,
+                                      split_control, training_controls)
 
 
 def test_controls_only_set_values():

@@ -27,14 +27,8 @@ import torch
 import torch.nn as nn
 
 from .. import methods
-from ..args import (
-    add_data_args,
-    add_optim_args,
-    add_output_args,
-    add_repeats_arg,
-    positive_float,
-    positive_int,
-)
+from ..args import (add_data_args, add_optim_args, add_output_args, add_repeats_arg, positive_float,
+                    positive_int)
 from ..data.datasets import Dataset, load_dataset, stratified_subset
 from ..data.models import build_model
 from ..errors import gist
@@ -42,17 +36,9 @@ from ..methods import CUDA_BATCH  # noqa: F401 (the GPU probe's batch; public he
 from ..result import RunResult, write_json_atomic
 from ..train.engine import evaluate, loss_fn
 from ..train.levers import cxx_compiler, has_conv, native_bf16, reset_compiled
-from ..utils import CosttrainError, hardware_info, num_cores, num_threads
-from .cost import (
-    INSTANCES,
-    PRICE_PER_KWH,
-    PRICES_COMPILED,
-    PriceBasis,
-    as_fraction,
-    attach_cost,
-    money,
-    price_basis,
-)
+from ..utils import CosttrainError, hardware_info, num_cores, num_threads, positive, whole
+from .cost import (INSTANCES, PRICE_PER_KWH, PRICES_COMPILED, PriceBasis, as_fraction, attach_cost,
+                   money, price_basis)
 from .energy import LAPTOP_WATTS, EnergyMeter
 from .network import PREDICTED, Link, get_link, predict_step, step_costs
 from .noise import alternate, median_index, spread
@@ -277,15 +263,12 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
             (:mod:`costtrain.advice.payoff`).
     """
     t_start = time.perf_counter()
-    if not (budget_seconds > 0 and math.isfinite(budget_seconds)):
-        raise CosttrainError(f"budget_seconds must be a positive number, got {budget_seconds!r}.")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise CosttrainError(f"epochs must be an integer >= 1, got {epochs!r}.")
-    if not isinstance(repeats, int) or repeats < 1:
-        raise CosttrainError(f"repeats must be an integer >= 1, got {repeats!r}.")
+    positive(budget_seconds, "budget_seconds", "seconds")
+    whole(epochs, "epochs")
+    whole(repeats, "repeats")
     target = as_fraction(target_accuracy)
-    if machines is not None and (not isinstance(machines, int) or machines < 1):
-        raise CosttrainError(f"machines must be an integer >= 1, got {machines!r}.")
+    if machines is not None:
+        whole(machines, "machines")
     link = get_link(link)
     basis = price_basis(instance, watts=watts, price_per_kwh=price_per_kwh, prices=prices)
     ds = data if isinstance(data, Dataset) else load_dataset(data, data_root, subset=subset,

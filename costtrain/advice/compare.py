@@ -6,7 +6,7 @@ from typing import Callable, Sequence
 from .. import methods
 from ..data.datasets import Dataset, load_dataset
 from ..result import RunResult
-from ..utils import CosttrainError, num_cores
+from ..utils import num_cores, whole
 from .cost import PriceBasis, attach_cost, price_basis
 from .energy import EnergyMeter
 from .noise import alternate, first_verdict, median_index, speedup_verdict, spread
@@ -52,8 +52,7 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
     no configuration's numbers depend on which ran before it. Either way ``setup_seconds`` is
     the one-off set-up and ``warm_setup_seconds`` what a re-run in the same process pays.
     """
-    if not isinstance(repeats, int) or repeats < 1:
-        raise CosttrainError(f"repeats must be an integer >= 1, got {repeats!r}.")
+    whole(repeats, "repeats")
     ds = data if isinstance(data, Dataset) else load_dataset(data, data_root, subset=subset,
                                                             seed=seed)
     price = price or price_basis()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..result import RunResult
-from ..utils import CosttrainError
+from ..utils import CosttrainError, positive
 from .energy import LAPTOP_WATTS, EnergyReading, estimate
 
 PRICE_PER_KWH = 0.20  # USD per kWh: roughly a US/EU household tariff in 2026; set your own
@@ -109,9 +109,8 @@ def price_basis(instance: str | None = None, *, watts: float | None = None,
     elec = table["electricity"]
     watts = float(elec["watts"] if watts is None else watts)
     kwh = float(elec["usd_per_kwh"] if price_per_kwh is None else price_per_kwh)
-    for name, v in (("watts", watts), ("price per kWh", kwh)):
-        if not (v > 0 and math.isfinite(v)):
-            raise CosttrainError(f"{name} must be a positive number, got {v!r}.")
+    positive(watts, "watts")
+    positive(kwh, "price per kWh")
     if instance is None:
         return PriceBasis("electricity", usd_per_kwh=kwh, watts=watts)
     inst = table["instances"].get(instance)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..utils import CosttrainError
+from ..utils import positive
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
 LAPTOP_WATTS = 45.0  # a typical laptop's draw at the wall under full CPU load (30-65 W)
@@ -43,8 +43,7 @@ class EnergyReading:
 
 def estimate(seconds: float, watts: float = LAPTOP_WATTS) -> EnergyReading:
     """Energy as a stated power draw times the wall time."""
-    if not watts > 0:
-        raise CosttrainError(f"power draw must be a positive number of watts, got {watts!r}.")
+    positive(watts, "power draw", "watts")
     return EnergyReading(watts * seconds, seconds, f"estimated: {watts:g} W x {seconds:.1f} s",
                          {"watts": watts})
 
@@ -137,8 +136,7 @@ class EnergyMeter:
 
     def __init__(self, watts: float = LAPTOP_WATTS, *, rapl_root: str | Path = POWERCAP_ROOT,
                  use_rapl: bool = True, use_nvml: bool = True) -> None:
-        if not watts > 0:
-            raise CosttrainError(f"power draw must be a positive number of watts, got {watts!r}.")
+        positive(watts, "power draw", "watts")
         self.watts, self.rapl_root = watts, rapl_root
         self.use_rapl, self.use_nvml = use_rapl, use_nvml
         self.reading: EnergyReading | None = None

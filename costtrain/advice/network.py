@@ -37,7 +37,7 @@ from .. import methods
 from ..measure import time_to_accuracy
 from ..methods import ALLREDUCE, ASYNC_SERVER, SERVER
 from ..result import RunResult
-from ..utils import CosttrainError
+from ..utils import CosttrainError, whole
 
 PREDICTED = "predicted"
 
@@ -188,8 +188,7 @@ def predict_step(costs: StepCosts, link: Link, machines: int | None = None,
     each, the server sharing the first (``remote`` = machines whose traffic crosses a link).
     """
     n = costs.workers if machines is None else machines
-    if not isinstance(n, int) or n < 1:
-        raise CosttrainError(f"machines must be an integer >= 1, got {machines!r}.")
+    whole(n, "machines")
     P, c = costs.payload_bytes, costs.compute + costs.server_update
     model = _model(costs.method)
     if model == ALLREDUCE:  # full duplex: each machine sends and receives at once

@@ -37,7 +37,7 @@ from typing import Any, Callable, Sequence
 import ipywidgets as W
 
 from .. import methods
-from ..utils import CosttrainError, num_cores
+from ..utils import CosttrainError, num_cores, whole
 
 METHODS = tuple(methods.RESULT_METHODS)  # what a result names: baseline, hogwild, ps-sync, ...
 _STYLE = {"description_width": "150px"}
@@ -46,8 +46,7 @@ _LAYOUT = W.Layout(width="460px")
 
 def epoch_splits(total_epochs: int) -> list[tuple[int, int]]:
     """Every ``(processes, epochs_per_process)`` whose product is `total_epochs`."""
-    if not isinstance(total_epochs, int) or total_epochs < 1:
-        raise CosttrainError(f"total_epochs must be an integer >= 1, got {total_epochs!r}.")
+    whole(total_epochs, "total_epochs")
     return [(p, total_epochs // p) for p in range(1, total_epochs + 1) if total_epochs % p == 0]
 
 
@@ -62,8 +61,7 @@ def method_control(value: str = "hogwild", methods: Sequence[str] = METHODS) -> 
 def count_control(value: int = 2, *, description: str = "workers",
                   max_value: int | None = None) -> W.IntSlider:
     """A whole number such as processes, workers or threads (1 .. max(2 x cores, value))."""
-    if not isinstance(value, int) or value < 1:
-        raise CosttrainError(f"{description} must be an integer >= 1, got {value!r}.")
+    whole(value, description)
     hi = max(value, max_value or 2 * num_cores(), 2)
     return W.IntSlider(value=value, min=1, max=hi, description=description, style=_STYLE,
                        layout=_LAYOUT)
@@ -82,8 +80,7 @@ def split_control(total_epochs: int = 4, processes: int = 2) -> W.SelectionSlide
 
 def batch_size_control(value: int = 64) -> W.Dropdown:
     """Mini-batch size per step and worker (powers of two, plus `value`)."""
-    if not isinstance(value, int) or value < 1:
-        raise CosttrainError(f"batch size must be an integer >= 1, got {value!r}.")
+    whole(value, "batch size")
     options = sorted({2 ** k for k in range(3, 11)} | {value})
     return W.Dropdown(options=options, value=value, description="batch size", style=_STYLE,
                       layout=_LAYOUT)

@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import \
+    CorruptDataError  # noqa: F401 (costtrain.data.datasets.CorruptDataError, as before)
 from ..run.shared import share
-from ..errors import CorruptDataError  # noqa: F401 (costtrain.data.datasets.CorruptDataError, as before)
-from ..utils import CosttrainError
+from ..utils import CosttrainError, whole
 
 _SHARING = threading.Lock()  # one copy per dataset when runs start at once (see share_memory_)
 
@@ -338,8 +339,8 @@ def load_dataset(name: str = "fashion-mnist", root: str | Path | None = None, *,
     if name not in DATASETS:
         raise CosttrainError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
     for label, n in (("subset", subset), ("test_subset", test_subset)):
-        if n is not None and n < 1:
-            raise CosttrainError(f"{label} must be a positive number of samples, got {n}.")
+        if n is not None:
+            whole(n, f"{label} (samples)")
     if generator and name not in WITH_SETTINGS:
         raise CosttrainError(f"{', '.join(generator)}: settings are for {SPARSE} (its generator) "
                              f"and {WORDNET} (max_tokens) only, not {name!r}.")

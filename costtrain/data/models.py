@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .sparse import SparseLinear, has_sparse_grads
 from ..utils import CosttrainError
+from .sparse import SparseLinear, has_sparse_grads
 
 
 class SimpleNN(nn.Module):

@@ -23,7 +23,7 @@ import time
 import torch
 import torch.nn as nn
 
-from ..utils import CosttrainError
+from ..utils import CosttrainError, whole
 
 # Defaults of the generator (``load_dataset('sparse-synthetic', **keywords)`` overrides them).
 SPARSE_DEFAULTS = dict(train=100_000, test=10_000, features=2 ** 18, k=16, classes=2,
@@ -65,11 +65,8 @@ def planted_weights(features: int, classes: int, seed: int = 0) -> torch.Tensor:
 
 def _check_sparse(**kw) -> None:
     for name in ("train", "test", "features", "k"):
-        if isinstance(kw[name], bool) or not isinstance(kw[name], int) or kw[name] < 1:
-            raise CosttrainError(f"sparse-synthetic: {name} must be an integer >= 1, "
-                                 f"got {kw[name]!r}.")
-    if not isinstance(kw["classes"], int) or kw["classes"] < 2:
-        raise CosttrainError(f"sparse-synthetic: classes must be >= 2, got {kw['classes']!r}.")
+        whole(kw[name], f"sparse-synthetic: {name}")
+    whole(kw["classes"], "sparse-synthetic: classes", lowest=2)
     if not 0 <= kw["noise"] <= 1:
         raise CosttrainError(f"sparse-synthetic: noise is a probability, got {kw['noise']!r}.")
     if not kw["zipf"] >= 0:

@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from ..errors import CorruptDataError
-from ..utils import CosttrainError
+from ..utils import CosttrainError, whole
 
 DATA_FILE = "data.noun"
 # lexnames(5): lex_filenum 3..28 are the noun files; class c is lex_filenum 3 + c.
@@ -175,9 +175,7 @@ def _encoded(path: str, size: int, mtime_ns: int, width: int) -> dict:
 def read_wordnet(path: str | Path, max_tokens: int = MAX_TOKENS) -> dict[str, Any]:
     """The fields of the ``wordnet-supersense`` :class:`~costtrain.data.datasets.Dataset` (which
     :func:`costtrain.data.datasets.load_dataset` builds) from the ``data.noun`` at `path`."""
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise CosttrainError(f"wordnet-supersense: max_tokens must be an integer >= 1, "
-                             f"got {max_tokens!r}.")
+    whole(max_tokens, "wordnet-supersense: max_tokens")
     path = Path(path)
     st = path.stat()
     found = _encoded(str(path), st.st_size, st.st_mtime_ns, max_tokens)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import psutil
 
-from ..utils import CosttrainError, num_cores, resolve_device, threads_per_process
+from ..utils import CosttrainError, num_cores, resolve_device, threads_per_process, whole
 
 if TYPE_CHECKING:
     import torch
@@ -311,14 +311,10 @@ def mark_diverged(result: RunResult, lr: float | None = None,
 
 def check_plan(processes: int, epochs: int, threads: int | None, *, stacklevel: int = 3) -> int:
     """Validate processes/epochs/threads; return threads per process; warn on oversubscription."""
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-        raise CosttrainError(f"processes must be an integer >= 1, got {processes!r}.")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise CosttrainError(f"epochs per process must be an integer >= 1, got {epochs!r}.")
+    whole(processes, "processes")
+    whole(epochs, "epochs per process")
     check_processes(processes)
-    threads = threads_per_process(processes) if threads is None else threads
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise CosttrainError(f"threads per process must be an integer >= 1, got {threads!r}.")
+    threads = threads_per_process(processes, threads=threads)
     check_threads(processes, threads, stacklevel=stacklevel + 1)
     return threads
 

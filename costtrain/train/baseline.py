@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -13,33 +14,12 @@ from ..measure import steady_rate, timed
 from ..result import RunResult
 from ..run.guards import check_threads
 from ..run.procs import Interrupted
-from ..utils import (
-    CosttrainError,
-    hardware_info,
-    num_cores,
-    num_threads,
-    resolve_device,
-    seed_everything,
-)
-from .engine import (
-    PIPELINES,
-    Evaluator,
-    LossLog,
-    OptimizerFactory,
-    batches,
-    check_base_batch,
-    check_hparams,
-    close_eval_curve,
-    evaluate,
-    linear_scaled_lr,
-    loss_fn,
-    mark_diverged,
-    optimizer_label,
-    prepare,
-    progress_bar,
-    sgd,
-)
-from .levers import Fast, check_levers, grad_scaler, make_levers, to_memory_format
+from ..utils import (CosttrainError, hardware_info, num_threads, resolve_device, seed_everything,
+                     threads_per_process)
+from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_base_batch,
+                     check_hparams, close_eval_curve, evaluate, linear_scaled_lr, loss_fn,
+                     mark_diverged, optimizer_label, prepare, progress_bar, sgd)
+from .levers import Fast, Levers, check_levers, grad_scaler, make_levers, to_memory_format
 
 
 def _classic_loader(ds: Dataset, batch_size: int, gen: torch.Generator):
@@ -89,6 +69,47 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
             far (status ``partial``, evaluated on the test set).
     """
     t_setup = time.perf_counter()
+    threads, levers, dev = _check(net, epochs=epochs, batch_size=batch_size, lr=lr,
+                                  optimizer=optimizer, threads=threads, device=device,
+                                  eval_every=eval_every, pipeline=pipeline, compile=compile,
+                                  amp=amp, channels_last=channels_last, force_amp=force_amp,
+                                  base_batch=base_batch)
+    with num_threads(threads):
+        job = _set_up(net, data, levers, dev, batch_size=batch_size, lr=lr, momentum=momentum,
+                      optimizer=optimizer, seed=seed, subset=subset, data_root=data_root,
+                      base_batch=base_batch, force_amp=force_amp)
+        job.setup_seconds = time.perf_counter() - t_setup
+        bar = progress_bar(epochs * len(job.ds.train_y), progress, "baseline")
+        try:
+            log, evaluator, stopped = train_loop(job, epochs=epochs, batch_size=batch_size,
+                                                 pipeline=pipeline, log_every=log_every,
+                                                 eval_every=eval_every, bar=bar,
+                                                 on_progress=on_progress)
+            test, stopped = _final_evaluation(job, log, epochs, stopped, bar)
+        finally:
+            bar.close()
+    config = dict(dataset=job.ds.name, model=display_name(net, job.model), epochs=epochs,
+                  batch_size=batch_size, lr=job.lr, momentum=job.momentum, seed=seed,
+                  subset=subset, train_samples=len(job.ds.train_y), pipeline=pipeline,
+                  processes=1, optimizer=optimizer_label(job.factory), base_batch=base_batch,
+                  **levers.config())
+    result = _record(job, log, evaluator, test, config, threads)
+    if stopped is not None:
+        result.status = "partial"
+        result.error = f"{getattr(stopped[0], 'what', 'interrupted')} {stopped[1]}"
+        error = Interrupted(f"baseline run {result.error}; the result so far is in .result "
+                            "(status 'partial').", stopped[0])
+        error.result = result
+        raise error
+    return mark_diverged(result, job.lr) if log.diverged else result
+
+
+def _check(net: nn.Module | str, *, epochs: int, batch_size: int, lr: float | None,
+           optimizer: OptimizerFactory | None, threads: int | None, device: str,
+           eval_every: int | None, pipeline: str, compile: bool | str, amp: str | None,
+           channels_last: bool, force_amp: bool,
+           base_batch: int | None) -> tuple[int, Levers, torch.device]:
+    """Every check made before the data is loaded: returns (threads, levers, device)."""
     check_hparams(epochs=epochs, batch_size=batch_size, lr=1.0 if lr is None else lr,
                   eval_every=eval_every)
     if pipeline not in PIPELINES:
@@ -97,92 +118,129 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
     levers = make_levers(compile, amp, channels_last)
     dev = resolve_device(device)
     check_levers(levers, dev, net if isinstance(net, nn.Module) else None, force_amp=force_amp)
-    threads = num_cores() if threads is None else threads
-    if threads < 1:
-        raise CosttrainError(f"threads must be >= 1, got {threads}.")
+    threads = threads_per_process(1, threads=threads)  # one process: every core by default
     check_threads(1, threads)
-    with num_threads(threads):
-        model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
-        check_levers(levers, dev, model, force_amp=force_amp)
-        to_memory_format(model.to(dev), levers).train()
-        lr, momentum = sgd_settings(model, lr, momentum)
-        if base_batch:
-            lr = linear_scaled_lr(lr, batch_size, base_batch)
-        factory = optimizer or sgd(lr, momentum)
-        opt = factory(list(model.parameters()))
-        fast, scaler = Fast(model, levers, dev, batch_size), grad_scaler(levers, dev)
-        compile_seconds = fast.warm_up(ds.train_x[:batch_size], ds.train_y[:batch_size])
-        gen = seed_everything(seed)  # after the warm-up: its dropout draws change nothing
-        test_x, test_y = ds.test_x.to(dev), ds.test_y.to(dev)
-        log, evaluator = LossLog(log_every), Evaluator(test_x, test_y, eval_every, dev)
-        total = epochs * len(ds.train_y)
-        bar = progress_bar(total, progress, "baseline")
-        setup = time.perf_counter() - t_setup
+    return threads, levers, dev
 
-        t0 = time.perf_counter()
-        reported, stopped = 0, None
-        try:
-            for epoch in range(1, epochs + 1):
-                it = (batches(ds.train_x, ds.train_y, batch_size, gen) if pipeline == "memory"
-                      else _classic_loader(ds, batch_size, gen))
-                for xb, yb in it:
-                    xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
-                    opt.zero_grad(set_to_none=True)
-                    loss = loss_fn(fast(xb), yb)  # the net with the levers on (compiled, autocast)
-                    scaler.scale(loss).backward()  # scaled for fp16 only, else as it is
-                    scaler.step(opt)
-                    scaler.update()
-                    elapsed = time.perf_counter() - t0 - evaluator.seconds
-                    log.add(loss.item(), len(yb), elapsed)
-                    bar.update(len(yb))
-                    if log.diverged:
-                        break
-                    if on_progress and log.samples - reported >= log_every * batch_size:
-                        on_progress(0, log.samples - reported, epoch, log.samples, loss.item())
-                        reported = log.samples
-                    if evaluator.due(log.samples):
-                        evaluator(model, log.samples, elapsed)
+
+@dataclass
+class _Job:
+    """What the loop trains: the model and its data, optimizer and levers, set up."""
+
+    model: nn.Module
+    ds: Dataset
+    dev: torch.device
+    lr: float
+    momentum: float
+    factory: OptimizerFactory
+    opt: torch.optim.Optimizer
+    fast: Fast
+    scaler: Any
+    compile_seconds: float
+    gen: torch.Generator
+    setup_seconds: float = 0.0
+    train_seconds: float = 0.0
+
+
+def _set_up(net: nn.Module | str, data: Dataset | str, levers: Levers, dev: torch.device, *,
+            batch_size: int, lr: float | None, momentum: float | None,
+            optimizer: OptimizerFactory | None, seed: int, subset: int | None,
+            data_root: str | None, base_batch: int | None, force_amp: bool) -> _Job:
+    """Load the data, build the model, the optimizer and the levers (a compiled net takes its
+    first step here: ``compile_seconds``)."""
+    model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
+    check_levers(levers, dev, model, force_amp=force_amp)
+    to_memory_format(model.to(dev), levers).train()
+    lr, momentum = sgd_settings(model, lr, momentum)
+    if base_batch:
+        lr = linear_scaled_lr(lr, batch_size, base_batch)
+    factory = optimizer or sgd(lr, momentum)
+    opt = factory(list(model.parameters()))
+    fast = Fast(model, levers, dev, batch_size)
+    compile_seconds = fast.warm_up(ds.train_x[:batch_size], ds.train_y[:batch_size])
+    gen = seed_everything(seed)  # after the warm-up: its dropout draws change nothing
+    return _Job(model, ds, dev, lr, momentum, factory, opt, fast, grad_scaler(levers, dev),
+                compile_seconds, gen)
+
+
+def train_loop(job: _Job, *, epochs: int, batch_size: int, pipeline: str, log_every: int,
+               eval_every: int | None, bar: Any, on_progress: Callable | None
+               ) -> tuple[LossLog, Evaluator, tuple[BaseException, str] | None]:
+    """The training loop: `epochs` passes over the data, one optimizer step per mini-batch.
+
+    Returns the loss log, the periodic evaluator and, when Ctrl-C stopped it, the interrupt
+    with where it came (the samples trained so far are kept).
+    """
+    model, ds, dev, opt, fast, scaler = job.model, job.ds, job.dev, job.opt, job.fast, job.scaler
+    log = LossLog(log_every)
+    evaluator = Evaluator(ds.test_x.to(dev), ds.test_y.to(dev), eval_every, dev)
+    total = epochs * len(ds.train_y)
+    t0 = time.perf_counter()
+    reported, stopped = 0, None
+    try:
+        for epoch in range(1, epochs + 1):
+            it = (batches(ds.train_x, ds.train_y, batch_size, job.gen) if pipeline == "memory"
+                  else _classic_loader(ds, batch_size, job.gen))
+            for xb, yb in it:
+                xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(fast(xb), yb)  # the net with the levers on (compiled, autocast)
+                scaler.scale(loss).backward()  # scaled for fp16 only, else as it is
+                scaler.step(opt)
+                scaler.update()
+                elapsed = time.perf_counter() - t0 - evaluator.seconds
+                log.add(loss.item(), len(yb), elapsed)
+                bar.update(len(yb))
                 if log.diverged:
                     break
-        except KeyboardInterrupt as exc:  # keep what was trained: the caller gets it as .result
-            stopped = exc
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        train_seconds = time.perf_counter() - t0 - evaluator.seconds
-        log.flush(train_seconds)
+                if on_progress and log.samples - reported >= log_every * batch_size:
+                    on_progress(0, log.samples - reported, epoch, log.samples, loss.item())
+                    reported = log.samples
+                if evaluator.due(log.samples):
+                    evaluator(model, log.samples, elapsed)
+            if log.diverged:
+                break
+    except KeyboardInterrupt as exc:  # keep what was trained: the caller gets it as .result
+        stopped = (exc, f"after {log.samples:,} of {total:,} samples")
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    job.train_seconds = time.perf_counter() - t0 - evaluator.seconds
+    log.flush(job.train_seconds)
+    return log, evaluator, stopped
 
-        when = f"after {log.samples:,} of {total:,} samples"
-        t_eval, test_loss, test_acc = time.perf_counter(), float("nan"), float("nan")
-        try:  # the run is trained: an interrupt from here on costs the evaluation only
-            bar.set_description_str(f"baseline: evaluating on {len(test_y):,} test samples")
-            test_loss, test_acc = evaluate(model, test_x, test_y, device=dev)
-        except KeyboardInterrupt as exc:  # trained but not evaluated: the run is kept
-            if stopped is None:
-                stopped, when = exc, (f"during the final evaluation, after training "
-                                      f"{log.samples:,} of {total:,} samples")
-        final_eval = time.perf_counter() - t_eval
-        bar.close()
+
+def _final_evaluation(job: _Job, log: LossLog, epochs: int,
+                      stopped: tuple[BaseException, str] | None, bar: Any
+                      ) -> tuple[tuple[float, float, float], tuple[BaseException, str] | None]:
+    """((test loss, test accuracy, seconds), stopped): the trained model on the whole test set.
+    An interrupt here costs the evaluation only: the trained run is kept."""
+    t_eval, test_loss, test_acc = time.perf_counter(), float("nan"), float("nan")
+    test_x, test_y = job.ds.test_x.to(job.dev), job.ds.test_y.to(job.dev)
+    try:
+        bar.set_description_str(f"baseline: evaluating on {len(test_y):,} test samples")
+        test_loss, test_acc = evaluate(job.model, test_x, test_y, device=job.dev)
+    except KeyboardInterrupt as exc:
+        if stopped is None:
+            total = epochs * len(job.ds.train_y)
+            stopped = (exc, f"during the final evaluation, after training {log.samples:,} of "
+                            f"{total:,} samples")
+    return (test_loss, test_acc, time.perf_counter() - t_eval), stopped
+
+
+def _record(job: _Job, log: LossLog, evaluator: Evaluator, test: tuple[float, float, float],
+            config: dict, threads: int) -> RunResult:
+    """The run's RunResult (figures as :mod:`costtrain.measure` defines them)."""
+    test_loss, test_acc, final_eval = test
+    train_seconds = job.train_seconds
     result = RunResult(
-        method="baseline",
-        config=dict(dataset=ds.name, model=display_name(net, model),
-                    epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, seed=seed,
-                    subset=subset, train_samples=len(ds.train_y), pipeline=pipeline,
-                    processes=1, optimizer=optimizer_label(factory), base_batch=base_batch,
-                    **levers.config()),
-        device=str(dev), threads=threads, setup_seconds=setup, train_seconds=train_seconds,
-        compile_seconds=compile_seconds,
-        eval_seconds=final_eval + evaluator.seconds, samples=log.samples,
+        method="baseline", config=config, device=str(job.dev), threads=threads,
+        setup_seconds=job.setup_seconds, train_seconds=train_seconds,
+        compile_seconds=job.compile_seconds, eval_seconds=final_eval + evaluator.seconds,
+        samples=log.samples,
         samples_per_second=log.samples / train_seconds if train_seconds > 0 else 0.0,
         steady_samples_per_second=steady_rate(log.curve), test_loss=test_loss,
         test_accuracy=test_acc, loss_curve=log.curve, eval_curve=evaluator.curve,
         hardware=hardware_info())
     close_eval_curve(result)
-    if stopped is not None:
-        result.status = "partial"
-        result.error = f"{getattr(stopped, 'what', 'interrupted')} {when}"
-        error = Interrupted(f"baseline run {result.error}; the result so far is in .result "
-                            "(status 'partial').", stopped)
-        error.result = result
-        raise error
-    return mark_diverged(result, lr) if log.diverged else result
+    return result
 

@@ -7,7 +7,6 @@ another trainer.
 from __future__ import annotations
 
 import functools
-import math
 import time
 from typing import Callable, Iterator
 
@@ -18,14 +17,9 @@ import torch.nn.functional as F
 from ..data.datasets import Dataset, load_dataset
 from ..data.models import build_model
 from ..result import Curve, RunResult, new_curve
-from ..run.guards import (  # noqa: F401
-    DIVERGED,
-    check_data_and_model,
-    diverged,
-    diverged_message,
-    mark_diverged,  # the divergence rule lives with the other guards
-)
-from ..utils import CosttrainError
+from ..run.guards import mark_diverged  # the divergence rule lives with the other guards
+from ..run.guards import DIVERGED, check_data_and_model, diverged, diverged_message  # noqa: F401
+from ..utils import CosttrainError, positive, whole
 
 OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 PIPELINES = ("memory", "classic")  # in-memory tensors, or the classic per-sample DataLoader
@@ -122,8 +116,7 @@ def check_base_batch(base_batch: int | None, optimizer: object = None) -> None:
     """``base_batch`` is a whole number >= 1 and scales the default SGD only."""
     if base_batch is None:
         return
-    if isinstance(base_batch, bool) or not isinstance(base_batch, int) or base_batch < 1:
-        raise CosttrainError(f"base_batch must be an integer >= 1 or None, got {base_batch!r}.")
+    whole(base_batch, "base_batch")
     if optimizer is not None:
         raise CosttrainError("base_batch scales the default SGD's learning rate; with your own "
                              "optimizer factory, set its learning rate yourself.")
@@ -132,14 +125,11 @@ def check_base_batch(base_batch: int | None, optimizer: object = None) -> None:
 def check_hparams(*, epochs: int = 1, batch_size: int = 1, lr: float = 1.0,
                   eval_every: int | None = None) -> None:
     """Raise a clear error for values no trainer can use."""
-    if not isinstance(epochs, int) or epochs < 1:
-        raise CosttrainError(f"epochs must be an integer >= 1, got {epochs!r}.")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise CosttrainError(f"batch size must be an integer >= 1, got {batch_size!r}.")
-    if not (lr > 0 and math.isfinite(lr)):
-        raise CosttrainError(f"learning rate must be a positive number, got {lr!r}.")
-    if eval_every is not None and eval_every < 1:
-        raise CosttrainError(f"eval_every is a number of samples >= 1, got {eval_every!r}.")
+    whole(epochs, "epochs")
+    whole(batch_size, "batch size")
+    positive(lr, "learning rate")
+    if eval_every is not None:
+        whole(eval_every, "eval_every (samples)")
 
 
 def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator,

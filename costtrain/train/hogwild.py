@@ -49,44 +49,14 @@ from ..measure import idle_spans, merge_curves, on_training_clock, steady_rate, 
 from ..methods import split_work  # noqa: F401 (compare's plan; public here as before)
 from ..result import RunResult
 from ..run import pool, procs, shared
-from ..run.guards import (
-    check_device,
-    check_optimizer,
-    check_plan,
-    check_shareable,
-    check_shared_memory,
-)
-from ..utils import CosttrainError, hardware_info, seed_everything
-from .engine import (
-    PIPELINES,
-    Evaluator,
-    LossLog,
-    OptimizerFactory,
-    batches,
-    check_base_batch,
-    check_hparams,
-    close_eval_curve,
-    evaluate,
-    linear_scaled_lr,
-    loss_fn,
-    mark_diverged,
-    optimizer_label,
-    prepare,
-    progress_bar,
-    sgd,
-    shard_indices,
-)
-from .levers import (
-    Fast,
-    Levers,
-    check_levers,
-    compile_in_this_process,
-    grad_scaler,
-    make_levers,
-    restore_buffers,
-    snapshot_buffers,
-    to_memory_format,
-)
+from ..run.guards import (check_device, check_optimizer, check_plan, check_shareable,
+                          check_shared_memory)
+from ..utils import CosttrainError, hardware_info, positive, seed_everything, whole
+from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_base_batch,
+                     check_hparams, close_eval_curve, evaluate, linear_scaled_lr, loss_fn,
+                     mark_diverged, optimizer_label, prepare, progress_bar, sgd, shard_indices)
+from .levers import (Fast, Levers, check_levers, compile_in_this_process, grad_scaler, make_levers,
+                     restore_buffers, snapshot_buffers, to_memory_format)
 
 __all__ = ["worker", "train_hogwild", "Source", "Job", "train_source", "split_work", "share"]
 
@@ -207,7 +177,7 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
         pipeline: ``memory`` (shared tensors) or ``classic`` (per-sample PIL transforms).
         timeout: seconds a worker may send nothing (no progress, no heartbeat: it is stopped,
             frozen or swapped out) before every worker is stopped and an error names it
-            (:func:`costtrain.run.procs.stalled`); None waits for ever.
+            (its one definition: :func:`limits`); None waits for ever.
         collision_every: sparse models: measure one 20 ms slot of time in this many; its steps
             check whether another worker wrote their rows meanwhile (``extra['collisions']``).
         compile, amp, channels_last, force_amp, base_batch: the levers, as in
@@ -229,16 +199,14 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
     t_setup = time.perf_counter()
     check_hparams(epochs=epochs_per_process, batch_size=batch_size,
                   lr=1.0 if lr is None else lr, eval_every=eval_every)
-    if isinstance(collision_every, bool) or not isinstance(collision_every, int) \
-            or collision_every < 1:
-        raise CosttrainError(f"collision_every must be an integer >= 1, got {collision_every!r}.")
+    whole(collision_every, "collision_every")
     threads = check_plan(processes, epochs_per_process, threads)
     if sharding not in SHARDINGS:
         raise CosttrainError(f"sharding must be one of {SHARDINGS}, got {sharding!r}.")
     if pipeline not in PIPELINES:
         raise CosttrainError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}.")
-    if timeout is not None and not timeout > 0:
-        raise CosttrainError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+    if timeout is not None:
+        positive(timeout, "timeout", "seconds")
     check_base_batch(base_batch, optimizer)
     levers = make_levers(compile, amp, channels_last)
     dev = check_device(device)

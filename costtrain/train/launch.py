@@ -24,16 +24,9 @@ from ..measure import steady_rate
 from ..result import RunResult, new_curve
 from ..run import pool, procs, shared
 from ..run.group import listen
-from ..run.guards import (
-    DIVERGED,
-    check_processes,
-    check_shareable,
-    check_shared_memory,
-    check_threads,
-    mark_diverged,
-    warn_if_exposed,
-)
-from ..utils import hardware_info, resolve_device, threads_per_process
+from ..run.guards import (DIVERGED, check_processes, check_shareable, check_shared_memory,
+                          check_threads, mark_diverged, warn_if_exposed)
+from ..utils import hardware_info, positive, resolve_device, threads_per_process, whole
 from .engine import check_hparams, close_eval_curve, prepare
 
 
@@ -56,16 +49,13 @@ def check_settings(workers: int, *, epochs: int = 1, batch_size: int = 64, lr: f
     `counts` are the method's own whole numbers that must be >= 1 (e.g. ``average_every``).
     """
     for name, v in (("workers", workers), *counts.items()):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise CosttrainError(f"{name} must be an integer >= 1, got {v!r}.")
+        whole(v, name)
     check_hparams(epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every)
     if not momentum >= 0:
         raise CosttrainError(f"momentum must be >= 0, got {momentum!r}.")
-    if not (timeout > 0 and timeout != float("inf")):
-        raise CosttrainError(f"timeout must be a positive, finite number of seconds, got "
-                             f"{timeout!r}.")
-    if threads is not None and threads < 1:
-        raise CosttrainError(f"threads must be >= 1, got {threads}.")
+    positive(timeout, "timeout", "seconds")
+    if threads is not None:
+        whole(threads, "threads")
 
 
 def start(what: str, net: nn.Module | str, data: Any, *, workers: int, processes: int,
@@ -237,7 +227,7 @@ def torchrun_env() -> tuple[int, int, str]:
 def torchrun_threads(threads: int | None) -> int:
     """Threads per rank under torchrun: `threads`, else the cores shared by this machine's
     ranks (``LOCAL_WORLD_SIZE``)."""
-    return threads or threads_per_process(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return threads_per_process(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), threads=threads)
 
 
 def torchrun_rank(run_rank: Callable[..., dict], rank: int, cfg: Any, ds: Any,

@@ -33,13 +33,8 @@ from torch.utils.data import DataLoader, IterableDataset, RandomSampler, Subset,
 from ..data.models import model_name
 from ..result import RunResult
 from ..run import procs, shared
-from ..run.guards import (
-    check_device,
-    check_optimizer,
-    check_plan,
-    check_shareable,
-    check_shared_memory,
-)
+from ..run.guards import (check_device, check_optimizer, check_plan, check_shareable,
+                          check_shared_memory)
 from ..utils import CosttrainError
 from .engine import sgd
 from .hogwild import Job, Source, share, train_source
@@ -254,9 +249,8 @@ def chart_losses(losses_dict: dict, title: str = "Comparing Training Losses Acro
     Values are lists of losses (plotted by log point) or loss curves / RunResults (plotted
     against samples seen). Returns the Figure, or the saved path when `path` is given.
     """
-    from matplotlib.figure import (
-        Figure,  # no backend or pyplot state (as in costtrain.advice.plots)
-    )
+    from matplotlib.figure import \
+        Figure  # no backend or pyplot state (as in costtrain.advice.plots)
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.add_subplot()
     by_samples = False

@@ -43,17 +43,8 @@ from ..run.guards import diverged
 from ..utils import Stopwatch, threads_per_process
 from .comm import CommCounter, comm_record
 from .engine import LossLog, batches, evaluate, loss_fn, progress_bar, shard_indices
-from .launch import (
-    RankError,
-    check_settings,
-    launch,
-    process_start,
-    run_result,
-    start,
-    torchrun_env,
-    torchrun_rank,
-    torchrun_threads,
-)
+from .launch import (RankError, check_settings, launch, process_start, run_result, start,
+                     torchrun_env, torchrun_rank, torchrun_threads)
 
 __all__ = ["train_local_sgd", "run_under_torchrun", "LocalSGDError", "LocalSGDConfig",
            "local_batches"]
@@ -262,7 +253,9 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
         device: only ``cpu`` (gloo moves CPU tensors).
         eval_every: rank 0 also evaluates the averaged model at the first average after every
             this many samples (all workers pause; the time is kept out of training time).
-        timeout: seconds any wait on a peer may take; a dead or silent peer ends the run.
+        timeout: seconds any wait on a peer may take (the rendezvous, gloo's all-reduce); a
+            dead or silent peer ends the run. Its one definition, with the stall rule and
+            grace it implies, is :func:`limits`.
         addr, port: where the rendezvous store listens (default loopback and a free port).
         on_progress: called as ``on_progress(0, new_samples, epoch, samples, loss)`` after
             every average (samples of all workers; loss: rank 0's last step), e.g. a live plot.
@@ -287,7 +280,7 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
                          batch_size=batch_size, lr=worker_lr(lr, workers, scale_lr),
                          momentum=momentum, seed=seed, log_every=log_every,
                          eval_every=eval_every, timeout=timeout,
-                         threads=threads or threads_per_process(workers))
+                         threads=threads_per_process(workers, threads=threads))
     config = _config(cfg, ds, display_name(net, model), subset, lr=lr, scale_lr=scale_lr,
                      addr=addr)
     snapshots: dict[int, dict] = {}  # each rank's latest measurements, in case it never returns

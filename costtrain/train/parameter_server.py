@@ -22,17 +22,8 @@ from ..result import RunResult
 from ..utils import CosttrainError, threads_per_process
 from .comm import comm_record
 from .engine import progress_bar
-from .launch import (
-    RankError,
-    check_settings,
-    launch,
-    process_start,
-    run_result,
-    start,
-    torchrun_env,
-    torchrun_rank,
-    torchrun_threads,
-)
+from .launch import (RankError, check_settings, launch, process_start, run_result, start,
+                     torchrun_env, torchrun_rank, torchrun_threads)
 from .ps_ranks import MODES, PSConfig, limits, run_rank, worker_batches
 
 __all__ = ["train_parameter_server", "run_under_torchrun", "ParameterServerError",
@@ -91,7 +82,10 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
             so that the workers and the server (one thread) never oversubscribe the cores.
         device: only ``cpu`` (gloo moves CPU tensors).
         eval_every: the server also evaluates every this many samples (time kept apart).
-        timeout: seconds any wait on a peer may take; a dead or silent peer ends the run.
+        timeout: seconds any wait on a peer may take (the group's rendezvous, gloo's sends
+            and receives); a rank silent that long is stuck, and the run ends with an error
+            naming it. Its one definition, with the grace it implies, is
+            :func:`costtrain.train.ps_ranks.limits`.
         addr, port: where the rendezvous store listens (default loopback and a free port;
             another address exposes the unauthenticated transport to that network).
         max_staleness: async only: drop gradients more than this many updates old.
@@ -122,7 +116,7 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
     cfg = PSConfig(mode=mode, workers=workers, epochs=epochs, batch_size=batch_size,
                    lr=server_lr(lr, mode, workers, scale_lr), momentum=momentum, seed=seed,
                    log_every=log_every, eval_every=eval_every,
-                   timeout=timeout, threads=threads or threads_per_process(workers + 1),
+                   timeout=timeout, threads=threads_per_process(workers + 1, threads=threads),
                    max_staleness=max_staleness)
     config = _config(cfg, ds, display_name(net, model), subset,
                      lr=lr, scale_lr=scale_lr, addr=addr)
