@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from ..result import RunResult, write_json_atomic
 
 DEFAULT = Path("out") / "scoreboard.json"
+FINDINGS = Path("out") / "findings.json"  # what a notebook concluded on this machine, by name
 
 
 def row(notebook: str, r: RunResult) -> dict[str, Any]:
@@ -83,3 +84,39 @@ def show(path: str | Path = DEFAULT, notebook: str | None = None) -> str:
         out.append(f"The scoreboard also holds {len(everything) - len(rows)} run(s) of "
                    f"{', '.join(others)}; notebook 06 shows them all.")
     return "\n".join(out)
+
+
+def remember(notebook: str, name: str, value: dict[str, Any],
+             path: str | Path = FINDINGS) -> dict[str, Any]:
+    """Record what `notebook` concluded on this machine (e.g. 01b's kept levers, 03b's sparse
+    speed-up) for the notebooks after it; the machine is stamped on it. Returns every finding."""
+    from ..utils import hardware_info
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    data.setdefault(notebook, {})[name] = {**value, "hardware": hardware_info()}
+    write_json_atomic(path, data)
+    return data
+
+
+def findings(path: str | Path = FINDINGS) -> dict[str, Any]:
+    """Every finding recorded so far ({} when none or unreadable)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def kept_levers(found: dict[str, Any], hardware: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The levers notebook 01b kept on this machine, for the single-process runs after it,
+    and where they come from (or why there are none): ``({"channels_last": True}, "...")``."""
+    rec = found.get("01b_free_speedups", {}).get("levers")
+    if not rec:
+        return {}, "notebook 01b has not run on this machine, so no lever was measured"
+    if any(rec.get("hardware", {}).get(k) != hardware.get(k) for k in ("cpu", "cores", "torch")):
+        return {}, "notebook 01b measured its levers on another machine"
+    kept = {k: v for k, v in (rec.get("kept") or {}).items() if v}
+    return kept, rec.get("why", "")
