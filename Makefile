@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.costtrain-installed
 
-.PHONY: run readme-figures test check lab data notebooks benchmarks clean handout kit diagrams
+.PHONY: run readme-figures test check lab student data notebooks benchmarks clean handout kit diagrams
 
 # The main job: every method on 20,000 images x 2 epochs of work, 3 alternating repeats
 # (medians, ranges, "within noise"); results and figures go to results/ (not tracked).
@@ -27,11 +27,19 @@ test: $(STAMP) data
 check: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
-# The course in JupyterLab, opened at notebooks/00_setup.ipynb (as root, JupyterLab needs
-# --allow-root). The repository is the root, so the notebooks' links to docs/teaching/ open.
-lab: $(STAMP) data
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks/00_setup.ipynb \
+# The course in JupyterLab: the students' copies (`make student`), opened at
+# $(STUDENT)/00_setup.ipynb (as root, JupyterLab needs --allow-root). The repository is the
+# root, so the notebooks' links to docs/teaching/ open.
+lab: $(STAMP) data student
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/$(STUDENT)/00_setup.ipynb \
 	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+
+# Copies of the notebooks without outputs, to predict in, from the jupytext sources, into
+# $(STUDENT)/ (ignored by git). A copy you edited or ran is kept; `make student FORCE=1`
+# replaces it (yours goes to $(STUDENT)/backup/ first). notebooks/ keeps the executed references.
+STUDENT ?= student
+student: $(STAMP)
+	$(VENV)/bin/costtrain student $(STUDENT) $(if $(FORCE),--force)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

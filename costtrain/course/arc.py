@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-GLOSSARY = "../docs/teaching/glossary.md"  # as linked from notebooks/
+GLOSSARY = "../docs/teaching/glossary.md"  # as linked from notebooks/ (and from student/)
+# The executed reference copies, in a checkout (an editable install); absent elsewhere.
+REFERENCE_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 # One set of classroom defaults for the notebooks' parameters cells (01-06), so that "the
 # baseline to beat" is the same job from notebook to notebook. A notebook that needs another
@@ -259,17 +261,21 @@ class Md(str):
         return str(self)
 
 
-def opening(stem: str, folder: str | Path = ".") -> Md:
-    """The notebook's time at the classroom defaults (from its reference copy) and its words."""
-    ref = reference_run(stem, folder)
+def opening(stem: str, folder: str | Path | None = None) -> Md:
+    """The notebook's time at the classroom defaults (from its reference copy) and its words.
+
+    `folder` None: the repository's ``notebooks/`` (:data:`REFERENCE_DIR`), else the working
+    folder; a student's copy (``student/``), even one run and saved, is never the reference."""
+    folders = [folder] if folder is not None else [REFERENCE_DIR, Path(".")]
+    ref = next((r for r in (reference_run(stem, f) for f in folders) if r is not None), None)
     item = lesson(stem)
     if ref is None:
-        took = ("**Measured minutes:** no executed reference copy of this notebook was found "
-                "next to it, so there is no reference time to show.")
+        took = ("**Measured minutes:** no executed reference copy of this notebook was found, "
+                "so there is no reference time to show.")
     else:
         took = (f"**Measured minutes:** the reference copy of this notebook ran at the classroom "
-                f"defaults in {ref.describe()} (read from `{stem}.ipynb` before this run). The "
-                "last cell prints your machine's time.")
+                f"defaults in {ref.describe()} (read from the reference copy "
+                f"`notebooks/{stem}.ipynb`). The last cell prints your machine's time.")
     return Md(f"{took}\n\nWords used here (see the [glossary]({GLOSSARY})): "
               f"{glossary_links(item.terms)}.")
 
