@@ -63,7 +63,8 @@ def test_the_teachers_pages_have_the_plan_and_every_solution(built):
     assert len(found) >= 20
     for stem, e in found:
         assert e.answer, f"{stem} exercise {e.number} has no worked answer"
-    assert page.count("<em>Worked answer.</em>") == len(found)
+    assert page.count("<em>Worked answer.</em>") + page.count(
+        "<em>Worked answer, as the reference run computed it.</em>") == len(found)
 
 
 def test_the_generated_parts_of_the_kit_are_in_step_with_the_notebooks():
@@ -173,3 +174,77 @@ def test_the_notebooks_share_one_set_of_classroom_defaults():
 def test_the_typical_accuracy_is_stated_with_its_source():
     assert "github.com/zalandoresearch/fashion-mnist" in course.TYPICAL_ACCURACY
     assert "TYPICAL_ACCURACY" in (NB / "01_baseline.py").read_text()
+
+
+def _executed_exercises(folder: Path, record: bool = True) -> None:
+    """A planted executed 01_baseline: its header and timing cells, and an Exercises section
+    with a check cell (its output carrying the measured value when `record`) and a computed
+    worked answer."""
+    from costtrain.course.exercises import MEASURED
+
+    def code(source, *outputs):
+        return {"cell_type": "code", "source": source, "execution_count": 1, "metadata": {},
+                "outputs": list(outputs)}
+    check = {"output_type": "display_data", "data": {"text/plain": "Write your guess first: ..."},
+             "metadata": {MEASURED: {"measured": 1.3912}} if record else {}}
+    answer = {"output_type": "execute_result", "execution_count": 1, "metadata": {},
+              "data": {"text/markdown": "<details><summary>Worked answer</summary>\n\nThis run: "
+                                        "2 threads 1.39x.\n\n</details>", "text/plain": "<Md>"}}
+    stream = lambda text: {"output_type": "stream", "name": "stdout", "text": text}  # noqa: E731
+    (folder / "01_baseline.ipynb").write_text(json.dumps({"cells": [
+        {"cell_type": "markdown", "source": "# x\n\n**You will learn**\n- a.", "metadata": {}},
+        code("run_header()", stream("ran 2026-12-01 21:03 UTC on Test CPU, 2 core(s), Linux, "
+                                    "load average 1.1, Python 3.11\n")),
+        {"cell_type": "markdown", "metadata": {},
+         "source": "## Exercises\n\n**1. Threads.** Your guess went into `g`."},
+        code("check_prediction(g, speedup)", check),
+        code("worked_answer(f'This run: {x}')", answer),
+        {"cell_type": "markdown", "metadata": {},
+         "source": "**2. By hand.** Try it.\n\n<details><summary>Worked answer</summary>\n\n"
+                   "Typed.\n</details>"},
+        {"cell_type": "markdown", "source": "## Summary", "metadata": {}},
+        code("print(took)", stream("this notebook ran for 19 s on 2 cores\n"))]}))
+
+
+def test_solutions_quote_the_reference_runs_value_machine_and_date(tmp_path):
+    _executed_exercises(tmp_path)
+    text = "\n".join(handout.lesson_solutions("01_baseline", tmp_path))
+    assert "Test CPU, 2 cores, 2026-12-01 21:03 UTC" in text
+    one, two = text.split("### 01.2")
+    assert "*Reference value:* **1.39**" in one
+    assert "as the reference run computed it.*\n\nThis run: 2 threads 1.39x." in one
+    assert "Typed." in two and "Reference value" not in two
+    _executed_exercises(tmp_path, record=False)  # a copy executed before the record existed
+    assert "not recorded in this reference copy" in "\n".join(
+        handout.lesson_solutions("01_baseline", tmp_path))
+
+
+def test_every_exercise_with_a_check_or_a_computed_answer_has_a_reference_entry():
+    """Each check cell and computed worked answer of the committed copies is found (so a
+    re-executed copy gives every such exercise its reference number in solutions.md)."""
+    text = (DOCS / "solutions.md").read_text()
+    for x in course.LESSONS:
+        src = (NB / f"{x.stem}.py").read_text().split("## Exercises", 1)[-1]
+        answers = course.reference_answers(x.stem, NB)
+        assert sum(a.checked for a in answers.values()) == src.count("check_prediction("), x.stem
+        assert sum(bool(a.answer) for a in answers.values()) == src.count("\nworked_answer("), x.stem
+    assert "(The notebook adds this run's numbers.)" not in text
+
+
+def test_a_check_cell_in_a_notebook_records_the_measured_value(monkeypatch, capsys):
+    """In a kernel check_prediction shows its sentence as text and keeps the measured value in
+    the output's metadata (not shown), where the solutions read it."""
+    import IPython.display
+
+    from costtrain.course import exercises
+    shown = []
+    monkeypatch.setattr(exercises, "_shell", lambda: object())
+    monkeypatch.setattr(IPython.display, "display",
+                        lambda data, raw, metadata: shown.append((data, metadata)))
+    exercises.check_prediction(None, 1.39)
+    ((data, metadata),) = shown
+    assert data["text/plain"].startswith(exercises.WRITE_FIRST) and "1.39" not in data["text/plain"]
+    assert metadata == {exercises.MEASURED: {"measured": 1.39}}
+    monkeypatch.setattr(exercises, "_shell", lambda: None)
+    exercises.check_prediction(1.4, 1.39)
+    assert capsys.readouterr().out.startswith("Right")

@@ -175,6 +175,51 @@ def exercises(stem: str, folder: str | Path = "notebooks") -> list[Exercise]:
     return found
 
 
+@dataclass(frozen=True)
+class ReferenceAnswer:
+    """What the executed reference copy says for one exercise: the value its check compared the
+    guess with (None where it has no check, or the copy predates the record), and the worked
+    answer the run computed (Markdown, None where it is typed)."""
+
+    number: int
+    measured: float | str | None
+    answer: str | None
+    checked: bool = False  # the exercise has a check cell
+
+
+def reference_answers(stem: str, folder: str | Path = "notebooks") -> dict[int, ReferenceAnswer]:
+    """Exercise number -> :class:`ReferenceAnswer`, read from the outputs of the executed copy's
+    "## Exercises" section: a ``check_prediction`` cell's value (the output metadata
+    ``costtrain/measured``) and a ``worked_answer`` cell's Markdown. Empty when not executed."""
+    from .exercises import MEASURED
+
+    found: dict[int, dict] = {}
+    inside, current = False, None
+    for cell in _cells(stem, folder):
+        src = _source(cell)
+        if cell["cell_type"] == "markdown":
+            if src.lstrip().startswith("## "):
+                inside, current = src.lstrip().startswith("## Exercises"), None
+            titles = _TITLE.findall(src) if inside else []
+            current = int(titles[-1][0]) if titles else current
+            continue
+        if not inside or current is None:
+            continue
+        slot = found.setdefault(current, {"measured": None, "answer": None, "checked": False})
+        slot["checked"] |= "check_prediction(" in src
+        for out in cell.get("outputs", []):
+            record = (out.get("metadata") or {}).get(MEASURED)
+            if "check_prediction(" in src and isinstance(record, dict) and "measured" in record:
+                slot["measured"] = record["measured"]
+            text = (out.get("data") or {}).get("text/markdown")
+            if "worked_answer(" in src and text:
+                text = "".join(text) if isinstance(text, list) else text
+                m = re.search(r"<details><summary>Worked answer</summary>(.*)</details>", text, re.S)
+                slot["answer"] = (m.group(1) if m else text).strip()
+    return {n: ReferenceAnswer(n, v["measured"], v["answer"], v["checked"])
+            for n, v in found.items() if v["checked"] or v["answer"]}
+
+
 def _static_answer(source: str) -> str:
     """The fixed text of a ``worked_answer(...)`` call; the run's numbers are left out (they
     are computed when the notebook runs)."""

@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 
 from ..errors import CosttrainError
-from .arc import LESSONS, anchor, exercises, objectives, reference_runs
+from .arc import (LESSONS, anchor, exercises, lesson, objectives, reference_answers,
+                  reference_run, reference_runs)
 
 DOCS = Path("docs") / "teaching"
 NOTEBOOKS = Path("notebooks")
@@ -87,22 +88,62 @@ def objectives_md(notebooks: str | Path = NOTEBOOKS) -> str:
     return "\n".join(parts)
 
 
+PLACEHOLDER = "(The notebook adds this run's numbers.)"
+
+
+def _value(v: float | str) -> str:
+    """A measured value as the check cell's sentence quotes it."""
+    return repr(v) if isinstance(v, str) else f"{v:.3g}"
+
+
+def lesson_solutions(stem: str, notebooks: str | Path = NOTEBOOKS) -> list[str]:
+    """The Markdown lines of one notebook's exercises: task, hint, worked answer, and what the
+    executed reference copy measured and answered (with its machine and date)."""
+    found = exercises(stem, notebooks)
+    if not found:
+        return []
+    ref = reference_run(stem, notebooks)
+    answers = reference_answers(stem, notebooks) if ref else {}
+    where = (f"the reference run of `notebooks/{stem}.ipynb` ({ref.machine}, {ref.cores} cores, "
+             f"{ref.when}{f', load average {ref.load}' if ref.load else ''})") if ref else ""
+    out = [f"## {stem}: {lesson(stem).title}", ""]
+    if ref and answers:
+        out += [f"Reference numbers below: {where}. A student's run prints its own.", ""]
+    for ex in found:
+        out += [f"### {stem[:3].rstrip('_')}.{ex.number} {ex.title}", "", ex.task, ""]
+        if ex.hint:
+            out += [f"*Hint.* {ex.hint}", ""]
+        got = answers.get(ex.number)
+        if got and got.measured is not None:
+            out += [f"*Reference value:* **{_value(got.measured)}** (what the check cell compares "
+                    "the guess with, on the reference run).", ""]
+        elif got and got.checked:
+            out += ["*Reference value:* not recorded in this reference copy (it was executed "
+                    "before check cells kept their value; `make notebooks` adds it).", ""]
+        if got and got.answer:
+            out += ["*Worked answer, as the reference run computed it.*", "", got.answer, ""]
+        else:
+            text = ex.answer or "(none given)"
+            if PLACEHOLDER in text and ref is None:
+                text = text.replace(PLACEHOLDER, "(The notebook adds this run's numbers; the "
+                                    "reference copy is not executed: run `make notebooks`.)")
+            out += ["*Worked answer.*", "", text, ""]
+    return out
+
+
 def solutions_md(notebooks: str | Path = NOTEBOOKS) -> str:
-    """Every exercise with its hint and worked answer, as the notebooks have them."""
+    """Every exercise with its hint and worked answer, as the notebooks have them, and the
+    reference run's value and computed answer where the executed reference copy has them."""
     out = ["# Exercise solutions", "",
-           "Generated from the notebooks' own exercises, hints and worked answers by "
-           "`make kit` (do not edit here: edit the notebook, then run `make kit`). The "
-           "numbers an answer refers to are printed by the student's own run.", ""]
+           "Generated from the notebooks' own exercises, hints and worked answers, and from the "
+           "outputs of their executed reference copies, by `make kit` (do not edit here: edit "
+           "the notebook, then run `make kit`; after `make notebooks` the reference numbers "
+           "follow). A *reference value* is what an exercise's check cell compared the guess "
+           "with on the reference run; a worked answer \"as the reference run computed it\" "
+           "quotes that run's numbers. Both are one machine's: a student's run prints its own.",
+           ""]
     for item in LESSONS:
-        found = exercises(item.stem, notebooks)
-        if not found:
-            continue
-        out += [f"## {item.stem}: {item.title}", ""]
-        for ex in found:
-            out += [f"### {item.stem[:3].rstrip('_')}.{ex.number} {ex.title}", "", ex.task, ""]
-            if ex.hint:
-                out += [f"*Hint.* {ex.hint}", ""]
-            out += ["*Worked answer.*", "", ex.answer or "(none given)", ""]
+        out += lesson_solutions(item.stem, notebooks)
     return "\n".join(out).rstrip() + "\n"
 
 
