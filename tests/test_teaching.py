@@ -128,6 +128,7 @@ def test_reference_times_are_read_from_the_executed_copy(tmp_path):
 
 def test_a_missing_image_is_a_clear_error(tmp_path):
     shutil.copytree(DOCS, tmp_path / "docs" / "teaching")
+    shutil.copy(ROOT / "docs" / "benchmarks.md", tmp_path / "docs")  # the class command's source
     shutil.copytree(NB / "diagrams", tmp_path / "notebooks" / "diagrams")
     page = tmp_path / "docs" / "teaching" / "handout.md"
     page.write_text(page.read_text() + "\n![gone](../../notebooks/diagrams/gone.svg)\n")
@@ -248,3 +249,77 @@ def test_a_check_cell_in_a_notebook_records_the_measured_value(monkeypatch, caps
     monkeypatch.setattr(exercises, "_shell", lambda: None)
     exercises.check_prediction(1.4, 1.39)
     assert capsys.readouterr().out.startswith("Right")
+
+
+# --- the kit's structure: 01b everywhere, one class command, numbers from their sources ----------
+
+def _outside_generated(text: str) -> str:
+    return handout.BLOCK.sub("", text)
+
+
+def test_every_notebook_is_in_the_plan_the_handout_and_the_course_tables():
+    plan = (DOCS / "plan.md").read_text()
+    rows = [ln for ln in plan.split("## The plan", 1)[1].split("### The class's one command")[0]
+            .splitlines() if ln.startswith("| ")]
+    for x in course.LESSONS:
+        assert any(f"[{x.stem}]" in r for r in rows), f"{x.stem} has no slot in the plan"
+        assert f"| {x.stem} | {x.shows} |" in (DOCS / "handout.md").read_text(), x.stem
+        assert x.shows, f"{x.stem}: say what it shows (arc.LESSONS)"
+    assert "(01b)" in (DOCS / "discussion.md").read_text()
+    flow = " ".join(re.findall(r">([^<]+)<", (NB / "diagrams" / "decision_flow.svg").read_text()))
+    assert "(01b)" in flow and "start-up (03b" in flow, "01b and the sparse branch's condition"
+    questions = re.findall(r"^### Q(\d+)\.", (DOCS / "discussion.md").read_text(), re.M)
+    assert questions == [str(i) for i in range(1, len(questions) + 1)]
+    cited = {int(q) for q in re.findall(r"\bQ(\d+)\b", plan)}
+    assert cited == set(range(1, len(questions) + 1)), "the plan cites every question once"
+
+
+def test_one_class_command_everywhere():
+    from costtrain.course.classroom import class_command
+    for page in ("plan.md", "running-a-class.md", "handout.md"):
+        text = (DOCS / page).read_text()
+        assert "<!-- generated: class-command -->" in text, page
+        assert class_command() in text, f"{page}: run `make kit`"
+    for page in list(DOCS.glob("*.md")) + [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        rest = _outside_generated(page.read_text())
+        assert not re.search(r"costtrain compare [^\n]*--out results/(?!compare\.json)", rest), \
+            f"{page.name}: a hand-in command of its own; use the generated class-command block"
+
+
+def test_the_class_command_is_sized_from_the_measured_make_run():
+    """The class runs `make run`'s job (the Makefile's RUN_ARGS, as measured in the dated block
+    the duration comes from) and a target every configuration reached there."""
+    from costtrain.cli import build_parser
+    from costtrain.course.classroom import CLASS_JOB
+    ref = handout.make_run_measurement(ROOT)
+    run_args = re.search(r"^RUN_ARGS \?= (.+)$", (ROOT / "Makefile").read_text(), re.M)[1]
+    assert ref["command"] == f"costtrain compare {run_args}", \
+        "make run changed since it was measured: re-measure it (docs/benchmarks.md)"
+    default_epochs = build_parser(["compare"]).parse_args(["compare"]).total_epochs
+    assert CLASS_JOB["subset"] == ref["subset"] and CLASS_JOB["total_epochs"] == default_epochs
+    assert CLASS_JOB["target_accuracy"] < ref["lowest_accuracy"]
+    assert CLASS_JOB["repeats"] >= 2  # a range for every configuration
+    text = handout.class_command_md(NB)
+    assert f"{ref['seconds'] // 60} min {ref['seconds'] % 60} s" in text and ref["date"] in text
+    assert "every configuration can reach it" in text
+
+
+def test_the_kit_quotes_no_notebook_default_of_its_own():
+    """A kit page that names a notebook parameter with a number says the notebook's value."""
+    from costtrain.course.notebooks import notebook_parameters
+    params = {}
+    for x in course.LESSONS:
+        params.update(notebook_parameters(NB / f"{x.stem}.ipynb"))
+    for page in DOCS.glob("*.md"):
+        text = _outside_generated(page.read_text())
+        for name, value in re.findall(r"`(\w+)`[^.`]{0,40}?\b(\d+(?:\.\d+)?) s by default", text):
+            assert name in params and float(value) == float(params[name]), (page.name, name, value)
+
+
+def test_the_class_table_keeps_runs_with_and_without_evaluation_apart():
+    from costtrain.course.classroom import job_of
+    base = {"config": {"dataset": "fashion-mnist", "model": "simple"}, "samples": 40000}
+    evaluated = dict(base, eval_curve={"samples": [10000, 20000, 40000]})
+    assert job_of(base) != job_of(evaluated)
+    assert job_of(evaluated).endswith("evaluated during training")
+    assert job_of(dict(base, eval_curve={"samples": [40000]})) == job_of(base)

@@ -44,35 +44,59 @@ TYPICAL_ACCURACY = (
 
 @dataclass(frozen=True)
 class Lesson:
-    """One notebook of the course: its file stem, a short title, the glossary words it uses."""
+    """One notebook of the course: its file stem, a short title, the glossary words it uses,
+    where to look next, and what it shows (one line, for the course tables of the README, the
+    docs and the handout)."""
 
     stem: str
     title: str
     terms: tuple[str, ...]
     see_also: tuple[str, ...] = ()
+    shows: str = ""
 
 
 LESSONS: tuple[Lesson, ...] = (
-    Lesson("00_setup", "Set-up check", ("set-up",)),
+    Lesson("00_setup", "Set-up check", ("set-up",),
+           shows="your machine, the data, how a notebook trains (parameters cell, Run panel, "
+                 "live plot), a smoke run that says what it checked"),
     Lesson("01_baseline", "The baseline: one process, measured",
-           ("set-up", "end to end", "steady state", "oversubscription"), ("03_hogwild",)),
+           ("set-up", "end to end", "steady state", "oversubscription"), ("03_hogwild",),
+           shows="the baseline to beat: one process, threads against speed; oversubscription "
+                 "explained; where the time goes (per-sample transforms against in-memory "
+                 "tensors)"),
     Lesson("01b_free_speedups", "Free speed-ups first: compile, bf16, channels_last, batch size",
            ("set-up", "steady state", "within noise", "break-even", "time-to-accuracy"),
-           ("01_baseline", "06_your_decision")),
+           ("01_baseline", "06_your_decision"),
+           shows="the levers of one process before more processes: `torch.compile`, bf16, "
+                 "`channels_last`, batch size, each against the tuned baseline in alternating "
+                 "repeats; compile's break-even; which levers to keep"),
     Lesson("02_parameter_server", "A parameter server: sync and async",
-           ("staleness", "steady state", "end to end"), ("05_beyond_one_machine",)),
+           ("staleness", "steady state", "end to end"), ("05_beyond_one_machine",),
+           shows="push/pull and the worker and server loops; sync against async and the number "
+                 "of workers; communication against compute; staleness; `torchrun` for two "
+                 "machines"),
     Lesson("03_hogwild", "Hogwild!: one shared model, no locks",
            ("oversubscription", "staleness", "warm start", "steady state"),
-           ("03b_sparse_hogwild", "01_baseline")),
+           ("03b_sparse_hogwild", "01_baseline"),
+           shows="the worker loop and its races; the original API and `train_hogwild` on the "
+                 "same work; the oversubscription trap, measured"),
     Lesson("03b_sparse_hogwild", "Hogwild! where it shines: a sparse model",
-           ("steady state", "within noise"), ("03_hogwild",)),
+           ("steady state", "within noise"), ("03_hogwild",),
+           shows="a sparse model against the dense net, a sparsity sweep and the measured "
+                 "collisions; real text (WordNet's noun supersenses)"),
     Lesson("04_compare", "Every method side by side: time, accuracy, cost",
            ("end to end", "time-to-accuracy", "within noise", "warm start"),
-           ("05_beyond_one_machine",)),
+           ("05_beyond_one_machine",),
+           shows="the baseline, Hogwild! and the parameter server on the same work: wall time, "
+                 "accuracy, loss against samples and seconds, cost; `advise`"),
     Lesson("05_beyond_one_machine", "Beyond one machine: local SGD and the network",
-           ("staleness", "time-to-accuracy"), ("02_parameter_server",)),
+           ("staleness", "time-to-accuracy"), ("02_parameter_server",),
+           shows="local SGD's loop; bytes against accuracy, against the parameter server at "
+                 "equal samples; predicted time on LAN, Wi-Fi and WAN; `torchrun`"),
     Lesson("06_your_decision", "Your machine, your decision",
-           ("end to end", "within noise", "time-to-accuracy", "probe"), ("04_compare",)),
+           ("end to end", "within noise", "time-to-accuracy", "probe"), ("04_compare",),
+           shows="`advise` probes every method within a budget; your decision card; your "
+                 "results handed in for the class's table"),
 )
 
 
