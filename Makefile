@@ -1,4 +1,5 @@
-# The two commands: `make run` (main job, offline) and `make test`.
+# The three commands: `make lab` (the course), `make run` (the main job, offline) and `make test`.
+# Without make (Windows): the same steps as commands are in docs/install.md.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -14,7 +15,7 @@ RUN_ARGS ?= --subset 20000 --repeats 3 --target-accuracy 70
 run: $(STAMP) data
 	$(VENV)/bin/costtrain compare $(RUN_ARGS) --out results/compare.json --figures results/figures
 
-# Refresh the figures the README shows (figures/compare_*.png) from a new run of the main job.
+# Write the main job's figures into figures/ (compare_*.png), with a fresh run of it.
 readme-figures: $(STAMP) data
 	$(VENV)/bin/costtrain compare $(RUN_ARGS) --out results/compare.json --figures figures
 
@@ -41,9 +42,17 @@ STUDENT ?= student
 student: $(STAMP)
 	$(VENV)/bin/costtrain student $(STUDENT) $(if $(FORCE),--force)
 
+# TORCH_INDEX: a PyTorch wheel index for torch and torchvision, used only when set, e.g.
+# `make lab TORCH_INDEX=https://download.pytorch.org/whl/cpu` for the CPU-only build (no NVIDIA
+# CUDA libraries; see docs/install.md). Unset, pip takes them from PyPI with the rest: what CI
+# tests. The versions are pyproject.toml's (tests/test_packaging.py keeps them equal).
+TORCH_INDEX ?=
+TORCH_SPECS := 'torch>=2.4,<2.15' 'torchvision>=0.19,<0.30'
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(if $(TORCH_INDEX),$(PY) -m pip install -q --index-url $(TORCH_INDEX) $(TORCH_SPECS))
 	$(PY) -m pip install -q -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
@@ -74,7 +83,8 @@ notebooks: $(STAMP) data
 handout: $(STAMP)
 	$(PY) -m costtrain.course.handout build/handout
 
-# Refresh the kit's generated parts (run times, objectives, solutions) from the notebooks.
+# Refresh the generated parts of docs/ and README.md (course tables, run times, objectives,
+# solutions with the reference run's values, the class command) from the notebooks.
 kit: $(STAMP)
 	$(PY) -m costtrain.course.handout --update-docs
 
