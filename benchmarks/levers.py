@@ -181,7 +181,7 @@ def bench_model(name: str, a: argparse.Namespace) -> list[RunResult]:
         full = load_dataset("fashion-mnist")
         ds = load_dataset("fashion-mnist", subset=a.subset, seed=a.seed)
         net_name, job = "simple", a.job_epochs * len(full.train_y)
-    else:  # the job: the sparse benchmark's of docs/benchmarks.md (100,000 samples); each run: a smaller set
+    else:  # the job: docs/benchmarks.md's sparse one (100,000 samples); each run: fewer
         full = load_dataset("sparse-synthetic", train=a.sparse_job_train)
         ds = load_dataset("sparse-synthetic", train=a.sparse_train)
         net_name, job = "sparse-linear", a.job_epochs * len(full.train_y)

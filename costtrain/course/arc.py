@@ -238,7 +238,8 @@ def reference_answers(stem: str, folder: str | Path = "notebooks") -> dict[int, 
             text = (out.get("data") or {}).get("text/markdown")
             if "worked_answer(" in src and text:
                 text = "".join(text) if isinstance(text, list) else text
-                m = re.search(r"<details><summary>Worked answer</summary>(.*)</details>", text, re.S)
+                m = re.search(r"<details><summary>Worked answer</summary>(.*)</details>", text,
+                              re.S)
                 slot["answer"] = (m.group(1) if m else text).strip()
     return {n: ReferenceAnswer(n, v["measured"], v["answer"], v["checked"])
             for n, v in found.items() if v["checked"] or v["answer"]}

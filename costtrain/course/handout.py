@@ -9,12 +9,12 @@ kit in ``docs/teaching/`` to two self-contained HTML files, diagrams embedded, r
 * ``teacher.html``: the 90-minute plan, discussion questions, common mistakes, how to run a
   class, and the exercise solutions read from the notebooks.
 
-``python -m costtrain.course.handout --update-docs`` (``make kit``) refreshes the generated parts of
-the kit, the docs and the README (every ``<!-- generated: NAME -->`` block, :data:`GENERATORS`:
-the course tables, run times, learning objectives, the class's one command) and ``solutions.md``
-(with the reference run's values) from the notebooks and their executed reference copies;
-``tests/test_teaching.py`` and ``tests/test_docs.py`` fail when they are out of step. Markdown is rendered
-with mistune (installed with JupyterLab's nbconvert). No torch here.
+``python -m costtrain.course.handout --update-docs`` (``make kit``) refreshes the generated
+parts of the kit, the docs and the README (every ``<!-- generated: NAME -->`` block,
+:data:`GENERATORS`: the course tables, run times, learning objectives, the class's one command)
+and ``solutions.md`` (with the reference run's values) from the notebooks and their executed
+reference copies; ``tests/test_teaching.py`` and ``tests/test_docs.py`` fail when they are out
+of step. Markdown is rendered with mistune (installed with JupyterLab's nbconvert). No torch.
 """
 from __future__ import annotations
 
