@@ -9,7 +9,8 @@ never rewrites a lesson. The modules here:
   a guess, worked answers), ``claims`` (sentences checked on the reader's run),
   ``scoreboard`` (the course's runs in one table);
 * ``notebooks`` (the papermill runner), ``handout`` (the teacher's kit as HTML),
-  ``classroom`` (``costtrain class collect``), ``diagrams`` (the SVG diagrams).
+  ``classroom`` (``costtrain class collect``), ``diagrams`` (the SVG diagrams), ``student``
+  (the students' copies without outputs: ``costtrain student``).
 
 May import: everything below it (the records, :mod:`costtrain.run`, :mod:`costtrain.data`,
 :mod:`costtrain.train`, :mod:`costtrain.advice`); a trainer through the registry or the

@@ -44,8 +44,30 @@ def prediction_sentence(guess: float | str | None, measured: float | str,
 
 def check_prediction(guess: float | str | None, measured: float | str, tolerance: float = 0.25,
                      name: str = "the guess cell") -> None:
-    """Print :func:`prediction_sentence` (returns None, so a cell shows the sentence only)."""
-    print(prediction_sentence(guess, measured, tolerance, name))
+    """Show :func:`prediction_sentence` as plain text (returns None, so a cell shows the
+    sentence only). In a notebook the output also carries the measured value in its metadata
+    (:data:`MEASURED`, not shown): the teacher's solutions quote it from the executed reference
+    copies, even where the reference run made no guess."""
+    sentence = prediction_sentence(guess, measured, tolerance, name)
+    shell = _shell()
+    if shell is None:
+        print(sentence)
+        return
+    from IPython.display import display
+    value = measured if isinstance(measured, str) else float(measured)
+    display({"text/plain": sentence}, raw=True, metadata={MEASURED: {"measured": value}})
+
+
+MEASURED = "costtrain/measured"  # the output metadata key check_prediction writes
+
+
+def _shell():
+    """The running IPython kernel, or None (a script, a test)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
 
 
 def worked_answer(text: str):

@@ -245,8 +245,8 @@ def warn_if_exposed(addr: str) -> None:
              "connections (model parameters, gradients, control messages) are "
              "unauthenticated and unencrypted and reachable by anyone who can reach this "
              "machine on that network; anyone there can read the model, join the run, feed "
-             "it made-up gradients or parameters, or stop it (see the README's Security "
-             "section). Use it only on a private network or behind a firewall that admits only "
+             "it made-up gradients or parameters, or stop it (see docs/parameter-server.md, "
+             "Security). Use it only on a private network or behind a firewall that admits only "
              "your machines.", stacklevel=4)
 
 

@@ -66,7 +66,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def limits(timeout: float) -> procs.Limits:
-    """What a parameter-server run's ``timeout`` means (the README's failure table).
+    """What a parameter-server run's ``timeout`` means (the failure table of docs/command-line.md).
 
     ``stall_timeout`` = timeout: a rank silent that long is stuck (the launcher's rule, and the
     server's for its workers; gloo's own waits use the same timeout); no ``deadline``;
