@@ -46,7 +46,7 @@ RUN_BUTTON_SECONDS = 300  # deadline for one press of a notebook's Run button
 # Warnings a notebook raises on purpose: {notebook: [(warning, announcement)]}. A warning is
 # allowed only where the notebook's own text (rendered Markdown) announces it.
 ALLOWED_WARNINGS: dict[str, list[tuple[str, str]]] = {
-    "03_hogwild": [(r"(?:User|Costtrain)Warning: \d+ processes x \d+ thread\(s\) = \d+ threads on \d+ core",
+    "03_hogwild": [(r"(?:User|Costtrain)Warning: \d+ processes(?: \([^)]*\))? x \d+ thread\(s\) = \d+ threads on \d+ core",
                     r"oversubscription warning")],
 }
 

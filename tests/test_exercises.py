@@ -259,10 +259,20 @@ def test_prediction_sentence():
     assert "off by 100 %" in prediction_sentence(2.0, 1.0, tolerance=0.5)
     assert prediction_sentence(None, 1.0, name="`guess_x`").startswith(
         f"{WRITE_FIRST}: put a number in `guess_x`")
-    with pytest.raises(TypeError, match="must be a number"):
-        prediction_sentence("1.5", 1.0)
-    with pytest.raises(TypeError, match="must be a number"):
-        prediction_sentence(True, 1.0)
+    for bad in ("1.5", True, [1.5], float("nan")):  # one friendly line, never a traceback
+        assert prediction_sentence(bad, 1.0).startswith("Your guess must be a number such as 1.5")
+
+
+def test_a_named_wrong_answer_is_never_right_and_a_tie_is_said():
+    wrong = {"scaling the set-up too": 1.0}
+    assert prediction_sentence(4.0, 4.2, wrong=wrong).startswith("Right:")
+    # nearer the wrong answer than the answer: not right, even inside a generous tolerance
+    near = {"scaling the set-up too": 3.0}
+    assert prediction_sentence(3.3, 4.2).startswith("Right:")  # 21 % off: inside 25 %
+    assert prediction_sentence(3.3, 4.2, wrong=near).startswith(
+        "Not this time: your guess 3.3 is nearer scaling the set-up too (3)")
+    assert prediction_sentence(1.0, 1.1, wrong={"the same": 1.05}).startswith(
+        "This run cannot tell the answer (1.1) from the same (1.05)")
     assert prediction_sentence("More", "more").startswith("Right: your guess 'More', measured 'more'")
     assert prediction_sentence("less", "more").startswith("Not this time: your guess 'less', measured 'more'")
     assert prediction_sentence(None, "more").startswith(WRITE_FIRST)

@@ -51,7 +51,7 @@ def test_learns_with_full_sharding_and_per_worker_curves(fmnist):
 
 
 def test_shard_splits_the_data_and_warns_when_oversubscribed(fmnist):
-    with pytest.warns(UserWarning, match="fight over"):
+    with pytest.warns(UserWarning, match="take turns on the cores.*use threads <= 1"):
         r = train_hogwild("mlp", _small(fmnist, 1000), processes=2, sharding="shard",
                           threads=num_cores(), epochs_per_process=2)
     assert r.samples == 2 * 1000  # 2 epochs of 1,000 samples, split between the workers

@@ -51,9 +51,12 @@ _FROM = {
     "costtrain.advice.network": ("LINKS get_link measure_loopback measured_seconds_per_step "
                                  "predict step_costs"),
     "costtrain.advice.advise": "recommend",
-    "costtrain.advice.decision": "decision_card what_would_change",
     "costtrain.course.arc": "TYPICAL_ACCURACY closing opening",
     "costtrain.course.exercises": "check_prediction worked_answer",
+    "costtrain.course.claims": "claim",
+    "costtrain.advice.decision": "decision_card job_line what_would_change",
+    "costtrain.advice.takeover": "samples_text",
+    "costtrain.data.models": "multiply_adds",
     "costtrain.course.widgets": "NoWrap epoch_splits run_panel",
 }
 EXPORTS: dict[str, str] = {name: module for module, names in _FROM.items()
