@@ -22,8 +22,9 @@ readme-figures: $(STAMP) data
 test: $(STAMP) data
 	$(PY) -m pytest -q --durations=12
 
-# The inner loop (under 3 minutes on 2 cores): every test not marked slow, i.e. no notebook,
-# browser, torchrun or multi-second fault injection. `make test` (what CI runs) runs them all.
+# The inner loop (under 90 s on 2 cores): every test outside tests/slow/ (the folder marks them
+# slow), i.e. no notebook, browser, torchrun or multi-second fault injection. `make test` (what CI
+# runs) runs them all.
 # It uses the data that `make data` (or `make test`, `make run`) fetched, without checking again.
 check: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

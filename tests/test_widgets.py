@@ -5,9 +5,9 @@ from __future__ import annotations
 import ipywidgets as W
 import pytest
 
-from costtrain import train_baseline, train_hogwild
+from costtrain import train_baseline
 from costtrain.course.exercises import check_prediction
-from costtrain.course.widgets import (LivePlot, epoch_splits, read_controls, run_panel,
+from costtrain.course.widgets import (epoch_splits, read_controls, run_panel,
                                       split_control, training_controls)
 
 
@@ -69,19 +69,6 @@ def test_run_panel_trains_with_what_the_controls_show_and_remembers_it(fmnist, c
     run.click()
     assert calls[-1] == {"batch_size": 128, "lr": 0.02}
     assert panel.last.config["lr"] == 0.02
-
-
-def test_a_live_plot_is_redrawn_during_training_from_progress_messages(fmnist):
-    live = LivePlot(min_interval=0.0, budget=1.0)
-    live.start("hogwild 2x1")
-    r = train_hogwild("simple", fmnist, processes=2, threads=1, log_every=1,
-                      epochs_per_process=2, on_progress=live)  # long enough to redraw twice
-    s = live.series["hogwild 2x1"]
-    assert len(s["loss"]) >= 5 and s["samples"][-1] <= r.samples
-    assert s["samples"] == sorted(s["samples"]) and s["seconds"] == sorted(s["seconds"])
-    assert live.redraws >= 3  # the start, then at least twice while training
-    live.finish(r)
-    assert live.series["hogwild 2x1"]["acc"][-1] == pytest.approx(100 * r.test_accuracy)
 
 
 def test_check_prediction(capsys):

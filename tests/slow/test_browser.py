@@ -35,7 +35,7 @@ import pytest
 
 from costtrain.course.notebooks import CI_PARAMETERS, find_notebooks, notebook_parameters
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NB_DIR = ROOT / "notebooks"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 NOTEBOOKS = [p.stem for p in find_notebooks(NB_DIR)]
@@ -439,7 +439,6 @@ def close(name: str, lab: Lab, opened: dict) -> None:
 
 # --- the tests -----------------------------------------------------------------------------------
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_in_the_browser(name, browser, lab, opened):
     page = notebook_page(name, browser, lab, opened)
@@ -489,7 +488,6 @@ def _pick_batch_size(area) -> dict[str, str]:
     return {"batch_size": choice}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in NOTEBOOKS if n.startswith(CONTROL_TESTED)])
 def test_a_changed_control_is_used_and_the_plot_is_live(name, browser, lab, opened):
     page = notebook_page(name, browser, lab, opened)

@@ -1,7 +1,6 @@
 """Hogwild! from inside a Jupyter kernel, executed headless by papermill."""
 import nbformat
 import papermill
-import pytest
 
 CELLS = [
     # parameters
@@ -30,7 +29,6 @@ CELLS = [
 ]
 
 
-@pytest.mark.slow
 def test_hogwild_runs_inside_a_papermill_notebook(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -38,7 +38,7 @@ import psutil
 import pytest
 from conftest import make_idx_dataset, write_idx
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--subset", "300", "--model", "mlp", "--no-progress"]
 LONG_HOGWILD = ["--method", "hogwild", "--processes", "2", "--subset", "600", "--model", "mlp",
                 "--batch-size", "4", "--epochs-per-process", "2000", "--no-progress"]
