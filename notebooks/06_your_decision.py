@@ -69,7 +69,7 @@ opening("06_your_decision")
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
-subset = None           # training images of the job (None: all 60,000)
+subset = None           # differs: your job's training images (None: all 60,000), not a classroom slice
 test_subset = 2000      # test images for the evaluations (None: all 10,000)
 epochs = 10             # the job: this many passes over the training images ...
 samples = None          # ... or this many samples in all (rounded up to whole epochs)
@@ -124,7 +124,7 @@ display(NoWrap(str(advice)))  # a wide table: keep its columns
 # NBVAL_IGNORE_OUTPUT
 card_md, card_png = decision_card(advice, figures, name="06_decision_card",
                                   findings=scoreboard.findings())
-display(Markdown(card_md.read_text()), Image(str(card_png)))
+display(Markdown(md(card_md.read_text())), Image(str(card_png)))
 print(f"saved: {card_md}, {card_png}")
 
 # %% [markdown]

@@ -115,9 +115,10 @@ def _03b_collisions():
     return {"real_vs_uniform": "more"}, "more"
 
 
-def _06_longer_job():
-    # set-up + 2 x (predicted - set-up) of the recommended configuration, computed before the check
-    return {"longer_job_seconds": 42.0}, 42.0
+def _06_smaller_job():
+    # set-up + (predicted - set-up) / 100 of the configuration with the longest set-up, computed
+    # before the check; the tempting wrong answer scales the set-up too: predicted / 100
+    return {"small_job_seconds": 4.0 + 96.0 / 100, "everything": 1.0}, 4.0 + 96.0 / 100
 
 
 PLANTED = {("01_baseline", "guess_thread_speedup"): _01_threads,
@@ -131,7 +132,9 @@ PLANTED = {("01_baseline", "guess_thread_speedup"): _01_threads,
            ("04_compare", "guess_end_to_end_ratio"): _04_end_to_end,
            ("03b_sparse_hogwild", "my_collision_guess"): _03b_collisions,
            ("05_beyond_one_machine", "guess_bytes_ratio"): _05_bytes,
-           ("06_your_decision", "my_prediction"): _06_longer_job}
+           ("06_your_decision", "my_prediction"): _06_smaller_job}
+# The tempting wrong answer each exercise is about, where it names one: the check must reject it.
+TEMPTING = {("06_your_decision", "my_prediction"): "everything"}
 
 
 def _wrong(answer: float | str) -> float | str:
@@ -252,6 +255,17 @@ def test_the_check_cell_judges_a_planted_answer(nb, guess, index, source, cells,
     assert lines[0].startswith(start), f"{nb} {guess} = {value!r}: {lines[0]}"
     if planted != "empty":
         assert _quoted(answer) in lines[0], f"{nb}: the sentence should quote the measured {_quoted(answer)}"
+
+
+@pytest.mark.parametrize("nb, guess, index, source, cells",
+                         [c for c in CHECKS if (c[0], c[1]) in TEMPTING],
+                         ids=[i for c, i in zip(CHECKS, IDS) if (c[0], c[1]) in TEMPTING])
+def test_the_check_cell_rejects_the_wrong_answer_its_exercise_is_about(nb, guess, index, source,
+                                                                      cells):
+    names, answer = PLANTED[nb, guess]()
+    tempting = names[TEMPTING[nb, guess]]
+    printed, _ = _execute(source, {**names, "check_prediction": check_prediction, guess: tempting})
+    assert printed.strip().startswith("Not this time:"), printed
 
 
 def test_prediction_sentence():
