@@ -170,9 +170,11 @@ def statements(lines: Sequence[Line], winner: str, epoch_samples: int, lo: float
         if ln.label == winner:
             continue
         c = crossing(w, ln, lo, hi)
+        once = " (one probe each: a guide, not a verdict)" if min(w.rate.n, ln.rate.n) < 2 else ""
         rates = (f"steady {ln.rate.median:,.0f} [{ln.rate.low:,.0f}-{ln.rate.high:,.0f}] "
                  f"against {w.rate.median:,.0f} [{w.rate.low:,.0f}-{w.rate.high:,.0f}] "
-                 f"samples/s, set-up {ln.setup.median:.1f} s against {w.setup.median:.1f} s")
+                 f"samples/s, set-up {ln.setup.median:.1f} s against {w.setup.median:.1f} s"
+                 f"{once}")
         if c.kind in ("takes over", "sooner below"):
             where = samples_text(c.at)
             rng = (f"range {samples_text(c.low)} to "
