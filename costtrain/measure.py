@@ -229,6 +229,8 @@ def time_to_accuracy(eval_curve: Curve, target: float) -> tuple[float | None, in
     Interpolated linearly between the last evaluation below the target and the first at or
     above it (evaluations are ``eval_every`` samples apart; reading only the evaluation points
     would make "who reached it first" a matter of where they fall). None when never reached.
+    A trainer's curve holds the intermediate evaluations, read on the fixed slice of the test
+    set (``extra['eval_slice']``), then the final accuracy on the whole set.
     """
     prev = (0.0, 0, None)
     for s, sec, acc in zip(eval_curve["samples"], eval_curve["seconds"], eval_curve["accuracy"]):

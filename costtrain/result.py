@@ -39,7 +39,10 @@ class RunResult:
     work competed for the cores meanwhile.
     ``loss_curve`` is the mean training loss indexed by samples seen (all workers together);
     ``worker_curves`` holds the same per worker for multi-process methods. ``eval_curve``
-    has held-out accuracy by samples seen and by training seconds. ``compile_seconds`` is the
+    has held-out accuracy by samples seen and by training seconds: the intermediate points
+    (``eval_every``) read on a fixed, stratified slice of the test set, the same for every
+    trainer (``extra['eval_slice']``: its size, of how many, its seed), the last point the
+    final ``test_accuracy`` on the whole test set. ``compile_seconds`` is the
     part of set-up that ``torch.compile``'s first step(s) took (0 when not compiled).
     """
 

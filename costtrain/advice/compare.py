@@ -122,6 +122,15 @@ def busy_runs(results: list[RunResult]) -> list[RunResult]:
     return [r for r in results if any((x or {}).get("busy") for x in repeats_of(r, "load"))]
 
 
+def read_on(results: list[RunResult]) -> str:
+    """``'read on a fixed slice of 2,000 of the 10,000 test images; '`` when the runs'
+    evaluations were read on a slice (``extra['eval_slice']``), else ''."""
+    cut = next((r.extra["eval_slice"] for r in results if r.extra.get("eval_slice")), None)
+    if not cut or cut["samples"] >= cut["of"]:
+        return ""
+    return f"read on a fixed slice of {cut['samples']:,} of the {cut['of']:,} test images; "
+
+
 def verdicts(results: list[RunResult], target: bool = False) -> list[str]:
     """The sentences under the comparison table, from the noise-aware helpers.
 
@@ -164,8 +173,8 @@ def verdicts(results: list[RunResult], target: bool = False) -> list[str]:
         warm[0].label, repeats_of(warm[0], "warm_total_seconds"),
         warm[1].label, repeats_of(warm[1], "warm_total_seconds")) + ".")
     if target:
-        out.append("Time to the target accuracy (one-off set-up + training, interpolated "
-                   "between evaluations): " + first_verdict(
+        out.append(f"Time to the target accuracy ({read_on(ok)}one-off set-up + training, "
+                   "interpolated between evaluations): " + first_verdict(
                        {r.label: repeats_of(r, "time_to_target_seconds") for r in ok},
                        "the target accuracy") + ".")
     return out

@@ -412,7 +412,7 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     result.eval_seconds += final_eval
     result.test_loss, result.test_accuracy = test_loss, test_acc
     result.device = str(dev)
-    close_eval_curve(result)
+    close_eval_curve(result, None if test is None else len(test[1]))
     if error is not None:
         result.status, result.error = "partial", str(error).split("\n")[0]
         error.result = result

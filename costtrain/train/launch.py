@@ -188,7 +188,7 @@ def run_result(method: str, cfg: Any, config: dict, record: dict, *, t_start: fl
         eval_curve=record.get("eval_curve") or new_curve("samples", "seconds", "accuracy", "loss"),
         extra=extra, hardware=hardware_info(), status="partial" if error else "ok", error=error,
         label=label)
-    close_eval_curve(result)
+    close_eval_curve(result, record.get("test_samples"))
     if diverged:
         mark_diverged(result, config.get("lr"))
     return result
