@@ -120,3 +120,26 @@ def fill(rank: int, t: torch.Tensor, value: float) -> float:
     """Write `value` into the first element of `t` (shared with the parent?) and return its sum."""
     t.view(-1)[0] = value
     return float(t.sum())
+
+
+class StepClock(nn.Module):
+    """A linear net that notes when it works: each training forward in a worker appends its
+    monotonic time to ``folder/steps.<rank>``; each evaluation forward (eval mode, any process)
+    sleeps `sleep` s and appends its (start, end) to ``folder/evals``."""
+
+    def __init__(self, folder: str, sleep: float = 0.2, in_features: int = 784) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_features, 10)
+        self.folder, self.sleep = folder, sleep
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        name = mp.current_process().name
+        if self.training and name.startswith("costtrain-"):
+            with open(os.path.join(self.folder, f"steps.{name.rsplit('-', 1)[1]}"), "a") as f:
+                f.write(f"{time.monotonic()}\n")
+        elif not self.training:
+            t = time.monotonic()
+            time.sleep(self.sleep)
+            with open(os.path.join(self.folder, "evals"), "a") as f:
+                f.write(f"{t} {time.monotonic()}\n")
+        return self.fc(x.flatten(1))

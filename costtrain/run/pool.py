@@ -37,6 +37,9 @@ from .. import methods
 from ..errors import CosttrainError
 from . import procs
 
+SAMPLES, GO = 0, 1  # the slots of a pool's shared counter (Hogwild!'s): samples trained by
+#                   all workers together, and start signals given (see Pool.counter)
+
 
 def preload() -> tuple[str, ...]:
     """What a fresh worker imports while it waits for work: the modules the method registry's
@@ -115,7 +118,11 @@ class _Member(procs.Member):
 
 @dataclass
 class Pool:
-    """Spawned workers that run one task each per :meth:`run`, then wait for the next."""
+    """Spawned workers that run one task each per :meth:`run`, then wait for the next.
+
+    Each run gets the pool's ``start`` event and ``counter``, two shared whole numbers (slots
+    :data:`SAMPLES` and :data:`GO`), both cleared at its start.
+    """
 
     main: bool = True  # whether workers import the parent's __main__ (classes defined there)
     members: list[_Member] = field(default_factory=list)
@@ -127,7 +134,7 @@ class Pool:
         with procs.resource_errors("starting the worker pool"):
             procs.start_resource_tracker()
             self.stop, self.start = self.ctx.Event(), self.ctx.Event()
-            self.counter = self.ctx.Value("q", 0)
+            self.counter = self.ctx.Array("q", 2)
 
     # -------------------------------------------------------------- life cycle
     def grow(self, processes: int) -> None:
@@ -206,7 +213,7 @@ class Pool:
         self.stop.clear()
         self.start.clear()
         with self.counter.get_lock():
-            self.counter.value = 0
+            self.counter[:] = [0, 0]
         team = self.members[:len(args)]
         t_dispatch, warm_before = time.monotonic(), [m.warm for m in team]
         self.startup = {}
