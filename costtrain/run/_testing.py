@@ -94,8 +94,21 @@ class FaultyNet(nn.Module):
         return self.fc(x.flatten(1))
 
 
+SERVER_CODE = "multiprocessing.forkserver import main"  # a fork server's (and its forks') command
+
+
+def is_worker(p) -> bool:
+    """Whether the psutil process `p` is a spawned worker or one forked by a fork server
+    (forks keep the server's command line, so: a child of a process with that command)."""
+    cmd = " ".join(p.cmdline())
+    if "spawn_main" in cmd:
+        return True
+    return SERVER_CODE in cmd and SERVER_CODE in " ".join(p.parent().cmdline())
+
+
 def spawned_children(include_pool: bool = False) -> list:
-    """Live spawned worker processes of this process (not zombies, not the resource tracker).
+    """Live worker processes of this process, spawned or forked by the fork server (not
+    zombies, not the resource tracker, not the idle fork server itself).
 
     The idle workers of the warm pool (:mod:`costtrain.run.pool`) outlive runs on purpose and are
     left out unless `include_pool`; a failed run closes its pool, so they count then.
@@ -107,10 +120,9 @@ def spawned_children(include_pool: bool = False) -> list:
     out = []
     for p in psutil.Process().children(recursive=True):
         try:
-            if (p.status() != psutil.STATUS_ZOMBIE and p.pid not in warm
-                    and "spawn_main" in " ".join(p.cmdline())):
+            if p.status() != psutil.STATUS_ZOMBIE and p.pid not in warm and is_worker(p):
                 out.append(p)
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, AttributeError):  # gone, or no parent any more
             pass
     return out
 
@@ -143,3 +155,17 @@ class StepClock(nn.Module):
             with open(os.path.join(self.folder, "evals"), "a") as f:
                 f.write(f"{t} {time.monotonic()}\n")
         return self.fc(x.flatten(1))
+
+
+def torch_threads(rank: int, n: int, *pool_args) -> tuple[int, int, bool]:
+    """In a worker: set `n` intra-op threads and run a parallel matrix product; return torch's
+    thread count, the process's OS threads (Linux; 0 elsewhere) and whether the product is
+    right (the pool's start event and counter, `pool_args`, are unused)."""
+    torch.set_num_threads(n)
+    x = torch.eye(512) * 2
+    ok = bool(torch.equal(x @ x, torch.eye(512) * 4))
+    try:
+        threads = len(os.listdir("/proc/self/task"))
+    except OSError:
+        threads = 0
+    return torch.get_num_threads(), threads, ok

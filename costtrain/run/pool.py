@@ -1,13 +1,17 @@
 """A warm pool of worker processes, kept across runs within one Python process or notebook kernel.
 
-Starting a spawned worker costs seconds: a fresh interpreter imports torch. The pool starts its
-workers once and hands every run to the same processes, so a second Hogwild! run starts in a
-fraction of a second; the command line even starts them before the parent has imported torch
-or loaded the data (:func:`prestart`), so that their start-up overlaps the parent's.
+Starting a spawned worker costs seconds: a fresh interpreter imports torch. The pool's workers
+are forked from a server that has imported torch and the loops once
+(:mod:`costtrain.run.forkserver`; spawned where that is not safe), so a fresh worker is ready
+in a fraction of a second however many there are; the command line starts that server before
+the parent has imported torch or loaded the data (:func:`prestart`), so that its imports overlap
+the parent's. The pool then hands every run to the same processes, so a second run does not
+even fork.
 
-The rules of :mod:`costtrain.run.procs` hold here too: a ``spawn`` context; every worker dies with
-its parent (``PR_SET_PDEATHSIG``, set before the worker imports torch; a pool started from
-another thread, which may end before the pool, relies on the closed pipe) and ignores Ctrl-C,
+The rules of :mod:`costtrain.run.procs` hold here too: a context of the pool's own, never a
+global start method; every worker dies with its parent (``PR_SET_PDEATHSIG``; a forked worker's
+parent is the fork server, which ends with this process; a spawned pool started from another
+thread, which may end before the pool, relies on the closed pipe) and ignores Ctrl-C,
 SIGTERM and SIGHUP (the parent decides and stops them); the one supervisor,
 :func:`costtrain.run.procs.supervise`, watches a run: a worker that raises, dies or stays silent for
 ``stall_timeout`` seconds ends it with :class:`~costtrain.run.procs.WorkerError` naming it, and the
@@ -24,7 +28,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
-import multiprocessing as mp
 import os
 import threading
 import time
@@ -35,16 +38,18 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .. import methods
 from ..errors import CosttrainError
-from . import procs
+from . import forkserver, procs
+
 
 SAMPLES, GO = 0, 1  # the slots of a pool's shared counter (Hogwild!'s): samples trained by
 #                   all workers together, and start signals given (see Pool.counter)
 
 
 def preload() -> tuple[str, ...]:
-    """What a fresh worker imports while it waits for work: the modules the method registry's
-    rows name (their loops), then ``torch._dynamo``, which torch imports lazily at a process's
-    first optimizer call (1.5-2 s that would otherwise land in its first run's set-up)."""
+    """What a fresh worker imports while it waits for work (the fork server, once for all):
+    the modules the method registry's rows name (their loops), then ``torch._dynamo``, which
+    torch imports lazily at a process's first optimizer call (1.5-2 s that would otherwise
+    land in its first run's set-up)."""
     return (*methods.preloads(), "torch._dynamo")
 
 _pool: Pool | None = None  # the warm pool of this process
@@ -64,8 +69,10 @@ def _serve(conn: Connection, stop, start, counter, preload: tuple[str, ...],
 
     A task is ``(target, rank, args)``; the worker calls ``target(rank, *args, start, counter)``
     with the pool's start event and shared counter and sends back ``('ok', result)`` or
-    ``('error', traceback)``.
+    ``('error', traceback)``. `parent` is the process that started it (the fork server, or
+    the pool's owner when spawned).
     """
+    forkserver.detach()  # forked: the server ends with the pool's owner, not with its workers
     procs.bind_worker(conn, stop, deathsig)  # dies with the parent, leaves it the signals
     if os.getppid() != parent:  # the parent died before the death signal was armed
         return
@@ -112,13 +119,15 @@ class _Member(procs.Member):
         return self.started
 
     def start_seconds(self) -> float:
-        """How long this worker took to start (spawn + imports), once it is warm."""
+        """How long this worker took to start (spawned: its imports; forked: the wait for the
+        fork server, then the fork), once it is warm."""
         return (self.started_at - self.spawned_at) if self.started_at is not None else 0.0
 
 
 @dataclass
 class Pool:
-    """Spawned workers that run one task each per :meth:`run`, then wait for the next.
+    """Workers (forked from the fork server, or spawned) that run one task each per
+    :meth:`run`, then wait for the next.
 
     Each run gets the pool's ``start`` event and ``counter``, two shared whole numbers (slots
     :data:`SAMPLES` and :data:`GO`), both cleared at its start.
@@ -128,11 +137,12 @@ class Pool:
     members: list[_Member] = field(default_factory=list)
     classes: dict[str, type] = field(default_factory=dict)
     startup: dict[str, float] = field(default_factory=dict)  # of the last run (see run())
+    asked_at: float | None = None  # time.monotonic() of the last acquire(): a run's first wait
 
     def __post_init__(self) -> None:
-        self.ctx = mp.get_context("spawn")
         with procs.resource_errors("starting the worker pool"):
             procs.start_resource_tracker()
+            self.ctx = forkserver.context(preload())
             self.stop, self.start = self.ctx.Event(), self.ctx.Event()
             self.counter = self.ctx.Array("q", 2)
 
@@ -144,17 +154,25 @@ class Pool:
             while len(self.members) < processes:
                 rank = len(self.members)
                 parent_end, child_end = self.ctx.Pipe(duplex=True)
-                p = self.ctx.Process(target=_serve, args=(child_end, self.stop, self.start,
-                                                          self.counter, preload(), os.getpid(),
-                                                          procs.in_main_thread()),
+                server = forkserver.start(preload()) if self.forked else None
+                asked = time.monotonic()  # a forked start waits here for the server's imports
+                p = self.ctx.Process(target=_serve, args=(
+                    child_end, self.stop, self.start, self.counter, preload(),
+                    server or os.getpid(), bool(server) or procs.in_main_thread()),
                                      name=f"costtrain-pool-{rank}", daemon=True)
                 p.start()
                 child_end.close()
-                self.members.append(_Member(rank, p, parent_end))
+                self.members.append(_Member(rank, p, parent_end, spawned_at=asked))
+
+    @property
+    def forked(self) -> bool:
+        """Whether the workers are forked from the fork server (else spawned)."""
+        return self.ctx.get_start_method() == "forkserver"
 
     def alive(self) -> bool:
-        """Every worker is still running (none was killed while idle)."""
-        return bool(self.members) and all(m.proc.is_alive() for m in self.members)
+        """Every worker is still running (none was killed while idle); true of a pool that
+        has none yet."""
+        return all(m.proc.is_alive() for m in self.members)
 
     def pids(self) -> list[int]:
         return [m.proc.pid for m in self.members]
@@ -231,7 +249,8 @@ class Pool:
         except BaseException:
             _discard(self)
             raise
-        self.startup = startup_paid(team, warm_before, t_dispatch)
+        since = min(self.asked_at or t_dispatch, t_dispatch)  # this run's first wait began
+        self.startup = startup_paid(team, warm_before, since)
         if failure is not None:
             _discard(self)
             if any(m.proc.exitcode == procs.MAIN_GUARD_EXIT for m in team):
@@ -240,10 +259,11 @@ class Pool:
         return [m.result for m in team]
 
 
-def startup_paid(team: list[_Member], warm_before: list[bool], t_dispatch: float) -> dict:
-    """``waited``: seconds after dispatch until the last fresh worker was warm; ``unpaid``:
-    the start-up of the reused warm workers beyond that (a one-off run pays it)."""
-    waited = max([m.started_at - t_dispatch for m, w in zip(team, warm_before)
+def startup_paid(team: list[_Member], warm_before: list[bool], since: float) -> dict:
+    """``waited``: seconds this run waited for its fresh workers, from `since` (when it asked
+    for the pool) or their later start, until the last one was warm; ``unpaid``: the start-up
+    of the reused warm workers beyond that (a one-off run pays it)."""
+    waited = max([m.started_at - max(since, m.spawned_at) for m, w in zip(team, warm_before)
                   if not w and m.started_at is not None] + [0.0])
     reused = max([m.start_seconds() for m, w in zip(team, warm_before) if w] + [0.0])
     return dict(waited=max(0.0, waited), unpaid=max(0.0, reused - waited),
@@ -273,6 +293,7 @@ def acquire(processes: int, classes: Iterable[type] = (), *, main: bool = True) 
         close_all()
     if _pool is None:
         _pool = Pool(main=main)
+    _pool.asked_at = time.monotonic()
     _pool.grow(processes)
     return _pool
 
@@ -319,9 +340,18 @@ def warm_up(processes: int, timeout: float = procs.STARTUP_SECONDS) -> float:
     return time.perf_counter() - t
 
 
+def start_server() -> None:
+    """Start the fork server now and return at once (nothing where workers are spawned): its
+    imports overlap what the caller does next (its checks, loading the data)."""
+    forkserver.start(preload())
+
+
 def prestart(processes: int) -> None:
-    """Start `processes` workers now, without ``__main__``, and return at once (the CLI)."""
-    acquire(processes, main=False)
+    """Before this process imports torch (the CLI): start the fork server now, and return at
+    once; the first run forks its `processes` workers from it. Where workers are spawned,
+    start them now, without ``__main__``."""
+    forked = forkserver.start(preload()) is not None
+    acquire(0 if forked else processes, main=False)
 
 
 def current() -> Pool | None:

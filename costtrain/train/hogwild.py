@@ -216,6 +216,7 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
         raise CosttrainError("pipeline='classic' (per-sample transforms) runs on the CPU only.")
     if isinstance(net, nn.Module):
         check_shareable(net, "net")  # before prepare()'s dry run: say first what spawn cannot do
+    pool.start_server()  # its imports overlap the data loading (no wait; warm: nothing to do)
     model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
     check_shareable(model, "net")
     check_levers(levers, dev, model, force_amp=force_amp)

@@ -78,6 +78,7 @@ def start(what: str, net: nn.Module | str, data: Any, *, workers: int, processes
                   also="the server" if processes > workers else "", stacklevel=4)
     warn_if_exposed(addr)
     t_start = time.time()
+    pool.start_server()  # its imports overlap the data loading (no wait; warm: nothing to do)
     model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
     if len(ds.train_y) < workers:
         raise CosttrainError(f"{workers} workers need at least {workers} training samples, "
