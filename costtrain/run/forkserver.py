@@ -24,9 +24,10 @@ Why this is safe where a plain ``fork`` is not:
   (a notebook-defined function is refused as before) and re-imports a script's ``__main__``
   (the guard rule holds).
 * It ignores SIGINT, SIGTERM and SIGHUP, which reach a whole process group (its workers ignore
-  them too: the parent decides), and ends when the last process holding its "alive" pipe ends:
-  the parent (workers close their copy, :func:`detach`). Its workers die with it
-  (``PR_SET_PDEATHSIG``), so a killed parent still leaves no process behind.
+  them too: the parent decides), and ends with the parent: killed with it while it imports
+  (``PR_SET_PDEATHSIG``), then when the last process holding its "alive" pipe ends (workers
+  close their copy, :func:`detach`). Its workers die with it (``PR_SET_PDEATHSIG``), so a
+  killed parent still leaves no process behind (:mod:`costtrain.run.in_server`).
 
 Elsewhere than Linux (macOS forbids forking after some system libraries are loaded; Windows
 cannot fork), or with ``COSTTRAIN_START_METHOD=spawn``, workers are spawned as before.
@@ -45,6 +46,7 @@ from multiprocessing import reduction, spawn, util
 from typing import Any
 
 from ..errors import CosttrainError
+from . import procs
 
 try:  # fd passing between processes (not on Windows): what a fork server needs
     from multiprocessing import forkserver as mp_forkserver
@@ -52,7 +54,7 @@ try:  # fd passing between processes (not on Windows): what a fork server needs
 except ImportError:
     mp_forkserver = popen_forkserver = None  # type: ignore[assignment]
 
-SERVER_SIDE = "costtrain.run.in_server"  # imported first in the server: its signal settings
+SERVER_SIDE = "costtrain.run.in_server"  # what the server imports: settings, then the loops
 ENV = "COSTTRAIN_START_METHOD"  # 'spawn' turns the fork server off
 METHODS = ("forkserver", "spawn")
 
@@ -70,26 +72,28 @@ def start_method() -> str:
     return "forkserver"
 
 
-def start(preload: tuple[str, ...]) -> int | None:
-    """Start the server now, importing `preload` (once), and return its pid without waiting
-    for its imports; ``None`` under spawn. Later calls return the running server's pid."""
+def start() -> int | None:
+    """Start the server now and return its pid without waiting for its imports (those of
+    :mod:`costtrain.run.in_server`); ``None`` under spawn. Later calls return the running
+    server's pid (a server that died is started again)."""
     if start_method() != "forkserver":
         return None
     with _lock:
-        if _server._forkserver_pid is None:  # its first start: say what it imports
-            _server.set_forkserver_preload([SERVER_SIDE, *preload])
-        _server.ensure_running()  # (re)started if it died; returns at once
-        return _server._forkserver_pid
+        procs.start_resource_tracker()  # first, so that it ignores SIGHUP (see there)
+        _server.set_forkserver_preload([SERVER_SIDE])
+        _server.ensure_running()  # returns at once
+        return pid()
 
 
 def pid() -> int | None:
-    """The server's pid, if it was started in this process."""
-    return _server._forkserver_pid
+    """The server's pid, if it was started in this process (multiprocessing's ForkServer
+    keeps it in an attribute of its own; the same in CPython 3.8 to 3.14)."""
+    return getattr(globals().get("_server"), "_forkserver_pid", None)
 
 
-def context(preload: tuple[str, ...]) -> mp_context.BaseContext:
+def context() -> mp_context.BaseContext:
     """The context a pool starts its workers with: this package's fork server, or spawn."""
-    if start(preload) is None:
+    if start() is None:
         return mp.get_context("spawn")
     return _CONTEXT
 

@@ -142,7 +142,7 @@ class Pool:
     def __post_init__(self) -> None:
         with procs.resource_errors("starting the worker pool"):
             procs.start_resource_tracker()
-            self.ctx = forkserver.context(preload())
+            self.ctx = forkserver.context()
             self.stop, self.start = self.ctx.Event(), self.ctx.Event()
             self.counter = self.ctx.Array("q", 2)
 
@@ -154,14 +154,20 @@ class Pool:
             while len(self.members) < processes:
                 rank = len(self.members)
                 parent_end, child_end = self.ctx.Pipe(duplex=True)
-                server = forkserver.start(preload()) if self.forked else None
+                server = forkserver.start() if self.forked else None
                 asked = time.monotonic()  # a forked start waits here for the server's imports
                 p = self.ctx.Process(target=_serve, args=(
                     child_end, self.stop, self.start, self.counter, preload(),
                     server or os.getpid(), bool(server) or procs.in_main_thread()),
                                      name=f"costtrain-pool-{rank}", daemon=True)
-                p.start()
-                child_end.close()
+                try:
+                    p.start()
+                except EOFError:  # the fork server ended while it was asked for a worker
+                    raise procs.WorkerError(
+                        f"the fork server ended (killed?) while starting pool worker {rank}; "
+                        "the next run starts a new one.", rank) from None
+                finally:
+                    child_end.close()
                 self.members.append(_Member(rank, p, parent_end, spawned_at=asked))
 
     @property
@@ -343,14 +349,14 @@ def warm_up(processes: int, timeout: float = procs.STARTUP_SECONDS) -> float:
 def start_server() -> None:
     """Start the fork server now and return at once (nothing where workers are spawned): its
     imports overlap what the caller does next (its checks, loading the data)."""
-    forkserver.start(preload())
+    forkserver.start()
 
 
 def prestart(processes: int) -> None:
     """Before this process imports torch (the CLI): start the fork server now, and return at
     once; the first run forks its `processes` workers from it. Where workers are spawned,
     start them now, without ``__main__``."""
-    forked = forkserver.start(preload()) is not None
+    forked = forkserver.start() is not None
     acquire(0 if forked else processes, main=False)
 
 
