@@ -1,6 +1,7 @@
 """Do the multi-process methods pay only what they must? Issue 31's targets, measured.
 
     python benchmarks/timing.py [--subset 20000] [--repeats 5] [--parts rates,setup,end,warm]
+                                [--spawned]
 
 Every part alternates its configurations (ABAB), repeats them, and prints the median of the
 paired ratios with their range, and PASS or MISS against the target (MISS where the median
@@ -16,7 +17,8 @@ falls short; "within noise" is for the reader: the ranges are printed).
        ``baseline 1 thread``: >= 1.5x.
 ``setup``: one-off set-up (call -> first training step) of a whole ``costtrain run ...
    --no-progress`` process (its ``setup_seconds``): Hogwild! 2 workers <= 1.0 s, 4 workers
-   <= 1.5 s, the parameter server with 2 workers <= 2.0 s.
+   <= 1.5 s, the parameter server with 2 workers <= 2.0 s. With ``--spawned`` each also runs
+   with spawned workers (``COSTTRAIN_START_METHOD=spawn``) in the same alternation.
 ``end``: end to end, whole process (the README's ``I`` job: ``costtrain run``, 2 epochs of
    the whole Fashion-MNIST): Hogwild! 2x1 >= 1.10x faster than the best single process
    (baseline with 1 or with every core's threads, whichever has the lower median).
@@ -125,32 +127,44 @@ def rates(ds, repeats: int) -> list[bool]:
     return passed
 
 
-def cli_run(args: list[str]) -> tuple[dict, float]:
+def cli_run(args: list[str], env: dict | None = None) -> tuple[dict, float]:
     """A whole ``costtrain run ... --no-progress`` process: its result and its wall seconds."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "r.json"
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "costtrain", "run", *args, "--no-progress",
-                        "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
+                        "--out", str(out)], check=True, stdout=subprocess.DEVNULL,
+                       env=dict(os.environ, **(env or {})))
         wall = time.perf_counter() - t
         data = json.loads(out.read_text())
     return (data[0] if isinstance(data, list) else data), wall
 
 
-def setup(subset: int, repeats: int) -> list[bool]:
+def setup(subset: int, repeats: int, spawned: bool) -> list[bool]:
+    """One-off set-ups; with `spawned`, each configuration also with spawned workers
+    (``COSTTRAIN_START_METHOD=spawn``) in the same alternation, for the ratio."""
     common = ["--subset", str(subset)]
     configs = {"hogwild 2 workers": ["--method", "hogwild", "--processes", "2", *common],
                "hogwild 4 workers": ["--method", "hogwild", "--processes", "4",
                                      "--sharding", "shard", *common],
                "ps 2 workers": ["--method", "ps", "--workers", "2", *common]}
+    targets = {"hogwild 2 workers": 1.0, "hogwild 4 workers": 1.5, "ps 2 workers": 2.0}
+    runs = {label: (args, {}) for label, args in configs.items()}
+    if spawned:
+        runs.update({f"{label}, spawned": (args, {"COSTTRAIN_START_METHOD": "spawn"})
+                     for label, args in configs.items()})
 
-    def one_off(args):
-        r, wall = cli_run(args)
+    def one_off(how):
+        r, wall = cli_run(*how)
         busy = r["extra"]["load"]["busy"]
         return r["setup_seconds"], (f"set-up {r['setup_seconds']:.2f} s, process {wall:.1f} s, "
                                     f"busy={busy}")
-    r = paired({k: (lambda a=a: a) for k, a in configs.items()}, repeats, one_off)
-    targets = {"hogwild 2 workers": 1.0, "hogwild 4 workers": 1.5, "ps 2 workers": 2.0}
+    r = paired({k: (lambda h=h: h) for k, h in runs.items()}, repeats, one_off)
+    for label in configs if spawned else ():
+        ratios = [s / f for f, s in zip(r[label], r[f"{label}, spawned"])]
+        print(f"  {label}: spawned / forked set-up {statistics.median(ratios):.2f}x "
+              f"[{min(ratios):.2f}-{max(ratios):.2f}] (spawned: median "
+              f"{statistics.median(r[f'{label}, spawned']):.2f} s)", flush=True)
     return [verdict(f"{label}, one-off set-up", r[label], targets[label], False, " s")
             for label in configs]
 
@@ -195,6 +209,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--parts", default=",".join(PARTS),
                     help=f"comma-separated, of {', '.join(PARTS)} (default: all)")
+    ap.add_argument("--spawned", action="store_true",
+                    help="setup: also start each configuration's workers with spawn, alternating")
     args = ap.parse_args()
     parts = [p for p in args.parts.split(",") if p]
     unknown = set(parts) - set(PARTS)
@@ -215,7 +231,7 @@ def main() -> None:
         verdicts += rates(ds, args.repeats)
     if "setup" in parts:
         print(f"\none-off set-up, whole `costtrain run` processes ({args.subset:,} images)")
-        verdicts += setup(args.subset, args.repeats)
+        verdicts += setup(args.subset, args.repeats, args.spawned)
     if "end" in parts:
         print("\nend to end, whole `costtrain run` processes (Fashion-MNIST, 2 epochs of work)")
         verdicts += end_to_end(args.repeats)
