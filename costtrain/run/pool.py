@@ -53,6 +53,8 @@ def preload() -> tuple[str, ...]:
     return (*methods.preloads(), "torch._dynamo")
 
 _pool: Pool | None = None  # the warm pool of this process
+_early: threading.Thread | None = None  # prestart's thread forking the workers (the CLI)
+EARLY_FDS = 256  # files a process must have to spare for prestart to fork its workers early
 _lock = threading.Lock()  # one job at a time: the workers' pipes carry one conversation
 _holder = ""  # name of the thread whose job runs now (for the refusal's message)
 
@@ -79,7 +81,7 @@ def _serve(conn: Connection, stop, start, counter, preload: tuple[str, ...],
     try:
         for name in preload:
             importlib.import_module(name)
-        conn.send(("warm", os.getpid()))
+        conn.send(("warm", time.monotonic()))  # when: the parent may read it much later
     except (EOFError, OSError):  # the parent went away while this worker started
         return
     while True:
@@ -205,9 +207,9 @@ class Pool:
                         "them. Check that `python -c 'import torch'` works in this environment "
                         "and that memory is free, or pass a larger timeout.", m.rank)
                 if m.conn.poll(min(left, 0.5)):
-                    kind, _ = m.conn.recv()
+                    kind, at = m.conn.recv()
                     if kind == "warm":
-                        m.mark_started()
+                        m.mark_started(at)
 
     def close(self) -> None:
         """Terminate every worker (idle ones hold nothing) and reap them all."""
@@ -292,6 +294,7 @@ def acquire(processes: int, classes: Iterable[type] = (), *, main: bool = True) 
     """
     global _pool
     procs.check_main_guard()  # a spawned child re-running an unguarded script stops here
+    _join_early()  # workers the command line began to fork (prestart) are this pool's
     classes = list(classes)
     needs_main = main and any(c.__module__ == "__main__" for c in classes)
     if _pool is not None and not (_pool.alive() and _pool.accepts(classes)
@@ -353,11 +356,46 @@ def start_server() -> None:
 
 
 def prestart(processes: int) -> None:
-    """Before this process imports torch (the CLI): start the fork server now, and return at
-    once; the first run forks its `processes` workers from it. Where workers are spawned,
-    start them now, without ``__main__``."""
-    forked = forkserver.start() is not None
-    acquire(0 if forked else processes, main=False)
+    """Before this process imports torch (the CLI): start `processes` workers and return at
+    once. Forked: start the fork server, and fork them from a background thread as soon as its
+    imports are done, while this process imports torch and loads the data (the first
+    :func:`acquire` waits for that thread). Spawned: spawn them now, without ``__main__``."""
+    global _early
+    if forkserver.start() is None:
+        acquire(processes, main=False)
+        return
+    early = acquire(0)
+    if not _fds_to_spare():  # let the run take what it needs first (and fail clearly)
+        return
+    _early = threading.Thread(target=_grow_early, args=(early, processes),
+                              name="costtrain-prestart", daemon=True)
+    _early.start()
+
+
+def _fds_to_spare(needed: int = EARLY_FDS) -> bool:
+    """Whether this process may open `needed` more files (``ulimit -n``; True where unknown)."""
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        open_now = len(os.listdir("/proc/self/fd"))
+    except (ImportError, OSError, ValueError):
+        return True
+    return soft == resource.RLIM_INFINITY or soft - open_now >= needed
+
+
+def _grow_early(p: Pool, processes: int) -> None:
+    """prestart's background thread: fork the workers; a failure is left to the run, which
+    grows the pool itself and says what went wrong."""
+    with contextlib.suppress(Exception):
+        p.grow(processes)
+
+
+def _join_early() -> None:
+    """Wait for prestart's background thread, if one is running."""
+    global _early
+    early, _early = _early, None
+    if early is not None:
+        early.join()
 
 
 def current() -> Pool | None:

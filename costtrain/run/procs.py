@@ -320,9 +320,12 @@ class Member:
     spawned_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None
 
-    def mark_started(self) -> None:
+    def mark_started(self, at: float | None = None) -> None:
+        """Its imports are done: now, or at `at` (``time.monotonic()`` as the worker read it:
+        the same clock machine-wide) when it said so before this process read it."""
         if not self.started:
-            self.started, self.started_at = True, time.monotonic()
+            now = time.monotonic()
+            self.started, self.started_at = True, now if at is None else min(at, now)
 
 
 def run_workers(target: Callable[..., Any], args: list[tuple], *, name: str = "worker",
@@ -394,7 +397,7 @@ def receive(m: Member, on_message) -> tuple[str, Any] | None:
             break
         m.last_heard = time.monotonic()
         if kind != "heartbeat":
-            m.mark_started()
+            m.mark_started(payload if kind == "warm" else None)
         if kind in ("heartbeat", "started", "warm"):
             continue
         if kind in ("ok", "error"):
