@@ -200,16 +200,29 @@ class Pool:
         for m in self.members:
             while not m.warm:
                 left = end - time.monotonic()
-                if left <= 0 or not m.proc.is_alive():
+                if left <= 0:
                     _discard(self)
                     raise procs.WorkerError(
                         f"pool worker {m.rank} did not start within {timeout:g} s; stopped "
                         "them. Check that `python -c 'import torch'` works in this environment "
                         "and that memory is free, or pass a larger timeout.", m.rank)
-                if m.conn.poll(min(left, 0.5)):
-                    kind, at = m.conn.recv()
-                    if kind == "warm":
-                        m.mark_started(at)
+                try:
+                    msg = m.conn.recv() if m.conn.poll(min(left, 0.5)) else None
+                except (EOFError, OSError):  # it ended before it was ready
+                    msg = None
+                    m.proc.join(1.0)
+                if msg is not None and msg[0] == "warm":
+                    m.mark_started(msg[1])
+                elif msg is None and not m.proc.is_alive():
+                    self._failed_start(m)
+
+    def _failed_start(self, m: _Member) -> None:
+        """A worker ended before it was ready: close the pool, raise what explains it."""
+        _discard(self)
+        if m.proc.exitcode == procs.MAIN_GUARD_EXIT:
+            raise procs.MainGuardError(procs.MAIN_GUARD_HELP)
+        raise procs.WorkerError(f"pool worker {m.rank} {procs.exit_reason(m.proc.exitcode)} "
+                                "while starting; stopped them.", m.rank)
 
     def close(self) -> None:
         """Terminate every worker (idle ones hold nothing) and reap them all."""

@@ -44,7 +44,8 @@ MIN_STALL_SECONDS = 2.0  # a shorter silence proves nothing on a busy machine
 MAIN_GUARD_EXIT = 87  # exit code of a child that found itself re-running an unguarded script
 MAIN_GUARD_HELP = (
     "the script that starts the worker processes has no `if __name__ == \"__main__\":` "
-    "guard. Workers are started with 'spawn': each one imports the script again, and without "
+    "guard. Workers are started with 'spawn' (or forked from the package's fork server, "
+    "which does the same): each one imports the script again, and without "
     "the guard it would start the training (and more workers) again instead of doing its "
     "share. Put the lines that train under `if __name__ == \"__main__\":` at the bottom of "
     "the script; functions, classes and imports can stay at the top level.")

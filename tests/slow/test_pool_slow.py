@@ -95,3 +95,14 @@ def test_interpreter_exit_closes_the_pool_and_a_killed_parent_leaves_none(tmp_pa
     for p in alive:
         os.kill(p, signal.SIGKILL)
     assert not alive, "pool workers (or their server) outlived their killed parent"
+
+
+def test_warm_up_from_a_script_without_main_guard_says_so(tmp_path):
+    """A worker that finds itself re-running an unguarded script ends at once; warm_up names
+    the guard instead of waiting for a start that will never come."""
+    script = tmp_path / "unguarded.py"
+    script.write_text("from costtrain.run import pool\npool.warm_up(2)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode != 0 and "MainGuardError" in done.stderr, done.stderr
+    assert "did not start within" not in done.stderr
