@@ -5,8 +5,8 @@ A spawned worker is a fresh interpreter that imports torch (1.5-3 s, each worker
 on a small machine). Here one *fork server* (multiprocessing's ``forkserver`` machinery) is
 started first, imports torch and the package's loops once, and forks every worker from that
 state: a worker is then ready in tens of milliseconds. The command line starts it before it
-imports torch itself, so its imports overlap the parent's and the data loading
-(:func:`start`).
+imports torch itself and forks the workers as soon as it is ready, so its imports and the
+forks overlap the parent's imports and the data loading (:func:`costtrain.run.pool.prestart`).
 
 Why this is safe where a plain ``fork`` is not:
 
