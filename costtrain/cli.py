@@ -263,10 +263,19 @@ def cmd_compare(args, done: list[RunResult]) -> list[RunResult]:
 
 def start_workers_early(argv: Sequence[str]) -> None:
     """``run`` with a method whose row asks to ``prestart`` its processes (Hogwild! on the
-    CPU, the parameter server, local SGD): start the fork server now (no torch needed), so that
-    it imports torch while this process imports it and loads the data; where workers are
-    spawned, spawn them now instead (one per core at most)."""
-    if not argv or argv[0] != "run" or "-h" in argv or "--help" in argv:
+    CPU, the parameter server, local SGD): start the fork server now (no torch needed) and its
+    workers as soon as it is ready, so that they start while this process imports torch and
+    loads the data; where workers are spawned, spawn them now instead (one per core at most).
+    ``compare``: start the fork server now (its configurations start their own workers)."""
+    if not argv or argv[0] not in ("run", "compare") or "-h" in argv or "--help" in argv:
+        return
+    try:
+        forked = forkserver.start_method() == "forkserver"
+    except CosttrainError:
+        return  # the trainer says what is wrong with the setting
+    if argv[0] == "compare":
+        if forked and available_memory()[0] * MEMORY_SHARE >= PRESTART_BYTES:
+            pool.start_server()
         return
     p = _QuietParser(add_help=False)
     add_run_args(p)
@@ -276,7 +285,6 @@ def start_workers_early(argv: Sequence[str]) -> None:
         return  # the real parser reports it
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     n = methods.get(args.method).prestart(args)
-    forked = forkserver.start_method() == "forkserver"
     starting = 1 if forked else n  # the fork server alone, or every worker
     # more than one worker per core, or too little memory (a container's limit): the trainer
     # checks first and explains

@@ -49,7 +49,8 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
 
     ``cold`` (default): the warm Hogwild! pool is closed before every Hogwild! run, so each
     one starts its workers as a one-off run does and its total is its measured wall time;
-    no configuration's numbers depend on which ran before it. Either way ``setup_seconds`` is
+    no configuration's numbers depend on which ran before it (the fork server the workers come
+    from is made ready first, as ``costtrain run`` has it before its first step). Either way ``setup_seconds`` is
     the one-off set-up and ``warm_setup_seconds`` what a re-run in the same process pays.
     """
     whole(repeats, "repeats")
@@ -61,6 +62,8 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
         plan = [run for o in only for run in plan if run[0].startswith(o)]
         plan = list({run[0]: run for run in plan}.values())
     runs: dict[str, list[RunResult]] = {label: [] for label, _, _ in plan}
+    if cold:
+        _ready_server()
     for _, (label, trainer, kw) in alternate(plan, repeats):
         if on_start:
             on_start(label)
@@ -82,6 +85,15 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
 def _close_pool() -> None:
     from ..run import pool
     pool.close_all()
+
+
+def _ready_server() -> None:
+    """Before cold runs: the fork server started and its imports done, as ``costtrain run`` has
+    it by the time it calls a trainer (it starts it before importing torch), so that the first
+    configuration pays no more start-up than the later ones (:mod:`costtrain.run.forkserver`)."""
+    from ..run import forkserver, pool
+    if forkserver.start_method() == "forkserver":
+        pool.warm_up(1)
 
 
 def repeat_record(r: RunResult) -> dict:
