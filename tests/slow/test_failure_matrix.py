@@ -11,7 +11,9 @@ bound, and that no process outlived the run. Cases marked ``shm`` run in a priva
 namespace with their own ``/dev/shm`` (a real 64 MB one like Docker's, or a roomy one), which
 must be empty afterwards: no ``torch_*`` file, no ``sem.mp-*`` semaphore left by any ending
 (needs root and ``unshare``; skipped elsewhere). Independent cases run in parallel (a thread
-pool), so the whole table costs about as much as its slowest cases.
+pool), so the whole table costs about as much as its slowest cases; each case's test waits for
+its own case, so a case that hangs fails by its name (pytest-timeout) and its processes are
+killed.
 """
 from __future__ import annotations
 
@@ -29,9 +31,10 @@ import sys
 import textwrap
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import psutil
@@ -51,6 +54,8 @@ TRAINED = r"\| *[1-9][0-9.]*[kM]?/"  # a progress bar that counts trained sample
 EVAL = ["--dataset", "mnist", "--data-dir", "{data}/bigtest", "--model", "simple",
         "--batch-size", "64", "--out", "{tmp}/out.json"]
 PARALLEL = 3
+# the process of each case while it runs (by case name): a test stopped while waiting kills its own
+RUNNING: dict[str, subprocess.Popen] = {}
 CORES = len(os.sched_getaffinity(0))
 OVER = str(CORES + 1)  # threads: one more than the cores
 ROOT_TOOLS = (os.geteuid() == 0 and shutil.which("unshare") is not None
@@ -495,6 +500,7 @@ def _run_case(case: Case, tmp: Path, data: Path) -> dict:
     p = subprocess.Popen(prefix + cmd, cwd=tmp, env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, start_new_session=True,
                          preexec_fn=_set_limits(case.limits))
+    RUNNING[case.name] = p
     output = _Output(p)
     fault_at, pids = t0, []
     try:
@@ -519,16 +525,29 @@ def _run_case(case: Case, tmp: Path, data: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory, data) -> dict[str, tuple[Case, Path, dict]]:
+def outcomes(tmp_path_factory, data) -> Iterator[dict[str, tuple[Case, Path, Future]]]:
+    """Every case started on PARALLEL lanes, in the table's order; each test waits for its own."""
     base = tmp_path_factory.mktemp("matrix")
     t0 = time.monotonic()
-    with ThreadPoolExecutor(PARALLEL) as pool:
-        futures = {c.name: (c, base / f"case{i}", pool.submit(run_case, c, base / f"case{i}", data))
-                   for i, c in enumerate(CASES)}
-        done = {name: (c, tmp, f.result()) for name, (c, tmp, f) in futures.items()}
+    pool = ThreadPoolExecutor(PARALLEL, thread_name_prefix="matrix")
+    try:
+        yield {c.name: (c, base / f"case{i}", pool.submit(run_case, c, base / f"case{i}", data))
+               for i, c in enumerate(CASES)}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     print(f"\nfailure matrix: {len(CASES)} cases in {time.monotonic() - t0:.0f} s "
           f"(load {os.getloadavg()[0]:.1f})")
-    return done
+
+
+def _outcome(case: Case, future: Future) -> dict:
+    """The case's outcome; if its test is stopped while it waits (pytest-timeout, Ctrl-C), the
+    case's processes are killed so that they do not outlive it."""
+    try:
+        return future.result()
+    finally:
+        p = RUNNING.get(case.name)
+        if not future.done() and p is not None and p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
 
 
 def _out_state(path: Path) -> str:
@@ -540,7 +559,8 @@ def _out_state(path: Path) -> str:
 
 @pytest.mark.parametrize("name", [c.name for c in CASES])
 def test_failure_matrix(outcomes, name):
-    case, tmp, o = outcomes[name]
+    case, tmp, future = outcomes[name]
+    o = _outcome(case, future)
     assert "crash" not in o, o.get("crash")
     if "skip" in o:
         pytest.skip(o["skip"])
