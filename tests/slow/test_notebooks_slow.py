@@ -1,6 +1,7 @@
-"""The course notebooks executed headless by papermill at two CI parameter sets (they must finish,
-save their figures and name only configurations that ran) and the reference outputs checked by
-nbval (the slow half of test_notebooks.py)."""
+"""The course notebooks executed: each once by papermill for the whole session (the `course`
+fixture, tests/course_runs.py), at two CI parameter sets for 01-04; they must finish, save their
+figures and name only configurations that ran. And the committed reference outputs checked by
+nbval at the classroom defaults (the slow half of test_notebooks.py)."""
 from __future__ import annotations
 
 import re
@@ -13,39 +14,16 @@ import pytest
 from test_notebooks import CHECK, FIGURES, NB_DIR, REFERENCE, _code, _tagged
 
 from costtrain.advice.compare import comparison_plan
-from costtrain.course.notebooks import (CI_PARAMETERS, CI_PARAMETERS_B, NotebookError,
-                                        notebook_parameters, run_notebooks)
+from costtrain.course.notebooks import CI_PARAMETERS, CI_PARAMETERS_B, notebook_parameters
 from costtrain.utils import num_cores
 
-
-def _run_all(tmp: Path, params: dict, only=None) -> dict:
-    runs = {}
-    try:
-        run_notebooks(NB_DIR, tmp / "out", figures_dir=tmp / "figures", parameters=params, only=only,
-                      cell_timeout=300, progress=False, on_done=lambda r: runs.update({r.name: r}))
-    except NotebookError:
-        pass  # each notebook's own test reports its failure
-    return runs
-
-
-@pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """Every course notebook run once by papermill on the CI parameters."""
-    tmp = tmp_path_factory.mktemp("course")
-    return tmp, _run_all(tmp, CI_PARAMETERS)
-
-
-@pytest.fixture(scope="module")
-def executed_b(tmp_path_factory):
-    """Notebooks 01-04 run by papermill on a second, different CI parameter set."""
-    tmp = tmp_path_factory.mktemp("course_b")
-    return tmp, _run_all(tmp, CI_PARAMETERS_B, only=["01_", "02_", "03_", "04_"])
+# the first test waits for the course's papermill runs; nbval's own deadline is 600 s
+pytestmark = pytest.mark.timeout(1800)
 
 
 @pytest.mark.parametrize("name", list(FIGURES))
-def test_notebook_runs_headless_and_saves_its_figures(executed, name):
-    tmp, runs = executed
-    run = runs[f"{name}.ipynb"]
+def test_notebook_runs_headless_and_saves_its_figures(course, name):
+    run = course.run(name)
     assert run.ok, run.error  # names the cell, its source and the exception
     nb = nbformat.read(run.output, as_version=4)
     (i,) = _tagged(nb, "injected-parameters")
@@ -59,18 +37,17 @@ def test_notebook_runs_headless_and_saves_its_figures(executed, name):
     if NB_DIR / f"{name}.ipynb" in REFERENCE:
         assert "settings used: " in _text(nb)
     for fig in FIGURES[name]:
-        f = tmp / "figures" / fig
+        f = course.figures("a") / fig
         assert f.exists() and f.stat().st_size > 5000, f"{name} did not save {fig}"
 
 
-def test_the_ending_writes_the_card_and_checks_its_prediction(executed):
+def test_the_ending_writes_the_card_and_checks_its_prediction(course):
     """06 at the CI parameters: the decision card (Markdown and PNG), a verdict word that fits
     one probe each, the job run from the panel set beside its prediction, Next."""
-    tmp, runs = executed
-    nb = nbformat.read(runs["06_your_decision.ipynb"].output, as_version=4)
+    nb = nbformat.read(course.run("06_your_decision").output, as_version=4)
     text = _text(nb)
     assert CI_PARAMETERS["decision_budget"] < 90  # the CI budget is the small one
-    assert (tmp / "figures" / "06_decision_card.md").read_text().startswith("# Your machine, your decision")
+    assert (course.figures("a") / "06_decision_card.md").read_text().startswith("# Your machine, your decision")
     assert re.search(r"\*\*(Recommended|Fastest predicted, one probe each):\*\* ", text)
     assert re.search(r"predicted [\d.]+ s, measured [\d.]+ s of set-up \+ training \([\d.]+x the prediction\)", text)
     assert "**Next:**" in text
@@ -130,12 +107,12 @@ def _named(pattern: re.Pattern, text: str) -> set:
 
 @pytest.mark.parametrize("name", [p.stem for p in REFERENCE
                                   if p.stem not in ("00_setup", "06_your_decision")])
-def test_executed_text_names_only_configurations_that_ran(executed, executed_b, name):
-    for (tmp, runs), params in ((executed, CI_PARAMETERS), (executed_b, CI_PARAMETERS_B)):
+def test_executed_text_names_only_configurations_that_ran(course, name):
+    for which, params in (("a", CI_PARAMETERS), ("b", CI_PARAMETERS_B)):
         if name in ("01b_free_speedups", "03b_sparse_hogwild", "05_beyond_one_machine") \
                 and params is CI_PARAMETERS_B:  # (06 names the configurations advise probed)
             continue  # the second set is for 01-04; 01b, 03b and 05 are run at the first only
-        run = runs[f"{name}.ipynb"]
+        run = course.run(name, which)
         assert run.ok, run.error
         nb = nbformat.read(run.output, as_version=4)
         # the advice probes configurations of its own; it names those
@@ -146,14 +123,29 @@ def test_executed_text_names_only_configurations_that_ran(executed, executed_b, 
         assert named <= ran, f"{name} at {params}: names {sorted(named - ran)}, but only {sorted(ran)} ran"
 
 
-def _checked_copy(path: Path, folder: Path) -> Path:
-    """The committed notebook with only what nbval compares: the imports, the parameters
-    (classroom defaults) and the cells marked NBVAL_CHECK_OUTPUT, each with its reference output."""
+def _checked_cells(path: Path) -> list:
+    """What nbval compares of one committed notebook: its imports, its parameters (classroom
+    defaults) and its cells marked NBVAL_CHECK_OUTPUT, each with its reference output; the first
+    line of each names the notebook it comes from."""
     nb = nbformat.read(path, as_version=4)
     first = _code(nb)[0]
-    nb.cells = [c for c in nb.cells if c is first or "parameters" in c.metadata.get("tags", [])
-                or CHECK in c.source]
-    out = folder / path.name
+    cells = [c for c in nb.cells if c is first or "parameters" in c.metadata.get("tags", [])
+             or CHECK in c.source]
+    for c in cells:
+        c.source = f"# {path.name}\n{c.source}"
+    return cells
+
+
+def _checked_course(folder: Path) -> Path:
+    """One notebook of every committed notebook's checked cells, run in one kernel (one start,
+    one import of torch instead of nine). Before each notebook's cells, ``%reset -f`` empties
+    the namespace: a checked cell still sees only its own notebook's imports and parameters."""
+    nb = nbformat.read(REFERENCE[0], as_version=4)
+    nb.cells = []
+    for path in REFERENCE:
+        nb.cells.append(nbformat.v4.new_code_cell(f"# {path.name}\n%reset -f"))
+        nb.cells += _checked_cells(path)
+    out = folder / "checked_course.ipynb"
     nbformat.write(nb, out)
     return out
 
@@ -161,10 +153,13 @@ def _checked_copy(path: Path, folder: Path) -> Path:
 def test_nbval_checks_the_committed_reference_outputs(tmp_path):
     """nbval re-runs the checked cells of each committed notebook at its classroom defaults and
     compares their output with the reference: a package change that alters a dataset size, a
-    work plan, a configuration table, a torchrun command or the code shown fails here."""
-    paths = [str(_checked_copy(p, tmp_path)) for p in REFERENCE]
+    work plan, a configuration table, a torchrun command or the code shown fails here. (The
+    classroom defaults are not the CI parameters of the course's run: these cells run apart.)"""
+    path = _checked_course(tmp_path)
     p = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
-                        "--rootdir", str(tmp_path), "--nbval-cell-timeout", "300", *paths],
+                        "--rootdir", str(tmp_path), "--nbval-cell-timeout", "300", str(path)],
                        cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
     assert " passed" in p.stdout
+    cells = len(_code(nbformat.read(path, as_version=4)))
+    assert f"{cells} passed" in p.stdout, p.stdout[-2000:]  # every cell ran, none skipped
