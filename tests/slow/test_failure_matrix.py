@@ -540,14 +540,24 @@ def outcomes(tmp_path_factory, data) -> Iterator[dict[str, tuple[Case, Path, Fut
 
 
 def _outcome(case: Case, future: Future) -> dict:
-    """The case's outcome; if its test is stopped while it waits (pytest-timeout, Ctrl-C), the
-    case's processes are killed so that they do not outlive it."""
+    """The case's outcome. If its test is stopped while it waits (pytest-timeout: the case hangs;
+    Ctrl-C), the case's processes are killed so that they do not outlive it, and a timeout fails
+    with what the case printed."""
     try:
         return future.result()
-    finally:
+    except BaseException as stop:
         p = RUNNING.get(case.name)
         if not future.done() and p is not None and p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
+        if not isinstance(stop, pytest.fail.Exception):  # Ctrl-C, or the test's own error
+            raise
+        try:
+            o = future.result(timeout=30)
+        except Exception:
+            raise stop from None
+        pytest.fail(f"{case.name}: still running when its test timed out ({stop}); killed "
+                    f"(exit {o.get('code')}).\nstdout:\n{o.get('out', '')[-1500:]}\n"
+                    f"stderr:\n{o.get('err', '')[-3000:]}")
 
 
 def _out_state(path: Path) -> str:
