@@ -155,7 +155,16 @@ def claim(id: str, a: float | Sequence[float], b: float | Sequence[float], *,
 
 # --- the course's claims, by notebook (tests/test_claims.py enumerates them) -------------
 
-SETUP: list[Claim] = []
+SETUP: list[Claim] = [
+    Claim("00.loss-falls", "The smoke run's training loss fell.",
+          "the last logged training loss", "<", "the first", rule="counted",
+          why_not="a learning rate far too large (the loss jumps) or too small (it barely moves) "
+                  "for this batch size, or labels that do not match the images"),
+    Claim("00.above-chance", "The smoke run's test accuracy is at least twice chance.",
+          "test accuracy", ">", "twice chance", rule="counted", scale="difference", unit="%",
+          why_not="a learning rate that makes the loss diverge, or test images that are not "
+                  "normalised like the training images"),
+]
 
 BASELINE: list[Claim] = []
 
