@@ -166,7 +166,30 @@ SETUP: list[Claim] = [
                   "normalised like the training images"),
 ]
 
-BASELINE: list[Claim] = []
+BASELINE: list[Claim] = [
+    Claim("01.threads-fall-short",
+          "More intra-op threads fall short of one speed-up per thread on this net.",
+          "the best thread count's steady samples/s ÷ 1 thread's", "<",
+          "the ideal (one speed-up per thread of the largest count tried)", rule="yardstick",
+          why_not="a larger batch or net gives every operation more work to split, and a 1-thread "
+                  "run slowed by other work on the machine makes the others look better than "
+                  "ideal"),
+    Claim("01.transforms-cost-more",
+          "For a net this small, the per-sample transforms of the classic pipeline take more "
+          "training time than the maths.",
+          "the transforms (classic minus in-memory training time)", ">",
+          "the maths (in-memory training time)", rule="yardstick", unit="s",
+          why_not="a larger net (more maths per image) or a fast Python and PIL on a slow "
+                  "vector unit move the balance; so does other work on the machine during one "
+                  "of the two runs"),
+    Claim("01.pipeline-before-threads",
+          "Removing the per-sample transforms gained more than the extra threads did: fix the "
+          "data pipeline before parallelising.",
+          "classic ÷ in-memory training time", ">",
+          "the best thread count's steady samples/s ÷ 1 thread's", rule="yardstick",
+          why_not="with many cores and a net large enough to split well, the threads can gain "
+                  "more than the pipeline; with one thread count tried there is no thread gain"),
+]
 
 FREE_SPEEDUPS: list[Claim] = []
 
