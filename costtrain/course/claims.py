@@ -191,7 +191,37 @@ BASELINE: list[Claim] = [
                   "more than the pipeline; with one thread count tried there is no thread gain"),
 ]
 
-FREE_SPEEDUPS: list[Claim] = []
+FREE_SPEEDUPS: list[Claim] = [
+    Claim("01b.compile-cache",
+          "Inductor's caches survive `torch._dynamo.reset()`, so the repeats compile faster than "
+          "the kernel's first compile.",
+          "the repeats' compile", "<", "the first compile", rule="yardstick", unit="s",
+          why_not="a cold on-disk cache (a new PyTorch version, a cleared `/tmp`) or another job "
+                  "slowing the repeats makes them as slow as the first"),
+    Claim("01b.larger-batch-faster", "A larger batch trains more samples per second.",
+          "the largest batch's steady samples/s", ">", "the smallest batch's",
+          why_not="when the per-sample work already dominates each step (a larger net, or "
+                  "batches already large) a larger batch adds little, and a busy machine blurs "
+                  "the difference"),
+    Claim("01b.less-than-batch-ratio",
+          "The samples per second grow less than in proportion to the batch size.",
+          "largest ÷ smallest batch, steady samples/s (medians)", "<",
+          "largest ÷ smallest batch size", rule="yardstick",
+          why_not="a step whose fixed part (Python, launching operations) dominates at the "
+                  "smallest batch can speed up nearly in proportion, until the per-sample work "
+                  "takes over"),
+    Claim("01b.bf16-native-faster",
+          "With native bf16 instructions, a bf16 matrix product is faster than float32.",
+          "bf16 time", "<", "float32 time", rule="yardstick", unit="ms",
+          why_not="a product too small to keep the bf16 units busy, or a PyTorch build without "
+                  "the oneDNN bf16 kernels for this CPU"),
+    Claim("01b.bf16-emulated-slower",
+          "Without native bf16 instructions, a bf16 matrix product is slower than float32 "
+          "(pytorch#146508).",
+          "bf16 time", ">", "float32 time", rule="yardstick", unit="ms",
+          why_not="a newer PyTorch may convert to float32 and back for the product, which "
+                  "costs little at this size"),
+]
 
 PARAMETER_SERVER: list[Claim] = []
 
