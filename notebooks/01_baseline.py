@@ -192,9 +192,9 @@ one, best = by_threads[0], max(by_threads, key=lambda r: r.steady_samples_per_se
 speedup = best.steady_samples_per_second / one.steady_samples_per_second
 vs_one = ", ".join(f"{r.label} {r.steady_samples_per_second / one.steady_samples_per_second:.2f}x"
                    for r in by_threads[1:])  # each thread count against the first (1 thread)
-ideal = max(threads_list)  # one speed-up per thread of the largest count tried
+ideal = max(threads_list) / one.threads  # one speed-up per thread, for the largest count tried
 thread_speedup = speedup
-relative = (f"against {one.label}: {vs_one} (the ideal for {ideal} threads would be {ideal}x)" if vs_one
+relative = (f"against {one.label}: {vs_one} (the ideal for {max(threads_list)} threads would be {ideal:g}x)" if vs_one
             else "only one thread count ran, so there is nothing to compare")
 display(Markdown(md("**Measured:** " + one_run_sentence(
     "steady-state throughput", {r.label: r.steady_samples_per_second for r in by_threads}, rate, relative)
@@ -411,7 +411,7 @@ display(Markdown(md("\n".join([
     f"{rate(max(r.steady_samples_per_second for r in everything))}, test accuracy "
     f"{span([r.test_accuracy for r in everything])}.",
     f"- Threads, steady rate against {one.label} on {cores} core(s), one run each: {vs_one or 'nothing else ran'}"
-    f" (ideal for {ideal} threads: {ideal}x).",
+    f" (ideal for {max(threads_list)} threads: {ideal:g}x).",
     f"- Data pipeline: per-sample transforms made training {pipeline_ratio:.2f}x as long as in-memory tensors "
     "(one run each).",
     f"- Noise: the same configuration ran {len(repeated)} times and moved up to {yardstick:.2f}x; the verdicts "

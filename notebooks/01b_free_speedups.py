@@ -33,7 +33,7 @@
 # - how to switch each lever on in `costtrain` (`compile=True`, `amp="bf16"`,
 #   `channels_last=True`, `batch_size` with `base_batch`) and what each does;
 # - how to decide from *repeated, alternating* measurements with noise bands, and why a lever
-#   whose range overlaps the baseline's is not a speed-up;
+#   whose range overlaps the baseline's is not kept;
 # - compile's one-off cost against its steady gain: the **break-even** number of samples, and
 #   whether your job is longer than that;
 # - batch size against *time to accuracy*, not only samples per second;
@@ -103,7 +103,7 @@ batch_size = 64           # the baseline's batch; lr is meant for it
 lr = 0.01
 momentum = 0.5
 threads = None            # the tuned baseline's threads (None: every core; notebook 01 measures it)
-repeats = 3               # alternating repeats of every configuration
+repeats = 3               # alternating repeats of every configuration (2 or more: one run has no range)
 measure_compile = True    # False skips torch.compile (its first step compiles the net)
 batch_sizes = [32, 64, 128, 256]  # section 5: batch sizes, lr scaled by batch / batch_size
 eval_every = 1000         # section 5: test accuracy every this many samples
@@ -247,7 +247,7 @@ def steady(label):
 
 
 base = spread(steady("baseline"))
-noise = base.high / base.low  # how much one run moves here: the baseline's repeats
+noise = base.high / base.low if base.n > 1 else math.inf  # how much one run moves here: the baseline's repeats
 
 
 def speedup(label):
@@ -507,7 +507,7 @@ a32 = torch.randn(256, 256)
 a16 = a32.bfloat16()
 t32s = [t / 5 for t in timeit.repeat(lambda: a32 @ a32, number=5, repeat=3)]  # seconds per product, 3 repeats
 t16s = [t / 5 for t in timeit.repeat(lambda: a16 @ a16, number=5, repeat=3)]
-t32, t16 = min(t32s), min(t16s)
+t32, t16 = min(t32s), min(t16s)  # the fastest repeat: the slower ones were slowed by other work (timeit's docs)
 bf16_ratio = t16 / t32
 timing_noise = max(max(t32s) / t32, max(t16s) / t16)  # how much one repeat moves
 print(f"256x256 matrix product: float32 {1e3 * t32:.3f} ms, bf16 {1e3 * t16:.3f} ms (the fastest of 3 "
@@ -526,10 +526,8 @@ worked_answer(
     "`amp=\"bf16\"` there unless `force_amp=True`. "
     f"This run, on a CPU {'with' if native else 'without'} native bf16 ({has}): float32 {1e3 * t32:.3f} ms, "
     f"bf16 {1e3 * t16:.3f} ms, a ratio of {bf16_ratio:.2f}.\n\n"
-    + (claim("01b.bf16-native-faster", [1e3 * t for t in t16s], [1e3 * t for t in t32s], yardstick=timing_noise)
-       if native else
-       claim("01b.bf16-emulated-slower", [1e3 * t for t in t16s], [1e3 * t for t in t32s], yardstick=timing_noise)
-       ).markdown())
+    + (claim("01b.bf16-native-faster", 1e3 * t16, 1e3 * t32, yardstick=timing_noise) if native else
+       claim("01b.bf16-emulated-slower", 1e3 * t16, 1e3 * t32, yardstick=timing_noise)).markdown())
 
 # %% [markdown]
 # **4. Your own job length.** With the compile numbers of section 4, how long must a job be
@@ -537,7 +535,8 @@ worked_answer(
 #
 # <details><summary>Hint</summary>
 #
-# `N* = C / (1/r_e - 1/r_c)`. A warm on-disk cache lowers `C`; it does not change the rates.
+# `N* = C / (1/r_e - 1/r_c)`. A warm compile cache lowers `C` (section 4 measured what the
+# caches saved the repeats here); the rates are measured after the compile.
 # </details>
 #
 # <details><summary>Worked answer</summary>
