@@ -209,18 +209,20 @@ FREE_SPEEDUPS: list[Claim] = [
           "largest ÷ smallest batch size", rule="yardstick",
           why_not="a step whose fixed part (Python, launching operations) dominates at the "
                   "smallest batch can speed up nearly in proportion, until the per-sample work "
-                  "takes over"),
+                  "takes over; other work slowing the smallest batch's runs inflates the ratio"),
     Claim("01b.bf16-native-faster",
           "With native bf16 instructions, a bf16 matrix product is faster than float32.",
           "bf16 time", "<", "float32 time", rule="yardstick", unit="ms",
-          why_not="a product too small to keep the bf16 units busy, or a PyTorch build without "
-                  "the oneDNN bf16 kernels for this CPU"),
+          why_not="other work holding a core that the product's threads wait for (a busy "
+                  "machine slows a split product far more than its share), a product too small "
+                  "to keep the bf16 units busy, or a PyTorch build without oneDNN's bf16 kernels "
+                  "for this CPU"),
     Claim("01b.bf16-emulated-slower",
           "Without native bf16 instructions, a bf16 matrix product is slower than float32 "
           "(pytorch#146508).",
           "bf16 time", ">", "float32 time", rule="yardstick", unit="ms",
-          why_not="a newer PyTorch may convert to float32 and back for the product, which "
-                  "costs little at this size"),
+          why_not="a PyTorch that converts to float32 and back for the product pays little at "
+                  "this size, and other work slowing the float32 repeats hides the gap"),
 ]
 
 PARAMETER_SERVER: list[Claim] = []
