@@ -97,10 +97,12 @@ def _fmt(values: list[float], unit: str) -> str:
 
 
 def check(claim: Claim, a: float | Sequence[float], b: float | Sequence[float], *,
-          yardstick: float | None = None) -> Verdict:
+          yardstick: float | None = None, busy: str | None = None) -> Verdict:
     """Evaluate `claim` on the measured `a` and `b` (one value or repeats each) with the
     claim's noise rule; `yardstick` is how much one run moves (a ratio such as 1.29 for
-    rates, or a difference in the claim's unit for accuracies)."""
+    rates, or a difference in the claim's unit for accuracies). `busy` (e.g.
+    :func:`costtrain.measure.busy_note` of the runs compared) says other work competed for the
+    cores meanwhile: then a timing claim cannot tell, whatever its numbers."""
     if claim.relation not in RELATIONS or claim.rule not in RULES:
         raise ValueError(f"claim {claim.id}: relation must be one of {RELATIONS} and rule one "
                          f"of {RULES}")
@@ -116,6 +118,8 @@ def check(claim: Claim, a: float | Sequence[float], b: float | Sequence[float], 
 
     def direction(x: float, y: float) -> int:
         return (x > y) - (x < y)
+    if busy and claim.rule != "counted":
+        return Verdict(claim, CANNOT_TELL, head, busy.split(":")[0].strip() or "the machine was busy")
     if claim.rule == "counted":
         d = direction(sa.median, sb.median) * sign
         return Verdict(claim, HELD if d > 0 else NOT_HELD, head)
@@ -146,11 +150,11 @@ def check(claim: Claim, a: float | Sequence[float], b: float | Sequence[float], 
 
 
 def claim(id: str, a: float | Sequence[float], b: float | Sequence[float], *,
-          yardstick: float | None = None) -> Verdict:
+          yardstick: float | None = None, busy: str | None = None) -> Verdict:
     """Check the registered claim `id` on this run's numbers (a notebook's one call)."""
     if id not in CLAIMS:
         raise KeyError(f"no claim {id!r}; the claims are {', '.join(sorted(CLAIMS))}")
-    return check(CLAIMS[id], a, b, yardstick=yardstick)
+    return check(CLAIMS[id], a, b, yardstick=yardstick, busy=busy)
 
 
 # --- the course's claims, by notebook (tests/test_claims.py enumerates them) -------------
