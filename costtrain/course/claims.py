@@ -97,10 +97,12 @@ def _fmt(values: list[float], unit: str) -> str:
 
 
 def check(claim: Claim, a: float | Sequence[float], b: float | Sequence[float], *,
-          yardstick: float | None = None) -> Verdict:
+          yardstick: float | None = None, busy: str | None = None) -> Verdict:
     """Evaluate `claim` on the measured `a` and `b` (one value or repeats each) with the
     claim's noise rule; `yardstick` is how much one run moves (a ratio such as 1.29 for
-    rates, or a difference in the claim's unit for accuracies)."""
+    rates, or a difference in the claim's unit for accuracies). `busy` (a
+    :func:`costtrain.measure.busy_note`): the machine was busy while the runs measured, so a
+    measured claim cannot tell (a counted one still can)."""
     if claim.relation not in RELATIONS or claim.rule not in RULES:
         raise ValueError(f"claim {claim.id}: relation must be one of {RELATIONS} and rule one "
                          f"of {RULES}")
@@ -119,6 +121,8 @@ def check(claim: Claim, a: float | Sequence[float], b: float | Sequence[float], 
     if claim.rule == "counted":
         d = direction(sa.median, sb.median) * sign
         return Verdict(claim, HELD if d > 0 else NOT_HELD, head)
+    if busy:
+        return Verdict(claim, CANNOT_TELL, head, busy)
     if claim.rule == "ranges":
         if sa.n < 2 or sb.n < 2:
             return Verdict(claim, CANNOT_TELL, head, "one run on a side: no range to judge by")
@@ -146,11 +150,11 @@ def check(claim: Claim, a: float | Sequence[float], b: float | Sequence[float], 
 
 
 def claim(id: str, a: float | Sequence[float], b: float | Sequence[float], *,
-          yardstick: float | None = None) -> Verdict:
+          yardstick: float | None = None, busy: str | None = None) -> Verdict:
     """Check the registered claim `id` on this run's numbers (a notebook's one call)."""
     if id not in CLAIMS:
         raise KeyError(f"no claim {id!r}; the claims are {', '.join(sorted(CLAIMS))}")
-    return check(CLAIMS[id], a, b, yardstick=yardstick)
+    return check(CLAIMS[id], a, b, yardstick=yardstick, busy=busy)
 
 
 # --- the course's claims, by notebook (tests/test_claims.py enumerates them) -------------
@@ -167,7 +171,30 @@ HOGWILD: list[Claim] = []
 
 SPARSE_HOGWILD: list[Claim] = []
 
-COMPARE: list[Claim] = []
+COMPARE: list[Claim] = [
+    Claim("04.one-process-first",
+          "The best one-process configuration finishes set-up + training sooner than the best "
+          "multi-process one.",
+          "the best multi-process configuration's set-up + training", ">",
+          "the best one-process configuration's",
+          "with more cores, a longer job or a quicker process start-up, what several processes "
+          "gain in training can outweigh the start-up they add.", unit="s"),
+    Claim("04.steady-rate",
+          "Once started, the best one-process configuration also trains faster than every "
+          "multi-process one, so a longer job does not make one of them take over.",
+          "its steady rate", ">", "the fastest multi-process configuration's",
+          "on more cores, or when each step touches only a few weights (notebook 03b), several "
+          "processes can train faster once started; then a long enough job repays their "
+          "start-up (the take-over sentences say where).", unit="samples/s"),
+    Claim("04.advise-agrees",
+          "`costtrain advise`, from its short probes, picks the configuration that finished "
+          "set-up + training first in section 1.",
+          "section 1's set-up + training of advise's pick", "<",
+          "the best other configuration's",
+          "the probes are short slices of the job and rank by their predictions; a "
+          "configuration within noise of the winner can swap places with it, and a busy spell "
+          "during the probes or the runs moves them too.", unit="s"),
+]
 
 BEYOND: list[Claim] = []
 
