@@ -379,8 +379,9 @@ by_energy = [r.label for r in sorted(results, key=lambda r: r.cost["energy_joule
 estimated = all(r.cost["energy_source"].startswith("estimated") for r in results)
 worked_answer(
     "Billed by the hour, a run costs its wall time × the hourly price, so the ranking by cost is the ranking "
-    "by wall time (the evaluations included: the machine is billed while it evaluates). Priced by "
-    "electricity, a run costs its energy × the price per kWh, so the ranking follows the joules. "
+    "by the wall time of the whole call (the seconds in section 3's energy column, evaluations included: the "
+    "machine is billed while it evaluates). Priced by electricity, a run costs its energy × the price per "
+    "kWh, so the ranking follows the joules. "
     + ("This run's energy was estimated as a fixed power × the wall time for every run, so its two rankings "
        "are the same by construction; only measured energy can tell them apart."
        if estimated else
@@ -451,7 +452,8 @@ else:
 said = [] if busy else takeovers(results, len(ds.train_y))
 display(Markdown(md("\n".join(f"- {x}" for x in said) if said else
                     f"No take-over predicted: {busy}." if busy else
-                    "One run each: no band to predict a take-over from (set `repeats` to 2 or more).")))
+                    "One run each: no band to predict a take-over from (set `repeats` to 2 or more)." if repeats < 2
+                    else "Only one configuration ran (see `only`): nothing to take over from.")))
 if single and multi:
     fastest = max(multi, key=lambda r: spread(values(r, "steady_samples_per_second")).median)
     display(Markdown(md(f"Steady rates: *{s1.label}* against the fastest multi-process configuration once "

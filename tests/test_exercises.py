@@ -319,3 +319,14 @@ def test_04_divides_the_best_one_process_median_by_the_best_multi_process_one():
                  "one_off": lambda r: spread(values(r, "one_off_seconds")).median}
     _execute(cell, namespace)
     assert namespace["one_process_ratio"] == pytest.approx(1.5 / 2.5)
+
+
+@pytest.mark.parametrize("ratio", [(0.0279 + 1.44) / (4.75 + 1.9),  # reference copy (2026-12-01)
+                                   1.92 / 34.6])                   # a --ci run (2026-12-07)
+@pytest.mark.parametrize("guess", [1.0, 1.2, 2.0])  # a tie, "20 % faster", the ideal on 2 cores
+def test_04_rejects_a_multi_process_win_at_the_reference_and_ci_numbers(ratio, guess):
+    (_, _, _, source, _), = [c for c in CHECKS if c[0] == "04_compare"]
+    printed, _ = _execute(source, {"one_process_ratio": ratio, "cores": 2,
+                                   "check_prediction": check_prediction,
+                                   "guess_one_process_ratio": guess})
+    assert printed.startswith("Not this time:"), printed
