@@ -90,13 +90,11 @@ def _03b_sparse():
     return {"sparse_runs": sparse_runs, "cores": cores}, 330.0 / 200.0  # largest Hogwild! ÷ (b)
 
 
-def _04_end_to_end():
-    def r(label, processes, total):
-        config = {} if processes is None else {"processes": processes}
-        return run("x", label, config=config, setup_seconds=total / 2, train_seconds=total / 2)
-    results = [r("baseline 1 thread", 1, 6.0), r("baseline 2 threads", 1, 3.0), r("hogwild 1x2", 1, 6.4),
-               r("hogwild 2x1", 2, 2.5), r("ps sync", None, 10.0)]
-    return {"results": results}, 3.0 / 2.5  # lowest one-process end to end ÷ lowest of all
+def _04_one_process():
+    # computed after the runs: the best one-process configuration's median set-up + training ÷
+    # the best multi-process one's; the check also reads the cores (the ideal speed-up)
+    single, multi = 1.5, 2.5
+    return {"one_process_ratio": single / multi, "cores": 2}, single / multi
 
 
 def _05_bytes():
@@ -129,7 +127,7 @@ PLANTED = {("01_baseline", "guess_thread_speedup"): _01_threads,
            ("02_parameter_server", "guess_staleness"): _02_staleness,
            ("03_hogwild", "guess_train_ratio"): _03_train_ratio,
            ("03b_sparse_hogwild", "guess_sparse_speedup"): _03b_sparse,
-           ("04_compare", "guess_end_to_end_ratio"): _04_end_to_end,
+           ("04_compare", "guess_one_process_ratio"): _04_one_process,
            ("03b_sparse_hogwild", "my_collision_guess"): _03b_collisions,
            ("05_beyond_one_machine", "guess_bytes_ratio"): _05_bytes,
            ("06_your_decision", "my_prediction"): _06_smaller_job}
@@ -139,7 +137,9 @@ TEMPTING = {("06_your_decision", "my_prediction"): "everything",
             ("01_baseline", "guess_pipeline_ratio"): "no_difference",
             ("01b_free_speedups", "guess_lever_ratio"): "no_gain",
             ("01b_free_speedups", "guess_batch_ratio"): "size_ratio",
-            ("01b_free_speedups", "guess_bf16_ratio"): "same_speed"}
+            ("01b_free_speedups", "guess_bf16_ratio"): "same_speed",
+            # "a multi-process configuration wins": the ideal speed-up of the cores
+            ("04_compare", "guess_one_process_ratio"): "cores"}
 
 
 def _wrong(answer: float | str) -> float | str:
@@ -333,3 +333,41 @@ def test_the_tempting_answer_at_the_measured_numbers(nb, guess, where, names, te
     (source,) = [src for n, g, _, src, _ in CHECKS if (n, g) == (nb, guess)]
     printed, _ = _execute(source, {**names, "check_prediction": check_prediction, guess: names[tempting]})
     assert printed.strip().startswith(expected), printed
+
+
+def test_04_divides_the_best_one_process_median_by_the_best_multi_process_one():
+    """The cell before 04's check computes what the prompt asks from the repeats: each
+    configuration's median set-up + training; one training process against several."""
+    from types import SimpleNamespace
+
+    from costtrain.advice.compare import repeat_record
+    from costtrain.advice.prose import values
+    from costtrain.advice.noise import spread
+
+    def config(label, processes, one_offs):
+        reps = [run("x", label, config={"processes": processes}, setup_seconds=s / 4,
+                    train_seconds=3 * s / 4) for s in one_offs]
+        reps[0].extra["repeats"] = [repeat_record(x) for x in reps]
+        return reps[0]
+    results = [config("baseline 1 thread", 1, [3.0, 3.2, 2.8]),
+               config("baseline 2 threads", 1, [1.4, 9.0, 1.5]),  # median 1.5, not its best
+               config("hogwild 1x2", 1, [5.0, 5.5, 5.2]),
+               config("hogwild 2x1", 2, [2.5, 2.4, 2.7]),
+               config("ps sync", 3, [2.0, 4.0, 4.1])]  # best single repeat, median 4.0
+    (cell,) = [s for nb, guess, _, _, cells in CHECKS if nb == "04_compare"
+               for _, s in cells if s.startswith("one_process_ratio =") or "\none_process_ratio =" in s]
+    namespace = {"panel": SimpleNamespace(last=results),
+                 "one_off": lambda r: spread(values(r, "one_off_seconds")).median}
+    _execute(cell, namespace)
+    assert namespace["one_process_ratio"] == pytest.approx(1.5 / 2.5)
+
+
+@pytest.mark.parametrize("ratio", [(0.0279 + 1.44) / (4.75 + 1.9),  # reference copy (2026-12-01)
+                                   1.92 / 34.6])                   # a --ci run (2026-12-07)
+@pytest.mark.parametrize("guess", [1.0, 1.2, 2.0])  # a tie, "20 % faster", the ideal on 2 cores
+def test_04_rejects_a_multi_process_win_at_the_reference_and_ci_numbers(ratio, guess):
+    (_, _, _, source, _), = [c for c in CHECKS if c[0] == "04_compare"]
+    printed, _ = _execute(source, {"one_process_ratio": ratio, "cores": 2,
+                                   "check_prediction": check_prediction,
+                                   "guess_one_process_ratio": guess})
+    assert printed.startswith("Not this time:"), printed

@@ -235,7 +235,30 @@ HOGWILD: list[Claim] = []
 
 SPARSE_HOGWILD: list[Claim] = []
 
-COMPARE: list[Claim] = []
+COMPARE: list[Claim] = [
+    Claim("04.one-process-first",
+          "The best one-process configuration finishes set-up + training sooner than the best "
+          "multi-process one.",
+          "the best multi-process configuration's set-up + training", ">",
+          "the best one-process configuration's",
+          "with more cores, a longer job or a quicker process start-up, what several processes "
+          "gain in training can outweigh the start-up they add.", unit="s"),
+    Claim("04.steady-rate",
+          "Once started, the best one-process configuration also trains faster than every "
+          "multi-process one, so a longer job does not make one of them take over.",
+          "its steady rate", ">", "the fastest multi-process configuration's",
+          "on more cores, or when each step touches only a few weights (notebook 03b), several "
+          "processes can train faster once started; then a long enough job repays their "
+          "start-up (the take-over sentences say where).", unit="samples/s"),
+    Claim("04.advise-agrees",
+          "`costtrain advise`, from its short probes, picks the configuration that finished "
+          "set-up + training first in section 1.",
+          "section 1's set-up + training of advise's pick", "<",
+          "the best other configuration's",
+          "the probes are short slices of the job and rank by their predictions; a "
+          "configuration within noise of the winner can swap places with it, and a busy spell "
+          "during the probes or the runs moves them too.", unit="s"),
+]
 
 BEYOND: list[Claim] = []
 

@@ -47,7 +47,7 @@ CI_PARAMETERS: dict[str, Any] = {
     "sweep_train": 2000,
     "decision_budget": 20.0,  # 06: seconds for advise's probes (some are skipped at this size)
     "wordnet_subset": 4096,  # 03b: WordNet nouns to train on (a power of two: full batches)
-    "repeats": 2,  # 01b: alternating repeats of every lever
+    "repeats": 2,  # 01b: alternating repeats of every lever; 04: of every configuration
     "measure_compile": False,  # 01b: torch.compile's first step alone outlasts a CI run (said so)
     "batch_sizes": [32, 128],  # 01b: batch size against time to accuracy
 }
