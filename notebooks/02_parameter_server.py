@@ -235,12 +235,16 @@ print(results_table([reference] + runs))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+def points(r):
+    """Test accuracy in points, rounded so that equal accuracies compare equal."""
+    return round(100 * r.test_accuracy, 6)
+
+
 same_sgd = [reference, by_config["sync", 1], by_config["async", 1]]
 resolution = 100 / len(ds.test_y)  # one test image, in points of accuracy
-acc_stick = max(100 * (max(r.test_accuracy for r in same_sgd) - min(r.test_accuracy for r in same_sgd)),
-                resolution)
+acc_stick = max(max(map(points, same_sgd)) - min(map(points, same_sgd)), resolution)  # as a claim subtracts
 shares_1w = [by_config[m, 1].extra["comm_share"] for m in ("sync", "async")]
-share_stick = max(shares_1w) / min(shares_1w)
+share_stick = max(shares_1w) / min(shares_1w) * (1 + 1e-9)  # the pair that sets it never beats it by rounding
 display(Markdown(md(
     f"**Yardsticks, measured:** test accuracy {listing({r.label: r.test_accuracy for r in same_sgd}, pct)}: "
     f"one run moves up to {acc_stick:.2g} points here (at least one test image, {resolution:.2g} points); "
@@ -291,9 +295,8 @@ display(Markdown(md(
     f"times as many; K = {k_most}). At lr {lr} sync reached {pct(plain.test_accuracy)} test accuracy, with "
     f"lr × {k_most} = {lr * k_most:g} {pct(scaled.test_accuracy)}; the baseline {pct(reference.test_accuracy)}. "
     "`benchmarks/parameter_server.py --seeds 1 2 3` repeats this over seeds.")))
-display(claim("02.plain-lr-behind", 100 * plain.test_accuracy, 100 * reference.test_accuracy, yardstick=acc_stick))
-display(claim("02.scaled-lr-catches-up", 100 * scaled.test_accuracy, 100 * plain.test_accuracy,
-              yardstick=acc_stick))
+display(claim("02.plain-lr-behind", points(plain), points(reference), yardstick=acc_stick))
+display(claim("02.scaled-lr-catches-up", points(scaled), points(plain), yardstick=acc_stick))
 
 # %% [markdown]
 # ## 4. Communication vs compute
@@ -527,7 +530,7 @@ closing("02_parameter_server", [
     f"with {k_most} worker(s), lr x {k_most} reached {pct(scaled.test_accuracy)}, lr {lr} "
     f"{pct(plain.test_accuracy)}, one run each (one seed; one run moves up to {acc_stick:.2g} points here). "
     "More accurate with the rule: "
-    f"*{claim('02.scaled-lr-catches-up', 100 * scaled.test_accuracy, 100 * plain.test_accuracy, yardstick=acc_stick).word}*.",
+    f"*{claim('02.scaled-lr-catches-up', points(scaled), points(plain), yardstick=acc_stick).word}*.",
     f"Async does not make a worker wait for the others' gradients, but it steps on stale gradients: mean "
     f"staleness {stale['mean']:.2f} updates with {most.config['workers']} worker(s). A smaller share of the "
     f"workers' time communicating and waiting than sync's ({pct(by_config['async', k_most].extra['comm_share'])} "

@@ -203,8 +203,7 @@ BEYOND: list[Claim] = [
           "that change within a run, or waits for a turn on shared cores make steps slower than "
           "it predicts"),
     Claim("05.larger-h-less-accurate",
-          "The workers drift apart between averages: local SGD with the largest H ends less "
-          "accurate at equal samples than with H = 1.",
+          "Local SGD with the largest H ends less accurate at equal samples than with H = 1.",
           "the largest H (test accuracy)", "<", "H = 1", rule="yardstick", scale="difference",
           unit="%", why_not="a short job, a small learning rate or few workers keep the models "
           "close between averages; the drift costs accuracy only past some H (Stich 2019)"),
