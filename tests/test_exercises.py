@@ -68,7 +68,9 @@ def _02_staleness():
                    extra={"staleness": {"mean": mean, "max": 3, "histogram": {}}})
     runs = [ps("sync", 1, 7.0), ps("sync", 4, 9.0), ps("async", 1, 0.0), ps("async", 4, 2.6),
             ps("async", 2, 1.1)]
-    return {"runs": runs}, 2.6  # mean staleness of the async run with the most workers
+    # the mean staleness of the async run with the most workers (W = 4); the tempting wrong
+    # answer counts the worker itself: W
+    return {"runs": runs, "W": 4.0}, 2.6
 
 
 def _03_train_ratio():
@@ -105,7 +107,9 @@ def _05_bytes():
             run("local-sgd", "H=2", config={"average_every": 2}, extra=comm(690.0)),
             run("local-sgd", "H=8", config={"average_every": 8}, extra=comm(175.0)),
             run("local-sgd", "H=32", config={"average_every": 32}, extra=comm(44.0))]
-    return {"runs": runs}, 690.0 / 44.0  # bytes per sample, smallest H ÷ largest H
+    # bytes per sample, smallest H ÷ largest H; the tempting wrong answer: bytes that do not
+    # depend on H (a ratio of 1)
+    return {"runs": runs, "same bytes": 1.0}, 690.0 / 44.0
 
 
 def _03b_collisions():
@@ -139,7 +143,9 @@ TEMPTING = {("06_your_decision", "my_prediction"): "everything",
             ("01b_free_speedups", "guess_batch_ratio"): "size_ratio",
             ("01b_free_speedups", "guess_bf16_ratio"): "same_speed",
             # "a multi-process configuration wins": the ideal speed-up of the cores
-            ("04_compare", "guess_one_process_ratio"): "cores"}
+            ("04_compare", "guess_one_process_ratio"): "cores",
+            ("02_parameter_server", "guess_staleness"): "W",
+            ("05_beyond_one_machine", "guess_bytes_ratio"): "same bytes"}
 
 
 def _wrong(answer: float | str) -> float | str:

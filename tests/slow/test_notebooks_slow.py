@@ -108,11 +108,13 @@ def _ran(name: str, params: dict, declared: dict) -> tuple[re.Pattern, set]:
         threads = p["threads_list"] or sorted({1, max(1, cores // 2), cores})
         return re.compile(r"\b(\d+) threads?\b"), {str(t) for t in threads} | {str(cores)}
     if name == "02_parameter_server":
-        workers = p["workers_list"] or ([1, 2, 4] if cores >= 4 else [1, 2])
+        # one worker always runs (the yardstick: sync and async then take the same steps)
+        workers = sorted({1, *(p["workers_list"] or ([1, 2, 4] if cores >= 4 else [1, 2]))})
         ran = {f"{m} {w}" for m in ("sync", "async") for w in workers} | {f"sync {workers[-1]}"}
         return re.compile(r"\bps-((?:sync|async) \d+)(?:w\b| workers?\b)"), ran
     if name == "05_beyond_one_machine":  # local SGD runs, named "local-sgd 2w H=8"
-        return re.compile(r"\blocal-sgd (\d+w H=\d+)"), {f"{p['workers']}w H={h}" for h in p["average_every_list"]}
+        hs = {1, *p["average_every_list"]}  # H = 1 always runs: the same SGD as ps-sync, the yardstick
+        return re.compile(r"\blocal-sgd (\d+w H=\d+)"), {f"{p['workers']}w H={h}" for h in hs}
     if name == "01b_free_speedups":  # batch sizes, named "batch 32"
         return re.compile(r"\bbatch (\d+)\b"), {str(b) for b in p["batch_sizes"]}
     if name == "03b_sparse_hogwild":
