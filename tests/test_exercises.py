@@ -75,8 +75,9 @@ def _03_train_ratio():
     native = {(1, 4): run("hogwild", "hogwild 1x4", train_seconds=5.0),
               (4, 1): run("hogwild", "hogwild 4x1", train_seconds=4.2),
               (2, 2): run("hogwild", "hogwild 2x2", train_seconds=3.5)}
-    # the prompt cell names `many` (the most processes) and `fit` (the most that fit 2 cores)
-    return {"native": native, "many": (4, 1), "fit": (2, 2)}, 4.2 / 3.5
+    # the prompt cell names `many` (the most processes) and `fit` (the most that fit 2 cores), and
+    # the tempting answer: time in inverse proportion to the processes, fit[0] / many[0]
+    return {"native": native, "many": (4, 1), "fit": (2, 2), "linear": 2 / 4}, 4.2 / 3.5
 
 
 def _03b_sparse():
@@ -87,7 +88,9 @@ def _03b_sparse():
         "Hogwild! 1 process": run("hogwild", "h1", config={"processes": 1}, steady_samples_per_second=150.0),
         "Hogwild! 3 processes": run("hogwild", "h3", config={"processes": 3},
                                     steady_samples_per_second=330.0)}
-    return {"sparse_runs": sparse_runs, "cores": cores}, 330.0 / 200.0  # largest Hogwild! ÷ (b)
+    # the tempting answer: the dense net's speed-up over (b), measured beside it
+    return ({"sparse_runs": sparse_runs, "cores": cores, "dense_speedup": 1.1},
+            330.0 / 200.0)  # largest Hogwild! ÷ (b)
 
 
 def _04_end_to_end():
@@ -134,7 +137,9 @@ PLANTED = {("01_baseline", "guess_thread_speedup"): _01_threads,
            ("05_beyond_one_machine", "guess_bytes_ratio"): _05_bytes,
            ("06_your_decision", "my_prediction"): _06_smaller_job}
 # The tempting wrong answer each exercise is about, where it names one: the check must reject it.
-TEMPTING = {("06_your_decision", "my_prediction"): "everything"}
+TEMPTING = {("06_your_decision", "my_prediction"): "everything",
+            ("03_hogwild", "guess_train_ratio"): "linear",
+            ("03b_sparse_hogwild", "guess_sparse_speedup"): "dense_speedup"}
 
 
 def _wrong(answer: float | str) -> float | str:
