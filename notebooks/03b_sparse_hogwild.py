@@ -564,7 +564,7 @@ display(Markdown(md(
 # NBVAL_IGNORE_OUTPUT
 display(Markdown(md(
     f"- **Sparsity sweep** (d = {features:,}, one run per k): speed-up over (b) "
-    + ", ".join(f"{s['vs_b']:.2f}x at k = {s['k']}" for s in sweep) + f"; over (a) "
+    + ", ".join(f"{s['vs_b']:.2f}x at k = {s['k']}" for s in sweep) + "; over (a) "
     + ", ".join(f"{s['vs_a']:.2f}x" for s in sweep) + ". From the smallest k to the largest:")))
 display(claim("03b.fade", sweep[-1]["vs_b"], sweep[0]["vs_b"], yardstick=rate_stick))
 ends, enough = (sweep[0], sweep[-1]), 10  # a share of rows read off fewer checked steps than this says little
