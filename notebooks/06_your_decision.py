@@ -42,9 +42,9 @@ from IPython.display import Image, Markdown, display
 
 import costtrain
 from costtrain import methods
-from costtrain.course import (check_prediction, decision_card, job_line, machine_note, md,
-                              recommend, run_header, run_panel, samples_text, scoreboard, secs,
-                              summary, what_would_change)
+from costtrain.course import (check_prediction, decision_card, hardware_info, job_line, md,
+                              recommend, run_header, run_panel, scoreboard, secs, summary,
+                              what_would_change)
 
 # show warnings as one line, without the file they came from
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
@@ -88,7 +88,7 @@ figures_dir = "out/figures"
 figures = Path(figures_dir)
 figures.mkdir(parents=True, exist_ok=True)
 ds = costtrain.load_dataset(dataset, subset=subset, test_subset=test_subset, seed=seed)
-levers, levers_why = scoreboard.kept_levers(scoreboard.findings(), costtrain.hardware_info())
+levers, levers_why = scoreboard.kept_levers(scoreboard.findings(), hardware_info())
 job_epochs = None if samples else epochs
 print(f"the data: {ds.name}, {len(ds.train_y):,} training images, {len(ds.test_y):,} test images")
 

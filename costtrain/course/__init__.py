@@ -41,12 +41,13 @@ _FROM = {
     "costtrain.advice.prose": ("listing machine_note md noise_sentence one_run_sentence pct "
                                "ranking_sentence rate ratio_sentence secs span target_sentence "
                                "values"),
-    "costtrain.advice.report": "format_table results_table run_header summary",
+    "costtrain.advice.report": "format_table repeats_table results_table run_header summary",
     "costtrain.advice.plots": ("plot_accuracy_vs_time plot_cost_to_target plot_losses "
                                "plot_worker_losses"),
     "costtrain.advice.noise": "alternate first_verdict median_index speedup_verdict spread",
     "costtrain.advice.payoff": "Trial break_even_samples conclusion judge pick",
-    "costtrain.advice.compare": "comparison_plan run_comparison",
+    "costtrain.advice.compare": ("comparison_plan counterpart not_compared oversubscribed "
+                                 "run_comparison takeovers"),
     "costtrain.advice.cost": "attach_cost money price_basis",
     "costtrain.advice.network": ("LINKS get_link measure_loopback measured_seconds_per_step "
                                  "predict step_costs"),

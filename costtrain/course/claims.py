@@ -97,10 +97,12 @@ def _fmt(values: list[float], unit: str) -> str:
 
 
 def check(claim: Claim, a: float | Sequence[float], b: float | Sequence[float], *,
-          yardstick: float | None = None) -> Verdict:
+          yardstick: float | None = None, busy: str | None = None) -> Verdict:
     """Evaluate `claim` on the measured `a` and `b` (one value or repeats each) with the
     claim's noise rule; `yardstick` is how much one run moves (a ratio such as 1.29 for
-    rates, or a difference in the claim's unit for accuracies)."""
+    rates, or a difference in the claim's unit for accuracies). `busy` (e.g.
+    :func:`costtrain.measure.busy_note` of the runs compared) says other work competed for the
+    cores meanwhile: then a timing claim cannot tell, whatever its numbers."""
     if claim.relation not in RELATIONS or claim.rule not in RULES:
         raise ValueError(f"claim {claim.id}: relation must be one of {RELATIONS} and rule one "
                          f"of {RULES}")
@@ -116,6 +118,8 @@ def check(claim: Claim, a: float | Sequence[float], b: float | Sequence[float], 
 
     def direction(x: float, y: float) -> int:
         return (x > y) - (x < y)
+    if busy and claim.rule != "counted":
+        return Verdict(claim, CANNOT_TELL, head, busy.split(":")[0].strip() or "the machine was busy")
     if claim.rule == "counted":
         d = direction(sa.median, sb.median) * sign
         return Verdict(claim, HELD if d > 0 else NOT_HELD, head)
@@ -146,20 +150,84 @@ def check(claim: Claim, a: float | Sequence[float], b: float | Sequence[float], 
 
 
 def claim(id: str, a: float | Sequence[float], b: float | Sequence[float], *,
-          yardstick: float | None = None) -> Verdict:
+          yardstick: float | None = None, busy: str | None = None) -> Verdict:
     """Check the registered claim `id` on this run's numbers (a notebook's one call)."""
     if id not in CLAIMS:
         raise KeyError(f"no claim {id!r}; the claims are {', '.join(sorted(CLAIMS))}")
-    return check(CLAIMS[id], a, b, yardstick=yardstick)
+    return check(CLAIMS[id], a, b, yardstick=yardstick, busy=busy)
 
 
 # --- the course's claims, by notebook (tests/test_claims.py enumerates them) -------------
 
-SETUP: list[Claim] = []
+SETUP: list[Claim] = [
+    Claim("00.loss-falls", "The smoke run's training loss fell.",
+          "the last logged training loss", "<", "the first", rule="counted",
+          why_not="a learning rate far too large (the loss jumps) or too small (it barely moves) "
+                  "for this batch size, or labels that do not match the images"),
+    Claim("00.above-chance", "The smoke run's test accuracy is at least twice chance.",
+          "test accuracy", ">", "twice chance", rule="counted", scale="difference", unit="%",
+          why_not="a learning rate that makes the loss diverge, or test images that are not "
+                  "normalised like the training images"),
+]
 
-BASELINE: list[Claim] = []
+BASELINE: list[Claim] = [
+    Claim("01.threads-fall-short",
+          "More intra-op threads fall short of one speed-up per thread on this net.",
+          "the best thread count's steady samples/s ÷ 1 thread's", "<",
+          "the ideal (one speed-up per thread of the largest count tried)", rule="yardstick",
+          why_not="a larger batch or net gives every operation more work to split, and a 1-thread "
+                  "run slowed by other work on the machine makes the others look better than "
+                  "ideal"),
+    Claim("01.transforms-cost-more",
+          "For a net this small, the per-sample transforms of the classic pipeline take more "
+          "training time than the maths.",
+          "the transforms (classic minus in-memory training time)", ">",
+          "the maths (in-memory training time)", rule="yardstick", unit="s",
+          why_not="a larger net (more maths per image) or a fast Python and PIL on a slow "
+                  "vector unit move the balance; so does other work on the machine during one "
+                  "of the two runs"),
+    Claim("01.pipeline-before-threads",
+          "Removing the per-sample transforms gained more than the extra threads did: fix the "
+          "data pipeline before parallelising.",
+          "classic ÷ in-memory training time", ">",
+          "the best thread count's steady samples/s ÷ 1 thread's", rule="yardstick",
+          why_not="with many cores and a net large enough to split well, the threads can gain "
+                  "more than the pipeline; with one thread count tried there is no thread gain"),
+]
 
-FREE_SPEEDUPS: list[Claim] = []
+FREE_SPEEDUPS: list[Claim] = [
+    Claim("01b.compile-cache",
+          "Inductor's caches survive `torch._dynamo.reset()`, so the repeats compile faster than "
+          "the kernel's first compile.",
+          "the repeats' compile", "<", "the first compile", rule="yardstick", unit="s",
+          why_not="a cold on-disk cache (a new PyTorch version, a cleared `/tmp`) or another job "
+                  "slowing the repeats makes them as slow as the first"),
+    Claim("01b.larger-batch-faster", "A larger batch trains more samples per second.",
+          "the largest batch's steady samples/s", ">", "the smallest batch's",
+          why_not="when the per-sample work already dominates each step (a larger net, or "
+                  "batches already large) a larger batch adds little, and a busy machine blurs "
+                  "the difference"),
+    Claim("01b.less-than-batch-ratio",
+          "The samples per second grow less than in proportion to the batch size.",
+          "largest ÷ smallest batch, steady samples/s (medians)", "<",
+          "largest ÷ smallest batch size", rule="yardstick",
+          why_not="a step whose fixed part (Python, launching operations) dominates at the "
+                  "smallest batch can speed up nearly in proportion, until the per-sample work "
+                  "takes over; other work slowing the smallest batch's runs inflates the ratio"),
+    Claim("01b.bf16-native-faster",
+          "With native bf16 instructions, a bf16 matrix product is faster than float32.",
+          "bf16 time", "<", "float32 time", rule="yardstick", unit="ms",
+          why_not="other work holding a core that the product's threads wait for (a busy "
+                  "machine slows a split product far more than its share), a product too small "
+                  "to keep the bf16 units busy, or a PyTorch build without oneDNN's bf16 kernels "
+                  "for this CPU"),
+    Claim("01b.bf16-emulated-slower",
+          "Without native bf16 instructions, a bf16 matrix product is slower than float32 "
+          "(pytorch#146508).",
+          "bf16 time", ">", "float32 time", rule="yardstick", unit="ms",
+          why_not="a PyTorch that converts to float32 and back for the product pays little at "
+                  "this size, and other work slowing the float32 repeats hides the gap"),
+]
 
 PARAMETER_SERVER: list[Claim] = []
 
@@ -263,7 +331,30 @@ SPARSE_HOGWILD: list[Claim] = [
           rule="yardstick", unit="samples/s"),
 ]
 
-COMPARE: list[Claim] = []
+COMPARE: list[Claim] = [
+    Claim("04.one-process-first",
+          "The best one-process configuration finishes set-up + training sooner than the best "
+          "multi-process one.",
+          "the best multi-process configuration's set-up + training", ">",
+          "the best one-process configuration's",
+          "with more cores, a longer job or a quicker process start-up, what several processes "
+          "gain in training can outweigh the start-up they add.", unit="s"),
+    Claim("04.steady-rate",
+          "Once started, the best one-process configuration also trains faster than every "
+          "multi-process one, so a longer job does not make one of them take over.",
+          "its steady rate", ">", "the fastest multi-process configuration's",
+          "on more cores, or when each step touches only a few weights (notebook 03b), several "
+          "processes can train faster once started; then a long enough job repays their "
+          "start-up (the take-over sentences say where).", unit="samples/s"),
+    Claim("04.advise-agrees",
+          "`costtrain advise`, from its short probes, picks the configuration that finished "
+          "set-up + training first in section 1.",
+          "section 1's set-up + training of advise's pick", "<",
+          "the best other configuration's",
+          "the probes are short slices of the job and rank by their predictions; a "
+          "configuration within noise of the winner can swap places with it, and a busy spell "
+          "during the probes or the runs moves them too.", unit="s"),
+]
 
 BEYOND: list[Claim] = []
 

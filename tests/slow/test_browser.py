@@ -48,6 +48,9 @@ RUN_BUTTON_SECONDS = 300  # deadline for one press of a notebook's Run button
 ALLOWED_WARNINGS: dict[str, list[tuple[str, str]]] = {
     "03_hogwild": [(r"(?:User|Costtrain)Warning: \d+ processes(?: \([^)]*\))? x \d+ thread\(s\) = \d+ threads on \d+ core",
                     r"oversubscription warning")],
+    # Hogwild! with more processes than cores; the parameter server's workers + its server
+    "04_compare": [(r"(?:User|Costtrain)Warning: \d+ processes(?: \([^)]*\))? x \d+ thread\(s\) = \d+ threads on \d+ core",
+                    r"oversubscription warning")],
 }
 
 STDERR = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'

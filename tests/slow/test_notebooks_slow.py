@@ -64,15 +64,25 @@ def test_notebook_runs_headless_and_saves_its_figures(executed, name):
 
 
 def test_the_ending_writes_the_card_and_checks_its_prediction(executed):
-    """06 at the CI parameters: the decision card (Markdown and PNG), a verdict word that fits
-    one probe each, the job run from the panel set beside its prediction, Next."""
+    """06 at the CI parameters: the decision card (Markdown and PNG) whose first line is the
+    job, a verdict word the probes allow, the job run from the panel set beside its predicted
+    range, Next."""
     tmp, runs = executed
     nb = nbformat.read(runs["06_your_decision.ipynb"].output, as_version=4)
     text = _text(nb)
     assert CI_PARAMETERS["decision_budget"] < 90  # the CI budget is the small one
-    assert (tmp / "figures" / "06_decision_card.md").read_text().startswith("# Your machine, your decision")
-    assert re.search(r"\*\*(Recommended|Fastest predicted, one probe each):\*\* ", text)
-    assert re.search(r"predicted [\d.]+ s, measured [\d.]+ s of set-up \+ training \([\d.]+x the prediction\)", text)
+    card = (tmp / "figures" / "06_decision_card.md").read_text()
+    assert card.startswith("# Your job, your machine, your decision")
+    epochs = 10  # 06's default job: 10 epochs of the (CI-sized) training set
+    assert card.splitlines()[2].startswith(
+        f"**Job:** simple on fashion-mnist, {epochs} epoch(s) of {CI_PARAMETERS['subset']:,} "
+        f"training images = {epochs * CI_PARAMETERS['subset']:,} samples")
+    assert re.search(r"\*\*(Recommended|Tie \(within noise\)|Soonest predicted, one probe each):"
+                     r"\*\* ", text)
+    assert f"--subset {CI_PARAMETERS['subset']}" in card and f"--epochs {epochs}" in card
+    assert re.search(r"predicted [\d.]+ s \[[\d.]+ s to [\d.]+ s\], measured [\d.]+ s of set-up "
+                     r"\+ training \([\d.]+x the prediction, (inside|above|below) the predicted "
+                     r"range; one run\)", text)
     assert "**Next:**" in text
 
 
