@@ -147,6 +147,7 @@ def test_original_api_train_model(fmnist, capsys):
     assert f"set-up {r.setup_seconds:.2f} s one-off" in text
     assert f"{r.warm_setup_seconds:.2f} s when re-run warm" in text
     assert r.setup_seconds >= r.warm_setup_seconds and r.samples > 0
+    assert "busy" in r.extra["load"]  # the load record every trainer keeps (busy_note reads it)
     assert not _children()
 
 

@@ -33,7 +33,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, IterableDataset, RandomSampler, Subset, TensorDataset
 
 from ..data.models import model_name
-from ..measure import finish, preload
+from ..measure import LoadWatch, finish, preload
 from ..result import RunResult
 from ..run import procs, shared
 from ..run.guards import (check_device, check_optimizer, check_plan, check_shareable,
@@ -209,17 +209,19 @@ def train_model(model: nn.Module, train_dataloader: DataLoader, num_processes: i
     job = Job(processes=num_processes, epochs=epochs_per_process,
               batch_size=train_dataloader.batch_size, optimizer=factory, threads=threads,
               device=str(dev), seed=seed, sharding=sharding, log_every=every)
-    result = train_source(model, source, job, test=test,  # type: ignore[arg-type]
-                          timeout=timeout, progress=progress,
-                          on_progress=_log_line(per_epoch) if log_interval and log_interval > 0
-                          else None, config=dict(model=model_name(model), api="train_model",
-                                                 train_samples=len(source)),
-                          t_setup=t_setup)
-    if test is None and test_loader is not None:
-        t0 = time.perf_counter()
-        result.test_loss, result.test_accuracy = _evaluate_loader(model, test_loader, dev)
-        result.eval_seconds += time.perf_counter() - t0
-    finish(result, time.perf_counter() - t_setup)  # one-off and warm set-up, as every trainer
+    with LoadWatch() as watch:  # other work on the machine meanwhile, as every trainer records
+        result = train_source(model, source, job, test=test,  # type: ignore[arg-type]
+                              timeout=timeout, progress=progress,
+                              on_progress=_log_line(per_epoch) if log_interval and log_interval > 0
+                              else None, config=dict(model=model_name(model), api="train_model",
+                                                     train_samples=len(source)),
+                              t_setup=t_setup)
+        if test is None and test_loader is not None:
+            t0 = time.perf_counter()
+            result.test_loss, result.test_accuracy = _evaluate_loader(model, test_loader, dev)
+            result.eval_seconds += time.perf_counter() - t0
+    # one-off and warm set-up, and the load, as every trainer reports them
+    finish(result, time.perf_counter() - t_setup, watch.reading)
     print(f"{num_processes} process(es) x {epochs_per_process} epoch(s): set-up "
           f"{result.setup_seconds:.2f} s one-off (data, process start-up; "
           f"{result.warm_setup_seconds:.2f} s when re-run warm), training "
