@@ -50,7 +50,7 @@ import torch
 from IPython.display import Markdown, display
 
 import costtrain
-from costtrain.course import (chart_losses, check_prediction, claim, close_all, epoch_splits,
+from costtrain.course import (busy_note, chart_losses, check_prediction, claim, close_all, epoch_splits,
                               log_elapsed_time, machine_note, md, multiply_adds, one_run_sentence, pct,
                               plot_losses, plot_worker_losses, rate, ratio_sentence, results_table,
                               run_header, run_panel, secs, span, step_footprint, summary, tensor_dataset,
@@ -339,7 +339,7 @@ if split is not None:
         f"({split[0]} processes × {threads_per_process(split[0])} thread(s)) against {single[0]}x{single[1]} "
         f"({single[0]} process{'es' if single[0] > 1 else ''} × {threads_per_process(single[0])} thread(s)).")))
     display(claim("03.processes-beat-threads", [r.train_seconds for r in both[split]],
-                  [r.train_seconds for r in both[single]]))
+                  [r.train_seconds for r in both[single]], busy=busy_note([*both[split], *both[single]])))
 if many != single:
     display(Markdown(md(f"Section 1 asked whether the races cost accuracy: {many[0]}x{many[1]}, the most processes, "
                         f"against {single[0]}x{single[1]}, one process, at equal samples.")))
@@ -398,7 +398,8 @@ if oversub_timeout > 0:
     if oversub_processes * cores <= cores:
         display(Markdown(md("With one process, 'all cores' is the right budget: both runs are the same configuration.")))
     else:
-        display(claim("03.oversubscription-slows", bad.samples_per_second, good_rates, yardstick=stick))
+        display(claim("03.oversubscription-slows", bad.samples_per_second, good_rates, yardstick=stick,
+                      busy=busy_note([bad, *goods])))
 
 # %% [markdown]
 # ## Exercises
@@ -417,7 +418,8 @@ check_prediction(guess_train_ratio, native[many].train_seconds / native[fit].tra
 threads_many, threads_fit = threads_per_process(many[0]), threads_per_process(fit[0])
 oversubscribed = many[0] * threads_many > cores
 costs = (" " + claim("03.oversubscribed-slower", [r.train_seconds for r in both[many]],
-                     [r.train_seconds for r in both[fit]]).markdown() if oversubscribed else "")
+                     [r.train_seconds for r in both[fit]],
+                     busy=busy_note([*both[many], *both[fit]])).markdown() if oversubscribed else "")
 worked_answer(
     (f"{many[0]} processes × {threads_many} thread(s) are {many[0] * threads_many} threads on {cores} cores, "
      f"and the cores run {cores} at a time: the extra processes add no compute, so the same work cannot take "
@@ -475,7 +477,8 @@ worked_answer(
 shortest = min(runs, key=lambda r: r.train_seconds)
 grows = (f" Whether the cold start grows with the processes, {many[0]}x{many[1]} against {single[0]}x{single[1]}, "
          "two runs each: " + claim("03.cold-start-grows", [r.setup_seconds for r in both[many]],
-                                   [r.setup_seconds for r in both[single]]).markdown()
+                                   [r.setup_seconds for r in both[single]],
+                                   busy=busy_note([*both[many], *both[single]])).markdown()
          if many != single else " This run has one configuration, so it cannot compare start-ups.")
 worked_answer(
     "A one-off run pays the start-up of its workers every time; a re-run in the same kernel or script "
@@ -597,7 +600,8 @@ if oversub_timeout > 0 and oversub_processes * cores > cores:
     takeaways.append(f"Oversubscription is the trap: {oversub_processes} processes with {cores} threads each trained "
                      f"{rate(bad.samples_per_second)}, with {budget} thread(s) each "
                      f"{' and '.join(rate(x) for x in good_rates)}. "
-                     + claim("03.oversubscription-slows", bad.samples_per_second, good_rates, yardstick=stick).markdown())
+                     + claim("03.oversubscription-slows", bad.samples_per_second, good_rates, yardstick=stick,
+                             busy=busy_note([bad, *goods])).markdown())
 takeaways.append("Niu et al. proved near-linear speed-ups for sparse problems, where each step touches few weights: "
                  "the next notebook, 03b, measures that on this machine.")
 closing("03_hogwild", takeaways, [*runs, *original.values()])

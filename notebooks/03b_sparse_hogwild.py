@@ -53,7 +53,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 import costtrain
-from costtrain.course import (batch_row_probability, break_even_samples, CANNOT_TELL, check_prediction, claim,
+from costtrain.course import (batch_row_probability, break_even_samples, busy_note, CANNOT_TELL, check_prediction, claim,
                               Collisions, expected_row_overlap, machine_note, md, results_table, run_header,
                               run_panel, secs, SLOT_NS, SparseLinear, split_work, step_footprint, train_baseline,
                               train_hogwild, worked_answer, worker)
@@ -301,7 +301,8 @@ for kk in ks:
                       measured=c["measured"] and top > 1,
                       acc=100 * h.test_accuracy, acc_a=100 * a.test_accuracy,
                       acc_gap=100 * (h.test_accuracy - a.test_accuracy),
-                      seed_gap=100 * (a2.test_accuracy - a.test_accuracy), rate=h.steady_samples_per_second))
+                      seed_gap=100 * (a2.test_accuracy - a.test_accuracy), rate=h.steady_samples_per_second,
+                      runs=(a, b, h)))
 display(Markdown(md("| k | Hogwild! samples/s | vs (a) | vs (b) | steps overlapped | rows overlapped | "
                     "Hogwild! acc vs (a), points | (a) with another seed vs (a), points |\n"
                     "|---:|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(
@@ -519,6 +520,14 @@ rate_stick = max(max(x, y) / min(x, y) for x, y in pairs.values())  # how much o
 for s in sweep:  # how much the order alone moved (a)'s accuracy at this k (at least one test sample), points
     s["acc_stick"] = max(abs(s["seed_gap"]), 100 / sparse_test)
 best = max(sa, sb, key=lambda r: r.steady_samples_per_second)  # the fastest single process, steady
+yard = [sa, sb, sh, *again["runs"]]  # the runs the speed yardstick comes from
+
+
+def busy(*compared):
+    """Whether other work competed for the cores during the compared runs or the yardstick's."""
+    return busy_note([*yard, *compared])
+
+
 sparse_acc = [r.test_accuracy for r in runs["sparse-linear"].values()]
 all_runs = [r for by_label in runs.values() for r in by_label.values()] + list(wn_runs.values()) \
     + list(collision_runs.values())
@@ -535,14 +544,15 @@ display(Markdown(md("\n".join([
     f"steady-state speed of (a), one single-thread process, and **{sp_b:.2f}x** that of (b), one process using "
     f"all {cores} cores; test accuracies at equal samples span {100 * min(sparse_acc):.2f}–{100 * max(sparse_acc):.2f} %."]))))
 sparse_verdict = claim("03b.sparse-beats-one-process", sh.steady_samples_per_second, best.steady_samples_per_second,
-                       yardstick=rate_stick)
+                       yardstick=rate_stick, busy=busy())
 display(sparse_verdict)
-display(claim("03b.threads-no-help", sb.steady_samples_per_second, sa.steady_samples_per_second, yardstick=rate_stick))
+display(claim("03b.threads-no-help", sb.steady_samples_per_second, sa.steady_samples_per_second, yardstick=rate_stick,
+              busy=busy()))
 display(Markdown(md(
     f"- **Dense net** (one run each): the same call with {top} process{plural} gave **{dense_vs_a:.2f}x** (a) and "
     f"**{dense_vs_b:.2f}x** (b). Niu et al.'s analysis expects the larger gain where steps rarely write the "
     "same weights:")))
-display(claim("03b.sparse-gains-more", sp_b, dense_vs_b, yardstick=rate_stick))
+display(claim("03b.sparse-gains-more", sp_b, dense_vs_b, yardstick=rate_stick, busy=busy(*runs["simple"].values())))
 single_end = min(sa, sb, key=lambda r: r.total_seconds)  # the single process that finished first
 even = break_even_samples(sh.setup_seconds - single_end.setup_seconds, single_end.steady_samples_per_second,
                           sh.steady_samples_per_second)
@@ -551,7 +561,7 @@ display(Markdown(md(
     f"({sh.samples:,} samples; set-up {secs(sh.setup_seconds)}, training {secs(sh.train_seconds)}) against "
     f"{secs(single_end.total_seconds)} for {single_end.label.split(': ')[-1]} (set-up {secs(single_end.setup_seconds)}, "
     f"training {secs(single_end.train_seconds)}).")))
-display(claim("03b.end-to-end", sh.total_seconds, single_end.total_seconds, yardstick=rate_stick))
+display(claim("03b.end-to-end", sh.total_seconds, single_end.total_seconds, yardstick=rate_stick, busy=busy()))
 display(Markdown(md(
     ("  At these steady rates Hogwild! would pay back its longer set-up after about "
      f"{even:,.0f} samples, {even / sh.samples:.1f}x this job: predicted time = set-up + samples / steady rate, "
@@ -566,7 +576,8 @@ display(Markdown(md(
     f"- **Sparsity sweep** (d = {features:,}, one run per k): speed-up over (b) "
     + ", ".join(f"{s['vs_b']:.2f}x at k = {s['k']}" for s in sweep) + "; over (a) "
     + ", ".join(f"{s['vs_a']:.2f}x" for s in sweep) + ". From the smallest k to the largest:")))
-display(claim("03b.fade", sweep[-1]["vs_b"], sweep[0]["vs_b"], yardstick=rate_stick))
+display(claim("03b.fade", sweep[-1]["vs_b"], sweep[0]["vs_b"], yardstick=rate_stick,
+              busy=busy(*sweep[0]["runs"], *sweep[-1]["runs"])))
 ends, enough = (sweep[0], sweep[-1]), 10  # a share of rows read off fewer checked steps than this says little
 if all(s["measured"] and s["checked"] >= enough for s in ends):
     display(Markdown(md(
@@ -611,7 +622,7 @@ display(Markdown(md("\n".join([
     "- **Measuring every slot**, on the real text: Hogwild! with the default sampling against the same run "
     "measuring every slot:"]))))
 display(claim("03b.sampler-cost", collision_runs[real_name].steady_samples_per_second, wn_h.steady_samples_per_second,
-              yardstick=rate_stick))
+              yardstick=rate_stick, busy=busy(collision_runs[real_name], wn_h)))
 display(Markdown(md(
     f"- Figures: `{figures / '03b_speedup.png'}`, `{figures / '03b_sparsity_sweep.png'}`, "
     f"`{figures / '03b_collisions.png'}`, `{figures / '03b_wordnet_rows.png'}`, "
@@ -806,10 +817,10 @@ closing("03b_sparse_hogwild", [
     f"Against one process using all {cores} cores, {top} Hogwild! process{plural} trained the sparse model at "
     f"{sp_b:.2f}x its steady speed and the dense net at {dense_vs_b:.2f}x: Niu et al.'s analysis expects the "
     "sparse gain to be the larger. "
-    + claim("03b.sparse-gains-more", sp_b, dense_vs_b, yardstick=rate_stick).markdown(),
+    + claim("03b.sparse-gains-more", sp_b, dense_vs_b, yardstick=rate_stick, busy=busy(*runs["simple"].values())).markdown(),
     f"End to end, start-up included, the sparse job took {secs(sh.total_seconds)} with Hogwild! against "
     f"{secs(single_end.total_seconds)} with {single_end.label.split(': ')[-1]}. "
-    + claim("03b.end-to-end", sh.total_seconds, single_end.total_seconds, yardstick=rate_stick).markdown()
+    + claim("03b.end-to-end", sh.total_seconds, single_end.total_seconds, yardstick=rate_stick, busy=busy()).markdown()
     + (f" At these rates it pays back its set-up after about {even:,.0f} samples." if 0 < even < float("inf") else ""),
     f"On real text ({wn_ds.name}) the word frequencies make a step share {expected[real_name]:.4f} of its rows with "
     f"a concurrent step, against {expected[uniform_name]:.4f} for uniform tokens (**{real_vs_uniform}**, computed "
