@@ -28,9 +28,9 @@ _FROM = {
     "costtrain.methods": "split_work",
     "costtrain.measure": "busy_note steady_rate time_to_accuracy",
     "costtrain.run.procs": "WorkerError",
-    "costtrain.run.pool": "warm_up",
+    "costtrain.run.pool": "close_all warm_up",
     "costtrain.data.datasets": "tensor_dataset",
-    "costtrain.data.sparse": ("Collisions SparseLinear batch_row_probability "
+    "costtrain.data.sparse": ("Collisions SLOT_NS SparseLinear batch_row_probability "
                               "expected_row_overlap make_sparse_synthetic step_footprint"),
     # the loops a lesson shows (inspect.getsource) and the original project's API
     "costtrain.train.hogwild": "worker",
@@ -54,7 +54,7 @@ _FROM = {
     "costtrain.advice.advise": "recommend",
     "costtrain.course.arc": "TYPICAL_ACCURACY closing opening",
     "costtrain.course.exercises": "check_prediction worked_answer",
-    "costtrain.course.claims": "claim",
+    "costtrain.course.claims": "CANNOT_TELL claim",
     "costtrain.advice.decision": "decision_card job_line what_would_change",
     "costtrain.advice.takeover": "samples_text",
     "costtrain.data.models": "multiply_adds",

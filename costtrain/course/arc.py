@@ -81,7 +81,7 @@ LESSONS: tuple[Lesson, ...] = (
            shows="the worker loop and its races; the original API and `train_hogwild` on the "
                  "same work; the oversubscription trap, measured"),
     Lesson("03b_sparse_hogwild", "Hogwild! where it shines: a sparse model",
-           ("steady state", "within noise"), ("03_hogwild",),
+           ("steady state", "within noise", "end to end", "break-even"), ("03_hogwild",),
            shows="a sparse model against the dense net, a sparsity sweep and the measured "
                  "collisions; real text (WordNet's noun supersenses)"),
     Lesson("04_compare", "The baseline, Hogwild! and the parameter server side by side: time, "

@@ -256,9 +256,105 @@ PARAMETER_SERVER: list[Claim] = [
           "cores the server's turn to run can take as long as the other workers' gradients"),
 ]
 
-HOGWILD: list[Claim] = []
+HOGWILD: list[Claim] = [
+    Claim("03.processes-beat-threads",
+          "Processes that share the parameters use the cores better than threads inside one "
+          "process: they train the same work in less time.",
+          "the training seconds of several processes", "<",
+          "those of one process with every core's threads",
+          "one process's threads may already keep the cores busy on this net, and the "
+          "processes' writes to the same shared weights move between the cores' caches",
+          unit="s"),
+    Claim("03.races-cost-accuracy",
+          "With more workers the races cost accuracy: at equal samples the run with the most "
+          "processes ends below one process.",
+          "the most processes' test accuracy", "<", "one process's",
+          "at a small learning rate a lost or stale update is small next to SGD's own noise "
+          "(the analyses cited in section 1 bound it by the step size and the staleness)",
+          scale="difference", unit="%"),
+    Claim("03.oversubscription-slows",
+          "Processes that each use every core for their own threads train slower than with "
+          "cores // processes threads each.",
+          "all cores each", "<", "cores // processes threads each",
+          "other work on the machine can slow both budgets alike, or the operating system can "
+          "keep each process's threads on one core",
+          rule="yardstick", unit="samples/s"),
+    Claim("03.oversubscribed-slower",
+          "More processes than cores take longer to train the same work than processes that "
+          "fit the cores.",
+          "the training seconds with more processes than cores", ">",
+          "with processes that fit the cores",
+          "the cores run as many threads at once either way, and while one process waits (for "
+          "memory, for the operating system) another can use its core",
+          unit="s"),
+    Claim("03.cold-start-grows",
+          "The cold start grows with the number of processes: starting more workers at once "
+          "takes longer.",
+          "the set-up of the most processes", ">", "the set-up of one process",
+          "with a free core for every worker the processes start side by side, so starting "
+          "several takes about as long as starting one",
+          unit="s"),
+]
 
-SPARSE_HOGWILD: list[Claim] = []
+SPARSE_HOGWILD: list[Claim] = [
+    Claim("03b.sparse-beats-one-process",
+          "Hogwild! trains the sparse model faster in steady state than the fastest single "
+          "process.",
+          "Hogwild!'s steady samples/s", ">", "the fastest single process's",
+          "a small sparse step is mostly Python overhead in every process, and the rows the "
+          "workers share pass between the cores' caches; a busy core slows one worker and "
+          "with it the whole run",
+          rule="yardstick", unit="samples/s"),
+    Claim("03b.threads-no-help",
+          "One process's extra threads do not pay on the sparse model's small steps: (b) "
+          "trains it slower than (a).",
+          "(b)'s steady samples/s", "<", "(a)'s",
+          "the gather and scatter of a step's rows can be split over threads, more so at "
+          "larger batches or larger k",
+          rule="yardstick", unit="samples/s"),
+    Claim("03b.sparse-gains-more",
+          "Hogwild! gains more over one process using every core on the sparse model than on "
+          "the dense net.",
+          "the sparse model's speed-up over (b)", ">", "the dense net's",
+          "one process's threads may use the cores poorly on a small dense net, which leaves "
+          "Hogwild! more to gain there",
+          rule="yardstick"),
+    Claim("03b.end-to-end",
+          "Hogwild! finishes this sparse job sooner end to end than the single process that "
+          "finished first, its workers' start-up included.",
+          "Hogwild!'s end-to-end seconds", "<", "the single process's",
+          "its workers' start-up, paid once by a one-off run, is longer than the training time "
+          "its faster steps save on a job this short (see the break-even)",
+          rule="yardstick", unit="s"),
+    Claim("03b.fade",
+          "Hogwild!'s advantage over one process using every core fades as each sample holds "
+          "more features.",
+          "the speed-up over (b) at the largest k", "<", "at the smallest k",
+          "a larger step gives (b)'s threads more to share, but it also gives each Hogwild! "
+          "worker more work per step of Python overhead; which wins depends on the machine",
+          rule="yardstick"),
+    Claim("03b.collisions-grow",
+          "Collisions grow with the features a step touches: at the largest k more of a step's "
+          "rows were written by another worker meanwhile than at the smallest.",
+          "the share of rows overlapped at the largest k", ">", "at the smallest k",
+          "with a table far larger than a step's rows the chance of a shared row stays tiny at "
+          "every k; or the workers seldom stepped at the same moment",
+          rule="counted"),
+    Claim("03b.sparse-accuracy",
+          "Hogwild!'s races cost the sparse model accuracy: at equal samples it ends below (a).",
+          "Hogwild!'s test accuracy", "<", "(a)'s",
+          "each worker shuffles the data its own way, so Hogwild! saw the samples in another "
+          "order than (a), and the order alone moves a short run's accuracy; with few shared "
+          "rows the races are rare",
+          rule="yardstick", scale="difference", unit="%"),
+    Claim("03b.sampler-cost",
+          "Measuring every slot slows Hogwild! down: the run that measures every slot trains "
+          "slower than the same run measuring the default share.",
+          "every slot measured", "<", "the default",
+          "stamping and checking a step's rows is a little memory traffic next to a step's "
+          "gather and scatter, and the runs were one each",
+          rule="yardstick", unit="samples/s"),
+]
 
 COMPARE: list[Claim] = [
     Claim("04.one-process-first",

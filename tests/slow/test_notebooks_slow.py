@@ -118,7 +118,7 @@ def _ran(name: str, params: dict, declared: dict) -> tuple[re.Pattern, set]:
     if name == "01b_free_speedups":  # batch sizes, named "batch 32"
         return re.compile(r"\bbatch (\d+)\b"), {str(b) for b in p["batch_sizes"]}
     if name == "03b_sparse_hogwild":
-        top = p["max_processes"] or cores
+        top = p["processes"] or cores
         return re.compile(r"Hogwild! (\d+) process"), {str(top)}
     if name == "03_hogwild":
         t = p["total_epochs"]
