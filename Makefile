@@ -1,10 +1,11 @@
-# The two commands: `make run` (main job, offline) and `make test`.
+# The three commands: `make lab` (the course), `make run` (the main job, offline) and `make test`.
+# Without make (Windows): the same steps as commands are in docs/install.md.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.costtrain-installed
 
-.PHONY: run readme-figures test check lab data notebooks benchmarks clean handout kit diagrams
+.PHONY: run readme-figures test check lab student data notebooks benchmarks clean handout kit diagrams
 
 # The main job: every method on 20,000 images x 2 epochs of work, 3 alternating repeats
 # (medians, ranges, "within noise"); results and figures go to results/ (not tracked).
@@ -14,7 +15,7 @@ RUN_ARGS ?= --subset 20000 --repeats 3 --target-accuracy 70
 run: $(STAMP) data
 	$(VENV)/bin/costtrain compare $(RUN_ARGS) --out results/compare.json --figures results/figures
 
-# Refresh the figures the README shows (figures/compare_*.png) from a new run of the main job.
+# Write the main job's figures into figures/ (compare_*.png), with a fresh run of it.
 readme-figures: $(STAMP) data
 	$(VENV)/bin/costtrain compare $(RUN_ARGS) --out results/compare.json --figures figures
 
@@ -28,15 +29,31 @@ test: $(STAMP) data
 check: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
-# The course in JupyterLab, opened at notebooks/00_setup.ipynb (as root, JupyterLab needs
-# --allow-root). The repository is the root, so the notebooks' links to docs/teaching/ open.
-lab: $(STAMP) data
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks/00_setup.ipynb \
+# The course in JupyterLab: the students' copies (`make student`), opened at
+# $(STUDENT)/00_setup.ipynb (as root, JupyterLab needs --allow-root). The repository is the
+# root, so the notebooks' links to docs/teaching/ open.
+lab: $(STAMP) data student
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/$(STUDENT)/00_setup.ipynb \
 	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+
+# Copies of the notebooks without outputs, to predict in, from the jupytext sources, into
+# $(STUDENT)/ (ignored by git). A copy you edited or ran is kept; `make student FORCE=1`
+# replaces it (yours goes to $(STUDENT)/backup/ first). notebooks/ keeps the executed references.
+STUDENT ?= student
+student: $(STAMP)
+	$(VENV)/bin/costtrain student $(STUDENT) $(if $(FORCE),--force)
+
+# TORCH_INDEX: a PyTorch wheel index for torch and torchvision, used only when set, e.g.
+# `make lab TORCH_INDEX=https://download.pytorch.org/whl/cpu` for the CPU-only build (no NVIDIA
+# CUDA libraries; see docs/install.md). Unset, pip takes them from PyPI with the rest: what CI
+# tests. The versions are pyproject.toml's (tests/test_packaging.py keeps them equal).
+TORCH_INDEX ?=
+TORCH_SPECS := 'torch>=2.4,<2.15' 'torchvision>=0.19,<0.30'
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(if $(TORCH_INDEX),$(PY) -m pip install -q --index-url $(TORCH_INDEX) $(TORCH_SPECS))
 	$(PY) -m pip install -q -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
@@ -67,7 +84,8 @@ notebooks: $(STAMP) data
 handout: $(STAMP)
 	$(PY) -m costtrain.course.handout build/handout
 
-# Refresh the kit's generated parts (run times, objectives, solutions) from the notebooks.
+# Refresh the generated parts of docs/ and README.md (course tables, run times, objectives,
+# solutions with the reference run's values, the class command) from the notebooks.
 kit: $(STAMP)
 	$(PY) -m costtrain.course.handout --update-docs
 

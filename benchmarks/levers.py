@@ -15,7 +15,7 @@ Every Hogwild! run starts fresh worker processes and every compiled run compiles
 (``torch._dynamo.reset()``; Inductor's caches survive, so repeats compile faster than the
 first), and each lever is charged the longest compile measured: what a one-off job pays.
 
-From the medians the job (``--job-epochs`` passes over the *whole* dataset, the README's job for
+From the medians the job (``--job-epochs`` passes over the *whole* dataset, the benchmarks' job for
 Fashion-MNIST) is predicted as set-up + job samples / steady rate; each lever is judged with
 :func:`costtrain.advice.payoff.judge` against the same layout without levers. Then
 ``costtrain.recommend(..., levers=True)`` runs within ``--advise-budget`` seconds and its pick
@@ -181,7 +181,7 @@ def bench_model(name: str, a: argparse.Namespace) -> list[RunResult]:
         full = load_dataset("fashion-mnist")
         ds = load_dataset("fashion-mnist", subset=a.subset, seed=a.seed)
         net_name, job = "simple", a.job_epochs * len(full.train_y)
-    else:  # the job: the README's sparse benchmark (100,000 samples); each run: a smaller set
+    else:  # the job: docs/benchmarks.md's sparse one (100,000 samples); each run: fewer
         full = load_dataset("sparse-synthetic", train=a.sparse_job_train)
         ds = load_dataset("sparse-synthetic", train=a.sparse_train)
         net_name, job = "sparse-linear", a.job_epochs * len(full.train_y)
@@ -271,11 +271,11 @@ def main() -> None:
                     help="sparse-synthetic samples per run")
     ap.add_argument("--sparse-job-train", type=int, default=100000,
                     help="sparse-synthetic samples of the job (x --job-epochs; default: the "
-                         "README's sparse benchmark)")
+                         "sparse benchmark of docs/benchmarks.md)")
     ap.add_argument("--cap-seconds", type=float, default=60.0,
                     help="stop a run after this long (a busy machine can make one crawl)")
     ap.add_argument("--job-epochs", type=int, default=2,
-                    help="the job: passes over the whole dataset (default: 2, the README's)")
+                    help="the job: passes over the whole dataset (default: 2, as in docs/benchmarks.md)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--advise-budget", type=float, default=120.0, help="0: skip advise")
     ap.add_argument("--no-compile", action="store_true", help="leave torch.compile out")

@@ -260,9 +260,10 @@ def torchrun_parser(row: methods.Method) -> argparse.ArgumentParser:
     return p
 
 
-def add_repeats_arg(p: argparse.ArgumentParser, what: str = "configuration") -> None:
+def add_repeats_arg(p: argparse.ArgumentParser, what: str = "configuration",
+                    default: int = 1) -> None:
     """``--repeats N``: run each configuration N times, in turn, and report medians and ranges."""
-    p.add_argument("--repeats", type=positive_int, default=1,
+    p.add_argument("--repeats", type=positive_int, default=default,
                    help=f"run each {what} this many times, alternating (all once, then all "
                         "again), and report the median with its min-max range; verdicts say "
                         "'within noise' when ranges overlap (default: %(default)s)")

@@ -42,6 +42,8 @@ SUBCOMMANDS = (  # name, help: each module has add_arguments(parser) and run_cli
     ("notebooks", "run the notebooks headless (papermill); --reference: the committed copies"),
     ("class", "a class's results: 'collect DIR' merges the files students hand in into one "
               "table and figure"),
+    ("student", "write the students' copies of the notebooks (no outputs) into a folder; "
+                "copies a student edited are kept unless --force"),
 )
 EXIT_OK, EXIT_INPUT, EXIT_FAILED, EXIT_DIVERGED, EXIT_UNWRITABLE = 0, 2, 3, 4, 5
 EXIT_HUNG_UP, EXIT_INTERRUPTED, EXIT_TERMINATED = 129, 130, 143
@@ -90,6 +92,9 @@ def _subcommand(name: str):
     if name == "class":
         from .course import classroom
         return classroom
+    if name == "student":
+        from .course import student
+        return student
     from .course import notebooks
     return notebooks
 

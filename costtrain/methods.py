@@ -4,8 +4,8 @@ A row names its trainer (``"module:function"``, imported only when a run needs i
 module, and the command line that reads it, import no torch), the option groups it adds to
 ``costtrain run`` (:mod:`costtrain.args`), how parsed arguments become trainer keywords, and
 what :mod:`costtrain.advice.advise` probes, :mod:`costtrain.advice.compare` runs, :mod:`costtrain.advice.predict`
-extrapolates and :mod:`costtrain.advice.network` models for it. The README's Architecture section
-shows how to add a method.
+extrapolates and :mod:`costtrain.advice.network` models for it. docs/contributing.md (Adding a method)
+shows how to add one.
 """
 from __future__ import annotations
 

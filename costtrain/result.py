@@ -81,6 +81,12 @@ class RunResult:
             self.wall_seconds = self.total_seconds
 
     @property
+    def one_off_seconds(self) -> float:
+        """Set-up + training, as a one-off run pays it (evaluation not counted): the time
+        ``costtrain advise`` predicts and ``compare``, notebook 04 and the decision card rank by."""
+        return self.setup_seconds + self.train_seconds
+
+    @property
     def warm_total_seconds(self) -> float:
         """End to end for a re-run in the same process (warm workers, no start-up)."""
         return self.total_seconds - (self.setup_seconds - self.warm_setup_seconds)

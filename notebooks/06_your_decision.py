@@ -14,27 +14,29 @@
 # ---
 
 # %% [markdown]
-# # 06 · Your machine, your decision
+# # 06 · Your job, your machine, your decision
 #
-# Notebooks 01 to 05 measured each method on its own and side by side. This one gives *your*
-# answer: `costtrain advise` probes every method that fits this machine (one process with 1
-# thread and with every core, Hogwild! with 2 up to one process per core, the parameter server
-# in sync and async mode, the GPU if there is one) within a time budget, predicts the whole job
-# from what each probe measured, and ranks the configurations by the time a one-off run pays:
-# set-up + training (evaluation is not counted). The notebook then writes a one-page
-# **decision card** for your machine.
+# Notebooks 01 to 05 measured each method on its own and side by side, on small jobs. This one
+# answers for **your** job: the data and the number of passes you mean to run (by default 10
+# epochs of the whole Fashion-MNIST training set, 600,000 samples), on this machine.
+# `costtrain advise` probes every method that fits the machine (one process with 1 thread and
+# with every core, Hogwild! with 2 up to one process per core, the parameter server in sync
+# and async mode, the GPU if there is one) with short, repeated probes inside a time budget,
+# and predicts the one-off time of your job in each: set-up + samples / steady rate
+# (evaluation is not counted). The notebook then writes a one-page **decision card**: the
+# job, the recommendation and the command that runs exactly that job, and at what job size
+# another configuration would take over.
 #
 # **You will learn**
-# - how `costtrain advise` turns short probes into a prediction for the whole job (set-up +
-#   samples / measured steady throughput; accuracy from a fit of the probe's evaluations);
-# - to rank by what a one-off run pays (set-up included) and to call a difference *within
-#   noise* when the predicted ranges overlap;
-# - to write your decision card: the machine, the recommended configuration and its command
-#   line, the predicted time and cost, and what would change the answer, computed from your
-#   own probes.
+# - how short probes become a prediction for a job of any size: one-off time = set-up +
+#   samples / steady rate, with a range from repeated probes;
+# - to read where two configurations' lines cross: the job size at which one takes over;
+# - to call a difference *within noise* when the predicted ranges overlap, and a tie a tie;
+# - to write your decision card, whose command runs exactly the job it predicts.
 #
 # **Time:** the last cell prints how long this notebook ran; the first says on which machine.
-# Most of it is the probes: `decision_budget` seconds at most.
+# Most of it is the probes (`decision_budget` seconds at most) and section 3, which runs the
+# whole job once.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -47,8 +49,9 @@ from IPython.display import Image, Markdown, display
 
 import costtrain
 from costtrain import methods
-from costtrain.course import (check_prediction, decision_card, machine_note, md, recommend,
-                              run_header, run_panel, secs, summary, what_would_change)
+from costtrain.course import (check_prediction, decision_card, hardware_info, job_line, md,
+                              recommend, run_header, run_panel, scoreboard, secs, summary,
+                              what_would_change, worked_answer)
 
 # show warnings as one line, without the file they came from
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
@@ -65,19 +68,21 @@ opening("06_your_decision")
 # %% [markdown]
 # ## Parameters
 #
-# The job to decide for: the data, the passes over it, and (optionally) a target accuracy to
-# rank by time to that accuracy instead of time for the whole job. `decision_budget` is the wall
-# time the probes may take, data loading included: large enough that every method gets probed
-# on a few-core machine; on many cores `advise` lists the configurations it had to skip.
+# The job to decide for: the data (`subset` images of the training set, or all of them), the
+# passes over it (`epochs`, or `samples` in all), and optionally a target accuracy. Set them
+# to the job you mean to run: the probes stay short whatever the job's size, and the card
+# predicts that job. `decision_budget` is the wall time the probes may take, data loading
+# included; `repeats` probes of each configuration give every prediction a range.
 
 # %% tags=["parameters"]
 dataset = "fashion-mnist"
-subset = 6000           # training images of the job (None: all 60,000)
-test_subset = 2000      # test images (None: all 10,000)
-epochs = 2              # the job: this many passes over the training images
-target_accuracy = None  # e.g. 0.75: rank by time to this test accuracy; None: the whole job
+subset = None           # differs: your job's training images (None: all 60,000), not a classroom slice
+test_subset = 2000      # test images for the evaluations (None: all 10,000)
+epochs = 10             # the job: this many passes over the training images ...
+samples = None          # ... or this many samples in all (rounded up to whole epochs)
+target_accuracy = None  # e.g. 0.75 (or 75): rank by time to this test accuracy; None: the whole job
 decision_budget = 120.0  # seconds for all the probes
-repeats = 2             # probe each configuration this many times (ranges, within-noise verdicts)
+repeats = 3             # probes of each configuration (ranges, within-noise verdicts)
 instance = None         # price as this cloud instance, e.g. "aws-c7i.large"; None: electricity
 batch_size = 64
 lr = 0.01
@@ -90,35 +95,42 @@ figures_dir = "out/figures"
 figures = Path(figures_dir)
 figures.mkdir(parents=True, exist_ok=True)
 ds = costtrain.load_dataset(dataset, subset=subset, test_subset=test_subset, seed=seed)
-print(f"the job: {ds.name}, {epochs} epoch(s) of {len(ds.train_y):,} training images = "
-      f"{epochs * len(ds.train_y):,} samples, batch size {batch_size}, SGD lr {lr}")
+levers, levers_why = scoreboard.kept_levers(scoreboard.findings(), hardware_info())
+job_epochs = None if samples else epochs
+print(f"the data: {ds.name}, {len(ds.train_y):,} training images, {len(ds.test_y):,} test images")
 
 # %% [markdown]
 # ## 1. Probe every method
 #
-# Each probe trains a slice of the data for a few seconds and measures its set-up, its steady
-# throughput and its accuracy on a few evaluations. The table ranks the configurations by the
-# predicted one-off time of the whole job, set-up + training (or the time to the target;
-# evaluation is not counted): a configuration that starts worker processes pays their start-up,
-# as a one-off run would.
+# Each probe trains a short slice of your data and measures its set-up, its steady throughput
+# and its accuracy on a few evaluations; every configuration is probed `repeats` times, in
+# turn. The table ranks the configurations by the predicted one-off time of your job, set-up +
+# training (the median of the probes' predictions, with their range): a configuration that
+# starts worker processes pays their start-up once, as a one-off run would. Accuracy enters
+# only as a filter: a configuration whose probes *measured* more than 1 point less at equal
+# samples, beyond their noise, is listed after the others and marked. The single-process rows
+# carry the levers notebook 01b kept on this machine, if it ran here.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-advice = recommend("simple", ds, target_accuracy=target_accuracy, budget_seconds=decision_budget,
-                   epochs=epochs, repeats=repeats, instance=instance, batch_size=batch_size,
-                   lr=lr, seed=seed, progress=progress)
+advice = recommend("simple", ds, epochs=job_epochs, samples=samples,
+                   target_accuracy=target_accuracy, budget_seconds=decision_budget,
+                   repeats=repeats, instance=instance, batch_size=batch_size, lr=lr, seed=seed,
+                   progress=progress, single_process_levers=levers, levers_why=levers_why)
 display(NoWrap(str(advice)))  # a wide table: keep its columns
 
 # %% [markdown]
 # ## 2. Your decision card
 #
-# One page for your machine: what to run, with which command, how long and how much it is
-# predicted to take, and what would change the answer. It is saved as Markdown and PNG next to
-# the other figures; print it, or hand it in with your results.
+# One page for your job on your machine: the job, what to run with which command (it runs
+# exactly the job predicted), how long and how much it is predicted to take, where each other
+# configuration would take over as the job grows, and what would change the answer. It is
+# saved as Markdown and PNG next to the other figures; print it, or hand it in.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-card_md, card_png = decision_card(advice, figures, name="06_decision_card")
+card_md, card_png = decision_card(advice, figures, name="06_decision_card",
+                                  findings=scoreboard.findings())
 display(Markdown(md(card_md.read_text())), Image(str(card_png)))
 print(f"saved: {card_md}, {card_png}")
 
@@ -127,8 +139,8 @@ print(f"saved: {card_md}, {card_png}")
 #
 # A prediction is worth what it gets right. The panel runs **the whole job** in the
 # configuration you pick (the top of the ranking is preselected) with the batch size and
-# learning rate you pick, then sets the measured set-up + training beside the prediction (the
-# live plot shows the loss as it falls). A different batch size or learning rate than the
+# learning rate you pick, then sets the measured set-up + training beside the predicted range
+# (the live plot shows the loss as it falls). A different batch size or learning rate than the
 # probes' changes the speed, so the comparison says when it no longer holds. Press **Run**,
 # or run the cell below the panel.
 
@@ -147,10 +159,14 @@ def job_run(v, live):
               progress=progress, on_progress=live)
     live.finish(r)
     print(summary(r))
-    measured = r.setup_seconds + r.train_seconds
+    measured = r.one_off_seconds
+    lo, hi = row.predicted_range or (row.predicted_seconds, row.predicted_seconds)
     same = v["batch_size"] == batch_size and v["lr"] == lr
-    print(f"predicted {secs(row.predicted_seconds)}, measured {secs(measured)} of set-up + training "
-          f"({measured / row.predicted_seconds:.2f}x the prediction)"
+    where = ("inside the predicted range" if lo <= measured <= hi else
+             f"{'above' if measured > hi else 'below'} the predicted range")
+    print(f"predicted {secs(row.predicted_seconds)} [{secs(lo)} to {secs(hi)}], measured "
+          f"{secs(measured)} of set-up + training ({measured / row.predicted_seconds:.2f}x the "
+          f"prediction, {where}; one run)"
           + ("" if same else f"; the probes ran batch {batch_size}, lr {lr}: the prediction was for those"))
     return r
 
@@ -173,8 +189,6 @@ checked = panel.run() if ranked else None
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from costtrain.course import scoreboard
-
 if checked is not None:
     scoreboard.record("06_your_decision", [checked])
 NoWrap(scoreboard.show())
@@ -196,72 +210,80 @@ print(f"saved: {advice_file} (stamped with this machine: {advice.hardware.get('c
 # ## Exercises
 #
 # **1. Predict the recommendation.** Before running section 1, write down which configuration
-# you expect `advise` to recommend on this machine, from what notebook 04 measured.
+# you expect `advise` to recommend for this job on this machine, from what notebooks 03 and
+# 04 measured.
 #
 # <details><summary>Hint</summary>
 #
-# Notebook 04 ran every method on the same work. What decided its ranking: training speed, or
-# start-up?
+# For a long job, set-up matters less and the steady rate more: which configuration trained
+# fastest *once started* in 03 and 04?
 # </details>
 #
 # <details><summary>Worked answer</summary>
 #
-# The probes measure the same ingredients as 04 (set-up, steady throughput), so the two usually
-# agree; where they differ, the job differs (04's work against this notebook's `epochs` x
-# `subset`), or two configurations are close enough that a short probe cannot tell them apart
-# (their predicted ranges overlap with `repeats > 1`: within noise).
+# The card's ranking and its "Where each configuration takes over" section answer it for this
+# machine; the worked answer below the exercise cells quotes this run.
 # </details>
 #
-# **2. A longer job.** Predict the recommended configuration's time (set-up + training) for twice
-# the epochs, from its predicted time now and its set-up, then check it below.
+# **2. A job a hundred times smaller.** Pick the configuration with the *longest* set-up in
+# the table. Predict its one-off time for a job of one hundredth of the samples, from its
+# predicted time and its set-up, then check it below.
 #
 # <details><summary>Hint</summary>
 #
-# Predicted time = set-up + samples / steady throughput. Doubling the job doubles only the second
-# term.
-# </details>
-#
-# <details><summary>Worked answer</summary>
-#
-# `setup + 2 * (predicted - setup)`: the set-up is paid once, so a longer job favours the
-# configurations that pay more start-up for a higher throughput (Hogwild!, the parameter
-# server). Run the notebook with `-p epochs=4` to see whether the ranking changes.
+# Predicted time = set-up + samples / steady throughput. A smaller job shrinks only the second
+# term: the set-up is paid once, whatever the job's size.
 # </details>
 
 # %%
-my_prediction = None  # your guess: the recommended configuration's seconds for twice the epochs
+my_prediction = None  # your guess: seconds for 1/100 of the job, the configuration with the longest set-up
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-rec = advice.recommended
-if rec is None or rec.predicted_seconds is None or target_accuracy is not None:
-    raise ValueError("exercise 2 needs a recommendation predicted for the whole job: run with "
-                     "target_accuracy = None and a decision_budget that probes at least one configuration")
-longer_job_seconds = rec.setup_seconds + 2 * (rec.predicted_seconds - rec.setup_seconds)  # set-up once
-print(f"computed: {rec.label}, set-up {secs(rec.setup_seconds)} + 2 x training "
-      f"{secs(rec.predicted_seconds - rec.setup_seconds)}")
+slowest_start = max(ranked, key=lambda r: r.setup_seconds) if ranked else None
+if slowest_start is None or slowest_start.predicted_seconds is None or target_accuracy is not None:
+    print("Exercise 2 needs a configuration predicted for the whole job: run with target_accuracy = None "
+          "and a decision_budget that probes at least one configuration.")
+    small_job_seconds = None
+else:
+    training = slowest_start.predicted_seconds - slowest_start.setup_seconds
+    small_job_seconds = slowest_start.setup_seconds + training / 100  # set-up once
+    everything = slowest_start.predicted_seconds / 100  # the mistake: scaling the set-up too
+    print(f"{slowest_start.label}: set-up {secs(slowest_start.setup_seconds)} + training "
+          f"{secs(training)} / 100 = {secs(small_job_seconds)}; scaling everything would give "
+          f"{secs(everything)}")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-check_prediction(my_prediction, longer_job_seconds)
+check_prediction(my_prediction, small_job_seconds, wrong={"scaling the set-up too": everything}
+                 if small_job_seconds else None)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+if small_job_seconds is not None:
+    display(worked_answer(
+        f"{slowest_start.label} pays {secs(slowest_start.setup_seconds)} of set-up once; its "
+        f"training, {secs(training)} for the job, shrinks to {secs(training / 100)}. So "
+        f"{secs(small_job_seconds)}, not {secs(everything)} (which scales the set-up too): the "
+        "smaller the job, the larger the set-up's share of it."))
 
 # %% [markdown]
-# **3. What would change the answer on your machine?** Read the card's last section. Which
-# single change (more cores, a GPU, a sparse model, a network) would most likely change the
-# recommendation, and why?
+# **3. What would change the answer on your machine?** Read the card's last two sections.
+# Which single change (a longer or shorter job, more cores, a GPU, a sparse model) would most
+# likely change the recommendation, and why?
 #
 # <details><summary>Hint</summary>
 #
-# Each line of the card is computed from a probe: compare the ratios it prints.
+# The "Where each configuration takes over" lines give job sizes; the "What would change"
+# lines give measured ratios with their ranges.
 # </details>
 #
 # <details><summary>Worked answer</summary>
 #
-# The one with the largest measured lever. If one process with all threads barely beats one
-# thread, more cores help only through more processes (Hogwild!); if Hogwild!'s throughput
-# gain is eaten by its set-up, a longer job changes the answer; if the parameter server spends
-# most of its time communicating on loopback, a real network makes it worse, and local SGD
-# (notebook 05) is the way across machines.
+# The one the numbers point to: a configuration that takes over within a few times your job
+# (check its crossover and its range), a thread speed-up far from the ideal (more cores help
+# only through more processes), or a method slower once started on this machine (a longer
+# job does not help it). The card's lines quote this machine's numbers.
 # </details>
 
 # %% [markdown]
@@ -270,24 +292,23 @@ check_prediction(my_prediction, longer_job_seconds)
 # %%
 # NBVAL_IGNORE_OUTPUT
 ok = [r for r in advice.rows if r.status == "ok"]
-takeaways = [f"{len(advice.probes)} probe(s) of {len(ok)} configuration(s) took "
+rec = advice.recommended
+takeaways = [f"The job: {job_line(advice.job)}.",
+             f"{len(advice.probes)} probe(s) of {len(ok)} configuration(s) took "
              f"{secs(advice.elapsed_seconds)} of the {secs(decision_budget)} budget."]
-probed = "one probe each, a guide rather than a verdict: repeats = 3 gives ranges" if repeats == 1 else \
-    f"{repeats} probes each"
 if rec is not None:
-    takeaways.append(f"Lowest predicted set-up + training ({probed}): **{rec.label}**, "
-                     f"{secs(rec.predicted_seconds)}: `{rec.command()}`.")
-    if len(ok) > 1 and ok[1].predicted_seconds and rec.predicted_seconds:
-        takeaways.append(f"Next, {ok[1].label}, is predicted at {ok[1].predicted_seconds / rec.predicted_seconds:.2f}x "
-                         "that time" + (" (a one-probe ratio)." if repeats == 1 else "."))
+    takeaways.append(f"Soonest predicted one-off time: **{rec.label}**, {secs(rec.predicted_seconds)}"
+                     + (f" [{secs(rec.predicted_range[0])} to {secs(rec.predicted_range[1])}]"
+                        if rec.predicted_range else " (one probe: no range)")
+                     + f": `{rec.command()}`.")
 else:
     takeaways.append("No configuration could be probed within the budget: raise `decision_budget`.")
 if checked is not None:
     row = next(r for r in ranked if r.label == panel.values()["method"])
-    took = checked.setup_seconds + checked.train_seconds
+    took = checked.one_off_seconds
     takeaways.append(f"The job you ran ({row.label}) took {secs(took)} of set-up + training against the "
                      f"predicted {secs(row.predicted_seconds)} ({took / row.predicted_seconds:.2f}x; one run).")
-takeaways += what_would_change(advice)[:2]
+takeaways += what_would_change(advice, scoreboard.findings())[:2]
 closing("06_your_decision", takeaways, advice.probes)
 
 # %%

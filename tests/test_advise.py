@@ -8,8 +8,8 @@ from costtrain import cli
 from costtrain.advice.advise import Probe, probe_plan, recommend
 from costtrain.advice.cost import money, price_basis
 from costtrain.advice.plots import plot_cost_to_target
-from costtrain.advice.predict import (ACCURACY_TOLERANCE, accuracy_after, fit_accuracy, justify,
-                                      rank_probes, samples_to_reach)
+from costtrain.advice.predict import (ACCURACY_SLACK, accuracy_after, accuracy_at, fit_accuracy,
+                                      justify, rank_probes, samples_to_reach)
 from costtrain.result import RunResult
 from costtrain.utils import CosttrainError
 
@@ -49,7 +49,9 @@ def test_ranking_follows_known_throughput():
     assert [r.label for r in rows] == ["fast", "medium", "slow"]
     for r, rate in zip(rows, (4000, 2000, 1000)):
         assert r.predicted_seconds == pytest.approx(1.0 + 60_000 / rate)
-        assert r.expected_accuracy == pytest.approx(A - B / math.sqrt(60_000))
+        assert r.expected_accuracy is None  # no extrapolated accuracy without a target
+        assert r.probe_accuracy == pytest.approx(A - B / math.sqrt(4000))  # measured
+        assert r.accuracy_samples == 4000 and not r.listed_after
         assert r.rank == rows.index(r) + 1
 
 
@@ -77,30 +79,37 @@ def test_setup_cost_crossover_is_where_arithmetic_puts_it():
     assert rank_probes(probes, job_samples=40_000)[0].label == "big start"
 
 
-def test_clearly_less_accurate_configuration_is_demoted():
-    rows = rank_probes([probe_result("fast but worse", 4000, plateau=A - 2 * ACCURACY_TOLERANCE),
-                        probe_result("good", 1000)], job_samples=10_000)
+def test_only_measured_accuracy_at_equal_samples_demotes_and_the_reason_is_stated():
+    worse = probe_result("fast but worse", 4000, plateau=A - 5 * ACCURACY_SLACK)
+    rows = rank_probes([worse, probe_result("good", 1000)], job_samples=10_000)
     assert [r.label for r in rows] == ["good", "fast but worse"]
+    assert "learned 5.0 points less than good's at 4,000 samples" in rows[1].listed_after
+    assert "measured, one probe each" in rows[1].listed_after and not rows[0].listed_after
     text = justify(rows, job={"epochs": 1, "samples": 10_000, "target_accuracy": None},
                    basis=price_basis())
-    assert text.startswith("good is predicted to train 1 epoch(s) (10,000 samples) in 11 s")
-    assert "fast but worse would be faster (3.5 s) but is expected to end clearly less accurate" in text
-    # a probe far shorter than the others: its accuracy is not judged, so not held against it
-    short = probe_result("short probe", 4000, plateau=0.3)
-    short.samples = 1000
-    rows = rank_probes([short, probe_result("good", 1000)], job_samples=10_000)
-    assert [r.label for r in rows] == ["short probe", "good"]
-    assert rows[0].expected_accuracy is None and "probe too short" in rows[0].why
-    rows = rank_probes([short, probe_result("good", 1000)], job_samples=10_000,
-                       target_accuracy=0.87)
-    assert [(r.label, r.reaches_target) for r in rows] == [("good", True), ("short probe", None)]
-    text = justify(rows, job={"epochs": 1, "samples": 10_000, "target_accuracy": 0.87},
-                   basis=price_basis())
-    assert "short probe would be faster" in text and "too short to tell" in text
-    # within the tolerance, time decides
-    rows = rank_probes([probe_result("fast", 4000, plateau=A - ACCURACY_TOLERANCE / 2),
+    assert text.startswith("good is predicted to train the job (10,000 samples) in 11 s")
+    assert "fast but worse would be sooner (3.5 s) but its probes learned 5.0 points less" in text
+    # within the slack, time decides
+    rows = rank_probes([probe_result("fast", 4000, plateau=A - ACCURACY_SLACK / 2),
                         probe_result("good", 1000)], job_samples=10_000)
+    assert [r.label for r in rows] == ["fast", "good"] and not rows[0].listed_after
+    # repeats whose accuracy ranges overlap are within noise: not demoted however far the medians
+    noisy = [probe_result("fast", 4000, plateau=p) for p in (0.80, 0.85, 0.90)]
+    rows = rank_probes(noisy + [probe_result("good", 1000, plateau=p) for p in (0.86, 0.9, 0.91)],
+                       job_samples=10_000)
     assert [r.label for r in rows] == ["fast", "good"]
+    assert rows[0].accuracy_range is not None and not rows[0].listed_after
+    # compared where every probe measured: a shorter probe is read at its own last evaluation
+    short = _short_probe("short", 4000, [0.1, 0.2, 0.3, 0.4])
+    rows = rank_probes([short, probe_result("good", 1000)], job_samples=10_000)
+    assert rows[0].accuracy_samples == 1000 and [r.label for r in rows] == ["good", "short"]
+    assert rows[0].probe_accuracy == pytest.approx(A - B / math.sqrt(1000))
+
+
+def test_accuracy_is_read_off_a_curve_between_its_evaluations():
+    curve = {"samples": [100, 200, 400], "accuracy": [0.2, 0.4, 0.5]}
+    assert accuracy_at(curve, 200) == 0.4 and accuracy_at(curve, 300) == pytest.approx(0.45)
+    assert accuracy_at(curve, 50) == 0.2 and accuracy_at(curve, 500) is None
 
 
 def test_cost_uses_measured_power_and_failed_probes_come_last():
@@ -141,7 +150,7 @@ def test_probe_plan_fits_the_machine():
 
 def test_small_budget_skips_probes_and_says_so(fmnist):
     labels = [f"baseline {i}" for i in range(6)]
-    advice = recommend("mlp", fmnist, budget_seconds=2.0, progress=False,
+    advice = recommend("mlp", fmnist, budget_seconds=2.0, progress=False, repeats=1,
                        probes=[Probe(label, "baseline", {"threads": 1}) for label in labels])
     ran = list(dict.fromkeys(p.label for p in advice.probes))  # close ones may run again
     named = []  # the probes the notes say were skipped
@@ -158,7 +167,7 @@ def test_small_budget_skips_probes_and_says_so(fmnist):
 
 
 def test_missing_trainer_is_skipped_with_a_note(fmnist):
-    advice = recommend("mlp", fmnist, budget_seconds=5, progress=False, probes=[
+    advice = recommend("mlp", fmnist, budget_seconds=5, progress=False, repeats=1, probes=[
         Probe("baseline 1 thread", "baseline", {"threads": 1}),
         Probe("ps-sync 2 workers", "ps", {"mode": "sync", "workers": 2})])
     assert advice.recommended is not None
@@ -169,6 +178,8 @@ def test_missing_trainer_is_skipped_with_a_note(fmnist):
 
 @pytest.mark.parametrize("kw,match", [(dict(budget_seconds=0), "budget"),
                                       (dict(epochs=0), "epochs"),
+                                      (dict(samples=0), "samples"),
+                                      (dict(epochs=2, samples=10), "epochs or as samples"),
                                       (dict(target_accuracy=150), "target accuracy"),
                                       (dict(instance="nope"), "unknown instance"),
                                       (dict(model=lambda: "not a net"), "nn.Module"),
@@ -198,7 +209,7 @@ def test_users_own_dataset_and_factory():
     ds = Dataset("blobs", *split(2000), *split(400), classes=list("abcd"), mean=(0.0,) * 3,
                  std=(1.0,) * 3)
     advice = recommend(lambda: nn.Sequential(nn.Flatten(), nn.Linear(192, 4)), ds,
-                       budget_seconds=8, epochs=2, target_accuracy=0.9, progress=False,
+                       budget_seconds=8, epochs=2, target_accuracy=0.9, progress=False, repeats=1,
                        probes=[Probe("baseline 1 thread", "baseline", {"threads": 1})])
     best = advice.recommended
     assert best is not None and best.reaches_target, advice
@@ -273,27 +284,22 @@ def _probe(label: str, rate: float, setup: float) -> RunResult:
                      steady_samples_per_second=rate)
 
 
-def test_repeated_probes_rank_on_the_median_and_say_within_noise():
-    from costtrain.advice.advise import add_predicted_ranges, median_probes
+def test_repeated_probes_predict_the_median_with_a_range():
     probes = [_probe("a", 1000, 1.0), _probe("b", 900, 1.0), _probe("a", 1200, 1.0),
               _probe("b", 1100, 1.0), _probe("a", 800, 1.0), _probe("b", 1000, 1.0)]
-    medians = median_probes(probes)
-    assert [(m.label, m.steady_samples_per_second) for m in medians] == [("a", 1000), ("b", 1000)]
-    assert [x["steady_samples_per_second"] for x in medians[0].extra["repeats"]] == [1000, 1200, 800]
-    rows = rank_probes(medians, job_samples=60_000)
-    add_predicted_ranges(rows, medians)
+    rows = rank_probes(probes, job_samples=60_000)
     a = next(r for r in rows if r.label == "a")
+    assert a.probes == 3 and a.samples_per_second == 1000 and a.rate_range == (800, 1200)
+    assert a.predicted_seconds == pytest.approx(1 + 60_000 / 1000)  # the median, not a probe's end
     assert a.predicted_range == pytest.approx((1 + 60_000 / 1200, 1 + 60_000 / 800))
-    text = justify(rows, job={"epochs": 1, "samples": 60_000, "target_accuracy": None},
-                   basis=price_basis())
-    assert "within noise" in text
-    far = median_probes([_probe("fast", 5000, 1.0), _probe("fast", 5100, 1.0),
-                         _probe("slow", 1000, 1.0), _probe("slow", 1050, 1.0)])
-    rows = rank_probes(far, job_samples=60_000)
-    add_predicted_ranges(rows, far)
-    text = justify(rows, job={"epochs": 1, "samples": 60_000, "target_accuracy": None},
-                   basis=price_basis())
-    assert "fast is predicted" in text and "within noise" not in text
+    from costtrain.advice.predict import within_noise
+    assert within_noise(*rows)
+    far = rank_probes([_probe("fast", 5000, 1.0), _probe("fast", 5100, 1.0),
+                       _probe("slow", 1000, 1.0), _probe("slow", 1050, 1.0)], job_samples=60_000)
+    assert [r.label for r in far] == ["fast", "slow"] and within_noise(*far) is False
+    # even repeats: the median of two is their mean, not the slower probe
+    two = rank_probes([_probe("x", 1000, 0.0), _probe("x", 2000, 0.0)], job_samples=6000)
+    assert two[0].predicted_seconds == pytest.approx((6 + 3) / 2)
 
 
 def _distributed_probe(label: str, method: str, compute: float, payload: int, **config) -> RunResult:
@@ -340,7 +346,7 @@ def test_close_contenders_are_probed_again_and_ranked_on_their_medians(fmnist, m
     # a process is the slowest); batches of 4 run 7-11x slower than batches of 64
     monkeypatch.setattr(advise, "NEAR", 4.0)
     same = {"threads": 1}
-    advice = recommend("mlp", fmnist, budget_seconds=15, progress=False, probes=[
+    advice = recommend("mlp", fmnist, budget_seconds=15, progress=False, repeats=1, probes=[
         Probe("one", "baseline", same), Probe("the same", "baseline", same),
         Probe("tiny batches", "baseline", dict(same, batch_size=4))])
     counts = {label: sum(p.label == label for p in advice.probes)

@@ -30,7 +30,7 @@ def test_non_loopback_addr_and_too_many_threads_are_warned_before_any_process(fm
                             addr="192.0.2.1")
     messages = [str(w.message) for w in warned]
     assert any("--addr 192.0.2.1 is not a loopback address" in m for m in messages), messages
-    assert any("threads will fight over the cores" in m for m in messages), messages
+    assert any("take turns on the cores" in m for m in messages), messages
     assert not spawned_children()
 
 

@@ -157,3 +157,34 @@ def test_nothing_unpickles_what_comes_from_files_or_the_network():
             allowed = path.name == "data.py" and unsafe == "Unpickler(f"
             assert text.count(unsafe) == (text.count("CifarUnpickler(f") if allowed else 0), \
                 f"{path.name} uses {unsafe}"
+
+
+def test_the_thread_warning_names_the_fix_that_applies(monkeypatch):
+    import warnings
+
+    from costtrain.run import guards
+    monkeypatch.setattr(guards, "num_cores", lambda: 2)
+
+    def said(*args, **kwargs) -> str:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            guards.check_threads(*args, **kwargs)
+        return " ".join(str(x.message) for x in w)
+    # 4 processes with 1 thread each: fewer threads cannot help, fewer processes can
+    text = said(4, 1)
+    assert "4 processes x 1 thread(s) = 4 threads on 2 core(s)" in text
+    assert "it is the processes that outnumber the cores: use at most 2 processes" in text
+    assert "threads <=" not in text
+    # 2 processes with 2 threads each: the thread budget is the fix
+    assert "use threads <= 1 (the default for 2 processes)" in said(2, 2)
+    # every process counts: 2 workers and the server
+    assert "3 processes (the server included) x 1 thread(s)" in said(3, 1, also="the server")
+    assert said(2, 1) == "" and said(1, 2) == ""
+
+
+def test_threads_far_beyond_the_cores_are_refused(monkeypatch):
+    from costtrain.run import guards
+    monkeypatch.setattr(guards, "num_cores", lambda: 2)
+    with pytest.raises(CosttrainError, match="threads=64 on 2 core.*use threads <= 2"):
+        guards.check_threads(1, 64)
+    guards.check_threads(1, 8)  # 4 per core: warned, not refused

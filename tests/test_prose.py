@@ -8,8 +8,10 @@ such a sentence from its run (Markdown output), or leaves it out. Exempt, explic
 * code (fenced blocks and inline spans), link targets and HTML comments;
 * exercise prompts: a paragraph that starts with a bold number (``**2.`` or ``**Exercise 2``)
   says what to try, not what happened;
-* README only: a *measured block*, ``<!-- measured YYYY-MM-DD: `command` -->`` ...
-  ``<!-- /measured -->``, the record of one dated measurement and the command that made it;
+* README and docs/ only: a *measured block*, ``<!-- measured YYYY-MM-DD: `command` -->`` ...
+  ``<!-- /measured -->``, the record of one dated measurement and the command that made it
+  (tests/test_docs.py checks the dates), and a *generated block* (``<!-- generated: NAME -->``
+  ... ``<!-- end generated -->``), written from its source by ``make kit`` and checked in step;
 * a *fixed fact* (a default, a definition, a property of the data, not a measurement): the line
   carries ``<!-- fixed: why -->``. The whole course may have at most ``MAX_FIXED`` of them.
 
@@ -29,6 +31,8 @@ from costtrain.result import RunResult
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.py"))
 README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").glob("*.md"))  # the reference pages (the kit, docs/teaching, aside)
+GENERATED = re.compile(r"<!-- generated: [\w-]+ -->\n.*?<!-- end generated -->", re.S)
 MAX_FIXED = 12
 
 # a number (not part of a word, version, path or formula) followed by a unit of a measurement
@@ -71,8 +75,10 @@ def offending(markdown: str, where: str, readme: bool = False) -> tuple[list[str
 
     Each offending sentence is given as ``where: sentence``."""
     bad, fixed, inside = [], 0, False
+    if readme:
+        markdown = GENERATED.sub("", markdown)
     for para in _paragraphs(markdown):
-        if readme and MEASURED_ANY.search(para):
+        if readme and MEASURED_ANY.search(re.sub(r"```.*?```", "", para, flags=re.S)):
             if not re.fullmatch(r"\s*<!--.*?-->\s*", para, re.S):
                 raise AssertionError(f"{where}: a measured-block marker must be a paragraph of its own: "
                                      f"{para[:120]!r}")
@@ -113,8 +119,11 @@ def course_offenders() -> tuple[list[str], int]:
             b, f = offending(source, f"{path.stem} cell {i}")
             bad += b
             fixed += f
-    b, f = offending(README.read_text(), "README", readme=True)
-    return bad + b, fixed + f
+    for page in [README, *DOCS]:
+        b, f = offending(page.read_text(), page.relative_to(ROOT).as_posix(), readme=True)
+        bad += b
+        fixed += f
+    return bad, fixed
 
 
 # --- the scanner itself ----------------------------------------------------------------------

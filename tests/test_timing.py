@@ -13,6 +13,7 @@ from costtrain.result import RunResult
 def _result(label: str, totals: list[float], warm: list[float], busy: bool = False) -> RunResult:
     r = RunResult(method="baseline", config={}, label=label, total_seconds=totals[0])
     r.extra["repeats"] = [dict(total_seconds=t, warm_total_seconds=w, time_to_target_seconds=None,
+                               one_off_seconds=t - 1.0,
                                load=describe_load(1.2 if busy else 0.0, 0.0, 2))
                           for t, w in zip(totals, warm)]
     return r
@@ -22,14 +23,16 @@ def test_verdicts_say_within_noise_and_name_a_busy_machine():
     a = _result("a", [10, 11, 12], [9, 10, 11])
     b = _result("b", [11.5, 13, 14], [8, 9, 10])
     text = verdicts([a, b])
-    assert text[0].startswith("One-off runs") and "within noise" in text[0]
-    assert text[1].startswith("If you re-run") and text[1].split(": ", 1)[1].startswith("b ")
+    assert text[0].startswith("One-off runs, set-up + training") and "within noise" in text[0]
+    assert "evaluation not counted, as `costtrain advise` predicts" in text[0]
+    assert text[1].startswith("End to end, the evaluations included") and "within noise" in text[1]
+    assert text[2].startswith("If you re-run") and text[2].split(": ", 1)[1].startswith("b ")
     c = _result("c", [30, 31, 32], [30, 31, 32])
     assert "within noise" not in verdicts([a, c])[0]
     busy = _result("busy", [5, 5, 5], [5, 5, 5], busy=True)
     out = verdicts([a, busy])
     assert len(out) == 1 and out[0].startswith("No verdict: the machine was busy during busy")
-    one = [RunResult(method="baseline", config={}, label=x, total_seconds=s)
+    one = [RunResult(method="baseline", config={}, label=x, train_seconds=s, total_seconds=s)
            for x, s in (("x", 3.0), ("y", 2.0))]
     only = verdicts(one)
     assert len(only) == 1 and "one run each" in only[0] and "names no winner" in only[0]

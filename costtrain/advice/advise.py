@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import copy
 import dataclasses
+import functools
 import math
 import signal
 import threading
@@ -124,29 +125,41 @@ class Advice:
 
     levers: LeverAdvice | None = None
 
-    HEADERS = ("rank", "configuration", "predicted s", "predicted cost", "expected acc %",
-               "measured samples/s", "why")
+    HEADERS = ("rank", "configuration", "predicted s [range]", "set-up s",
+               "steady samples/s [range]", "probe acc %", "predicted cost", "mark")
 
     def table(self) -> str:
         from .report import format_table
-        body = [[r.rank if r.status == "ok" else r.status, r.label,
-                 _seconds_cell(r),
+        body = [[r.rank if r.status == "ok" else r.status, r.label, _seconds_cell(r),
+                 round(r.setup_seconds, 2) if r.status == "ok" else None,
+                 (f"{r.samples_per_second:,.0f}" + (f" ({PREDICTED})" if PREDICTED in r.label
+                                                    else _range_text(r.rate_range, ",.0f")))
+                 if r.status == "ok" else None,
+                 None if r.probe_accuracy is None else
+                 f"{100 * r.probe_accuracy:.1f}{_range_text(r.accuracy_range, '.1f', 100)}",
                  None if r.predicted_cost is None else money(r.predicted_cost),
-                 None if r.expected_accuracy is None else round(100 * r.expected_accuracy, 1),
-                 (f"{r.samples_per_second:,.0f} ({PREDICTED})" if PREDICTED in r.label
-                  else round(r.samples_per_second)) if r.status == "ok" else None, r.why]
+                 r.listed_after and "listed after: learned less" or
+                 (r.why if r.status != "ok" else "")]
                 for r in self.rows]
         return format_table(body, self.HEADERS)
 
     def __str__(self) -> str:
-        text = [self.table(), ""]
+        from .decision import CHART_FROM, CHART_TIMES, job_line, lines_of, verdict
+        from .takeover import statements
+        text = [f"Job: {job_line(self.job)}.", "", self.table(), ""]
+        ok = [r for r in self.rows if r.status == "ok"]
         if self.recommended:
-            from .decision import verdict
-            word, sure = verdict(self)  # one probe each names no winner
+            word, sure = verdict(self)
             text += [f"{word}: {self.recommended.label}",
                      f"  Python:       {self.recommended.call()}",
                      f"  command line: {self.recommended.command()}", ""]
             text += [sure.replace("`", ""), ""] if sure else []
+            if len(ok) > 1:
+                text += ["Where each configuration takes over (predicted):"]
+                text += [f"- {x}" for x in statements(
+                    lines_of(self), self.recommended.label, self.job.get("train_samples") or 1,
+                    CHART_FROM, CHART_TIMES * self.job["samples"])]
+                text.append("")
         text.append(self.justification)
         if self.levers is not None:
             text += ["", str(self.levers)]
@@ -165,6 +178,27 @@ class Advice:
     def save(self, path: str | Path) -> Path:
         """Write the advice (rows, probes, justification) as JSON, atomically."""
         return write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Advice:
+        """An advice saved by :meth:`save` (its card says when it is read on another machine)."""
+        import json
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+        fields = {f.name for f in dataclasses.fields(Row)}
+        rows = [Row(**{k: (tuple(v) if k.endswith("_range") and v else v)
+                       for k, v in r.items() if k in fields}) for r in d["rows"]]
+        rec = next((r for r in rows if r.label == d.get("recommended")), None)
+        probes = [RunResult.from_dict(p) for p in d.get("probes", [])]
+        return cls(rows=rows, recommended=rec, justification=d.get("justification", ""),
+                   notes=d.get("notes", []), probes=probes, job=d.get("job", {}),
+                   basis=PriceBasis.from_dict(d["price_basis"]) if "price_basis" in d
+                   else price_basis(), budget_seconds=d.get("budget_seconds", 0.0),
+                   elapsed_seconds=d.get("elapsed_seconds", 0.0),
+                   hardware=d.get("hardware", {}))
+
+
+def _range_text(rng: tuple[float, float] | None, fmt: str, scale: float = 1.0) -> str:
+    return "" if not rng else f" [{scale * rng[0]:{fmt}}-{scale * rng[1]:{fmt}}]"
 
 
 def _seconds_cell(r: Row) -> float | str | None:
@@ -226,96 +260,188 @@ def _calibrate(make_net, ds: Dataset, batch_size: int, lr: float, steps: int = 8
 
 
 def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
-              data: Dataset | str = "fashion-mnist", *, target_accuracy: float | None = None,
-              budget_seconds: float = 60.0, epochs: int = 1, subset: int | None = None,
+              data: Dataset | str = "fashion-mnist", *, epochs: int | None = None,
+              samples: int | None = None, target_accuracy: float | None = None,
+              budget_seconds: float = 60.0, subset: int | None = None,
               data_root: str | None = None, batch_size: int = 64, lr: float = 0.01,
               seed: int = 42, probes: list[Probe] | None = None,
               instance: str | None = None, watts: float | None = None,
               price_per_kwh: float | None = None, prices: str | Path | None = None,
               probe_test_samples: int = 1000, progress: bool = True,
-              repeats: int = 1, machines: int | None = None,
-              link: Link | str = "lan", levers: bool = False) -> Advice:
-    """Probe each configuration briefly and recommend one for the whole job.
+              repeats: int = 3, machines: int | None = None,
+              link: Link | str = "lan", levers: bool = False,
+              single_process_levers: dict[str, Any] | None = None,
+              levers_why: str | None = None) -> Advice:
+    """Probe each configuration briefly and predict the reader's job in each.
+
+    The job is the one you mean to run: `data` (a name, with `subset`, or a loaded
+    :class:`~costtrain.data.datasets.Dataset`) and `model`, for `epochs` passes over its
+    training set, or `samples` samples (rounded up to whole epochs, which is what a command
+    can run; the card says so). Probes are short slices of it, inside `budget_seconds`; the
+    prediction is for the job: one-off time = set-up + samples / steady rate, the median over
+    each configuration's `repeats` probes with their range (:mod:`costtrain.advice.predict`).
 
     Args:
         model: a model name, your ``nn.Module`` (copied for each probe) or a class/function
             that builds a fresh one with no arguments.
-        data: a dataset name or a loaded :class:`~costtrain.data.datasets.Dataset`.
         target_accuracy: rank by predicted time to this test accuracy (0.85 or 85).
         budget_seconds: wall time for everything, data loading and probes included; probes
             that would not fit are skipped (and listed).
-        epochs: the whole job is this many passes over the training data.
         probes: configurations to try (default :func:`probe_plan`).
+        repeats: probes of each configuration, in turn (every probe once, then again: the
+            budget is shared by all); 3 or more give each prediction a range.
         machines, link: also rank the parameter server and local SGD on this many machines
             joined by this link (``lan``, ``wifi``, ``wan`` or ``"300mbit,5ms"``); their rows
-            are *predicted* from the probes' compute and communication (:mod:`costtrain.advice.network`).
+            are *predicted* from the probes' compute and communication
+            (:mod:`costtrain.advice.network`).
         instance, watts, price_per_kwh, prices: the price basis (see :mod:`costtrain.advice.cost`).
-        repeats: probe each configuration this many times, in turn (every probe once, then
-            again: the budget is shared by all); each configuration is ranked on its median
-            probe (by steady throughput), ``extra['repeats']`` keeps every probe's numbers and
-            the justification says "within noise" where the predicted ranges overlap.
-        levers: then also tune the levers (:mod:`costtrain.train.levers`: compile, bf16, fp16,
-            channels_last, whichever this machine and model can use) on the recommended
+        levers: then also tune the levers (:mod:`costtrain.train.levers`) on the recommended
             configuration, with at least 2 alternating repeats, in the last
             :data:`LEVER_SHARE` of the budget (budgets of :data:`LEVER_MIN_BUDGET` seconds or
-            more; smaller ones go to the layouts); a lever is recommended only when it measured
-            faster beyond noise and finishes the job sooner with its compile time counted
-            (:mod:`costtrain.advice.payoff`).
+            more); a lever is recommended only when it measured faster beyond noise and
+            finishes the job sooner with its compile time counted (:mod:`costtrain.advice.payoff`).
+        single_process_levers: levers the single-process configurations run with (e.g. what
+            notebook 01b kept on this machine, ``{"channels_last": True}``); `levers_why`
+            says where they come from, or why there are none.
     """
     t_start = time.perf_counter()
-    positive(budget_seconds, "budget_seconds", "seconds")
-    whole(epochs, "epochs")
-    whole(repeats, "repeats")
+    _check_request(budget_seconds=budget_seconds, epochs=epochs, samples=samples,
+                   repeats=repeats, machines=machines)
     target = as_fraction(target_accuracy)
-    if machines is not None:
-        whole(machines, "machines")
     link = get_link(link)
     basis = price_basis(instance, watts=watts, price_per_kwh=price_per_kwh, prices=prices)
     ds = data if isinstance(data, Dataset) else load_dataset(data, data_root, subset=subset,
                                                             seed=seed)
     make_net = _net_maker(model, ds)
-    plan = list(probes) if probes is not None else probe_plan(machines=machines)
-    job = {"epochs": epochs, "samples": epochs * len(ds.train_y), "target_accuracy": target,
-           "dataset": ds.name, "batch_size": batch_size, "lr": lr}
+    job = job_spec(ds, model, epochs=epochs, samples=samples, target=target,
+                   batch_size=batch_size, lr=lr, seed=seed, levers=single_process_levers,
+                   levers_why=levers_why)
     notes: list[str] = []
-
-    usable = []
-    for p in plan:
-        fn, why = _trainer(p.method)
-        if fn is None:
-            notes.append(f"skipped {p.label}: {why}")
-        else:
-            usable.append((p, fn))
-    usable = [pf for _, pf in alternate(usable, repeats)]  # ABAB: all once, then all again
-
-    probe_test = min(probe_test_samples, len(ds.test_y))
-    probe_ds = _probe_data(ds, len(ds.train_y), probe_test, seed)
-    rate1, eval_s = _calibrate(make_net, probe_ds, batch_size, lr)
+    plan = list(probes) if probes is not None else probe_plan(machines=machines)
+    usable = _usable(plan, repeats, single_process_levers or {}, notes)
     if levers and budget_seconds < LEVER_MIN_BUDGET:
         notes.append(f"levers not tuned: a budget of {budget_seconds:.1f} s leaves no time for them "
                      f"(they get {LEVER_SHARE:.0%} of a budget of at least {LEVER_MIN_BUDGET:g} s).")
         levers = False
     layout_budget = budget_seconds * (1 - LEVER_SHARE) if levers else budget_seconds
-    kept_back = REFINE_SHARE * layout_budget if len({p.label for p, _ in usable}) > 1 else 0.0
-    left = layout_budget - (time.perf_counter() - t_start)
+    probe_test = min(probe_test_samples, len(ds.test_y))
+    run = functools.partial(_run_probe, make_net=make_net, batch_size=batch_size, lr=lr,
+                            seed=seed, basis=basis, target=target)
+    results, skipped, sizes = probe_all(usable, ds, job, run, t_start=t_start,
+                                        budget=layout_budget, probe_test=probe_test,
+                                        seed=seed, target=target, basis=basis, notes=notes,
+                                        progress=progress)
+    rows = rank_all(results, skipped, job, basis=basis, machines=machines, link=link,
+                    notes=notes)
+    ok = [r for r in rows if r.status == "ok"]
+    lever_advice = None
+    if levers and ok:
+        lever_advice = _tune_pick(ok[0], usable, make_net, ds, probe_test=probe_test,
+                                  batch_size=batch_size, lr=lr, seed=seed, basis=basis,
+                                  target=target, repeats=max(2, repeats), notes=notes,
+                                  seconds=budget_seconds - (time.perf_counter() - t_start)
+                                  - RESERVE_SECONDS)
+    probed = {r.label for r in results}
+    unprobed = [p.label for p in skipped if p.label not in probed]
+    fewer = [p.label for p in skipped if p.label in probed]
+    if unprobed or fewer:
+        notes.append(f"the budget left for probes ({budget_seconds:.1f} s) was spent: "
+                     + "; ".join(x for x in (
+                         unprobed and f"skipped {', '.join(unprobed)}",
+                         fewer and f"fewer probes of {', '.join(fewer)}") if x)
+                     + "; raise --budget-seconds for more.")
+    if sizes:
+        size = (f"{sizes[0]:,}" if min(sizes) == max(sizes)
+                else f"{min(sizes):,} to {max(sizes):,} (smaller when time ran short)")
+        notes.append(f"{len(results)} probe(s) of {size} training samples (stratified slices "
+                     f"of the job's training set), {probe_test:,} test images for their "
+                     "evaluations.")
+    return Advice(rows=rows, recommended=ok[0] if ok else None,
+                  justification=justify(rows, job=job, basis=basis), notes=notes,
+                  probes=results, job=job, basis=basis, budget_seconds=budget_seconds,
+                  elapsed_seconds=time.perf_counter() - t_start, levers=lever_advice)
+
+
+def _check_request(*, budget_seconds: float, epochs: int | None, samples: int | None,
+                   repeats: int, machines: int | None) -> None:
+    """What recommend refuses before loading anything."""
+    positive(budget_seconds, "budget_seconds", "seconds")
+    if epochs is not None:
+        whole(epochs, "epochs")
+    if samples is not None:
+        whole(samples, "samples")
+        if epochs is not None:
+            raise CosttrainError("give the job as epochs or as samples, not both.")
+    whole(repeats, "repeats")
+    if machines is not None:
+        whole(machines, "machines")
+
+
+def job_spec(ds: Dataset, model: Any, *, epochs: int | None, samples: int | None,
+             target: float | None, batch_size: int, lr: float, seed: int,
+             levers: dict[str, Any] | None = None, levers_why: str | None = None) -> dict:
+    """The reader's job as the card states it and the commands run it: whole epochs of the
+    training set (`samples` rounded up), its data options and levers."""
+    n = len(ds.train_y)
+    whole_epochs = max(1, math.ceil(samples / n)) if samples is not None else (epochs or 1)
+    subset = ds.info.get("subset")
+    return {"dataset": ds.name, "model": model if isinstance(model, str) else None,
+            "train_samples": n, "subset": subset, "epochs": whole_epochs,
+            "samples": whole_epochs * n, "asked_samples": samples,
+            "target_accuracy": target, "batch_size": batch_size, "lr": lr, "seed": seed,
+            "levers": {k: v for k, v in (levers or {}).items() if v}, "levers_why": levers_why}
+
+
+def _usable(plan: list[Probe], repeats: int, single_levers: dict[str, Any],
+            notes: list[str]) -> list[tuple[Probe, Callable]]:
+    """(probe, trainer) of each configuration that can run here, repeated in turn (ABAB);
+    the single-process ones with the carried levers."""
+    usable = []
+    for p in plan:
+        fn, why = _trainer(p.method)
+        if fn is None:
+            notes.append(f"skipped {p.label}: {why}")
+            continue
+        row = methods.get(p.method)
+        if single_levers and row.in_process and row.levers and p.kwargs.get("device", "cpu") == "cpu":
+            p = Probe(f"{p.label} + {' + '.join(k for k, v in single_levers.items() if v)}",
+                      p.method, {**p.kwargs, **single_levers})
+        usable.append((p, fn))
+    return [pf for _, pf in alternate(usable, repeats)]
+
+
+def probe_all(usable: list, ds: Dataset, job: dict, run: Callable[..., RunResult], *,
+              t_start: float, budget: float, probe_test: int, seed: int,
+              target: float | None, basis: PriceBasis, notes: list[str],
+              progress: bool) -> tuple[list[RunResult], list[Probe], list[int]]:
+    """Size the probes to the budget, run them in turn, then probe the close contenders
+    again (:func:`refine`); returns (results, skipped probes, samples of each probe)."""
+    probe_ds = _probe_data(ds, len(ds.train_y), probe_test, seed)
+    rate1, eval_s = _calibrate(run.keywords["make_net"], probe_ds, job["batch_size"], job["lr"])
+    kept_back = REFINE_SHARE * budget if len({p.label for p, _ in usable}) > 1 else 0.0
+    left = budget - (time.perf_counter() - t_start)
     sizing: list[str] = []
-    planned, sized = _size_probes(list(usable), left - kept_back, rate1, eval_s, batch_size,
+    batch = job["batch_size"]
+    planned, sized = _size_probes(list(usable), left - kept_back, rate1, eval_s, batch,
                                   len(ds.train_y), sizing)
     if len(sized) < len(usable):  # keeping time back would cost a configuration: don't
         kept_back, sizing = 0.0, []
-        planned, sized = _size_probes(list(usable), left, rate1, eval_s, batch_size,
+        planned, sized = _size_probes(list(usable), left, rate1, eval_s, batch,
                                       len(ds.train_y), sizing)
-    usable = sized
+    usable[:] = sized
     notes += sizing
-    results, skipped, sizes, setup_guess = [], [], [], {IN_PROCESS: 0.5}
+    results: list[RunResult] = []
+    skipped: list[Probe] = []
+    sizes: list[int] = []
+    setup_guess: dict[str, float] = {}
     from tqdm.auto import tqdm
     bar = tqdm(total=len(usable), desc="advise", unit="probe", disable=not progress, leave=False)
     for i, (p, fn) in enumerate(usable):
-        left = layout_budget - (time.perf_counter() - t_start) - RESERVE_SECONDS
-        guesses = [setup_guess.get(_kind(q), MULTIPROCESS_SETUP_GUESS) for q, _ in usable[i:]]
+        left = budget - (time.perf_counter() - t_start) - RESERVE_SECONDS
+        guesses = [_setup_guess(usable, k, setup_guess) for k in range(i, len(usable))]
         work = (PLAN_MARGIN * (left - kept_back) - sum(guesses)
                 - 6 * eval_s * len(guesses)) / len(guesses)
-        samples = max(min(planned, int(rate1 * work)), min(planned, 16 * batch_size))
+        samples = max(min(planned, int(rate1 * work)), min(planned, 16 * batch))
         expect = guesses[0] + samples / rate1 + 6 * eval_s
         bar.set_postfix_str(f"{p.label}, {max(0, left):.0f} s left")
         if expect > left:
@@ -324,64 +450,57 @@ def recommend(model: str | nn.Module | Callable[[], nn.Module] = "simple",
             continue
         if not sizes or samples != sizes[-1]:
             probe_ds = _probe_data(ds, samples, probe_test, seed)
-        limit = min(left, max(2.5 * expect, expect + 6.0))
-        r = _run_probe(p, fn, make_net, probe_ds, samples, batch_size, lr, seed, basis, target,
-                       limit)
+        r = run(p, fn, ds=probe_ds, samples=samples,
+                limit=min(left, max(2.5 * expect, expect + 6.0)))
         results.append(r)
         sizes.append(samples)
-        if r.status == "ok":
+        if r.status == "ok" and not any(q.label == p.label for q, _ in usable[:i]):
             setup_guess[_kind(p)] = max(setup_guess.get(_kind(p), 0.0), r.setup_seconds)
         bar.update(1)
     bar.close()
     results += refine(results, usable, job, target, basis, notes,
-                      run=lambda p, fn, n, limit: _run_probe(
-                          p, fn, make_net, _probe_data(ds, n, probe_test, seed), n, batch_size,
-                          lr, seed, basis, target, limit),
-                      seconds=layout_budget - (time.perf_counter() - t_start) - RESERVE_SECONDS)
-    skipped = list({p.label: p for p in skipped}.values())  # a repeat skipped twice, once
-    if skipped:
-        notes.append(f"the budget left for probes ({budget_seconds:.1f} s) was spent: skipped "
-                     f"{', '.join(p.label for p in skipped)}; raise --budget-seconds to probe them.")
-    repeated = len({r.label for r in results}) < len(results)
-    medians = median_probes(results) if repeated else results
+                      run=lambda p, fn, n, limit: run(
+                          p, fn, ds=_probe_data(ds, n, probe_test, seed), samples=n,
+                          limit=limit),
+                      seconds=budget - (time.perf_counter() - t_start) - RESERVE_SECONDS)
+    return results, list({p.label: p for p in skipped}.values()), sizes
+
+
+def rank_all(results: list[RunResult], skipped: list[Probe], job: dict, *, basis: PriceBasis,
+             machines: int | None, link: Link, notes: list[str]) -> list[Row]:
+    """The ranked rows of every probed configuration (and, with `machines`, the predicted
+    multi-machine ones), then the skipped ones."""
+    variants = []
     if machines:
         job.update(machines=machines, link=link.describe())
         notes.append(f"rows marked '{PREDICTED}' are predicted for {machines} machines on "
                      f"{link.describe()}: each machine computes like one probe worker, traffic "
-                     "from the probe's measured bytes (see costtrain.advice.network); start them with "
-                     "torchrun on every machine. The other rows are this machine, measured.")
-    variants = network_variants(medians, machines, link, basis) if machines else []
-    rows = rank_probes(medians + variants, job_samples=job["samples"], epochs=epochs,
-                       target_accuracy=target, basis=basis)
-    if repeated:
-        add_predicted_ranges(rows, medians)
+                     "from the probe's measured bytes (see costtrain.advice.network); start "
+                     "them with torchrun on every machine. The other rows are this machine, "
+                     "measured.")
+        variants = network_variants(median_probes(results), machines, link, basis)
+    data = {k: job.get(k) for k in ("dataset", "model", "subset", "batch_size", "lr", "seed")}
+    rows = rank_probes(results + variants, job_samples=job["samples"], epochs=job["epochs"],
+                       target_accuracy=job["target_accuracy"], basis=basis, data=data)
     for row in rows:
         if PREDICTED in row.label:
             row.why = f"{PREDICTED} from a probe on this machine and the link; " + row.why
-    rows += [Row(p.label, p.method, {}, status="skipped", why="budget spent") for p in skipped]
-    ok = [r for r in rows if r.status == "ok"]
-    lever_advice = None
-    probe = next((p for p, _ in usable if ok and p.label == ok[0].label), None)
-    if levers and ok and probe is None:
-        notes.append("levers not tuned: the recommended configuration was not probed on this "
-                     "machine (a predicted one); tune them with --machines left out.")
-    elif levers and ok:
-        lever_advice = tune_levers(
-            ok[0], probe, _trainer(probe.method)[0], make_net,
-            ds, probe_test=probe_test, batch_size=batch_size, lr=lr, seed=seed, basis=basis,
-            target=target, repeats=max(2, repeats), notes=notes,
-            seconds=budget_seconds - (time.perf_counter() - t_start) - RESERVE_SECONDS)
-        if lever_advice.pick is not None:
-            ok[0].job.update(lever_advice.pick.trial.kwargs)
-    if sizes:
-        size = (f"{sizes[0]:,}" if min(sizes) == max(sizes)
-                else f"{min(sizes):,} to {max(sizes):,} (smaller when time ran short)")
-        notes.append(f"{len(results)} probe(s) of {size} training samples (stratified slices "
-                     f"of the training set), {probe_test:,} test images for their evaluations.")
-    return Advice(rows=rows, recommended=ok[0] if ok else None,
-                  justification=justify(rows, job=job, basis=basis), notes=notes,
-                  probes=results, job=job, basis=basis, budget_seconds=budget_seconds,
-                  elapsed_seconds=time.perf_counter() - t_start, levers=lever_advice)
+    probed = {r.label for r in results}
+    return rows + [Row(p.label, p.method, {}, status="skipped", why="budget spent")
+                   for p in skipped if p.label not in probed]
+
+
+def _tune_pick(row: Row, usable: list, make_net, ds: Dataset, **kw) -> LeverAdvice | None:
+    """Tune the levers on the recommended configuration (when it was probed on this machine)."""
+    probe = next((p for p, _ in usable if p.label == row.label), None)
+    if probe is None:
+        kw["notes"].append("levers not tuned: the recommended configuration was not probed on "
+                           "this machine (a predicted one); tune them with --machines left out.")
+        return None
+    advice = tune_levers(row, probe, _trainer(probe.method)[0], make_net, ds, **kw)
+    if advice.pick is not None:
+        row.job.update(advice.pick.trial.kwargs)
+    return advice
 
 
 def refine(results: list[RunResult], usable: list, job: dict, target: float | None,
@@ -397,9 +516,8 @@ def refine(results: list[RunResult], usable: list, job: dict, target: float | No
     the configuration keeps the probes that finished).
     """
     t0 = time.perf_counter()
-    medians = median_probes(list(results))
-    rows = [r for r in rank_probes(medians, job_samples=job["samples"], epochs=job["epochs"],
-                                   target_accuracy=target, basis=basis)
+    rows = [r for r in rank_probes(list(results), job_samples=job["samples"],
+                                   epochs=job["epochs"], target_accuracy=target, basis=basis)
             if r.status == "ok" and r.predicted_seconds]
     near = [r for r in rows if r.predicted_seconds <= NEAR * rows[0].predicted_seconds][:CONTENDERS]
     if len(near) < 2:
@@ -429,25 +547,16 @@ def refine(results: list[RunResult], usable: list, job: dict, target: float | No
 
 
 def median_probes(results: list[RunResult]) -> list[RunResult]:
-    """One probe per configuration: the median by steady throughput, every repeat's numbers
-    in ``extra['repeats']`` when it had more than one (a configuration with a failed repeat
-    keeps its failed probe)."""
+    """One probe per configuration, the median by steady throughput (for the network
+    what-if, which predicts from one probe's compute and bytes)."""
     groups: dict[str, list[RunResult]] = {}
     for r in results:
         groups.setdefault(r.label, []).append(r)
     out = []
     for runs in groups.values():
         ok = [r for r in runs if r.status == "ok"]
-        if len(ok) < len(runs):
-            out.append(next(r for r in runs if r.status != "ok"))
-            continue
-        best = ok[median_index([r.steady_samples_per_second for r in ok])]
-        if len(runs) > 1:  # one probe has no range
-            best.extra["repeats"] = [
-                dict(setup_seconds=r.setup_seconds, samples=r.samples,
-                     train_seconds=r.train_seconds, test_accuracy=r.test_accuracy,
-                     steady_samples_per_second=r.steady_samples_per_second) for r in runs]
-        out.append(best)
+        out.append(ok[median_index([r.steady_samples_per_second for r in ok])] if ok
+                   else runs[0])
     return out
 
 
@@ -531,7 +640,7 @@ def tune_levers(row: Row, probe: Probe, fn, make_net, ds: Dataset, *, probe_test
     (base, lever 1, lever 2, ... then again), within `seconds`; judge them
     (:func:`costtrain.advice.payoff.judge`); if two or more paid, measure them together too."""
     t0 = time.perf_counter()
-    job_samples = (row.predicted_seconds - row.setup_seconds) * row.samples_per_second
+    job_samples = (row.predicted_seconds - row.setup_seconds) * row.samples_per_second  # the job's
     net = make_net()
     net = build_model(net, ds.input_shape, ds.num_classes) if isinstance(net, str) else net
     plan = lever_plan(net, probe.kwargs.get("device", "cpu"))
@@ -565,8 +674,9 @@ def tune_levers(row: Row, probe: Probe, fn, make_net, ds: Dataset, *, probe_test
             p = Probe(label or row.label, probe.method, dict(probe.kwargs, **kw))
             limit = min(left, max(2.5 * expect, expect + 6.0))
             runs.setdefault(label, []).append(
-                _run_probe(p, fn, make_net, probe_ds, samples, batch_size, lr, seed, basis,
-                           target, limit))
+                _run_probe(p, fn, make_net=make_net, ds=probe_ds, samples=samples,
+                           batch_size=batch_size, lr=lr, seed=seed, basis=basis, target=target,
+                           limit=limit))
         return runs
 
     def trials(runs: dict[str, list[RunResult]], cands) -> list[Trial]:
@@ -604,40 +714,49 @@ def tune_levers(row: Row, probe: Probe, fn, make_net, ds: Dataset, *, probe_test
     return LeverAdvice(row.label, verdicts, pick(verdicts), samples, job_samples, skipped)
 
 
-def add_predicted_ranges(rows: list[Row], probes: list[RunResult]) -> None:
-    """Each row's predicted seconds with every repeat's set-up and throughput: its range."""
-    by_label = {p.label: p for p in probes}
-    for row in rows:
-        reps = by_label[row.label].extra.get("repeats") if row.label in by_label else None
-        if row.status != "ok" or not reps or row.predicted_seconds is None:
-            continue
-        work = (row.predicted_seconds - row.setup_seconds) * row.samples_per_second  # samples
-        preds = [x["setup_seconds"] + work / x["steady_samples_per_second"] for x in reps
-                 if x["steady_samples_per_second"] > 0]
-        if preds:
-            row.predicted_range = (min(preds), max(preds))
-
-
 def _kind(p: Probe) -> str:
     return IN_PROCESS if methods.get(p.method).in_process else "processes"
 
 
+WARM_SETUP_GUESS = 0.3  # a repeat probe of a multi-process configuration: its workers are warm
+
+
+def _setup_guess(entries: list, i: int, measured: dict[str, float]) -> float:
+    """Wall seconds of set-up the `i`-th probe will take before it trains: a configuration's
+    first probe starts its workers (measured, else guessed); its repeats find them warm."""
+    p = entries[i][0]
+    if any(q.label == p.label for q, _ in entries[:i]) and _kind(p) != IN_PROCESS:
+        return WARM_SETUP_GUESS
+    return measured.get(_kind(p), 0.5 if _kind(p) == IN_PROCESS else MULTIPROCESS_SETUP_GUESS)
+
+
 def _size_probes(usable: list, seconds_left: float, rate1: float, eval_s: float,
                  batch_size: int, n_train: int, notes: list[str]) -> tuple[int, list]:
-    """Samples per probe so that every probe fits the budget; drop the last ones if none can.
+    """Samples per probe so that every probe fits the budget; drop the last ones (repeats
+    first: the list runs every configuration once before any again) if none can.
 
     Later probes get fewer samples when earlier ones took longer than planned."""
     min_samples = min(n_train, 16 * batch_size)
+    dropped: list[str] = []
+    samples = min_samples
     while usable:
-        overhead = sum(0.5 if _kind(p) == IN_PROCESS else MULTIPROCESS_SETUP_GUESS
-                       for p, _ in usable) + 6 * eval_s * len(usable)
+        overhead = sum(_setup_guess(usable, i, {}) for i in range(len(usable))) \
+            + 6 * eval_s * len(usable)
         work = (PLAN_MARGIN * seconds_left - overhead) / len(usable)
         samples = int(min(n_train, rate1 * work))
         if samples >= min_samples or len(usable) == 1:
-            return max(samples, min_samples), usable
-        p, _ = usable.pop()
-        notes.append(f"skipped {p.label}: too little budget for a useful probe.")
-    return min_samples, usable
+            samples = max(samples, min_samples)
+            break
+        dropped.append(usable.pop()[0].label)
+    left = {p.label for p, _ in usable}
+    for label in dict.fromkeys(dropped):
+        if label in left:
+            n = sum(p.label == label for p, _ in usable)
+            notes.append(f"{label}: {n} probe(s), not {n + dropped.count(label)}: too little "
+                         "budget for more.")
+        else:
+            notes.append(f"skipped {label}: too little budget for a useful probe.")
+    return samples, usable
 
 
 class ProbeTimeout(BaseException):
@@ -663,8 +782,9 @@ def deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, old)
 
 
-def _run_probe(p: Probe, fn, make_net, ds: Dataset, samples: int, batch_size: int, lr: float,
-               seed: int, basis: PriceBasis, target: float | None, limit: float) -> RunResult:
+def _run_probe(p: Probe, fn, *, make_net, ds: Dataset, samples: int, batch_size: int,
+               lr: float, seed: int, basis: PriceBasis, target: float | None,
+               limit: float) -> RunResult:
     """Run one probe, stopped after `limit` seconds; any failure (an error, a lever that
     breaks inside torch) becomes a failed RunResult naming it; Ctrl-C still stops advise."""
     # one pass, and a worker timeout near `limit` (where the deadline below cannot interrupt)
@@ -715,10 +835,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data_args(p)
     p.add_argument("--target-accuracy", type=positive_float, default=None,
                    help="rank by predicted time to this test accuracy (0.85 or 85)")
-    p.add_argument("--budget-seconds", type=positive_float, default=60.0,
+    p.add_argument("--budget-seconds", type=positive_float, default=120.0,
                    help="wall time for all probes, data loading included (default: %(default)s)")
-    p.add_argument("--epochs", type=positive_int, default=1,
-                   help="the whole job: passes over the training data (default: %(default)s)")
+    job = p.add_mutually_exclusive_group()
+    job.add_argument("--epochs", type=positive_int, default=None,
+                     help="your job: passes over the training data (--subset images, else all "
+                          "of them; default: 1)")
+    job.add_argument("--samples", type=positive_int, default=None,
+                     help="your job as a number of samples (rounded up to whole epochs, which "
+                          "is what the card's command runs)")
     add_optim_args(p, eval_every=False, full=False)
     c = p.add_argument_group("price (see costtrain.advice.cost)")
     c.add_argument("--price-per-kwh", type=positive_float, default=None,
@@ -733,13 +858,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--prices", default=None,
                    help="JSON/TOML file with your own prices (else $COSTTRAIN_PRICES)")
     p.add_argument("--figures", default=None, metavar="DIR",
-                   help="also save advise_accuracy_vs_time.png (the probes) and "
-                        "advise_cost.png (predicted cost per configuration) in DIR")
-    add_repeats_arg(p, "probe")
+                   help="also write the decision card (decision_card.md and .png: the job, "
+                        "the recommendation, time against job size) and the probes' figures "
+                        "(advise_accuracy_vs_time.png, advise_cost.png) into DIR")
+    add_repeats_arg(p, "probe", default=3)
     p.add_argument("--levers", action=argparse.BooleanOptionalAction, default=True,
                    help="then tune the levers (compile, bf16/fp16, channels_last, whichever this "
                         "machine and model can use) on the recommended configuration, in the "
-                        f"last {LEVER_SHARE:.0%} of the budget, and recommend only those that "
+                        f"last {100 * LEVER_SHARE:.0f} %% of the budget, and recommend only those "
+                        "that "
                         "measured faster beyond noise and finish the job sooner with their "
                         "compile time counted (default: on, off with --machines; --no-levers: "
                         "layouts only)")
@@ -766,7 +893,7 @@ def run_cli(args: argparse.Namespace) -> None:
           f"{num_cores()} cores, budget {args.budget_seconds:g} s", flush=True)
     left = args.budget_seconds - (time.perf_counter() - t0)  # the budget includes loading
     advice = recommend(args.model, ds, target_accuracy=args.target_accuracy,
-                       budget_seconds=max(left, 0.1), epochs=args.epochs,
+                       budget_seconds=max(left, 0.1), epochs=args.epochs, samples=args.samples,
                        batch_size=args.batch_size, lr=0.01 if args.lr is None else args.lr,
                        seed=args.seed,
                        instance=args.instance, watts=args.watts,
@@ -777,11 +904,12 @@ def run_cli(args: argparse.Namespace) -> None:
     print(advice)
     print(f"\ndata and probes took {time.perf_counter() - t0:.1f} s of the "
           f"{args.budget_seconds:g} s budget")
-    if args.figures:
-        for path in save_advice_figures(advice, args.figures):
-            print(f"figure: {path}")
-    if args.out:
+    if args.out:  # saved first: nothing computed is lost to a figure that fails
         print(f"advice: {advice.save(args.out)}")
+    if args.figures:
+        from .decision import decision_card
+        for path in (*decision_card(advice, args.figures), *save_advice_figures(advice, args.figures)):
+            print(f"figure: {path}")
     if advice.recommended is None:
         raise CosttrainError(f"nothing to recommend: no configuration could be probed within "
                              f"the budget of {args.budget_seconds:g} s (data loading included); "

@@ -1,12 +1,12 @@
 """The main job: every method on the same data and the same total work, side by side."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .. import methods
 from ..data.datasets import Dataset, load_dataset
 from ..result import RunResult
-from ..utils import num_cores, whole
+from ..utils import num_cores, threads_per_process, whole
 from .cost import PriceBasis, attach_cost, price_basis
 from .energy import EnergyMeter
 from .noise import alternate, first_verdict, median_index, speedup_verdict, spread
@@ -15,12 +15,62 @@ from .prose import one_run_sentence
 Run = tuple[str, Callable[..., RunResult], dict]
 
 
-def comparison_plan(total_epochs: int = 2, cores: int | None = None) -> list[Run]:
+def carry_levers(label: str, kwargs: dict, row: methods.Method,
+                 levers: Mapping[str, Any] | None) -> tuple[str, dict]:
+    """(label, kwargs) of a configuration with the single-process `levers` (e.g. what notebook
+    01b kept, ``{"channels_last": True}``) when it trains in this process on the CPU and takes
+    levers, its label suffixed as ``costtrain advise`` does (``baseline 2 threads +
+    channels_last``); any other configuration unchanged."""
+    kept = {k: v for k, v in (levers or {}).items() if v}
+    if not kept or not (row.in_process and row.levers) or kwargs.get("device", "cpu") != "cpu":
+        return label, kwargs
+    return f"{label} + {' + '.join(kept)}", {**kwargs, **kept}
+
+
+def comparison_plan(total_epochs: int = 2, cores: int | None = None,
+                    single_process_levers: Mapping[str, Any] | None = None) -> list[Run]:
     """(label, trainer, kwargs) for each configuration, all doing `total_epochs` of work: each
-    method's :attr:`~costtrain.methods.Method.compare` plan, in the registry's order."""
+    method's :attr:`~costtrain.methods.Method.compare` plan, in the registry's order; the
+    in-process CPU configurations with `single_process_levers` (:func:`carry_levers`)."""
     cores = cores or num_cores()
-    return [(label, m.load(), kw) for m in methods.METHODS.values()
-            for label, kw in m.compare(total_epochs, cores)]
+    plan = []
+    for m in methods.METHODS.values():
+        for label, kw in m.compare(total_epochs, cores):
+            label, kw = carry_levers(label, kw, m, single_process_levers)
+            plan.append((label, m.load(), kw))
+    return plan
+
+
+def not_compared(total_epochs: int = 2, cores: int | None = None) -> list[methods.Method]:
+    """The methods with no configuration in :func:`comparison_plan` (local SGD: notebook 05
+    runs it, ``costtrain advise`` probes it only with ``--machines``)."""
+    cores = cores or num_cores()
+    return [m for m in methods.METHODS.values() if not m.compare(total_epochs, cores)]
+
+
+def processes_started(label: str, kwargs: dict, cores: int | None = None) -> tuple[int, int, str]:
+    """(processes, intra-op threads each, what besides the workers) a configuration of the
+    plan starts: what :func:`costtrain.run.guards.check_threads` counts before it runs (the
+    parameter server's server included)."""
+    cores = cores or num_cores()
+    row = methods.of_label(label) or methods.DEFAULT
+    workers = kwargs.get("processes") or kwargs.get("workers") or 1
+    also = row.also_starts if not row.in_process else ""
+    processes = workers + (1 if also else 0)
+    threads = kwargs.get("threads") or threads_per_process(processes, cores)
+    return processes, threads, also
+
+
+def oversubscribed(plan: Sequence[Run], cores: int | None = None) -> list[tuple[str, int, int, str]]:
+    """(label, processes, threads each, what besides the workers) of each configuration of
+    `plan` whose processes x threads exceed the cores: those costtrain warns about."""
+    cores = cores or num_cores()
+    out = []
+    for label, _, kw in plan:
+        processes, threads, also = processes_started(label, kw, cores)
+        if processes * threads > cores:
+            out.append((label, processes, threads, also))
+    return out
 
 
 def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simple",
@@ -33,7 +83,8 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
                    price: PriceBasis | None = None,
                    on_start: Callable[[str], None] | None = None,
                    on_progress: Callable | None = None, repeats: int = 1,
-                   cold: bool = True) -> list[RunResult]:
+                   cold: bool = True,
+                   single_process_levers: Mapping[str, Any] | None = None) -> list[RunResult]:
     """Run every configuration of :func:`comparison_plan` on one loaded dataset.
 
     Every result gets ``cost`` (:func:`costtrain.advice.cost.attach_cost`): energy measured around
@@ -51,12 +102,16 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
     one starts its workers as a one-off run does and its total is its measured wall time;
     no configuration's numbers depend on which ran before it. Either way ``setup_seconds`` is
     the one-off set-up and ``warm_setup_seconds`` what a re-run in the same process pays.
+
+    ``single_process_levers`` (e.g. what notebook 01b kept on this machine,
+    ``{"channels_last": True}``): the in-process CPU configurations run with them, their labels
+    suffixed (``baseline 2 threads + channels_last``), as ``costtrain advise`` probes them.
     """
     whole(repeats, "repeats")
     ds = data if isinstance(data, Dataset) else load_dataset(data, data_root, subset=subset,
                                                             seed=seed)
     price = price or price_basis()
-    plan = comparison_plan(total_epochs)
+    plan = comparison_plan(total_epochs, single_process_levers=single_process_levers)
     if only:  # in the order given
         plan = [run for o in only for run in plan if run[0].startswith(o)]
         plan = list({run[0]: run for run in plan}.values())
@@ -87,6 +142,7 @@ def _close_pool() -> None:
 def repeat_record(r: RunResult) -> dict:
     """The numbers of one repeat kept in the median run's ``extra['repeats']``."""
     return dict(setup_seconds=r.setup_seconds, warm_setup_seconds=r.warm_setup_seconds,
+                one_off_seconds=r.one_off_seconds,
                 train_seconds=r.train_seconds, eval_seconds=r.eval_seconds,
                 total_seconds=r.total_seconds, wall_seconds=r.wall_seconds,
                 warm_total_seconds=r.warm_total_seconds, load=r.extra.get("load"),
@@ -116,6 +172,32 @@ def repeats_of(r: RunResult, key: str) -> list:
     return [getattr(r, key)]
 
 
+def counterpart(probe: RunResult, results: Sequence[RunResult]) -> RunResult | None:
+    """The comparison's run of the configuration a ``costtrain advise`` probe (or any run)
+    measured: the same method, processes and threads per process (their labels differ:
+    ``hogwild 2 processes`` is ``hogwild 2x1`` here); None when the comparison did not run it."""
+    def key(r: RunResult) -> tuple:
+        return (r.method, (r.config or {}).get("processes", 1), r.threads)
+    return next((r for r in results if key(r) == key(probe)), None)
+
+
+def takeovers(results: Sequence[RunResult], epoch_samples: int) -> list[str]:
+    """Where each configuration would take over from the soonest one as the job grows, from
+    the comparison's own runs: one-off time = set-up + samples / steady rate, each
+    configuration a band over its repeats (:mod:`costtrain.advice.takeover`), for jobs from
+    one batch to 100x this one. [] when a configuration ran once (no band, no verdict)."""
+    from .decision import CHART_FROM, CHART_TIMES
+    from .takeover import Line, statements
+    ok = [r for r in results if r.status == "ok" and r.steady_samples_per_second > 0]
+    if len(ok) < 2 or any(len(repeats_of(r, "setup_seconds")) < 2 for r in ok):
+        return []
+    lines = [Line.of(r.label, repeats_of(r, "setup_seconds"),
+                     repeats_of(r, "steady_samples_per_second")) for r in ok]
+    job = max(r.samples for r in ok)
+    winner = min(lines, key=lambda ln: ln.seconds(job))
+    return statements(lines, winner.label, epoch_samples, CHART_FROM, CHART_TIMES * job)
+
+
 def busy_runs(results: list[RunResult]) -> list[RunResult]:
     """Results whose measurement (any repeat) ran while other work competed for the cores."""
     return [r for r in results if any((x or {}).get("busy") for x in repeats_of(r, "load"))]
@@ -124,9 +206,11 @@ def busy_runs(results: list[RunResult]) -> list[RunResult]:
 def verdicts(results: list[RunResult], target: bool = False) -> list[str]:
     """The sentences under the comparison table, from the noise-aware helpers.
 
-    Ranked by one-off end-to-end time (each configuration pays its own start-up), then by the
-    end-to-end time of a re-run in the same process (warm workers), then (with a target
-    accuracy) by time to the target, interpolated between evaluations. A busy machine is
+    Ranked first by the one-off time of the job, set-up + training (each configuration pays
+    its own start-up; evaluation not counted): the definition ``costtrain advise`` and the
+    decision card rank by (:attr:`~costtrain.result.RunResult.one_off_seconds`). Then end to
+    end with the evaluations, then a re-run in the same process (warm workers), then (with a
+    target accuracy) time to the target, interpolated between evaluations. A busy machine is
     named instead of a verdict; one run each names no winner.
     """
     ok = [r for r in results if r.status == "ok"]
@@ -141,15 +225,22 @@ def verdicts(results: list[RunResult], target: bool = False) -> list[str]:
         return [f"No verdict: the machine was busy during {names} ({load['note']} during "
                 f"{worst.label}): these numbers are not reliable; re-run when it is idle."]
     if not any(r.extra.get("repeats") for r in ok):
-        return [one_run_sentence("End to end", {r.label: r.total_seconds for r in ok})
+        return [one_run_sentence("One-off set-up + training", {r.label: r.one_off_seconds
+                                                                for r in ok})
                 + " (use --repeats 3 for a verdict)."]
 
     def ranked(key: str) -> list[RunResult]:
         return sorted(ok, key=lambda r: spread(repeats_of(r, key)).median)
-    one_off, warm = ranked("total_seconds"), ranked("warm_total_seconds")
-    out = ["One-off runs (each pays its own start-up): " + speedup_verdict(
-        one_off[0].label, repeats_of(one_off[0], "total_seconds"),
-        one_off[1].label, repeats_of(one_off[1], "total_seconds")) + "."]
+    one_off, total, warm = (ranked(k) for k in ("one_off_seconds", "total_seconds",
+                                                "warm_total_seconds"))
+    out = ["One-off runs, set-up + training (each pays its own start-up; evaluation not "
+           "counted, as `costtrain advise` predicts): " + speedup_verdict(
+               one_off[0].label, repeats_of(one_off[0], "one_off_seconds"),
+               one_off[1].label, repeats_of(one_off[1], "one_off_seconds"),
+               "set-up + training") + "."]
+    out.append("End to end, the evaluations included: " + speedup_verdict(
+        total[0].label, repeats_of(total[0], "total_seconds"),
+        total[1].label, repeats_of(total[1], "total_seconds")) + ".")
     out.append("If you re-run in this process or kernel (warm workers): " + speedup_verdict(
         warm[0].label, repeats_of(warm[0], "warm_total_seconds"),
         warm[1].label, repeats_of(warm[1], "warm_total_seconds")) + ".")

@@ -73,6 +73,11 @@ class PriceBasis:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"description": self.describe()}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PriceBasis:
+        """The basis :meth:`to_dict` wrote."""
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
 
 def load_prices(path: str | Path | None = None) -> dict[str, Any]:
     """The default price table updated from a JSON/TOML file (`path`, else ``$COSTTRAIN_PRICES``)."""

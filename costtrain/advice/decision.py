@@ -1,20 +1,43 @@
-"""Your machine, your decision: a one-page decision card from ``costtrain advise``.
+"""Your job, your machine, your decision: a one-page decision card from ``costtrain advise``.
 
-:func:`decision_card` turns an :class:`~costtrain.advice.advise.Advice` (short probes of every method
-on this machine, the whole job predicted from them and ranked by one-off time) into
-``decision_card.md`` and ``decision_card.png``: the machine, the recommended configuration and
-its command line, the predicted one-off time (set-up + training; evaluation not included) and
-cost, with ranges when the probes were repeated, the runner-up, and what would change the
-answer. It names a winner only when the probes can tell: one probe each gives "fastest
-predicted" and says to repeat; overlapping ranges of repeated probes say "within noise". Every number on the card comes from the advice's own probes; the rules of thumb are
-computed from them.
+:func:`decision_card` turns an :class:`~costtrain.advice.advise.Advice` (repeated short probes
+of every method on this machine, the reader's job predicted from them) into
+``decision_card.md`` and ``decision_card.png``. The card's first line is the job; then the
+machine (and the load during the probes); the recommendation, or a tie where the ranges
+overlap, with commands that run exactly the predicted job; where each configuration takes
+over as the job grows (:mod:`costtrain.advice.takeover`); the ranked table with the rule it
+follows; and what would change the answer. Every sentence is chosen by the probes' numbers
+and the noise rule (ranges apart or not); none is written in advance.
+
+Words chosen by thresholds (documented here, tested with opposite numbers):
+
+* thread scaling, the measured speed-up of one process with all threads over one thread
+  against the ideal (the thread count): at least :data:`NEAR_IDEAL` of the ideal "close to
+  the ideal", at least :data:`PART_OF_IDEAL` "part of the ideal", below that "little of the
+  ideal"; "no faster" when the speed-up's range reaches 1, "slower" when it lies below 1;
+* another method once started: "faster", "slower" or "within noise" from its steady-rate
+  range against the best single process's.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+from ..utils import hardware_info
 from .cost import money
+from .noise import Spread, spread
+from .takeover import Line, crossing, epochs_text, samples_text, statements
+
+NEAR_IDEAL = 0.85  # thread speed-up at least this share of the ideal: "close to the ideal"
+PART_OF_IDEAL = 0.5  # at least this share: "part of the ideal"; below: "little of the ideal"
+CHART_FROM = 64  # the time-vs-job-size chart starts at one batch...
+CHART_TIMES = 100  # ... and ends at this many times the reader's job
+
+
+def _money(x: float | None) -> str:
+    """Money for Markdown: ``\\$`` so that no renderer reads a pair of dollars as LaTeX."""
+    return "-" if x is None else money(x).replace("$", "\\$")
 
 
 def _machine(hw: dict[str, Any]) -> str:
@@ -23,184 +46,335 @@ def _machine(hw: dict[str, Any]) -> str:
             f"Python {hw.get('python', '?')}, torch {hw.get('torch', '?')}")
 
 
+def _same_machine(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("cpu", "cores", "gpu", "torch"))
+
+
 def _seconds(row) -> str:
     if row.predicted_seconds is None:
         return "-"
     if row.predicted_range:
         lo, hi = row.predicted_range
-        return f"{row.predicted_seconds:.1f} s [{lo:.1f}-{hi:.1f}]"
-    return f"{row.predicted_seconds:.1f} s"
+        return f"{row.predicted_seconds:.3g} s [{lo:.3g}-{hi:.3g}]"
+    return f"{row.predicted_seconds:.3g} s"
 
 
-def _times(row, rec, of: str) -> str:
-    """`` (1.48x the recommended time)``: `row`'s predicted time against `rec`'s, if both have one."""
-    if not (row.predicted_seconds and rec.predicted_seconds):
-        return ""
-    return f" ({row.predicted_seconds / rec.predicted_seconds:.2f}x {of})"
+def job_line(job: dict[str, Any]) -> str:
+    """The job the card predicts, as its first line says it."""
+    target = job.get("target_accuracy")
+    images = job.get("train_samples") or 0
+    asked = job.get("asked_samples")
+    text = (f"{job.get('dataset', '?')}, {job.get('epochs', '?')} epoch(s) of {images:,} "
+            f"training images = {job.get('samples', 0):,} samples, batch "
+            f"{job.get('batch_size', '?')}, lr {job.get('lr', '?')}, seed {job.get('seed', '?')}")
+    if job.get("model"):
+        text = f"{job['model']} on " + text
+    if target:
+        text += f", to {100 * target:.1f} % test accuracy"
+    if asked and asked != job.get("samples"):
+        text += (f" (you asked for {asked:,} samples: the commands run whole epochs, so the "
+                 "card predicts the job they run)")
+    return text
 
 
-def _probe(advice, method: str, test=lambda r: True):
-    """The fastest ok probe (steady samples/s) of `method` that passes `test`, or None."""
-    found = [r for r in advice.probes if r.status == "ok" and r.method == method and test(r)]
-    return max(found, key=lambda r: r.steady_samples_per_second, default=None)
+def _load(advice) -> str:
+    loads = [p.extra.get("load") or {} for p in advice.probes]
+    loads = [x for x in loads if "other_cores" in x]
+    if not loads:
+        return "not measured"
+    worst = max(loads, key=lambda x: x["other_cores"])
+    busy = sum(bool(x.get("busy")) for x in loads)
+    return (f"other work used up to {worst['other_cores']:.2f} of {worst.get('cores', '?')} "
+            f"cores during the probes" + (f"; {busy} of {len(loads)} probe(s) ran on a busy "
+                                          "machine: repeat when it is idle" if busy else ""))
+
+
+def lines_of(advice) -> list[Line]:
+    """Each ranked configuration's time-vs-job-size line, from its probes."""
+    out = []
+    for row in advice.rows:
+        if row.status != "ok" or not row.samples_per_second:
+            continue
+        runs = [p for p in advice.probes if p.label == row.label and p.status == "ok"]
+        setups = [p.setup_seconds for p in runs] or [row.setup_seconds]
+        rates = [p.steady_samples_per_second for p in runs
+                 if p.steady_samples_per_second > 0] or [row.samples_per_second]
+        out.append(Line.of(row.label, setups, rates))
+    return out
 
 
 def verdict(advice) -> tuple[str, str]:
-    """How sure the card may be: the word for the top row and, where the probes cannot tell it
-    from the runner-up, the sentence that says so (the fair-verdict rules: one probe each names
-    no winner; overlapping ranges of repeated probes are within noise)."""
+    """The word for the top row and, where the probes cannot tell it from the runner-up, the
+    sentence that says so and what would separate them."""
     from .predict import within_noise
     ok = [r for r in advice.rows if r.status == "ok"]
     rec = advice.recommended
     if rec is None or len(ok) < 2:
         return "Recommended", ""
     second = ok[1]
-    ratio = _times(second, rec, "its time")
     noisy = within_noise(rec, second)
     if noisy is None:
-        return ("Fastest predicted, one probe each",
-                f"One probe each names no winner: the runner-up, {second.label}, is predicted "
-                f"at {_seconds(second)}{ratio}. Repeat the probes (`costtrain advise --repeats 3`, "
-                "or `repeats=3`) before trusting the order.")
+        return ("Soonest predicted, one probe each",
+                f"One probe each names no winner: {second.label} is predicted at "
+                f"{_seconds(second)}. Probe again (`costtrain advise --repeats 3`) before "
+                "trusting the order.")
     if noisy:
-        return ("Recommended, within noise of the runner-up",
-                f"The repeated probes' predicted ranges of {rec.label} and {second.label} "
-                f"({_seconds(second)}{ratio}) overlap: either is a fine choice.")
+        longer = [c for c in (crossing(_line(advice, rec.label), _line(advice, second.label),
+                                       CHART_FROM, CHART_TIMES * advice.job["samples"]),)
+                  if c.kind in ("takes over", "sooner below")]
+        separate = ("more probes (`--repeats 5`)" + (
+            f", or a job beyond {samples_text(longer[0].high)} samples, where their bands part"
+            if longer and longer[0].high < float("inf") else ""))
+        return ("Tie (within noise)",
+                f"{rec.label} ({_seconds(rec)}) and {second.label} ({_seconds(second)}) have "
+                f"overlapping predicted ranges for this job: either is a fine choice. What "
+                f"would separate them: {separate}.")
     return "Recommended", ""
 
 
-def what_would_change(advice) -> list[str]:
-    """Rules of thumb for this machine, each computed from the advice's own probes."""
+def _line(advice, label: str) -> Line:
+    return next(ln for ln in lines_of(advice) if ln.label == label)
+
+
+# ------------------------------------------------------------------ what would change it
+def _best_single(advice):
+    """The best single-process CPU row (the contender every other method must beat)."""
+    from .. import methods
+    return next((r for r in advice.rows if r.status == "ok"
+                 and methods.get(r.method).in_process and "cuda" not in r.label), None)
+
+
+def _rates(advice, label: str) -> Spread | None:
+    rates = [p.steady_samples_per_second for p in advice.probes
+             if p.label == label and p.status == "ok" and p.steady_samples_per_second > 0]
+    return spread(rates) if rates else None
+
+
+def _once_started(other: Spread, ref: Spread) -> str:
+    """'faster', 'slower' or 'within noise' once started, from the two rate ranges (one probe
+    a side cannot tell)."""
+    if other.n < 2 or ref.n < 2:
+        return ("faster (one probe each: not beyond noise) than" if other.median > ref.median
+                else "slower (one probe each: not beyond noise) than")
+    if other.overlaps(ref):
+        return "within noise of"
+    return "faster than" if other.median > ref.median else "slower than"
+
+
+def thread_line(advice) -> str | None:
+    """More threads in one process: the measured speed-up against the ideal."""
+    from .. import methods
+    singles = [r for r in advice.rows if r.status == "ok" and methods.get(r.method).in_process
+               and "cuda" not in r.label and r.job.get("threads")]
+    if len(singles) < 2:
+        return None
+    one = min(singles, key=lambda r: r.job["threads"])
+    many = max(singles, key=lambda r: r.job["threads"])
+    a, b = _rates(advice, many.label), _rates(advice, one.label)
+    if a is None or b is None or many.job["threads"] == one.job["threads"]:
+        return None
+    ideal = many.job["threads"] / one.job["threads"]
+    ratio, low, high = a.median / b.median, a.low / b.high, a.high / b.low
+    share = ratio / ideal
+    word = ("close to the ideal" if share >= NEAR_IDEAL else "part of the ideal"
+            if share >= PART_OF_IDEAL else "little of the ideal")
+    if a.n < 2 or b.n < 2:
+        word = f"{word} by this one probe each, which cannot tell beyond noise"
+    elif high < 1.0:
+        word = "slower than one thread, beyond noise"
+    elif low <= 1.0:
+        word = "no faster beyond noise: its range reaches 1x"
+    return (f"**More threads.** One process with {many.job['threads']} threads trained "
+            f"{ratio:.2f}x [{low:.2f}-{high:.2f}] the samples/s of {one.job['threads']} thread "
+            f"(ideal {ideal:g}x): {word} ({100 * share:.0f} % of it; thresholds "
+            f"{100 * NEAR_IDEAL:.0f} % and {100 * PART_OF_IDEAL:.0f} %).")
+
+
+def method_lines(advice) -> list[str]:
+    """For each multi-process method probed: faster, slower or within noise once started
+    than the best single process, and where it takes over."""
+    from .. import methods
+    ref = _best_single(advice)
+    if ref is None:
+        return []
+    ref_rates = _rates(advice, ref.label)
+    lines = {ln.label: ln for ln in lines_of(advice)}
+    hi = CHART_TIMES * advice.job["samples"]
     out = []
-    one = _probe(advice, "baseline", lambda r: r.threads == 1 and r.device == "cpu")
-    many = _probe(advice, "baseline", lambda r: r.threads > 1 and r.device == "cpu")
-    hog = _probe(advice, "hogwild", lambda r: r.device == "cpu")
-    if one and many:
-        out.append(f"**More cores.** One process with {many.threads} threads trained "
-                   f"{many.steady_samples_per_second / one.steady_samples_per_second:.2f}x as "
-                   f"many samples/s as with 1 thread (ideal: {many.threads}x): this net gains "
-                   "little from more threads; more cores pay off through more processes.")
-    if hog and (many or one):
-        ref = many or one
-        procs = hog.config.get("processes", "?")
-        ratio = hog.steady_samples_per_second / ref.steady_samples_per_second
-        out.append(f"**More processes.** Hogwild! with {procs} processes trained {ratio:.2f}x the "
-                   f"samples/s of the best single process, after {hog.setup_seconds:.1f} s of "
-                   f"set-up against {ref.setup_seconds:.1f} s: "
-                   + ("the longer the job, the less the start-up matters." if ratio > 1 else
-                      "it trained no faster even once started, so a longer job does not make it "
-                      "pay on this machine; more cores or a sparse model might."))
-    gpu = _probe(advice, "baseline", lambda r: r.device != "cpu")
-    if gpu and (many or one):
-        out.append(f"**A GPU.** The GPU probe ({gpu.label}) trained "
-                   f"{gpu.steady_samples_per_second / (many or one).steady_samples_per_second:.2f}x "
-                   "the CPU's best samples/s; larger batches or a bigger net use a GPU better.")
-    elif not advice.hardware.get("gpu"):
-        out.append("**A GPU.** None here. A small net at batch 64 keeps a GPU waiting on kernel "
-                   "launches; a larger batch or a bigger model is what a GPU speeds up.")
-    out.append("**A sparse model.** If each step of your model touches only a few weights "
-               "(embeddings, hashed features), Hogwild!'s workers rarely collide and it can scale "
-               "much better than on this dense net (notebook 03b measures it on your machine).")
-    ps = _probe(advice, "ps-sync") or _probe(advice, "ps-async")
-    if ps and ps.extra.get("comm_share") is not None:
-        line = (f"**A network link.** On this machine's loopback the parameter server's workers "
-                f"spent {100 * ps.extra['comm_share']:.0f} % of their time communicating")
-        try:
-            from .network import measured_seconds_per_step, predict
-            wifi = predict(ps, "wifi", 2).seconds_per_step / measured_seconds_per_step(ps)
-            line += (f"; on two machines over Wi-Fi each step is predicted to take {wifi:.1f}x "
-                     "as long: talk less (local SGD, notebook 05).")
-        except Exception:  # a probe without the communication figures the model needs
-            line += "."
-        out.append(line)
+    seen: set[str] = set()
+    for row in advice.rows:
+        m = methods.get(row.method)
+        if row.status != "ok" or m.in_process or m.name in seen or "predicted" in row.label:
+            continue
+        seen.add(m.name)  # the best-ranked configuration of each method
+        rates = _rates(advice, row.label)
+        if rates is None or ref_rates is None:
+            continue
+        how = _once_started(rates, ref_rates)
+        title = m.title[0].upper() + m.title[1:]
+        text = (f"**{title}{'' if title[-1] in '.!?' else '.'}** {row.label} trained {how} "
+                f"{ref.label} once started ({rates.median:,.0f} [{rates.low:,.0f}-"
+                f"{rates.high:,.0f}] against {ref_rates.median:,.0f} [{ref_rates.low:,.0f}-"
+                f"{ref_rates.high:,.0f}] samples/s) after {row.setup_seconds:.1f} s of set-up "
+                f"against {ref.setup_seconds:.1f} s")
+        c = crossing(lines[ref.label], lines[row.label], CHART_FROM, hi)
+        if c.kind == "takes over":
+            text += (f": it takes over after {samples_text(c.at)} samples "
+                     f"({epochs_text(c.at, advice.job.get('train_samples') or 1)}).")
+        elif how == "faster than":
+            text += ": it would take over beyond the charted range (100x this job)."
+        elif how == "slower than":
+            text += ": a longer job does not make it pay on this machine."
+        else:
+            text += ": the probes cannot tell whether a longer job would make it pay."
+        out.append(text)
     return out
 
 
-def card_markdown(advice) -> str:
-    """The decision card as Markdown."""
-    job = advice.job
-    target = job.get("target_accuracy")
-    lines = ["# Your machine, your decision", "",
-             f"**Machine:** {_machine(advice.hardware)}.", "",
-             f"**Job:** {job.get('dataset', '?')}, {job.get('epochs', '?')} epoch(s) = "
-             f"{job.get('samples', 0):,} samples, batch {job.get('batch_size', '?')}"
-             + (f", target {100 * target:.1f} % test accuracy" if target else "") + ".", ""]
+def sparse_line(findings: dict[str, Any] | None, hardware: dict[str, Any]) -> str:
+    """What notebook 03b measured on this machine for a sparse model, or that it did not."""
+    sparse = (findings or {}).get("03b_sparse_hogwild", {}).get("sparse_speedup")
+    if not sparse or not _same_machine(sparse.get("hardware", {}), hardware):
+        return ("**A sparse model.** Not measured on this machine: notebook 03b measures how "
+                "Hogwild! scales when each step touches few weights.")
+    return (f"**A sparse model.** Notebook 03b measured Hogwild! with {sparse['processes']} "
+            f"processes at {sparse['ratio']:.2f}x the steady samples/s of one process on a "
+            f"sparse model on this machine ({sparse['verdict']}), against this card's dense "
+            "net above.")
+
+
+def gpu_line(advice) -> str:
+    """Only what was measured: the GPU probe against the best CPU configuration."""
+    gpu = [r for r in advice.rows if r.status == "ok" and "cuda" in r.label]
+    cpu = _best_single(advice)
+    if gpu and cpu:
+        g = max(gpu, key=lambda r: r.samples_per_second)
+        return (f"**A GPU.** {g.label} trained {g.samples_per_second / cpu.samples_per_second:.2f}x "
+                f"the steady samples/s of {cpu.label}, measured here.")
+    if advice.hardware.get("gpu"):
+        return "**A GPU.** There is one, but no GPU probe ran: nothing measured."
+    return "**A GPU.** None here: nothing measured."
+
+
+def levers_line(advice) -> str | None:
+    """The levers on the single-process contender: carried from notebook 01b, or tuned."""
+    carried = advice.job.get("levers") or {}
+    why = advice.job.get("levers_why")
+    if carried:
+        names = ", ".join(k for k, v in carried.items() if v)
+        return (f"**Levers.** The single-process rows run with {names}, which "
+                f"{why or 'you passed'}.")
+    if why:
+        return f"**Levers.** None on the single-process rows: {why}."
+    return None
+
+
+def what_would_change(advice, findings: dict[str, Any] | None = None) -> list[str]:
+    """Each line computed from the advice's own probes (or the course's findings on this
+    machine), its words chosen by the thresholds and the noise rule."""
+    out = [x for x in (thread_line(advice), levers_line(advice)) if x]
+    out += method_lines(advice)
+    out.append(sparse_line(findings, advice.hardware))
+    out.append(gpu_line(advice))
+    return out
+
+
+# ------------------------------------------------------------------ the card
+def card_markdown(advice, findings: dict[str, Any] | None = None) -> str:
+    """The decision card as Markdown (no ``$`` pair a renderer could take for LaTeX)."""
+    lines = ["# Your job, your machine, your decision", "",
+             f"**Job:** {job_line(advice.job)}.", "",
+             f"**Machine:** {_machine(advice.hardware)}; load: {_load(advice)}.", ""]
+    here = hardware_info()
+    if not _same_machine(advice.hardware, here):
+        lines += [f"**Read on another machine:** this card was measured on the machine above; "
+                  f"you are reading it on {_machine(here)}. Its numbers are that machine's: "
+                  "run `costtrain advise` here for yours.", ""]
     rec = advice.recommended
     ok = [r for r in advice.rows if r.status == "ok"]
     if rec is None:
         lines += ["**No recommendation:** no configuration could be probed within the budget of "
                   f"{advice.budget_seconds:.0f} s. Raise the budget and run again.", ""]
     else:
-        cost = "-" if rec.predicted_cost is None else money(rec.predicted_cost)
         word, sure = verdict(advice)
         lines += [f"**{word}:** {rec.label}, predicted {_seconds(rec)} one-off (set-up + "
-                  f"training{' to the target' if target and rec.reaches_target else ''}), {cost} "
-                  f"({advice.basis.describe()}).", "",
-                  f"    {rec.command()}", ""]
+                  "training; evaluation not included), "
+                  f"{_money(rec.predicted_cost)} ({advice.basis.describe().replace('$', chr(92) + '$')}).",
+                  "", f"    {rec.command()}", ""]
         if sure:
-            lines += [f"**How sure:** {sure}", ""]
-        elif len(ok) > 1:
+            lines += [sure, ""]
+        if len(ok) > 1:
             second = ok[1]
-            lines += [f"**Runner-up:** {second.label}, {_seconds(second)}"
-                      f"{_times(second, rec, 'the recommended time')}.", ""]
-        lines += [f"**Why:** {advice.justification}", ""]
-    lines += ["| rank | configuration | predicted set-up + training | predicted cost | expected acc % "
-              "| measured samples/s |", "|---|---|---|---|---|---|"]
+            lines += [f"**Runner-up:** {second.label}, {_seconds(second)} "
+                      f"({second.predicted_seconds / rec.predicted_seconds:.2f}x):", "",
+                      f"    {second.command()}", ""]
+        lines += [f"**Why:** {advice.justification.replace('$', chr(92) + '$')}", ""]
+        if len(ok) > 1:
+            lo, hi = CHART_FROM, CHART_TIMES * advice.job["samples"]
+            lines += ["## Where each configuration takes over", "",
+                      f"Predicted one-off time = set-up + samples / steady rate, for jobs from "
+                      f"{lo} to {samples_text(hi)} samples ({CHART_TIMES}x this job); the "
+                      "ranges are the probes' fastest and slowest lines.", ""]
+            lines += [f"- {s}" for s in statements(lines_of(advice), rec.label,
+                                                   advice.job.get("train_samples") or 1, lo, hi)]
+            lines += [""]
+    lines += ["## The ranking", "",
+              "Ranked by the predicted one-off time of this job (the median of each "
+              "configuration's probes, [min-max]). Accuracy only as a filter on what the probes "
+              "measured at equal samples: a configuration that learned more than 1 point less, "
+              "beyond its noise, is listed after and marked.", "",
+              "| rank | configuration | predicted set-up + training | set-up s | steady samples/s "
+              "| probe acc % (measured) | cost | mark |", "|---|---|---|---|---|---|---|---|"]
     for r in advice.rows:
-        lines.append(f"| {r.rank if r.status == 'ok' else r.status} | {r.label} | {_seconds(r)} | "
-                     f"{'-' if r.predicted_cost is None else money(r.predicted_cost)} | "
-                     f"{'-' if r.expected_accuracy is None else f'{100 * r.expected_accuracy:.1f}'} "
-                     f"| {r.samples_per_second:,.0f} |")
+        rate = (f"{r.samples_per_second:,.0f}" + (f" [{r.rate_range[0]:,.0f}-{r.rate_range[1]:,.0f}]"
+                                                  if r.rate_range else ""))
+        acc = ("-" if r.probe_accuracy is None else f"{100 * r.probe_accuracy:.1f}"
+               + (f" [{100 * r.accuracy_range[0]:.1f}-{100 * r.accuracy_range[1]:.1f}]"
+                  if r.accuracy_range else "") + f" at {r.accuracy_samples:,}")
+        mark = r.listed_after or (r.why if r.status != "ok" else "")
+        lines.append(f"| {r.rank if r.status == 'ok' else r.status} | {r.label} | {_seconds(r)} "
+                     f"| {r.setup_seconds:.2f} | {rate} | {acc} | {_money(r.predicted_cost)} "
+                     f"| {mark} |")
     lines += ["", "## What would change the answer", ""]
-    lines += [f"- {t}" for t in what_would_change(advice)]
-    lines += ["", f"*Predicted from {len(advice.probes)} short probe(s) measured on this machine "
-              f"in {advice.elapsed_seconds:.0f} s (budget {advice.budget_seconds:.0f} s). "
-              "Throughput is measured; accuracies are extrapolated and a rough guide.*"]
+    lines += [f"- {t}" for t in what_would_change(advice, findings)]
+    n = len(advice.probes)
+    lines += ["", f"*Predicted from {n} short probe(s) measured on this machine in "
+              f"{advice.elapsed_seconds:.0f} s (budget {advice.budget_seconds:.0f} s). Set-up and "
+              "throughput are measured; the job's time is set-up + samples / throughput.*"]
     if advice.notes:
-        lines += [""] + [f"- note: {n}" for n in advice.notes]
+        lines += [""] + [f"- note: {n.replace('$', chr(92) + '$')}" for n in advice.notes]
     return "\n".join(lines) + "\n"
 
 
-def card_figure(advice, path: str | Path) -> Path:
-    """The card as one PNG: the machine, the recommendation with its command, time and cost,
-    what would change the answer, and the ranked predictions."""
+def card_figure(advice, path: str | Path, findings: dict[str, Any] | None = None) -> Path:
+    """The card as one PNG: the job, the machine, the recommendation and its command, and the
+    predicted time against job size (log axes, a band per configuration, the job marked)."""
     import re
     import textwrap
 
     from matplotlib.figure import Figure
-    rows = [r for r in advice.rows if r.status == "ok" and r.predicted_seconds is not None]
     rec = advice.recommended
-    text = textwrap.wrap(f"Machine: {_machine(advice.hardware)}", 100)
+    text = textwrap.wrap(f"Job: {job_line(advice.job)}", 110)
+    text += textwrap.wrap(f"Machine: {_machine(advice.hardware)}", 110)
     if rec is not None:
-        cost = "-" if rec.predicted_cost is None else money(rec.predicted_cost)
         word, sure = verdict(advice)
         text += [f"{word}: {rec.label}, predicted {_seconds(rec)} (set-up + training), "
-                 f"{cost}", f"  {rec.command()}"]
-        text += textwrap.wrap(re.sub(r"`", "", sure), 100)
+                 f"{'-' if rec.predicted_cost is None else money(rec.predicted_cost)}",
+                 f"  {rec.command()}"]
+        text += textwrap.wrap(re.sub(r"`", "", sure), 110)
     else:
         text += ["No configuration could be probed within the budget: raise it and run again."]
-    text += ["", "What would change the answer:"]
-    for rule in what_would_change(advice):
-        plain = re.sub(r"\*\*(.+?)\*\*", r"\1", rule)
-        text += textwrap.wrap(plain, 100, initial_indent="- ", subsequent_indent="  ")
-    fig = Figure(figsize=(9, 1.0 + 0.17 * len(text) + 0.3 * max(len(rows), 1) + 0.8),
+    lines = lines_of(advice)
+    fig = Figure(figsize=(9.5, 1.2 + 0.16 * len(text) + (4.2 if lines else 0.3)),
                  layout="constrained")
-    top, bottom = fig.subplots(2, 1, height_ratios=[0.6 + 0.17 * len(text),
-                                                    0.8 + 0.3 * max(len(rows), 1)])
+    top, bottom = fig.subplots(2, 1, height_ratios=[0.5 + 0.16 * len(text), 4.2 if lines else 0.3])
     top.axis("off")
-    top.text(0, 1, "Your machine, your decision", fontsize=13, fontweight="bold", va="top",
-             transform=top.transAxes)
-    top.text(0, 0.88, "\n".join(text), fontsize=7.5, va="top", family="monospace",
-             transform=top.transAxes)
-    if rows:
-        secs = [r.predicted_seconds for r in rows]
-        err = [[max(0.0, s - (r.predicted_range or (s, s))[0]) for s, r in zip(secs, rows)],
-               [max(0.0, (r.predicted_range or (s, s))[1] - s) for s, r in zip(secs, rows)]]
-        bottom.barh([r.label for r in rows], secs, xerr=err, capsize=2,
-                    color=["tab:green" if r is rec else "tab:gray" for r in rows])
-        bottom.invert_yaxis()
-        bottom.set_xlabel("predicted one-off seconds for the whole job, set-up + training "
-                          "(green: recommended)")
+    top.text(0, 1, "Your job, your machine, your decision", fontsize=13, fontweight="bold",
+             va="top", transform=top.transAxes, usetex=False)
+    top.text(0, 0.82, "\n".join(text), fontsize=7.5, va="top", family="monospace",
+             transform=top.transAxes, parse_math=False)
+    if lines:
+        _chart(bottom, lines, advice.job["samples"], rec.label if rec else None)
     else:
         bottom.axis("off")
     path = Path(path)
@@ -209,10 +383,41 @@ def card_figure(advice, path: str | Path) -> Path:
     return path
 
 
-def decision_card(advice, out_dir: str | Path, name: str = "decision_card") -> tuple[Path, Path]:
+def _chart(ax, lines: Sequence[Line], job: float, winner: str | None) -> None:
+    """Predicted seconds against job size, one band per configuration, the job marked."""
+    hi = CHART_TIMES * job
+    grid = [CHART_FROM * (hi / CHART_FROM) ** (i / 199) for i in range(200)]
+    for ln in lines:
+        bands = [ln.band(n) for n in grid]
+        mid = [ln.seconds(n) for n in grid]
+        (p,) = ax.plot(grid, mid, lw=2.2 if ln.label == winner else 1.2, label=ln.label)
+        ax.fill_between(grid, [b[0] for b in bands], [b[1] for b in bands], alpha=0.18,
+                        color=p.get_color(), lw=0)
+    ax.axvline(job, color="k", ls="--", lw=1)
+    ax.text(job, 0.02, " your job", rotation=90, va="bottom", fontsize=8,
+            transform=ax.get_xaxis_transform(), parse_math=False)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("job size (samples), one batch to 100x your job")
+    ax.set_ylabel("predicted one-off seconds (set-up + training)")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(True, which="both", alpha=0.2)
+
+
+def load_findings(path: str | Path) -> dict[str, Any]:
+    """The course's findings on this machine (``out/findings.json``), {} when none."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def decision_card(advice, out_dir: str | Path, name: str = "decision_card",
+                  findings: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``NAME.md`` and ``NAME.png`` into `out_dir`; return their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md = out / f"{name}.md"
-    md.write_text(card_markdown(advice), encoding="utf-8")
-    return md, card_figure(advice, out / f"{name}.png")
+    md.write_text(card_markdown(advice, findings), encoding="utf-8")
+    return md, card_figure(advice, out / f"{name}.png", findings)

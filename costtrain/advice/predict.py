@@ -1,25 +1,34 @@
-"""From probe measurements to predictions for the whole job, ranked, with the reasons.
+"""From probe measurements to predictions for the reader's job, ranked, with the rule stated.
 
 Pure functions of :class:`~costtrain.result.RunResult` numbers (no training here), so the
 ranking can be checked on results built from known throughputs and learning curves:
 
-* time = probe set-up + samples needed / measured steady samples per second;
-* accuracy after ``n`` samples from a least-squares fit ``acc(n) = A - B / sqrt(n)`` of the
-  probe's held-out evaluations (``A`` is the plateau the fit expects), so the samples needed
-  for a target accuracy are ``(B / (A - target))**2``.
+* one-off time for a job of ``n`` samples = set-up + ``n`` / steady samples per second
+  (:mod:`costtrain.measure` defines both; periodic evaluation is not in it), computed for
+  every probe of a configuration: the point estimate is the median over its probes, the
+  range their min and max (one probe has no range);
+* the ranking is by that time. Accuracy enters only as a stated filter on what the probes
+  *measured* at equal samples: a configuration whose probes learned more than
+  :data:`ACCURACY_SLACK` less than the best, beyond their noise, is listed after the others
+  and marked with the reason;
+* with a target accuracy, the samples needed come from the probes' evaluations (measured
+  when a probe reached it, else a least-squares fit ``acc(n) = A - B / sqrt(n)``,
+  extrapolated, and said so).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 from .. import methods
 from ..result import RunResult
 from .cost import PriceBasis, as_fraction, money, price_basis
+from .noise import spread
 
 TRAINERS = {m.name: tuple(m.trainer.split(":")) for m in methods.METHODS.values()}
-ACCURACY_TOLERANCE = 0.05  # expected accuracies closer than this are within probe noise
+ACCURACY_SLACK = 0.01  # probes that learned more than this less (1 point), beyond noise: listed after
 SHORT_PROBE = 0.5  # a probe with fewer samples than this share of the longest: accuracy not judged
 
 
@@ -58,25 +67,51 @@ def samples_to_reach(fit: tuple[float, float], target: float) -> float | None:
     return (b / (a - target)) ** 2
 
 
+def accuracy_at(eval_curve: dict[str, list], samples: float) -> float | None:
+    """Held-out accuracy the curve measured at `samples`, interpolated between evaluations
+    (None past its last one or with no evaluation)."""
+    pts = list(zip(eval_curve.get("samples", []), eval_curve.get("accuracy", [])))
+    if not pts or samples > pts[-1][0]:
+        return None
+    prev = (0, None)
+    for n, a in pts:
+        if n >= samples:
+            if prev[1] is None or n == prev[0]:
+                return a
+            f = (samples - prev[0]) / (n - prev[0])
+            return prev[1] + f * (a - prev[1])
+        prev = (n, a)
+    return None
+
+
+# ----------------------------------------------------------------------- rows
 @dataclass
 class Row:
-    """One configuration's prediction for the whole job."""
+    """One configuration's prediction for the reader's job."""
 
     label: str
     method: str
     job: dict[str, Any]  # keyword arguments of the trainer for the whole job
     status: str = "ok"  # ok | failed | skipped
-    samples_per_second: float = 0.0  # measured, steady state, all workers together
-    setup_seconds: float = 0.0
+    samples_per_second: float = 0.0  # measured steady rate, median over the probes
+    setup_seconds: float = 0.0  # one-off set-up, median over the probes
     average_watts: float = 0.0
     energy_source: str = ""
-    predicted_seconds: float | None = None
+    predicted_seconds: float | None = None  # median over the probes' predictions
     predicted_cost: float | None = None
-    expected_accuracy: float | None = None  # when the run stops: at the target or job end
+    expected_accuracy: float | None = None  # target mode: at the target (fit, extrapolated)
     reaches_target: bool | None = None
     why: str = ""
     rank: int | None = None
-    predicted_range: tuple[float, float] | None = None  # min-max over repeated probes
+    predicted_range: tuple[float, float] | None = None  # min-max over the probes (>= 2)
+    rate_range: tuple[float, float] | None = None
+    setup_range: tuple[float, float] | None = None
+    probes: int = 1
+    probe_accuracy: float | None = None  # measured at `accuracy_samples`, median of the probes
+    accuracy_range: tuple[float, float] | None = None
+    accuracy_samples: int | None = None
+    listed_after: str = ""  # why it is ranked after faster rows (empty: ranked by time)
+    data: dict[str, Any] = field(default_factory=dict)  # the job's data options (run's flags)
 
     @property
     def trainer(self) -> str:
@@ -84,96 +119,150 @@ class Row:
 
     def call(self) -> str:
         """The Python call that runs the whole job in this configuration."""
-        args = ", ".join(f"{k}={v!r}" for k, v in self.job.items())
+        args = ", ".join(f"{k}={v!r}" for k, v in {**self.job, **self._data_kwargs()}.items())
         return f"{self.trainer}(net, data, {args})"
 
+    def _data_kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.data.items() if k in ("batch_size", "lr", "seed")}
+
     def command(self) -> str:
-        """The ``costtrain run`` command line for the whole job (built-in models and data)."""
+        """The ``costtrain run`` command line that runs exactly the predicted job: method,
+        processes or threads, epochs, data (``--dataset``, ``--subset``), batch, learning
+        rate, seed and levers (built-in models and datasets)."""
         method = methods.get(self.method).name
+        flags = {**{k: v for k, v in self.data.items() if k != "test_subset"}, **self.job}
         opts = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True or v == "default" and
                                                       k == "compile" else f" {v}")
-                        for k, v in self.job.items()
+                        for k, v in flags.items()
                         if k != "pipeline" and v is not None and v is not False)
         return f"costtrain run --method {method} {opts}"
 
 
 def rank_probes(probes: list[RunResult], *, job_samples: int, epochs: int = 1,
-                target_accuracy: float | None = None,
-                basis: PriceBasis | None = None) -> list[Row]:
-    """Predict the whole job from each probe and rank the configurations.
+                target_accuracy: float | None = None, basis: PriceBasis | None = None,
+                data: dict[str, Any] | None = None) -> list[Row]:
+    """Predict the whole job from every probe (repeats share a label) and rank them.
 
-    With a target accuracy, configurations predicted to reach it come first, soonest first;
-    without one (or for those that miss it), the whole job (`job_samples`) soonest first,
-    except that configurations expected to end clearly less accurate (by more than
-    :data:`ACCURACY_TOLERANCE`) than the best come after the others. The accuracy of a probe
-    much shorter than the longest (:data:`SHORT_PROBE`) is not judged at all.
-    Time = probe set-up + samples / measured steady throughput; cost at the probe's average
-    power (``probe.cost['average_watts']`` when measured, else ``basis.watts``).
+    Without a target: by the predicted one-off time of the job (`job_samples`), soonest
+    first, except that configurations whose probes *measured* more than
+    :data:`ACCURACY_SLACK` less accuracy at equal samples than the best, beyond their noise,
+    come after the others with the reason in ``listed_after``. With a target accuracy,
+    configurations predicted to reach it come first, soonest first (the samples needed:
+    measured in a probe, else extrapolated from its fit). Failed configurations come last.
+    Cost at the probes' average power (``cost['average_watts']`` when measured, else
+    ``basis.watts``). `data` holds the job's data options (dataset, subset, batch_size, lr,
+    seed) for the rows' commands.
     """
     basis = basis or price_basis()
     target = as_fraction(target_accuracy)
+    groups: dict[str, list[RunResult]] = {}
+    for r in probes:
+        groups.setdefault(r.label, []).append(r)
     longest = max((r.samples for r in probes if r.status != "failed"), default=0)
-    rows = [_predict(r, job_samples, epochs, target, basis, r.samples >= SHORT_PROBE * longest)
-            for r in probes]
-    best_acc = max((r.expected_accuracy or 0.0 for r in rows
-                    if r.status == "ok" and not r.reaches_target), default=0.0)
+    rows = [_predict(runs, job_samples, epochs, target, basis, longest, dict(data or {}))
+            for runs in groups.values()]
+    _measured_accuracy(rows, groups)
 
     def key(row: Row):
         if row.predicted_seconds is None:
             return (2, 0, 0.0)
         if target is not None and row.reaches_target:
             return (0, 0, row.predicted_seconds)
-        worse = (row.expected_accuracy is not None
-                 and row.expected_accuracy < best_acc - ACCURACY_TOLERANCE)
-        return (int(target is not None), int(worse), row.predicted_seconds)
+        return (int(target is not None), int(bool(row.listed_after)), row.predicted_seconds)
     rows.sort(key=key)
     for i, row in enumerate(rows, 1):
         row.rank = i
     return rows
 
 
-def _predict(r: RunResult, job_samples: int, epochs: int, target: float | None,
-             basis: PriceBasis, judge_accuracy: bool = True) -> Row:
-    rate = r.steady_samples_per_second or (r.samples / r.train_seconds if r.train_seconds else 0)
-    watts = r.cost.get("average_watts") or basis.watts
-    source = r.cost.get("energy_source", "estimated")
-    row = Row(r.label, r.method, _job_kwargs(r.method, r.config, r.threads, epochs),
-              samples_per_second=rate, setup_seconds=r.setup_seconds, average_watts=watts,
-              energy_source=source if source.startswith("measured") else f"estimated: {watts:g} W")
-    if r.status == "failed" or rate <= 0:
-        row.status, row.why = "failed", (r.error or "no throughput measured").splitlines()[0]
+def _predict(runs: list[RunResult], job_samples: int, epochs: int, target: float | None,
+             basis: PriceBasis, longest: int, data: dict[str, Any]) -> Row:
+    first = runs[0]
+    row = Row(first.label, first.method,
+              _job_kwargs(first.method, first.config, first.threads, epochs), data=data,
+              probes=len(runs))
+    bad = next((r for r in runs if r.status == "failed"), None)
+    rates = [r.steady_samples_per_second or (r.samples / r.train_seconds if r.train_seconds
+                                             else 0.0) for r in runs]
+    if bad is not None or min(rates) <= 0:
+        row.status = "failed"
+        row.why = ((bad.error if bad else None) or "no throughput measured").splitlines()[0]
         return row
-    fit = fit_accuracy(r.eval_curve) if judge_accuracy else None
-    need: float | None = job_samples
+    watts = statistics.median([r.cost.get("average_watts") or basis.watts for r in runs])
+    source = first.cost.get("energy_source", "estimated")
+    row.average_watts = watts
+    row.energy_source = source if source.startswith("measured") else f"estimated: {watts:g} W"
+    setups = [r.setup_seconds for r in runs]
+    row.samples_per_second, row.setup_seconds = spread(rates).median, spread(setups).median
+    need = float(job_samples)
+    fit = fit_accuracy(first.eval_curve) if first.samples >= SHORT_PROBE * longest else None
     if target is not None:
-        reached = [n for n, a in zip(r.eval_curve.get("samples", []),
-                                     r.eval_curve.get("accuracy", [])) if a >= target]
+        reached = [n for n, a in zip(first.eval_curve.get("samples", []),
+                                     first.eval_curve.get("accuracy", [])) if a >= target]
         if reached:  # measured in the probe, however short: no extrapolation needed
-            need, row.reaches_target = reached[0], True
-        elif judge_accuracy:
-            need = samples_to_reach(fit, target) if fit else None
-            row.reaches_target = need is not None and need <= job_samples
-        if not row.reaches_target:
-            need = job_samples
-    row.predicted_seconds = r.setup_seconds + need / rate
+            need, row.reaches_target = float(reached[0]), True
+        elif fit is not None:
+            n = samples_to_reach(fit, target)
+            row.reaches_target = n is not None and n <= job_samples
+            need = n if row.reaches_target else need
+        row.expected_accuracy = (max(target, accuracy_after(fit, need)) if row.reaches_target
+                                 and fit else accuracy_after(fit, need) if fit else None)
+    preds = [s + need / rate for s, rate in zip(setups, rates)]
+    row.predicted_seconds = statistics.median(preds)
+    if len(runs) > 1:
+        row.predicted_range = (min(preds), max(preds))
+        row.rate_range, row.setup_range = (min(rates), max(rates)), (min(setups), max(setups))
     row.predicted_cost = basis.cost(row.predicted_seconds, watts * row.predicted_seconds)
-    row.expected_accuracy = accuracy_after(fit, need) if fit else None
-    if target is not None and row.reaches_target:
-        row.expected_accuracy = max(target, row.expected_accuracy or 0.0)
-    row.why = _why(r, rate, need, fit, target, row)
+    row.why = _why(first, need, fit, target, row)
     return row
 
 
-def _why(r: RunResult, rate: float, need: float, fit, target, row: Row) -> str:
-    parts = [f"{rate:,.0f} samples/s steady", f"set-up {r.setup_seconds:.1f} s"]
+def _measured_accuracy(rows: list[Row], groups: dict[str, list[RunResult]]) -> None:
+    """Each ok row's probe accuracy at the samples every ok probe reached (its median and
+    range), and the filter: more than ACCURACY_SLACK below the best, ranges apart."""
+    ok = [r for r in rows if r.status == "ok"]
+    runs = [p for r in ok for p in groups[r.label]]
+    if not runs:
+        return
+    n = min(p.eval_curve["samples"][-1] if p.eval_curve.get("samples") else 0 for p in runs)
+    if n <= 0:
+        return
+    for row in ok:
+        accs = [a for p in groups[row.label] if (a := accuracy_at(p.eval_curve, n)) is not None]
+        if accs:
+            s = spread(accs)
+            row.probe_accuracy, row.accuracy_samples = s.median, int(n)
+            row.accuracy_range = (s.low, s.high) if s.n > 1 else None
+    judged = [r for r in ok if r.probe_accuracy is not None]
+    if not judged:
+        return
+    best = max(judged, key=lambda r: r.probe_accuracy)
+    best_low = (best.accuracy_range or (best.probe_accuracy,) * 2)[0]
+    for row in judged:
+        gap = best.probe_accuracy - row.probe_accuracy
+        high = (row.accuracy_range or (row.probe_accuracy,) * 2)[1]
+        if gap > ACCURACY_SLACK and high < best_low:
+            row.listed_after = (
+                f"its probes learned {100 * gap:.1f} points less than {best.label}'s at "
+                f"{row.accuracy_samples:,} samples ({100 * row.probe_accuracy:.1f} % against "
+                f"{100 * best.probe_accuracy:.1f} %, measured{_of(row)}): listed after the "
+                "configurations that learned as much")
+
+
+def _of(row: Row) -> str:
+    return f", {row.probes} probes each" if row.probes > 1 else ", one probe each"
+
+
+def _why(r: RunResult, need: float, fit, target, row: Row) -> str:
+    parts = [f"set-up {row.setup_seconds:.1f} s + {need:,.0f} samples at the steady rate"]
+    if target is not None and row.reaches_target is None:
+        parts.append(f"the target not judged: probe too short ({r.samples:,} samples)")
     if row.reaches_target is not None:
         parts.append(f"~{need:,.0f} samples to {100 * target:g} %" if row.reaches_target
                      else f"fit stays below {100 * target:g} % within the job")
-    if not fit:
-        parts.append(f"accuracy not judged: probe too short ({r.samples:,} samples)")
-    else:
-        parts.append(f"plateau ~{100 * fit[0]:.0f} % (fit of {len(r.eval_curve['samples'])} "
-                     f"evals up to {r.samples:,} samples)")
+        if fit:
+            parts.append(f"extrapolated: fit of {len(r.eval_curve['samples'])} evaluations up "
+                         f"to {r.samples:,} samples")
     return "; ".join(parts)
 
 
@@ -202,55 +291,37 @@ def within_noise(a: Row, b: Row) -> bool | None:
     return a.predicted_range[0] <= b.predicted_range[1] and b.predicted_range[0] <= a.predicted_range[1]
 
 
-def justify(rows: list[Row], *, job: dict[str, Any], basis: PriceBasis) -> str:
-    """One paragraph, computed from the numbers, on why the top row is recommended."""
+def justify(rows: Sequence[Row], *, job: dict[str, Any], basis: PriceBasis) -> str:
+    """One paragraph, computed from the numbers, on why the top row is ranked first."""
     ok = [r for r in rows if r.status == "ok"]
     if not ok:
         return "No configuration could be measured, so there is nothing to recommend."
     best, target = ok[0], job.get("target_accuracy")
     reached = target is not None and best.reaches_target
     goal = (f"reach {100 * target:g} % test accuracy" if reached
-            else f"train {job['epochs']} epoch(s) ({job['samples']:,} samples)")
+            else f"train the job ({job['samples']:,} samples)")
     text = []
     if target is not None and not reached:
         text.append(_target_not_predicted(ok, target, job["epochs"]))
+    probes = (f"the median of its {best.probes} probes" if best.probes > 1
+              else "its one probe")
     text.append(f"{best.label} is predicted to {goal} in {best.predicted_seconds:.3g} s (set-up "
-                f"{best.setup_seconds:.1f} s, then {best.samples_per_second:,.0f} samples/s, the "
-                f"steady rate measured in its probe) for {money(best.predicted_cost)} "
-                f"({basis.describe()}; {best.average_watts:.0f} W, "
-                f"{best.energy_source.split(':')[0]}).")
+                f"{best.setup_seconds:.1f} s, then {best.samples_per_second:,.0f} samples/s, "
+                f"{probes}) for {money(best.predicted_cost)} ({basis.describe()}; "
+                f"{best.average_watts:.0f} W, {best.energy_source.split(':')[0]}).")
     faster = [r for r in ok[1:] if r.predicted_seconds < best.predicted_seconds]
     if faster:
         f = min(faster, key=lambda r: r.predicted_seconds)
-        if reached and f.reaches_target is False:
-            why = "is not expected to reach the target"
-        elif reached:
-            why = "its probe was too short to tell whether it reaches the target"
-        else:
-            why = (f"is expected to end clearly less accurate ({100 * f.expected_accuracy:.1f} "
-                   f"% vs {100 * best.expected_accuracy:.1f} %)")
-        text.append(f"{f.label} would be faster ({f.predicted_seconds:.3g} s"
-                    + (", within noise" if within_noise(best, f) else "") + f") but {why}.")
-    elif len(ok) > 1:
-        nxt = ok[1]
-        ratio = nxt.predicted_seconds / best.predicted_seconds
-        noisy = within_noise(best, nxt)
-        text.append(f"The runner-up, {nxt.label}, is predicted at {nxt.predicted_seconds:.3g} s "
-                    f"({ratio:.2f}x as long)" + (
-                        ": within noise, the repeated probes' ranges overlap; either is a fine "
-                        "choice." if noisy else ", within the noise of short probes: either is "
-                        "a fine choice." if ratio < 1.1 and noisy is None else "."))
-    base = next((r for r in ok if r.label == "baseline 1 thread"), None)
-    if base and base is not best:
-        ratio = base.predicted_seconds / best.predicted_seconds
-        text.append(f"One thread on one core would take {base.predicted_seconds:.3g} s "
-                    f"({ratio:.2f}x {'longer' if ratio >= 1 else 'as long'}).")
+        why = (f.listed_after if f.listed_after else
+               "it is not expected to reach the target" if reached and f.reaches_target is False
+               else "its probe was too short to tell whether it reaches the target")
+        text.append(f"{f.label} would be sooner ({f.predicted_seconds:.3g} s) but {why}.")
     cheapest = min(ok, key=lambda r: r.predicted_cost)
     if cheapest is not best and cheapest.predicted_cost < 0.95 * best.predicted_cost:
         text.append(f"The cheapest is {cheapest.label} at {money(cheapest.predicted_cost)} "
                     f"({cheapest.average_watts:.0f} W).")
-    if best.expected_accuracy is not None:
-        text.append("Expected accuracies are extrapolated from a few evaluations in short "
-                    "probes (fit acc = A - B/sqrt(samples)): a rough guide, unlike the "
-                    "measured throughput.")
+    if reached:
+        text.append("Samples to the target are read off the probes' evaluations, extrapolated "
+                    "by a fit (acc = A - B/sqrt(samples)) where no probe reached it: a rough "
+                    "guide, unlike the measured throughput.")
     return " ".join(text)

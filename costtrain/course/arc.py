@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-GLOSSARY = "../docs/teaching/glossary.md"  # as linked from notebooks/
+GLOSSARY = "../docs/teaching/glossary.md"  # as linked from notebooks/ (and from student/)
+# The executed reference copies, in a checkout (an editable install); absent elsewhere.
+REFERENCE_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 # One set of classroom defaults for the notebooks' parameters cells (01-06), so that "the
 # baseline to beat" is the same job from notebook to notebook. A notebook that needs another
@@ -42,35 +44,62 @@ TYPICAL_ACCURACY = (
 
 @dataclass(frozen=True)
 class Lesson:
-    """One notebook of the course: its file stem, a short title, the glossary words it uses."""
+    """One notebook of the course: its file stem, a short title, the glossary words it uses,
+    where to look next, and what it shows (one line, for the course tables of the README, the
+    docs and the handout)."""
 
     stem: str
     title: str
     terms: tuple[str, ...]
     see_also: tuple[str, ...] = ()
+    shows: str = ""
 
 
 LESSONS: tuple[Lesson, ...] = (
-    Lesson("00_setup", "Set-up check", ("set-up",)),
+    Lesson("00_setup", "Set-up check", ("set-up",),
+           shows="your machine, the data, how a notebook trains (parameters cell, Run panel, "
+                 "live plot), a smoke run that says what it checked"),
     Lesson("01_baseline", "The baseline: one process, measured",
-           ("set-up", "end to end", "steady state", "oversubscription"), ("03_hogwild",)),
+           ("set-up", "end to end", "steady state", "oversubscription"), ("03_hogwild",),
+           shows="the baseline to beat: one process, threads against speed; oversubscription "
+                 "explained; where the time goes (per-sample transforms against in-memory "
+                 "tensors)"),
     Lesson("01b_free_speedups", "Free speed-ups first: compile, bf16, channels_last, batch size",
            ("set-up", "steady state", "within noise", "break-even", "time-to-accuracy"),
-           ("01_baseline", "06_your_decision")),
+           ("01_baseline", "06_your_decision"),
+           shows="the levers of one process before more processes: `torch.compile`, bf16, "
+                 "`channels_last`, batch size, each against the tuned baseline in alternating "
+                 "repeats; compile's break-even; which levers to keep"),
     Lesson("02_parameter_server", "A parameter server: sync and async",
-           ("staleness", "steady state", "end to end"), ("05_beyond_one_machine",)),
+           ("staleness", "steady state", "end to end"), ("05_beyond_one_machine",),
+           shows="push/pull and the worker and server loops; sync against async and the number "
+                 "of workers; communication against compute; staleness; `torchrun` for two "
+                 "machines"),
     Lesson("03_hogwild", "Hogwild!: one shared model, no locks",
            ("oversubscription", "staleness", "warm start", "steady state"),
-           ("03b_sparse_hogwild", "01_baseline")),
+           ("03b_sparse_hogwild", "01_baseline"),
+           shows="the worker loop and its races; the original API and `train_hogwild` on the "
+                 "same work; the oversubscription trap, measured"),
     Lesson("03b_sparse_hogwild", "Hogwild! where it shines: a sparse model",
-           ("steady state", "within noise"), ("03_hogwild",)),
-    Lesson("04_compare", "Every method side by side: time, accuracy, cost",
-           ("end to end", "time-to-accuracy", "within noise", "warm start"),
-           ("05_beyond_one_machine",)),
+           ("steady state", "within noise", "end to end", "break-even"), ("03_hogwild",),
+           shows="a sparse model against the dense net, a sparsity sweep and the measured "
+                 "collisions; real text (WordNet's noun supersenses)"),
+    Lesson("04_compare", "The baseline, Hogwild! and the parameter server side by side: time, "
+                         "accuracy, cost",
+           ("one-off time", "end to end", "time-to-accuracy", "within noise", "warm start"),
+           ("05_beyond_one_machine",),
+           shows="the baseline (with 01b's levers), Hogwild! and the parameter server on the same "
+                 "work, in repeats: set-up + training as `advise` ranks it, accuracy, loss against "
+                 "samples and seconds, where a longer job changes the answer, cost; `advise`'s pick "
+                 "checked (local SGD: 05)"),
     Lesson("05_beyond_one_machine", "Beyond one machine: local SGD and the network",
-           ("staleness", "time-to-accuracy"), ("02_parameter_server",)),
+           ("staleness", "time-to-accuracy"), ("02_parameter_server",),
+           shows="local SGD's loop; bytes against accuracy, against the parameter server at "
+                 "equal samples; predicted time on LAN, Wi-Fi and WAN; `torchrun`"),
     Lesson("06_your_decision", "Your machine, your decision",
-           ("end to end", "within noise", "time-to-accuracy", "probe"), ("04_compare",)),
+           ("end to end", "within noise", "time-to-accuracy", "probe"), ("04_compare",),
+           shows="`advise` probes every method within a budget; your decision card; your "
+                 "results handed in for the class's table"),
 )
 
 
@@ -173,6 +202,52 @@ def exercises(stem: str, folder: str | Path = "notebooks") -> list[Exercise]:
     return found
 
 
+@dataclass(frozen=True)
+class ReferenceAnswer:
+    """What the executed reference copy says for one exercise: the value its check compared the
+    guess with (None where it has no check, or the copy predates the record), and the worked
+    answer the run computed (Markdown, None where it is typed)."""
+
+    number: int
+    measured: float | str | None
+    answer: str | None
+    checked: bool = False  # the exercise has a check cell
+
+
+def reference_answers(stem: str, folder: str | Path = "notebooks") -> dict[int, ReferenceAnswer]:
+    """Exercise number -> :class:`ReferenceAnswer`, read from the outputs of the executed copy's
+    "## Exercises" section: a ``check_prediction`` cell's value (the output metadata
+    ``costtrain/measured``) and a ``worked_answer`` cell's Markdown. Empty when not executed."""
+    from .exercises import MEASURED
+
+    found: dict[int, dict] = {}
+    inside, current = False, None
+    for cell in _cells(stem, folder):
+        src = _source(cell)
+        if cell["cell_type"] == "markdown":
+            if src.lstrip().startswith("## "):
+                inside, current = src.lstrip().startswith("## Exercises"), None
+            titles = _TITLE.findall(src) if inside else []
+            current = int(titles[-1][0]) if titles else current
+            continue
+        if not inside or current is None:
+            continue
+        slot = found.setdefault(current, {"measured": None, "answer": None, "checked": False})
+        slot["checked"] |= "check_prediction(" in src
+        for out in cell.get("outputs", []):
+            record = (out.get("metadata") or {}).get(MEASURED)
+            if "check_prediction(" in src and isinstance(record, dict) and "measured" in record:
+                slot["measured"] = record["measured"]
+            text = (out.get("data") or {}).get("text/markdown")
+            if "worked_answer(" in src and text:
+                text = "".join(text) if isinstance(text, list) else text
+                m = re.search(r"<details><summary>Worked answer</summary>(.*)</details>", text,
+                              re.S)
+                slot["answer"] = (m.group(1) if m else text).strip()
+    return {n: ReferenceAnswer(n, v["measured"], v["answer"], v["checked"])
+            for n, v in found.items() if v["checked"] or v["answer"]}
+
+
 def _static_answer(source: str) -> str:
     """The fixed text of a ``worked_answer(...)`` call; the run's numbers are left out (they
     are computed when the notebook runs)."""
@@ -259,17 +334,21 @@ class Md(str):
         return str(self)
 
 
-def opening(stem: str, folder: str | Path = ".") -> Md:
-    """The notebook's time at the classroom defaults (from its reference copy) and its words."""
-    ref = reference_run(stem, folder)
+def opening(stem: str, folder: str | Path | None = None) -> Md:
+    """The notebook's time at the classroom defaults (from its reference copy) and its words.
+
+    `folder` None: the repository's ``notebooks/`` (:data:`REFERENCE_DIR`), else the working
+    folder; a student's copy (``student/``), even one run and saved, is never the reference."""
+    folders = [folder] if folder is not None else [REFERENCE_DIR, Path(".")]
+    ref = next((r for r in (reference_run(stem, f) for f in folders) if r is not None), None)
     item = lesson(stem)
     if ref is None:
-        took = ("**Measured minutes:** no executed reference copy of this notebook was found "
-                "next to it, so there is no reference time to show.")
+        took = ("**Measured minutes:** no executed reference copy of this notebook was found, "
+                "so there is no reference time to show.")
     else:
         took = (f"**Measured minutes:** the reference copy of this notebook ran at the classroom "
-                f"defaults in {ref.describe()} (read from `{stem}.ipynb` before this run). The "
-                "last cell prints your machine's time.")
+                f"defaults in {ref.describe()} (read from the reference copy "
+                f"`notebooks/{stem}.ipynb`). The last cell prints your machine's time.")
     return Md(f"{took}\n\nWords used here (see the [glossary]({GLOSSARY})): "
               f"{glossary_links(item.terms)}.")
 

@@ -27,6 +27,23 @@ from ..errors import CosttrainError
 
 OK = "ok"
 
+# The class's one job: what every student runs and hands in (the plan, running-a-class and the
+# handout show it through handout's generated "class-command" block). Sized as `make run`'s job
+# (the Makefile's RUN_ARGS: the same images and work, so the reference box's `make run` table is
+# the class's reference row) with 2 repeats instead of 3 (the fewest that give each
+# configuration a range, so "within noise" can be judged), and a target below the lowest final
+# accuracy any configuration reached in the measured `make run` (tests/test_teaching.py checks
+# both against the Makefile and the dated measurement).
+CLASS_JOB: dict[str, Any] = {"subset": 20000, "total_epochs": 2, "repeats": 2,
+                             "target_accuracy": 65}
+
+
+def class_command(out: str = "results/NAME.json") -> str:
+    """The command line every student runs for the class's table."""
+    j = CLASS_JOB
+    return (f"costtrain compare --subset {j['subset']} --total-epochs {j['total_epochs']} "
+            f"--repeats {j['repeats']} --target-accuracy {j['target_accuracy']} --out {out}")
+
 
 @dataclass
 class Run:
@@ -84,10 +101,14 @@ def machine_of(hardware: Any) -> str:
 
 
 def job_of(d: dict) -> str:
-    """``"fashion-mnist / simple, 20,000 samples"``: runs are compared only within one job."""
+    """``"fashion-mnist / simple, 40,000 samples, evaluated during training"``: runs are
+    compared only within one job. Evaluating on the test set during training (``--target-accuracy``
+    or ``--eval-every``) adds to the end-to-end time, so it is part of the job."""
     cfg = d.get("config") or {}
+    points = (d.get("eval_curve") or {}).get("samples") or []
+    when = "evaluated during training" if len(points) > 1 else "evaluated at the end"
     return (f"{cfg.get('dataset', '?')} / {cfg.get('model', '?')}, "
-            f"{int(d.get('samples') or 0):,} samples")
+            f"{int(d.get('samples') or 0):,} samples, {when}")
 
 
 def _number(d: dict, key: str) -> float:

@@ -11,7 +11,7 @@
 
 The output is deterministic (a fixed ``svg.hashsalt``, no date, text kept as text), so
 regenerating with the same matplotlib gives the same bytes; ``tests/test_diagrams.py`` checks
-the committed files against a fresh drawing. The notebooks, the README and the handout show
+the committed files against a fresh drawing. The notebooks, the docs and the handout show
 them as plain Markdown images (GitHub, JupyterLab and browsers all render SVG).
 """
 from __future__ import annotations
@@ -242,34 +242,38 @@ def oversubscription():
 
 def decision_flow():
     """Which method to try first on your machine, as the course measures them."""
-    fig, ax = _canvas(10, 6.4, (0, 10), (0, 6.4))
-    ax.text(0.15, 6.1, "Which method? The course's decision flow (measure on your machine)",
+    fig, ax = _canvas(10, 7.0, (0, 10), (0, 7.0))
+    ax.text(0.15, 6.7, "Which method? The course's decision flow (measure on your machine)",
             fontsize=12, fontweight="bold", va="center")
 
     def node(x: float, y: float, w: float, h: float, text: str, color: str = WAIT) -> None:
         _box(ax, x - w / 2, x + w / 2, y, color, text, h=h, fontsize=8)
 
-    node(5.0, 5.45, 8.6, 0.6, "1. Baseline: one process, threads = cores, the data decoded "
+    node(5.0, 6.05, 8.6, 0.55, "1. Baseline: one process, threads = cores, the data decoded "
          "once into tensors (01)", COMPUTE)
-    node(5.0, 4.5, 4.0, 0.5, "2. One machine, or several?")
-    node(2.5, 3.45, 4.4, 0.7, "3. One machine: does each step touch\nonly a few weights "
+    node(5.0, 5.25, 8.6, 0.55, "2. Free speed-ups in that process: compile, channels_last, "
+         "batch size; keep a lever only when it is\nfaster beyond the noise and the job "
+         "outlasts its one-off cost (01b)", COMPUTE)
+    node(5.0, 4.45, 4.0, 0.5, "3. One machine, or several?")
+    node(2.5, 3.45, 4.4, 0.7, "4. One machine: does each step touch\nonly a few weights "
          "(sparse)?")
-    node(7.5, 3.45, 4.4, 0.7, "3. Several machines:\nhow fast is the link between them?")
-    leaves = ((1.25, "yes: Hogwild!,\none process per core\n(03b)"),
+    node(7.5, 3.45, 4.4, 0.7, "4. Several machines:\nhow fast is the link between them?")
+    leaves = ((1.25, "yes: Hogwild!, one\nprocess per core, only\nif its gain beats its\n"
+                     "start-up (03b, 04)"),
               (3.75, "no (dense net): baseline;\nHogwild! only if its gain\nbeats its "
                      "start-up (03, 04)"),
               (6.25, "LAN: parameter server,\nsync; or local SGD,\nsmall H (02, 05)"),
               (8.75, "Wi-Fi / WAN:\nlocal SGD, large H\n(05)"))
     for x, text in leaves:
-        node(x, 2.1, 2.35, 0.9, text, SERVER)
-        _arrow(ax, (x, 1.65), (x + (5.0 - x) * 0.3, 1.1))
-    node(5.0, 0.75, 8.6, 0.7, "4. Check on your machine: costtrain advise; rank by one-off "
+        node(x, 2.1, 2.35, 1.0, text, SERVER)
+        _arrow(ax, (x, 1.6), (x + (5.0 - x) * 0.3, 1.1))
+    node(5.0, 0.75, 8.6, 0.7, "5. Check on your machine: costtrain advise; rank by one-off "
          "end-to-end time and cost;\nwhen the ranges overlap (within noise), keep the "
          "simplest (04, 06)", AVERAGE)
-    for start, end in (((5.0, 5.15), (5.0, 4.75)), ((4.0, 4.25), (2.9, 3.8)),
-                       ((6.0, 4.25), (7.1, 3.8)), ((1.8, 3.1), (1.25, 2.55)),
-                       ((3.2, 3.1), (3.75, 2.55)), ((6.8, 3.1), (6.25, 2.55)),
-                       ((8.2, 3.1), (8.75, 2.55))):
+    for start, end in (((5.0, 5.775), (5.0, 5.525)), ((5.0, 4.975), (5.0, 4.7)),
+                       ((4.0, 4.2), (2.9, 3.8)), ((6.0, 4.2), (7.1, 3.8)),
+                       ((1.8, 3.1), (1.25, 2.6)), ((3.2, 3.1), (3.75, 2.6)),
+                       ((6.8, 3.1), (6.25, 2.6)), ((8.2, 3.1), (8.75, 2.6))):
         _arrow(ax, start, end)
     return fig
 

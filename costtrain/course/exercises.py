@@ -16,10 +16,17 @@ WRITE_FIRST = "Write your guess first"
 
 
 def prediction_sentence(guess: float | str | None, measured: float | str,
-                        tolerance: float = 0.25, name: str = "the guess cell") -> str:
+                        tolerance: float = 0.25, name: str = "the guess cell",
+                        wrong: dict[str, float] | None = None) -> str:
     """One sentence: how far `guess` is from `measured` (relative), or that there is no guess
     yet (`guess` None). Within `tolerance` counts as right; a word (``"more"``/``"less"``) is
-    right when it is the measured word."""
+    right when it is the measured word.
+
+    `wrong` names the wrong answers the exercise is about (``{"scaling the set-up too": 1.2}``):
+    a guess nearer one of them than the measured value is never right, whatever the
+    tolerance, and when a wrong answer lies within the tolerance of the measured value the
+    sentence says that this run cannot tell the two apart. A guess that is not a number gets
+    one sentence saying what to type, not a traceback."""
     if guess is None and isinstance(measured, str) and measured:
         return (f"{WRITE_FIRST}: put your word in {name} above (before the run it predicts), run "
                 "that cell, then run this one again.")
@@ -32,9 +39,19 @@ def prediction_sentence(guess: float | str | None, measured: float | str,
     if guess is None:
         return (f"{WRITE_FIRST}: put a number in {name} above (before the run it predicts), run "
                 "that cell, then run this one again.")
-    if isinstance(guess, bool) or not isinstance(guess, Real):
-        raise TypeError(f"your guess must be a number such as 1.5, got {guess!r}")
+    if isinstance(guess, bool) or not isinstance(guess, Real) or guess != guess:
+        return (f"Your guess must be a number such as 1.5, got {guess!r}: put a plain number "
+                f"(no quotes) in {name}, run it, then run this cell again.")
     off = abs(guess - measured) / max(abs(measured), 1e-12)
+    for what, value in (wrong or {}).items():
+        gap = abs(value - measured) / max(abs(measured), 1e-12)
+        if gap <= tolerance:
+            return (f"This run cannot tell the answer ({measured:.3g}) from {what} ({value:.3g}): "
+                    f"they are within {100 * tolerance:.0f} % of each other here; your guess "
+                    f"{guess:g} is off by {100 * off:.0f} % from the answer.")
+        if abs(guess - value) < abs(guess - measured):
+            return (f"Not this time: your guess {guess:g} is nearer {what} ({value:.3g}) than the "
+                    f"answer ({measured:.3g}); read the hint and the worked answer.")
     if off <= tolerance:
         return (f"Right: your guess {guess:g} is within {100 * tolerance:.0f} % of the measured "
                 f"{measured:.3g} (off by {100 * off:.0f} %).")
@@ -43,9 +60,31 @@ def prediction_sentence(guess: float | str | None, measured: float | str,
 
 
 def check_prediction(guess: float | str | None, measured: float | str, tolerance: float = 0.25,
-                     name: str = "the guess cell") -> None:
-    """Print :func:`prediction_sentence` (returns None, so a cell shows the sentence only)."""
-    print(prediction_sentence(guess, measured, tolerance, name))
+                     name: str = "the guess cell", wrong: dict[str, float] | None = None) -> None:
+    """Show :func:`prediction_sentence` as plain text (returns None, so a cell shows the
+    sentence only). In a notebook the output also carries the measured value in its metadata
+    (:data:`MEASURED`, not shown): the teacher's solutions quote it from the executed reference
+    copies, even where the reference run made no guess."""
+    sentence = prediction_sentence(guess, measured, tolerance, name, wrong)
+    shell = _shell()
+    if shell is None:
+        print(sentence)
+        return
+    from IPython.display import display
+    value = measured if isinstance(measured, str) else float(measured)
+    display({"text/plain": sentence}, raw=True, metadata={MEASURED: {"measured": value}})
+
+
+MEASURED = "costtrain/measured"  # the output metadata key check_prediction writes
+
+
+def _shell():
+    """The running IPython kernel, or None (a script, a test)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
 
 
 def worked_answer(text: str):

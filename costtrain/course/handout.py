@@ -9,10 +9,12 @@ kit in ``docs/teaching/`` to two self-contained HTML files, diagrams embedded, r
 * ``teacher.html``: the 90-minute plan, discussion questions, common mistakes, how to run a
   class, and the exercise solutions read from the notebooks.
 
-``python -m costtrain.course.handout --update-docs`` refreshes the generated parts of the kit in the
-repository (the plan's run-time table and learning objectives, ``solutions.md``) from the
-notebooks; ``tests/test_teaching.py`` fails when they are out of step. Markdown is rendered
-with mistune (installed with JupyterLab's nbconvert). No torch here.
+``python -m costtrain.course.handout --update-docs`` (``make kit``) refreshes the generated
+parts of the kit, the docs and the README (every ``<!-- generated: NAME -->`` block,
+:data:`GENERATORS`: the course tables, run times, learning objectives, the class's one command)
+and ``solutions.md`` (with the reference run's values) from the notebooks and their executed
+reference copies; ``tests/test_teaching.py`` and ``tests/test_docs.py`` fail when they are out
+of step. Markdown is rendered with mistune (installed with JupyterLab's nbconvert). No torch.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ import sys
 from pathlib import Path
 
 from ..errors import CosttrainError
-from .arc import LESSONS, anchor, exercises, objectives, reference_runs
+from .arc import (LESSONS, anchor, exercises, lesson, objectives, reference_answers,
+                  reference_run, reference_runs)
 
 DOCS = Path("docs") / "teaching"
 NOTEBOOKS = Path("notebooks")
@@ -32,7 +35,7 @@ DEFAULT_OUT = Path("build") / "handout"
 STUDENT_PAGES = ("handout.md", "glossary.md")
 TEACHER_PAGES = ("plan.md", "discussion.md", "mistakes.md", "running-a-class.md",
                  "solutions.md")
-BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n).*?(<!-- end generated -->)", re.S)
+BLOCK = re.compile(r"(<!-- generated: ([\w-]+) -->\n).*?(<!-- end generated -->)", re.S)
 CSS = """
 body { font: 11pt/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
        max-width: 52em; margin: 2em auto; padding: 0 1em; }
@@ -73,6 +76,28 @@ def minutes_table(notebooks: str | Path = NOTEBOOKS) -> str:
     return "\n".join(rows) + "\n"
 
 
+def course_table(notebooks: str | Path = NOTEBOOKS, link: str | None = None) -> str:
+    """Every notebook of the course with what it shows and its reference copy's run time, as a
+    Markdown table; `link`: the notebooks' folder as seen from the page (None: no links)."""
+    runs = {r.stem: r for r in reference_runs(notebooks)}
+    rows = ["| notebook | what it shows | run time (reference copy) |", "|---|---|---|"]
+    for item in LESSONS:
+        name = f"[{item.stem}]({link}/{item.stem}.ipynb)" if link is not None else item.stem
+        r = runs.get(item.stem)
+        took = f"{r.seconds:.0f} s ({r.minutes:.1f} min)" if r else "not executed yet"
+        rows.append(f"| {name} | {item.shows} | {took} |")
+    total = sum(r.seconds for r in runs.values())
+    rows.append(f"| all {_count(len(LESSONS))} | | {total:.0f} s ({total / 60:.1f} min)"
+                f"{'' if len(runs) == len(LESSONS) else f' ({len(runs)} executed)'} |")
+    where = sorted({f"{r.machine}, {r.cores} cores" for r in runs.values()})
+    dates = sorted(r.when[:10] for r in runs.values())
+    if runs:
+        rows += ["", f"Reference copies run at the classroom defaults on {' and '.join(where)}, "
+                     f"{dates[0]}{'' if dates[0] == dates[-1] else f' to {dates[-1]}'}; your "
+                     "machine prints its own time in each notebook's last cell."]
+    return "\n".join(rows) + "\n"
+
+
 def _count(n: int) -> str:
     words = "zero one two three four five six seven eight nine ten".split()
     return words[n] if n < len(words) else str(n)
@@ -87,26 +112,131 @@ def objectives_md(notebooks: str | Path = NOTEBOOKS) -> str:
     return "\n".join(parts)
 
 
+PLACEHOLDER = "(The notebook adds this run's numbers.)"
+
+
+def _value(v: float | str) -> str:
+    """A measured value as the check cell's sentence quotes it."""
+    return repr(v) if isinstance(v, str) else f"{v:.3g}"
+
+
+def lesson_solutions(stem: str, notebooks: str | Path = NOTEBOOKS) -> list[str]:
+    """The Markdown lines of one notebook's exercises: task, hint, worked answer, and what the
+    executed reference copy measured and answered (with its machine and date)."""
+    found = exercises(stem, notebooks)
+    if not found:
+        return []
+    ref = reference_run(stem, notebooks)
+    answers = reference_answers(stem, notebooks) if ref else {}
+    where = (f"the reference run of `notebooks/{stem}.ipynb` ({ref.machine}, {ref.cores} cores, "
+             f"{ref.when}{f', load average {ref.load}' if ref.load else ''})") if ref else ""
+    out = [f"## {stem}: {lesson(stem).title}", ""]
+    if ref and answers:
+        out += [f"Reference numbers below: {where}. A student's run prints its own.", ""]
+    for ex in found:
+        out += [f"### {stem[:3].rstrip('_')}.{ex.number} {ex.title}", "", ex.task, ""]
+        if ex.hint:
+            out += [f"*Hint.* {ex.hint}", ""]
+        got = answers.get(ex.number)
+        if got and got.measured is not None:
+            out += [f"*Reference value:* **{_value(got.measured)}** (what the check cell compares "
+                    "the guess with, on the reference run).", ""]
+        elif got and got.checked:
+            out += ["*Reference value:* not recorded in this reference copy (it was executed "
+                    "before check cells kept their value; `make notebooks` adds it).", ""]
+        if got and got.answer:
+            out += ["*Worked answer, as the reference run computed it.*", "", got.answer, ""]
+        else:
+            text = ex.answer or "(none given)"
+            if PLACEHOLDER in text and ref is None:
+                text = text.replace(PLACEHOLDER, "(The notebook adds this run's numbers; the "
+                                    "reference copy is not executed: run `make notebooks`.)")
+            out += ["*Worked answer.*", "", text, ""]
+    return out
+
+
 def solutions_md(notebooks: str | Path = NOTEBOOKS) -> str:
-    """Every exercise with its hint and worked answer, as the notebooks have them."""
+    """Every exercise with its hint and worked answer, as the notebooks have them, and the
+    reference run's value and computed answer where the executed reference copy has them."""
     out = ["# Exercise solutions", "",
-           "Generated from the notebooks' own exercises, hints and worked answers by "
-           "`make kit` (do not edit here: edit the notebook, then run `make kit`). The "
-           "numbers an answer refers to are printed by the student's own run.", ""]
+           "Generated from the notebooks' own exercises, hints and worked answers, and from the "
+           "outputs of their executed reference copies, by `make kit` (do not edit here: edit "
+           "the notebook, then run `make kit`; after `make notebooks` the reference numbers "
+           "follow). A *reference value* is what an exercise's check cell compared the guess "
+           "with on the reference run; a worked answer \"as the reference run computed it\" "
+           "quotes that run's numbers. Both are one machine's: a student's run prints its own.",
+           ""]
     for item in LESSONS:
-        found = exercises(item.stem, notebooks)
-        if not found:
-            continue
-        out += [f"## {item.stem}: {item.title}", ""]
-        for ex in found:
-            out += [f"### {item.stem[:3].rstrip('_')}.{ex.number} {ex.title}", "", ex.task, ""]
-            if ex.hint:
-                out += [f"*Hint.* {ex.hint}", ""]
-            out += ["*Worked answer.*", "", ex.answer or "(none given)", ""]
+        out += lesson_solutions(item.stem, notebooks)
     return "\n".join(out).rstrip() + "\n"
 
 
-GENERATORS = {"minutes": minutes_table, "objectives": objectives_md}
+MAKE_RUN_BLOCK = re.compile(
+    r"<!-- measured (?P<date>\d{4}-\d{2}-\d{2}): `make run` \(`(?P<command>[^`]+)`\) on the "
+    r"(?P<machine>.+?) box.*?(?P<min>\d+) min (?P<s>\d+) s wall \[id: make-run\] -->"
+    r"(?P<body>.*?)<!-- /measured -->", re.S)
+ACCURACY_CELL = re.compile(r"([\d.]+) \(([\d.]+)-([\d.]+)\)\s*$")
+
+
+def make_run_measurement(root: str | Path = ".") -> dict:
+    """The dated `make run` measurement in docs/benchmarks.md: date, machine, command, wall
+    seconds, repeats, its target and the lowest final test accuracy (%) of any configuration."""
+    path = Path(root) / "docs" / "benchmarks.md"
+    m = MAKE_RUN_BLOCK.search(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if m is None:
+        raise CosttrainError(f"{path}: no measured `make run` block marked [id: make-run]; the "
+                             "class command is sized from it.")
+    table = m["body"].split("```")[1]
+    lows = [float(c[2]) for c in (ACCURACY_CELL.search(line) for line in table.splitlines()
+                                  if "median" not in line) if c]
+    option = lambda name: float(re.search(rf"--{name} (\d+(?:\.\d+)?)", m["command"])[1])  # noqa: E731
+    return {"date": m["date"], "machine": m["machine"], "command": m["command"],
+            "seconds": 60 * int(m["min"]) + int(m["s"]), "repeats": int(option("repeats")),
+            "subset": int(option("subset")), "target": option("target-accuracy"),
+            "lowest_accuracy": min(lows)}
+
+
+def class_command_md(notebooks: str | Path = NOTEBOOKS) -> str:
+    """The class's one command (:data:`costtrain.course.classroom.CLASS_JOB`), how long it takes
+    and why its target is reachable, from the dated `make run` measurement."""
+    from .classroom import CLASS_JOB, class_command
+
+    ref = make_run_measurement(Path(notebooks).parent)
+    job = CLASS_JOB
+    minutes = ref["seconds"] / 60 * job["repeats"] / ref["repeats"]
+    same = job["subset"] == ref["subset"]
+    reach = ("every configuration can reach it" if job["target_accuracy"] < ref["lowest_accuracy"]
+             else "NOT every configuration reached it: lower the target")
+    return "\n".join([
+        "Every student runs the class's one command and hands in the file it writes (`NAME`: "
+        "the student's name or machine; `$(hostname)` in a Linux or macOS shell, "
+        "`$env:COMPUTERNAME` in Windows PowerShell):",
+        "",
+        f"    {class_command()}",
+        "",
+        (f"It is `make run`'s job (the same {job['subset']:,} Fashion-MNIST images and "
+         f"{job['total_epochs']} epochs of work for every configuration, so the reference box's "
+         "`make run` table is the class's reference row)" if same else
+         f"It trains {job['subset']:,} Fashion-MNIST images x {job['total_epochs']} epochs of "
+         "work per configuration") +
+        f" with {job['repeats']} repeats, the fewest that give every configuration a range. "
+        f"**How long:** `make run` took {int(ref['seconds'] // 60)} min {int(ref['seconds'] % 60)} "
+        f"s with {ref['repeats']} repeats on the 2-core {ref['machine']} reference box "
+        f"(measured {ref['date']}, `docs/benchmarks.md`), so expect a little over "
+        f"{minutes:.1f} min there with {job['repeats']}, and allow twice that on a slower "
+        "2-core laptop (the course's slower 2-core box runs at about half the reference box's "
+        "speed). On a busy laptop it takes longer still, and says so (\"busy\") instead of "
+        f"naming a winner. **The target, {job['target_accuracy']} %:** in that measurement the "
+        f"lowest final test accuracy of any configuration was {ref['lowest_accuracy']} %, so "
+        f"{reach}.",
+        ""])
+
+
+GENERATORS = {"minutes": minutes_table, "objectives": objectives_md,
+              "course": course_table,  # the handout: no links
+              "course-readme": lambda nb: course_table(nb, "notebooks"),
+              "course-docs": lambda nb: course_table(nb, "../notebooks"),
+              "class-command": class_command_md}
 
 
 def refresh(text: str, notebooks: str | Path = NOTEBOOKS) -> str:
@@ -120,12 +250,20 @@ def refresh(text: str, notebooks: str | Path = NOTEBOOKS) -> str:
     return BLOCK.sub(fill, text)
 
 
+def generated_pages(root: str | Path = ".") -> list[Path]:
+    """Every page that may hold generated blocks: the kit, the other docs and the README."""
+    root = Path(root)
+    return sorted((root / DOCS).glob("*.md")) + sorted((root / "docs").glob("*.md")) + \
+        [p for p in [root / "README.md"] if p.is_file()]
+
+
 def update_docs(root: str | Path = ".") -> list[Path]:
-    """Rewrite the kit's generated parts in `root`/docs/teaching; return the files changed."""
+    """Rewrite the generated parts of the kit, the docs and the README in `root`; return the
+    files changed."""
     root = Path(root)
     docs, notebooks = root / DOCS, root / NOTEBOOKS
     changed = []
-    for path in sorted(docs.glob("*.md")):
+    for path in generated_pages(root):
         if path.name == "solutions.md":
             continue
         old = path.read_text(encoding="utf-8")
@@ -236,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="where the HTML files go (default: %(default)s)")
     p.add_argument("--root", default=".", help="the repository root (default: %(default)s)")
     p.add_argument("--update-docs", action="store_true",
-                   help="rewrite the generated parts of docs/teaching from the notebooks")
+                   help="rewrite the generated parts of docs/ and README.md from the notebooks")
     args = p.parse_args(argv)
     try:
         if args.update_docs:

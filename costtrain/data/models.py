@@ -136,3 +136,33 @@ def display_name(net: nn.Module | str, model: nn.Module | None = None) -> str:
     if isinstance(net, str):
         return net
     return model_name(model if model is not None else net)
+
+
+def multiply_adds(net: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+    """Multiply-adds per sample of `net`'s convolutions and linear layers, counted from their
+    shapes on one (zero) input of `input_shape`: ``forward``; ``backward``, the weight
+    gradients (as many as forward) plus the input gradients of every such layer but the
+    first; and ``parameters``. Activations, pooling and the loss are left out (a few %)."""
+    layers: list[int] = []
+
+    def count(module: nn.Module, inputs, output) -> None:
+        if isinstance(module, nn.Conv2d):
+            per_out = module.in_channels // module.groups * module.kernel_size[0] \
+                * module.kernel_size[1]
+            layers.append(output[0].numel() * per_out)
+        elif isinstance(module, nn.Linear):
+            layers.append(module.in_features * module.out_features)
+    hooks = [m.register_forward_hook(count) for m in net.modules()
+             if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = net.training
+    try:
+        net.eval()
+        with torch.no_grad():
+            net(torch.zeros(1, *input_shape))
+    finally:
+        for h in hooks:
+            h.remove()
+        net.train(was_training)
+    forward = sum(layers)
+    return {"forward": forward, "backward": forward + sum(layers[1:]),
+            "parameters": sum(p.numel() for p in net.parameters())}

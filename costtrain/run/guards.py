@@ -61,15 +61,35 @@ def warn(message: str, stacklevel: int = 3) -> None:
     warnings.warn(message, CosttrainWarning, stacklevel=stacklevel)
 
 
-def check_threads(processes: int, threads: int, *, stacklevel: int = 3) -> None:
-    """Warn when `processes` x `threads` intra-op threads oversubscribe the cores."""
+def check_threads(processes: int, threads: int, *, also: str = "", stacklevel: int = 3) -> None:
+    """Warn when `processes` x `threads` intra-op threads oversubscribe the cores, with the
+    fix that applies (fewer processes when each already has one thread); refuse a thread
+    count more than :data:`MAX_PROCESSES_PER_CORE` x the cores, which only thrashes.
+
+    `processes` counts every process the method starts (`also` says what besides the
+    workers, e.g. "the server"), each running `threads` threads."""
     cores = num_cores()
-    if processes * threads > cores:
-        what = (f"{threads} thread(s)" if processes == 1
-                else f"{processes} processes x {threads} thread(s) = {processes * threads} threads")
-        warn(f"{what} on {cores} core(s): the threads will fight over the cores and training "
-             f"slows down (often many times); use threads <= {max(1, cores // processes)} "
-             "(the default).", stacklevel=stacklevel + 1)
+    if threads > MAX_PROCESSES_PER_CORE * cores:
+        raise CosttrainError(
+            f"threads={threads} on {cores} core(s): more than {MAX_PROCESSES_PER_CORE} threads "
+            "per core only makes them wait for each other (a run can slow down by orders of "
+            f"magnitude); use threads <= {threads_per_process(processes, cores)} (the default "
+            "for this run).")
+    if processes * threads <= cores:
+        return
+    who = (f"{processes} processes ({also} included)" if also else f"{processes} processes")
+    what = (f"{threads} thread(s)" if processes == 1
+            else f"{who} x {threads} thread(s) = {processes * threads} threads")
+    if threads > threads_per_process(processes, cores):
+        fix = (f"use threads <= {threads_per_process(processes, cores)} (the default for "
+               f"{processes} process{'es' if processes > 1 else ''})")
+    else:  # one thread each already: the processes outnumber the cores
+        fix = (f"each already has 1 thread, so it is the processes that outnumber the "
+               f"cores: use at most {cores} processes in all"
+               + (f" ({also} included)" if also else ""))
+    warn(f"{what} on {cores} core(s): they take turns on the cores, and training slows down "
+         f"(notebook 03 measures by how much on this machine); {fix}.",
+         stacklevel=stacklevel + 1)
 
 
 def worker_footprint() -> int:
@@ -245,8 +265,8 @@ def warn_if_exposed(addr: str) -> None:
              "connections (model parameters, gradients, control messages) are "
              "unauthenticated and unencrypted and reachable by anyone who can reach this "
              "machine on that network; anyone there can read the model, join the run, feed "
-             "it made-up gradients or parameters, or stop it (see the README's Security "
-             "section). Use it only on a private network or behind a firewall that admits only "
+             "it made-up gradients or parameters, or stop it (see docs/parameter-server.md, "
+             "Security). Use it only on a private network or behind a firewall that admits only "
              "your machines.", stacklevel=4)
 
 

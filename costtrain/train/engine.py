@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ..data.datasets import Dataset, load_dataset
 from ..data.models import build_model
 from ..result import Curve, RunResult, new_curve
-from ..run.guards import mark_diverged  # the divergence rule lives with the other guards
+from ..run.guards import mark_diverged  # noqa: F401 (the divergence rule lives with the guards)
 from ..run.guards import DIVERGED, check_data_and_model, diverged, diverged_message  # noqa: F401
 from ..utils import CosttrainError, positive, whole
 
@@ -207,6 +207,16 @@ class Evaluator:
 
     def due(self, samples: int) -> bool:
         return bool(self.every) and samples >= self._next
+
+    def seconds_since(self, t: float) -> float:
+        """Seconds of evaluation after the moment `t` (``perf_counter``; a span running at
+        `t` counts from `t`): what a peer that started waiting at `t` waited through."""
+        total = 0.0
+        for start, end in reversed(self.spans):
+            if end <= t:
+                break
+            total += end - max(start, t)
+        return total
 
     def __call__(self, net: nn.Module, samples: int, train_seconds: float) -> tuple[float, float]:
         t0 = time.perf_counter()

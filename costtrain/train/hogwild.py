@@ -350,7 +350,7 @@ def pauses(outcomes: dict[int, dict]) -> list[tuple[float, float]]:
 
 
 def limits(timeout: float | None) -> procs.Limits:
-    """What a Hogwild! run's ``timeout`` means (the README's failure table): its
+    """What a Hogwild! run's ``timeout`` means (the failure table of docs/command-line.md): its
     ``stall_timeout`` (a worker silent that long is stuck; a fresh one still starting gets
     ``procs.STARTUP_SECONDS`` more); no ``deadline``; the default ``grace``."""
     return procs.Limits(stall_timeout=timeout)

@@ -64,7 +64,7 @@ def start(what: str, net: nn.Module | str, data: Any, *, workers: int, processes
     """The checks every distributed run makes in the parent before any process starts, then
     the model and the data: returns ``(model, dataset, t_start)``.
 
-    `workers` processes train (they share the cores: the thread check counts them),
+    `workers` processes train; the thread check counts every process (the server too),
     `processes` are started in all (a parameter server's server is one more).
     """
     procs.check_main_guard()  # a rank re-running an unguarded script stops here
@@ -74,8 +74,8 @@ def start(what: str, net: nn.Module | str, data: Any, *, workers: int, processes
     if isinstance(net, nn.Module):
         check_shareable(net, "net")  # spawned ranks must be able to unpickle it
     check_processes(processes, f"{what} processes")  # cores and memory
-    if threads is not None:
-        check_threads(workers, threads, stacklevel=4)
+    check_threads(processes, threads_per_process(processes, threads=threads),
+                  also="the server" if processes > workers else "", stacklevel=4)
     warn_if_exposed(addr)
     t_start = time.time()
     model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)

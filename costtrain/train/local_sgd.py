@@ -208,7 +208,7 @@ class LocalSGDError(RankError):
 
 
 def limits(timeout: float) -> procs.Limits:
-    """What a local SGD run's ``timeout`` means (the README's failure table).
+    """What a local SGD run's ``timeout`` means (the failure table of docs/command-line.md).
 
     gloo's waits in the all-reduce give up after `timeout`; ``stall_timeout`` = 0.8 x timeout
     names a silent (stopped) rank before that fires in its peers, which would blame them; no

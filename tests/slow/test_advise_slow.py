@@ -29,7 +29,7 @@ def test_recommend_end_to_end_respects_budget_and_measurements(fmnist):
             Probe("hogwild 2 processes", "hogwild", {"processes": 2, "sharding": "shard"})]
     t0 = time.perf_counter()
     advice = recommend(TinyNet, fmnist, budget_seconds=budget, epochs=3, probes=plan,
-                       progress=False)
+                       progress=False, repeats=1)
     assert advice.elapsed_seconds <= time.perf_counter() - t0  # its own clock, not a speed claim
     ran = [p.label for p in advice.probes]
     skipped = [n for n in advice.notes if "skipped" in n]
@@ -40,7 +40,7 @@ def test_recommend_end_to_end_respects_budget_and_measurements(fmnist):
     assert advice.recommended is ok[0]
     for r in ok:  # predictions are the probe's own measurements, extrapolated
         assert r.predicted_seconds == pytest.approx(r.setup_seconds + 9000 / r.samples_per_second)
-        assert r.predicted_cost > 0 and 0 <= r.expected_accuracy <= 1
+        assert r.predicted_cost > 0 and 0 <= r.probe_accuracy <= 1
     for a in ok:  # higher measured rate and no more set-up => predicted sooner
         for b in ok:
             if a.samples_per_second > b.samples_per_second and a.setup_seconds <= b.setup_seconds:
@@ -55,7 +55,7 @@ def test_recommend_end_to_end_respects_budget_and_measurements(fmnist):
     assert all(p.config["model"] == "TinyNet" for p in advice.probes if p.status == "ok")
     text = str(advice)
     # one probe each: the top row is the fastest predicted, not a verdict
-    assert f"Fastest predicted, one probe each: {ok[0].label}" in text and "names no winner" in text
+    assert f"Soonest predicted, one probe each: {ok[0].label}" in text and "names no winner" in text
     assert "Recommended:" not in text and ok[0].label in advice.justification
     assert f"{ok[0].predicted_seconds:.3g} s" in advice.justification
 
@@ -67,20 +67,23 @@ def test_cli_advise(tmp_path, capsys):
                    "--figures", str(tmp_path / "figs"), "--no-progress"])
     text = capsys.readouterr().out
     assert rc == 0, text
-    assert re.search(r"^(Recommended|Recommended, within noise of the runner-up|"
-                     r"Fastest predicted, one probe each): ", text, re.M)
-    assert "predicted s" in text and "aws-c7i.large" in text
+    assert re.search(r"^(Recommended|Tie \(within noise\)|Soonest predicted, one probe each): ",
+                     text, re.M)
+    assert text.count("Job: mlp on fashion-mnist, 1 epoch(s) of 1,500 training images") == 1
+    assert "predicted s [range]" in text and "aws-c7i.large" in text
     saved = json.loads(out.read_text())
     assert saved["rows"] and saved["job"]["target_accuracy"] == 0.6
     assert saved["price_basis"]["name"] == "aws-c7i.large"
-    for name in ("advise_accuracy_vs_time.png", "advise_cost.png"):
+    for name in ("advise_accuracy_vs_time.png", "advise_cost.png", "decision_card.png"):
         assert (tmp_path / "figs" / name).stat().st_size > 1000
+    card = (tmp_path / "figs" / "decision_card.md").read_text()
+    assert card.splitlines()[2].startswith("**Job:** mlp on fashion-mnist")
     assert cli.main(["advise", "--instance", "nope", "--subset", "100"]) == 2
 
 
 def test_cli_advise_for_several_machines(tmp_path, capsys):
     out = tmp_path / "advice.json"
-    code = cli.main(["advise", "--model", "mlp", "--subset", "1000", "--budget-seconds", "40",
+    code = cli.main(["advise", "--model", "mlp", "--subset", "1000", "--budget-seconds", "40", "--repeats", "1",
                      "--machines", "4", "--link", "wan", "--no-progress", "--out", str(out)])
     text = capsys.readouterr().out
     assert code == 0, text

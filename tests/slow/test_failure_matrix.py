@@ -607,8 +607,8 @@ def test_failure_matrix(outcomes, name):
     assert not o["survivors"], f"{name}: processes outlived the run: {o['survivors']}"
 
 
-def test_the_table_names_what_the_readme_promises():
-    text = (ROOT / "README.md").read_text()
+def test_the_table_names_what_the_docs_promise():
+    text = (ROOT / "docs" / "command-line.md").read_text()
     assert "## Failure behaviour" in text
     for words in ("SIGSTOP", "--out", "diverged", "--addr"):
         assert words in text.split("## Failure behaviour")[1], words

@@ -35,7 +35,7 @@ def test_torchrun_two_nodes_over_loopback(tmp_path):
             cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
                    "--node-rank", str(node), "--nproc-per-node", "1",
                    "--master-addr", "127.0.0.1", "--master-port", str(port),
-                   "-m", "costtrain.train.local_sgd", "--average-every", "4", "--model", "mlp",
+                   "-m", "costtrain.local_sgd", "--average-every", "4", "--model", "mlp",
                    "--subset", "1000", "--epochs", "2", "--lr", "0.05", "--timeout", "30",
                    "--eval-every", "1000", "--out", str(out)]
             nodes.append(subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE,
@@ -85,7 +85,7 @@ def test_killed_worker_ends_run_with_clear_error_and_partial_result(fmnist, tmp_
 def test_unreachable_master_is_a_clear_error_within_the_timeout():
     env = dict(_env(), RANK="1", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                MASTER_PORT=str(_free_port()))
-    out = subprocess.run([sys.executable, "-m", "costtrain.train.local_sgd", "--timeout", "3",
+    out = subprocess.run([sys.executable, "-m", "costtrain.local_sgd", "--timeout", "3",
                           "--model", "mlp", "--subset", "100"], env=env, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 2
@@ -94,7 +94,7 @@ def test_unreachable_master_is_a_clear_error_within_the_timeout():
 
 
 def test_module_without_torchrun_environment_says_how_to_start():
-    out = subprocess.run([sys.executable, "-m", "costtrain.train.local_sgd", "--model", "mlp",
+    out = subprocess.run([sys.executable, "-m", "costtrain.local_sgd", "--model", "mlp",
                           "--subset", "100"], env=_env(), capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 2 and "start this module with torchrun" in out.stderr
@@ -104,7 +104,7 @@ def _torchrun(node: int, port: int, timeout: int, *more: str) -> list[str]:
     """The README's torchrun command for node `node` of two, with its rendezvous timeout."""
     return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank",
             str(node), "--nproc-per-node", "1", "--master-addr", "127.0.0.1", "--master-port",
-            str(port), "--rdzv-conf", f"timeout={timeout}", "-m", "costtrain.train.local_sgd",
+            str(port), "--rdzv-conf", f"timeout={timeout}", "-m", "costtrain.local_sgd",
             "--model", "mlp", "--subset", "300", "--timeout", str(timeout), *more]
 
 

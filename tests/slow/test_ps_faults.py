@@ -88,7 +88,7 @@ def _rank(env: dict, *args: str, timeout: float = 60) -> subprocess.CompletedPro
     full = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR",
                                                              "MASTER_PORT")}
     full.update(env)
-    return subprocess.run([sys.executable, "-m", "costtrain.train.parameter_server", *args],
+    return subprocess.run([sys.executable, "-m", "costtrain.parameter_server", *args],
                           env=full, capture_output=True, text=True, timeout=timeout)
 
 

@@ -24,7 +24,7 @@ def test_torchrun_two_nodes_over_loopback(tmp_path):
             cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
                    "--node-rank", str(node), "--nproc-per-node", "2",
                    "--master-addr", "127.0.0.1", "--master-port", str(port),
-                   "-m", "costtrain.train.parameter_server", "--mode", "sync", "--model", "mlp",
+                   "-m", "costtrain.parameter_server", "--mode", "sync", "--model", "mlp",
                    "--subset", "1000", "--epochs", "2", "--lr", "0.05", "--timeout", "30",
                    "--out", str(out)]
             nodes.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
