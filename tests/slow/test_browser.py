@@ -424,6 +424,10 @@ def problems(page, name: str) -> list[str]:
     found += [f"widget output not rendered as a widget: {t!r}" for t in widgets["found"]]
     if not widgets["total"]:
         found.append("no widget at all in the outputs")
+    # generated text (the decision card, claims, sentences with prices) must read as written:
+    # a $ pair would be typeset as LaTeX, running the words together in italics
+    math = outputs(page, ".jp-OutputArea-output .MathJax, .jp-OutputArea-output mjx-container")
+    found += [f"an output rendered as math (an unescaped $ pair?): {t[:200]!r}" for t in math]
     return found
 
 
