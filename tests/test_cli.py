@@ -70,7 +70,7 @@ def test_every_command_and_subcommand_has_a_working_help(capsys):
     from costtrain.cli import build_parser
     from costtrain.course import handout
     paths = list(_command_paths(build_parser()))
-    assert {("run",), ("compare",), ("advise",), ("class", "collect")} <= set(paths)
+    assert {("run",), ("compare",), ("advise",), ("class", "collect"), ("torchrun",)} <= set(paths)
     failed = {}
     entries = [(" ".join(("costtrain", *p)), lambda p=p: main([*p, "--help"])) for p in paths]
     entries += [(f"python -m costtrain.{m}", lambda m=m: torchrun.main(m.replace("_", "-").replace(

@@ -99,6 +99,16 @@ class WorkerError(RuntimeError):
         self.rank, self.details, self.results = rank, details, results or {}
 
 
+class OutOfMemory(WorkerError):
+    """The system ran out of memory after training began (while training, or in the final
+    evaluation): `error` is :meth:`~costtrain.errors.ResourceError.describe`'s paragraph,
+    naming the limit. ``result`` keeps what was trained (status ``partial``); the CLI ends
+    with exit 3, as for a failed worker."""
+
+    def __init__(self, error: BaseException | str) -> None:
+        super().__init__(str(error), -1)
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C (or the CLI's SIGTERM) while workers ran; still a KeyboardInterrupt.
 
