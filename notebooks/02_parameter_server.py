@@ -92,6 +92,10 @@ progress = True
 figures_dir = "out/figures"
 
 # %%
+from costtrain.course import check_parameters
+check_parameters(globals(), "02_parameter_server")  # types as `costtrain notebooks` checks them
+
+# %%
 # NBVAL_CHECK_OUTPUT
 cores = costtrain.num_cores()
 workers_list = workers_list or ([1, 2, 4] if cores >= 4 else [1, 2])
