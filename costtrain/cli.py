@@ -2,9 +2,11 @@
 
 Nothing here imports torch before the arguments are parsed and the output paths checked, so a
 mistyped option is answered at once. Exit codes (:data:`EXIT_CODES`): 0 ok, 2 bad input or
-setting, or the system refused the resources a run needs (refused before training), 3 a worker
-failed or got stuck (partial result kept), 4 the run diverged, 5 an output could not be written
-(results saved to a fallback file), 129 SIGHUP, 130 Ctrl-C, 143 SIGTERM.
+setting (momentum >= 1 included), or the system refused the resources a run needs (refused
+before training), 3 a worker failed or got stuck, or memory ran out after training began
+(partial result kept), 4 the run diverged, 5 an output could not be written (results saved to
+a fallback file), 129 SIGHUP, 130 Ctrl-C, 143 SIGTERM. Results are saved before anything about
+them is printed: a closed or full stdout loses nothing (:class:`Stdout`).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from . import methods
+from . import HELD_SIGNALS, methods
 from .args import (LEVER_OPTIONS, METHOD_NAMES, add_data_args, add_optim_args, add_output_args,
                    add_repeats_arg, add_run_args, positive_float, positive_int)
 from .errors import CosttrainError, ResourceError
@@ -53,8 +55,10 @@ EXIT_HUNG_UP, EXIT_INTERRUPTED, EXIT_TERMINATED = 129, 130, 143
 EXIT_CODES = {EXIT_OK: "ok", EXIT_INPUT: "bad input or setting, or the system refused the "
                                          "resources (files, processes, memory) a run needs; "
                                          "refused before training",
-              EXIT_FAILED: "a worker failed or got stuck; partial result kept",
-              EXIT_DIVERGED: "the loss became nan/inf", EXIT_UNWRITABLE:
+              EXIT_FAILED: "a worker failed or got stuck, or memory ran out after training "
+                           "began; partial result kept",
+              EXIT_DIVERGED: "the run diverged (the loss became nan/inf or rose above 10x its "
+                             "start, or the accuracy stayed at chance)", EXIT_UNWRITABLE:
               "an output could not be written; results in a fallback file",
               EXIT_HUNG_UP: "hung up (SIGHUP)", EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
               EXIT_TERMINATED: "terminated (SIGTERM)"}
@@ -523,11 +527,12 @@ def _early_signal(signum: int) -> BaseException:
     return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
 
-def main(argv: Sequence[str] | None = None, held: Sequence[int] = ()) -> int:
+def main(argv: Sequence[str] | None = None, held: Sequence[int] | None = None) -> int:
     """``costtrain ...``: returns the exit code (:data:`EXIT_CODES`). `held`: stop signals
-    that arrived before this was called (``python -m costtrain`` holds them while it imports
-    this module), answered as if they came now."""
+    that arrived before this was called (default: :data:`costtrain.HELD_SIGNALS`, where the
+    command line holds them while it imports), answered as if they came now."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    held = HELD_SIGNALS if held is None else held
     done: list[RunResult] = []
     args = None
     Stdout.lost = None
