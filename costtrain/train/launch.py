@@ -132,7 +132,8 @@ def launch(what: str, run_rank: Callable[..., dict], cfg: Any, ds: Any, model: n
         net.load_state_dict({k: torch.from_numpy(v) for k, v in outs[0]["state"].items()})
     if result.status not in ("ok", DIVERGED):
         lost = min(map(int, result.extra.get("lost") or []), default=-1)
-        raise error(f"{what} run failed: {result.error}. {tail}", lost, result, results=results)
+        raise error(f"{what} run failed: {result.error.rstrip('.')}. {tail}", lost, result,
+                    results=results)
     return result
 
 
