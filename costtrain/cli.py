@@ -313,6 +313,9 @@ def cmd_compare(args, done: list[RunResult]) -> tuple[list[RunResult], Callable[
                 raise RunFailed(f"--figures {args.figures}: cannot write the figures "
                                 f"({exc.strerror or exc})", results, EXIT_UNWRITABLE) from None
             _say("figures: " + ", ".join(str(p) for p in paths))
+        from .advice.report import results_table
+        _say()
+        _say(results_table(results))
     return results, report
 
 
@@ -532,7 +535,6 @@ def main(argv: Sequence[str] | None = None, held: Sequence[int] | None = None) -
     that arrived before this was called (default: :data:`costtrain.HELD_SIGNALS`, where the
     command line holds them while it imports), answered as if they came now."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    held = HELD_SIGNALS if held is None else held
     done: list[RunResult] = []
     args = None
     Stdout.lost = None
@@ -544,6 +546,8 @@ def main(argv: Sequence[str] | None = None, held: Sequence[int] | None = None) -
         old_handlers[signal.SIGINT] = signal.getsignal(signal.SIGINT)
         if old_handlers[signal.SIGINT] is not signal.SIG_IGN:  # (a background job's stays)
             signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held is None:  # what the command line held while it started: answered once, here
+        held, HELD_SIGNALS[:] = list(HELD_SIGNALS), []
     try:
         if held:
             raise _early_signal(held[0])

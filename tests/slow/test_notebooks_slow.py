@@ -170,13 +170,16 @@ def test_nbval_checks_the_committed_reference_outputs(tmp_path):
     assert " passed" in p.stdout
 
 
-def test_papermill_with_a_mistyped_parameter_stops_at_the_check_cell(tmp_path):
+def test_papermill_with_a_mistyped_parameter_stops_at_the_check_cell(tmp_path, monkeypatch):
     """Issue 32: plain papermill (not `costtrain notebooks`) with `-p subset abc` used to fail
     deep inside the first data cell with a TypeError; the cell after the parameters refuses it
     by the same rule, in one sentence."""
     import os
 
     import papermill
+    root = str(NB_DIR.parent)  # the kernel imports this checkout's costtrain
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root,
+                                                                    os.environ.get("PYTHONPATH")])))
     cwd = os.getcwd()
     os.chdir(NB_DIR)  # as `costtrain notebooks` and Jupyter run them: their own folder
     try:
