@@ -475,3 +475,40 @@ def test_hogwild_reads_top_down():
     tree = _modules()["train.hogwild"]
     defs = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
     assert ast.get_docstring(tree) and defs[0] == "worker" and "train_hogwild" in defs[:3]
+
+
+DOC_IMPORT = re.compile(r"^\s*(?:>>> )?from (costtrain[\w.]*) import \(?([\w, ]+(?: as \w+)?)\)?",
+                        re.M)
+DOC_MODULE = re.compile(r"(?:python -m|-m) (costtrain[\w.]*)")
+
+
+def _doc_texts() -> dict[str, str]:
+    return {str(p.relative_to(ROOT)): p.read_text() for p in
+            [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]}
+
+
+def test_every_public_name_the_readme_and_docs_show_imports():
+    """Every `from costtrain... import name` the README and docs show (code and prose) imports,
+    every `python -m costtrain...` they name is a module that runs as a program."""
+    import importlib
+    seen = 0
+    for doc, text in _doc_texts().items():
+        for module, names in DOC_IMPORT.findall(text):
+            mod = importlib.import_module(module)
+            for name in (n.split(" as ")[0].strip() for n in names.split(",") if n.strip()):
+                assert hasattr(mod, name) or importlib.util.find_spec(f"{module}.{name}"), \
+                    f"{doc}: from {module} import {name} fails"
+                seen += 1
+        for module in set(DOC_MODULE.findall(text)):
+            spec = importlib.util.find_spec(module)
+            assert spec is not None, f"{doc}: python -m {module}: no such module"
+            src = Path(spec.origin).read_text() if spec.origin else ""
+            assert "__main__" in src, f"{doc}: python -m {module} does nothing (no __main__ guard)"
+    assert seen >= 5  # the docs do show the public API
+
+
+def test_the_torchrun_entry_points_answer_help():
+    for module in ("costtrain.parameter_server", "costtrain.local_sgd"):
+        out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
+                             text=True, timeout=120, cwd=ROOT)
+        assert out.returncode == 0 and f"python -m {module}" in out.stdout, out.stderr

@@ -1,13 +1,13 @@
 """The main job: every method on the same data and the same total work, side by side."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .. import methods
 from ..data.datasets import Dataset, load_dataset
 from ..measure import BUSY_OTHER_CORES, BUSY_STEAL_SHARE
 from ..result import RunResult
-from ..utils import num_cores, whole
+from ..utils import num_cores, threads_per_process, whole
 from .cost import PriceBasis, attach_cost, price_basis
 from .energy import EnergyMeter
 from .noise import alternate, first_verdict, median_index, speedup_verdict, spread
@@ -17,12 +17,62 @@ Run = tuple[str, Callable[..., RunResult], dict]
 BUSY_RERUNS = 2  # a configuration's busy repeats run again at most this often (see run_comparison)
 
 
-def comparison_plan(total_epochs: int = 2, cores: int | None = None) -> list[Run]:
+def carry_levers(label: str, kwargs: dict, row: methods.Method,
+                 levers: Mapping[str, Any] | None) -> tuple[str, dict]:
+    """(label, kwargs) of a configuration with the single-process `levers` (e.g. what notebook
+    01b kept, ``{"channels_last": True}``) when it trains in this process on the CPU and takes
+    levers, its label suffixed as ``costtrain advise`` does (``baseline 2 threads +
+    channels_last``); any other configuration unchanged."""
+    kept = {k: v for k, v in (levers or {}).items() if v}
+    if not kept or not (row.in_process and row.levers) or kwargs.get("device", "cpu") != "cpu":
+        return label, kwargs
+    return f"{label} + {' + '.join(kept)}", {**kwargs, **kept}
+
+
+def comparison_plan(total_epochs: int = 2, cores: int | None = None,
+                    single_process_levers: Mapping[str, Any] | None = None) -> list[Run]:
     """(label, trainer, kwargs) for each configuration, all doing `total_epochs` of work: each
-    method's :attr:`~costtrain.methods.Method.compare` plan, in the registry's order."""
+    method's :attr:`~costtrain.methods.Method.compare` plan, in the registry's order; the
+    in-process CPU configurations with `single_process_levers` (:func:`carry_levers`)."""
     cores = cores or num_cores()
-    return [(label, m.load(), kw) for m in methods.METHODS.values()
-            for label, kw in m.compare(total_epochs, cores)]
+    plan = []
+    for m in methods.METHODS.values():
+        for label, kw in m.compare(total_epochs, cores):
+            label, kw = carry_levers(label, kw, m, single_process_levers)
+            plan.append((label, m.load(), kw))
+    return plan
+
+
+def not_compared(total_epochs: int = 2, cores: int | None = None) -> list[methods.Method]:
+    """The methods with no configuration in :func:`comparison_plan` (local SGD: notebook 05
+    runs it, ``costtrain advise`` probes it only with ``--machines``)."""
+    cores = cores or num_cores()
+    return [m for m in methods.METHODS.values() if not m.compare(total_epochs, cores)]
+
+
+def processes_started(label: str, kwargs: dict, cores: int | None = None) -> tuple[int, int, str]:
+    """(processes, intra-op threads each, what besides the workers) a configuration of the
+    plan starts: what :func:`costtrain.run.guards.check_threads` counts before it runs (the
+    parameter server's server included)."""
+    cores = cores or num_cores()
+    row = methods.of_label(label) or methods.DEFAULT
+    workers = kwargs.get("processes") or kwargs.get("workers") or 1
+    also = row.also_starts if not row.in_process else ""
+    processes = workers + (1 if also else 0)
+    threads = kwargs.get("threads") or threads_per_process(processes, cores)
+    return processes, threads, also
+
+
+def oversubscribed(plan: Sequence[Run], cores: int | None = None) -> list[tuple[str, int, int, str]]:
+    """(label, processes, threads each, what besides the workers) of each configuration of
+    `plan` whose processes x threads exceed the cores: those costtrain warns about."""
+    cores = cores or num_cores()
+    out = []
+    for label, _, kw in plan:
+        processes, threads, also = processes_started(label, kw, cores)
+        if processes * threads > cores:
+            out.append((label, processes, threads, also))
+    return out
 
 
 def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simple",
@@ -35,7 +85,8 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
                    price: PriceBasis | None = None,
                    on_start: Callable[[str], None] | None = None,
                    on_progress: Callable | None = None, repeats: int = 1,
-                   cold: bool = True) -> list[RunResult]:
+                   cold: bool = True,
+                   single_process_levers: Mapping[str, Any] | None = None) -> list[RunResult]:
     """Run every configuration of :func:`comparison_plan` on one loaded dataset.
 
     Every result gets ``cost`` (:func:`costtrain.advice.cost.attach_cost`): energy measured around
@@ -60,12 +111,16 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
     one starts its workers as a one-off run does and its total is its measured wall time;
     no configuration's numbers depend on which ran before it. Either way ``setup_seconds`` is
     the one-off set-up and ``warm_setup_seconds`` what a re-run in the same process pays.
+
+    ``single_process_levers`` (e.g. what notebook 01b kept on this machine,
+    ``{"channels_last": True}``): the in-process CPU configurations run with them, their labels
+    suffixed (``baseline 2 threads + channels_last``), as ``costtrain advise`` probes them.
     """
     whole(repeats, "repeats")
     ds = data if isinstance(data, Dataset) else load_dataset(data, data_root, subset=subset,
                                                             seed=seed)
     price = price or price_basis()
-    plan = comparison_plan(total_epochs)
+    plan = comparison_plan(total_epochs, single_process_levers=single_process_levers)
     if only:  # in the order given
         plan = [run for o in only for run in plan if run[0].startswith(o)]
         plan = list({run[0]: run for run in plan}.values())
@@ -146,6 +201,32 @@ def repeats_of(r: RunResult, key: str) -> list:
     if key == "load":
         return [r.extra.get("load")]
     return [getattr(r, key)]
+
+
+def counterpart(probe: RunResult, results: Sequence[RunResult]) -> RunResult | None:
+    """The comparison's run of the configuration a ``costtrain advise`` probe (or any run)
+    measured: the same method, processes and threads per process (their labels differ:
+    ``hogwild 2 processes`` is ``hogwild 2x1`` here); None when the comparison did not run it."""
+    def key(r: RunResult) -> tuple:
+        return (r.method, (r.config or {}).get("processes", 1), r.threads)
+    return next((r for r in results if key(r) == key(probe)), None)
+
+
+def takeovers(results: Sequence[RunResult], epoch_samples: int) -> list[str]:
+    """Where each configuration would take over from the soonest one as the job grows, from
+    the comparison's own runs: one-off time = set-up + samples / steady rate, each
+    configuration a band over its repeats (:mod:`costtrain.advice.takeover`), for jobs from
+    one batch to 100x this one. [] when a configuration ran once (no band, no verdict)."""
+    from .decision import CHART_FROM, CHART_TIMES
+    from .takeover import Line, statements
+    ok = [r for r in results if r.status == "ok" and r.steady_samples_per_second > 0]
+    if len(ok) < 2 or any(len(repeats_of(r, "setup_seconds")) < 2 for r in ok):
+        return []
+    lines = [Line.of(r.label, repeats_of(r, "setup_seconds"),
+                     repeats_of(r, "steady_samples_per_second")) for r in ok]
+    job = max(r.samples for r in ok)
+    winner = min(lines, key=lambda ln: ln.seconds(job))
+    return statements(lines, winner.label, epoch_samples, CHART_FROM, CHART_TIMES * job)
 
 
 def busy_runs(results: list[RunResult]) -> list[RunResult]:

@@ -151,7 +151,11 @@ def _rates(advice, label: str) -> Spread | None:
 
 
 def _once_started(other: Spread, ref: Spread) -> str:
-    """'faster', 'slower' or 'within noise' once started, from the two rate ranges."""
+    """'faster', 'slower' or 'within noise' once started, from the two rate ranges (one probe
+    a side cannot tell)."""
+    if other.n < 2 or ref.n < 2:
+        return ("faster (one probe each: not beyond noise) than" if other.median > ref.median
+                else "slower (one probe each: not beyond noise) than")
     if other.overlaps(ref):
         return "within noise of"
     return "faster than" if other.median > ref.median else "slower than"
@@ -174,8 +178,10 @@ def thread_line(advice) -> str | None:
     share = ratio / ideal
     word = ("close to the ideal" if share >= NEAR_IDEAL else "part of the ideal"
             if share >= PART_OF_IDEAL else "little of the ideal")
-    if high < 1.0:
-        word = "slower than one thread, beyond noise (the threads fight over the cores)"
+    if a.n < 2 or b.n < 2:
+        word = f"{word} by this one probe each, which cannot tell beyond noise"
+    elif high < 1.0:
+        word = "slower than one thread, beyond noise"
     elif low <= 1.0:
         word = "no faster beyond noise: its range reaches 1x"
     return (f"**More threads.** One process with {many.job['threads']} threads trained "

@@ -146,6 +146,8 @@ def epochs_text(n: float, epoch_samples: int) -> str:
     e = n / epoch_samples
     if e < 0.95:
         return f"{e:.2g} of an epoch"
+    if e >= 100:  # "about 180 epochs", not "1.8e+02"
+        return f"about {float(f'{e:.2g}'):,.0f} epochs"
     return f"about {e:.2g} epoch{'s' if round(e, 1) != 1 else ''}"
 
 
@@ -170,9 +172,11 @@ def statements(lines: Sequence[Line], winner: str, epoch_samples: int, lo: float
         if ln.label == winner:
             continue
         c = crossing(w, ln, lo, hi)
+        once = " (one probe each: a guide, not a verdict)" if min(w.rate.n, ln.rate.n) < 2 else ""
         rates = (f"steady {ln.rate.median:,.0f} [{ln.rate.low:,.0f}-{ln.rate.high:,.0f}] "
                  f"against {w.rate.median:,.0f} [{w.rate.low:,.0f}-{w.rate.high:,.0f}] "
-                 f"samples/s, set-up {ln.setup.median:.1f} s against {w.setup.median:.1f} s")
+                 f"samples/s, set-up {ln.setup.median:.1f} s against {w.setup.median:.1f} s"
+                 f"{once}")
         if c.kind in ("takes over", "sooner below"):
             where = samples_text(c.at)
             rng = (f"range {samples_text(c.low)} to "

@@ -261,6 +261,16 @@ class Evaluator:
     def due(self, samples: int) -> bool:
         return bool(self.every) and samples >= self._next
 
+    def seconds_since(self, t: float) -> float:
+        """Seconds of evaluation after the moment `t` (``perf_counter``; a span running at
+        `t` counts from `t`): what a peer that started waiting at `t` waited through."""
+        total = 0.0
+        for start, end in reversed(self.spans):
+            if end <= t:
+                break
+            total += end - max(start, t)
+        return total
+
     def __call__(self, net: nn.Module, samples: int, train_seconds: float) -> tuple[float, float]:
         t0 = time.perf_counter()
         loss, acc = evaluate(net, self.x, self.y, device=self.device)

@@ -97,7 +97,9 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
     Returns:
         A RunResult (method ``ps-sync``/``ps-async``): ``loss_curve`` is the server's view (the
         loss of each step's batch, by samples applied), ``worker_curves`` each worker's own;
-        ``extra`` has steps, steps_per_second, compute/comm seconds per worker and comm_share,
+        ``extra`` has steps, steps_per_second, compute/comm seconds per worker and comm_share
+        (communication = sending, receiving and waiting for the turn and the other workers;
+        the server's evaluations a worker waited through are ``eval_wait_seconds``, apart),
         the server's update/reply/wait seconds and, for async, the staleness histogram.
     Raises:
         CosttrainError: bad settings, a busy ``port`` or a foreign ``addr``, before any process.
@@ -176,17 +178,21 @@ def assemble(cfg: PSConfig, config: dict, server: dict | None, outs: dict[int, A
                                             default=0.0))
     samples = server.get("samples", sum(rep["samples"] for rep in reports.values()))
     compute = sum(rep["compute_seconds"] for rep in reports.values())
-    comm = sum(rep["comm_seconds"] for rep in reports.values())
+    comm = sum(rep["comm_seconds"] for rep in reports.values())  # evaluation waits left out
+    waited = sum(rep.get("eval_wait_seconds", 0.0) for rep in reports.values())
     extra: dict[str, Any] = dict(
         steps=server.get("steps", 0),
         steps_per_second=server.get("steps", 0) / train if train > 0 else 0.0,
         compute_seconds=compute / max(1, len(reports)), comm_seconds=comm / max(1, len(reports)),
         comm_share=comm / (comm + compute) if comm + compute > 0 else 0.0,
+        eval_wait_seconds=waited / max(1, len(reports)),
         server=dict(update_seconds=server.get("update_seconds", 0.0),
                     reply_seconds=server.get("reply_seconds", 0.0),
                     wait_seconds=server.get("wait_seconds", 0.0)),
         per_worker={str(r): dict(samples=rep["samples"], compute_seconds=rep["compute_seconds"],
-                                 comm_seconds=rep["comm_seconds"], error=rep.get("error"))
+                                 comm_seconds=rep["comm_seconds"],
+                                 eval_wait_seconds=rep.get("eval_wait_seconds", 0.0),
+                                 error=rep.get("error"))
                     for r, rep in sorted(reports.items())},
         lost=server.get("lost", {}))
     extra["comm"] = _comm(server, reports, samples)
@@ -206,7 +212,8 @@ def assemble(cfg: PSConfig, config: dict, server: dict | None, outs: dict[int, A
 
 COUNTED = ("tensor payloads of the point-to-point messages (gloo send/recv), counted by the "
            "ranks: each step a worker sends its gradient (with a 3-number header and any float "
-           "buffers) and receives the parameters, one round trip; the server the reverse. The "
+           "buffers) and receives the parameters (with a 3-number header), one round trip; the "
+           "server the reverse. The "
            "initial parameters are counted, the final reports and TCP/gloo headers are not.")
 
 

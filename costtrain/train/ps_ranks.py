@@ -5,7 +5,9 @@ never as pickles:
 
 * worker -> server: ``[n, version, loss_sum | gradient (P) | float buffers (B)]``; ``n = -1``
   means "done", followed by the worker's report as JSON bytes.
-* server -> worker: ``[version, go | parameters (P)]``; ``go = 0`` asks the worker to stop.
+* server -> worker: ``[version, go, evaluating | parameters (P)]``; ``go = 0`` asks the worker
+  to stop; ``evaluating`` is the seconds the server spent evaluating the test set while this
+  worker's gradient waited for its answer (:meth:`Server.send`).
 
 **sync**: the server waits for one gradient from every active worker, averages them weighted
 by batch size (= the gradient of the mean loss over the concatenated batch), steps its
@@ -15,10 +17,17 @@ staleness of a gradient is the number of updates made since the worker's copy wa
 
 The server has one receiving thread per worker, so it notices a lost worker at once (its
 connection closes) and can name it; every wait has the group's finite timeout.
+
+A worker's communication time is the time it spends in ``send``/``recv`` (its message on the
+wire, and waiting for its turn and for the other workers), less the server's evaluations it
+waited through: the server evaluates between two answers, and that wait is reported apart
+(``eval_wait_seconds``) and kept out of the worker's training clock, as the server keeps it out
+of its own.
 """
 from __future__ import annotations
 
 import copy
+import math
 import queue
 import threading
 import time
@@ -40,6 +49,7 @@ from .engine import Evaluator, LossLog, batches, evaluate, failure, loss_fn, sha
 
 MODES = ("sync", "async")
 HEADER = 3  # n, version, loss_sum
+REPLY = 3  # version, go, seconds the server evaluated while the worker waited
 DONE = -1.0
 DIVERGED = "the training diverged"  # the server's reason to stop (engine.LossLog.diverged)
 
@@ -148,14 +158,15 @@ def work(rank: int, cfg: PSConfig, ds: Dataset, net: nn.Module) -> dict[str, Any
     params, bufs = list(net.parameters()), float_buffers(net)
     n_params = sum(p.numel() for p in params)
     msg = torch.zeros(HEADER + n_params + sum(b.numel() for b in bufs))
-    reply = torch.zeros(2 + n_params)
+    reply = torch.zeros(REPLY + n_params)
     log, compute, comm = LossLog(cfg.log_every, ds.num_classes), Stopwatch(), Stopwatch()
+    evaluating = 0.0  # of the time in `comm`: the server evaluating the test set meanwhile
     cc = CommCounter()
     error, lost, t0 = None, False, time.perf_counter()
     try:
         dist.recv(reply, 0)  # the initial parameters (set-up, not communication time)
         cc.add(received=nbytes(reply))
-        unflatten_into(reply[2:], params)
+        unflatten_into(reply[REPLY:], params)
         t0 = time.perf_counter()
         for xb, yb in worker_batches(ds, rank, cfg):
             if reply[1] == 0 or procs.should_stop():
@@ -175,16 +186,18 @@ def work(rank: int, cfg: PSConfig, ds: Dataset, net: nn.Module) -> dict[str, Any
             with comm:
                 dist.send(msg, 0)
                 dist.recv(reply, 0)
+            evaluating += float(reply[2])  # waiting for an evaluation is not communication
             cc.add(sent=nbytes(msg), received=nbytes(reply), messages=2, round_trips=1)
-            unflatten_into(reply[2:], params)
-            log.add(lv, len(yb), time.perf_counter() - t0)
+            unflatten_into(reply[REPLY:], params)
+            log.add(lv, len(yb), time.perf_counter() - t0 - evaluating)
     except RuntimeError as exc:  # the server or the connection went away
         error, lost = f"worker {rank} lost the server: {first_line(exc)}", True
-    train_seconds = time.perf_counter() - t0
+    train_seconds = time.perf_counter() - t0 - evaluating  # the server's clock does the same
     log.flush(train_seconds)
-    cc.seconds = comm.seconds
+    cc.seconds = comm.seconds - evaluating
     report = dict(rank=rank, curve=log.curve, samples=log.samples, train_seconds=train_seconds,
-                  compute_seconds=compute.seconds, comm_seconds=comm.seconds, error=error,
+                  compute_seconds=compute.seconds, comm_seconds=cc.seconds,
+                  eval_wait_seconds=evaluating, error=error,
                   steps=cc.round_trips, comm=cc.to_dict(), payload_bytes=nbytes(msg))
     if not lost:
         try:
@@ -199,7 +212,8 @@ def work(rank: int, cfg: PSConfig, ds: Dataset, net: nn.Module) -> dict[str, Any
 # --- server ----------------------------------------------------------------------------------
 
 def _receive(rank: int, size: int, inbox: queue.Queue) -> None:
-    """Thread: forward every message of worker ``rank`` to the server's inbox."""
+    """Thread: forward every message of worker ``rank`` to the server's inbox, a gradient
+    with the moment it arrived (from then on its worker waits for the answer)."""
     try:
         while True:
             msg = torch.empty(size)
@@ -207,7 +221,7 @@ def _receive(rank: int, size: int, inbox: queue.Queue) -> None:
             if msg[0] == DONE:
                 inbox.put(("done", rank, recv_json(rank)))
                 return
-            inbox.put(("grad", rank, msg))
+            inbox.put(("grad", rank, (msg, time.perf_counter())))
     except Exception as exc:  # connection closed by a dead worker, or a timeout
         inbox.put(("lost", rank, first_line(exc)))
 
@@ -226,6 +240,7 @@ class Server:
         self.evaluator = Evaluator(ds.test_x, ds.test_y, cfg.eval_every)
         self.update, self.reply_time, self.wait = Stopwatch(), Stopwatch(), Stopwatch()
         self.comm = CommCounter()
+        self.arrived: dict[int, float] = {}  # rank -> when its unanswered gradient arrived
         self.t0 = time.perf_counter()
 
     def elapsed(self) -> float:
@@ -260,13 +275,17 @@ class Server:
             self.evaluator(self.net, self.samples, self.elapsed())
 
     def send(self, ranks: list[int], go: bool = True) -> None:
-        """Send the current version and parameters (or a stop) to each of ``ranks``."""
+        """Send the current version and parameters (or a stop) to each of ``ranks``, with the
+        seconds this server evaluated since that rank's gradient arrived (the rank waited
+        through them: not communication)."""
         with self.reply_time:
-            reply = torch.cat([torch.tensor([float(self.version), float(go)]),
-                               flatten(self.params)])
-            for work in [dist.isend(reply, r) for r in ranks]:
+            params = flatten(self.params)
+            replies = [torch.cat([torch.tensor([float(self.version), float(go), self.evaluator
+                                                .seconds_since(self.arrived.pop(r, math.inf))]),
+                                  params]) for r in ranks]
+            for work in [dist.isend(reply, r) for reply, r in zip(replies, ranks)]:
                 work.wait()
-        self.comm.add(sent=nbytes(reply) * len(ranks), messages=len(ranks))
+        self.comm.add(sent=sum(nbytes(reply) for reply in replies), messages=len(ranks))
 
 
 def serve(srv: Server) -> dict[str, Any]:
@@ -296,6 +315,7 @@ def serve(srv: Server) -> dict[str, Any]:
                 break
             continue
         if kind == "grad":
+            payload, srv.arrived[r] = payload  # the gradient, and when it arrived
             srv.comm.add(received=nbytes(payload))
         try:
             if kind == "lost":

@@ -5,11 +5,12 @@ import itertools
 import re
 import threading
 
+import pytest
 import torch
 
 from costtrain.data.datasets import Dataset
 from costtrain.data.models import MLP
-from costtrain.run._testing import spawned_children
+from costtrain.run._testing import SlowEvalNet, spawned_children
 from costtrain.train.engine import loss_fn
 from costtrain.train.parameter_server import MODES, train_parameter_server, worker_batches
 from costtrain.train.ps_ranks import PSConfig
@@ -75,6 +76,28 @@ def test_async_trains_and_records_staleness(fmnist):
     assert r.eval_seconds > 0 and r.eval_curve["seconds"][-1] <= r.train_seconds + 1e-4
     assert r.setup_seconds > 0 and r.samples_per_second > 0 and r.steady_samples_per_second > 0
     assert sum(c["samples"][-1] for c in r.worker_curves.values()) == 6000
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_waiting_for_the_servers_evaluation_is_not_communication(fmnist, mode):
+    """The server evaluates between two answers while its workers wait in `recv`: that wait is
+    reported apart (eval_wait_seconds) and left out of their communication time, comm_share
+    and training clock, as the server leaves it out of its own."""
+    sleep, ds = 0.4, _small(fmnist, 1200)  # 500 test images: one sleep per evaluation
+    r = train_parameter_server(SlowEvalNet(sleep), ds, mode=mode, workers=2, epochs=1,
+                               batch_size=64, lr=0.05, eval_every=300, seed=3)
+    assert r.status == "ok" and len(r.eval_curve["samples"]) == 4  # at 300, 600, 900, 1200
+    evaluating = 4 * sleep
+    waited, comm = r.extra["eval_wait_seconds"], r.extra["comm_seconds"]
+    if mode == "sync":  # every evaluation happens while both workers wait for their answer
+        assert waited == pytest.approx(evaluating, rel=0.25)
+    assert 0 < waited <= evaluating * 1.25
+    assert comm < evaluating / 2 and r.extra["comm"]["seconds"] == pytest.approx(comm)
+    assert r.extra["comm_share"] == pytest.approx(comm / (comm + r.extra["compute_seconds"]))
+    for w in r.extra["per_worker"].values():
+        assert w["comm_seconds"] >= 0 and w["eval_wait_seconds"] <= evaluating * 1.25
+    # each worker's training clock leaves the wait out, as the server's does
+    assert max(c["seconds"][-1] for c in r.worker_curves.values()) < r.train_seconds + sleep / 2
 
 
 def test_bounded_staleness_drops_old_gradients(fmnist):
