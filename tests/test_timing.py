@@ -99,7 +99,7 @@ def _fake_plan(monkeypatch, busy_at: set[int]):
             ran.append(label)
             return r
         return train
-    monkeypatch.setattr(compare, "comparison_plan", lambda total_epochs: [
+    monkeypatch.setattr(compare, "comparison_plan", lambda total_epochs, *a, **kw: [
         ("fast", trainer_for("fast", 1.0), {}), ("slow", trainer_for("slow", 3.0), {})])
     ds = Dataset("fake", torch.zeros(4, 1), torch.zeros(4, dtype=torch.long), torch.zeros(2, 1),
                  torch.zeros(2, dtype=torch.long), ["a", "b"], 0.0, 1.0)
