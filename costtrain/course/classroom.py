@@ -102,6 +102,12 @@ class Collected:
         return out
 
 
+class Unwritable(CosttrainError):
+    """The table or the figure could not be written after the files were read (exit 5)."""
+
+    code = 5
+
+
 class Refused(ValueError):
     """A file that cannot be collected; the message says why."""
 
@@ -516,9 +522,9 @@ def run_cli(args: argparse.Namespace) -> None:
             written.append(f"table: {args.out}")
         if args.figure and c.groups():
             written.append(f"figure: {figure(c, args.figure)}")
-    except OSError as exc:
-        raise CosttrainError(f"cannot write {exc.filename or args.out}: "
-                             f"{exc.strerror or exc}.") from None
+    except OSError as exc:  # after the work (a full disk): an output error, exit 5
+        raise Unwritable(f"cannot write {exc.filename or args.out}: "
+                         f"{exc.strerror or exc}.") from None
     print(text)
     for line in written:
         print(line)
