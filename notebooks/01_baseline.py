@@ -89,6 +89,10 @@ progress = True       # progress bars
 figures_dir = "out/figures"
 
 # %%
+from costtrain.course import check_parameters
+check_parameters(globals(), "01_baseline")  # types as `costtrain notebooks` checks them
+
+# %%
 # NBVAL_CHECK_OUTPUT
 cores = costtrain.num_cores()
 threads_list = threads_list or sorted({1, max(1, cores // 2), cores})

@@ -96,6 +96,10 @@ progress = True
 figures_dir = "out/figures"
 
 # %%
+from costtrain.course import check_parameters
+check_parameters(globals(), "02_parameter_server")  # types as `costtrain notebooks` checks them
+
+# %%
 # NBVAL_CHECK_OUTPUT
 cores = costtrain.num_cores()
 # one worker always runs: sync and async then take the same steps, the yardstick of section 3

@@ -95,6 +95,10 @@ progress = True
 figures_dir = "out/figures"
 
 # %%
+from costtrain.course import check_parameters
+check_parameters(globals(), "03_hogwild")  # types as `costtrain notebooks` checks them
+
+# %%
 # NBVAL_CHECK_OUTPUT
 cores = costtrain.num_cores()
 splits = epoch_splits(total_epochs)

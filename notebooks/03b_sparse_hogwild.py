@@ -98,6 +98,10 @@ progress = False
 figures_dir = "out/figures"
 
 # %%
+from costtrain.course import check_parameters
+check_parameters(globals(), "03b_sparse_hogwild")  # types as `costtrain notebooks` checks them
+
+# %%
 # NBVAL_CHECK_OUTPUT
 cores = costtrain.num_cores()
 processes = processes or cores

@@ -101,6 +101,10 @@ progress = True
 figures_dir = "out/figures"
 
 # %%
+from costtrain.course import check_parameters
+check_parameters(globals(), "04_compare")  # types as `costtrain notebooks` checks them
+
+# %%
 # NBVAL_CHECK_OUTPUT
 figures = Path(figures_dir)
 figures.mkdir(parents=True, exist_ok=True)

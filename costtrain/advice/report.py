@@ -64,6 +64,12 @@ def summary(r: RunResult) -> str:
         lines.insert(3, f"  levers          : {', '.join(levers)}"
                         + (f"; compiling took {r.compile_seconds:.2f} s of the set-up"
                            if c.get("compile") else ""))
+    stale = r.extra.get("staleness") or {}
+    if stale.get("dropped"):
+        sent = sum((stale.get("histogram") or {}).values())
+        lines.insert(2, f"  dropped         : {stale['dropped']:,} of {sent:,} gradients were "
+                        f"staler than --max-staleness {c.get('max_staleness')} "
+                        f"({stale.get('dropped_samples', 0):,} samples, not counted as trained)")
     if r.extra.get("comm"):
         lines.append(f"  communication   : {describe(r.extra['comm'])}")
     if (r.extra.get("load") or {}).get("busy"):

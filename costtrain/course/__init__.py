@@ -59,6 +59,7 @@ _FROM = {
     "costtrain.advice.takeover": "samples_text",
     "costtrain.data.models": "multiply_adds",
     "costtrain.course.widgets": "NoWrap epoch_splits run_panel",
+    "costtrain.course.notebooks": "check_parameters",
 }
 EXPORTS: dict[str, str] = {name: module for module, names in _FROM.items()
                            for name in names.split()}  # public name -> its module

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,8 +108,6 @@ def find_notebooks(folder: str | Path = "notebooks",
 
 def notebook_parameters(path: str | Path) -> dict[str, Any]:
     """Names and defaults of the notebook's ``parameters`` cell; error if it has none."""
-    import ast
-
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -118,10 +117,16 @@ def notebook_parameters(path: str | Path) -> dict[str, Any]:
             f"{Path(path).name}: expected exactly one cell tagged {PARAMETERS_TAG!r}, found "
             f"{len(tagged)}. Tag the cell of small, overridable values (JupyterLab: property "
             "inspector > Cell Tags) so papermill can inject parameters.")
+    return _literals(tagged[0].source, Path(path).name)
+
+
+def _literals(source: str, name: str) -> dict[str, Any]:
+    """Names and values (literals; else their source text) assigned in a parameters cell."""
+    import ast
     try:
-        tree = ast.parse(tagged[0].source)
+        tree = ast.parse(source)
     except SyntaxError as exc:
-        raise NotebookError(f"{Path(path).name}: the parameters cell is not valid Python: "
+        raise NotebookError(f"{name}: the parameters cell is not valid Python: "
                             f"{exc}") from None
     found = {}
     for node in tree.body:
@@ -338,6 +343,36 @@ def check_parameter_types(parameters: Mapping[str, Any], defaults: Mapping[str, 
             raise CosttrainError(
                 f"parameter {name}={value!r} is of type {type(value).__name__}, but {notebook} "
                 f"expects {type(default).__name__} (its default is {name}={default!r}).")
+
+
+def defaults_of(notebook: str, folders: Iterable[str | Path] | None = None) -> dict[str, Any]:
+    """The parameters cell's defaults of `notebook` (e.g. ``"03_hogwild"``), read from its
+    ``.ipynb``, else its jupytext ``.py`` twin, in the first of `folders` that has one (default:
+    the working directory, its ``notebooks/`` and the repository's ``notebooks/``); {} when
+    none is found."""
+    folders = folders or [Path.cwd(), Path.cwd() / "notebooks",
+                          Path(__file__).resolve().parents[2] / "notebooks"]
+    for folder in map(Path, folders):
+        ipynb, py = folder / f"{notebook}.ipynb", folder / f"{notebook}.py"
+        if ipynb.is_file():
+            return notebook_parameters(ipynb)
+        if py.is_file():
+            cell = re.search(r'^# %% tags=\["parameters"\]\n(.*?)(?=^# %%|\Z)', py.read_text(),
+                             re.S | re.M)
+            if cell:
+                return _literals(cell[1], py.name)
+    return {}
+
+
+def check_parameters(namespace: Mapping[str, Any], notebook: str) -> None:
+    """A notebook's first cell after its parameters calls this with ``globals()``: a value
+    papermill injected (``papermill -p subset abc``) or an edit gave whose type differs from
+    the default is refused there, in one sentence, by the rule of ``costtrain notebooks``
+    (:func:`check_parameter_types`), before any cell uses it. Nothing is checked when the
+    notebook's file is not found (:func:`defaults_of`)."""
+    defaults = defaults_of(notebook)
+    check_parameter_types({k: namespace[k] for k in defaults if k in namespace}, defaults,
+                          notebook)
 
 
 def _param(text: str) -> tuple[str, Any]:

@@ -141,9 +141,10 @@ class Pool:
                                                           self.counter, preload(), os.getpid(),
                                                           procs.in_main_thread()),
                                      name=f"costtrain-pool-{rank}", daemon=True)
-                p.start()
-                child_end.close()
-                self.members.append(_Member(rank, p, parent_end))
+                with procs.held_while_starting():  # a signal comes once it is a member
+                    p.start()
+                    child_end.close()
+                    self.members.append(_Member(rank, p, parent_end))
 
     def alive(self) -> bool:
         """Every worker is still running (none was killed while idle)."""

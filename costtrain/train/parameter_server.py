@@ -119,16 +119,20 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
                    lr=server_lr(lr, mode, workers, scale_lr), momentum=momentum, seed=seed,
                    log_every=log_every, eval_every=eval_every,
                    timeout=timeout, threads=threads_per_process(workers + 1, threads=threads),
-                   max_staleness=max_staleness)
+                   max_staleness=max_staleness, classes=ds.num_classes)
     config = _config(cfg, ds, display_name(net, model), subset,
                      lr=lr, scale_lr=scale_lr, addr=addr)
     bar = progress_bar(epochs * len(ds.train_y), progress, f"ps-{mode}")
     bar.set_description_str(f"ps-{mode}: starting server and {workers} worker(s)")
-    applied = [0]
+    applied, dropped = [0], [0]
 
     def on_message(rank: int, kind: str, payload: Any) -> None:
         if kind == "evaluating":
             bar.set_description_str(f"ps-{mode}: evaluating on {payload:,} test samples")
+        if kind == "dropped":  # too stale to apply (max_staleness): not trained, not counted
+            dropped[0] += payload
+            bar.update(payload)
+            bar.set_description_str(f"ps-{mode} ({dropped[0]:,} samples dropped as stale)")
         if kind == "progress":  # samples the server has applied, and their mean loss
             if not applied[0]:
                 bar.set_description_str(f"ps-{mode}")
@@ -197,11 +201,13 @@ def assemble(cfg: PSConfig, config: dict, server: dict | None, outs: dict[int, A
         n = sum(hist.values())
         extra["staleness"] = dict(
             histogram=hist, mean=sum(int(k) * v for k, v in hist.items()) / n if n else 0.0,
-            max=max((int(k) for k in hist), default=0), dropped=server.get("dropped", 0))
+            max=max((int(k) for k in hist), default=0), dropped=server.get("dropped", 0),
+            dropped_samples=server.get("dropped_samples", 0))
     return run_result(f"ps-{cfg.mode}", cfg, config, server, t_start=t_start,
                       train_start=server.get("train_start"), train=train, samples=samples,
                       loss_curve=loss_curve, curves=curves, extra=extra, error=error,
-                      diverged=bool(server.get("diverged")))
+                      diverged=bool(server.get("diverged")),
+                      diverged_reason=server.get("diverged_reason"))
 
 
 COUNTED = ("tensor payloads of the point-to-point messages (gloo send/recv), counted by the "
@@ -248,7 +254,8 @@ def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, mode: str = "sync",
     cfg = PSConfig(mode=mode, workers=world - 1, epochs=epochs, batch_size=batch_size,
                    lr=server_lr(lr, mode, world - 1, scale_lr), momentum=momentum, seed=seed,
                    log_every=log_every, eval_every=eval_every, timeout=timeout,
-                   threads=torchrun_threads(threads), max_staleness=max_staleness)
+                   threads=torchrun_threads(threads), max_staleness=max_staleness,
+                   classes=ds.num_classes)
     out = torchrun_rank(run_rank, rank, cfg, ds, model)
     if out is None:
         return None

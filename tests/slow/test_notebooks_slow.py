@@ -175,3 +175,27 @@ def test_nbval_checks_the_committed_reference_outputs(tmp_path):
     assert " passed" in p.stdout
     cells = len(_code(nbformat.read(path, as_version=4)))
     assert f"{cells} passed" in p.stdout, p.stdout[-2000:]  # every cell ran, none skipped
+
+
+def test_papermill_with_a_mistyped_parameter_stops_at_the_check_cell(tmp_path, monkeypatch):
+    """Issue 32: plain papermill (not `costtrain notebooks`) with `-p subset abc` used to fail
+    deep inside the first data cell with a TypeError; the cell after the parameters refuses it
+    by the same rule, in one sentence."""
+    import os
+
+    import papermill
+    root = str(NB_DIR.parent)  # the kernel imports this checkout's costtrain
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root,
+                                                                    os.environ.get("PYTHONPATH")])))
+    cwd = os.getcwd()
+    os.chdir(NB_DIR)  # as `costtrain notebooks` and Jupyter run them: their own folder
+    try:
+        with pytest.raises(papermill.PapermillExecutionError) as err:
+            papermill.execute_notebook(str(NB_DIR / "03_hogwild.ipynb"),
+                                       str(tmp_path / "out.ipynb"), parameters={"subset": "abc"},
+                                       progress_bar=False, kernel_name="python3")
+    finally:
+        os.chdir(cwd)
+    assert err.value.ename == "CosttrainError", err.value
+    assert ("parameter subset='abc' is of type str, but 03_hogwild expects int"
+            in err.value.evalue), err.value.evalue

@@ -107,6 +107,15 @@ def test_bounded_staleness_drops_old_gradients(fmnist):
     stale = sum(v for k, v in st["histogram"].items() if int(k) > 0)
     assert stale > 0 and st["dropped"] == stale
     assert r.extra["steps"] == sum(st["histogram"].values()) - stale
+    # what was dropped was not trained: left out of the samples, the rate and the loss curve
+    # (issue 32: it used to count all 600 and say nothing)
+    assert 0 < st["dropped_samples"] < 600 and r.samples == 600 - st["dropped_samples"]
+    assert r.loss_curve["samples"][-1] == r.samples
+    assert r.samples_per_second == r.samples / r.train_seconds
+    from costtrain.advice.report import summary
+    assert f"{st['dropped']:,} of {sum(st['histogram'].values()):,} gradients were staler than " \
+           f"--max-staleness 0 ({st['dropped_samples']:,} samples, not counted as trained)" \
+        in summary(r)
 
 
 def test_two_concurrent_runs_do_not_collide(fmnist):
