@@ -29,8 +29,35 @@ one layer; its docstring says what lives in it.
 into a lower layer, a circle, a private name taken from another module, a module or
 sub-package missing from the list, or a comparison with a method's name outside ``methods``.
 """
-from .errors import CosttrainError
-from .methods import METHODS
+HELD_SIGNALS: list[int] = []  # stop signals received while the command line started
+
+
+def _hold_stop_signals_if_command_line() -> None:
+    """When this process is the command line (``costtrain ...``, ``python -m costtrain ...``):
+    hold SIGTERM, SIGHUP and Ctrl-C from its first line of costtrain on, in
+    :data:`HELD_SIGNALS`; :func:`costtrain.cli.main` installs its own handlers and answers them
+    (143, 129, 130), instead of Python's traceback from the middle of an import. Importing the
+    package anywhere else changes no signal handler."""
+    import os
+    import signal
+    import sys
+    argv = list(getattr(sys, "orig_argv", []))
+    as_module = "-m" in argv and argv[argv.index("-m") + 1:argv.index("-m") + 2] == ["costtrain"]
+    if not (as_module or os.path.basename(sys.argv[0] if sys.argv else "") == "costtrain"):
+        return
+    try:
+        for name in ("SIGTERM", "SIGHUP", "SIGINT"):
+            sig = getattr(signal, name, None)
+            if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+                signal.signal(sig, lambda signum, frame: HELD_SIGNALS.append(signum))
+    except ValueError:  # not the main thread: nothing to hold
+        pass
+
+
+_hold_stop_signals_if_command_line()
+
+from .errors import CosttrainError  # noqa: E402  (after the handlers: these take a moment)
+from .methods import METHODS  # noqa: E402
 
 __version__ = "0.1.0"
 # Public name -> module. Imported on first use (PEP 562): `costtrain run --bad-option` is
@@ -45,7 +72,7 @@ _EXPORTS = {**{m.trainer.split(":")[1]: m.trainer.split(":")[0] for m in METHODS
             "SmallCNN": "costtrain.data.models", "build_model": "costtrain.data.models",
             "RunResult": "costtrain.result", "load_results": "costtrain.result",
             "save_results": "costtrain.result", "num_cores": "costtrain.utils"}
-__all__ = [*_EXPORTS, "CosttrainError"]
+__all__ = [*_EXPORTS, "CosttrainError", "HELD_SIGNALS"]
 
 
 def __getattr__(name: str):

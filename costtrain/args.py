@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from . import methods
+from .utils import CosttrainError, momentum_fraction
 
 DATASET_NAMES = ("fashion-mnist", "mnist", "cifar10", "sparse-synthetic",
                  "wordnet-supersense")  # costtrain.data.datasets.DATASETS
@@ -57,6 +58,15 @@ def positive_float(text: str) -> float:
 def nonnegative_float(text: str) -> float:
     """An argparse type: a finite number >= 0."""
     return _number(text, float, 0, True)
+
+
+def momentum(text: str) -> float:
+    """An argparse type: a momentum in [0, 1) (1 or more diverges: refused before training)."""
+    value = _number(text, float, 0, True)
+    try:
+        return momentum_fraction(value)
+    except CosttrainError as exc:
+        raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
 
 
 def existing_dir(text: str) -> str:
@@ -109,10 +119,10 @@ def add_optim_args(p: argparse.ArgumentParser, *, eval_every: bool = True,
                             "(its time is kept out of the training time)")
     if not full:
         return
-    o.add_argument("--momentum", type=nonnegative_float, default=None,
-                   help="SGD momentum (default: the model's: 0.5 for the image nets, the classic "
-                        "example's; 0 for sparse-linear, whose sparse updates momentum would "
-                        "make dense)")
+    o.add_argument("--momentum", type=momentum, default=None,
+                   help="SGD momentum, 0 <= m < 1 (default: the model's: 0.5 for the image nets, "
+                        "the classic example's; 0 for sparse-linear, whose sparse updates "
+                        "momentum would make dense)")
     o.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="sgd",
                    help="sgd (with --momentum) or adam; the parameter server steps with SGD "
                         "(default: %(default)s)")

@@ -2,9 +2,11 @@
 
 Nothing here imports torch before the arguments are parsed and the output paths checked, so a
 mistyped option is answered at once. Exit codes (:data:`EXIT_CODES`): 0 ok, 2 bad input or
-setting, or the system refused the resources a run needs (refused before training), 3 a worker
-failed or got stuck (partial result kept), 4 the run diverged, 5 an output could not be written
-(results saved to a fallback file), 129 SIGHUP, 130 Ctrl-C, 143 SIGTERM.
+setting (momentum >= 1 included), or the system refused the resources a run needs (refused
+before training), 3 a worker failed or got stuck, or memory ran out after training began
+(partial result kept), 4 the run diverged, 5 an output could not be written (results saved to
+a fallback file), 129 SIGHUP, 130 Ctrl-C, 143 SIGTERM. Results are saved before anything about
+them is printed: a closed or full stdout loses nothing (:class:`Stdout`).
 """
 from __future__ import annotations
 
@@ -18,15 +20,15 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
-from . import methods
+from . import HELD_SIGNALS, methods
 from .args import (LEVER_OPTIONS, METHOD_NAMES, add_data_args, add_optim_args, add_output_args,
                    add_repeats_arg, add_run_args, positive_float, positive_int)
 from .errors import CosttrainError, ResourceError
 from .result import RunResult, check_folder_writable, check_writable, save_results
 from .run import forkserver, pool
-from .run.guards import MEMORY_SHARE, available_memory
+from .run.guards import MEMORY_SHARE, available_memory, check_reachable, check_thread_count
 from .run.procs import Interrupted, WorkerError
 
 # Nothing above imports torch: `costtrain run` starts the fork server first (for the methods
@@ -44,14 +46,19 @@ SUBCOMMANDS = (  # name, help: each module has add_arguments(parser) and run_cli
               "table and figure"),
     ("student", "write the students' copies of the notebooks (no outputs) into a folder; "
                 "copies a student edited are kept unless --force"),
+    ("torchrun", "start this machine's ranks of a parameter-server or local-SGD run across "
+                 "machines (torchrun, with --timeout as its rendezvous timeout and one-sentence "
+                 "errors)"),
 )
 EXIT_OK, EXIT_INPUT, EXIT_FAILED, EXIT_DIVERGED, EXIT_UNWRITABLE = 0, 2, 3, 4, 5
 EXIT_HUNG_UP, EXIT_INTERRUPTED, EXIT_TERMINATED = 129, 130, 143
 EXIT_CODES = {EXIT_OK: "ok", EXIT_INPUT: "bad input or setting, or the system refused the "
                                          "resources (files, processes, memory) a run needs; "
                                          "refused before training",
-              EXIT_FAILED: "a worker failed or got stuck; partial result kept",
-              EXIT_DIVERGED: "the loss became nan/inf", EXIT_UNWRITABLE:
+              EXIT_FAILED: "a worker failed or got stuck, or memory ran out after training "
+                           "began; partial result kept",
+              EXIT_DIVERGED: "the run diverged (the loss became nan/inf or rose above 10x its "
+                             "start, or the accuracy stayed at chance)", EXIT_UNWRITABLE:
               "an output could not be written; results in a fallback file",
               EXIT_HUNG_UP: "hung up (SIGHUP)", EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
               EXIT_TERMINATED: "terminated (SIGTERM)"}
@@ -84,6 +91,38 @@ class RunFailed(Exception):
         self.results, self.code = results, code
 
 
+class Stdout:
+    """What the CLI prints for the user on stdout: a closed pipe (``| head -1``), a full disk
+    (``> /dev/full``) or a terminal that went away is noted once, never fatal: the results are
+    saved before they are printed, and the run ends with its own exit code (5 when the results
+    had nowhere else to go: they are then in a fallback file the message names)."""
+
+    lost: str | None = None  # why stdout could not be written, once it could not
+
+    @classmethod
+    def say(cls, *parts: object, flush: bool = True) -> None:
+        if cls.lost is not None:
+            return
+        try:
+            print(*parts, flush=flush)
+        except OSError as exc:  # EPIPE, ENOSPC, EIO
+            cls.lost = exc.strerror or str(exc) or type(exc).__name__
+            with contextlib.suppress(OSError, ValueError):  # no second error at exit either
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+
+
+def _say(*parts: object) -> None:
+    Stdout.say(*parts)
+
+
+def _tell(line: str) -> None:
+    """One line for the user on stderr (never an error of its own if stderr is gone)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=sys.stderr, flush=True)
+
+
 def _subcommand(name: str):
     """The module of subcommand `name`, imported only when it is used (``advise`` loads torch)."""
     if name == "advise":
@@ -95,6 +134,9 @@ def _subcommand(name: str):
     if name == "student":
         from .course import student
         return student
+    if name == "torchrun":
+        from . import torchrun
+        return torchrun
     from .course import notebooks
     return notebooks
 
@@ -155,8 +197,8 @@ def _load(args):
     ds = load_dataset(args.dataset, args.data_dir, subset=args.subset, seed=args.seed,
                       download=args.download, **sparse)
     what = "samples" if ds.features is not None else "images"
-    print(f"data: {ds.name}, {len(ds.train_y):,} training / {len(ds.test_y):,} test {what} "
-          f"from {ds.source}", flush=True)
+    _say(f"data: {ds.name}, {len(ds.train_y):,} training / {len(ds.test_y):,} test {what} "
+         f"from {ds.source}")
     if args.data_dir and not Path(ds.source).resolve().is_relative_to(Path(args.data_dir).resolve()):
         _warn(f"no {ds.name} files in --data-dir {args.data_dir}; used the copy in {ds.source}")
     return ds
@@ -181,6 +223,12 @@ def run_kwargs(args: argparse.Namespace) -> dict:
                   seed=args.seed, device=args.device, eval_every=args.eval_every,
                   log_every=args.log_every, progress=not args.no_progress, threads=args.threads)
     row = methods.get(args.method)
+    own = row.cli_kwargs(args)
+    if args.threads:  # refused before torch is imported (the trainers check it again)
+        check_thread_count(own.get("processes") or own.get("workers", 0)
+                           + bool(row.also_starts) or 1, args.threads)
+    if own.get("addr"):  # the ranks' rendezvous: no usable loopback is one sentence, at once
+        check_reachable(own["addr"])
     if args.optimizer != "sgd" and row.sgd_only:
         raise CosttrainError(f"--optimizer {args.optimizer}: --method {args.method} steps with "
                              "SGD (--lr, --momentum); use --optimizer sgd.")
@@ -216,8 +264,10 @@ def _compare_labels(args) -> None:
                              f"configuration; the labels are: {', '.join(labels)}.")
 
 
-def cmd_compare(args, done: list[RunResult]) -> list[RunResult]:
-    """``costtrain compare``; each finished result is appended to `done` as it comes."""
+def cmd_compare(args, done: list[RunResult]) -> tuple[list[RunResult], Callable[[], None]]:
+    """``costtrain compare``: the results and what prints them (after they are saved). Each
+    finished run is appended to `done` as it comes, saved to ``--out`` with the runs before it
+    (so a run killed later keeps them) and summed up on stdout."""
     from .advice.compare import run_comparison
     from .advice.report import summary
     _compare_labels(args)
@@ -228,37 +278,45 @@ def cmd_compare(args, done: list[RunResult]) -> list[RunResult]:
 
     def on_result(r: RunResult) -> None:
         done.append(r)
-        print(summary(r), flush=True)
+        if args.out:  # saved before it is printed; the final save reports any problem
+            with contextlib.suppress(OSError, CosttrainError):
+                save_results(done, args.out)
+        _say(summary(r))
     results = run_comparison(ds, model=args.model, total_epochs=args.total_epochs,
                              batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              eval_every=eval_every, progress=not args.no_progress,
                              only=args.only, target_accuracy=args.target_accuracy,
                              on_result=on_result, repeats=args.repeats)
-    from .advice.compare import verdicts
-    from .advice.cost import as_fraction, cost_table
-    from .advice.report import repeats_table
-    print()
-    print(cost_table(results))
-    if args.repeats > 1:
-        print()
-        print(repeats_table(results))
-    for line in verdicts(results, target=bool(args.target_accuracy)):
-        print(line)
-    if args.figures:
-        from .advice.plots import plot_accuracy_vs_time, plot_cost_to_target, plot_losses
-        folder = Path(args.figures)
-        try:
-            paths = [plot_losses(results, folder / "compare_losses.png", x="samples",
-                                 title=f"Training loss, {ds.name}, same total work"),
-                     plot_accuracy_vs_time(results, folder / "compare_accuracy_vs_time.png",
-                                           target=as_fraction(args.target_accuracy))]
-            if args.target_accuracy:
-                paths.append(plot_cost_to_target(results, folder / "compare_cost.png"))
-        except OSError as exc:
-            raise RunFailed(f"--figures {args.figures}: cannot write the figures "
-                            f"({exc.strerror or exc})", results, EXIT_UNWRITABLE) from None
-        print("figures: " + ", ".join(str(p) for p in paths))
-    return results
+
+    def report() -> None:
+        from .advice.compare import verdicts
+        from .advice.cost import as_fraction, cost_table
+        from .advice.report import repeats_table
+        _say()
+        _say(cost_table(results))
+        if args.repeats > 1:
+            _say()
+            _say(repeats_table(results))
+        for line in verdicts(results, target=bool(args.target_accuracy)):
+            _say(line)
+        if args.figures:
+            from .advice.plots import plot_accuracy_vs_time, plot_cost_to_target, plot_losses
+            folder = Path(args.figures)
+            try:
+                paths = [plot_losses(results, folder / "compare_losses.png", x="samples",
+                                     title=f"Training loss, {ds.name}, same total work"),
+                         plot_accuracy_vs_time(results, folder / "compare_accuracy_vs_time.png",
+                                               target=as_fraction(args.target_accuracy))]
+                if args.target_accuracy:
+                    paths.append(plot_cost_to_target(results, folder / "compare_cost.png"))
+            except OSError as exc:
+                raise RunFailed(f"--figures {args.figures}: cannot write the figures "
+                                f"({exc.strerror or exc})", results, EXIT_UNWRITABLE) from None
+            _say("figures: " + ", ".join(str(p) for p in paths))
+        from .advice.report import results_table
+        _say()
+        _say(results_table(results))
+    return results, report
 
 
 def start_workers_early(argv: Sequence[str]) -> None:
@@ -359,7 +417,7 @@ def save(results: list[RunResult], out: str | None, *, failed: bool) -> tuple[Pa
 
 
 def _warn(message: str) -> None:
-    print(f"costtrain: warning: {message}", file=sys.stderr, flush=True)
+    _tell(f"costtrain: warning: {message}")
 
 
 def _one_line_warnings() -> None:
@@ -371,6 +429,29 @@ def _one_line_warnings() -> None:
 
 def _on_stop_signal(signum, frame) -> None:
     raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP while the block runs; raise the first one after it.
+
+    For an import whose interruption corrupts the process: torch's C initialisation imports
+    numpy and swallows any exception raised inside that import (the signal is lost, or numpy
+    is left half imported and fails later with a traceback). numpy is imported here first,
+    whole (a fraction of a second)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    sigs = (signal.SIGINT, *STOP_SIGNALS)
+    old = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum)) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if pending:
+        raise _early_signal(pending[0])
 
 
 def _interrupt_code(exc: BaseException) -> int:
@@ -394,19 +475,24 @@ def _status_code(results: list[RunResult]) -> tuple[int, str]:
     return EXIT_OK, ""
 
 
-def _execute(args, done: list[RunResult]) -> list[RunResult]:
-    """Run the subcommand; raise :class:`RunFailed` for failures after training began."""
+def _execute(args, done: list[RunResult]) -> tuple[list[RunResult], Callable[[], None]]:
+    """Run ``run`` or ``compare``: the results, and what prints them (called after they are
+    saved); raise :class:`RunFailed` for failures after training began."""
     try:
+        with _signals_deferred():  # whole, before torch's C initialisation imports it
+            import numpy  # noqa: F401
         if args.command == "run":
             results = cmd_run(args)
             done.extend(results)  # a signal from now on still saves the finished run
-            from .advice.report import summary
-            for r in results:
-                print(summary(r))
-        elif args.command == "compare":
-            results = cmd_compare(args, done)
-        else:
-            return args.handler(args) or []
+
+            def report() -> None:
+                from .advice.report import results_table, summary
+                for r in results:
+                    _say(summary(r))
+                _say()
+                _say(results_table(results))
+            return results, report
+        return cmd_compare(args, done)
     except (WorkerError, Interrupted) as exc:  # failed, stuck or Ctrl-C: keep what was measured
         kept = done + ([exc.result] if exc.result is not None else [])
         code = (EXIT_FAILED if isinstance(exc, WorkerError) else _interrupt_code(exc.cause))
@@ -415,10 +501,6 @@ def _execute(args, done: list[RunResult]) -> list[RunResult]:
         if raised and raised[-1] not in message:  # the worker's exception, in one line
             message += f" ({raised[-1]})"
         raise RunFailed(message, kept, code) from None
-    from .advice.report import results_table
-    print()
-    print(results_table(results))
-    return results
 
 
 def _saved(note: str, path: Path | None, problem: str) -> str:
@@ -428,63 +510,97 @@ def _saved(note: str, path: Path | None, problem: str) -> str:
     return f"; {problem}; {note} saved to {path} instead" if problem else f"; {note} saved to {path}"
 
 
-def _finish(args, results: list[RunResult]) -> int:
-    """Save finished results (to --out, else a fallback file) and pick the exit code."""
+def _finish(args, results: list[RunResult], report: Callable[[], None]) -> int:
+    """Save finished results (to --out, else after a failure a fallback file), then print
+    them, and pick the exit code. Nothing computed is lost to the terminal: a closed or full
+    stdout leaves the results in --out (a warning), or in a fallback file (exit 5)."""
     code, message = _status_code(results)
     path, problem = save(results, getattr(args, "out", None), failed=False)
     if problem:
         where = f"; the results were saved to {path} instead" if path is not None else ""
-        print(f"costtrain: error: {problem}{where}", file=sys.stderr)
-        return EXIT_UNWRITABLE
+        _tell(f"costtrain: error: {problem}{where}")
+        code, message = EXIT_UNWRITABLE, ""
+    report()
     if path is not None:
-        print(f"results: {path}")
-    if code:
-        print(f"costtrain: error: {message}", file=sys.stderr)
+        _say(f"results: {path}")
+    if Stdout.lost is not None:
+        lost = f"stdout could not be written ({Stdout.lost}), so the summary was not shown"
+        if path is None:  # nowhere else: a fallback file, and the exit code says so
+            path, trouble = save(results, None, failed=True)
+            _tell(f"costtrain: error: {lost}{_saved('the results were', path, trouble)}")
+            return EXIT_UNWRITABLE
+        if not problem:
+            _tell(f"costtrain: warning: {lost}; the results are in {path}")
+    if message:
+        _tell(f"costtrain: error: {message}")
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _early_signal(signum: int) -> BaseException:
+    """The exception a signal received before the command began stands for."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def main(argv: Sequence[str] | None = None, held: Sequence[int] | None = None) -> int:
+    """``costtrain ...``: returns the exit code (:data:`EXIT_CODES`). `held`: stop signals
+    that arrived before this was called (default: :data:`costtrain.HELD_SIGNALS`, where the
+    command line holds them while it imports), answered as if they came now."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    start_workers_early(argv)
-    args = build_parser(argv).parse_args(argv)
     done: list[RunResult] = []
+    args = None
+    Stdout.lost = None
     old_show = warnings.showwarning
     old_handlers = {}
     _one_line_warnings()
-    if threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread():  # first: a signal at any moment
         old_handlers = {sig: signal.signal(sig, _on_stop_signal) for sig in STOP_SIGNALS}
         old_handlers[signal.SIGINT] = signal.getsignal(signal.SIGINT)
+        if old_handlers[signal.SIGINT] is not signal.SIG_IGN:  # (a background job's stays)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held is None:  # what the command line held while it started: answered once, here
+        held, HELD_SIGNALS[:] = list(HELD_SIGNALS), []
     try:
+        if held:
+            raise _early_signal(held[0])
+        start_workers_early(argv)
+        args = build_parser(argv).parse_args(argv)
         check_outputs(args)
-        results = _execute(args, done)
+        if args.command not in ("run", "compare"):
+            try:
+                code = args.handler(args)
+            except BrokenPipeError:  # `| head`: what it wrote to files is written first
+                Stdout.say()  # notes it, and points stdout at /dev/null for the exit
+                code = EXIT_OK
+            return code if isinstance(code, int) else EXIT_OK
+        results, report = _execute(args, done)
         _hold_signals()
-        return _finish(args, results) if args.command in ("run", "compare") else EXIT_OK
+        return _finish(args, results, report)
     except CosttrainError as exc:
         _hold_signals()
-        print(f"costtrain: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
+        _tell(f"costtrain: error: {exc}")
+        return getattr(exc, "code", EXIT_INPUT)  # costtrain torchrun: its ranks' code
     except RunFailed as exc:
         _hold_signals()
         path, problem = save(exc.results, getattr(args, "out", None), failed=True)
         note = ("the results so far were" if exc.code not in (EXIT_DIVERGED, EXIT_UNWRITABLE)
                 else "the results were")
-        print(f"costtrain: error: {exc}{_saved(note, path, problem)}", file=sys.stderr)
+        _tell(f"costtrain: error: {exc}{_saved(note, path, problem)}")
         return exc.code
     except KeyboardInterrupt as exc:  # outside any training loop: keep the finished runs
         _hold_signals()
         path, problem = save(done, getattr(args, "out", None), failed=True)
         what = exc.what if isinstance(exc, Terminated) else "interrupted"
-        print(f"costtrain: {what}; every worker was stopped"
-              f"{_saved('the finished runs were', path, problem)}", file=sys.stderr)
+        _tell(f"costtrain: {what}; every worker was stopped"
+              f"{_saved('the finished runs were', path, problem)}")
         return _interrupt_code(exc)
-    except (OSError, MemoryError, ImportError) as exc:  # the system ran out of something
-        error = ResourceError.describe(exc, f"costtrain {args.command} was running")
+    except (OSError, MemoryError, ImportError, RuntimeError) as exc:  # the system ran out
+        doing = f"costtrain {args.command} was running" if args else "costtrain was starting"
+        error = ResourceError.describe(exc, doing)
         if error is None:
             raise
         _hold_signals()
         path, problem = save(done, getattr(args, "out", None), failed=True)
-        print(f"costtrain: error: {error}{_saved('the finished runs were', path, problem)}",
-              file=sys.stderr)
+        _tell(f"costtrain: error: {error}{_saved('the finished runs were', path, problem)}")
         return EXIT_INPUT
     finally:
         warnings.showwarning = old_show

@@ -55,7 +55,10 @@ class ResourceError(CosttrainError):
             text = str(exc)
             code = next((c for c, msg in ((errno.ENOSPC, "No space left on device"),
                                           (errno.ENOMEM, "Cannot allocate memory"),
+                                          (errno.ENOMEM, "can't allocate memory"),
                                           (errno.ENOMEM, "failed to map segment"),
+                                          # oneDNN, when it cannot get the memory for a kernel
+                                          (errno.ENOMEM, "could not create a primitive"),
                                           (errno.EMFILE, "Too many open files"),
                                           (errno.EAGAIN, "Resource temporarily unavailable"),
                                           (errno.EAGAIN, "can't start new thread"))

@@ -182,6 +182,10 @@ def check_writable(path: str | Path, what: str = "output") -> Path:
 def check_folder_writable(folder: str | Path, what: str = "folder") -> Path:
     """Before any work: files can be created in `folder` (created if missing)."""
     folder = Path(folder)
+    if folder.is_symlink() and not folder.exists():
+        raise OutputPathError(f"{what} {str(folder)!r} is a symlink to "
+                              f"{os.readlink(folder)!r}, which does not exist: give a folder "
+                              "(or remove the link).")
     if folder.exists() and not folder.is_dir():
         raise OutputPathError(f"{what} {str(folder)!r} exists and is not a folder.")
     try:

@@ -41,6 +41,24 @@ def positive(value: object, name: str, unit: str = "") -> float:
     return float(value)
 
 
+MOMENTUM_MESSAGE = ("momentum {value!r} is >= 1: SGD's velocity then never decays, every step "
+                    "adds to it, and training diverges with every method; use a momentum below 1, "
+                    "e.g. 0.9 (the image nets' default is 0.5)")
+
+
+def momentum_fraction(value: object, name: str = "momentum") -> float:
+    """`value` when it is a number in [0, 1), else a :class:`CosttrainError` saying why: a
+    momentum of 1 or more makes SGD diverge, whatever the method (refused before training)."""
+    import math
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < 0:
+        raise CosttrainError(f"{name} must be a number in [0, 1), got {value!r}.")
+    if value >= 1:
+        raise CosttrainError(MOMENTUM_MESSAGE.format(value=value).replace("momentum", name, 1)
+                             + ".")
+    return float(value)
+
+
 def num_cores() -> int:
     """CPU cores this process may run on (respects affinity masks and containers)."""
     try:

@@ -27,6 +27,13 @@
 # job, the recommendation and the command that runs exactly that job, and at what job size
 # another configuration would take over.
 #
+# **You will learn**
+# - how short probes become a prediction for a job of any size: one-off time = set-up +
+#   samples / steady rate, with a range from repeated probes;
+# - to read where two configurations' lines cross: the job size at which one takes over;
+# - to call a difference *within noise* when the predicted ranges overlap, and a tie a tie;
+# - to write your decision card, whose command runs exactly the job it predicts.
+#
 # **Time:** the last cell prints how long this notebook ran; the first says on which machine.
 # Most of it is the probes (`decision_budget` seconds at most) and section 3, which runs the
 # whole job once.
@@ -44,7 +51,7 @@ import costtrain
 from costtrain import methods
 from costtrain.course import (check_prediction, decision_card, hardware_info, job_line, md,
                               recommend, run_header, run_panel, scoreboard, secs, summary,
-                              what_would_change)
+                              what_would_change, worked_answer)
 
 # show warnings as one line, without the file they came from
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
@@ -82,6 +89,10 @@ lr = 0.01
 seed = 42
 progress = True
 figures_dir = "out/figures"
+
+# %%
+from costtrain.course import check_parameters
+check_parameters(globals(), "06_your_decision")  # types as `costtrain notebooks` checks them
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -251,22 +262,14 @@ else:
 check_prediction(my_prediction, small_job_seconds, wrong={"scaling the set-up too": everything}
                  if small_job_seconds else None)
 
-# %% [markdown]
-# <details><summary>Worked answer (this run's numbers)</summary>
-#
-# The cell below writes it from this run.
-# </details>
-
 # %%
 # NBVAL_IGNORE_OUTPUT
 if small_job_seconds is not None:
-    display(Markdown(md(
-        f"<details><summary>Worked answer</summary>\n\n{slowest_start.label} pays "
-        f"{secs(slowest_start.setup_seconds)} of set-up once; its training, "
-        f"{secs(training)} for the job, shrinks to {secs(training / 100)}. So "
-        f"{secs(small_job_seconds)}, not {secs(everything)} (which scales the set-up too): for "
-        "small jobs the set-up decides, which is why the card's ranking changes with the "
-        "job's size.\n</details>")))
+    display(worked_answer(
+        f"{slowest_start.label} pays {secs(slowest_start.setup_seconds)} of set-up once; its "
+        f"training, {secs(training)} for the job, shrinks to {secs(training / 100)}. So "
+        f"{secs(small_job_seconds)}, not {secs(everything)} (which scales the set-up too): the "
+        "smaller the job, the larger the set-up's share of it."))
 
 # %% [markdown]
 # **3. What would change the answer on your machine?** Read the card's last two sections.

@@ -98,3 +98,12 @@ def wordnet():
             pytest.fail(f"CI must provide WordNet (.ci/run installs wordnet-base): {exc}")
         pytest.skip("WordNet 3.0 is not installed here (sudo apt-get install wordnet-base, or "
                     "COSTTRAIN_DATA / WNSEARCHDIR naming a folder with its data.noun)")
+
+
+@pytest.fixture(scope="session")
+def course(tmp_path_factory):
+    """The course notebooks, each executed once by papermill for the whole session (at the CI
+    parameters; 01-04 also at the second CI set), two at a time: tests/course_runs.py.
+    ``course.run(name, which)`` is one run; the first request waits for all of them."""
+    import course_runs
+    return course_runs.execute(tmp_path_factory.mktemp("course"))

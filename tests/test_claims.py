@@ -56,6 +56,22 @@ def test_a_yardstick_decides_one_run_each():
         check(stick, 3.0, 1.0)
 
 
+def test_a_busy_machine_cannot_tell_a_timing_claim():
+    v = check(FASTER, [1900, 2000, 2100], [1000, 1050, 1100],
+              busy="the machine was busy during 2 threads (other work used 1.2 of 2 cores): ...")
+    assert v.word == CANNOT_TELL and "(the machine was busy during 2 threads" in v.markdown()
+    counted = Claim("test.n", "More.", "a", ">", "b", "-", rule="counted")
+    assert check(counted, 2, 1, busy="the machine was busy: x").word == HELD  # counts do not care
+
+
+def test_a_busy_machine_cannot_tell_a_measured_claim_but_still_counts():
+    busy = "the machine was busy during a (other work used 1.8 of 2 cores)"
+    v = check(FASTER, [1900, 2000, 2100], [1000, 1050, 1100], busy=busy)
+    assert v.word == CANNOT_TELL and v.markdown().endswith(f"({busy}).")
+    counted = Claim("test.count", "Fewer bytes.", "a", "<", "b", "-", rule="counted")
+    assert check(counted, 1, 2, busy=busy).word == HELD
+
+
 def test_counted_quantities_have_no_noise_and_a_nan_is_refused():
     counted = Claim("test.bytes", "H=8 sends fewer bytes.", "H=8 bytes", "<", "H=1 bytes", "-",
                     rule="counted", unit="bytes")

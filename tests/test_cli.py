@@ -50,3 +50,40 @@ def test_optimizer_choice_reaches_the_trainer(tmp_path):
     (r,) = load_results(out)
     assert r.status == "ok" and r.config["optimizer"] == "Adam"
     assert main(["run", "--method", "ps", "--optimizer", "adam", "--subset", "300"]) == 2
+
+
+def _command_paths(parser, path=()):
+    """Every (sub)command of `parser` as the words that name it: (), ("run",), ("class",
+    "collect"), ..."""
+    import argparse
+    yield path
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _command_paths(sub, (*path, name))
+
+
+def test_every_command_and_subcommand_has_a_working_help(capsys):
+    """--help of every command the parser knows (walked, not listed), through the real entry
+    points: `costtrain ...`, the torchrun ranks' modules and the handout's."""
+    from costtrain import torchrun
+    from costtrain.cli import build_parser
+    from costtrain.course import handout
+    paths = list(_command_paths(build_parser()))
+    assert {("run",), ("compare",), ("advise",), ("class", "collect"), ("torchrun",)} <= set(paths)
+    failed = {}
+    entries = [(" ".join(("costtrain", *p)), lambda p=p: main([*p, "--help"])) for p in paths]
+    entries += [(f"python -m costtrain.{m}", lambda m=m: torchrun.main(m.replace("_", "-").replace(
+        "parameter-server", "ps"), ["--help"])) for m in ("parameter_server", "local_sgd")]
+    entries.append(("python -m costtrain.course.handout", lambda: handout.main(["--help"])))
+    for name, call in entries:
+        try:
+            call()
+            failed[name] = "returned instead of exiting after the help"
+        except SystemExit as exc:
+            out = capsys.readouterr()
+            if exc.code != 0 or "usage:" not in out.out:
+                failed[name] = f"exit {exc.code}: {out.err[-300:]}"
+        except Exception as exc:  # the bug this test is for: a help that crashes
+            failed[name] = f"{type(exc).__name__}: {exc}"
+    assert not failed, failed

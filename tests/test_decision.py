@@ -151,3 +151,18 @@ def test_the_sparse_line_quotes_notebook_03b_on_this_machine_only():
         finding["03b_sparse_hogwild"]["sparse_speedup"], hardware={"cpu": "other"})}}
     assert "Not measured on this machine" in " ".join(what_would_change(advice, elsewhere))
 
+
+def test_notebook_03b_records_the_sparse_finding_the_card_reads():
+    """03b remembers its sparse speed-up under the name and keys sparse_line() reads."""
+    import ast
+    from pathlib import Path
+    source = (Path(__file__).resolve().parents[1] / "notebooks" / "03b_sparse_hogwild.py").read_text()
+    calls = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)
+             and isinstance(n.func, ast.Attribute) and n.func.attr == "remember"]
+    assert len(calls) == 1
+    notebook, name, value = calls[0].args
+    assert (notebook.value, name.value) == ("03b_sparse_hogwild", "sparse_speedup")
+    assert {k.value for k in value.keys} == {"processes", "ratio", "verdict"}
+    for word in ("within noise", "beyond noise"):
+        assert repr(word) in ast.unparse(value)
+

@@ -188,3 +188,52 @@ def test_threads_far_beyond_the_cores_are_refused(monkeypatch):
     with pytest.raises(CosttrainError, match="threads=64 on 2 core.*use threads <= 2"):
         guards.check_threads(1, 64)
     guards.check_threads(1, 8)  # 4 per core: warned, not refused
+
+
+# --- divergence beyond nan: three rules, one for every method (issue 32) ------------------------
+
+def test_a_loss_far_above_its_start_diverges_a_noisy_one_does_not():
+    from costtrain.train.engine import LossLog
+    for losses, expected in (([2.2, 2.1, 30.0], True), ([2.2, 2.6, 2.1, 4.0], False),
+                             ([2.16, 900.0, 244_972.0], True), ([0.05, 0.4, 1.0], False)):
+        log = LossLog(every=1, classes=10)  # every logged mean is one step here
+        for x in losses:
+            log.add(x, 64, 0.0)
+        assert log.diverged is expected, losses
+    log = LossLog(every=1, classes=10)
+    for x in (2.2, 2.1, 30.0):
+        log.add(x, 64, 0.0)
+    assert "rose to 30, more than 10x its start (2.3), after 192 samples" in log.reason
+    assert checks.loss_exploded(float("nan"), None) and not checks.loss_exploded(9.0, 0.1)
+
+
+def test_accuracy_at_chance_after_enough_samples_is_diverged():
+    from costtrain.result import RunResult
+
+    def run(samples, acc, last_loss):
+        return RunResult(method="local-sgd", config={}, samples=samples, test_accuracy=acc,
+                         loss_curve={"samples": [samples], "seconds": [1.0], "loss": [last_loss]})
+    stuck = checks.judge(run(2000, 0.10, 2.37), classes=10, lr=3.0)
+    assert stuck.status == "diverged" and "10.00 %, chance for 10 classes" in stuck.error
+    assert "try a smaller learning rate (e.g. --lr 0.3)" in stuck.error
+    for ok in (run(2000, 0.17, 2.0), run(400, 0.10, 2.37), run(2000, 0.11, 1.2)):
+        assert checks.judge(ok, classes=10).status == "ok"  # learning, too short, or not stuck
+
+
+@pytest.mark.parametrize("momentum", [1.0, 1.5, float("inf"), -0.1, True])
+def test_momentum_of_one_or_more_is_refused_for_every_method_before_training(momentum):
+    from costtrain import (train_baseline, train_hogwild, train_local_sgd,
+                           train_parameter_server)
+    from costtrain.run import _testing
+    for train in (train_baseline, train_hogwild, train_parameter_server, train_local_sgd):
+        with pytest.raises(CosttrainError, match="momentum"):
+            train("mlp", "no-such-dataset", momentum=momentum)  # refused before the data
+    assert not _testing.spawned_children()
+
+
+def test_momentum_on_the_command_line_is_refused_with_the_reason(capsys):
+    from costtrain.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--method", "local-sgd", "--momentum", "1.5"])
+    assert e.value.code == 2
+    assert "momentum 1.5 is >= 1" in capsys.readouterr().err

@@ -132,9 +132,9 @@ def test_original_api_train_model(fmnist, capsys):
     loader = DataLoader(tensor_dataset(fmnist), batch_size=64, shuffle=True)
     test_loader = DataLoader(tensor_dataset(fmnist, "test"), batch_size=500)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.5)
-    tracker = [123.0]
+    tracker, records = [123.0], []
     out = train_model(model, loader, 2, 1, optimizer, log_interval=10, loss_tracker=tracker,
-                      seed=1, test_dataloader=test_loader)
+                      seed=1, test_dataloader=test_loader, results=records)
     text = capsys.readouterr().out
     assert out is tracker and tracker[0] == 123.0 and len(tracker) > 5
     assert all(isinstance(v, float) and v > 0 for v in tracker[1:])
@@ -142,6 +142,12 @@ def test_original_api_train_model(fmnist, capsys):
     acc = [line for line in text.splitlines() if line.startswith("Test set:")]
     assert acc and float(acc[0].split("(")[1].rstrip("%)")) > 60
     assert "set-up" in text and "training" in text and "testing" in text
+    # one definition of set-up for every API: the one-off one, with what a warm re-run pays
+    (r,) = records
+    assert f"set-up {r.setup_seconds:.2f} s one-off" in text
+    assert f"{r.warm_setup_seconds:.2f} s when re-run warm" in text
+    assert r.setup_seconds >= r.warm_setup_seconds and r.samples > 0
+    assert "busy" in r.extra["load"]  # the load record every trainer keeps (busy_note reads it)
     assert not _children()
 
 

@@ -14,6 +14,7 @@ import papermill
 import pytest
 
 from costtrain.cli import main
+from costtrain.errors import CosttrainError
 from costtrain.course.notebooks import (MAX_IMAGE_BYTES,
                                         NotebookError, _param, find_notebooks, notebook_parameters,
                                         run_notebooks)
@@ -247,3 +248,25 @@ def test_cli_options(capsys):
 
 
 # --- the real notebooks, executed --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_the_cell_after_the_parameters_checks_their_types(path):
+    """A plain papermill run (or an edit) gets the rule `costtrain notebooks` applies: the
+    first cell after the parameters checks their types against the notebook's defaults."""
+    nb = nbformat.read(path, as_version=4)
+    (i,) = _tagged(nb, "parameters")
+    assert f'check_parameters(globals(), "{path.stem}")' in nb.cells[i + 1].source
+
+
+def test_check_parameters_reads_the_defaults_and_refuses_a_wrong_type(tmp_path, monkeypatch):
+    from costtrain.course.notebooks import check_parameters, defaults_of
+    monkeypatch.chdir(tmp_path)  # not found here: the repository's notebooks are
+    assert defaults_of("03_hogwild")["subset"] == 6000
+    with pytest.raises(CosttrainError, match="parameter subset='abc' is of type str, but "
+                                             "03_hogwild expects int"):
+        check_parameters({"subset": "abc", "lr": 0.01}, "03_hogwild")
+    check_parameters({"subset": None, "lr": 1, "configs": [(2, 1)]}, "03_hogwild")
+    (tmp_path / "09_mine.py").write_text('# %% tags=["parameters"]\nsteps = 3\n\n# %%\nx = 1\n')
+    assert defaults_of("09_mine") == {"steps": 3}  # a jupytext twin alone will do
+    check_parameters({"anything": "goes"}, "no_such_notebook")  # nothing to compare against

@@ -54,3 +54,15 @@ def test_linear_lr_scaling_is_for_sync_only():
     assert server_lr(0.01, "sync", 4, True) == pytest.approx(0.04)
     assert server_lr(0.01, "sync", 4, False) == 0.01
     assert server_lr(0.01, "async", 4, True) == 0.01
+
+
+def test_a_wait_counts_the_evaluations_after_its_start_only():
+    """What the server tells a worker it waited through: the evaluations (or their parts)
+    after the worker's gradient arrived, never one that ended before."""
+    from costtrain.train.engine import Evaluator
+    ev = Evaluator(torch.zeros(0), torch.zeros(0), None)
+    ev.spans = [(1.0, 2.0), (5.0, 6.5)]
+    assert ev.seconds_since(0.0) == pytest.approx(2.5)  # waited through both
+    assert ev.seconds_since(1.5) == pytest.approx(2.0)  # arrived during the first
+    assert ev.seconds_since(3.0) == pytest.approx(1.5)
+    assert ev.seconds_since(6.5) == 0.0 and ev.seconds_since(float("inf")) == 0.0

@@ -65,3 +65,21 @@ def test_unfinished_runs_are_not_scored_and_an_empty_board_says_so(runs, tmp_pat
     assert [r["label"] for r in rows] == ["baseline 2 threads"]
     (tmp_path / "broken.json").write_text("{not json")
     assert load(tmp_path / "broken.json") == []
+
+
+def test_runs_of_one_configuration_are_one_row_with_their_range(runs, tmp_path):
+    """A configuration that ran twice under two labels (01's second thread count and its
+    in-memory pipeline run) is one row, never ranked against itself."""
+    one, two, _ = runs
+    again = dataclasses.replace(two, label="memory pipeline",
+                                total_seconds=two.total_seconds * 1.5)
+    path = tmp_path / "scoreboard.json"
+    record("01_baseline", [one, two, again], path)
+    text = show(path, notebook="01_baseline")
+    rows = [line for line in text.splitlines() if line.startswith(("baseline", "memory"))]
+    assert len(rows) == 2, text
+    merged = next(line for line in rows if "memory pipeline" in line)
+    assert merged.startswith("baseline 2 threads / memory pipeline")
+    low, high = sorted([two.total_seconds, again.total_seconds])
+    assert f"({low:.1f}-{high:.1f})" in merged
+    assert "(to beat)" in text and text.count("(to beat)") == 1

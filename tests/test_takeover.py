@@ -86,3 +86,4 @@ def test_job_sizes_read_as_people_say_them():
     assert samples_text(math.inf) == "never"
     assert epochs_text(300_000, 60_000) == "about 5 epochs"
     assert epochs_text(30_000, 60_000) == "0.5 of an epoch"
+    assert epochs_text(217_000, 1_200) == "about 180 epochs"  # not "1.8e+02"

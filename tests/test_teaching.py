@@ -323,3 +323,28 @@ def test_the_class_table_keeps_runs_with_and_without_evaluation_apart():
     assert job_of(base) != job_of(evaluated)
     assert job_of(evaluated).endswith("evaluated during training")
     assert job_of(dict(base, eval_curve={"samples": [40000]})) == job_of(base)
+
+
+def test_the_reference_copy_opens_with_its_own_time(tmp_path):
+    """Executed, the opening read the copy before this run; the cleaned reference copy restates
+    it from this run's last cell, so its first and last cells agree."""
+    import nbformat
+
+    from costtrain.course.notebooks import clean_reference
+
+    nb = nbformat.v4.new_notebook()
+    stale = "**Measured minutes:** ... in 40 s (0.7 min) on Old box ..."
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# x\n\n**You will learn**\n- a."),
+        nbformat.v4.new_code_cell("print(run_header())", outputs=[nbformat.v4.new_output(
+            "stream", name="stdout", text="ran 2026-12-07 10:00 UTC on New box, 2 core(s), Linux, "
+                                          "load average 0.5, Python 3.11.7\n")]),
+        nbformat.v4.new_code_cell('opening("01_baseline")', outputs=[nbformat.v4.new_output(
+            "display_data", data={"text/markdown": stale, "text/plain": repr(stale)})]),
+        nbformat.v4.new_code_cell("print(...)", outputs=[nbformat.v4.new_output(
+            "stream", name="stdout", text="this notebook ran for 34 s on 2 cores\n")])]
+    path = tmp_path / "01_baseline.ipynb"
+    nbformat.write(nb, path)
+    clean_reference(path)
+    opened = nbformat.read(path, as_version=4).cells[2].outputs[0]["data"]["text/markdown"]
+    assert "in 34 s (0.6 min) on New box" in opened and "40 s" not in opened

@@ -57,3 +57,10 @@ def test_make_check_leaves_the_slow_tier_out_and_make_test_runs_both():
     test = re.search(r"^test:.*\n((?:\t.*\n)+)", make, re.M)[1]
     assert '-m "not slow"' in check and "-m" not in test.replace("-m pytest", "")
     assert "--durations=12" in test
+
+
+def test_a_hang_fails_with_a_name(request):
+    """pytest-timeout is on for every test (the dev extra installs it): a default in pyproject, longer
+    per module where a module waits for more (the course, the browser)."""
+    assert request.config.pluginmanager.hasplugin("timeout")
+    assert float(request.config.getini("timeout")) == 300

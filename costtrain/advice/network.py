@@ -22,7 +22,7 @@ A prediction from one measured run (parameter server sync/async or local SGD), p
 
 Every number made here is labelled *predicted*. :func:`measure_loopback` measures this
 machine's loopback once, cheaply, so that a run here can be predicted from its own figures and
-the model checked (``tests/test_network.py``: within 25 %).
+the model checked (``tests/slow/test_network_slow.py``: within 25 %).
 """
 from __future__ import annotations
 

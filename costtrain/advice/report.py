@@ -64,6 +64,12 @@ def summary(r: RunResult) -> str:
         lines.insert(3, f"  levers          : {', '.join(levers)}"
                         + (f"; compiling took {r.compile_seconds:.2f} s of the set-up"
                            if c.get("compile") else ""))
+    stale = r.extra.get("staleness") or {}
+    if stale.get("dropped"):
+        sent = sum((stale.get("histogram") or {}).values())
+        lines.insert(2, f"  dropped         : {stale['dropped']:,} of {sent:,} gradients were "
+                        f"staler than --max-staleness {c.get('max_staleness')} "
+                        f"({stale.get('dropped_samples', 0):,} samples, not counted as trained)")
     if r.extra.get("comm"):
         lines.append(f"  communication   : {describe(r.extra['comm'])}")
     if (r.extra.get("load") or {}).get("busy"):
@@ -76,7 +82,8 @@ def summary(r: RunResult) -> str:
     return "\n".join(lines)
 
 
-REPEAT_HEADERS = ("run", "runs", "total s median (min-max)", "setup s median (min-max)",
+REPEAT_HEADERS = ("run", "runs", "set-up + train s median (min-max)",
+                  "total s median (min-max)", "setup s median (min-max)",
                   "warm setup s median (min-max)", "train s median (min-max)",
                   "steady/s median (min-max)", "test acc % median (min-max)")
 
@@ -88,7 +95,8 @@ def median_range(values: Sequence[float]) -> str:
 
 
 def repeats_table(results: Sequence[RunResult]) -> str:
-    """One row per configuration: median and min-max over its repeats (``extra['repeats']``)."""
+    """One row per configuration: median and min-max over its repeats (``extra['repeats']``);
+    set-up + train first, the one-off time the verdicts rank by (evaluation not counted)."""
     rows = []
     for r in results:
         reps = r.extra.get("repeats") or [dict(total_seconds=r.total_seconds,
@@ -98,6 +106,8 @@ def repeats_table(results: Sequence[RunResult]) -> str:
                                                steady_samples_per_second=r.steady_samples_per_second,
                                                test_accuracy=r.test_accuracy)]
         rows.append([r.label, len(reps),
+                     median_range([x.get("one_off_seconds", x["setup_seconds"] + x["train_seconds"])
+                                   for x in reps]),
                      median_range([x["total_seconds"] for x in reps]),
                      median_range([x["setup_seconds"] for x in reps]),
                      median_range([x.get("warm_setup_seconds", x["setup_seconds"]) for x in reps]),

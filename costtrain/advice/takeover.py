@@ -146,6 +146,8 @@ def epochs_text(n: float, epoch_samples: int) -> str:
     e = n / epoch_samples
     if e < 0.95:
         return f"{e:.2g} of an epoch"
+    if e >= 100:  # "about 180 epochs", not "1.8e+02"
+        return f"about {float(f'{e:.2g}'):,.0f} epochs"
     return f"about {e:.2g} epoch{'s' if round(e, 1) != 1 else ''}"
 
 

@@ -28,9 +28,9 @@ _FROM = {
     "costtrain.methods": "split_work",
     "costtrain.measure": "busy_note steady_rate time_to_accuracy",
     "costtrain.run.procs": "WorkerError",
-    "costtrain.run.pool": "warm_up",
+    "costtrain.run.pool": "close_all warm_up",
     "costtrain.data.datasets": "tensor_dataset",
-    "costtrain.data.sparse": ("Collisions SparseLinear batch_row_probability "
+    "costtrain.data.sparse": ("Collisions SLOT_NS SparseLinear batch_row_probability "
                               "expected_row_overlap make_sparse_synthetic step_footprint"),
     # the loops a lesson shows (inspect.getsource) and the original project's API
     "costtrain.train.hogwild": "worker",
@@ -41,23 +41,25 @@ _FROM = {
     "costtrain.advice.prose": ("listing machine_note md noise_sentence one_run_sentence pct "
                                "ranking_sentence rate ratio_sentence secs span target_sentence "
                                "values"),
-    "costtrain.advice.report": "format_table results_table run_header summary",
+    "costtrain.advice.report": "format_table repeats_table results_table run_header summary",
     "costtrain.advice.plots": ("plot_accuracy_vs_time plot_cost_to_target plot_losses "
                                "plot_worker_losses"),
     "costtrain.advice.noise": "alternate first_verdict median_index speedup_verdict spread",
     "costtrain.advice.payoff": "Trial break_even_samples conclusion judge pick",
-    "costtrain.advice.compare": "comparison_plan run_comparison",
+    "costtrain.advice.compare": ("comparison_plan counterpart not_compared oversubscribed "
+                                 "run_comparison takeovers"),
     "costtrain.advice.cost": "attach_cost money price_basis",
     "costtrain.advice.network": ("LINKS get_link measure_loopback measured_seconds_per_step "
                                  "predict step_costs"),
     "costtrain.advice.advise": "recommend",
     "costtrain.course.arc": "TYPICAL_ACCURACY closing opening",
     "costtrain.course.exercises": "check_prediction worked_answer",
-    "costtrain.course.claims": "claim",
+    "costtrain.course.claims": "CANNOT_TELL claim",
     "costtrain.advice.decision": "decision_card job_line what_would_change",
     "costtrain.advice.takeover": "samples_text",
     "costtrain.data.models": "multiply_adds",
     "costtrain.course.widgets": "NoWrap epoch_splits run_panel",
+    "costtrain.course.notebooks": "check_parameters",
 }
 EXPORTS: dict[str, str] = {name: module for module, names in _FROM.items()
                            for name in names.split()}  # public name -> its module

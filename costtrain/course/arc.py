@@ -81,14 +81,17 @@ LESSONS: tuple[Lesson, ...] = (
            shows="the worker loop and its races; the original API and `train_hogwild` on the "
                  "same work; the oversubscription trap, measured"),
     Lesson("03b_sparse_hogwild", "Hogwild! where it shines: a sparse model",
-           ("steady state", "within noise"), ("03_hogwild",),
+           ("steady state", "within noise", "end to end", "break-even"), ("03_hogwild",),
            shows="a sparse model against the dense net, a sparsity sweep and the measured "
                  "collisions; real text (WordNet's noun supersenses)"),
-    Lesson("04_compare", "Every method side by side: time, accuracy, cost",
-           ("end to end", "time-to-accuracy", "within noise", "warm start"),
+    Lesson("04_compare", "The baseline, Hogwild! and the parameter server side by side: time, "
+                         "accuracy, cost",
+           ("one-off time", "end to end", "time-to-accuracy", "within noise", "warm start"),
            ("05_beyond_one_machine",),
-           shows="the baseline, Hogwild! and the parameter server on the same work: wall time, "
-                 "accuracy, loss against samples and seconds, cost; `advise`"),
+           shows="the baseline (with 01b's levers), Hogwild! and the parameter server on the same "
+                 "work, in repeats: set-up + training as `advise` ranks it, accuracy, loss against "
+                 "samples and seconds, where a longer job changes the answer, cost; `advise`'s pick "
+                 "checked (local SGD: 05)"),
     Lesson("05_beyond_one_machine", "Beyond one machine: local SGD and the network",
            ("staleness", "time-to-accuracy"), ("02_parameter_server",),
            shows="local SGD's loop; bytes against accuracy, against the parameter server at "

@@ -258,7 +258,7 @@ def decision_flow():
     node(2.5, 3.45, 4.4, 0.7, "4. One machine: does each step touch\nonly a few weights "
          "(sparse)?")
     node(7.5, 3.45, 4.4, 0.7, "4. Several machines:\nhow fast is the link between them?")
-    leaves = ((1.25, "yes: Hogwild!, one\nprocess per core, if\nthe job outlasts its\n"
+    leaves = ((1.25, "yes: Hogwild!, one\nprocess per core, only\nif its gain beats its\n"
                      "start-up (03b, 04)"),
               (3.75, "no (dense net): baseline;\nHogwild! only if its gain\nbeats its "
                      "start-up (03, 04)"),

@@ -21,11 +21,13 @@ from __future__ import annotations
 import argparse
 import base64
 import html
+import os
 import re
 import sys
 from pathlib import Path
 
 from ..errors import CosttrainError
+from ..result import check_folder_writable
 from .arc import (LESSONS, anchor, exercises, lesson, objectives, reference_answers,
                   reference_run, reference_runs)
 
@@ -349,8 +351,7 @@ def build(out_dir: str | Path = DEFAULT_OUT, root: str | Path = ".") -> list[Pat
     if missing:
         raise CosttrainError(f"{docs}: missing {', '.join(missing)}; run from the repository "
                              "root (or pass --root).")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_folder_writable(out_dir, "OUT_DIR")  # before the work: a clear refusal
     written = []
     for name, title, pages in (
             ("handout.html", "costtrain: the course on one handout", STUDENT_PAGES),
@@ -361,9 +362,24 @@ def build(out_dir: str | Path = DEFAULT_OUT, root: str | Path = ".") -> list[Pat
             text = (solutions_md(notebooks) if page == "solutions.md"
                     else (docs / page).read_text(encoding="utf-8"))
             sections.append(render_page(text, docs, Path(page).stem, notebooks))
-        (out / name).write_text(render(title, sections), encoding="utf-8")
+        _write(out / name, render(title, sections))
         written.append(out / name)
     return written
+
+
+class Unwritable(Exception):
+    """A file of the handout could not be written after the work began (exit 5)."""
+
+
+def _write(path: Path, text: str) -> None:
+    """Write `text` through a temporary file in the same folder: never half a page."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise Unwritable(f"cannot write {path}: {exc.strerror or exc}.") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -383,9 +399,16 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         for path in build(args.out_dir, args.root):
             print(path)
-    except CosttrainError as exc:
+    except CosttrainError as exc:  # refused before any page was written: OUT_DIR, --root
         print(f"costtrain: error: {exc}", file=sys.stderr)
         return 2
+    except Unwritable as exc:  # the disk filled up, the folder went away, ...
+        print(f"costtrain: error: {exc}", file=sys.stderr)
+        return 5
+    except OSError as exc:  # --update-docs: a page of the kit or the README
+        print(f"costtrain: error: cannot write {exc.filename or 'a page'}: "
+              f"{exc.strerror or exc}.", file=sys.stderr)
+        return 5
     return 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,7 @@ CI_PARAMETERS: dict[str, Any] = {
     "sweep_train": 2000,
     "decision_budget": 20.0,  # 06: seconds for advise's probes (some are skipped at this size)
     "wordnet_subset": 4096,  # 03b: WordNet nouns to train on (a power of two: full batches)
-    "repeats": 2,  # 01b: alternating repeats of every lever
+    "repeats": 2,  # 01b: alternating repeats of every lever; 04: of every configuration
     "measure_compile": False,  # 01b: torch.compile's first step alone outlasts a CI run (said so)
     "batch_sizes": [32, 128],  # 01b: batch size against time to accuracy
 }
@@ -107,8 +108,6 @@ def find_notebooks(folder: str | Path = "notebooks",
 
 def notebook_parameters(path: str | Path) -> dict[str, Any]:
     """Names and defaults of the notebook's ``parameters`` cell; error if it has none."""
-    import ast
-
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -118,10 +117,16 @@ def notebook_parameters(path: str | Path) -> dict[str, Any]:
             f"{Path(path).name}: expected exactly one cell tagged {PARAMETERS_TAG!r}, found "
             f"{len(tagged)}. Tag the cell of small, overridable values (JupyterLab: property "
             "inspector > Cell Tags) so papermill can inject parameters.")
+    return _literals(tagged[0].source, Path(path).name)
+
+
+def _literals(source: str, name: str) -> dict[str, Any]:
+    """Names and values (literals; else their source text) assigned in a parameters cell."""
+    import ast
     try:
-        tree = ast.parse(tagged[0].source)
+        tree = ast.parse(source)
     except SyntaxError as exc:
-        raise NotebookError(f"{Path(path).name}: the parameters cell is not valid Python: "
+        raise NotebookError(f"{name}: the parameters cell is not valid Python: "
                             f"{exc}") from None
     found = {}
     for node in tree.body:
@@ -210,7 +215,30 @@ def clean_reference(path: str | Path, source: str | Path | None = None) -> None:
             if png and len(base64.b64decode(png)) > MAX_IMAGE_BYTES:
                 raise NotebookError(f"{Path(path).name}: cell {i + 1} has an image over "
                                     f"{MAX_IMAGE_BYTES // 1000} kB; save it smaller.")
+    _restate_opening(nb, Path(path))
     nbformat.write(nb, path)
+
+
+def _restate_opening(nb: Any, path: Path) -> None:
+    """Put this run's own time into the opening's "Measured minutes". Executed, the opening
+    read the reference copy before this run, so the new copy would disagree with its own last
+    cell; `path` (the executed copy, on disk) now holds this run's first and last cells."""
+    import re
+
+    from .arc import lesson, opening
+    try:
+        lesson(path.stem)
+    except (KeyError, ValueError):
+        return  # not a course notebook: nothing to restate
+    text = str(opening(path.stem, path.parent))
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not re.search(r"\bopening\(", cell.source):
+            continue
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "text/markdown" in data:
+                data["text/markdown"] = text
+                data["text/plain"] = repr(text)
 
 
 def _keep(output: dict) -> bool:
@@ -315,6 +343,36 @@ def check_parameter_types(parameters: Mapping[str, Any], defaults: Mapping[str, 
             raise CosttrainError(
                 f"parameter {name}={value!r} is of type {type(value).__name__}, but {notebook} "
                 f"expects {type(default).__name__} (its default is {name}={default!r}).")
+
+
+def defaults_of(notebook: str, folders: Iterable[str | Path] | None = None) -> dict[str, Any]:
+    """The parameters cell's defaults of `notebook` (e.g. ``"03_hogwild"``), read from its
+    ``.ipynb``, else its jupytext ``.py`` twin, in the first of `folders` that has one (default:
+    the working directory, its ``notebooks/`` and the repository's ``notebooks/``); {} when
+    none is found."""
+    folders = folders or [Path.cwd(), Path.cwd() / "notebooks",
+                          Path(__file__).resolve().parents[2] / "notebooks"]
+    for folder in map(Path, folders):
+        ipynb, py = folder / f"{notebook}.ipynb", folder / f"{notebook}.py"
+        if ipynb.is_file():
+            return notebook_parameters(ipynb)
+        if py.is_file():
+            cell = re.search(r'^# %% tags=\["parameters"\]\n(.*?)(?=^# %%|\Z)', py.read_text(),
+                             re.S | re.M)
+            if cell:
+                return _literals(cell[1], py.name)
+    return {}
+
+
+def check_parameters(namespace: Mapping[str, Any], notebook: str) -> None:
+    """A notebook's first cell after its parameters calls this with ``globals()``: a value
+    papermill injected (``papermill -p subset abc``) or an edit gave whose type differs from
+    the default is refused there, in one sentence, by the rule of ``costtrain notebooks``
+    (:func:`check_parameter_types`), before any cell uses it. Nothing is checked when the
+    notebook's file is not found (:func:`defaults_of`)."""
+    defaults = defaults_of(notebook)
+    check_parameter_types({k: namespace[k] for k in defaults if k in namespace}, defaults,
+                          notebook)
 
 
 def _param(text: str) -> tuple[str, Any]:

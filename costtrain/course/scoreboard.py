@@ -5,8 +5,10 @@ Each notebook ends by calling :func:`record` with the runs it measured: they are
 run, so re-running a notebook does not count it twice) and :func:`show` returns the table so
 far. Runs are compared only within one job (dataset, model, training images, samples trained):
 the notebooks use different data sizes, and the table says so instead of mixing them. Within a
-job the fastest one-process run end to end is marked "to beat", and every run's speed is given
-against it. No torch.
+job, runs of one configuration (the same method, threads and settings, whatever their labels)
+are one row: the median end-to-end time of its runs, with their range. The fastest one-process
+configuration is marked "to beat", and every other's speed is given against it, "within
+noise" where the ranges of repeated configurations overlap. No torch.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..advice.noise import spread
 from ..result import RunResult, write_json_atomic
 
 DEFAULT = Path("out") / "scoreboard.json"
@@ -27,10 +30,20 @@ def row(notebook: str, r: RunResult) -> dict[str, Any]:
     return {"notebook": notebook, "label": r.label, "method": r.method,
             "dataset": cfg.get("dataset", "?"), "model": cfg.get("model", "?"),
             "images": cfg.get("train_samples"), "samples": r.samples,
-            "processes": cfg.get("processes", cfg.get("workers", 1)),
+            "processes": cfg.get("processes", cfg.get("workers", 1)), "threads": r.threads,
+            "configuration": configuration(r),
             "total_seconds": r.total_seconds, "test_accuracy": r.test_accuracy,
             "status": r.status, "machine": f"{r.hardware.get('cpu', '?')}, "
                                            f"{r.hardware.get('cores', '?')} cores"}
+
+
+def configuration(r: RunResult) -> str:
+    """What makes two runs the same configuration: the method, the threads, every setting of
+    ``config`` and the number of evaluations (periodic evaluation is part of the end-to-end
+    time); not the label, which a notebook chooses."""
+    settings = sorted((str(k), repr(v)) for k, v in (r.config or {}).items())
+    evaluations = len((r.eval_curve or {}).get("samples", []))
+    return repr((r.method, r.threads, settings, evaluations))
 
 
 def load(path: str | Path = DEFAULT) -> list[dict[str, Any]]:
@@ -56,9 +69,22 @@ def _job(d: dict[str, Any]) -> str:
     return f"{d['dataset']} / {d['model']}, {images}, {d['samples']:,} samples trained"
 
 
+def _groups(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """`rows` grouped by configuration (a row recorded before configurations were: its own)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for i, d in enumerate(rows):
+        groups.setdefault(d.get("configuration") or f"row {i}", []).append(d)
+    return list(groups.values())
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
 def show(path: str | Path = DEFAULT, notebook: str | None = None) -> str:
-    """The scoreboard as text: one table per job, fastest end to end first (with `notebook`:
-    only that notebook's runs, and a line saying what else the scoreboard holds)."""
+    """The scoreboard as text: one table per job, one row per configuration (median end to end
+    and range of its runs), fastest first (with `notebook`: only that notebook's runs, and a
+    line saying what else the scoreboard holds)."""
     from ..advice.report import format_table
     everything = load(path)
     rows = [d for d in everything if notebook is None or d.get("notebook") == notebook]
@@ -66,19 +92,34 @@ def show(path: str | Path = DEFAULT, notebook: str | None = None) -> str:
         return "The scoreboard is empty: run the notebooks from 01 on."
     out = []
     for job in sorted({_job(d) for d in rows}):
-        mine = sorted((d for d in rows if _job(d) == job), key=lambda d: d["total_seconds"])
-        single = [d for d in mine if d.get("processes") == 1]
+        groups = [(g, spread([d["total_seconds"] for d in g]))
+                  for g in _groups([d for d in rows if _job(d) == job])]
+        groups.sort(key=lambda gs: gs[1].median)
+        single = [gs for gs in groups if gs[0][0].get("processes") == 1]
         best = single[0] if single else None
-        body = [[d["label"] + (" (to beat)" if d is best else ""), d["notebook"],
-                 round(d["total_seconds"], 1),
-                 None if math.isnan(d["test_accuracy"]) else round(100 * d["test_accuracy"], 1),
-                 None if best is None else f"{best['total_seconds'] / d['total_seconds']:.2f}x"]
-                for d in mine]
-        out += [f"{job}:", format_table(body, ["run", "notebook", "end to end s", "test acc %",
+        body = []
+        for g, s in groups:
+            accs = [d["test_accuracy"] for d in g if not math.isnan(d["test_accuracy"])]
+            if best is None:
+                vs = None
+            elif g is best[0]:
+                vs = "1.00x"
+            else:
+                vs = f"{best[1].median / s.median:.2f}x" + (
+                    " (within noise)" if s.n > 1 and best[1].n > 1 and s.overlaps(best[1]) else "")
+            body.append([" / ".join(_unique(d["label"] for d in g))
+                         + (" (to beat)" if best is not None and g is best[0] else ""),
+                         ", ".join(_unique(d["notebook"] for d in g)), s.n,
+                         f"{s.median:.1f}" + (f" ({s.low:.1f}-{s.high:.1f})" if s.n > 1 else ""),
+                         round(100 * spread(accs).median, 1) if accs else None, vs])
+        out += [f"{job}:", format_table(body, ["configuration", "notebook", "runs",
+                                              "end to end s (range)", "test acc %",
                                               "vs fastest 1-process"]), ""]
     machines = sorted({d["machine"] for d in rows})
     out.append(f"{len(rows)} run(s) from {len({d['notebook'] for d in rows})} notebook(s) on "
-               + "; ".join(machines) + ". Runs are compared only within one job.")
+               + "; ".join(machines) + ". Runs are compared only within one job; the runs of "
+               "one configuration are one row (the median, and the range when it ran more than "
+               "once).")
     others = sorted({d["notebook"] for d in everything} - {notebook}) if notebook else []
     if others:
         out.append(f"The scoreboard also holds {len(everything) - len(rows)} run(s) of "

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..utils import CosttrainError
+from ..utils import CosttrainError, momentum_fraction
 from .sparse import SparseLinear, has_sparse_grads
 
 
@@ -118,6 +118,8 @@ def sgd_settings(net: nn.Module, lr: float | None, momentum: float | None,
     An explicit momentum > 0 for such a net is refused unless `allow_sparse_momentum` (a
     parameter server steps on dense gradients).
     """
+    if momentum is not None:
+        momentum_fraction(momentum)  # 1 or more diverges, whatever the method
     if not has_sparse_grads(net):
         return (DEFAULT_LR if lr is None else lr,
                 DEFAULT_MOMENTUM if momentum is None else momentum)

@@ -94,6 +94,21 @@ class FaultyNet(nn.Module):
         return self.fc(x.flatten(1))
 
 
+class SlowEvalNet(nn.Module):
+    """A linear net whose evaluation (eval mode) sleeps `sleep` s per batch: a parameter server
+    that evaluates for seconds while its workers wait for their answers."""
+
+    def __init__(self, sleep: float = 0.4, in_features: int = 784) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_features, 10)
+        self.sleep = sleep
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            time.sleep(self.sleep)
+        return self.fc(x.flatten(1))
+
+
 SERVER_CODE = "multiprocessing.forkserver import main"  # a fork server's (and its forks') command
 
 

@@ -49,10 +49,15 @@ def listen(addr: str, port: int | None, timeout: float) -> Iterator[int]:
     port = sock.getsockname()[1]
     # The store now owns the socket. Its own client connects to it at once; give that at least
     # a few seconds on a busy machine (the ranks' waits keep the user's timeout).
-    with procs.resource_errors("starting the rendezvous store"):  # it starts a thread
-        store = dist.TCPStore(addr, port, None, is_master=True,
-                              timeout=datetime.timedelta(seconds=max(timeout, 10.0)),
-                              wait_for_workers=False, master_listen_fd=sock.detach())
+    try:
+        with procs.resource_errors("starting the rendezvous store"):  # it starts a thread
+            store = dist.TCPStore(addr, port, None, is_master=True,
+                                  timeout=datetime.timedelta(seconds=max(timeout, 10.0)),
+                                  wait_for_workers=False, master_listen_fd=sock.detach())
+    except RuntimeError as exc:  # DistNetworkError: its own client could not connect
+        raise CosttrainError(f"the rendezvous store on {addr}:{port} cannot be reached from "
+                             f"this machine ({first_line(exc)}); check that the address is "
+                             "up (`ip -br addr`; loopback: `ip link set lo up`).") from None
     try:
         yield port
     finally:

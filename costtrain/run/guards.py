@@ -10,9 +10,13 @@ This is the one place for them; every method calls these functions rather than i
   workers through ``/dev/shm`` (64 MB in a default Docker container); the data goes elsewhere
   (:mod:`costtrain.run.shared`);
 * **threads** (:func:`check_threads`) and **plans** (:func:`check_plan`);
-* **exposure**: a rendezvous address beyond loopback is warned (:func:`warn_if_exposed`);
-* **divergence** (:func:`diverged`, :func:`mark_diverged`): a loss that is not a finite number
-  stops a run, whose status is then ``diverged``;
+* **exposure and reach**: a rendezvous address beyond loopback is warned
+  (:func:`warn_if_exposed`), one this machine cannot talk over is refused
+  (:func:`check_reachable`);
+* **divergence**, three rules, the same for every method: a loss that is not a finite number
+  (:func:`diverged`) or a logged mean loss more than 10x its start (:func:`loss_exploded`)
+  stops a run; a run that ends at chance accuracy after 2,000 samples (:func:`judge`) is
+  diverged too; its status is then ``diverged`` (:func:`mark_diverged`);
 * **spawn safety** (:func:`check_shareable`, :func:`check_optimizer`, :func:`check_device`) and
   the one-batch dry run every trainer makes through :func:`costtrain.train.engine.prepare`
   (:func:`check_data_and_model`).
@@ -36,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import psutil
 
+from ..errors import ResourceError
 from ..utils import CosttrainError, num_cores, resolve_device, threads_per_process, whole
 
 if TYPE_CHECKING:
@@ -49,7 +54,10 @@ MEMORY_SHARE = 0.8  # plan worker processes to use at most this share of the fre
 UNLIMITED = 2 ** 60  # cgroup v1 writes "no limit" as a huge number (9223372036854771712)
 SHM = Path("/dev/shm")  # where torch shares tensors (POSIX shared memory) on Linux
 SHM_RESERVE = 2 ** 20  # semaphores, multiprocessing's small shared values, page rounding
-DIVERGED = "diverged"  # RunResult.status of a run whose training loss became nan or inf
+DIVERGED = "diverged"  # RunResult.status of a run that diverged (the three rules below)
+DIVERGENCE_FACTOR = 10  # a logged mean loss more than this x its start: diverged
+CHANCE_AFTER = 2_000  # samples trained before accuracy at chance counts as diverged
+CHANCE_MARGIN = 0.02  # "at chance": test accuracy within this of 1 / classes
 
 
 class CosttrainWarning(UserWarning):
@@ -61,6 +69,19 @@ def warn(message: str, stacklevel: int = 3) -> None:
     warnings.warn(message, CosttrainWarning, stacklevel=stacklevel)
 
 
+def check_thread_count(processes: int, threads: int) -> None:
+    """Refuse more than :data:`MAX_PROCESSES_PER_CORE` threads per core in one process: they
+    only thrash (measured: 64 threads on 2 cores trained 200x slower than 2). The command line
+    calls this before it imports torch."""
+    cores = num_cores()
+    if threads > MAX_PROCESSES_PER_CORE * cores:
+        raise CosttrainError(
+            f"threads={threads} on {cores} core(s): more than {MAX_PROCESSES_PER_CORE} threads "
+            "per core only makes them wait for each other (a run can slow down by orders of "
+            f"magnitude); use threads <= {threads_per_process(processes, cores)} (the default "
+            "for this run).")
+
+
 def check_threads(processes: int, threads: int, *, also: str = "", stacklevel: int = 3) -> None:
     """Warn when `processes` x `threads` intra-op threads oversubscribe the cores, with the
     fix that applies (fewer processes when each already has one thread); refuse a thread
@@ -69,12 +90,7 @@ def check_threads(processes: int, threads: int, *, also: str = "", stacklevel: i
     `processes` counts every process the method starts (`also` says what besides the
     workers, e.g. "the server"), each running `threads` threads."""
     cores = num_cores()
-    if threads > MAX_PROCESSES_PER_CORE * cores:
-        raise CosttrainError(
-            f"threads={threads} on {cores} core(s): more than {MAX_PROCESSES_PER_CORE} threads "
-            "per core only makes them wait for each other (a run can slow down by orders of "
-            f"magnitude); use threads <= {threads_per_process(processes, cores)} (the default "
-            "for this run).")
+    check_thread_count(processes, threads)
     if processes * threads <= cores:
         return
     who = (f"{processes} processes ({also} included)" if also else f"{processes} processes")
@@ -258,6 +274,34 @@ def is_loopback(addr: str) -> bool:
         return False
 
 
+def check_reachable(addr: str, timeout: float = 2.0) -> None:
+    """Refuse, in a second, an address the ranks of a run on this machine could not talk over:
+    listen on a free port of `addr` and connect to it. Without a usable loopback (a container
+    started with ``--network none``, ``unshare -n``) binding still works, but every connection
+    fails, and torch would retry for its whole timeout before a traceback."""
+    try:
+        server = socket.create_server((addr, 0))
+    except socket.gaierror as exc:
+        raise CosttrainError(f"cannot resolve address {addr!r}: {exc.strerror}.") from None
+    except OSError as exc:  # not an address of this machine
+        raise CosttrainError(f"cannot listen on {addr!r}: {exc.strerror}; give an address of "
+                             "this machine (default 127.0.0.1).") from None
+    try:
+        with server:
+            port = server.getsockname()[1]
+            target = "127.0.0.1" if addr in ("0.0.0.0", "") else "::1" if addr == "::" else addr
+            with socket.create_connection((target, port), timeout=timeout):
+                pass
+    except OSError as exc:
+        what = "the loopback interface" if is_loopback(addr) else f"the interface of {addr}"
+        raise CosttrainError(
+            f"{addr} is not reachable on this machine ({exc.strerror or exc}): the parameter "
+            f"server and local SGD talk between their processes over {what}, which is down or "
+            "missing (a container started with --network none, `unshare -n`). Bring it up "
+            "(`ip link set lo up`), run the container with a network, or use --method baseline "
+            "or hogwild, which need none.") from None
+
+
 def warn_if_exposed(addr: str) -> None:
     """Binding beyond loopback is a decision: say what it exposes."""
     if not is_loopback(addr):
@@ -293,6 +337,9 @@ def check_data_and_model(model: nn.Module, ds: Any) -> None:
         with torch.no_grad():
             out = model(x)
     except Exception as exc:  # a shape mismatch raises one of many types
+        exhausted = ResourceError.describe(exc, "the one-batch dry run of the model")
+        if exhausted is not None:  # out of memory is not a mismatch: name the limit
+            raise exhausted from None
         raise CosttrainError(
             f"{type(model).__name__} cannot take a batch of {ds.name!r} inputs of shape "
             f"{tuple(x.shape[1:])}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
@@ -306,26 +353,74 @@ def check_data_and_model(model: nn.Module, ds: Any) -> None:
 
 
 def diverged(value: float | torch.Tensor) -> bool:
-    """The divergence rule of every method: a loss (or any entry of a tensor) that is not a
-    finite number. Training loops check it after each step and stop."""
+    """The first divergence rule: a loss (or any entry of a tensor) that is not a finite
+    number. Training loops check it after each step and stop (see :func:`loss_exploded` and
+    :func:`judge` for the other two)."""
     import torch
     if isinstance(value, torch.Tensor):
         return not bool(torch.isfinite(value).all())
     return not math.isfinite(value)
 
 
-def diverged_message(samples: int, lr: float | None = None) -> str:
-    """What to tell the user when the training loss stopped being a finite number."""
+def loss_floor(classes: int | None) -> float:
+    """The loss of a net that knows nothing, ln(classes) (1.0 when the classes are unknown):
+    the smallest start :func:`loss_exploded` measures a rise from."""
+    return math.log(classes) if classes and classes > 1 else 1.0
+
+
+def loss_exploded(loss: float, first: float | None, classes: int | None = None) -> bool:
+    """The second rule, on each logged mean loss (every ``log_every`` batches, never a single
+    noisy batch): not a finite number, or more than :data:`DIVERGENCE_FACTOR` times its start,
+    ``max(first logged mean, ln(classes))``. Healthy runs measured never rose above their first
+    logged mean; diverging ones (momentum 1.5, local SGD at lr 3) rose 30x to 10^13x."""
+    if not math.isfinite(loss):
+        return True
+    return first is not None and loss > DIVERGENCE_FACTOR * max(first, loss_floor(classes))
+
+
+def at_chance(accuracy: float, samples: int, classes: int | None,
+              last_loss: float | None) -> bool:
+    """The third rule, after the final evaluation: trained on at least :data:`CHANCE_AFTER`
+    samples, the test accuracy is within :data:`CHANCE_MARGIN` of guessing (1 / classes) and
+    the last logged loss is still that of a net that knows nothing (>= 0.9 ln(classes)): the
+    run blew up and came back stuck (e.g. local SGD at lr 3 ends at 10.00 %, loss 2.37)."""
+    if not classes or classes < 2 or samples < CHANCE_AFTER or not math.isfinite(accuracy):
+        return False
+    return (accuracy <= 1 / classes + CHANCE_MARGIN and last_loss is not None
+            and last_loss >= 0.9 * math.log(classes))
+
+
+def diverged_message(samples: int, lr: float | None = None, reason: str | None = None,
+                     early: bool = True) -> str:
+    """What to tell the user when a run diverged: `reason` (which rule, with its numbers),
+    else the loss became nan/inf; `early`: the run was stopped before the end."""
     hint = f" (e.g. --lr {lr / 10:g})" if lr else ""
-    return (f"the training loss became nan/inf after {samples:,} samples: the run diverged and "
-            f"was stopped early; try a smaller learning rate{hint}.")
+    what = reason or f"the training loss became nan/inf after {samples:,} samples"
+    return (f"{what}: the run diverged{' and was stopped early' if early else ''}; try a "
+            f"smaller learning rate{hint} or less momentum.")
 
 
 def mark_diverged(result: RunResult, lr: float | None = None,
-                  samples: int | None = None) -> RunResult:
+                  samples: int | None = None, reason: str | None = None,
+                  early: bool = True) -> RunResult:
     """Set ``status='diverged'`` and the advice on `result` (the same words for every method)."""
     result.status = DIVERGED
-    result.error = diverged_message(result.samples if samples is None else samples, lr)
+    result.error = diverged_message(result.samples if samples is None else samples, lr, reason,
+                                    early)
+    return result
+
+
+def judge(result: RunResult, classes: int | None, lr: float | None = None) -> RunResult:
+    """After the final evaluation, every method: a run that ended ``ok`` but sits at chance
+    (:func:`at_chance`) is ``diverged``."""
+    losses = result.loss_curve.get("loss") or []
+    if result.status == "ok" and at_chance(result.test_accuracy, result.samples, classes,
+                                           losses[-1] if losses else None):
+        mark_diverged(result, lr, reason=(
+            f"the test accuracy is {100 * result.test_accuracy:.2f} %, chance for {classes} "
+            f"classes, after {result.samples:,} samples (the last training loss "
+            f"{losses[-1]:.3g}, about ln {classes} = {math.log(classes):.3g}: the net predicts "
+            "nothing)"), early=False)
     return result
 
 

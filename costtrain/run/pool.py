@@ -162,15 +162,16 @@ class Pool:
                     child_end, self.stop, self.start, self.counter, preload(),
                     server or os.getpid(), bool(server) or procs.in_main_thread()),
                                      name=f"costtrain-pool-{rank}", daemon=True)
-                try:
-                    p.start()
-                except EOFError:  # the fork server ended while it was asked for a worker
-                    raise procs.WorkerError(
-                        f"the fork server ended (killed?) while starting pool worker {rank}; "
-                        "the next run starts a new one.", rank) from None
-                finally:
-                    child_end.close()
-                self.members.append(_Member(rank, p, parent_end, spawned_at=asked))
+                with procs.held_while_starting():  # a signal comes once it is a member
+                    try:
+                        p.start()
+                    except EOFError:  # the fork server ended while it was asked for a worker
+                        raise procs.WorkerError(
+                            f"the fork server ended (killed?) while starting pool worker "
+                            f"{rank}; the next run starts a new one.", rank) from None
+                    finally:
+                        child_end.close()
+                    self.members.append(_Member(rank, p, parent_end, spawned_at=asked))
 
     @property
     def forked(self) -> bool:

@@ -100,6 +100,16 @@ class WorkerError(RuntimeError):
         self.rank, self.details, self.results = rank, details, results or {}
 
 
+class OutOfMemory(WorkerError):
+    """The system ran out of memory after training began (while training, or in the final
+    evaluation): `error` is :meth:`~costtrain.errors.ResourceError.describe`'s paragraph,
+    naming the limit. ``result`` keeps what was trained (status ``partial``); the CLI ends
+    with exit 3, as for a failed worker."""
+
+    def __init__(self, error: BaseException | str) -> None:
+        super().__init__(str(error), -1)
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C (or the CLI's SIGTERM) while workers ran; still a KeyboardInterrupt.
 
@@ -170,7 +180,27 @@ def _die_with_parent(deathsig: bool = True) -> None:
     if deathsig:
         _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+        signal.signal(sig, signal.SIG_IGN)  # what arrived while they were held is dropped
+    if hasattr(signal, "pthread_sigmask"):  # held since the start (held_while_starting)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+@contextlib.contextmanager
+def held_while_starting() -> Iterator[None]:
+    """While worker processes are started: Ctrl-C, SIGTERM and SIGHUP are held (blocked, in
+    this thread), and a new worker starts with them held until it ignores them
+    (:func:`_die_with_parent`). A signal to the whole process group during a worker's first
+    moments then neither kills it half-started (Python's default for Ctrl-C is a traceback from
+    whatever it was importing) nor is lost for this process: it is delivered here right after.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def start_resource_tracker() -> None:
@@ -185,7 +215,8 @@ def start_resource_tracker() -> None:
     from multiprocessing import resource_tracker
     old = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # inherited by the tracker's exec
     try:
-        resource_tracker.ensure_running()
+        with held_while_starting():  # it ignores SIGINT and SIGTERM once it has started
+            resource_tracker.ensure_running()
     finally:
         signal.signal(signal.SIGHUP, old)
 
@@ -366,9 +397,10 @@ def run_workers(target: Callable[..., Any], args: list[tuple], *, name: str = "w
                                in_main_thread())
                 p = ctx.Process(target=_child, args=(armed, stop, rank, target, a),
                                 name=f"costtrain-{name}-{rank}", daemon=daemon)
-                p.start()
-                child_end.close()
-                workers.append(Member(rank, p, parent_end))
+                with held_while_starting():  # a signal comes once it is a member
+                    p.start()
+                    child_end.close()
+                    workers.append(Member(rank, p, parent_end))
         failure = supervise(workers, stop, name, deadline=deadline,
                             stall_timeout=stall_timeout, grace=grace, on_message=on_message)
         if any(w.proc.exitcode == MAIN_GUARD_EXIT for w in workers):

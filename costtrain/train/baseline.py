@@ -10,15 +10,16 @@ import torch.nn as nn
 
 from ..data.datasets import ClassicImageDataset, Dataset
 from ..data.models import display_name, sgd_settings
+from ..errors import ResourceError
 from ..measure import steady_rate, timed
 from ..result import RunResult
 from ..run.guards import check_threads
-from ..run.procs import Interrupted
+from ..run.procs import Interrupted, OutOfMemory
 from ..utils import (CosttrainError, hardware_info, num_threads, resolve_device, seed_everything,
                      threads_per_process)
 from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_base_batch,
-                     check_hparams, close_eval_curve, evaluate, linear_scaled_lr, loss_fn,
-                     mark_diverged, optimizer_label, prepare, progress_bar, sgd)
+                     check_hparams, close_eval_curve, evaluate, judge, linear_scaled_lr,
+                     loss_fn, mark_diverged, optimizer_label, prepare, progress_bar, sgd)
 from .levers import Fast, Levers, check_levers, grad_scaler, make_levers, to_memory_format
 
 
@@ -71,14 +72,20 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
     """
     t_setup = time.perf_counter()
     threads, levers, dev = _check(net, epochs=epochs, batch_size=batch_size, lr=lr,
-                                  optimizer=optimizer, threads=threads, device=device,
+                                  momentum=momentum, optimizer=optimizer, threads=threads, device=device,
                                   eval_every=eval_every, pipeline=pipeline, compile=compile,
                                   amp=amp, channels_last=channels_last, force_amp=force_amp,
                                   base_batch=base_batch)
     with num_threads(threads):
-        job = _set_up(net, data, levers, dev, batch_size=batch_size, lr=lr, momentum=momentum,
-                      optimizer=optimizer, seed=seed, subset=subset, data_root=data_root,
-                      base_batch=base_batch, force_amp=force_amp)
+        try:
+            job = _set_up(net, data, levers, dev, batch_size=batch_size, lr=lr,
+                          momentum=momentum, optimizer=optimizer, seed=seed, subset=subset,
+                          data_root=data_root, base_batch=base_batch, force_amp=force_amp)
+        except (RuntimeError, MemoryError) as exc:  # before the first step: nothing to keep
+            error = ResourceError.describe(exc, "setting up the model (its first steps)")
+            if error is None:
+                raise
+            raise error from None
         job.setup_seconds = time.perf_counter() - t_setup
         bar = progress_bar(epochs * len(job.ds.train_y), progress, "baseline")
         try:
@@ -95,6 +102,11 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
                   processes=1, optimizer=optimizer_label(job.factory), base_batch=base_batch,
                   **levers.config())
     result = _record(job, log, evaluator, test, config, threads)
+    if stopped is not None and isinstance(stopped[0], OutOfMemory):
+        result.status, result.error = "partial", str(stopped[0])
+        oom = stopped[0]
+        oom.result = result
+        raise oom
     if stopped is not None:
         result.status = "partial"
         result.error = f"{getattr(stopped[0], 'what', 'interrupted')} {stopped[1]}"
@@ -102,17 +114,19 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
                             "(status 'partial').", stopped[0])
         error.result = result
         raise error
-    return mark_diverged(result, job.lr) if log.diverged else result
+    if log.diverged:
+        return mark_diverged(result, job.lr, reason=log.reason)
+    return judge(result, job.ds.num_classes, job.lr)
 
 
 def _check(net: nn.Module | str, *, epochs: int, batch_size: int, lr: float | None,
-           optimizer: OptimizerFactory | None, threads: int | None, device: str,
+           momentum: float | None, optimizer: OptimizerFactory | None, threads: int | None, device: str,
            eval_every: int | None, pipeline: str, compile: bool | str, amp: str | None,
            channels_last: bool, force_amp: bool,
            base_batch: int | None) -> tuple[int, Levers, torch.device]:
     """Every check made before the data is loaded: returns (threads, levers, device)."""
     check_hparams(epochs=epochs, batch_size=batch_size, lr=1.0 if lr is None else lr,
-                  eval_every=eval_every)
+                  eval_every=eval_every, momentum=momentum)
     if pipeline not in PIPELINES:
         raise CosttrainError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}.")
     check_base_batch(base_batch, optimizer)
@@ -173,7 +187,7 @@ def train_loop(job: _Job, *, epochs: int, batch_size: int, pipeline: str, log_ev
     with where it came (the samples trained so far are kept).
     """
     model, ds, dev, opt, fast, scaler = job.model, job.ds, job.dev, job.opt, job.fast, job.scaler
-    log = LossLog(log_every)
+    log = LossLog(log_every, classes=ds.num_classes)
     evaluator = Evaluator(ds.test_x.to(dev), ds.test_y.to(dev), eval_every, dev)
     total = epochs * len(ds.train_y)
     t0 = time.perf_counter()
@@ -203,6 +217,12 @@ def train_loop(job: _Job, *, epochs: int, batch_size: int, pipeline: str, log_ev
                 break
     except KeyboardInterrupt as exc:  # keep what was trained: the caller gets it as .result
         stopped = (exc, f"after {log.samples:,} of {total:,} samples")
+    except (RuntimeError, MemoryError) as exc:  # out of memory: keep what was trained
+        error = ResourceError.describe(exc, f"training (after {log.samples:,} of {total:,} "
+                                            "samples)")
+        if error is None:
+            raise
+        stopped = (OutOfMemory(error), f"after {log.samples:,} of {total:,} samples")
     if dev.type == "cuda":
         torch.cuda.synchronize()
     job.train_seconds = time.perf_counter() - t0 - evaluator.seconds
@@ -225,6 +245,13 @@ def _final_evaluation(job: _Job, log: LossLog, epochs: int,
             total = epochs * len(job.ds.train_y)
             stopped = (exc, f"during the final evaluation, after training {log.samples:,} of "
                             f"{total:,} samples")
+    except (RuntimeError, MemoryError) as exc:  # out of memory even in small batches
+        error = ResourceError.describe(exc, "evaluating the trained model on the test set "
+                                            "(the final evaluation; training had finished)")
+        if error is None:
+            raise
+        stopped = stopped or (OutOfMemory(error), f"in the final evaluation, after training "
+                                                  f"{log.samples:,} samples")
     return (test_loss, test_acc, time.perf_counter() - t_eval), stopped
 
 

@@ -5,7 +5,8 @@ Every distributed trainer (parameter server sync/async, local SGD) fills one
 
 * ``per_rank``: ``{rank: {bytes_sent, bytes_received, messages, round_trips, seconds}}``;
 * ``bytes_sent``, ``bytes_received``, ``messages``: totals over the ranks;
-* ``seconds``: the mean over the workers of the seconds spent communicating (waits included);
+* ``seconds``: the mean over the workers of the seconds spent communicating (waits for a
+  turn or for the other workers included, waits for an evaluation left out);
 * ``bytes_sent_per_sample``: total bytes sent / training samples;
 * ``payload_bytes``: bytes of one model (or gradient) as sent; ``worker_steps``: the most
   optimizer steps one worker took; ``round_trips``: the most latency-bound exchanges one

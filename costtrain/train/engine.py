@@ -7,6 +7,7 @@ another trainer.
 from __future__ import annotations
 
 import functools
+import math
 import time
 from typing import Callable, Iterator
 
@@ -19,7 +20,9 @@ from ..data.models import build_model
 from ..result import Curve, RunResult, new_curve
 from ..run.guards import mark_diverged  # noqa: F401 (the divergence rule lives with the guards)
 from ..run.guards import DIVERGED, check_data_and_model, diverged, diverged_message  # noqa: F401
-from ..utils import CosttrainError, positive, whole
+from ..run.guards import DIVERGENCE_FACTOR, judge, loss_exploded, loss_floor  # noqa: F401
+from ..errors import ResourceError, gist
+from ..utils import CosttrainError, momentum_fraction, positive, whole
 
 OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 EVAL_SLICE = 2000  # test samples each intermediate evaluation reads (see eval_slice)
@@ -125,11 +128,14 @@ def check_base_batch(base_batch: int | None, optimizer: object = None) -> None:
 
 
 def check_hparams(*, epochs: int = 1, batch_size: int = 1, lr: float = 1.0,
-                  eval_every: int | None = None) -> None:
-    """Raise a clear error for values no trainer can use."""
+                  eval_every: int | None = None, momentum: float | None = None) -> None:
+    """Raise a clear error for values no trainer can use (a momentum of 1 or more included:
+    every method diverges with it)."""
     whole(epochs, "epochs")
     whole(batch_size, "batch size")
     positive(lr, "learning rate")
+    if momentum is not None:
+        momentum_fraction(momentum)
     if eval_every is not None:
         whole(eval_every, "eval_every (samples)")
 
@@ -149,34 +155,72 @@ def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(output, target)
 
 
-@torch.no_grad()
-def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000,
+EVAL_BATCH = 1000  # test samples per forward pass of an evaluation
+EVAL_MIN_BATCH = 32  # ... down to this many when memory runs short (see evaluate)
+
+
+def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH,
              device: torch.device | str = "cpu") -> tuple[float, float]:
-    """Mean loss and accuracy (0..1) of `net` on (x, y); restores the net's train/eval mode."""
+    """Mean loss and accuracy (0..1) of `net` on (x, y); restores the net's train/eval mode.
+
+    When the system runs out of memory for a batch (an address-space limit, a container's
+    memory limit: :meth:`~costtrain.errors.ResourceError.describe` recognises it), the
+    evaluation starts again with batches a quarter of the size, down to
+    :data:`EVAL_MIN_BATCH`; only then is the error raised.
+    """
+    while True:
+        try:
+            return _evaluate(net, x, y, batch_size, device)
+        except (RuntimeError, MemoryError) as exc:
+            if batch_size <= EVAL_MIN_BATCH or ResourceError.describe(exc, "evaluating") is None:
+                raise
+            batch_size = max(EVAL_MIN_BATCH, batch_size // 4)
+
+
+@torch.no_grad()
+def _evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+              device: torch.device | str) -> tuple[float, float]:
     was_training = net.training
     net.eval()
     total_loss, correct = 0.0, 0
-    for i in range(0, len(y), batch_size):
-        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        out = net(xb)
-        total_loss += F.cross_entropy(out, yb, reduction="sum").item()
-        correct += (out.argmax(1) == yb).sum().item()
-    net.train(was_training)
+    try:
+        for i in range(0, len(y), batch_size):
+            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+            out = net(xb)
+            total_loss += F.cross_entropy(out, yb, reduction="sum").item()
+            correct += (out.argmax(1) == yb).sum().item()
+    finally:
+        net.train(was_training)
     return total_loss / max(1, len(y)), correct / max(1, len(y))
+
+
+def failure(exc: BaseException, who: str, doing: str) -> str:
+    """One sentence for an exception a rank raised itself (not a lost peer): the system's
+    paragraph when it ran out of something (memory: the limit named), else its type and gist."""
+    exhausted = ResourceError.describe(exc, f"{who} was {doing}")
+    if exhausted is not None:
+        return str(exhausted)
+    return f"{who} raised {type(exc).__name__} while {doing}: {gist(exc)}"
 
 
 class LossLog:
     """Mean training loss every `every` batches, indexed by samples seen and seconds of training.
 
     ``diverged`` turns true at the first loss that is not a finite number
-    (:func:`costtrain.run.guards.diverged`); every training loop checks it after each step and stops.
+    (:func:`costtrain.run.guards.diverged`), or at the first logged mean more than 10x the
+    start (:func:`costtrain.run.guards.loss_exploded`; `classes` gives the start's floor,
+    ln(classes)); ``reason`` then says which, with its numbers. Every training loop checks
+    ``diverged`` after each step and stops.
     """
 
-    def __init__(self, every: int = 10) -> None:
+    def __init__(self, every: int = 10, classes: int | None = None) -> None:
         self.every = max(1, every)
+        self.classes = classes
         self.curve: Curve = new_curve("samples", "seconds", "loss")
         self.samples = 0
         self.diverged = False
+        self.reason: str | None = None
+        self.first: float | None = None  # the first logged mean: the start of the run
         self._sum, self._n = 0.0, 0
 
     def add(self, loss: float, batch: int, seconds: float) -> None:
@@ -190,10 +234,19 @@ class LossLog:
 
     def flush(self, seconds: float) -> None:
         if self._n:
+            mean = self._sum / self._n
             self.curve["samples"].append(self.samples)
             self.curve["seconds"].append(round(seconds, 4))
-            self.curve["loss"].append(self._sum / self._n)
+            self.curve["loss"].append(mean)
             self._sum, self._n = 0.0, 0
+            if self.first is None:
+                self.first = mean if math.isfinite(mean) else None
+            elif not self.diverged and loss_exploded(mean, self.first, self.classes):
+                self.diverged = True
+                self.reason = (f"the training loss rose to {mean:,.4g}, more than "
+                               f"{DIVERGENCE_FACTOR}x its start "
+                               f"({max(self.first, loss_floor(self.classes)):.3g}), after "
+                               f"{self.samples:,} samples")
 
 
 def eval_slice(y: torch.Tensor, size: int = EVAL_SLICE) -> torch.Tensor:
@@ -240,6 +293,16 @@ class Evaluator:
 
     def due(self, samples: int) -> bool:
         return bool(self.every) and samples >= self._next
+
+    def seconds_since(self, t: float) -> float:
+        """Seconds of evaluation after the moment `t` (``perf_counter``; a span running at
+        `t` counts from `t`): what a peer that started waiting at `t` waited through."""
+        total = 0.0
+        for start, end in reversed(self.spans):
+            if end <= t:
+                break
+            total += end - max(start, t)
+        return total
 
     def __call__(self, net: nn.Module, samples: int, train_seconds: float) -> tuple[float, float]:
         t0 = time.perf_counter()

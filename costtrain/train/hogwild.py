@@ -48,6 +48,7 @@ import torch.nn as nn
 from ..data.datasets import ClassicImageDataset, Dataset
 from ..data.models import display_name, sgd_settings
 from ..data.sparse import Collisions, collision_summary, has_sparse_grads
+from ..errors import ResourceError
 from ..measure import merge_curves, on_training_clock, steady_rate, timed
 from ..methods import split_work  # noqa: F401 (compare's plan; public here as before)
 from ..result import RunResult
@@ -57,8 +58,9 @@ from ..run.guards import (check_device, check_optimizer, check_plan, check_share
 from ..utils import (CosttrainError, hardware_info, num_threads, positive, seed_everything,
                      threads_per_process, whole)
 from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_base_batch,
-                     check_hparams, close_eval_curve, evaluate, linear_scaled_lr, loss_fn,
-                     mark_diverged, optimizer_label, prepare, progress_bar, sgd, shard_indices)
+                     check_hparams, close_eval_curve, evaluate, judge, linear_scaled_lr,
+                     loss_fn, mark_diverged, optimizer_label, prepare, progress_bar, sgd,
+                     shard_indices)
 from .levers import (Fast, Levers, check_levers, compile_in_this_process, grad_scaler, make_levers,
                      restore_buffers, snapshot_buffers, to_memory_format)
 
@@ -88,7 +90,7 @@ def worker(rank: int, job: Job, model: nn.Module, source: Source, collisions: Co
         first = next(source.epoch(job.batch_size, torch.Generator().manual_seed(job.seed), indices))
         fast.warm_up(*first, undo_buffers=False)  # the parent restores the shared buffers
     gen = seed_everything(job.seed + rank)
-    log = LossLog(job.log_every)
+    log = LossLog(job.log_every, classes=job.classes)
     procs.report("ready", None)
     if not _wait_for_go(start, counter, 0):
         return _outcome(log, collisions, None, stopped=True)
@@ -136,7 +138,8 @@ def _outcome(log: LossLog, collisions: Collisions, t0: float | None, stopped: bo
     seconds = 0.0 if t0 is None else time.perf_counter() - t0
     log.flush(seconds)
     return dict(curve=log.curve, samples=log.samples, t0=t0, seconds=seconds, stopped=stopped,
-                diverged=log.diverged, threads=torch.get_num_threads(),
+                diverged=log.diverged, diverged_reason=log.reason,
+                threads=torch.get_num_threads(),
                 collisions=collisions.counts(), compile_seconds=compile_seconds)
 
 
@@ -199,7 +202,7 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
     procs.check_main_guard()  # a worker re-running an unguarded script stops here
     t_setup = time.perf_counter()
     check_hparams(epochs=epochs_per_process, batch_size=batch_size,
-                  lr=1.0 if lr is None else lr, eval_every=eval_every)
+                  lr=1.0 if lr is None else lr, eval_every=eval_every, momentum=momentum)
     whole(collision_every, "collision_every")
     threads = check_plan(processes, epochs_per_process, threads)
     if sharding not in SHARDINGS:
@@ -241,7 +244,7 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
     job = Job(processes=processes, epochs=epochs_per_process, batch_size=batch_size,
               optimizer=factory, threads=threads, device=str(dev), seed=seed, sharding=sharding,
               eval_every=eval_every, log_every=log_every, collision_every=collision_every,
-              levers=levers)
+              levers=levers, classes=ds.num_classes)
     config = dict(dataset=ds.name, model=display_name(net, model),
                   lr=lr, momentum=momentum, subset=subset, train_samples=len(ds.train_y),
                   pipeline=pipeline, base_batch=base_batch)
@@ -330,6 +333,7 @@ class Job:
     log_every: int = 10
     collision_every: int = 10
     levers: Levers = Levers()
+    classes: int | None = None  # of the dataset: the floor of the loss-rise rule (LossLog)
 
 
 def share(model: nn.Module, dev: torch.device) -> nn.Module:
@@ -465,6 +469,13 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
         except KeyboardInterrupt as exc:
             error = error or procs.Interrupted.during(
                 exc, "", phase="the final evaluation; the trained model was not evaluated")
+        except (RuntimeError, MemoryError) as exc:  # out of memory even in small batches
+            exhausted = ResourceError.describe(exc, "evaluating the trained model on the test "
+                                                    "set (the final evaluation; training had "
+                                                    "finished)")
+            if exhausted is None:
+                raise
+            error = error or procs.OutOfMemory(exhausted)
         final_eval = time.perf_counter() - t_eval
     finally:
         bar.close()
@@ -482,9 +493,12 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
         result.status, result.error = "partial", str(error).split("\n")[0]
         error.result = result
         raise error
-    if any(o.get("diverged") for o in outcomes.values()):
-        mark_diverged(result, (config or {}).get("lr"))
-    return result
+    lr = (config or {}).get("lr")
+    gone = [o for o in outcomes.values() if o.get("diverged")]
+    if gone:
+        return mark_diverged(result, lr, reason=next(
+            (o["diverged_reason"] for o in gone if o.get("diverged_reason")), None))
+    return judge(result, job.classes, lr) if test is not None else result
 
 
 def _evaluate_with_every_core(model: nn.Module, evaluator: Evaluator | None

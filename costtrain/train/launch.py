@@ -25,7 +25,8 @@ from ..result import RunResult, new_curve
 from ..run import pool, procs, shared
 from ..run.group import listen
 from ..run.guards import (DIVERGED, check_processes, check_shareable, check_shared_memory,
-                          check_threads, mark_diverged, warn_if_exposed)
+                          check_reachable, check_threads, judge, mark_diverged,
+                          warn_if_exposed)
 from ..utils import hardware_info, positive, resolve_device, threads_per_process, whole
 from .engine import check_hparams, close_eval_curve, prepare
 
@@ -50,9 +51,8 @@ def check_settings(workers: int, *, epochs: int = 1, batch_size: int = 64, lr: f
     """
     for name, v in (("workers", workers), *counts.items()):
         whole(v, name)
-    check_hparams(epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every)
-    if not momentum >= 0:
-        raise CosttrainError(f"momentum must be >= 0, got {momentum!r}.")
+    check_hparams(epochs=epochs, batch_size=batch_size, lr=lr, eval_every=eval_every,
+                  momentum=momentum)
     positive(timeout, "timeout", "seconds")
     if threads is not None:
         whole(threads, "threads")
@@ -77,6 +77,7 @@ def start(what: str, net: nn.Module | str, data: Any, *, workers: int, processes
     check_threads(processes, threads_per_process(processes, threads=threads),
                   also="the server" if processes > workers else "", stacklevel=4)
     warn_if_exposed(addr)
+    check_reachable(addr)  # no loopback (--network none): one sentence now, not a traceback
     t_start = time.time()
     pool.start_server()  # its imports overlap the data loading (no wait; warm: nothing to do)
     model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
@@ -132,7 +133,8 @@ def launch(what: str, run_rank: Callable[..., dict], cfg: Any, ds: Any, model: n
         net.load_state_dict({k: torch.from_numpy(v) for k, v in outs[0]["state"].items()})
     if result.status not in ("ok", DIVERGED):
         lost = min(map(int, result.extra.get("lost") or []), default=-1)
-        raise error(f"{what} run failed: {result.error}. {tail}", lost, result, results=results)
+        raise error(f"{what} run failed: {result.error.rstrip('.')}. {tail}", lost, result,
+                    results=results)
     return result
 
 
@@ -174,9 +176,10 @@ def with_startup(result: RunResult, startup: dict) -> RunResult:
 def run_result(method: str, cfg: Any, config: dict, record: dict, *, t_start: float,
                train_start: float | None, train: float, samples: int, loss_curve: dict,
                curves: dict, extra: dict, error: str | None, diverged: bool,
-               label: str = "") -> RunResult:
+               label: str = "", diverged_reason: str | None = None) -> RunResult:
     """The RunResult of a distributed run from rank 0's `record` (its evaluation and test
-    figures) and the figures the method gathered from every rank."""
+    figures) and the figures the method gathered from every rank; judged by the divergence
+    rules (``cfg.classes``: the dataset's classes, for the chance rule)."""
     result = RunResult(
         method=method, config=config, device="cpu", threads=cfg.threads,
         setup_seconds=max(0.0, train_start - t_start) if train_start else 0.0,
@@ -191,8 +194,8 @@ def run_result(method: str, cfg: Any, config: dict, record: dict, *, t_start: fl
         label=label)
     close_eval_curve(result, record.get("test_samples"))
     if diverged:
-        mark_diverged(result, config.get("lr"))
-    return result
+        return mark_diverged(result, config.get("lr"), reason=diverged_reason)
+    return judge(result, getattr(cfg, "classes", None), config.get("lr"))
 
 
 def share_with_ranks(model: Any, ds: Any) -> None:

@@ -10,7 +10,9 @@ What changed underneath (each a fix, the signatures are the original's):
 * worker log lines and the test accuracy are printed by the calling process, so they appear
   in a notebook cell instead of the kernel's terminal;
 * ``train_model`` logs set-up, training and testing times apart (the original's elapsed time
-  mixed process start-up and testing into "training");
+  mixed process start-up and testing into "training"), set-up as every costtrain trainer
+  reports it: what a one-off run pays (worker start-up included, even when this process's
+  warm workers were reused), and what a re-run in the same process pays;
 * the returned losses are one mean per ``log_interval`` batches of each worker, merged in time
   order, not interleaved single-batch log values.
 
@@ -31,6 +33,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, IterableDataset, RandomSampler, Subset, TensorDataset
 
 from ..data.models import model_name
+from ..measure import LoadWatch, finish, preload
 from ..result import RunResult
 from ..run import procs, shared
 from ..run.guards import (check_device, check_optimizer, check_plan, check_shareable,
@@ -152,7 +155,7 @@ def train_model(model: nn.Module, train_dataloader: DataLoader, num_processes: i
                 log_interval: int = 10, loss_tracker: list | None = None, seed: int = 42, *,
                 test_dataloader: DataLoader | None = None, threads: int | None = None,
                 sharding: str = "full", timeout: float | None = None,
-                progress: bool = False) -> list[float]:
+                progress: bool = False, results: list | None = None) -> list[float]:
     """Train `model` in place with Hogwild!, log test accuracy, return the training losses.
 
     Args:
@@ -169,10 +172,13 @@ def train_model(model: nn.Module, train_dataloader: DataLoader, num_processes: i
         threads: per process, default ``cores // num_processes``.
         sharding: ``full`` (each process sees all data each epoch, as the original) or ``shard``.
         progress: a progress bar over the samples all processes train (tqdm).
+        results: a list the run's :class:`~costtrain.result.RunResult` is appended to (the
+            set-up, training and testing times the log line prints, throughput, losses).
 
     Returns:
         One mean training loss per ``log_interval`` batches of a process, in time order.
     """
+    preload()  # what every trainer's clock leaves out (costtrain.measure)
     t_setup = time.perf_counter()
     threads = check_plan(num_processes, epochs_per_process, threads)
     dev = check_device(device)
@@ -203,18 +209,22 @@ def train_model(model: nn.Module, train_dataloader: DataLoader, num_processes: i
     job = Job(processes=num_processes, epochs=epochs_per_process,
               batch_size=train_dataloader.batch_size, optimizer=factory, threads=threads,
               device=str(dev), seed=seed, sharding=sharding, log_every=every)
-    result = train_source(model, source, job, test=test,  # type: ignore[arg-type]
-                          timeout=timeout, progress=progress,
-                          on_progress=_log_line(per_epoch) if log_interval and log_interval > 0
-                          else None, config=dict(model=model_name(model), api="train_model",
-                                                 train_samples=len(source)),
-                          t_setup=t_setup)
-    if test is None and test_loader is not None:
-        t0 = time.perf_counter()
-        result.test_loss, result.test_accuracy = _evaluate_loader(model, test_loader, dev)
-        result.eval_seconds += time.perf_counter() - t0
+    with LoadWatch() as watch:  # other work on the machine meanwhile, as every trainer records
+        result = train_source(model, source, job, test=test,  # type: ignore[arg-type]
+                              timeout=timeout, progress=progress,
+                              on_progress=_log_line(per_epoch) if log_interval and log_interval > 0
+                              else None, config=dict(model=model_name(model), api="train_model",
+                                                     train_samples=len(source)),
+                              t_setup=t_setup)
+        if test is None and test_loader is not None:
+            t0 = time.perf_counter()
+            result.test_loss, result.test_accuracy = _evaluate_loader(model, test_loader, dev)
+            result.eval_seconds += time.perf_counter() - t0
+    # one-off and warm set-up, and the load, as every trainer reports them
+    finish(result, time.perf_counter() - t_setup, watch.reading)
     print(f"{num_processes} process(es) x {epochs_per_process} epoch(s): set-up "
-          f"{result.setup_seconds:.2f} s (data, process start-up), training "
+          f"{result.setup_seconds:.2f} s one-off (data, process start-up; "
+          f"{result.warm_setup_seconds:.2f} s when re-run warm), training "
           f"{result.train_seconds:.2f} s ({result.samples:,} samples, "
           f"{result.samples_per_second:,.0f}/s), testing {result.eval_seconds:.2f} s", flush=True)
     if test_loader is None:
@@ -226,6 +236,8 @@ def train_model(model: nn.Module, train_dataloader: DataLoader, num_processes: i
         print(f"Test set: Average loss: {result.test_loss:.4f}, Accuracy: "
               f"{round(result.test_accuracy * n)}/{n} ({100 * result.test_accuracy:.1f}%)",
               flush=True)
+    if results is not None:
+        results.append(result)
     losses = list(result.loss_curve["loss"])
     if loss_tracker is None:
         return losses

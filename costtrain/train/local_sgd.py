@@ -42,7 +42,7 @@ from ..run.group import first_line, join_group, recv_json, send_json
 from ..run.guards import diverged
 from ..utils import Stopwatch, threads_per_process
 from .comm import CommCounter, comm_record
-from .engine import (LossLog, batches, evaluate, loss_fn, progress_bar, shard_indices,
+from .engine import (LossLog, batches, evaluate, failure, loss_fn, progress_bar, shard_indices,
                      slice_of)
 from .launch import (RankError, check_settings, launch, process_start, run_result, start,
                      torchrun_env, torchrun_rank, torchrun_threads)
@@ -52,6 +52,8 @@ __all__ = ["train_local_sgd", "run_under_torchrun", "LocalSGDError", "LocalSGDCo
 
 METHOD = "local-sgd"
 SNAPSHOT_SECONDS = 1.0  # how often each rank sends the launcher what it has measured so far
+DIVERGENCE_CHECK_STEPS = 50  # about this often (a multiple of H) the ranks agree whether any
+#                              rank's loss rose far above its start (one 1-number all-reduce)
 
 
 @dataclass
@@ -69,6 +71,7 @@ class LocalSGDConfig:
     eval_every: int | None = None
     timeout: float = 60.0
     threads: int = 1
+    classes: int | None = None  # of the dataset (the divergence rules)
 
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -98,8 +101,9 @@ def train_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module) -> d
         averager = PeriodicModelAverager(period=H, warmup_steps=H - 1)  # after steps H, 2H, ...
     payload = sum(p.numel() * p.element_size() for p in params)
     moved = round(2 * (K - 1) / K * payload)  # ring all-reduce, per rank and direction
-    log, compute, comm, pause, cc = (LossLog(cfg.log_every), Stopwatch(), Stopwatch(),
-                                     Stopwatch(), CommCounter())
+    log, compute, comm, pause, cc = (LossLog(cfg.log_every, ds.num_classes), Stopwatch(),
+                                     Stopwatch(), Stopwatch(), CommCounter())
+    check_every = H * max(1, DIVERGENCE_CHECK_STEPS // H)  # steps between two agreements
     evals, next_eval = new_curve("samples", "seconds", "accuracy", "loss"), cfg.eval_every or 0
     held_out = slice_of(ds.test_x, ds.test_y)  # the intermediate evaluations' fixed slice
     dist.barrier()  # start together: a late peer's start-up is not waiting in an all-reduce
@@ -132,12 +136,16 @@ def train_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module) -> d
             if procs.should_stop():
                 error = f"worker {rank} stopped early: the launcher asked every process to stop"
                 break
-            with compute:
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(net(xb), yb)
-                loss.backward()
-                opt.step()
-                lv = loss.item()
+            try:
+                with compute:
+                    opt.zero_grad(set_to_none=True)
+                    loss = loss_fn(net(xb), yb)
+                    loss.backward()
+                    opt.step()
+                    lv = loss.item()
+            except (RuntimeError, MemoryError) as exc:  # my own failure (e.g. out of memory)
+                error = failure(exc, f"worker {rank}", "computing a gradient")
+                break
             steps += 1
             with comm:
                 averager.average_parameters(params)  # an all-reduce when steps % H == 0
@@ -146,6 +154,8 @@ def train_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module) -> d
                 average()
                 if any(diverged(p) for p in params):  # equal on every rank after an average:
                     break  # so all of them stop here together
+                if steps % check_every == 0 and any_rank(log.diverged, comm):
+                    break  # a loss far above its start on some rank: all stop together
                 if next_eval and K * log.samples >= next_eval:  # every rank knows this
                     with pause:
                         if rank == 0:
@@ -162,6 +172,7 @@ def train_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module) -> d
     log.flush(elapsed())
     report = snapshot(error)
     report["diverged"] = log.diverged or any(diverged(p) for p in params)
+    report["diverged_reason"] = log.reason
     procs.report("partial", report)  # all it trained, should the evaluation be cut short
     if rank == 0:  # the final (averaged, or on failure: my local) model
         procs.report("evaluating", len(ds.test_y))
@@ -171,6 +182,15 @@ def train_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module) -> d
         report["eval_seconds"] = time.perf_counter() - t + pause.seconds
         report["state"] = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
     return report
+
+
+def any_rank(flag: bool, comm: Stopwatch) -> bool:
+    """True on every rank when `flag` is true on any (a 1-number MAX all-reduce, timed as
+    communication): the ranks stop together, so no all-reduce waits for a rank that left."""
+    t = torch.tensor([float(flag)])
+    with comm:
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def _evaluate_into(curve: dict, net: nn.Module, held_out: tuple[torch.Tensor, torch.Tensor],
@@ -285,7 +305,8 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
                          batch_size=batch_size, lr=worker_lr(lr, workers, scale_lr),
                          momentum=momentum, seed=seed, log_every=log_every,
                          eval_every=eval_every, timeout=timeout,
-                         threads=threads_per_process(workers, threads=threads))
+                         threads=threads_per_process(workers, threads=threads),
+                         classes=ds.num_classes)
     config = _config(cfg, ds, display_name(net, model), subset, lr=lr, scale_lr=scale_lr,
                      addr=addr)
     snapshots: dict[int, dict] = {}  # each rank's latest measurements, in case it never returns
@@ -333,6 +354,7 @@ def assemble(cfg: LocalSGDConfig, config: dict, outs: dict[int, Any], t_start: f
         reports.setdefault(int(r), rep)
     first = reports.get(0, {})
     errors = [rep["error"] for _, rep in sorted(reports.items()) if rep.get("error")]
+    errors.sort(key=lambda e: " lost a peer" in e)  # a rank's own failure names the cause
     error = error or (errors[0] if errors else None)
     curves = {str(r): rep["curve"] for r, rep in sorted(reports.items())}
     n = max(1, len(reports))
@@ -363,6 +385,8 @@ def assemble(cfg: LocalSGDConfig, config: dict, outs: dict[int, Any], t_start: f
                       train=train, samples=samples, loss_curve=merge_curves(list(curves.values())),
                       curves=curves, extra=extra, error=error,
                       diverged=any(rep.get("diverged") for rep in reports.values()),
+                      diverged_reason=next((rep["diverged_reason"] for _, rep in sorted(
+                          reports.items()) if rep.get("diverged_reason")), None),
                       label=f"{METHOD} {cfg.workers}w H={cfg.average_every}")
 
 
@@ -390,7 +414,7 @@ def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, average_every: int 
                          batch_size=batch_size, lr=worker_lr(lr, world, scale_lr),
                          momentum=momentum, seed=seed, log_every=log_every,
                          eval_every=eval_every, timeout=timeout,
-                         threads=torchrun_threads(threads))
+                         threads=torchrun_threads(threads), classes=ds.num_classes)
     out = torchrun_rank(run_rank, rank, cfg, ds, model)
     if out is None:
         return None

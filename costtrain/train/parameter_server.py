@@ -98,7 +98,9 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
     Returns:
         A RunResult (method ``ps-sync``/``ps-async``): ``loss_curve`` is the server's view (the
         loss of each step's batch, by samples applied), ``worker_curves`` each worker's own;
-        ``extra`` has steps, steps_per_second, compute/comm seconds per worker and comm_share,
+        ``extra`` has steps, steps_per_second, compute/comm seconds per worker and comm_share
+        (communication = sending, receiving and waiting for the turn and the other workers;
+        the server's evaluations a worker waited through are ``eval_wait_seconds``, apart),
         the server's update/reply/wait seconds and, for async, the staleness histogram.
     Raises:
         CosttrainError: bad settings, a busy ``port`` or a foreign ``addr``, before any process.
@@ -118,16 +120,20 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
                    lr=server_lr(lr, mode, workers, scale_lr), momentum=momentum, seed=seed,
                    log_every=log_every, eval_every=eval_every,
                    timeout=timeout, threads=threads_per_process(workers + 1, threads=threads),
-                   max_staleness=max_staleness)
+                   max_staleness=max_staleness, classes=ds.num_classes)
     config = _config(cfg, ds, display_name(net, model), subset,
                      lr=lr, scale_lr=scale_lr, addr=addr)
     bar = progress_bar(epochs * len(ds.train_y), progress, f"ps-{mode}")
     bar.set_description_str(f"ps-{mode}: starting server and {workers} worker(s)")
-    applied = [0]
+    applied, dropped = [0], [0]
 
     def on_message(rank: int, kind: str, payload: Any) -> None:
         if kind == "evaluating":
             bar.set_description_str(f"ps-{mode}: evaluating on {payload:,} test samples")
+        if kind == "dropped":  # too stale to apply (max_staleness): not trained, not counted
+            dropped[0] += payload
+            bar.update(payload)
+            bar.set_description_str(f"ps-{mode} ({dropped[0]:,} samples dropped as stale)")
         if kind == "progress":  # samples the server has applied, and their mean loss
             if not applied[0]:
                 bar.set_description_str(f"ps-{mode}")
@@ -173,17 +179,21 @@ def assemble(cfg: PSConfig, config: dict, server: dict | None, outs: dict[int, A
                                             default=0.0))
     samples = server.get("samples", sum(rep["samples"] for rep in reports.values()))
     compute = sum(rep["compute_seconds"] for rep in reports.values())
-    comm = sum(rep["comm_seconds"] for rep in reports.values())
+    comm = sum(rep["comm_seconds"] for rep in reports.values())  # evaluation waits left out
+    waited = sum(rep.get("eval_wait_seconds", 0.0) for rep in reports.values())
     extra: dict[str, Any] = dict(
         steps=server.get("steps", 0),
         steps_per_second=server.get("steps", 0) / train if train > 0 else 0.0,
         compute_seconds=compute / max(1, len(reports)), comm_seconds=comm / max(1, len(reports)),
         comm_share=comm / (comm + compute) if comm + compute > 0 else 0.0,
+        eval_wait_seconds=waited / max(1, len(reports)),
         server=dict(update_seconds=server.get("update_seconds", 0.0),
                     reply_seconds=server.get("reply_seconds", 0.0),
                     wait_seconds=server.get("wait_seconds", 0.0)),
         per_worker={str(r): dict(samples=rep["samples"], compute_seconds=rep["compute_seconds"],
-                                 comm_seconds=rep["comm_seconds"], error=rep.get("error"))
+                                 comm_seconds=rep["comm_seconds"],
+                                 eval_wait_seconds=rep.get("eval_wait_seconds", 0.0),
+                                 error=rep.get("error"))
                     for r, rep in sorted(reports.items())},
         lost=server.get("lost", {}))
     extra["comm"] = _comm(server, reports, samples)
@@ -192,16 +202,19 @@ def assemble(cfg: PSConfig, config: dict, server: dict | None, outs: dict[int, A
         n = sum(hist.values())
         extra["staleness"] = dict(
             histogram=hist, mean=sum(int(k) * v for k, v in hist.items()) / n if n else 0.0,
-            max=max((int(k) for k in hist), default=0), dropped=server.get("dropped", 0))
+            max=max((int(k) for k in hist), default=0), dropped=server.get("dropped", 0),
+            dropped_samples=server.get("dropped_samples", 0))
     return run_result(f"ps-{cfg.mode}", cfg, config, server, t_start=t_start,
                       train_start=server.get("train_start"), train=train, samples=samples,
                       loss_curve=loss_curve, curves=curves, extra=extra, error=error,
-                      diverged=bool(server.get("diverged")))
+                      diverged=bool(server.get("diverged")),
+                      diverged_reason=server.get("diverged_reason"))
 
 
 COUNTED = ("tensor payloads of the point-to-point messages (gloo send/recv), counted by the "
            "ranks: each step a worker sends its gradient (with a 3-number header and any float "
-           "buffers) and receives the parameters, one round trip; the server the reverse. The "
+           "buffers) and receives the parameters (with a 3-number header), one round trip; the "
+           "server the reverse. The "
            "initial parameters are counted, the final reports and TCP/gloo headers are not.")
 
 
@@ -242,7 +255,8 @@ def run_under_torchrun(net: nn.Module | str, ds: Dataset, *, mode: str = "sync",
     cfg = PSConfig(mode=mode, workers=world - 1, epochs=epochs, batch_size=batch_size,
                    lr=server_lr(lr, mode, world - 1, scale_lr), momentum=momentum, seed=seed,
                    log_every=log_every, eval_every=eval_every, timeout=timeout,
-                   threads=torchrun_threads(threads), max_staleness=max_staleness)
+                   threads=torchrun_threads(threads), max_staleness=max_staleness,
+                   classes=ds.num_classes)
     out = torchrun_rank(run_rank, rank, cfg, ds, model)
     if out is None:
         return None

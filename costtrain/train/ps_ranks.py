@@ -5,7 +5,9 @@ never as pickles:
 
 * worker -> server: ``[n, version, loss_sum | gradient (P) | float buffers (B)]``; ``n = -1``
   means "done", followed by the worker's report as JSON bytes.
-* server -> worker: ``[version, go | parameters (P)]``; ``go = 0`` asks the worker to stop.
+* server -> worker: ``[version, go, evaluating | parameters (P)]``; ``go = 0`` asks the worker
+  to stop; ``evaluating`` is the seconds the server spent evaluating the test set while this
+  worker's gradient waited for its answer (:meth:`Server.send`).
 
 **sync**: the server waits for one gradient from every active worker, averages them weighted
 by batch size (= the gradient of the mean loss over the concatenated batch), steps its
@@ -15,10 +17,17 @@ staleness of a gradient is the number of updates made since the worker's copy wa
 
 The server has one receiving thread per worker, so it notices a lost worker at once (its
 connection closes) and can name it; every wait has the group's finite timeout.
+
+A worker's communication time is the time it spends in ``send``/``recv`` (its message on the
+wire, and waiting for its turn and for the other workers), less the server's evaluations it
+waited through: the server evaluates between two answers, and that wait is reported apart
+(``eval_wait_seconds``) and kept out of the worker's training clock, as the server keeps it out
+of its own.
 """
 from __future__ import annotations
 
 import copy
+import math
 import queue
 import threading
 import time
@@ -31,16 +40,18 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from ..data.datasets import Dataset
+from ..errors import ResourceError
 from ..run import procs
 from ..run.group import first_line, join_group, recv_json, send_json
 from ..utils import Stopwatch
 from .comm import CommCounter
-from .engine import Evaluator, LossLog, batches, evaluate, loss_fn, shard_indices
+from .engine import Evaluator, LossLog, batches, evaluate, failure, loss_fn, shard_indices
 
 MODES = ("sync", "async")
 HEADER = 3  # n, version, loss_sum
+REPLY = 3  # version, go, seconds the server evaluated while the worker waited
 DONE = -1.0
-DIVERGED = "the training loss became nan/inf"  # the server's reason to stop (engine.LossLog)
+DIVERGED = "the training diverged"  # the server's reason to stop (engine.LossLog.diverged)
 
 
 @dataclass
@@ -60,6 +71,7 @@ class PSConfig:
     threads: int = 1  # per worker
     server_threads: int = 1
     max_staleness: int | None = None
+    classes: int | None = None  # of the dataset (the divergence rules)
 
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -146,41 +158,48 @@ def work(rank: int, cfg: PSConfig, ds: Dataset, net: nn.Module) -> dict[str, Any
     params, bufs = list(net.parameters()), float_buffers(net)
     n_params = sum(p.numel() for p in params)
     msg = torch.zeros(HEADER + n_params + sum(b.numel() for b in bufs))
-    reply = torch.zeros(2 + n_params)
-    log, compute, comm = LossLog(cfg.log_every), Stopwatch(), Stopwatch()
+    reply = torch.zeros(REPLY + n_params)
+    log, compute, comm = LossLog(cfg.log_every, ds.num_classes), Stopwatch(), Stopwatch()
+    evaluating = 0.0  # of the time in `comm`: the server evaluating the test set meanwhile
     cc = CommCounter()
-    error, t0 = None, time.perf_counter()
+    error, lost, t0 = None, False, time.perf_counter()
     try:
         dist.recv(reply, 0)  # the initial parameters (set-up, not communication time)
         cc.add(received=nbytes(reply))
-        unflatten_into(reply[2:], params)
+        unflatten_into(reply[REPLY:], params)
         t0 = time.perf_counter()
         for xb, yb in worker_batches(ds, rank, cfg):
             if reply[1] == 0 or procs.should_stop():
                 break
-            with compute:
-                net.zero_grad(set_to_none=True)
-                loss = loss_fn(net(xb), yb)
-                loss.backward()
-                lv = loss.item()
-                msg[0], msg[1], msg[2] = len(yb), reply[0], lv * len(yb)
-                msg[HEADER:HEADER + n_params] = flatten(params, grads=True)
-                msg[HEADER + n_params:] = flatten(bufs)
+            try:
+                with compute:
+                    net.zero_grad(set_to_none=True)
+                    loss = loss_fn(net(xb), yb)
+                    loss.backward()
+                    lv = loss.item()
+                    msg[0], msg[1], msg[2] = len(yb), reply[0], lv * len(yb)
+                    msg[HEADER:HEADER + n_params] = flatten(params, grads=True)
+                    msg[HEADER + n_params:] = flatten(bufs)
+            except (RuntimeError, MemoryError) as exc:  # my own failure (e.g. out of memory)
+                error = failure(exc, f"worker {rank}", "computing a gradient")
+                break  # the connection is fine: hand in and say so
             with comm:
                 dist.send(msg, 0)
                 dist.recv(reply, 0)
+            evaluating += float(reply[2])  # waiting for an evaluation is not communication
             cc.add(sent=nbytes(msg), received=nbytes(reply), messages=2, round_trips=1)
-            unflatten_into(reply[2:], params)
-            log.add(lv, len(yb), time.perf_counter() - t0)
+            unflatten_into(reply[REPLY:], params)
+            log.add(lv, len(yb), time.perf_counter() - t0 - evaluating)
     except RuntimeError as exc:  # the server or the connection went away
-        error = f"worker {rank} lost the server: {first_line(exc)}"
-    train_seconds = time.perf_counter() - t0
+        error, lost = f"worker {rank} lost the server: {first_line(exc)}", True
+    train_seconds = time.perf_counter() - t0 - evaluating  # the server's clock does the same
     log.flush(train_seconds)
-    cc.seconds = comm.seconds
+    cc.seconds = comm.seconds - evaluating
     report = dict(rank=rank, curve=log.curve, samples=log.samples, train_seconds=train_seconds,
-                  compute_seconds=compute.seconds, comm_seconds=comm.seconds, error=error,
+                  compute_seconds=compute.seconds, comm_seconds=cc.seconds,
+                  eval_wait_seconds=evaluating, error=error,
                   steps=cc.round_trips, comm=cc.to_dict(), payload_bytes=nbytes(msg))
-    if error is None:
+    if not lost:
         try:
             msg.zero_()[0] = DONE
             dist.send(msg, 0)  # (the report itself is not counted: it is not training traffic)
@@ -193,7 +212,8 @@ def work(rank: int, cfg: PSConfig, ds: Dataset, net: nn.Module) -> dict[str, Any
 # --- server ----------------------------------------------------------------------------------
 
 def _receive(rank: int, size: int, inbox: queue.Queue) -> None:
-    """Thread: forward every message of worker ``rank`` to the server's inbox."""
+    """Thread: forward every message of worker ``rank`` to the server's inbox, a gradient
+    with the moment it arrived (from then on its worker waits for the answer)."""
     try:
         while True:
             msg = torch.empty(size)
@@ -201,7 +221,7 @@ def _receive(rank: int, size: int, inbox: queue.Queue) -> None:
             if msg[0] == DONE:
                 inbox.put(("done", rank, recv_json(rank)))
                 return
-            inbox.put(("grad", rank, msg))
+            inbox.put(("grad", rank, (msg, time.perf_counter())))
     except Exception as exc:  # connection closed by a dead worker, or a timeout
         inbox.put(("lost", rank, first_line(exc)))
 
@@ -214,13 +234,14 @@ class Server:
         self.params, self.bufs = list(self.net.parameters()), float_buffers(self.net)
         self.n_params = sum(p.numel() for p in self.params)
         self.opt = torch.optim.SGD(self.params, lr=cfg.lr, momentum=cfg.momentum)
-        self.version, self.samples, self.dropped = 0, 0, 0
+        self.version, self.samples, self.dropped, self.dropped_samples = 0, 0, 0, 0
         self.staleness: Counter[int] = Counter()
-        self.log = LossLog(cfg.log_every)
+        self.log = LossLog(cfg.log_every, ds.num_classes)
         self.test = (ds.test_x, ds.test_y)  # the final evaluation's: the whole test set
         self.evaluator = Evaluator(ds.test_x, ds.test_y, cfg.eval_every)  # on its slice
         self.update, self.reply_time, self.wait = Stopwatch(), Stopwatch(), Stopwatch()
         self.comm = CommCounter()
+        self.arrived: dict[int, float] = {}  # rank -> when its unanswered gradient arrived
         self.t0 = time.perf_counter()
 
     def elapsed(self) -> float:
@@ -235,6 +256,7 @@ class Server:
             p = self.n_params
             if self.cfg.max_staleness is not None and max(stale) > self.cfg.max_staleness:
                 self.dropped += len(msgs)  # too old: answer with fresh parameters only
+                self.dropped_samples += int(n)
             else:
                 grad = sum(m[0] * m[HEADER:HEADER + p] for m in msgs) / n
                 for param, g in zip(self.params, grad.split([q.numel() for q in self.params])):
@@ -243,6 +265,9 @@ class Server:
                 self.version += 1
                 if self.bufs:
                     unflatten_into(sum(m[HEADER + p:] for m in msgs) / len(msgs), self.bufs)
+        if self.cfg.max_staleness is not None and max(stale) > self.cfg.max_staleness:
+            procs.report("dropped", int(n))  # not trained: not counted, not logged
+            return
         self.samples += int(n)
         loss = sum(float(m[2]) for m in msgs) / n
         self.log.add(loss, int(n), self.elapsed())
@@ -251,13 +276,17 @@ class Server:
             self.evaluator(self.net, self.samples, self.elapsed())
 
     def send(self, ranks: list[int], go: bool = True) -> None:
-        """Send the current version and parameters (or a stop) to each of ``ranks``."""
+        """Send the current version and parameters (or a stop) to each of ``ranks``, with the
+        seconds this server evaluated since that rank's gradient arrived (the rank waited
+        through them: not communication)."""
         with self.reply_time:
-            reply = torch.cat([torch.tensor([float(self.version), float(go)]),
-                               flatten(self.params)])
-            for work in [dist.isend(reply, r) for r in ranks]:
+            params = flatten(self.params)
+            replies = [torch.cat([torch.tensor([float(self.version), float(go), self.evaluator
+                                                .seconds_since(self.arrived.pop(r, math.inf))]),
+                                  params]) for r in ranks]
+            for work in [dist.isend(reply, r) for reply, r in zip(replies, ranks)]:
                 work.wait()
-        self.comm.add(sent=nbytes(reply) * len(ranks), messages=len(ranks))
+        self.comm.add(sent=sum(nbytes(reply) for reply in replies), messages=len(ranks))
 
 
 def serve(srv: Server) -> dict[str, Any]:
@@ -287,6 +316,7 @@ def serve(srv: Server) -> dict[str, Any]:
                 break
             continue
         if kind == "grad":
+            payload, srv.arrived[r] = payload  # the gradient, and when it arrived
             srv.comm.add(received=nbytes(payload))
         try:
             if kind == "lost":
@@ -297,6 +327,8 @@ def serve(srv: Server) -> dict[str, Any]:
             elif kind == "done":
                 active.discard(r)
                 reports[r] = payload
+                if payload.get("error"):  # its own failure, e.g. out of memory: the run's
+                    stop = stop or f"worker {r} (rank {r}): {payload['error']}"
             elif stop is not None:
                 srv.send([r], go=False)
             elif cfg.mode == "async":
@@ -311,8 +343,10 @@ def serve(srv: Server) -> dict[str, Any]:
                     stop = DIVERGED if srv.log.diverged else None
                 srv.send(sorted(pending), go=stop is None)
                 pending.clear()
-        except RuntimeError as exc:  # a send to a worker that just died
-            stop = stop or f"lost a worker while answering rank {r}: {first_line(exc)}"
+        except (RuntimeError, MemoryError) as exc:  # a send to a worker that just died
+            stop = stop or (failure(exc, "the server", "applying a gradient")
+                            if ResourceError.describe(exc, "") else
+                            f"lost a worker while answering rank {r}: {first_line(exc)}")
         if stop is not None and stop_deadline == float("inf"):
             stop_deadline = time.monotonic() + stop_window(cfg.timeout)
     train_seconds = srv.elapsed()
@@ -327,9 +361,10 @@ def serve(srv: Server) -> dict[str, Any]:
         eval_seconds=final_eval + srv.evaluator.seconds, test_loss=test_loss,
         test_accuracy=test_acc, test_samples=len(srv.test[1]),
         staleness={str(k): v for k, v in sorted(srv.staleness.items())},
-        dropped=srv.dropped, update_seconds=srv.update.seconds,
+        dropped=srv.dropped, dropped_samples=srv.dropped_samples, update_seconds=srv.update.seconds,
         reply_seconds=srv.reply_time.seconds, wait_seconds=srv.wait.seconds,
         comm=dict(srv.comm.to_dict(), seconds=srv.reply_time.seconds),
         reports=reports, lost=lost, error=stop, diverged=stop == DIVERGED,
+        diverged_reason=srv.log.reason,
         # numpy, not tensors: a tensor returned from a process that exits cannot be fetched
         state={k: v.detach().numpy().copy() for k, v in srv.net.state_dict().items()})

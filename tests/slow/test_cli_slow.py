@@ -41,11 +41,12 @@ def test_compare_repeats_alternate_and_report_medians_ranges_and_noise(tmp_path)
                 "--out", str(out))
     assert p.returncode == 0, p.stderr
     order = [line.split(" on ")[0] for line in p.stdout.splitlines() if " on fashion-mnist" in line]
+    order = [x for i, x in enumerate(order) if i == 0 or x != order[i - 1]]  # busy re-runs
     assert order == ["baseline 1 thread", "baseline 2 threads"] * 2 or len(set(order)) == 1
     assert "total s median (min-max)" in p.stdout
     # a verdict, or (other work competed for the cores meanwhile) the busy machine named instead
-    assert ("faster than" in p.stdout or "slower than" in p.stdout
-            or "No verdict: the machine was busy" in p.stdout)
+    assert "faster than" in p.stdout or "slower than" in p.stdout or "within noise" in p.stdout
+    assert "No verdict" not in p.stdout  # a busy machine re-runs, then marks the ranking
     results = json.loads(out.read_text())
     assert all(len(r["extra"]["repeats"]) == 2 for r in results)
     assert all(r["total_seconds"] in [x["total_seconds"] for x in r["extra"]["repeats"]]

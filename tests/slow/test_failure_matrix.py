@@ -11,7 +11,9 @@ bound, and that no process outlived the run. Cases marked ``shm`` run in a priva
 namespace with their own ``/dev/shm`` (a real 64 MB one like Docker's, or a roomy one), which
 must be empty afterwards: no ``torch_*`` file, no ``sem.mp-*`` semaphore left by any ending
 (needs root and ``unshare``; skipped elsewhere). Independent cases run in parallel (a thread
-pool), so the whole table costs about as much as its slowest cases.
+pool), so the whole table costs about as much as its slowest cases; each case's test waits for
+its own case, so a case that hangs fails by its name (pytest-timeout) and its processes are
+killed.
 """
 from __future__ import annotations
 
@@ -29,9 +31,10 @@ import sys
 import textwrap
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import psutil
@@ -52,10 +55,16 @@ TRAINED = r"\| *[1-9][0-9.]*[kM]?/"  # a progress bar that counts trained sample
 EVAL = ["--dataset", "mnist", "--data-dir", "{data}/bigtest", "--model", "simple",
         "--batch-size", "64", "--out", "{tmp}/out.json"]
 PARALLEL = 3
+# the process of each case while it runs (by case name): a test stopped while waiting kills its own
+RUNNING: dict[str, subprocess.Popen] = {}
 CORES = len(os.sched_getaffinity(0))
 OVER = str(CORES + 1)  # threads: one more than the cores
 ROOT_TOOLS = (os.geteuid() == 0 and shutil.which("unshare") is not None
               and subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0)
+# a network namespace of its own (only a loopback, and that one down): root, or user namespaces
+NETNS = next((cmd for cmd in (["unshare", "-n"], ["unshare", "-rn"])
+              if shutil.which("unshare") and subprocess.run(
+                  [*cmd, "true"], capture_output=True).returncode == 0), None)
 # Runs the CLI with a private /dev/shm of the given size; afterwards waits (the resource
 # tracker unlinks a killed parent's semaphores) and lists what is left there.
 SHM_WRAPPER = """
@@ -101,6 +110,106 @@ class Case:
     limits: dict = field(default_factory=dict)  # NOFILE / AS: setrlimit; NPROC: prlimit
     trained: int | None = None  # --out keeps samples and curves: exactly this many; -1: some
     extra: dict = field(default_factory=dict)
+    module: str = "costtrain"  # python -m MODULE ARGS (e.g. costtrain.course.handout)
+    stdout: str | None = None  # head (`| head -1`: read one line, close) | full (/dev/full)
+    netns: bool = False  # in a network namespace of its own: no usable loopback
+
+
+# Faults planted inside the real CLI (and its worker processes): `setup="plant:NAME"` writes
+# PLANT_HEADER + PLANTS[NAME] as {tmp}/plant/sitecustomize.py, first on PYTHONPATH, so every
+# process of the run imports it at start. after_import(module, fn) runs fn(module) right after
+# that module's own code, before anything imported from it.
+PLANT_HEADER = """
+import importlib.abc, multiprocessing, os, sys
+_hooks = {}
+def after_import(name, fn):
+    _hooks[name] = fn
+class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name not in _hooks:
+            return None
+        fn = _hooks.pop(name)
+        for finder in sys.meta_path:
+            if finder is not self and hasattr(finder, "find_spec"):
+                spec = finder.find_spec(name, path, target)
+                if spec is not None:
+                    break
+        else:
+            return None
+        run = spec.loader.exec_module
+        def exec_module(module):
+            run(module)
+            fn(module)
+        spec.loader.exec_module = exec_module
+        return spec
+sys.meta_path.insert(0, _Finder())
+MAIN = multiprocessing.current_process().name == "MainProcess"
+# torch's own words when an allocation fails (an address-space or container limit)
+OOM = ("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+       "memory: you tried to allocate 36864000 bytes. Error code 12 (Cannot allocate memory)")
+"""
+PLANTS = {
+    # the final evaluation (10,000 test images) cannot get its memory, in any batch size
+    "oom-final-eval": """
+def plant(engine):
+    real = engine._evaluate
+    def evaluate(net, x, y, batch_size, device):
+        if MAIN and len(y) >= 10_000:
+            raise RuntimeError(OOM)
+        return real(net, x, y, batch_size, device)
+    engine._evaluate = evaluate
+after_import("costtrain.train.engine", plant)
+""",
+    # ... only in batches of 1,000: the retry with smaller batches succeeds
+    "oom-final-eval-big-batch": """
+def plant(engine):
+    real = engine._evaluate
+    def evaluate(net, x, y, batch_size, device):
+        if MAIN and len(y) >= 10_000 and batch_size > 250:
+            raise RuntimeError(OOM)
+        return real(net, x, y, batch_size, device)
+    engine._evaluate = evaluate
+after_import("costtrain.train.engine", plant)
+""",
+    # the baseline's 4th training step cannot get its memory
+    "oom-train": """
+def plant(engine):
+    real, calls = engine.loss_fn, [0]
+    def loss_fn(out, target):
+        calls[0] += 1
+        if MAIN and calls[0] > 3:
+            raise RuntimeError(OOM)
+        return real(out, target)
+    engine.loss_fn = loss_fn
+after_import("costtrain.train.engine", plant)
+""",
+    # oneDNN's words when it cannot get memory for a kernel, in the one-batch dry run
+    "onednn-dry-run": """
+def plant(models):
+    def forward(self, x):
+        raise RuntimeError("could not create a primitive")
+    models.MLP.forward = forward
+after_import("costtrain.data.models", plant)
+""",
+    # worker 1 of the parameter server (or local SGD) runs out of memory at its 2nd step (of 3)
+    "oom-rank-1": """
+def plant(module):
+    real_work = getattr(module, "work", None) or module.train_rank
+    def rank_1(rank, cfg, ds, net, *rest):
+        if rank == 1:
+            real, calls = module.loss_fn, [0]
+            def loss_fn(out, target):
+                calls[0] += 1
+                if calls[0] > 1:
+                    raise RuntimeError(OOM)
+                return real(out, target)
+            module.loss_fn = loss_fn
+        return real_work(rank, cfg, ds, net, *rest)
+    setattr(module, "work" if hasattr(module, "work") else "train_rank", rank_1)
+after_import("costtrain.train.ps_ranks", plant)
+after_import("costtrain.train.local_sgd", plant)
+""",
+}
 
 
 CASES = [
@@ -233,6 +342,87 @@ CASES = [
     Case("CIFAR-10 batch that runs code", ["run", "--dataset", "cifar10", "--model", "cnn",
                                            "--no-progress"], 2, "not a readable CIFAR-10 batch",
          setup="evil-cifar", seconds=60, extra=dict(also="refused", never="pwned")),
+    # issue 32: nothing computed is lost to the terminal: saved first, then printed
+    Case("stdout closed (| head -1), hogwild", ["run", *TINY, "--method", "hogwild", "--out",
+                                               "{tmp}/out.json"], 0,
+         "costtrain: warning: stdout could not be written (Broken pipe)", "ok", stdout="head",
+         seconds=120),
+    Case("stdout closed (| head -1), compare", ["compare", *TINY, "--only", "baseline 1",
+                                               "baseline 2", "--figures", "", "--out",
+                                               "{tmp}/out.json"], 0,
+         "stdout could not be written (Broken pipe)", "ok", stdout="head", seconds=180,
+         extra=dict(results=2)),
+    Case("stdout closed, no --out", ["run", *TINY], 5, "the results were saved to",
+         stdout="head", seconds=120),
+    Case("stdout is /dev/full", ["run", *TINY, "--out", "{tmp}/out.json"], 0,
+         "stdout could not be written (No space left on device)", "ok", stdout="full",
+         seconds=120, extra=dict(not_said="/dev/shm")),
+    # issue 32: out of memory is named as such; what was trained is kept (exit 3)
+    Case("out of memory in the final evaluation (baseline)", ["run", *TINY, "--out",
+                                                              "{tmp}/out.json"], 3,
+         "ran out of memory while evaluating the trained model", "partial", trained=300,
+         setup="plant:oom-final-eval", seconds=120, extra=dict(also="`ulimit -v`")),
+    Case("out of memory in the final evaluation (hogwild)", ["run", "--method", "hogwild",
+                                                             *TINY, "--out", "{tmp}/out.json"],
+         3, "ran out of memory while evaluating the trained model", "partial", trained=600,
+         setup="plant:oom-final-eval", seconds=120),
+    Case("final evaluation retries smaller batches", ["run", *TINY, "--out", "{tmp}/out.json"],
+         0, "test accuracy", "ok", setup="plant:oom-final-eval-big-batch", seconds=120),
+    Case("out of memory while training (baseline)", ["run", *TINY, "--out", "{tmp}/out.json"], 3,
+         "ran out of memory while training (after 192 of 300 samples)", "partial", trained=192,
+         setup="plant:oom-train", seconds=120),
+    Case("out of memory in the dry run is not a model mismatch", ["run", *TINY], 2,
+         "ran out of memory while the one-batch dry run", setup="plant:onednn-dry-run",
+         seconds=120, extra=dict(not_said="cannot take a batch")),
+    Case("a ps worker runs out of memory", ["run", "--method", "ps", *TINY, "--out",
+                                            "{tmp}/out.json"], 3,
+         "worker 1 (rank 1): the system ran out of memory while worker 1 was computing",
+         "partial", setup="plant:oom-rank-1", seconds=120, extra=dict(not_said="Connection")),
+    Case("a local-sgd worker runs out of memory", ["run", "--method", "local-sgd", *TINY,
+                                                   "--out", "{tmp}/out.json"], 3,
+         "the system ran out of memory while worker 1 was computing a gradient", "partial",
+         setup="plant:oom-rank-1", seconds=120),
+    Case("address space (ulimit -v 2 GB), baseline", ["run", *TINY], 2, "ran out of memory",
+         limits=dict(AS=2 * 10**9), seconds=60, extra=dict(also="`ulimit -v`")),
+    # issue 32: training that failed never ends ok
+    *[Case(f"momentum 1.5 refused ({method})", ["run", "--method", method, *TINY,
+                                                 "--momentum", "1.5"], 2,
+           "momentum 1.5 is >= 1", seconds=10) for method in ("baseline", "hogwild", "ps",
+                                                             "local-sgd")],
+    *[Case(f"lr 3 ends diverged ({method})", ["run", "--method", method, "--subset", "2000",
+                                               "--lr", "3", "--no-progress", "--out",
+                                               "{tmp}/out.json"], 4,
+           "try a smaller learning rate", "diverged", seconds=300)
+      for method in ("baseline", "hogwild", "ps", "local-sgd")],
+    Case("a loss 10x its start diverges (mlp, momentum 0.99)",
+         ["run", "--model", "mlp", "--subset", "2000", "--lr", "0.5", "--momentum", "0.99",
+          "--no-progress", "--out", "{tmp}/out.json"], 4, "more than 10x its start",
+         "diverged", seconds=300),
+    Case("threads far beyond the cores refused", ["run", *TINY, "--threads",
+                                                  str(4 * CORES + 1)], 2,
+         "more than 4 threads per core", seconds=10, extra=dict(not_said="data:")),
+    Case("stale gradients dropped are not trained", ["run", "--method", "ps", "--mode", "async",
+                                                     "--max-staleness", "0", "--model", "mlp",
+                                                     "--subset", "2000", "--no-progress",
+                                                     "--out", "{tmp}/out.json"], 0,
+         "not counted as trained", "ok", seconds=180, extra=dict(dropped=True)),
+    # issue 32: a machine without a usable loopback (a container with --network none)
+    *[Case(f"no loopback ({method})", ["run", "--method", method, *TINY], 2,
+           "127.0.0.1 is not reachable on this machine", netns=True, seconds=15)
+      for method in ("ps", "local-sgd")],
+    Case("no loopback, hogwild needs none", ["run", "--method", "hogwild", *TINY], 0,
+         "test accuracy", netns=True, seconds=120),
+    # issue 32: the handout's target, refused in one sentence before any page
+    Case("handout into a file", ["{tmp}/afile", "--root", str(ROOT)], 2, "is not a folder",
+         module="costtrain.course.handout", setup="under-file", seconds=30),
+    Case("handout under a file", ["{tmp}/afile/sub", "--root", str(ROOT)], 2,
+         "Not a directory", module="costtrain.course.handout", setup="under-file", seconds=30),
+    Case("handout into a dangling symlink", ["{tmp}/dangling", "--root", str(ROOT)], 2,
+         "which does not exist", module="costtrain.course.handout", setup="dangling",
+         seconds=30),
+    Case("handout into a read-only folder", ["{tmp}/ro/out", "--root", str(ROOT)], 2,
+         "Read-only file system", module="costtrain.course.handout", setup="ro-dir",
+         seconds=30),
 ]
 
 
@@ -290,13 +480,14 @@ def _wait_for_workers(proc: psutil.Process, n: int, started: bool, limit: float 
     return []
 
 
-def _cli_process(p: subprocess.Popen, limit: float = 120) -> psutil.Process:
+def _cli_process(p: subprocess.Popen, limit: float = 120,
+                 case_module: str = "costtrain") -> psutil.Process:
     """The process that runs ``python -m costtrain``: `p`, or the child of a wrapper."""
     proc, end = psutil.Process(p.pid), time.monotonic() + limit
     while time.monotonic() < end and p.poll() is None:
         for q in [proc, *proc.children(recursive=True)]:
             try:
-                if q.cmdline()[1:3] == ["-m", "costtrain"]:
+                if q.cmdline()[1:3] == ["-m", case_module]:
                     return q
             except (psutil.NoSuchProcess, IndexError):
                 pass
@@ -425,6 +616,19 @@ def _prepare(case: Case, tmp: Path) -> list[str]:
         folder.mkdir(parents=True)
         for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
             (folder / name).write_bytes(pickle.dumps(_Evil(tmp / case.extra["never"])))
+    elif case.setup == "dangling":
+        (tmp / "dangling").symlink_to(tmp / "nowhere" / "x")
+    elif case.setup and case.setup.startswith("plant:"):
+        (tmp / "plant").mkdir()
+        (tmp / "plant" / "sitecustomize.py").write_text(
+            PLANT_HEADER + PLANTS[case.setup.removeprefix("plant:")])
+    elif case.setup == "ro-dir":  # a read-only bind mount (root writes through mode bits)
+        (tmp / "ro").mkdir()
+        if os.geteuid() != 0:
+            (tmp / "ro").chmod(0o555)
+        elif ROOT_TOOLS:
+            return ["unshare", "-m", "sh", "-c", 'mount --bind "$0" "$0" && '
+                    'mount -o remount,ro,bind "$0" "$0" && exec "$@"', str(tmp / "ro")]
     elif case.setup == "ro-notebooks":
         ro = tmp / "ro" / "notebooks"
         ro.mkdir(parents=True)
@@ -441,7 +645,10 @@ def _prepare(case: Case, tmp: Path) -> list[str]:
 
 def _needs(case: Case) -> str | None:
     """Why the case cannot run on this machine, or None."""
-    if (case.shm or case.setup == "ro-notebooks") and os.geteuid() == 0 and not ROOT_TOOLS:
+    if case.netns and not NETNS:
+        return "needs a network namespace of its own (unshare -n, or -rn without root)"
+    if (case.shm or case.setup in ("ro-notebooks", "ro-dir")) and os.geteuid() == 0 \
+            and not ROOT_TOOLS:
         return "needs a private mount namespace (unshare -m)"
     if case.shm and os.geteuid() != 0:
         return "needs root for a private /dev/shm"
@@ -477,14 +684,22 @@ def _run_case(case: Case, tmp: Path, data: Path) -> dict:
         return dict(skip=_needs(case))
     tmp.mkdir(parents=True, exist_ok=True)
     prefix = _prepare(case, tmp)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    plant = [str(tmp / "plant")] if (tmp / "plant").is_dir() else []
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [*plant, str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env.pop("COSTTRAIN_DATA", None)
     if case.script is not None:
         (tmp / "script.py").write_text(case.script)
         cmd = [sys.executable, str(tmp / "script.py")]
     else:
-        cmd = [sys.executable, "-m", "costtrain",
+        cmd = [sys.executable, "-m", case.module,
                *[a.format(tmp=tmp, data=data) for a in case.args]]
+    if case.stdout == "head":  # a common shell habit: the first line, then the pipe closes
+        cmd = ["bash", "-c", '"$@" | head -1; exit "${PIPESTATUS[0]}"', "matrix", *cmd]
+    elif case.stdout == "full":
+        cmd = ["bash", "-c", 'exec "$@" > /dev/full', "matrix", *cmd]
+    if case.netns:
+        prefix = [*NETNS, *prefix]
     if case.shm:
         (tmp / "shm.py").write_text(SHM_WRAPPER)
         prefix = ["unshare", "-m", sys.executable, str(tmp / "shm.py"), case.shm,
@@ -496,6 +711,7 @@ def _run_case(case: Case, tmp: Path, data: Path) -> dict:
     p = subprocess.Popen(prefix + cmd, cwd=tmp, env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, start_new_session=True,
                          preexec_fn=_set_limits(case.limits))
+    RUNNING[case.name] = p
     output = _Output(p)
     fault_at, pids = t0, []
     try:
@@ -520,16 +736,39 @@ def _run_case(case: Case, tmp: Path, data: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory, data) -> dict[str, tuple[Case, Path, dict]]:
+def outcomes(tmp_path_factory, data) -> Iterator[dict[str, tuple[Case, Path, Future]]]:
+    """Every case started on PARALLEL lanes, in the table's order; each test waits for its own."""
     base = tmp_path_factory.mktemp("matrix")
     t0 = time.monotonic()
-    with ThreadPoolExecutor(PARALLEL) as pool:
-        futures = {c.name: (c, base / f"case{i}", pool.submit(run_case, c, base / f"case{i}", data))
-                   for i, c in enumerate(CASES)}
-        done = {name: (c, tmp, f.result()) for name, (c, tmp, f) in futures.items()}
+    pool = ThreadPoolExecutor(PARALLEL, thread_name_prefix="matrix")
+    try:
+        yield {c.name: (c, base / f"case{i}", pool.submit(run_case, c, base / f"case{i}", data))
+               for i, c in enumerate(CASES)}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     print(f"\nfailure matrix: {len(CASES)} cases in {time.monotonic() - t0:.0f} s "
           f"(load {os.getloadavg()[0]:.1f})")
-    return done
+
+
+def _outcome(case: Case, future: Future) -> dict:
+    """The case's outcome. If its test is stopped while it waits (pytest-timeout: the case hangs;
+    Ctrl-C), the case's processes are killed so that they do not outlive it, and a timeout fails
+    with what the case printed."""
+    try:
+        return future.result()
+    except BaseException as stop:
+        p = RUNNING.get(case.name)
+        if not future.done() and p is not None and p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+        if not isinstance(stop, pytest.fail.Exception):  # Ctrl-C, or the test's own error
+            raise
+        try:
+            o = future.result(timeout=30)
+        except Exception:
+            raise stop from None
+        pytest.fail(f"{case.name}: still running when its test timed out ({stop}); killed "
+                    f"(exit {o.get('code')}).\nstdout:\n{o.get('out', '')[-1500:]}\n"
+                    f"stderr:\n{o.get('err', '')[-3000:]}")
 
 
 def _out_state(path: Path) -> str:
@@ -541,7 +780,8 @@ def _out_state(path: Path) -> str:
 
 @pytest.mark.parametrize("name", [c.name for c in CASES])
 def test_failure_matrix(outcomes, name):
-    case, tmp, o = outcomes[name]
+    case, tmp, future = outcomes[name]
+    o = _outcome(case, future)
     assert "crash" not in o, o.get("crash")
     if "skip" in o:
         pytest.skip(o["skip"])
@@ -568,6 +808,14 @@ def test_failure_matrix(outcomes, name):
         assert r["worker_curves"] or r["method"] == "baseline", detail
     if case.extra.get("never"):
         assert not (tmp / case.extra["never"]).exists(), f"{name}: the planted code ran"
+    if case.extra.get("not_said"):
+        assert case.extra["not_said"] not in o["err"] + o["out"], detail
+    if case.extra.get("results"):  # every configuration was kept, not only the first
+        assert len(json.loads((tmp / "out.json").read_text())) == case.extra["results"], detail
+    if case.extra.get("dropped"):  # the drops are reported, and not counted as trained
+        r = json.loads((tmp / "out.json").read_text())[0]
+        st = r["extra"]["staleness"]
+        assert st["dropped"] > 0 and r["samples"] == 2000 - st["dropped_samples"], detail
     if case.shm:  # no torch_* file, no sem.mp-* semaphore left in the private /dev/shm
         assert o["left"] == "", f"{name}: left in /dev/shm: {o['left']}\n{detail}"
     if not killed:  # after SIGKILL the tracker rightly cleans up and says so

@@ -72,7 +72,7 @@ def test_parameter_server_counts_its_messages(fmnist):
     r = train_parameter_server("mlp", _small(fmnist, 640), mode="sync", workers=2, epochs=1,
                                batch_size=64)
     c, n = r.extra["comm"], sum(p.numel() for p in MLP().parameters())
-    msg, reply = 4 * (3 + n), 4 * (2 + n)  # header + gradient; version, go + parameters
+    msg, reply = 4 * (3 + n), 4 * (3 + n)  # header + gradient; version, go, evaluating + parameters
     assert c["worker_steps"] == 5 and c["payload_bytes"] == msg
     for rank in ("1", "2"):
         pr = c["per_rank"][rank]

@@ -5,11 +5,12 @@ import itertools
 import re
 import threading
 
+import pytest
 import torch
 
 from costtrain.data.datasets import Dataset
 from costtrain.data.models import MLP
-from costtrain.run._testing import spawned_children
+from costtrain.run._testing import SlowEvalNet, spawned_children
 from costtrain.train.engine import loss_fn
 from costtrain.train.parameter_server import MODES, train_parameter_server, worker_batches
 from costtrain.train.ps_ranks import PSConfig
@@ -77,6 +78,28 @@ def test_async_trains_and_records_staleness(fmnist):
     assert sum(c["samples"][-1] for c in r.worker_curves.values()) == 6000
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_waiting_for_the_servers_evaluation_is_not_communication(fmnist, mode):
+    """The server evaluates between two answers while its workers wait in `recv`: that wait is
+    reported apart (eval_wait_seconds) and left out of their communication time, comm_share
+    and training clock, as the server leaves it out of its own."""
+    sleep, ds = 0.4, _small(fmnist, 1200)  # 500 test images: one sleep per evaluation
+    r = train_parameter_server(SlowEvalNet(sleep), ds, mode=mode, workers=2, epochs=1,
+                               batch_size=64, lr=0.05, eval_every=300, seed=3)
+    assert r.status == "ok" and len(r.eval_curve["samples"]) == 4  # at 300, 600, 900, 1200
+    evaluating = 4 * sleep
+    waited, comm = r.extra["eval_wait_seconds"], r.extra["comm_seconds"]
+    if mode == "sync":  # every evaluation happens while both workers wait for their answer
+        assert waited == pytest.approx(evaluating, rel=0.25)
+    assert 0 < waited <= evaluating * 1.25
+    assert comm < evaluating / 2 and r.extra["comm"]["seconds"] == pytest.approx(comm)
+    assert r.extra["comm_share"] == pytest.approx(comm / (comm + r.extra["compute_seconds"]))
+    for w in r.extra["per_worker"].values():
+        assert w["comm_seconds"] >= 0 and w["eval_wait_seconds"] <= evaluating * 1.25
+    # each worker's training clock leaves the wait out, as the server's does
+    assert max(c["seconds"][-1] for c in r.worker_curves.values()) < r.train_seconds + sleep / 2
+
+
 def test_bounded_staleness_drops_old_gradients(fmnist):
     r = train_parameter_server("mlp", _small(fmnist, 600), mode="async", workers=2, epochs=1,
                                max_staleness=0, seed=2)
@@ -84,6 +107,15 @@ def test_bounded_staleness_drops_old_gradients(fmnist):
     stale = sum(v for k, v in st["histogram"].items() if int(k) > 0)
     assert stale > 0 and st["dropped"] == stale
     assert r.extra["steps"] == sum(st["histogram"].values()) - stale
+    # what was dropped was not trained: left out of the samples, the rate and the loss curve
+    # (issue 32: it used to count all 600 and say nothing)
+    assert 0 < st["dropped_samples"] < 600 and r.samples == 600 - st["dropped_samples"]
+    assert r.loss_curve["samples"][-1] == r.samples
+    assert r.samples_per_second == r.samples / r.train_seconds
+    from costtrain.advice.report import summary
+    assert f"{st['dropped']:,} of {sum(st['histogram'].values()):,} gradients were staler than " \
+           f"--max-staleness 0 ({st['dropped_samples']:,} samples, not counted as trained)" \
+        in summary(r)
 
 
 def test_two_concurrent_runs_do_not_collide(fmnist):

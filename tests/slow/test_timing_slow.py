@@ -81,3 +81,48 @@ def test_order_of_configurations_does_not_decide_setup(fmnist, cold):
             if cold or i == 0:  # started fresh, as a one-off run
                 assert start["cold"] and start["fresh_workers"] == r.config["processes"]
     pool.close_all()
+
+
+def test_a_planted_load_during_one_repeat_is_re_run_and_the_verdicts_still_come(fmnist):
+    """Issue 32: a laptop always runs something. Another program takes a whole core during the
+    first run of "baseline 2 threads": that run is busy (other work above 0.25 cores), is run
+    again, and the verdicts come from the quiet runs; never "No verdict". On a box already busy
+    from other work the ranking still comes, marked unreliable."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from costtrain.advice.compare import verdicts
+    load: list[int] = []
+
+    def on_start(label):
+        if label == "baseline 2 threads" and not load:
+            # another program, not a child of this one (the load watch counts this process's
+            # own children as the run's work): started through a shell that exits at once
+            out = subprocess.run(["sh", "-c", f"{sys.executable} -c 'while True: pass' "
+                                              ">/dev/null 2>&1 & echo $!"],
+                                 capture_output=True, text=True, check=True).stdout
+            load.append(int(out))
+            time.sleep(0.5)  # it is using its core before the run starts
+
+    def on_result(r):
+        for pid in load:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    try:
+        results = run_comparison(fmnist, model="simple", total_epochs=1, repeats=2,
+                                 only=["baseline"], on_start=on_start, on_result=on_result)
+    finally:
+        on_result(None)
+    by_label = {r.label: r for r in results}
+    assert load, "the load was planted"
+    planted = by_label["baseline 2 threads"]
+    assert planted.extra["busy_reruns"] >= 1, planted.extra  # the planted run was not kept
+    assert planted.extra["discarded_busy"][0]["load"]["other_cores"] > 0.25
+    text = verdicts(results)
+    assert text[0].startswith("Re-ran ") and "the verdicts use the quiet runs" in text[0], text
+    assert not any(line.startswith("No verdict") for line in text), text
+    assert any(line.startswith("One-off runs, set-up + training") for line in text), text
