@@ -27,12 +27,12 @@ from .args import (LEVER_OPTIONS, METHOD_NAMES, add_data_args, add_optim_args, a
                    add_repeats_arg, add_run_args, positive_float, positive_int)
 from .errors import CosttrainError, ResourceError
 from .result import RunResult, check_folder_writable, check_writable, save_results
-from .run import pool
+from .run import forkserver, pool
 from .run.guards import MEMORY_SHARE, available_memory, check_reachable, check_thread_count
 from .run.procs import Interrupted, WorkerError
 
-# Nothing above imports torch: `costtrain run --method hogwild` starts its workers first, so
-# that their start-up overlaps the parent's own import of torch and the data loading.
+# Nothing above imports torch: `costtrain run` starts the fork server first (for the methods
+# with workers), so that its imports overlap the parent's own import of torch and the data.
 
 METHODS = METHOD_NAMES
 # How the trainers' keyword arguments appear on the command line where the names differ.
@@ -63,7 +63,7 @@ EXIT_CODES = {EXIT_OK: "ok", EXIT_INPUT: "bad input or setting, or the system re
               EXIT_HUNG_UP: "hung up (SIGHUP)", EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
               EXIT_TERMINATED: "terminated (SIGTERM)"}
 STOP_SIGNALS = tuple(getattr(signal, s) for s in ("SIGTERM", "SIGHUP") if hasattr(signal, s))
-PRESTART_BYTES = 512 * 2**20  # a worker that imported torch, for the early start's memory check
+PRESTART_BYTES = 512 * 2**20  # a process that imported torch, for the early start's memory check
 
 
 class Terminated(KeyboardInterrupt):
@@ -320,10 +320,20 @@ def cmd_compare(args, done: list[RunResult]) -> tuple[list[RunResult], Callable[
 
 
 def start_workers_early(argv: Sequence[str]) -> None:
-    """``run --method hogwild`` on the CPU (a method whose row asks to ``prestart`` workers):
-    spawn the warm workers now (no torch needed), so that they import torch while this
-    process imports it and loads the data."""
-    if not argv or argv[0] != "run" or "-h" in argv or "--help" in argv:
+    """``run`` with a method whose row asks to ``prestart`` its processes (Hogwild! on the
+    CPU, the parameter server, local SGD): start the fork server now (no torch needed) and its
+    workers as soon as it is ready, so that they start while this process imports torch and
+    loads the data; where workers are spawned, spawn them now instead (one per core at most).
+    ``compare``: start the fork server now (its configurations start their own workers)."""
+    if not argv or argv[0] not in ("run", "compare") or "-h" in argv or "--help" in argv:
+        return
+    try:
+        forked = forkserver.start_method() == "forkserver"
+    except CosttrainError:
+        return  # the trainer says what is wrong with the setting
+    if argv[0] == "compare":
+        if forked and available_memory()[0] * MEMORY_SHARE >= PRESTART_BYTES:
+            pool.start_server()
         return
     p = _QuietParser(add_help=False)
     add_run_args(p)
@@ -333,11 +343,12 @@ def start_workers_early(argv: Sequence[str]) -> None:
         return  # the real parser reports it
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     n = methods.get(args.method).prestart(args)
-    if 0 < n <= (cores or 1):
-        # more than one per core, or too little memory (a container's limit): the trainer
-        # checks first and explains
-        if available_memory()[0] * MEMORY_SHARE >= n * PRESTART_BYTES:
-            pool.prestart(n)
+    starting = 1 if forked else n  # the fork server alone, or every worker
+    # more than one worker per core, or too little memory (a container's limit): the trainer
+    # checks first and explains
+    if 0 < n and (forked or n <= (cores or 1)) \
+            and available_memory()[0] * MEMORY_SHARE >= starting * PRESTART_BYTES:
+        pool.prestart(n)
 
 
 class _QuietParser(argparse.ArgumentParser):

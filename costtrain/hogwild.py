@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from .train import hogwild as hogwild_loop
-from .train.hogwild import (SHARDINGS, Job, Source, pauses, share, split_work, train_hogwild,
+from .train.hogwild import (SHARDINGS, Job, Source, share, split_work, train_hogwild,
                             train_source, worker)
 
 __all__ = ["worker", "train_hogwild", "Source", "Job", "train_source", "split_work", "share",
-           "pauses", "SHARDINGS", "train_model", "log_elapsed_time", "chart_losses"]
+           "SHARDINGS", "train_model", "log_elapsed_time", "chart_losses"]
 LEGACY = ("train_model", "log_elapsed_time", "chart_losses")  # costtrain.train.legacy's, on first use
 
 

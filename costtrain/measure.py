@@ -7,8 +7,12 @@
 * **warm set-up** (``warm_setup_seconds``): what a re-run in the same Python process pays
   (the set-up less the wait for worker processes to start).
 * **train** (``train_seconds``): from the first training step to the end of the last
-  worker's training, less the evaluation pauses during which *no* worker trained.
-* **eval** (``eval_seconds``): evaluation time that did not overlap training.
+  worker's training, less the evaluation pauses (during which no worker trains).
+* **eval** (``eval_seconds``): evaluation time that did not overlap training. Every
+  trainer's periodic evaluation (``eval_every``) is a pause in which no worker trains, and
+  reads the same fixed, stratified slice of the test set
+  (:func:`costtrain.train.engine.eval_slice`, 2,000 images); the final accuracy reads the
+  whole set.
 * **total** (``total_seconds``): the measured wall time of the call, plus the start-up a
   reused warm worker did not pay again; equal to the measured wall (``wall_seconds``) for a
   one-off (cold) run. Never a sum of parts. Cost and energy use it.
@@ -187,15 +191,6 @@ def steady_rate(curve: Curve, skip: float = 0.2) -> float:
     return (s[-1] - s[i]) / dt if dt > 0 else 0.0
 
 
-def idle_spans(eval_spans: list[tuple[float, float]], others_end: float) -> list[tuple[float, float]]:
-    """The parts of one worker's evaluations during which no other worker trained.
-
-    The other workers train from 0 to `others_end` (0 when there are none) on the same clock
-    as `eval_spans`; only what lies after that is a pause of the whole run.
-    """
-    return [(max(a, others_end), b) for a, b in eval_spans if b > others_end]
-
-
 def on_training_clock(curve: Curve, pauses: list[tuple[float, float]]) -> Curve:
     """`curve` with each point's ``seconds`` less the pauses that ended before it."""
     out = {k: list(v) for k, v in curve.items()}
@@ -229,6 +224,8 @@ def time_to_accuracy(eval_curve: Curve, target: float) -> tuple[float | None, in
     Interpolated linearly between the last evaluation below the target and the first at or
     above it (evaluations are ``eval_every`` samples apart; reading only the evaluation points
     would make "who reached it first" a matter of where they fall). None when never reached.
+    A trainer's curve holds the intermediate evaluations, read on the fixed slice of the test
+    set (``extra['eval_slice']``), then the final accuracy on the whole set.
     """
     prev = (0.0, 0, None)
     for s, sec, acc in zip(eval_curve["samples"], eval_curve["seconds"], eval_curve["accuracy"]):

@@ -44,8 +44,8 @@ class Method:
     probe_defaults: Callable[[float], Kwargs] = lambda limit: {"epochs": 1}  # advise: a limit
     compare: Callable[[int, int], Plan] = _none  # compare: (total epochs, cores)
     network: dict[str, str] = field(default_factory=dict)  # result method -> network model
-    prestart: Callable[[argparse.Namespace], int] = lambda args: 0  # warm workers to start
-    #                                  before `costtrain run` imports torch
+    prestart: Callable[[argparse.Namespace], int] = lambda args: 0  # processes it starts:
+    #                 `costtrain run` starts the fork server (or spawns them) before torch
     run_label: Callable[[str, dict], str | None] = lambda method, config: None
     preload: tuple[str, ...] = ()  # modules a warm pool worker imports before its first run
     torchrun: str = ""  # "module:function" running one rank under torchrun (env://)
@@ -213,12 +213,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            sgd_only=True, also_starts="the server", probes=_ps_probes,
            probe_defaults=_dist_probe_defaults, compare=_ps_compare,
            network={"ps-sync": SERVER, "ps-async": ASYNC_SERVER},
+           prestart=lambda a: a.workers + 1, preload=("costtrain.train.parameter_server",),
            torchrun="costtrain.train.parameter_server:run_under_torchrun",
            entry="parameter_server", ranks="rank 0 = server"),
     Method("local-sgd", "local SGD", "costtrain.train.local_sgd:train_local_sgd",
            ("add_dist_args", "add_local_sgd_args"), _local_sgd_cli, _local_sgd_job,
            sgd_only=True, probes=_local_sgd_probes, probe_defaults=_dist_probe_defaults,
-           network={"local-sgd": ALLREDUCE},
+           network={"local-sgd": ALLREDUCE}, prestart=lambda a: a.workers,
+           preload=("costtrain.train.local_sgd",),
            torchrun="costtrain.train.local_sgd:run_under_torchrun", entry="local_sgd",
            ranks="every rank trains; rank 0 evaluates and reports"),
 )}

@@ -31,7 +31,7 @@ class RunResult:
     ``setup_seconds`` from the call to the first training step as a one-off run pays it
     (worker start-up included, even when warm workers were reused), ``warm_setup_seconds``
     what a re-run in the same process pays, ``train_seconds`` the training wall time less the
-    evaluation pauses in which no worker trained, ``eval_seconds`` evaluation that did not
+    evaluation pauses (in which no worker trains), ``eval_seconds`` evaluation that did not
     overlap training, ``total_seconds`` the measured wall time of the call (plus the start-up
     of reused warm workers, so that it is what a one-off run takes) and ``wall_seconds`` the
     call's wall time as it ran. ``steady_samples_per_second`` is the rate of the loss curve on
@@ -39,7 +39,10 @@ class RunResult:
     work competed for the cores meanwhile.
     ``loss_curve`` is the mean training loss indexed by samples seen (all workers together);
     ``worker_curves`` holds the same per worker for multi-process methods. ``eval_curve``
-    has held-out accuracy by samples seen and by training seconds. ``compile_seconds`` is the
+    has held-out accuracy by samples seen and by training seconds: the intermediate points
+    (``eval_every``) read on a fixed, stratified slice of the test set, the same for every
+    trainer (``extra['eval_slice']``: its size, of how many, its seed), the last point the
+    final ``test_accuracy`` on the whole test set. ``compile_seconds`` is the
     part of set-up that ``torch.compile``'s first step(s) took (0 when not compiled).
     """
 

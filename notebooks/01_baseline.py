@@ -35,6 +35,11 @@
 # is measuring test accuracy. **End to end** means set-up + training + evaluation: the wall
 # time you wait for a run (`RunResult.total_seconds`, the `total s` column). *Steady state*
 # is the training throughput with the first 20 % of the loss curve's points (the warm-up) left out. <!-- fixed: the steady-state window, a definition -->
+# The evaluations *during* training (`eval_every`: the accuracy curves, the time to an
+# accuracy) read a fixed slice of the test set, the same for every method
+# (`RunResult.extra["eval_slice"]`); the final accuracy reads the whole test set.
+# The slice holds 2,000 images: the standard error of an accuracy p read on it is
+# √(p(1−p)/2000), about one point near p = 0.7.
 #
 # **Time:** the last cell prints how long this notebook ran; the first says on which machine.
 

@@ -143,7 +143,9 @@ display(Markdown(md(f"```python\n{inspect.getsource(worker)}```")))
 #    the shared parameters: it writes `p -= lr * update` into the memory all workers read.
 #    **No lock** is taken, here or anywhere.
 # 6. Every `log_every` batches it reports its progress to the parent (the progress bar and
-#    the live plot below); worker 0 also evaluates the shared model now and then.
+#    the live plot below). Every `eval_every` samples (all workers together) every worker
+#    parks at its next step while the parent evaluates the shared model, a pause kept off
+#    the training clock as in the baseline.
 #
 # **Where the races are.** While worker A runs its forward pass, worker B may be in the
 # middle of `opt.step()`: A reads some layers before B's update and some after. And when A

@@ -109,7 +109,8 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
 
     ``cold`` (default): the warm Hogwild! pool is closed before every Hogwild! run, so each
     one starts its workers as a one-off run does and its total is its measured wall time;
-    no configuration's numbers depend on which ran before it. Either way ``setup_seconds`` is
+    no configuration's numbers depend on which ran before it (the fork server the workers come
+    from is made ready first, as ``costtrain run`` has it before its first step). Either way ``setup_seconds`` is
     the one-off set-up and ``warm_setup_seconds`` what a re-run in the same process pays.
 
     ``single_process_levers`` (e.g. what notebook 01b kept on this machine,
@@ -127,6 +128,8 @@ def run_comparison(data: Dataset | str = "fashion-mnist", *, model: str = "simpl
     runs: dict[str, list[RunResult]] = {label: [] for label, _, _ in plan}
     discarded: dict[str, list[dict]] = {label: [] for label, _, _ in plan}
     spare = len(plan) * repeats  # re-runs left in all (BUSY_RERUNS: per configuration)
+    if cold:
+        _ready_server()
 
     def run_once(label: str, trainer: Callable[..., RunResult], kw: dict) -> RunResult:
         if on_start:
@@ -168,6 +171,15 @@ def was_busy(r: RunResult) -> bool:
 def _close_pool() -> None:
     from ..run import pool
     pool.close_all()
+
+
+def _ready_server() -> None:
+    """Before cold runs: the fork server started and its imports done, as ``costtrain run`` has
+    it by the time it calls a trainer (it starts it before importing torch), so that the first
+    configuration pays no more start-up than the later ones (:mod:`costtrain.run.forkserver`)."""
+    from ..run import forkserver, pool
+    if forkserver.start_method() == "forkserver":
+        pool.warm_up(1)
 
 
 def repeat_record(r: RunResult) -> dict:
@@ -234,6 +246,15 @@ def busy_runs(results: list[RunResult]) -> list[RunResult]:
     return [r for r in results if any((x or {}).get("busy") for x in repeats_of(r, "load"))]
 
 
+def read_on(results: list[RunResult]) -> str:
+    """``'read on a fixed slice of 2,000 of the 10,000 test images; '`` when the runs'
+    evaluations were read on a slice (``extra['eval_slice']``), else ''."""
+    cut = next((r.extra["eval_slice"] for r in results if r.extra.get("eval_slice")), None)
+    if not cut or cut["samples"] >= cut["of"]:
+        return ""
+    return f"read on a fixed slice of {cut['samples']:,} of the {cut['of']:,} test images; "
+
+
 def verdicts(results: list[RunResult], target: bool = False) -> list[str]:
     """The sentences under the comparison table, from the noise-aware helpers.
 
@@ -286,8 +307,8 @@ def verdicts(results: list[RunResult], target: bool = False) -> list[str]:
         warm[0].label, repeats_of(warm[0], "warm_total_seconds"),
         warm[1].label, repeats_of(warm[1], "warm_total_seconds")) + ".")
     if target:
-        out.append("Time to the target accuracy (one-off set-up + training, interpolated "
-                   "between evaluations): " + first_verdict(
+        out.append(f"Time to the target accuracy ({read_on(ok)}one-off set-up + training, "
+                   "interpolated between evaluations): " + first_verdict(
                        {r.label: repeats_of(r, "time_to_target_seconds") for r in ok},
                        "the target accuracy") + ".")
     return notes + out

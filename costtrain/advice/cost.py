@@ -143,7 +143,9 @@ def time_to_target(result: RunResult, target: float) -> dict[str, float] | None:
 
     ``wall_seconds`` = one-off set-up seconds + training seconds at which the test accuracy
     reached the target, interpolated linearly between the two evaluations around it
-    (:func:`costtrain.train.engine.time_to_accuracy`; periodic evaluation time is not included).
+    (:func:`costtrain.measure.time_to_accuracy`; periodic evaluation time is not included).
+    The accuracies are the intermediate evaluations', read on the fixed slice of the test set
+    (``result.extra['eval_slice']``), then the final one on the whole set.
     """
     from ..measure import time_to_accuracy
     seconds, samples = time_to_accuracy(result.eval_curve, as_fraction(target))

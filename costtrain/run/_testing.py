@@ -109,8 +109,21 @@ class SlowEvalNet(nn.Module):
         return self.fc(x.flatten(1))
 
 
+SERVER_CODE = "multiprocessing.forkserver import main"  # a fork server's (and its forks') command
+
+
+def is_worker(p) -> bool:
+    """Whether the psutil process `p` is a spawned worker or one forked by a fork server
+    (forks keep the server's command line, so: a child of a process with that command)."""
+    cmd = " ".join(p.cmdline())
+    if "spawn_main" in cmd:
+        return True
+    return SERVER_CODE in cmd and SERVER_CODE in " ".join(p.parent().cmdline())
+
+
 def spawned_children(include_pool: bool = False) -> list:
-    """Live spawned worker processes of this process (not zombies, not the resource tracker).
+    """Live worker processes of this process, spawned or forked by the fork server (not
+    zombies, not the resource tracker, not the idle fork server itself).
 
     The idle workers of the warm pool (:mod:`costtrain.run.pool`) outlive runs on purpose and are
     left out unless `include_pool`; a failed run closes its pool, so they count then.
@@ -122,10 +135,9 @@ def spawned_children(include_pool: bool = False) -> list:
     out = []
     for p in psutil.Process().children(recursive=True):
         try:
-            if (p.status() != psutil.STATUS_ZOMBIE and p.pid not in warm
-                    and "spawn_main" in " ".join(p.cmdline())):
+            if p.status() != psutil.STATUS_ZOMBIE and p.pid not in warm and is_worker(p):
                 out.append(p)
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, AttributeError):  # gone, or no parent any more
             pass
     return out
 
@@ -135,3 +147,40 @@ def fill(rank: int, t: torch.Tensor, value: float) -> float:
     """Write `value` into the first element of `t` (shared with the parent?) and return its sum."""
     t.view(-1)[0] = value
     return float(t.sum())
+
+
+class StepClock(nn.Module):
+    """A linear net that notes when it works: each training forward in a worker appends its
+    monotonic time to ``folder/steps.<rank>``; each evaluation forward (eval mode, any process)
+    sleeps `sleep` s and appends its (start, end) to ``folder/evals``."""
+
+    def __init__(self, folder: str, sleep: float = 0.2, in_features: int = 784) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_features, 10)
+        self.folder, self.sleep = folder, sleep
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        name = mp.current_process().name
+        if self.training and name.startswith("costtrain-"):
+            with open(os.path.join(self.folder, f"steps.{name.rsplit('-', 1)[1]}"), "a") as f:
+                f.write(f"{time.monotonic()}\n")
+        elif not self.training:
+            t = time.monotonic()
+            time.sleep(self.sleep)
+            with open(os.path.join(self.folder, "evals"), "a") as f:
+                f.write(f"{t} {time.monotonic()}\n")
+        return self.fc(x.flatten(1))
+
+
+def torch_threads(rank: int, n: int, *pool_args) -> tuple[int, int, bool]:
+    """In a worker: set `n` intra-op threads and run a parallel matrix product; return torch's
+    thread count, the process's OS threads (Linux; 0 elsewhere) and whether the product is
+    right (the pool's start event and counter, `pool_args`, are unused)."""
+    torch.set_num_threads(n)
+    x = torch.eye(512) * 2
+    ok = bool(torch.equal(x @ x, torch.eye(512) * 4))
+    try:
+        threads = len(os.listdir("/proc/self/task"))
+    except OSError:
+        threads = 0
+    return torch.get_num_threads(), threads, ok

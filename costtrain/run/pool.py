@@ -1,13 +1,17 @@
 """A warm pool of worker processes, kept across runs within one Python process or notebook kernel.
 
-Starting a spawned worker costs seconds: a fresh interpreter imports torch. The pool starts its
-workers once and hands every run to the same processes, so a second Hogwild! run starts in a
-fraction of a second; the command line even starts them before the parent has imported torch
-or loaded the data (:func:`prestart`), so that their start-up overlaps the parent's.
+Starting a spawned worker costs seconds: a fresh interpreter imports torch. The pool's workers
+are forked from a server that has imported torch and the loops once
+(:mod:`costtrain.run.forkserver`; spawned where that is not safe), so a fresh worker is ready
+in a fraction of a second however many there are; the command line starts that server before
+the parent has imported torch or loaded the data (:func:`prestart`), so that its imports overlap
+the parent's. The pool then hands every run to the same processes, so a second run does not
+even fork.
 
-The rules of :mod:`costtrain.run.procs` hold here too: a ``spawn`` context; every worker dies with
-its parent (``PR_SET_PDEATHSIG``, set before the worker imports torch; a pool started from
-another thread, which may end before the pool, relies on the closed pipe) and ignores Ctrl-C,
+The rules of :mod:`costtrain.run.procs` hold here too: a context of the pool's own, never a
+global start method; every worker dies with its parent (``PR_SET_PDEATHSIG``; a forked worker's
+parent is the fork server, which ends with this process; a spawned pool started from another
+thread, which may end before the pool, relies on the closed pipe) and ignores Ctrl-C,
 SIGTERM and SIGHUP (the parent decides and stops them); the one supervisor,
 :func:`costtrain.run.procs.supervise`, watches a run: a worker that raises, dies or stays silent for
 ``stall_timeout`` seconds ends it with :class:`~costtrain.run.procs.WorkerError` naming it, and the
@@ -24,7 +28,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
-import multiprocessing as mp
 import os
 import threading
 import time
@@ -35,16 +38,23 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .. import methods
 from ..errors import CosttrainError
-from . import procs
+from . import forkserver, procs
+
+
+SAMPLES, GO = 0, 1  # the slots of a pool's shared counter (Hogwild!'s): samples trained by
+#                   all workers together, and start signals given (see Pool.counter)
 
 
 def preload() -> tuple[str, ...]:
-    """What a fresh worker imports while it waits for work: the modules the method registry's
-    rows name (their loops), then ``torch._dynamo``, which torch imports lazily at a process's
-    first optimizer call (1.5-2 s that would otherwise land in its first run's set-up)."""
+    """What a fresh worker imports while it waits for work (the fork server, once for all):
+    the modules the method registry's rows name (their loops), then ``torch._dynamo``, which
+    torch imports lazily at a process's first optimizer call (1.5-2 s that would otherwise
+    land in its first run's set-up)."""
     return (*methods.preloads(), "torch._dynamo")
 
 _pool: Pool | None = None  # the warm pool of this process
+_early: threading.Thread | None = None  # prestart's thread forking the workers (the CLI)
+EARLY_FDS = 256  # files a process must have to spare for prestart to fork its workers early
 _lock = threading.Lock()  # one job at a time: the workers' pipes carry one conversation
 _holder = ""  # name of the thread whose job runs now (for the refusal's message)
 
@@ -61,15 +71,17 @@ def _serve(conn: Connection, stop, start, counter, preload: tuple[str, ...],
 
     A task is ``(target, rank, args)``; the worker calls ``target(rank, *args, start, counter)``
     with the pool's start event and shared counter and sends back ``('ok', result)`` or
-    ``('error', traceback)``.
+    ``('error', traceback)``. `parent` is the process that started it (the fork server, or
+    the pool's owner when spawned).
     """
+    forkserver.detach()  # forked: the server ends with the pool's owner, not with its workers
     procs.bind_worker(conn, stop, deathsig)  # dies with the parent, leaves it the signals
     if os.getppid() != parent:  # the parent died before the death signal was armed
         return
     try:
         for name in preload:
             importlib.import_module(name)
-        conn.send(("warm", os.getpid()))
+        conn.send(("warm", time.monotonic()))  # when: the parent may read it much later
     except (EOFError, OSError):  # the parent went away while this worker started
         return
     while True:
@@ -109,25 +121,32 @@ class _Member(procs.Member):
         return self.started
 
     def start_seconds(self) -> float:
-        """How long this worker took to start (spawn + imports), once it is warm."""
+        """How long this worker took to start (spawned: its imports; forked: the wait for the
+        fork server, then the fork), once it is warm."""
         return (self.started_at - self.spawned_at) if self.started_at is not None else 0.0
 
 
 @dataclass
 class Pool:
-    """Spawned workers that run one task each per :meth:`run`, then wait for the next."""
+    """Workers (forked from the fork server, or spawned) that run one task each per
+    :meth:`run`, then wait for the next.
+
+    Each run gets the pool's ``start`` event and ``counter``, two shared whole numbers (slots
+    :data:`SAMPLES` and :data:`GO`), both cleared at its start.
+    """
 
     main: bool = True  # whether workers import the parent's __main__ (classes defined there)
     members: list[_Member] = field(default_factory=list)
     classes: dict[str, type] = field(default_factory=dict)
     startup: dict[str, float] = field(default_factory=dict)  # of the last run (see run())
+    asked_at: float | None = None  # time.monotonic() of the last acquire(): a run's first wait
 
     def __post_init__(self) -> None:
-        self.ctx = mp.get_context("spawn")
         with procs.resource_errors("starting the worker pool"):
             procs.start_resource_tracker()
+            self.ctx = forkserver.context()
             self.stop, self.start = self.ctx.Event(), self.ctx.Event()
-            self.counter = self.ctx.Value("q", 0)
+            self.counter = self.ctx.Array("q", 2)
 
     # -------------------------------------------------------------- life cycle
     def grow(self, processes: int) -> None:
@@ -137,18 +156,32 @@ class Pool:
             while len(self.members) < processes:
                 rank = len(self.members)
                 parent_end, child_end = self.ctx.Pipe(duplex=True)
-                p = self.ctx.Process(target=_serve, args=(child_end, self.stop, self.start,
-                                                          self.counter, preload(), os.getpid(),
-                                                          procs.in_main_thread()),
+                server = forkserver.start() if self.forked else None
+                asked = time.monotonic()  # a forked start waits here for the server's imports
+                p = self.ctx.Process(target=_serve, args=(
+                    child_end, self.stop, self.start, self.counter, preload(),
+                    server or os.getpid(), bool(server) or procs.in_main_thread()),
                                      name=f"costtrain-pool-{rank}", daemon=True)
                 with procs.held_while_starting():  # a signal comes once it is a member
-                    p.start()
-                    child_end.close()
-                    self.members.append(_Member(rank, p, parent_end))
+                    try:
+                        p.start()
+                    except EOFError:  # the fork server ended while it was asked for a worker
+                        raise procs.WorkerError(
+                            f"the fork server ended (killed?) while starting pool worker "
+                            f"{rank}; the next run starts a new one.", rank) from None
+                    finally:
+                        child_end.close()
+                    self.members.append(_Member(rank, p, parent_end, spawned_at=asked))
+
+    @property
+    def forked(self) -> bool:
+        """Whether the workers are forked from the fork server (else spawned)."""
+        return self.ctx.get_start_method() == "forkserver"
 
     def alive(self) -> bool:
-        """Every worker is still running (none was killed while idle)."""
-        return bool(self.members) and all(m.proc.is_alive() for m in self.members)
+        """Every worker is still running (none was killed while idle); true of a pool that
+        has none yet."""
+        return all(m.proc.is_alive() for m in self.members)
 
     def pids(self) -> list[int]:
         return [m.proc.pid for m in self.members]
@@ -168,16 +201,29 @@ class Pool:
         for m in self.members:
             while not m.warm:
                 left = end - time.monotonic()
-                if left <= 0 or not m.proc.is_alive():
+                if left <= 0:
                     _discard(self)
                     raise procs.WorkerError(
                         f"pool worker {m.rank} did not start within {timeout:g} s; stopped "
                         "them. Check that `python -c 'import torch'` works in this environment "
                         "and that memory is free, or pass a larger timeout.", m.rank)
-                if m.conn.poll(min(left, 0.5)):
-                    kind, _ = m.conn.recv()
-                    if kind == "warm":
-                        m.mark_started()
+                try:
+                    msg = m.conn.recv() if m.conn.poll(min(left, 0.5)) else None
+                except (EOFError, OSError):  # it ended before it was ready
+                    msg = None
+                    m.proc.join(1.0)
+                if msg is not None and msg[0] == "warm":
+                    m.mark_started(msg[1])
+                elif msg is None and not m.proc.is_alive():
+                    self._failed_start(m)
+
+    def _failed_start(self, m: _Member) -> None:
+        """A worker ended before it was ready: close the pool, raise what explains it."""
+        _discard(self)
+        if m.proc.exitcode == procs.MAIN_GUARD_EXIT:
+            raise procs.MainGuardError(procs.MAIN_GUARD_HELP)
+        raise procs.WorkerError(f"pool worker {m.rank} {procs.exit_reason(m.proc.exitcode)} "
+                                "while starting; stopped them.", m.rank)
 
     def close(self) -> None:
         """Terminate every worker (idle ones hold nothing) and reap them all."""
@@ -207,7 +253,7 @@ class Pool:
         self.stop.clear()
         self.start.clear()
         with self.counter.get_lock():
-            self.counter.value = 0
+            self.counter[:] = [0, 0]
         team = self.members[:len(args)]
         t_dispatch, warm_before = time.monotonic(), [m.warm for m in team]
         self.startup = {}
@@ -225,7 +271,8 @@ class Pool:
         except BaseException:
             _discard(self)
             raise
-        self.startup = startup_paid(team, warm_before, t_dispatch)
+        since = min(self.asked_at or t_dispatch, t_dispatch)  # this run's first wait began
+        self.startup = startup_paid(team, warm_before, since)
         if failure is not None:
             _discard(self)
             if any(m.proc.exitcode == procs.MAIN_GUARD_EXIT for m in team):
@@ -234,10 +281,11 @@ class Pool:
         return [m.result for m in team]
 
 
-def startup_paid(team: list[_Member], warm_before: list[bool], t_dispatch: float) -> dict:
-    """``waited``: seconds after dispatch until the last fresh worker was warm; ``unpaid``:
-    the start-up of the reused warm workers beyond that (a one-off run pays it)."""
-    waited = max([m.started_at - t_dispatch for m, w in zip(team, warm_before)
+def startup_paid(team: list[_Member], warm_before: list[bool], since: float) -> dict:
+    """``waited``: seconds this run waited for its fresh workers, from `since` (when it asked
+    for the pool) or their later start, until the last one was warm; ``unpaid``: the start-up
+    of the reused warm workers beyond that (a one-off run pays it)."""
+    waited = max([m.started_at - max(since, m.spawned_at) for m, w in zip(team, warm_before)
                   if not w and m.started_at is not None] + [0.0])
     reused = max([m.start_seconds() for m, w in zip(team, warm_before) if w] + [0.0])
     return dict(waited=max(0.0, waited), unpaid=max(0.0, reused - waited),
@@ -260,6 +308,7 @@ def acquire(processes: int, classes: Iterable[type] = (), *, main: bool = True) 
     """
     global _pool
     procs.check_main_guard()  # a spawned child re-running an unguarded script stops here
+    _join_early()  # workers the command line began to fork (prestart) are this pool's
     classes = list(classes)
     needs_main = main and any(c.__module__ == "__main__" for c in classes)
     if _pool is not None and not (_pool.alive() and _pool.accepts(classes)
@@ -267,6 +316,7 @@ def acquire(processes: int, classes: Iterable[type] = (), *, main: bool = True) 
         close_all()
     if _pool is None:
         _pool = Pool(main=main)
+    _pool.asked_at = time.monotonic()
     _pool.grow(processes)
     return _pool
 
@@ -313,9 +363,53 @@ def warm_up(processes: int, timeout: float = procs.STARTUP_SECONDS) -> float:
     return time.perf_counter() - t
 
 
+def start_server() -> None:
+    """Start the fork server now and return at once (nothing where workers are spawned): its
+    imports overlap what the caller does next (its checks, loading the data)."""
+    forkserver.start()
+
+
 def prestart(processes: int) -> None:
-    """Start `processes` workers now, without ``__main__``, and return at once (the CLI)."""
-    acquire(processes, main=False)
+    """Before this process imports torch (the CLI): start `processes` workers and return at
+    once. Forked: start the fork server, and fork them from a background thread as soon as its
+    imports are done, while this process imports torch and loads the data (the first
+    :func:`acquire` waits for that thread). Spawned: spawn them now, without ``__main__``."""
+    global _early
+    if forkserver.start() is None:
+        acquire(processes, main=False)
+        return
+    early = acquire(0)
+    if not _fds_to_spare():  # let the run take what it needs first (and fail clearly)
+        return
+    _early = threading.Thread(target=_grow_early, args=(early, processes),
+                              name="costtrain-prestart", daemon=True)
+    _early.start()
+
+
+def _fds_to_spare(needed: int = EARLY_FDS) -> bool:
+    """Whether this process may open `needed` more files (``ulimit -n``; True where unknown)."""
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        open_now = len(os.listdir("/proc/self/fd"))
+    except (ImportError, OSError, ValueError):
+        return True
+    return soft == resource.RLIM_INFINITY or soft - open_now >= needed
+
+
+def _grow_early(p: Pool, processes: int) -> None:
+    """prestart's background thread: fork the workers; a failure is left to the run, which
+    grows the pool itself and says what went wrong."""
+    with contextlib.suppress(Exception):
+        p.grow(processes)
+
+
+def _join_early() -> None:
+    """Wait for prestart's background thread, if one is running."""
+    global _early
+    early, _early = _early, None
+    if early is not None:
+        early.join()
 
 
 def current() -> Pool | None:

@@ -44,7 +44,8 @@ MIN_STALL_SECONDS = 2.0  # a shorter silence proves nothing on a busy machine
 MAIN_GUARD_EXIT = 87  # exit code of a child that found itself re-running an unguarded script
 MAIN_GUARD_HELP = (
     "the script that starts the worker processes has no `if __name__ == \"__main__\":` "
-    "guard. Workers are started with 'spawn': each one imports the script again, and without "
+    "guard. Workers are started with 'spawn' (or forked from the package's fork server, "
+    "which does the same): each one imports the script again, and without "
     "the guard it would start the training (and more workers) again instead of doing its "
     "share. Put the lines that train under `if __name__ == \"__main__\":` at the bottom of "
     "the script; functions, classes and imports can stay at the top level.")
@@ -351,9 +352,12 @@ class Member:
     spawned_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None
 
-    def mark_started(self) -> None:
+    def mark_started(self, at: float | None = None) -> None:
+        """Its imports are done: now, or at `at` (``time.monotonic()`` as the worker read it:
+        the same clock machine-wide) when it said so before this process read it."""
         if not self.started:
-            self.started, self.started_at = True, time.monotonic()
+            now = time.monotonic()
+            self.started, self.started_at = True, now if at is None else min(at, now)
 
 
 def run_workers(target: Callable[..., Any], args: list[tuple], *, name: str = "worker",
@@ -426,7 +430,7 @@ def receive(m: Member, on_message) -> tuple[str, Any] | None:
             break
         m.last_heard = time.monotonic()
         if kind != "heartbeat":
-            m.mark_started()
+            m.mark_started(payload if kind == "warm" else None)
         if kind in ("heartbeat", "started", "warm"):
             continue
         if kind in ("ok", "error"):

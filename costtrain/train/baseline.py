@@ -52,7 +52,8 @@ def train_baseline(net: nn.Module | str = "simple", data: Dataset | str = "fashi
         optimizer: factory ``params -> Optimizer``; default SGD(lr, momentum).
         threads: intra-op threads (default: every core); restored afterwards.
         device: ``cpu``, ``cuda`` or ``mps``.
-        eval_every: also evaluate on the test set every this many samples (time kept apart).
+        eval_every: also evaluate every this many samples, on the fixed slice of the test set
+            (:func:`~costtrain.train.engine.eval_slice`; time kept apart).
         log_every: batches per point of the loss curve.
         pipeline: ``memory`` (in-memory tensors) or ``classic`` (DataLoader, per-sample transforms).
         compile: ``torch.compile`` the net: True (mode ``default``) or a mode of
@@ -268,6 +269,6 @@ def _record(job: _Job, log: LossLog, evaluator: Evaluator, test: tuple[float, fl
         steady_samples_per_second=steady_rate(log.curve), test_loss=test_loss,
         test_accuracy=test_acc, loss_curve=log.curve, eval_curve=evaluator.curve,
         hardware=hardware_info())
-    close_eval_curve(result)
+    close_eval_curve(result, len(job.ds.test_y))
     return result
 

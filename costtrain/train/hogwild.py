@@ -15,12 +15,14 @@ the shared parameters. Three things make it fast on a small machine:
   outlives the run, so a second run in the same Python process or notebook kernel starts in a
   fraction of a second (``costtrain run`` even starts them before it imports torch).
 
-Periodic evaluation (``eval_every``): worker 0 evaluates the shared model each time the
-samples trained by *all* workers together (a shared counter) pass another ``eval_every``,
-while the other workers keep training; worker 0's evaluation time is kept out of the
-training clock, so the eval curve's seconds are comparable with the baseline's. The
-per-worker loss curves share one clock, wall seconds since the start signal, so that they
-merge in time order.
+Periodic evaluation (``eval_every``) is a pause for everyone, as in the baseline: each time
+the samples trained by *all* workers together (a shared counter) pass another ``eval_every``,
+every worker parks at its next step and the parent evaluates the shared model on the fixed
+slice of the test set (:func:`~costtrain.train.engine.eval_slice`) with every core, then lets
+them go. The pause is kept out of the training clock, so the eval curve's seconds are
+comparable with the baseline's, and no core evaluates while the others train (on two cores,
+one worker evaluating used to be half the machine). The per-worker loss curves share one
+clock, wall seconds since the start signal, so that they merge in time order.
 
 Sparse models (``sparse-linear``): each step writes only the rows of its batch's features,
 so workers rarely collide; :class:`~costtrain.data.sparse.Collisions` samples how often another
@@ -36,6 +38,7 @@ module's public parts and the original API's together.
 from __future__ import annotations
 
 import time
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -46,13 +49,14 @@ from ..data.datasets import ClassicImageDataset, Dataset
 from ..data.models import display_name, sgd_settings
 from ..data.sparse import Collisions, collision_summary, has_sparse_grads
 from ..errors import ResourceError
-from ..measure import idle_spans, merge_curves, on_training_clock, steady_rate, timed
+from ..measure import merge_curves, on_training_clock, steady_rate, timed
 from ..methods import split_work  # noqa: F401 (compare's plan; public here as before)
 from ..result import RunResult
 from ..run import pool, procs, shared
 from ..run.guards import (check_device, check_optimizer, check_plan, check_shareable,
                           check_shared_memory)
-from ..utils import CosttrainError, hardware_info, positive, seed_everything, whole
+from ..utils import (CosttrainError, hardware_info, num_threads, positive, seed_everything,
+                     threads_per_process, whole)
 from .engine import (PIPELINES, Evaluator, LossLog, OptimizerFactory, batches, check_base_batch,
                      check_hparams, close_eval_curve, evaluate, judge, linear_scaled_lr,
                      loss_fn, mark_diverged, optimizer_label, prepare, progress_bar, sgd,
@@ -65,14 +69,14 @@ __all__ = ["worker", "train_hogwild", "Source", "Job", "train_source", "split_wo
 SHARDINGS = ("full", "shard")
 
 
-def worker(rank: int, job: Job, model: nn.Module, source: Source,
-           test: tuple[torch.Tensor, torch.Tensor] | None, collisions: Collisions, start,
-           counter) -> dict:
+def worker(rank: int, job: Job, model: nn.Module, source: Source, collisions: Collisions,
+           start, counter) -> dict:
     """One Hogwild! process: wait for the start signal, then train the shared `model`.
 
-    `test` is given with ``job.eval_every`` only: then every worker adds its samples to the
-    shared `counter` and worker 0 evaluates when the total passes another ``eval_every``.
-    `start` and `counter` are the worker pool's (:mod:`costtrain.run.pool`).
+    With ``job.eval_every`` every worker adds its samples to the shared `counter`; the one whose
+    step passes another ``eval_every`` clears `start`, and every worker parks at its next step
+    until the parent, which evaluates the shared model meanwhile, gives the next start signal
+    (:class:`_Clock`). `start` and `counter` are the worker pool's (:mod:`costtrain.run.pool`).
     """
     torch.set_num_threads(job.threads)
     collisions.bind(model, rank)
@@ -87,15 +91,12 @@ def worker(rank: int, job: Job, model: nn.Module, source: Source,
         fast.warm_up(*first, undo_buffers=False)  # the parent restores the shared buffers
     gen = seed_everything(job.seed + rank)
     log = LossLog(job.log_every, classes=job.classes)
-    evaluator = Evaluator(*(test or (None, None)), job.eval_every if rank == 0 and test else None,
-                          dev)
     procs.report("ready", None)
-    while not start.wait(0.1):
-        if procs.should_stop():
-            return _outcome(log, evaluator, collisions, None, stopped=True)
+    if not _wait_for_go(start, counter, 0):
+        return _outcome(log, collisions, None, stopped=True)
     model.train()
     t0 = time.perf_counter()
-    reported = 0
+    reported, diverged = 0, False
     for epoch in range(1, job.epochs + 1):
         for xb, yb in source.epoch(job.batch_size, gen, indices):
             xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
@@ -112,35 +113,34 @@ def worker(rank: int, job: Job, model: nn.Module, source: Source,
                 procs.report("progress", (log.samples - reported, epoch, log.samples,
                                           log.curve["loss"][-1]))
                 reported = log.samples
-            if test is not None:
-                with counter.get_lock():
-                    counter.value += len(yb)
-                    total = counter.value
-                if evaluator.due(total):
-                    evaluator(model, total, now)
-            if procs.should_stop() or log.diverged:
-                return _outcome(log, evaluator, collisions, t0, stopped=True,
+            if job.eval_every and _passed(counter, len(yb), job.eval_every):
+                start.clear()  # every worker parks at its next step: the parent evaluates
+                procs.report("eval", None)
+            if procs.should_stop() or (job.eval_every and not start.is_set()
+                                       and not _park(start, counter)):
+                return _outcome(log, collisions, t0, stopped=True,
                                 compile_seconds=fast.compile_seconds)
+            if log.diverged:  # stop here; the parent sees it in the outcome
+                diverged = True
+                break
+        if diverged:
+            break
     if dev.type == "cuda":
         torch.cuda.synchronize()
     procs.report("done", (log.samples - reported,))
-    return _outcome(log, evaluator, collisions, t0, stopped=False,
-                    compile_seconds=fast.compile_seconds)
+    return _outcome(log, collisions, t0, stopped=diverged, compile_seconds=fast.compile_seconds)
 
 
-def _outcome(log: LossLog, evaluator: Evaluator, collisions: Collisions, t0: float | None,
-             stopped: bool, compile_seconds: float = 0.0) -> dict:
-    """What a worker hands in; times are wall seconds since its start signal (`t0`)."""
+def _outcome(log: LossLog, collisions: Collisions, t0: float | None, stopped: bool,
+             compile_seconds: float = 0.0) -> dict:
+    """What a worker hands in; times are wall seconds since its start signal (`t0`, this
+    machine's monotonic clock, which the parent shares)."""
     seconds = 0.0 if t0 is None else time.perf_counter() - t0
     log.flush(seconds)
-    spans = [(a - t0, b - t0) for a, b in evaluator.spans] if t0 is not None else []
-    return dict(curve=log.curve, samples=log.samples, eval_curve=evaluator.curve,
-                eval_seconds=evaluator.seconds, eval_spans=spans, seconds=seconds,
-                stopped=stopped,
+    return dict(curve=log.curve, samples=log.samples, t0=t0, seconds=seconds, stopped=stopped,
                 diverged=log.diverged, diverged_reason=log.reason,
                 threads=torch.get_num_threads(),
                 collisions=collisions.counts(), compile_seconds=compile_seconds)
-
 
 
 # ------------------------------------------------------------------ the native API
@@ -175,7 +175,8 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
         threads: intra-op threads per worker; default ``max(1, cores // processes)``.
         device: ``cpu`` or ``cuda`` (shared through CUDA IPC); ``mps`` cannot share tensors.
         seed: worker ``r`` seeds its data order and dropout with ``seed + r``.
-        eval_every: worker 0 evaluates every this many samples trained by all workers together.
+        eval_every: every this many samples trained by all workers together, they pause
+            and the parent evaluates the shared model on the test set's fixed slice.
         log_every: batches per point of each worker's loss curve.
         pipeline: ``memory`` (shared tensors) or ``classic`` (per-sample PIL transforms).
         timeout: seconds a worker may send nothing (no progress, no heartbeat: it is stopped,
@@ -218,6 +219,7 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
         raise CosttrainError("pipeline='classic' (per-sample transforms) runs on the CPU only.")
     if isinstance(net, nn.Module):
         check_shareable(net, "net")  # before prepare()'s dry run: say first what spawn cannot do
+    pool.start_server()  # its imports overlap the data loading (no wait; warm: nothing to do)
     model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
     check_shareable(model, "net")
     check_levers(levers, dev, model, force_amp=force_amp)
@@ -252,6 +254,33 @@ def train_hogwild(net: nn.Module | str = "simple", data: Dataset | str = "fashio
 
 
 # ------------------------------------------------------------------ plumbing
+
+def _passed(counter, samples: int, every: int) -> bool:
+    """Add `samples` to the shared count of all workers; whether it passed a multiple of `every`."""
+    with counter.get_lock():
+        before = counter[pool.SAMPLES]
+        counter[pool.SAMPLES] = before + samples
+    return (before + samples) // every > before // every
+
+
+def _park(start, counter) -> bool:
+    """Paused for an evaluation: tell the parent, wait for its next start signal; False if it
+    asked every worker to stop instead."""
+    seen = counter[pool.GO]  # read before telling: the parent gives no signal until all park
+    procs.report("parked", None)
+    return _wait_for_go(start, counter, seen)
+
+
+def _wait_for_go(start, counter, seen: int) -> bool:
+    """Wait until the parent has given more than `seen` start signals (``counter[GO]``; it
+    sets `start` to wake us); False when it asked every worker to stop instead. Counting the
+    signals, not reading `start`, sees one that another worker cleared again at once."""
+    while counter[pool.GO] <= seen:
+        start.wait(0.1)
+        if procs.should_stop():
+            return False
+    return True
+
 
 @dataclass
 class Source:
@@ -315,13 +344,22 @@ def share(model: nn.Module, dev: torch.device) -> nn.Module:
 
 
 class _Clock:
-    """Parent side: start the workers together and time them (the ``on_message`` handler)."""
+    """Parent side, the ``on_message`` handler: start the workers together, time them, and
+    pause them all for each periodic evaluation (`evaluate`), which runs here meanwhile.
 
-    def __init__(self, processes: int, start, bar, on_progress,
-                 on_all_ready: Callable[[], None] | None = None) -> None:
-        self.processes, self.start, self.bar, self.on_progress = processes, start, bar, on_progress
-        self.on_all_ready = on_all_ready
+    ``pauses`` holds each pause's (start, end), seconds since the start signal, from the moment
+    the last worker parked until they were let go: spans in which no worker trained.
+    """
+
+    def __init__(self, processes: int, start, counter, bar, on_progress,
+                 on_all_ready: Callable[[], None] | None = None,
+                 evaluate: Callable[[int, float], Any] | None = None) -> None:
+        self.processes, self.start, self.counter = processes, start, counter
+        self.bar, self.on_progress = bar, on_progress
+        self.on_all_ready, self.evaluate = on_all_ready, evaluate
         self.ready, self.t_start, self.done = 0, None, {}
+        self.eval_due, self.parked = False, set()
+        self.pauses: list[tuple[float, float]] = []
 
     def __call__(self, rank: int, kind: str, payload: Any) -> None:
         if kind == "ready":
@@ -331,7 +369,7 @@ class _Clock:
                     self.on_all_ready()
                 self.t_start = time.perf_counter()
                 self.bar.set_description_str("hogwild")
-                self.start.set()
+                self._go()
         elif kind == "progress":
             self.bar.update(payload[0])
             if self.on_progress:
@@ -339,18 +377,40 @@ class _Clock:
         elif kind == "done":
             self.bar.update(payload[0])
             self.done[rank] = time.perf_counter() - self.t_start
+        elif kind == "eval":
+            self.eval_due = True
+        elif kind == "parked":
+            self.parked.add(rank)
+        if self.eval_due and len(self.parked | set(self.done)) == self.processes:
+            self._pause()
+
+    def _pause(self) -> None:
+        """Every worker is parked (or done): evaluate the shared model, then let them go."""
+        a = time.perf_counter() - self.t_start
+        if self.evaluate is not None:
+            self.bar.set_description_str("hogwild: evaluating")
+            self.evaluate(self.counter[pool.SAMPLES], a - sum(y - x for x, y in self.pauses))
+            self.bar.set_description_str("hogwild")
+        self.pauses.append((a, time.perf_counter() - self.t_start))
+        self.eval_due, self.parked = False, set()
+        self._go()
+
+    def _go(self) -> None:
+        """Give the next start signal: set `start`, then count it (a worker goes on once it
+        sees the count, so none can clear `start` again before it is set)."""
+        self.start.set()
+        with self.counter.get_lock():
+            self.counter[pool.GO] += 1
 
     def training_wall(self, outcomes: dict[int, dict]) -> float:
         """Seconds from the start signal to the last worker's end of training."""
-        ends = [self.done.get(r, o["seconds"]) for r, o in outcomes.items()]
+        ends = [self.done.get(r, self.since_start(o, o["seconds"])) for r, o in outcomes.items()]
         return max(ends, default=0.0)
 
-
-def pauses(outcomes: dict[int, dict]) -> list[tuple[float, float]]:
-    """Worker 0's evaluations while no other worker trained: pauses of the whole run."""
-    zero = outcomes.get(0, {})
-    others_end = max((o["seconds"] for r, o in outcomes.items() if r != 0), default=0.0)
-    return idle_spans(zero.get("eval_spans", []), others_end)
+    def since_start(self, outcome: dict, seconds: float) -> float:
+        """A worker's `seconds` (since its own start) as seconds since the start signal."""
+        t0 = outcome.get("t0")
+        return seconds if t0 is None or self.t_start is None else seconds + t0 - self.t_start
 
 
 def limits(timeout: float | None) -> procs.Limits:
@@ -380,14 +440,18 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     # compiling workers each ran one warm-up step on the shared model: undo it on its buffers
     saved = snapshot_buffers(model) if job.levers.compile else []
     collisions = Collisions(model, job.collision_every)
-    args = [(job, model, source, test if job.eval_every else None, collisions)] * job.processes
-    error: procs.WorkerError | procs.Interrupted | None = None
     dev = torch.device(job.device)
+    evaluator = Evaluator(*test, job.eval_every, dev) if test is not None and job.eval_every \
+        else None
+    job = job if evaluator else dataclasses.replace(job, eval_every=None)  # no test: no pauses
+    args = [(job, model, source, collisions)] * job.processes
+    error: procs.WorkerError | procs.Interrupted | None = None
     test_loss, test_acc, final_eval = float("nan"), float("nan"), 0.0
     try:
         with pool.lease(job.processes, classes) as workers:  # warm workers, or fresh ones
-            clock = _Clock(job.processes, workers.start, bar, on_progress,
-                           on_all_ready=lambda: restore_buffers(model, saved))
+            clock = _Clock(job.processes, workers.start, workers.counter, bar, on_progress,
+                           on_all_ready=lambda: restore_buffers(model, saved),
+                           evaluate=_evaluate_with_every_core(model, evaluator))
             try:
                 lim = limits(timeout)
                 outcomes = dict(enumerate(workers.run(
@@ -400,7 +464,8 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
         try:  # the run is trained: an interrupt from here on costs the evaluation only
             if test is not None:
                 bar.set_description_str(f"hogwild: evaluating on {len(test[1]):,} test samples")
-                test_loss, test_acc = evaluate(model, *test, device=dev)
+                with num_threads(threads_per_process(1)):  # the workers are done
+                    test_loss, test_acc = evaluate(model, *test, device=dev)
         except KeyboardInterrupt as exc:
             error = error or procs.Interrupted.during(
                 exc, "", phase="the final evaluation; the trained model was not evaluated")
@@ -414,7 +479,7 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
         final_eval = time.perf_counter() - t_eval
     finally:
         bar.close()
-    result = _result(outcomes, clock.training_wall(outcomes), job, config or {})
+    result = _result(outcomes, clock, job, config or {}, evaluator)
     result.extra["collisions"] = collision_summary(
         [o.get("collisions", {}) for o in outcomes.values()], job.processes,
         has_sparse_grads(model), job.collision_every)
@@ -423,7 +488,7 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     result.eval_seconds += final_eval
     result.test_loss, result.test_accuracy = test_loss, test_acc
     result.device = str(dev)
-    close_eval_curve(result)
+    close_eval_curve(result, None if test is None else len(test[1]))
     if error is not None:
         result.status, result.error = "partial", str(error).split("\n")[0]
         error.result = result
@@ -436,21 +501,32 @@ def train_source(model: nn.Module, source: Source, job: Job, *,
     return judge(result, job.classes, lr) if test is not None else result
 
 
-def _result(outcomes: dict[int, dict], wall: float, job: Job, config: dict) -> RunResult:
-    """The record of the workers' outcomes; `wall` = start signal to the last one's end.
+def _evaluate_with_every_core(model: nn.Module, evaluator: Evaluator | None
+                              ) -> Callable[[int, float], Any] | None:
+    """The parent's periodic evaluation of the shared `model`, run while every worker is
+    parked, with every core's threads (the workers' threads are idle meanwhile)."""
+    if evaluator is None:
+        return None
 
-    Every curve is put on the training clock (worker 0's evaluations while no other worker
-    trained are taken out), so train seconds, samples/s and the steady rate follow the
-    same rule as the baseline's.
+    def run(samples: int, seconds: float) -> None:
+        with num_threads(threads_per_process(1)):
+            evaluator(model, samples, seconds)
+    return run
+
+
+def _result(outcomes: dict[int, dict], clock: _Clock, job: Job, config: dict,
+            evaluator: Evaluator | None) -> RunResult:
+    """The record of the workers' outcomes, timed by the parent's `clock`.
+
+    Every curve is put on the training clock (the evaluation pauses, in which no worker
+    trained, are taken out), so train seconds, samples/s and the steady rate follow the
+    same rule as the baseline's; the eval curve was read on that clock.
     """
-    idle = pauses(outcomes)
-    train_seconds = max(0.0, wall - sum(b - a for a, b in idle))
-    curves = {str(r): on_training_clock(o["curve"], idle) for r, o in outcomes.items()}
+    idle = clock.pauses
+    train_seconds = max(0.0, clock.training_wall(outcomes) - sum(b - a for a, b in idle))
+    curves = {str(r): on_training_clock(_since_start(clock, o), idle) for r, o in outcomes.items()}
     merged = merge_curves(list(curves.values()))
     samples = sum(o["samples"] for o in outcomes.values())
-    zero = outcomes.get(0, {})
-    if zero.get("eval_curve"):
-        zero = dict(zero, eval_curve=on_training_clock(zero["eval_curve"], idle))
     return RunResult(
         method="hogwild", config=dict(config, processes=job.processes,
                                       epochs_per_process=job.epochs, sharding=job.sharding,
@@ -462,9 +538,15 @@ def _result(outcomes: dict[int, dict], wall: float, job: Job, config: dict) -> R
         eval_seconds=sum(b - a for a, b in idle), samples=samples,
         samples_per_second=samples / train_seconds if train_seconds > 0 else 0.0,
         steady_samples_per_second=steady_rate(merged), loss_curve=merged,
-        worker_curves=curves, eval_curve=zero.get("eval_curve") or Evaluator(None, None, None).curve,
+        worker_curves=curves, eval_curve=(evaluator or Evaluator(None, None, None)).curve,
         extra=dict(worker_samples={str(r): o["samples"] for r, o in outcomes.items()},
                    worker_threads={str(r): o["threads"] for r, o in outcomes.items()},
                    optimizer=optimizer_label(job.optimizer)),
         hardware=hardware_info())
 
+
+def _since_start(clock: _Clock, outcome: dict) -> dict:
+    """A worker's loss curve with its seconds counted from the parent's start signal."""
+    curve = dict(outcome["curve"])
+    curve["seconds"] = [clock.since_start(outcome, t) for t in curve.get("seconds", [])]
+    return curve

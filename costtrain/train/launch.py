@@ -79,6 +79,7 @@ def start(what: str, net: nn.Module | str, data: Any, *, workers: int, processes
     warn_if_exposed(addr)
     check_reachable(addr)  # no loopback (--network none): one sentence now, not a traceback
     t_start = time.time()
+    pool.start_server()  # its imports overlap the data loading (no wait; warm: nothing to do)
     model, ds = prepare(net, data, seed=seed, subset=subset, data_root=data_root)
     if len(ds.train_y) < workers:
         raise CosttrainError(f"{workers} workers need at least {workers} training samples, "
@@ -191,7 +192,7 @@ def run_result(method: str, cfg: Any, config: dict, record: dict, *, t_start: fl
         eval_curve=record.get("eval_curve") or new_curve("samples", "seconds", "accuracy", "loss"),
         extra=extra, hardware=hardware_info(), status="partial" if error else "ok", error=error,
         label=label)
-    close_eval_curve(result)
+    close_eval_curve(result, record.get("test_samples"))
     if diverged:
         return mark_diverged(result, config.get("lr"), reason=diverged_reason)
     return judge(result, getattr(cfg, "classes", None), config.get("lr"))

@@ -42,7 +42,8 @@ from ..run.group import first_line, join_group, recv_json, send_json
 from ..run.guards import diverged
 from ..utils import Stopwatch, threads_per_process
 from .comm import CommCounter, comm_record
-from .engine import LossLog, batches, evaluate, failure, loss_fn, progress_bar, shard_indices
+from .engine import (LossLog, batches, evaluate, failure, loss_fn, progress_bar, shard_indices,
+                     slice_of)
 from .launch import (RankError, check_settings, launch, process_start, run_result, start,
                      torchrun_env, torchrun_rank, torchrun_threads)
 
@@ -104,6 +105,7 @@ def train_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module) -> d
                                      Stopwatch(), Stopwatch(), CommCounter())
     check_every = H * max(1, DIVERGENCE_CHECK_STEPS // H)  # steps between two agreements
     evals, next_eval = new_curve("samples", "seconds", "accuracy", "loss"), cfg.eval_every or 0
+    held_out = slice_of(ds.test_x, ds.test_y)  # the intermediate evaluations' fixed slice
     dist.barrier()  # start together: a late peer's start-up is not waiting in an all-reduce
     steps, reported, error, train_start, t0 = 0, 0, None, time.time(), time.perf_counter()
     last_snapshot = float("-inf")  # the first average sends one at once
@@ -157,7 +159,7 @@ def train_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module) -> d
                 if next_eval and K * log.samples >= next_eval:  # every rank knows this
                     with pause:
                         if rank == 0:
-                            _evaluate_into(evals, net, ds, K * log.samples, elapsed())
+                            _evaluate_into(evals, net, held_out, K * log.samples, elapsed())
                         dist.barrier()
                     while next_eval <= K * log.samples:
                         next_eval += cfg.eval_every
@@ -176,6 +178,7 @@ def train_rank(rank: int, cfg: LocalSGDConfig, ds: Dataset, net: nn.Module) -> d
         procs.report("evaluating", len(ds.test_y))
         t = time.perf_counter()
         report["test_loss"], report["test_accuracy"] = evaluate(net, ds.test_x, ds.test_y)
+        report["test_samples"] = len(ds.test_y)
         report["eval_seconds"] = time.perf_counter() - t + pause.seconds
         report["state"] = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
     return report
@@ -190,8 +193,9 @@ def any_rank(flag: bool, comm: Stopwatch) -> bool:
     return bool(t.item())
 
 
-def _evaluate_into(curve: dict, net: nn.Module, ds: Dataset, samples: int, seconds: float) -> None:
-    loss, acc = evaluate(net, ds.test_x, ds.test_y)
+def _evaluate_into(curve: dict, net: nn.Module, held_out: tuple[torch.Tensor, torch.Tensor],
+                   samples: int, seconds: float) -> None:
+    loss, acc = evaluate(net, *held_out)
     for key, val in zip(("samples", "seconds", "accuracy", "loss"),
                         (samples, round(seconds, 4), acc, loss)):
         curve[key].append(val)
@@ -271,7 +275,8 @@ def train_local_sgd(net: nn.Module | str = "simple", data: Dataset | str = "fash
             batch); off = ``lr``. Floating-point buffers (BatchNorm statistics) stay local.
         threads: intra-op threads per worker; default ``cores // workers``, at least 1.
         device: only ``cpu`` (gloo moves CPU tensors).
-        eval_every: rank 0 also evaluates the averaged model at the first average after every
+        eval_every: rank 0 also evaluates the averaged model, on the fixed slice of the test
+            set (:func:`~costtrain.train.engine.eval_slice`), at the first average after every
             this many samples (all workers pause; the time is kept out of training time).
         timeout: seconds any wait on a peer may take (the rendezvous, gloo's all-reduce); a
             dead or silent peer ends the run. Its one definition, with the stall rule and

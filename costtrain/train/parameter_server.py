@@ -81,7 +81,8 @@ def train_parameter_server(net: nn.Module | str = "simple", data: Dataset | str 
         threads: intra-op threads per worker; default ``cores // (workers + 1)``, at least 1,
             so that the workers and the server (one thread) never oversubscribe the cores.
         device: only ``cpu`` (gloo moves CPU tensors).
-        eval_every: the server also evaluates every this many samples (time kept apart).
+        eval_every: the server also evaluates every this many samples, on the fixed slice of
+            the test set (:func:`~costtrain.train.engine.eval_slice`; time kept apart).
         timeout: seconds any wait on a peer may take (the group's rendezvous, gloo's sends
             and receives); a rank silent that long is stuck, and the run ends with an error
             naming it. Its one definition, with the grace it implies, is

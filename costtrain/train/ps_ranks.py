@@ -237,7 +237,8 @@ class Server:
         self.version, self.samples, self.dropped, self.dropped_samples = 0, 0, 0, 0
         self.staleness: Counter[int] = Counter()
         self.log = LossLog(cfg.log_every, ds.num_classes)
-        self.evaluator = Evaluator(ds.test_x, ds.test_y, cfg.eval_every)
+        self.test = (ds.test_x, ds.test_y)  # the final evaluation's: the whole test set
+        self.evaluator = Evaluator(ds.test_x, ds.test_y, cfg.eval_every)  # on its slice
         self.update, self.reply_time, self.wait = Stopwatch(), Stopwatch(), Stopwatch()
         self.comm = CommCounter()
         self.arrived: dict[int, float] = {}  # rank -> when its unanswered gradient arrived
@@ -350,15 +351,16 @@ def serve(srv: Server) -> dict[str, Any]:
             stop_deadline = time.monotonic() + stop_window(cfg.timeout)
     train_seconds = srv.elapsed()
     srv.log.flush(train_seconds)
-    procs.report("evaluating", len(srv.evaluator.y))
+    procs.report("evaluating", len(srv.test[1]))
     t = time.perf_counter()
-    test_loss, test_acc = evaluate(srv.net, srv.evaluator.x, srv.evaluator.y)
+    test_loss, test_acc = evaluate(srv.net, *srv.test)
     final_eval = time.perf_counter() - t
     return dict(
         loss_curve=srv.log.curve, eval_curve=srv.evaluator.curve, samples=srv.samples,
         steps=srv.version, train_start=train_start, train_seconds=train_seconds,
         eval_seconds=final_eval + srv.evaluator.seconds, test_loss=test_loss,
-        test_accuracy=test_acc, staleness={str(k): v for k, v in sorted(srv.staleness.items())},
+        test_accuracy=test_acc, test_samples=len(srv.test[1]),
+        staleness={str(k): v for k, v in sorted(srv.staleness.items())},
         dropped=srv.dropped, dropped_samples=srv.dropped_samples, update_seconds=srv.update.seconds,
         reply_seconds=srv.reply_time.seconds, wait_seconds=srv.wait.seconds,
         comm=dict(srv.comm.to_dict(), seconds=srv.reply_time.seconds),

@@ -40,6 +40,7 @@ import numpy as np
 import psutil
 import pytest
 from conftest import make_idx_dataset, write_idx
+from costtrain.run import _testing
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--subset", "300", "--model", "mlp", "--no-progress"]
@@ -446,13 +447,13 @@ def data(tmp_path_factory) -> Path:
 
 
 def _workers(proc: psutil.Process) -> list[psutil.Process]:
-    """Live spawned workers of `proc`, in start (= rank) order."""
+    """Live workers of `proc` (spawned, or forked by its fork server), in start (= rank) order."""
     out = []
     for c in proc.children(recursive=True):
         try:
-            if c.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(c.cmdline()):
+            if c.status() != psutil.STATUS_ZOMBIE and _testing.is_worker(c):
                 out.append(c)
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, AttributeError):
             pass
     return sorted(out, key=lambda c: (c.create_time(), c.pid))
 

@@ -17,12 +17,13 @@ from costtrain.run.procs import WorkerError
 
 def test_warm_up_starts_the_workers_once_so_no_run_pays_for_them(fmnist):
     pool.close_all()
-    first = pool.warm_up(2)
-    assert first > 0.2 and all(m.warm for m in pool.current().members)  # they imported torch
+    first = pool.warm_up(2)  # spawned: they import torch; forked: the server had
+    assert first > 0 and all(m.warm for m in pool.current().members)
     pids = pool.current().pids()
     assert pool.warm_up(2) < 0.1 and pool.current().pids() == pids  # already warm: nothing to do
     r = train_hogwild("mlp", _small(fmnist, 300), processes=2, threads=1, seed=0)
-    assert r.status == "ok" and r.warm_setup_seconds < 0.5 * first
+    assert r.status == "ok" and r.extra["startup"]["waited"] == 0  # it waited for no worker
+    assert r.extra["startup"]["fresh_workers"] == 0 and r.extra["startup"]["unpaid"] > 0
     assert pool.current().pids() == pids
     pool.close_all()
     assert not _testing.spawned_children(include_pool=True)
@@ -59,12 +60,14 @@ def test_a_stopped_worker_is_named_within_the_timeout(fmnist):
 def test_interpreter_exit_closes_the_pool_and_a_killed_parent_leaves_none(tmp_path):
     script = textwrap.dedent(f"""
         import sys
-        from costtrain.run import pool
+        from costtrain.run import forkserver, pool
         from costtrain.data.datasets import load_dataset
         from costtrain.hogwild import train_hogwild
         ds = load_dataset(subset=200, test_subset=100)
         train_hogwild("mlp", ds, processes=2, threads=1)
-        open({str(tmp_path / 'pids')!r}, "w").write(" ".join(map(str, pool.current().pids())))
+        server = [forkserver.pid()] if forkserver.pid() else []  # forked: their server too
+        pids = pool.current().pids() + server
+        open({str(tmp_path / 'pids')!r}, "w").write(" ".join(map(str, pids)))
         if sys.argv[1] == "hang":
             import time; time.sleep(600)
     """)
@@ -73,7 +76,7 @@ def test_interpreter_exit_closes_the_pool_and_a_killed_parent_leaves_none(tmp_pa
     assert done.returncode == 0, done.stderr.decode()
     pids = [int(p) for p in (tmp_path / "pids").read_text().split()]
     time.sleep(0.5)
-    assert not any(_alive(p) for p in pids), "pool workers outlived the interpreter"
+    assert not any(_alive(p) for p in pids), "pool workers (or their server) outlived the interpreter"
 
     (tmp_path / "pids").unlink()
     parent = subprocess.Popen([sys.executable, "-c", script, "hang"])
@@ -91,4 +94,15 @@ def test_interpreter_exit_closes_the_pool_and_a_killed_parent_leaves_none(tmp_pa
     alive = [p for p in pids if _alive(p)]
     for p in alive:
         os.kill(p, signal.SIGKILL)
-    assert not alive, "pool workers outlived their killed parent"
+    assert not alive, "pool workers (or their server) outlived their killed parent"
+
+
+def test_warm_up_from_a_script_without_main_guard_says_so(tmp_path):
+    """A worker that finds itself re-running an unguarded script ends at once; warm_up names
+    the guard instead of waiting for a start that will never come."""
+    script = tmp_path / "unguarded.py"
+    script.write_text("from costtrain.run import pool\npool.warm_up(2)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode != 0 and "MainGuardError" in done.stderr, done.stderr
+    assert "did not start within" not in done.stderr
