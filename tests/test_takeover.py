@@ -87,3 +87,20 @@ def test_job_sizes_read_as_people_say_them():
     assert epochs_text(300_000, 60_000) == "about 5 epochs"
     assert epochs_text(30_000, 60_000) == "0.5 of an epoch"
     assert epochs_text(217_000, 1_200) == "about 180 epochs"  # not "1.8e+02"
+
+
+def test_bands_apart_only_for_short_jobs_are_not_never():
+    """The reader's case: a 0.08 s longer set-up sets the bands apart for small jobs, but the
+    steady-rate ranges overlap, so at the longest jobs the probes cannot tell: not "never"."""
+    a = Line.of("one process", [0.003, 0.004, 0.004], [16_057, 17_017, 17_978])
+    b = Line.of("hogwild 2x1", [0.083, 0.084, 0.084], [15_951, 16_125, 16_299])
+    c = crossing(a, b, 1_000, 1_200_000)
+    assert c.kind == "within noise" and 1_000 < c.low < 1_200_000
+    text = statements([a, b], "one process", 60_000, 1_000, 1_200_000)[0]
+    assert "never" not in text and "cannot tell whether it ever takes over" in text
+
+
+def test_slower_rates_apart_at_the_longest_jobs_are_never():
+    a = Line.of("one process", [0.0, 0.0, 0.0], [16_900, 17_000, 17_100])
+    b = Line.of("hogwild 2x1", [0.08, 0.08, 0.08], [15_000, 15_100, 15_200])
+    assert crossing(a, b, 1_000, 1_200_000).kind == "never"

@@ -67,9 +67,13 @@ class Crossing:
       inf: still within noise at the end of the range);
     * ``sooner below``: it is soonest for jobs under ``at`` samples only (it starts sooner and
       runs slower), with the same range;
-    * ``never``: its band lies above the incumbent's over the whole range;
-    * ``within noise``: the two bands overlap over the whole range: the probes cannot tell;
-    * ``ahead``: it is sooner over the whole range (listed after for another reason).
+    * ``never``: its median line stays above the incumbent's over the whole range, and the
+      bands are apart at its end (the longest jobs, where the steady rates decide);
+    * ``within noise``: the medians do not cross in the range, and the bands overlap at its
+      end: the probes cannot tell; ``low`` is the smallest job from which they overlap (``lo``:
+      over the whole range);
+    * ``ahead``: it is sooner over the whole range, apart at its end (listed after for
+      another reason).
     """
 
     incumbent: str
@@ -98,8 +102,9 @@ def crossing(incumbent: Line, challenger: Line, lo: float, hi: float) -> Crossin
     at = _cross(a.setup.median, a.rate.median, b.setup.median, b.rate.median)
     grid = _grid(lo, hi)
     if at is None or not lo < at < hi:  # the medians do not cross in the range
-        if not any(_apart(a, b, n) for n in grid):
-            return Crossing(a.label, b.label, "within noise")
+        if not _apart(a, b, hi):  # the longest jobs decide "never"/"ahead": here, no verdict
+            tied = [n for n in grid if not _apart(a, b, n)]
+            return Crossing(a.label, b.label, "within noise", at, tied[0])
         if b.seconds(hi) < a.seconds(hi):
             return Crossing(a.label, b.label, "ahead")
         return Crossing(a.label, b.label, "never", at)
@@ -197,6 +202,12 @@ def statements(lines: Sequence[Line], winner: str, epoch_samples: int, lo: float
         elif c.kind == "ahead":
             out.append(f"{ln.label} is predicted sooner over the whole range but listed after "
                        f"(see its mark in the table): {rates}.")
+        elif c.low is not None and c.low > lo:
+            out.append(f"{ln.label} and {winner} are within noise for jobs of "
+                       f"{samples_text(c.low)} to {samples_text(hi)} samples ({rates}): the "
+                       f"probes cannot tell whether it ever takes over (below {samples_text(c.low)}"
+                       f" samples the median line of {'it' if ln.seconds(lo) < w.seconds(lo) else winner}"
+                       " is sooner, beyond noise); more probes would.")
         else:
             out.append(f"{ln.label} and {winner} are within noise over the whole range, "
                        f"{samples_text(lo)} to {samples_text(hi)} samples ({rates}): the probes "
