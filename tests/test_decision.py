@@ -166,3 +166,25 @@ def test_notebook_03b_records_the_sparse_finding_the_card_reads():
     for word in ("within noise", "beyond noise"):
         assert repr(word) in ast.unparse(value)
 
+
+
+def test_a_row_probed_with_levers_carries_them_into_its_command_and_call():
+    """A baseline probed with channels_last (and bf16) is predicted with them, so its command
+    and Python call must pass them: parsed back, the command trains what was probed."""
+    import argparse
+
+    from costtrain.args import add_lever_args
+    probes = [_probe("baseline 2 threads + channels_last", "baseline", 9000 + 100 * i, 0.01,
+                     threads=2, channels_last=True, amp="bf16") for i in range(3)]
+    row = rank_probes(probes, job_samples=600_000, epochs=10, basis=price_basis(),
+                      data={"dataset": "fashion-mnist", "batch_size": 64})[0]
+    assert "channels_last=True" in row.call() and "amp='bf16'" in row.call()
+    cmd = row.command().split()
+    parser = argparse.ArgumentParser()
+    add_lever_args(parser)
+    levers, _ = parser.parse_known_args(cmd)
+    assert levers.channels_last is True and levers.amp == "bf16"
+    plain = rank_probes([_probe("baseline 2 threads", "baseline", 9000, 0.01, threads=2)
+                         for _ in range(3)], job_samples=600_000, epochs=10,
+                        basis=price_basis(), data={})[0]
+    assert "--channels-last" not in plain.command() and "channels_last" not in plain.call()

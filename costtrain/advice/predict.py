@@ -29,12 +29,18 @@ from .noise import spread
 
 TRAINERS = {m.name: tuple(m.trainer.split(":")) for m in methods.METHODS.values()}
 ACCURACY_SLACK = 0.01  # probes that learned more than this less (1 point), beyond noise: listed after
+LEVERS = ("compile", "amp", "channels_last", "base_batch")  # recorded in a RunResult's config
 SHORT_PROBE = 0.5  # a probe with fewer samples than this share of the longest: accuracy not judged
 
 
 def _job_kwargs(method: str, config: dict[str, Any], threads: int, epochs: int) -> dict[str, Any]:
-    """Keyword arguments that run the whole job (`epochs` passes) in a probed configuration."""
-    return (methods.find(method) or methods.DEFAULT).job_kwargs(method, config, threads, epochs)
+    """Keyword arguments that run the whole job (`epochs` passes) in a probed configuration,
+    with the levers it was probed with (so its command and call run what was predicted)."""
+    row = methods.find(method) or methods.DEFAULT
+    kw = row.job_kwargs(method, config, threads, epochs)
+    if row.levers:
+        kw.update({k: config[k] for k in LEVERS if config.get(k)})
+    return kw
 
 
 # ----------------------------------------------------------------------- extrapolation
@@ -219,7 +225,8 @@ def _predict(runs: list[RunResult], job_samples: int, epochs: int, target: float
 
 def _measured_accuracy(rows: list[Row], groups: dict[str, list[RunResult]]) -> None:
     """Each ok row's probe accuracy at the samples every ok probe reached (its median and
-    range), and the filter: more than ACCURACY_SLACK below the best, ranges apart."""
+    range), and the filter: more than ACCURACY_SLACK below the best, ranges apart, both ranges
+    from probes of different seeds (:func:`_noise_measured`)."""
     ok = [r for r in rows if r.status == "ok"]
     runs = [p for r in ok for p in groups[r.label]]
     if not runs:
@@ -237,16 +244,25 @@ def _measured_accuracy(rows: list[Row], groups: dict[str, list[RunResult]]) -> N
     if not judged:
         return
     best = max(judged, key=lambda r: r.probe_accuracy)
-    best_low = (best.accuracy_range or (best.probe_accuracy,) * 2)[0]
+    if not _noise_measured(best, groups):
+        return  # one probe, or repeats of one seed: no range says what an accuracy gap means
     for row in judged:
         gap = best.probe_accuracy - row.probe_accuracy
-        high = (row.accuracy_range or (row.probe_accuracy,) * 2)[1]
-        if gap > ACCURACY_SLACK and high < best_low:
+        if (gap > ACCURACY_SLACK and _noise_measured(row, groups)
+                and row.accuracy_range[1] < best.accuracy_range[0]):
             row.listed_after = (
                 f"its probes learned {100 * gap:.1f} points less than {best.label}'s at "
                 f"{row.accuracy_samples:,} samples ({100 * row.probe_accuracy:.1f} % against "
                 f"{100 * best.probe_accuracy:.1f} %, measured{_of(row)}): listed after the "
                 "configurations that learned as much")
+
+
+def _noise_measured(row: Row, groups: dict[str, list[RunResult]]) -> bool:
+    """Whether `row`'s accuracy range measured noise: two or more probes trained with different
+    seeds (repeats of one seed repeat one data order and initialisation, so their range says
+    nothing about how far another order would land)."""
+    seeds = {p.config.get("seed") for p in groups[row.label]}
+    return row.accuracy_range is not None and len(seeds) > 1
 
 
 def _of(row: Row) -> str:
