@@ -80,15 +80,25 @@ def test_setup_cost_crossover_is_where_arithmetic_puts_it():
 
 
 def test_only_measured_accuracy_at_equal_samples_demotes_and_the_reason_is_stated():
-    worse = probe_result("fast but worse", 4000, plateau=A - 5 * ACCURACY_SLACK)
-    rows = rank_probes([worse, probe_result("good", 1000)], job_samples=10_000)
+    def seeded(label: str, rate: float, plateau: float) -> list[RunResult]:
+        return [probe_result(label, rate, plateau=plateau + d, seed=42 + k)
+                for k, d in enumerate((-0.002, 0.0, 0.002))]
+    worse = seeded("fast but worse", 4000, A - 5 * ACCURACY_SLACK)
+    rows = rank_probes(worse + seeded("good", 1000, A), job_samples=10_000)
     assert [r.label for r in rows] == ["good", "fast but worse"]
     assert "learned 5.0 points less than good's at 4,000 samples" in rows[1].listed_after
-    assert "measured, one probe each" in rows[1].listed_after and not rows[0].listed_after
+    assert "measured, 3 probes each" in rows[1].listed_after and not rows[0].listed_after
     text = justify(rows, job={"epochs": 1, "samples": 10_000, "target_accuracy": None},
                    basis=price_basis())
     assert text.startswith("good is predicted to train the job (10,000 samples) in 11 s")
     assert "fast but worse would be sooner (3.5 s) but its probes learned 5.0 points less" in text
+    # the same gap from one probe each, or from repeats of one seed: no noise measured, no verdict
+    for fast, good in (([worse[1]], [seeded("good", 1000, A)[1]]),
+                       ([probe_result("fast but worse", 4000, plateau=A - 5 * ACCURACY_SLACK,
+                                      seed=42)] * 3,
+                        [probe_result("good", 1000, plateau=A, seed=42)] * 3)):
+        rows = rank_probes(fast + good, job_samples=10_000)
+        assert [r.label for r in rows] == ["fast but worse", "good"] and not rows[0].listed_after
     # within the slack, time decides
     rows = rank_probes([probe_result("fast", 4000, plateau=A - ACCURACY_SLACK / 2),
                         probe_result("good", 1000)], job_samples=10_000)
@@ -100,8 +110,10 @@ def test_only_measured_accuracy_at_equal_samples_demotes_and_the_reason_is_state
     assert [r.label for r in rows] == ["fast", "good"]
     assert rows[0].accuracy_range is not None and not rows[0].listed_after
     # compared where every probe measured: a shorter probe is read at its own last evaluation
-    short = _short_probe("short", 4000, [0.1, 0.2, 0.3, 0.4])
-    rows = rank_probes([short, probe_result("good", 1000)], job_samples=10_000)
+    short = [_short_probe("short", 4000, [0.1, 0.2, 0.3, 0.4 + d]) for d in (0, 0.01, 0.02)]
+    for k, p in enumerate(short):
+        p.config["seed"] = k
+    rows = rank_probes(short + seeded("good", 1000, A), job_samples=10_000)
     assert rows[0].accuracy_samples == 1000 and [r.label for r in rows] == ["good", "short"]
     assert rows[0].probe_accuracy == pytest.approx(A - B / math.sqrt(1000))
 

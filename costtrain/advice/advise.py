@@ -416,6 +416,16 @@ def probe_all(usable: list, ds: Dataset, job: dict, run: Callable[..., RunResult
               progress: bool) -> tuple[list[RunResult], list[Probe], list[int]]:
     """Size the probes to the budget, run them in turn, then probe the close contenders
     again (:func:`refine`); returns (results, skipped probes, samples of each probe)."""
+    from ..run import pool
+    pool.ready_server()  # as `costtrain run` has it: no probe pays the fork server's start
+    seen: dict[str, int] = {}
+
+    def seeded(p: Probe, fn, **kw) -> RunResult:
+        """A probe with the next seed of its configuration: repeats differ in initialisation
+        and data order, so their accuracy range measures that noise (the timing is unaffected)."""
+        k = seen[p.label] = seen.get(p.label, -1) + 1
+        return run(p, fn, seed=seed + k, **kw)
+
     probe_ds = _probe_data(ds, len(ds.train_y), probe_test, seed)
     rate1, eval_s = _calibrate(run.keywords["make_net"], probe_ds, job["batch_size"], job["lr"])
     kept_back = REFINE_SHARE * budget if len({p.label for p, _ in usable}) > 1 else 0.0
@@ -450,8 +460,8 @@ def probe_all(usable: list, ds: Dataset, job: dict, run: Callable[..., RunResult
             continue
         if not sizes or samples != sizes[-1]:
             probe_ds = _probe_data(ds, samples, probe_test, seed)
-        r = run(p, fn, ds=probe_ds, samples=samples,
-                limit=min(left, max(2.5 * expect, expect + 6.0)))
+        r = seeded(p, fn, ds=probe_ds, samples=samples,
+                   limit=min(left, max(2.5 * expect, expect + 6.0)))
         results.append(r)
         sizes.append(samples)
         if r.status == "ok" and not any(q.label == p.label for q, _ in usable[:i]):
@@ -459,7 +469,7 @@ def probe_all(usable: list, ds: Dataset, job: dict, run: Callable[..., RunResult
         bar.update(1)
     bar.close()
     results += refine(results, usable, job, target, basis, notes,
-                      run=lambda p, fn, n, limit: run(
+                      run=lambda p, fn, n, limit: seeded(
                           p, fn, ds=_probe_data(ds, n, probe_test, seed), samples=n,
                           limit=limit),
                       seconds=budget - (time.perf_counter() - t_start) - RESERVE_SECONDS)

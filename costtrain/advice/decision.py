@@ -114,7 +114,8 @@ def verdict(advice) -> tuple[str, str]:
     second = ok[1]
     noisy = within_noise(rec, second)
     if noisy is None:
-        return ("Soonest predicted, one probe each",
+        return ("Soonest predicted, one probe each" if rec is soonest(advice)
+                else "Recommended, one probe each",
                 f"One probe each names no winner: {second.label} is predicted at "
                 f"{_seconds(second)}. Probe again (`costtrain advise --repeats 3`) before "
                 "trusting the order.")
@@ -130,6 +131,24 @@ def verdict(advice) -> tuple[str, str]:
                 f"overlapping predicted ranges for this job: either is a fine choice. What "
                 f"would separate them: {separate}.")
     return "Recommended", ""
+
+
+def soonest(advice):
+    """The ok row with the lowest predicted one-off time (None without one): the recommendation
+    unless the accuracy filter listed it after."""
+    ok = [r for r in advice.rows if r.status == "ok"]
+    return min(ok, key=lambda r: r.predicted_seconds) if ok else None
+
+
+def why_not_soonest(advice) -> str:
+    """Where the recommendation is not the soonest prediction: which one is, and why it was
+    listed after; else ''."""
+    first, rec = soonest(advice), advice.recommended
+    if rec is None or first is None or first is rec:
+        return ""
+    return (f"**Why not the soonest:** {first.label} is predicted sooner ({_seconds(first)}, "
+            f"{first.predicted_seconds / rec.predicted_seconds:.2f}x), but "
+            f"{first.listed_after or 'it ranks after for its mark in the table'}.")
 
 
 def _line(advice, label: str) -> Line:
@@ -303,6 +322,8 @@ def card_markdown(advice, findings: dict[str, Any] | None = None) -> str:
                   "", f"    {rec.command()}", ""]
         if sure:
             lines += [sure, ""]
+        if why_not_soonest(advice):
+            lines += [why_not_soonest(advice), ""]
         if len(ok) > 1:
             second = ok[1]
             lines += [f"**Runner-up:** {second.label}, {_seconds(second)} "
