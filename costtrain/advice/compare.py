@@ -177,9 +177,8 @@ def _ready_server() -> None:
     """Before cold runs: the fork server started and its imports done, as ``costtrain run`` has
     it by the time it calls a trainer (it starts it before importing torch), so that the first
     configuration pays no more start-up than the later ones (:mod:`costtrain.run.forkserver`)."""
-    from ..run import forkserver, pool
-    if forkserver.start_method() == "forkserver":
-        pool.warm_up(1)
+    from ..run import pool
+    pool.ready_server()
 
 
 def repeat_record(r: RunResult) -> dict:

@@ -28,7 +28,7 @@ _FROM = {
     "costtrain.methods": "split_work",
     "costtrain.measure": "busy_note steady_rate time_to_accuracy",
     "costtrain.run.procs": "WorkerError",
-    "costtrain.run.pool": "close_all warm_up",
+    "costtrain.run.pool": "close_all ready_server warm_up",
     "costtrain.data.datasets": "tensor_dataset",
     "costtrain.data.sparse": ("Collisions SLOT_NS SparseLinear batch_row_probability "
                               "expected_row_overlap make_sparse_synthetic step_footprint"),
