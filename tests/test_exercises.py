@@ -303,6 +303,13 @@ def test_a_named_wrong_answer_is_never_right_and_a_tie_is_said():
         "Not this time: your guess 3.3 is nearer scaling the set-up too (3)")
     assert prediction_sentence(1.0, 1.1, wrong={"the same": 1.05}).startswith(
         "This run cannot tell the answer (1.1) from the same (1.05)")
+    # the reader's case (01, 2026-12-07): 1.61 against the ideal 2 is 24 % apart, inside the 25 %
+    # grading tolerance but far outside the run's noise (one run moved 1.06x): tellable apart
+    ideal = {"the ideal, one speed-up per thread": 2.0}
+    assert prediction_sentence(1.6, 1.61, wrong=ideal).startswith("This run cannot tell")
+    assert prediction_sentence(1.6, 1.61, wrong=ideal, noise=0.06).startswith("Right:")
+    assert prediction_sentence(2.0, 1.61, wrong=ideal, noise=0.06).startswith("Not this time:")
+    assert "inside this run's noise" in prediction_sentence(1.6, 1.61, wrong=ideal, noise=0.3)
     assert prediction_sentence("More", "more").startswith("Right: your guess 'More', measured 'more'")
     assert prediction_sentence("less", "more").startswith("Not this time: your guess 'less', measured 'more'")
     assert prediction_sentence(None, "more").startswith(WRITE_FIRST)

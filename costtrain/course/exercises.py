@@ -17,15 +17,18 @@ WRITE_FIRST = "Write your guess first"
 
 def prediction_sentence(guess: float | str | None, measured: float | str,
                         tolerance: float = 0.25, name: str = "the guess cell",
-                        wrong: dict[str, float] | None = None) -> str:
+                        wrong: dict[str, float] | None = None,
+                        noise: float | None = None) -> str:
     """One sentence: how far `guess` is from `measured` (relative), or that there is no guess
     yet (`guess` None). Within `tolerance` counts as right; a word (``"more"``/``"less"``) is
     right when it is the measured word.
 
     `wrong` names the wrong answers the exercise is about (``{"scaling the set-up too": 1.2}``):
     a guess nearer one of them than the measured value is never right, whatever the
-    tolerance, and when a wrong answer lies within the tolerance of the measured value the
-    sentence says that this run cannot tell the two apart. A guess that is not a number gets
+    tolerance, and when a wrong answer lies within the run's `noise` of the measured value
+    (relative, e.g. 0.06 where one run moves 1.06x; the tolerance where the run measured no
+    noise) the sentence says that this run cannot tell the two apart. The tolerance is how
+    near counts as right; the noise is what the run can tell apart. A guess that is not a number gets
     one sentence saying what to type, not a traceback."""
     if guess is None and isinstance(measured, str) and measured:
         return (f"{WRITE_FIRST}: put your word in {name} above (before the run it predicts), run "
@@ -43,12 +46,14 @@ def prediction_sentence(guess: float | str | None, measured: float | str,
         return (f"Your guess must be a number such as 1.5, got {guess!r}: put a plain number "
                 f"(no quotes) in {name}, run it, then run this cell again.")
     off = abs(guess - measured) / max(abs(measured), 1e-12)
+    apart = tolerance if noise is None else noise
     for what, value in (wrong or {}).items():
         gap = abs(value - measured) / max(abs(measured), 1e-12)
-        if gap <= tolerance:
+        if gap <= apart:
             return (f"This run cannot tell the answer ({measured:.3g}) from {what} ({value:.3g}): "
-                    f"they are within {100 * tolerance:.0f} % of each other here; your guess "
-                    f"{guess:g} is off by {100 * off:.0f} % from the answer.")
+                    f"they are within {100 * apart:.0f} % of each other here"
+                    + (f", inside this run's noise" if noise is not None else "")
+                    + f"; your guess {guess:g} is off by {100 * off:.0f} % from the answer.")
         if abs(guess - value) < abs(guess - measured):
             return (f"Not this time: your guess {guess:g} is nearer {what} ({value:.3g}) than the "
                     f"answer ({measured:.3g}); read the hint and the worked answer.")
@@ -60,12 +65,13 @@ def prediction_sentence(guess: float | str | None, measured: float | str,
 
 
 def check_prediction(guess: float | str | None, measured: float | str, tolerance: float = 0.25,
-                     name: str = "the guess cell", wrong: dict[str, float] | None = None) -> None:
+                     name: str = "the guess cell", wrong: dict[str, float] | None = None,
+                     noise: float | None = None) -> None:
     """Show :func:`prediction_sentence` as plain text (returns None, so a cell shows the
     sentence only). In a notebook the output also carries the measured value in its metadata
     (:data:`MEASURED`, not shown): the teacher's solutions quote it from the executed reference
     copies, even where the reference run made no guess."""
-    sentence = prediction_sentence(guess, measured, tolerance, name, wrong)
+    sentence = prediction_sentence(guess, measured, tolerance, name, wrong, noise)
     shell = _shell()
     if shell is None:
         print(sentence)
