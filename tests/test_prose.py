@@ -240,6 +240,9 @@ def test_ranking_sentence_uses_the_ranges():
     acc = prose.ranking_sentence("Accuracy", {"a": [0.6, 0.61], "b": [0.7, 0.71]}, prose.pct,
                                  higher_is_better=True)
     assert "highest b 70.5 %" in acc
+    same = prose.ranking_sentence("Accuracy", {"a": [0.6, 0.6], "b": [0.7, 0.7]}, prose.pct,
+                                  higher_is_better=True, one_seed=True)
+    assert "no winner named" in same and "highest" not in same and "beyond" not in same
     once = prose.ranking_sentence("End to end", {"a": [2.0], "b": [3.0, 3.1]})
     assert "one run each" in once and "names no winner" in once
 

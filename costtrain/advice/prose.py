@@ -103,13 +103,21 @@ def machine_note(results: Sequence[Any]) -> str:
 
 
 def ranking_sentence(what: str, values_by_label: Mapping[str, Sequence[float]], fmt=secs,
-                     higher_is_better: bool = False, busy: str | None = None) -> str:
+                     higher_is_better: bool = False, busy: str | None = None,
+                     one_seed: bool = False) -> str:
     """Which configuration leads on `what` (medians of repeats), and whether the runner-up is
     within noise; falls back to :func:`one_run_sentence` when any configuration ran once, and
-    names no leader when `busy` (a :func:`costtrain.measure.busy_note`) says the machine was."""
+    names no leader when `busy` (a :func:`costtrain.measure.busy_note`) says the machine was,
+    or when `one_seed` says every repeat trained with the same seed (an accuracy: the ranges
+    then measure no seed noise, however far apart)."""
     if busy:
         medians = {k: spread(v).median for k, v in values_by_label.items()}
         return f"{what}: {listing(medians, fmt)}; no verdict: {busy}"
+    if one_seed:
+        medians = {k: spread(v).median for k, v in values_by_label.items()}
+        return (f"{what} (medians): {listing(medians, fmt)}; no winner named: every repeat "
+                "trained with the same seed and data order, so the ranges do not measure how far "
+                "another seed would move them")
     if not values_by_label_repeated(values_by_label) or len(values_by_label) < 2:
         return one_run_sentence(what, {k: spread(v).median for k, v in values_by_label.items()}, fmt)
     s = {k: spread(v) for k, v in values_by_label.items()}
