@@ -179,6 +179,11 @@ def test_the_thread_warning_names_the_fix_that_applies(monkeypatch):
     assert "use threads <= 1 (the default for 2 processes)" in said(2, 2)
     # every process counts: 2 workers and the server
     assert "3 processes (the server included) x 1 thread(s)" in said(3, 1, also="the server")
+    # ...but where only the server is one too many, the advice is a measurement, not a rule
+    # (notebook 02, 2026-12-07: 2 workers and the server trained 1.57x faster than 1 worker)
+    assert "the workers alone fit the cores" in said(3, 1, also="the server")
+    assert "use at most 2 processes" not in said(3, 1, also="the server")
+    assert "use at most 2 processes in all (the server included)" in said(4, 1, also="the server")
     assert said(2, 1) == "" and said(1, 2) == ""
 
 

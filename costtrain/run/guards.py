@@ -88,7 +88,8 @@ def check_threads(processes: int, threads: int, *, also: str = "", stacklevel: i
     count more than :data:`MAX_PROCESSES_PER_CORE` x the cores, which only thrashes.
 
     `processes` counts every process the method starts (`also` says what besides the
-    workers, e.g. "the server"), each running `threads` threads."""
+    workers, e.g. "the server", one process), each running `threads` threads. Where only that
+    one process is too many, the warning says the workers fit and that a measurement decides."""
     cores = num_cores()
     check_thread_count(processes, threads)
     if processes * threads <= cores:
@@ -99,6 +100,10 @@ def check_threads(processes: int, threads: int, *, also: str = "", stacklevel: i
     if threads > threads_per_process(processes, cores):
         fix = (f"use threads <= {threads_per_process(processes, cores)} (the default for "
                f"{processes} process{'es' if processes > 1 else ''})")
+    elif also and (processes - 1) * threads <= cores:  # the workers alone fit the cores
+        fix = (f"the workers alone fit the cores; {also} works only while it answers them, so "
+               "whether it slows them is a measurement, not a rule (notebook 02 compares worker "
+               f"counts on this machine): if it does, use {processes - 2} worker(s)")
     else:  # one thread each already: the processes outnumber the cores
         fix = (f"each already has 1 thread, so it is the processes that outnumber the "
                f"cores: use at most {cores} processes in all"
