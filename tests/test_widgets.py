@@ -82,3 +82,13 @@ def test_check_prediction(capsys):
     assert capsys.readouterr().out.startswith("Right")
     check_prediction("less", "more")
     assert capsys.readouterr().out.startswith("Not this time: your guess 'less', measured 'more'")
+
+
+def test_a_panel_shows_amp_off_as_it_was_built_and_gives_the_trainer_none():
+    from costtrain.course.widgets import settings_words
+    calls = []
+    panel = run_panel("test-amp-words", lambda v, live: calls.append(v), amp="off", lr=0.01)
+    assert panel.values()["amp"] is None  # what the trainer gets
+    assert "amp=off" in repr(panel) and "amp=None" not in repr(panel)
+    assert settings_words({"amp": None, "lr": 0.01}) == "amp=off, lr=0.01"
+    assert settings_words({"amp": "bf16"}) == "amp=bf16"

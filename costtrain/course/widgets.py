@@ -202,19 +202,34 @@ def read_controls(controls: Controls) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ live plot and Run panel
 
+def settings_words(values: dict[str, Any]) -> str:
+    """``key=value, ...`` as the controls show them: ``amp=off`` where the trainer gets
+    ``amp=None`` (the menu's word, the value a panel was built with)."""
+    return ", ".join(f"{k}={'off' if k == 'amp' and v is None else v}" for k, v in values.items())
+
+
+def _start_words() -> str:
+    """How worker processes start here, in words: forked from the package's fork server
+    (Linux) or spawned, each importing torch (elsewhere)."""
+    from ..run import forkserver
+    if forkserver.start_method() == "forkserver":
+        return "forked from the package's fork server"
+    return "each a fresh interpreter importing torch: seconds"
+
+
 def starting_note(label: str) -> str:
     """What a run named `label` does before its first step, in words (the panel says it)."""
     import re
     procs = re.search(r"(\d+) ?x ?\d", label)
     workers = re.search(r"(\d+) ?(?:w\b|worker)", label)
     if procs:
-        return f"starting {procs.group(1)} worker process(es) (each imports torch: seconds)"
+        return f"starting {procs.group(1)} worker process(es) ({_start_words()})"
     row = methods.of_label(label)
     if workers:
         extra = f" and {row.also_starts}" if row and row.also_starts else ""
-        return f"starting {workers.group(1)} worker process(es){extra} (each imports torch: seconds)"
+        return f"starting {workers.group(1)} worker process(es){extra} ({_start_words()})"
     if row and not row.in_process:
-        return "starting its worker processes (each imports torch: seconds)"
+        return f"starting its worker processes ({_start_words()})"
     return "building the model and the first batches"
 
 
@@ -430,8 +445,7 @@ class RunPanel(W.VBox):
         self.add_class("costtrain-panel")
 
     def __repr__(self) -> str:  # what a notebook shows where the widgets cannot render
-        values = ", ".join(f"{k}={v}" for k, v in self.values().items())
-        return f"Run panel ({values})"  # ipywidgets cuts this text at 110 characters
+        return f"Run panel ({settings_words(self.values())})"  # ipywidgets cuts this text at 110 characters
 
     def _remember(self, key: str, value: Any) -> None:
         _MEMORY[self.name][key] = value
@@ -449,13 +463,13 @@ class RunPanel(W.VBox):
     def run(self) -> Any:
         """Train with the controls' values (headless: the parameters) and return the result."""
         values = self.values()
-        self.live.say("running with " + ", ".join(f"{k}={v}" for k, v in values.items()) + "...")
+        self.live.say("running with " + settings_words(values) + "...")
         try:
             result = self.train(values, self.live)
         finally:
             self.live.stop()
         self.last = result
-        print("settings used: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+        print("settings used: " + settings_words(values))
         return result
 
     def _clicked(self) -> None:
