@@ -83,3 +83,25 @@ def test_runs_of_one_configuration_are_one_row_with_their_range(runs, tmp_path):
     low, high = sorted([two.total_seconds, again.total_seconds])
     assert f"({low:.1f}-{high:.1f})" in merged
     assert "(to beat)" in text and text.count("(to beat)") == 1
+
+
+def test_a_run_evaluated_during_training_is_another_job_and_feature_data_counts_samples(runs, tmp_path):
+    """Evaluations during training pause it and count in the end-to-end time: a run with them
+    is not ranked against one without. Data that holds feature ids counts samples, not images."""
+    import json
+
+    from costtrain.course.scoreboard import IMAGE_DATASETS
+    from costtrain.data.datasets import SPECS
+    assert set(IMAGE_DATASETS) == set(SPECS)
+    one, two, _ = runs
+    evaluated = dataclasses.replace(two, label="batch 64, evaluated",
+                                    eval_curve={"samples": [100, 200, 250, 300], "accuracy": [0.1, 0.2, 0.3, 0.3]})
+    path = tmp_path / "scoreboard.json"
+    rows = record("01b_free_speedups", [one, evaluated], path)
+    assert [r["evaluations"] for r in rows] == [0, 3]
+    jobs = [line for line in show(path).splitlines() if line.endswith("samples trained:")]
+    assert len(jobs) == 2 and any("evaluated 3 times during training" in j for j in jobs)
+    sparse = dict(rows[0], dataset="sparse-synthetic", model="sparse-linear", images=30000,
+                  notebook="03b_sparse_hogwild")
+    path.write_text(json.dumps([sparse]))
+    assert "30,000 training samples" in show(path) and "images" not in show(path).splitlines()[0]

@@ -3,7 +3,8 @@
 Each notebook ends by calling :func:`record` with the runs it measured: they are written to
 ``out/scoreboard.json`` next to the notebooks (replacing that notebook's rows from an earlier
 run, so re-running a notebook does not count it twice) and :func:`show` returns the table so
-far. Runs are compared only within one job (dataset, model, training images, samples trained):
+far. Runs are compared only within one job (dataset, model, training images, evaluations during
+training, samples trained):
 the notebooks use different data sizes, and the table says so instead of mixing them. Within a
 job, runs of one configuration (the same method, threads and settings, whatever their labels)
 are one row: the median end-to-end time of its runs, with their range. The fastest one-process
@@ -21,6 +22,7 @@ from ..advice.noise import spread
 from ..result import RunResult, write_json_atomic
 
 DEFAULT = Path("out") / "scoreboard.json"
+IMAGE_DATASETS = ("mnist", "fashion-mnist", "cifar10")  # the others hold feature ids: "training samples"
 FINDINGS = Path("out") / "findings.json"  # what a notebook concluded on this machine, by name
 
 
@@ -30,6 +32,7 @@ def row(notebook: str, r: RunResult) -> dict[str, Any]:
     return {"notebook": notebook, "label": r.label, "method": r.method,
             "dataset": cfg.get("dataset", "?"), "model": cfg.get("model", "?"),
             "images": cfg.get("train_samples"), "samples": r.samples,
+            "evaluations": sum(1 for n in (r.eval_curve or {}).get("samples", []) if n < r.samples),
             "processes": cfg.get("processes", cfg.get("workers", 1)), "threads": r.threads,
             "configuration": configuration(r),
             "total_seconds": r.total_seconds, "test_accuracy": r.test_accuracy,
@@ -65,8 +68,14 @@ def record(notebook: str, results: Iterable[RunResult],
 
 
 def _job(d: dict[str, Any]) -> str:
-    images = f"{d['images']:,} images" if isinstance(d.get("images"), int) else "? images"
-    return f"{d['dataset']} / {d['model']}, {images}, {d['samples']:,} samples trained"
+    """The job a row belongs to: the data, the model, the work and the evaluations during
+    training (they pause it, and the end-to-end time includes them)."""
+    unit = "images" if d.get("dataset") in IMAGE_DATASETS else "training samples"
+    images = f"{d['images']:,} {unit}" if isinstance(d.get("images"), int) else f"? {unit}"
+    evaluations = d.get("evaluations") or 0
+    during = (f", evaluated {evaluations} time{'s' if evaluations > 1 else ''} during training"
+              if evaluations else "")
+    return f"{d['dataset']} / {d['model']}, {images}{during}, {d['samples']:,} samples trained"
 
 
 def _groups(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
