@@ -4,6 +4,7 @@ reference outputs checked by nbval: slow/test_notebooks_slow.py."""
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import re
 from pathlib import Path
@@ -189,6 +190,21 @@ def test_a_notebook_without_parameters_cell_is_refused_before_running(tmp_path):
                                             "tagged 'parameters', found 0"):
         run_notebooks(tmp_path / "nbs", tmp_path / "out", figures_dir=tmp_path / "figs")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_build_of_the_whole_course_starts_without_an_earlier_builds_scoreboard(tmp_path):
+    """The reference build clears out/scoreboard.json and out/findings.json first, so that 01's
+    copy cannot show runs of an earlier build's 06."""
+    from costtrain.course.notebooks import clear_course_state
+    out = tmp_path / "nbs" / "out"
+    out.mkdir(parents=True)
+    for name in ("scoreboard.json", "findings.json", "keep.txt"):
+        (out / name).write_text("[]")
+    assert sorted(p.name for p in clear_course_state(tmp_path / "nbs")) == ["findings.json",
+                                                                            "scoreboard.json"]
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert clear_course_state(tmp_path / "nbs") == []
+    assert "clear_course_state(notebooks_dir)" in inspect.getsource(run_notebooks)
 
 
 def test_a_mistyped_parameter_is_refused_before_running(tmp_path):

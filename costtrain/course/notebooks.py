@@ -257,6 +257,22 @@ def _figures_param(figures: Path, notebooks_dir: Path) -> str:
     return str(figures)
 
 
+COURSE_STATE = ("scoreboard.json", "findings.json")  # what the notebooks hand on, in <notebooks>/out
+
+
+def clear_course_state(notebooks_dir: str | Path = "notebooks") -> list[Path]:
+    """Remove the scoreboard and the findings the notebooks wrote (``out/scoreboard.json``,
+    ``out/findings.json`` next to them), so that a build of the whole course starts from none:
+    a reference copy then shows only runs of its own build. Returns the files removed."""
+    removed = []
+    for name in COURSE_STATE:
+        path = Path(notebooks_dir) / "out" / name
+        if path.exists():
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
 def run_notebooks(notebooks_dir: str | Path = "notebooks", out_dir: str | Path | None = None, *,
                   figures_dir: str | Path | None = None, ci: bool = False,
                   reference: bool = False,
@@ -305,6 +321,8 @@ def run_notebooks(notebooks_dir: str | Path = "notebooks", out_dir: str | Path |
             raise CosttrainError(f"{exc} Pass {option} a folder you can write to.") from None
     params = {**(CI_PARAMETERS if ci else {}), **(parameters or {})}
     params["figures_dir"] = _figures_param(figures, Path(notebooks_dir).resolve())
+    if reference and only is None:  # the whole course from 00: no earlier build's runs in its copies
+        clear_course_state(notebooks_dir)
     runs = []
     for p in paths:
         run = run_notebook(p, out_dir, parameters=params, kernel=kernel,
