@@ -349,3 +349,12 @@ def test_the_reference_copy_opens_with_its_own_time(tmp_path):
     clean_reference(path)
     opened = nbformat.read(path, as_version=4).cells[2].outputs[0]["data"]["text/markdown"]
     assert "in 34 s (0.6 min) on New box" in opened and "40 s" not in opened
+
+
+def test_the_mistyped_parameter_message_quotes_the_notebooks_default():
+    """mistakes.md quotes the refusal of `-p subset=abc`: its default is the notebook's own."""
+    from costtrain.course.notebooks import notebook_parameters
+    text = (ROOT / "docs" / "teaching" / "mistakes.md").read_text()
+    quoted = re.search(r"its default is subset=(\d+)\)", text)
+    assert quoted, "mistakes.md quotes the mistyped-parameter message"
+    assert int(quoted[1]) == notebook_parameters(ROOT / "notebooks" / "01_baseline.ipynb")["subset"]
