@@ -98,8 +98,8 @@ LESSONS: tuple[Lesson, ...] = (
                  "equal samples; predicted time on LAN, Wi-Fi and WAN; `torchrun`"),
     Lesson("06_your_decision", "Your machine, your decision",
            ("end to end", "within noise", "time-to-accuracy", "probe"), ("04_compare",),
-           shows="`advise` probes every method within a budget; your decision card; your "
-                 "results handed in for the class's table"),
+           shows="`advise` probes every single-machine method within a budget; your decision "
+                 "card; your results handed in for the class's table"),
 )
 
 
