@@ -159,7 +159,7 @@ display(Markdown(md("\n".join([
     f"- {ds.name} found: {len(ds.train_y):,} training images used here; sample images in "
     f"`{figures / '00_samples.png'}`.",
     f"- The smoke run trained {smoke.samples:,} samples at {rate(smoke.samples_per_second)}: "
-    f"training loss {first:.2f} → {last:.2f}, test accuracy {pct(smoke.test_accuracy)} "
+    f"training loss {first:.3g} → {last:.3g}, test accuracy {pct(smoke.test_accuracy)} "
     f"(chance: {pct(chance)}).",
     f"- {falls.markdown()}",
     f"- {above.markdown()}",
