@@ -129,8 +129,9 @@ print(f"the net: {work['parameters']:,} parameters; {work['forward']:,} multiply
 #
 # The panel sets **the run of this section**: its threads, batch size and learning rate.
 # Press **Run** to train with them (the live plot shows the loss as it falls), or run the cell
-# below the panel. Sections 2 and 4 train with the `parameters` values, so that they compare
-# like with like whatever you pick here.
+# below the panel. It starts at 1 thread: Exercise 1 (section 2) asks you to predict what more
+# threads do before any other count has run. Sections 2 and 4 train with the `parameters`
+# values, so that they compare like with like whatever you pick here.
 
 # %%
 def first_run(v, live):
@@ -143,7 +144,7 @@ def first_run(v, live):
     return r
 
 
-panel = run_panel("01_baseline", first_run, threads=cores, batch_size=batch_size, lr=lr)
+panel = run_panel("01_baseline", first_run, threads=1, batch_size=batch_size, lr=lr)  # 1: section 2 measures the others
 panel
 
 # %%
