@@ -113,6 +113,17 @@ print(f"work per run: {epochs} epoch(s) = {epochs * len(ds.train_y):,} samples s
       f"batch size {batch_size} per worker, SGD lr {lr}, momentum {momentum}, scale_lr {scale_lr}")
 print("runs:", ", ".join(f"ps-{m} {w} worker{'s' if w > 1 else ''}" for m, w in plan), "+ a baseline")
 
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain.course import ready_server
+
+server_seconds = ready_server()  # once, before the first multi-process run this notebook measures
+print(f"the fork server that every worker below is forked from started in {server_seconds:.2f} s, once; "
+      "a `costtrain run` starts it while it imports torch, so the runs below, like a one-off command, pay only "
+      "forking their workers" if server_seconds else
+      "workers are spawned on this system (no fork server): each run's set-up below includes its workers' "
+      "start-up, each a fresh Python interpreter that imports torch")
+
 # %% [markdown]
 # ## 1. The protocol: push gradients, pull parameters
 #
@@ -198,7 +209,10 @@ mine = panel.run()
 #
 # Same data, same number of epochs, the `parameters` values in every run; only the mode and
 # the number of workers change. The reference is a single-process baseline with all cores and
-# the same optimizer (SGD with `momentum`) and initial model. Sync mode averages the workers'
+# the same optimizer (SGD with `momentum`) and initial model. It runs without the levers of
+# notebook 01b on purpose: here it is also the same SGD as the one-worker runs (the yardstick
+# below), and a lever such as bf16 would change its arithmetic; notebooks 04, 05 and 06 give
+# their one-machine baseline the levers 01b kept. Sync mode averages the workers'
 # gradients, so each step sees `workers × batch_size` samples; `scale_lr = True` steps with
 # `lr × workers`, the linear scaling rule of
 # [Goyal et al. (2017)](https://arxiv.org/abs/1706.02677), section 2.1, to make up for the
@@ -522,7 +536,9 @@ NoWrap(scoreboard.show(notebook="02_parameter_server"))
 # NBVAL_IGNORE_OUTPUT
 waits = claim("02.async-waits-less", 100 * by_config["async", k_most].extra["comm_share"],
               100 * by_config["sync", k_most].extra["comm_share"], yardstick=share_stick)
-display(waits)
+display(Markdown(md(f"One run each of sync and async with {k_most} worker(s), judged against the yardstick of one "
+                    f"pair of one-worker runs ({share_stick:.2f}x; a second pair could move more). "
+                    + waits.markdown())))
 closing("02_parameter_server", [
     f"A parameter server's workers spend part of every step on messages: here "
     f"{pct(min(share.values()))} to {pct(max(share.values()))} of their time went to communicating or "
@@ -538,7 +554,7 @@ closing("02_parameter_server", [
     f"Async does not make a worker wait for the others' gradients, but it steps on stale gradients: mean "
     f"staleness {stale['mean']:.2f} updates with {most.config['workers']} worker(s). A smaller share of the "
     f"workers' time communicating and waiting than sync's ({pct(by_config['async', k_most].extra['comm_share'])} "
-    f"against {pct(by_config['sync', k_most].extra['comm_share'])}): *{waits.word}*.",
+    f"against {pct(by_config['sync', k_most].extra['comm_share'])}, one run each): *{waits.word}*.",
     f"Processes cost start-up before the first step of a one-off run: {span([r.setup_seconds for r in runs], secs)}, "
     f"against {secs(reference.setup_seconds)} for the baseline"
     + (f"; a re-run in the same kernel reuses them ({secs(max(r.warm_setup_seconds for r in warm_runs))} at most here)."
