@@ -52,8 +52,9 @@ from IPython.display import Markdown, display
 import costtrain
 from costtrain.course import (busy_note, chart_losses, check_prediction, claim, close_all, epoch_splits,
                               log_elapsed_time, machine_note, md, multiply_adds, one_run_sentence, pct,
-                              plot_losses, plot_worker_losses, rate, ratio_sentence, results_table,
-                              run_header, run_panel, secs, span, step_footprint, summary, tensor_dataset,
+                              plot_losses, plot_worker_losses, rate, ratio_sentence, ready_server,
+                              results_table, run_header, run_panel, secs, span, step_footprint, summary,
+                              tensor_dataset,
                               threads_per_process, train_hogwild, train_model, worked_answer, worker,
                               WorkerError)
 
@@ -111,13 +112,23 @@ print(f"{ds.name}: {len(ds.train_y):,} training and {len(ds.test_y):,} test imag
 print(f"configurations, each {total_epochs} epochs of work = {total_epochs * len(ds.train_y):,} samples: "
       + ", ".join(names))
 
+# %%
+# NBVAL_IGNORE_OUTPUT
+server_seconds = ready_server()  # once, before the first multi-process run this notebook measures
+print(f"the fork server that every worker below is forked from started in {server_seconds:.2f} s, once; "
+      "a `costtrain run` starts it while it imports torch, so the runs below, like a one-off command, pay only "
+      "forking their workers" if server_seconds else
+      "workers are spawned on this system (no fork server): each run's set-up below includes its workers' "
+      "start-up, each a fresh Python interpreter that imports torch")
+
 # %% [markdown]
 # ## 1. What one Hogwild! worker does
 #
 # `train_hogwild` moves the model's parameters into shared memory (`model.share_memory()`),
-# starts `processes` worker processes with `spawn` (each a fresh Python interpreter that
-# imports `costtrain` and receives the model: the parameters arrive as handles to the *same*
-# memory, not as copies) and runs this loop in each of them. It is the package's code, read
+# starts `processes` worker processes (on Linux forked from the package's *fork server*, a
+# process that imported torch and the package's loops once; on macOS and Windows spawned, each
+# a fresh Python interpreter that imports `costtrain`), hands each the model (the parameters
+# arrive as handles to the *same* memory, not as copies) and runs this loop in each of them. It is the package's code, read
 # from the package's `worker`:
 
 # %%
@@ -174,7 +185,7 @@ display(Markdown(md(
 # (NIPS 2015), for non-convex problems such as nets, and De Sa et al.,
 # [*Taming the Wild*](https://arxiv.org/abs/1506.06438) (NIPS 2015), for Hogwild!-style
 # updates without the sparsity assumption. Whether the races cost accuracy on this net, at
-# this learning rate and with these few workers, is what section 3b checks on your run.
+# this learning rate and with these few workers, is what section 3.2 checks on your run.
 
 # %% [markdown]
 # ![Two Hogwild! workers on a timeline: each reads the shared weights, computes a gradient and writes its step without a lock; where their writes overlap one step can be lost, and a worker's gradient can be computed on weights another worker has since changed](diagrams/hogwild_races.svg)
@@ -190,7 +201,7 @@ display(Markdown(md(
 # *starting N process(es)* while the workers are spawned.
 #
 # **Exercise 1, predict first: more processes, fewer threads each?** The next cell names two
-# configurations that this section and section 3b both run, and asks for the ratio of their
+# configurations that this section and section 3.2 both run, and asks for the ratio of their
 # training seconds. Both print those seconds: write your guess in the cell after it before
 # you run them; the Exercises at the end check it.
 #
@@ -232,12 +243,16 @@ display(Markdown(md(f"On this machine ({cores} cores): " + (
 # %% [markdown]
 # **Set-up, one definition.** Every table and log line of the course reports the *set-up* of a
 # run as a one-off run pays it: from the call to the first training step, the worker
-# processes' start-up included (each is a fresh Python interpreter that imports PyTorch).
-# costtrain keeps a kernel's workers for the next run (its *warm pool*), and a re-run in the
+# processes' start-up included. On Linux each worker is forked from the package's fork server
+# ([how workers start](../docs/hogwild.md#safety-and-the-warm-pool)),
+# which imported torch once: the cell that loaded the data started it, as `costtrain run` does
+# while it imports torch, so no run below pays that import. On macOS and Windows each worker
+# is spawned instead, a fresh Python interpreter that imports PyTorch. costtrain keeps a kernel's workers for the next run (its *warm pool*), and a re-run in the
 # same kernel that reuses them pays much less: the tables show that too, as the *warm set-up*.
 # So that each configuration pays the start-up of its own workers, not of whichever ran
-# before it, every run of this section and of section 3b starts fresh ones, as a one-off
-# script does: `close_all()` empties the warm pool before it.
+# before it, every run of this section and of section 3.2 starts fresh ones, as a one-off
+# script does: `close_all()` empties the warm pool before it (the fork server stays, started
+# before the first of them).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -275,7 +290,7 @@ fig
 # processes × epochs per process, the batch size and the learning rate. Press **Run** (the live
 # plot shows the loss as the workers report it) or run the cell below it. It reuses the
 # workers the last run of section 2 left warm when it needs no more; its summary gives the
-# one-off set-up and the warm one. Section 3b then runs every configuration of the
+# one-off set-up and the warm one. Section 3.2 then runs every configuration of the
 # `parameters`, with the `parameters` values, to compare them.
 
 # %%
@@ -300,7 +315,7 @@ panel
 mine = panel.run()
 
 # %% [markdown]
-# ### 3b. Every configuration, same work
+# ### 3.2. Every configuration, same work
 #
 # Every configuration again, with `train_hogwild`, each starting fresh workers. The original
 # API and `train_hogwild` run the same worker loop on the same in-memory data with the same
@@ -436,7 +451,7 @@ worked_answer(
      f"Both fit the {cores} cores ({many[0]} × {threads_many} and {fit[0]} × {threads_fit} threads): the "
      "question is whether processes that share the parameters without locks use the cores better than "
      f"threads inside fewer processes. Time would fall to {linear:.2g} only if the threads of the fewer "
-     "processes used no core at all; section 3b's claim checks which uses the cores better. ")
+     "processes used no core at all; section 3.2's claim checks which uses the cores better. ")
     + "This run (`train_hogwild`): " + ratio_sentence(native[many].label, native[many].train_seconds,
                                                      native[fit].label, native[fit].train_seconds,
                                                      "training seconds")
@@ -465,17 +480,19 @@ worked_answer(
     "times as much can be lost or applied to weights that have moved. Compare the test accuracy of one "
     "process and of the most processes at both rates, and judge a gap against how much one run moves: "
     f"here the two runs of one configuration ended {span(gaps, lambda g: f'{100 * g:.1f} points')} apart "
-    "(section 3b), so only a larger gap says something; a run that diverges says it at once.")
+    "(section 3.2), so only a larger gap says something; a run that diverges says it at once.")
 
 # %% [markdown]
-# **3. Set-up cost.** Every run of sections 2 and 3b started its workers cold. Does the cold
+# **3. Set-up cost.** Every run of sections 2 and 3.2 started its workers cold. Does the cold
 # start grow with the number of processes? For which jobs does it matter, and when does a run
 # pay it?
 #
 # <details><summary>Hint</summary>
 #
-# Every spawned process starts a Python interpreter and imports PyTorch. A notebook kernel or a
-# script keeps its workers; a one-off `costtrain run` starts them each time.
+# On Linux each worker is forked from the fork server, which imported PyTorch once (its start
+# was printed where the data was loaded); on macOS and Windows each worker is spawned and imports
+# PyTorch itself. A notebook kernel or a script keeps its workers; a one-off `costtrain run`
+# starts them each time. Compare the one-off set-ups the runs printed.
 # </details>
 
 # %%
@@ -499,7 +516,8 @@ worked_answer(
 
 # %% [markdown]
 # **4. Your own model, from a `.py` file.** Train your own network with Hogwild!. Worker
-# processes are started with `spawn`, so they must be able to *import* the model's class: a
+# processes receive the model's class by name (forked from the fork server or spawned, as
+# section 1 says), so they must be able to *import* it: a
 # class defined in a notebook cell cannot reach them (costtrain refuses it with a clear
 # error). Write a file `my_model.py` next to this notebook with a small `nn.Module` (say, two
 # linear layers for 28×28 images and 10 classes), import it, and train it with 2 processes.
