@@ -44,16 +44,18 @@
 # NBVAL_IGNORE_OUTPUT
 # %matplotlib inline
 import inspect
+import math
 import time
 import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, NullFormatter
 from IPython.display import Markdown, display
 
 import costtrain
-from costtrain.course import (busy_note, check_prediction, claim, format_table, LINKS, machine_note,
-                              md, measure_loopback, measured_seconds_per_step, pct, predict,
+from costtrain.course import (busy_note, check_prediction, claim, format_table, hardware_info, LINKS,
+                              machine_note, md, measure_loopback, measured_seconds_per_step, pct, predict,
                               results_table, run_header, run_panel, secs, span, step_costs, summary,
                               threads_per_process, time_to_accuracy, train_local_sgd,
                               train_parameter_server, train_rank, worked_answer)
@@ -65,7 +67,7 @@ print(run_header())
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from costtrain.course import closing, opening
+from costtrain.course import closing, opening, scoreboard
 
 opening("05_beyond_one_machine")
 
@@ -111,6 +113,17 @@ hs = sorted({1, *average_every_list})  # H = 1 is the same SGD as the parameter 
 print(f"{ds.name}: {len(ds.train_y):,} training and {len(ds.test_y):,} test images, {epochs} epoch(s) per run")
 print(f"local SGD with H in {hs}; predictions for {machines_list} machines on "
       + ", ".join(preset.describe() for preset in LINKS.values()))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from costtrain.course import ready_server
+
+server_seconds = ready_server()  # once, before the first multi-process run this notebook measures
+print(f"the fork server that every worker below is forked from started in {server_seconds:.2f} s, once; "
+      "a `costtrain run` starts it while it imports torch, so the runs below, like a one-off command, pay only "
+      "forking their workers" if server_seconds else
+      "workers are spawned on this system (no fork server): each run's set-up below includes its workers' "
+      "start-up, each a fresh Python interpreter that imports torch")
 
 # %% [markdown]
 # ## 1. The loop
@@ -186,7 +199,8 @@ mine = panel.run()
 #
 # Every run trains the same data for the same epochs with the `parameters` values:
 # `workers` workers for the parameter server (sync and async) and for local SGD with each H in
-# `average_every_list` (and H = 1), against one process with every core. Local SGD with H = 1
+# `average_every_list` (and H = 1), against one process with every core and the levers
+# notebook 01b kept on this machine (as in 04 and 06). Local SGD with H = 1
 # and the parameter server in sync mode are the same SGD (section 1) from the same initial
 # model; their workers draw their batches in other orders, so the gap between their
 # accuracies is how much one run's accuracy moves here: the yardstick for the claims below.
@@ -206,7 +220,12 @@ guess_bytes_ratio = None  # your guess: bytes per sample with the smallest H ÷ 
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-baseline = costtrain.train_baseline("simple", ds, lr=lr, progress=progress, **common)
+# one machine: the baseline with the levers notebook 01b kept on this machine, as in notebooks 04 and 06
+levers, levers_why = scoreboard.kept_levers(scoreboard.findings(), hardware_info())
+print("one machine: the baseline with " + ", ".join(f"`{k}={v!r}`" for k, v in levers.items())
+      + ", the lever(s) notebook 01b kept on this machine" if levers else
+      f"one machine: the baseline without levers ({levers_why or 'notebook 01b kept none on this machine'})")
+baseline = costtrain.train_baseline("simple", ds, lr=lr, progress=progress, **common, **levers)
 dist_kw = dict(workers=workers, lr=lr, timeout=timeout, progress=progress, **common)
 runs = [train_parameter_server("simple", ds, mode=mode, **dist_kw) for mode in ("sync", "async")]
 runs += [train_local_sgd("simple", ds, average_every=h, **dist_kw) for h in hs]
@@ -305,7 +324,17 @@ table = [[p.label, f"{p.seconds_per_step * 1e3:.1f}", f"{p.samples_per_second:,.
          for p in preds.values() if p.link == LINKS[chosen_link].describe()]  # the panel's link
 print(f"target: {100 * target:.1f} % test accuracy; one machine here (baseline, measured): "
       + ("not reached" if one_machine is None else f"{one_machine:.1f} s of training"))
-print(format_table(table, ["configuration", "predicted ms/step", "predicted samples/s", "predicted s to target"]))
+print("training only, set-up excluded on both sides (the table and the figure); section 5 adds the set-ups")
+print(format_table(table, ["configuration", "predicted ms/step", "predicted samples/s",
+                           "predicted training s to target"]))
+
+
+
+def plain_minor(v, _):
+    """Label the log axis' minor ticks 2 and 5 of each decade as plain numbers (0.2, 5), none other."""
+    lead = v / 10 ** math.floor(math.log10(v)) if v > 0 else 0
+    return f"{v:g}" if round(lead) in (2, 5) and abs(lead - round(lead)) < 1e-6 else ""
+
 
 fig, axes = plt.subplots(1, len(LINKS), figsize=(11, 3.6), layout="constrained", sharey=True)
 for ax, name in zip(axes, LINKS):
@@ -313,10 +342,14 @@ for ax, name in zip(axes, LINKS):
         ys = [preds[r.label, name, n].seconds_to_target for n in machines_list]
         ax.plot(machines_list, [float("nan") if y is None else y for y in ys], "o-", label=r.label)
     if one_machine is not None:
-        ax.axhline(one_machine, color="k", ls="--", lw=1, label="one machine (measured)")
+        ax.axhline(one_machine, color="k", ls="--", lw=1, label="one machine (measured training)")
     ax.set(xscale="log", yscale="log", xlabel="machines", title=f"{LINKS[name].describe()} (predicted)")
     ax.set_xticks(machines_list, [str(n) for n in machines_list])
-axes[0].set_ylabel("seconds to target (predicted)")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # the machine counts only, no "3×10⁰"
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(plain_minor))
+axes[0].set_ylabel("training seconds to target\n(predicted, set-up excluded)")
+fig.suptitle("Training only: section 5 adds each run's set-up", fontsize=9)
 axes[-1].legend(fontsize=7)
 fig.savefig(figures / "05_predicted_time_to_accuracy.png", dpi=110)
 plt.show()
