@@ -19,9 +19,10 @@
 # Notebooks 01 to 05 measured each method on its own and side by side, on small jobs. This one
 # answers for **your** job: the data and the number of passes you mean to run (by default 10
 # epochs of the whole Fashion-MNIST training set, 600,000 samples), on this machine.
-# `costtrain advise` probes every method that fits the machine (one process with 1 thread and
+# `costtrain advise` probes every single-machine method that fits it (one process with 1 thread and
 # with every core, Hogwild! with 2 up to one process per core, the parameter server in sync
-# and async mode, the GPU if there is one) with short, repeated probes inside a time budget,
+# and async mode, the GPU if there is one; not local SGD, a method for several machines that
+# notebook 05 predicts) with short, repeated probes inside a time budget,
 # and predicts the one-off time of your job in each: set-up + samples / steady rate
 # (evaluation is not counted). The notebook then writes a one-page **decision card**: the
 # job, the recommendation and the command that runs exactly that job, and at what job size
@@ -114,6 +115,23 @@ print(f"the data: {ds.name}, {len(ds.train_y):,} training images, {len(ds.test_y
 # only as a filter: a configuration whose probes *measured* more than 1 point less at equal
 # samples, beyond their noise, is listed after the others and marked. The single-process rows
 # carry the levers notebook 01b kept on this machine, if it ran here.
+#
+# **Exercise 1, predict first: the recommendation.** Before the probes run: will `advise`
+# recommend a configuration that trains in **one** process (the baseline, with 1 thread or
+# every core) or one that starts **several** (Hogwild!, the parameter server)? Write `"one"` or
+# `"several"` in the next cell, from what notebooks 03 and 04 measured; the Exercises at the end
+# check it.
+#
+# <details><summary>Hint</summary>
+#
+# For a long job, set-up matters less and the steady rate more: which configuration trained
+# fastest *once started* in 03 and 04? Then read the accuracy filter above: a faster
+# configuration whose probes measured less accuracy beyond their noise is listed after the
+# others, so the soonest is not always the one recommended.
+# </details>
+
+# %%
+guess_recommendation = None  # your guess, a word: "one" (one process) or "several" (several processes)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -213,22 +231,40 @@ print(f"saved: {advice_file} (stamped with this machine: {advice.hardware.get('c
 # %% [markdown]
 # ## Exercises
 #
-# **1. Predict the recommendation.** Before running section 1, write down which configuration
-# you expect `advise` to recommend for this job on this machine, from what notebooks 03 and
-# 04 measured.
-#
-# <details><summary>Hint</summary>
-#
-# For a long job, set-up matters less and the steady rate more: which configuration trained
-# fastest *once started* in 03 and 04?
-# </details>
-#
-# <details><summary>Worked answer</summary>
-#
-# The card's ranking and its "Where each configuration takes over" section answer it for this
-# machine; the worked answer below the exercise cells quotes this run.
-# </details>
-#
+# **1. The recommendation.** Your guess went into `guess_recommendation` before section 1
+# ran; the next cell checks it.
+
+# %%
+rec = advice.recommended
+recommended_processes = ("none probed" if rec is None else  # the answer: the baseline trains in this process
+                         "one" if rec.method == "baseline" else "several")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+check_prediction(guess_recommendation, recommended_processes)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+soonest = min((r for r in ranked if r.predicted_seconds is not None), key=lambda r: r.predicted_seconds,
+              default=None)
+if rec is None or soonest is None:
+    answer = "No configuration was probed within the budget: raise `decision_budget` and run section 1 again."
+else:
+    fastest = max(ranked, key=lambda r: r.samples_per_second)  # the fastest once started
+    kind = "one process" if recommended_processes == "one" else "several processes"
+    answer = (
+        f"This run: `advise` recommended **{rec.label}** ({kind}), predicted {secs(rec.predicted_seconds)}. "
+        f"The fastest once started was {fastest.label} ({fastest.samples_per_second:,.0f} samples/s steady, "
+        f"set-up {secs(fastest.setup_seconds)}). "
+        + ("The recommendation is also the soonest predicted: for a job of this size the steady rate and the "
+           "set-up together decide, set-up + samples / steady rate."
+           if soonest.label == rec.label else
+           f"The soonest predicted was {soonest.label} ({secs(soonest.predicted_seconds)}), but it was listed "
+           f"after {rec.label}" + (f": {soonest.listed_after}" if soonest.listed_after else
+                                   " (see section 1's ranking)") + "."))
+worked_answer(answer)
+
+# %% [markdown]
 # **2. A job a hundred times smaller.** Pick the configuration with the *longest* set-up in
 # the table. Predict its one-off time for a job of one hundredth of the samples, from its
 # predicted time and its set-up, then check it below.
@@ -301,10 +337,16 @@ takeaways = [f"The job: {job_line(advice.job)}.",
              f"{len(advice.probes)} probe(s) of {len(ok)} configuration(s) took "
              f"{secs(advice.elapsed_seconds)} of the {secs(decision_budget)} budget."]
 if rec is not None:
-    takeaways.append(f"Soonest predicted one-off time: **{rec.label}**, {secs(rec.predicted_seconds)}"
+    soonest_first = soonest is not None and soonest.label == rec.label
+    takeaways.append(f"{'Recommended, and the soonest predicted' if soonest_first else 'Recommended'}: "
+                     f"**{rec.label}**, {secs(rec.predicted_seconds)}"
                      + (f" [{secs(rec.predicted_range[0])} to {secs(rec.predicted_range[1])}]"
                         if rec.predicted_range else " (one probe: no range)")
-                     + f": `{rec.command()}`.")
+                     + f": `{rec.command()}`"
+                     + ("." if soonest_first or soonest is None else
+                        f"; the soonest predicted, {soonest.label} ({secs(soonest.predicted_seconds)}), was listed "
+                        "after it" + (f": {soonest.listed_after}" if soonest.listed_after else
+                                      " (see section 1's ranking)") + "."))
 else:
     takeaways.append("No configuration could be probed within the budget: raise `decision_budget`.")
 if checked is not None:
