@@ -86,7 +86,7 @@ def test_only_measured_accuracy_at_equal_samples_demotes_and_the_reason_is_state
     worse = seeded("fast but worse", 4000, A - 5 * ACCURACY_SLACK)
     rows = rank_probes(worse + seeded("good", 1000, A), job_samples=10_000)
     assert [r.label for r in rows] == ["good", "fast but worse"]
-    assert "learned 5.0 points less than good's at 4,000 samples" in rows[1].listed_after
+    assert "learned 5.0 points less than good at 4,000 samples" in rows[1].listed_after
     assert "measured, 3 probes each" in rows[1].listed_after and not rows[0].listed_after
     text = justify(rows, job={"epochs": 1, "samples": 10_000, "target_accuracy": None},
                    basis=price_basis())

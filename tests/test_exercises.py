@@ -137,7 +137,9 @@ PLANTED = {("01_baseline", "guess_thread_speedup"): _01_threads,
            ("04_compare", "guess_one_process_ratio"): _04_one_process,
            ("03b_sparse_hogwild", "my_collision_guess"): _03b_collisions,
            ("05_beyond_one_machine", "guess_bytes_ratio"): _05_bytes,
-           ("06_your_decision", "my_prediction"): _06_smaller_job}
+           ("06_your_decision", "my_prediction"): _06_smaller_job,
+           ("06_your_decision", "guess_recommendation"): lambda: (
+               {"recommended_processes": "several"}, "several")}
 # The tempting wrong answer each exercise is about, where it names one: the check must reject it.
 TEMPTING = {("06_your_decision", "my_prediction"): "everything",
             ("01_baseline", "guess_thread_speedup"): "ideal",
@@ -156,7 +158,7 @@ TEMPTING = {("06_your_decision", "my_prediction"): "everything",
 def _wrong(answer: float | str) -> float | str:
     """A far-off answer: the other word for a word answer, else 3 x answer + 1."""
     if isinstance(answer, str):
-        return {"more": "less", "less": "more"}[answer]
+        return {"more": "less", "less": "more", "one": "several", "several": "one"}[answer]
     return 3 * answer + 1
 
 

@@ -549,10 +549,13 @@ def refine(results: list[RunResult], usable: list, job: dict, target: float | No
                 notes.append(f"a repeat probe of {row.label} failed ({r.error}); it is ranked "
                              "on the probes that finished.")
     if new:
-        counts = {row.label: 1 + sum(r.label == row.label for r in new) for row in near}
-        notes.append(f"{' and '.join(counts)} were within {NEAR - 1:.0%} of each other after "
-                     f"their first probes: probed again ({', '.join(map(str, counts.values()))} "
-                     "probes) and ranked on their medians.")
+        more = {row.label: sum(r.label == row.label for r in new) for row in near}
+        total = {k: v + sum(r.label == k for r in results) for k, v in more.items()}
+        each = (f"{next(iter(more.values()))} more probe(s) each, {next(iter(total.values()))} in all"
+                if len(set(more.values())) == 1 and len(set(total.values())) == 1 else
+                ", ".join(f"{k} {more[k]} more, {total[k]} in all" for k in more))
+        notes.append(f"{' and '.join(more)} were within {NEAR - 1:.0%} of each other after "
+                     f"their first probes: probed again ({each}) and ranked on their medians.")
     return new
 
 

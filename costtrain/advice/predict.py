@@ -251,7 +251,7 @@ def _measured_accuracy(rows: list[Row], groups: dict[str, list[RunResult]]) -> N
         if (gap > ACCURACY_SLACK and _noise_measured(row, groups)
                 and row.accuracy_range[1] < best.accuracy_range[0]):
             row.listed_after = (
-                f"its probes learned {100 * gap:.1f} points less than {best.label}'s at "
+                f"its probes learned {100 * gap:.1f} points less than {best.label} at "
                 f"{row.accuracy_samples:,} samples ({100 * row.probe_accuracy:.1f} % against "
                 f"{100 * best.probe_accuracy:.1f} %, measured{_of(row)}): listed after the "
                 "configurations that learned as much")

@@ -109,7 +109,7 @@ def check_threads(processes: int, threads: int, *, also: str = "", stacklevel: i
                f"cores: use at most {cores} processes in all"
                + (f" ({also} included)" if also else ""))
     warn(f"{what} on {cores} core(s): they take turns on the cores, and training slows down "
-         f"(notebook 03 measures by how much on this machine); {fix}.",
+         f"(how much on this machine: notebook 03's oversubscription section); {fix}.",
          stacklevel=stacklevel + 1)
 
 
