@@ -425,7 +425,7 @@ lines = [
     "- " + ranking_sentence("Re-run in this kernel (warm workers), end to end",
                             {r.label: values(r, "warm_total_seconds") for r in results}, busy=busy) + ".",
     "- " + ranking_sentence("Test accuracy", {r.label: values(r, "test_accuracy") for r in results}, pct,
-                            higher_is_better=True, busy=busy) + "."]
+                            higher_is_better=True, busy=busy, one_seed=True) + "."]  # compare repeats one seed
 if reached:
     lines.append(f"- {len(reached)} of {len(results)} reached {pct(target)}. "
                  + target_sentence(to_target, pct(target), note=False, busy=busy)
