@@ -246,3 +246,16 @@ def test_no_made_up_lever_that_measured_slower_or_within_noise_is_ever_picked():
         if best is not None:
             assert min(best.trial.rates) > max(best.trial.base_rates)
             assert best.job_seconds < best.base_seconds
+
+
+def test_compiling_for_the_cpu_silences_the_no_cuda_warning_only_then():
+    """torch's C++-extension logger warns on a cold CPU compile that no CUDA runtime exists and
+    names a machine path (it reached the notebooks' outputs): compiling for the CPU keeps it to
+    errors; an eager net leaves it alone."""
+    import logging
+    log = logging.getLogger("torch.utils.cpp_extension")
+    log.setLevel(logging.NOTSET)
+    levers.Fast(build_model("simple"), levers.make_levers(), torch.device("cpu"), 64)
+    assert log.level == logging.NOTSET
+    levers.Fast(build_model("simple"), levers.make_levers(compile="default"), torch.device("cpu"), 64)
+    assert log.level == logging.ERROR

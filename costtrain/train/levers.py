@@ -25,6 +25,7 @@ The checks (:func:`check_levers`) run before any data is loaded or process start
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -191,6 +192,12 @@ def grad_scaler(lv: Levers, device: torch.device) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(device.type, enabled=lv.amp == "fp16")
 
 
+def _quiet_cuda_probe() -> None:
+    """Keep torch's C++-extension logger to errors: compiling for the CPU it warns that no CUDA
+    runtime was found and names a machine path, on every machine without a GPU."""
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
+
 class Fast:
     """The net as a training loop calls it with the levers on.
 
@@ -203,6 +210,8 @@ class Fast:
     def __init__(self, model: nn.Module, lv: Levers, device: torch.device,
                  batch_size: int) -> None:
         self.model, self.lv, self.device, self.batch_size = model, lv, device, batch_size
+        if lv.compile and device.type == "cpu":  # inductor's "No CUDA runtime is found, using
+            _quiet_cuda_probe()                  # CUDA_HOME=..." says nothing on a CPU run
         self.net = torch.compile(model, mode=lv.compile) if lv.compile else model
         self.compile_seconds = 0.0
 
