@@ -225,10 +225,9 @@ def class_command_md(notebooks: str | Path = NOTEBOOKS) -> str:
         f"**How long:** `make run` took {int(ref['seconds'] // 60)} min {int(ref['seconds'] % 60)} "
         f"s with {ref['repeats']} repeats on the 2-core {ref['machine']} reference box "
         f"(measured {ref['date']}, `docs/benchmarks.md`), so expect a little over "
-        f"{minutes:.1f} min there with {job['repeats']}, and allow twice that on a slower "
-        "2-core laptop (the course's slower 2-core box runs at about half the reference box's "
-        "speed). On a busy laptop it takes longer still, and says so (\"busy\") instead of "
-        f"naming a winner. **The target, {job['target_accuracy']} %:** in that measurement the "
+        f"{minutes:.1f} min there with {job['repeats']}, and more on a slower laptop. On a "
+        "busy one it takes longer still (it re-runs a repeat the machine was busy for) and "
+        "says so (\"busy\") instead of naming a winner. **The target, {job['target_accuracy']} %:** in that measurement the "
         f"lowest final test accuracy of any configuration was {ref['lowest_accuracy']} %, so "
         f"{reach}.",
         ""])
