@@ -52,7 +52,7 @@ import costtrain
 from costtrain import methods
 from costtrain.course import (check_prediction, decision_card, hardware_info, job_line, md,
                               recommend, run_header, run_panel, scoreboard, secs, summary,
-                              what_would_change, worked_answer)
+                              verdict, what_would_change, worked_answer)
 
 # show warnings as one line, without the file they came from
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
@@ -238,10 +238,14 @@ print(f"saved: {advice_file} (stamped with this machine: {advice.hardware.get('c
 rec = advice.recommended
 recommended_processes = ("none probed" if rec is None else  # the answer: the baseline trains in this process
                          "one" if rec.method == "baseline" else "several")
+card_word, card_tie = verdict(advice)  # "Tie (within noise)" where the runner-up's range overlaps
+runner_up = [r for r in advice.rows if r.status == "ok"][1:2]
+either = {recommended_processes} | ({"one" if runner_up[0].method == "baseline" else "several"}
+                                    if card_word.startswith("Tie") and runner_up else set())
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-check_prediction(guess_recommendation, recommended_processes)
+check_prediction(guess_recommendation, guess_recommendation if guess_recommendation in either else recommended_processes)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -254,6 +258,8 @@ else:
     kind = "one process" if recommended_processes == "one" else "several processes"
     answer = (
         f"This run: `advise` recommended **{rec.label}** ({kind}), predicted {secs(rec.predicted_seconds)}. "
+        + (f"The card calls it a tie with {runner_up[0].label}: {card_tie} " if card_tie else "")
+        + 
         f"The fastest once started was {fastest.label} ({fastest.samples_per_second:,.0f} samples/s steady, "
         f"set-up {secs(fastest.setup_seconds)}). "
         + ("The recommendation is also the soonest predicted: for a job of this size the steady rate and the "
@@ -265,8 +271,8 @@ else:
 worked_answer(answer)
 
 # %% [markdown]
-# **2. A job a hundred times smaller.** Pick the configuration with the *longest* set-up in
-# the table. Predict its one-off time for a job of one hundredth of the samples, from its
+# **2. A job a thousand times smaller.** Pick the configuration with the *longest* set-up in
+# the table. Predict its one-off time for a job of one thousandth of the samples, from its
 # predicted time and its set-up, then check it below.
 #
 # <details><summary>Hint</summary>
@@ -276,7 +282,7 @@ worked_answer(answer)
 # </details>
 
 # %%
-my_prediction = None  # your guess: seconds for 1/100 of the job, the configuration with the longest set-up
+my_prediction = None  # your guess: seconds for 1/1000 of the job, the configuration with the longest set-up
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -287,10 +293,10 @@ if slowest_start is None or slowest_start.predicted_seconds is None or target_ac
     small_job_seconds = None
 else:
     training = slowest_start.predicted_seconds - slowest_start.setup_seconds
-    small_job_seconds = slowest_start.setup_seconds + training / 100  # set-up once
-    everything = slowest_start.predicted_seconds / 100  # the mistake: scaling the set-up too
+    small_job_seconds = slowest_start.setup_seconds + training / 1000  # set-up once
+    everything = slowest_start.predicted_seconds / 1000  # the mistake: scaling the set-up too
     print(f"{slowest_start.label}: set-up {secs(slowest_start.setup_seconds)} + training "
-          f"{secs(training)} / 100 = {secs(small_job_seconds)}; scaling everything would give "
+          f"{secs(training)} / 1000 = {secs(small_job_seconds)}; scaling everything would give "
           f"{secs(everything)}")
 
 # %%
@@ -303,7 +309,7 @@ check_prediction(my_prediction, small_job_seconds, wrong={"scaling the set-up to
 if small_job_seconds is not None:
     display(worked_answer(
         f"{slowest_start.label} pays {secs(slowest_start.setup_seconds)} of set-up once; its "
-        f"training, {secs(training)} for the job, shrinks to {secs(training / 100)}. So "
+        f"training, {secs(training)} for the job, shrinks to {secs(training / 1000)}. So "
         f"{secs(small_job_seconds)}, not {secs(everything)} (which scales the set-up too): the "
         "smaller the job, the larger the set-up's share of it."))
 
@@ -338,7 +344,7 @@ takeaways = [f"The job: {job_line(advice.job)}.",
              f"{secs(advice.elapsed_seconds)} of the {secs(decision_budget)} budget."]
 if rec is not None:
     soonest_first = soonest is not None and soonest.label == rec.label
-    takeaways.append(f"{'Recommended, and the soonest predicted' if soonest_first else 'Recommended'}: "
+    takeaways.append(f"{card_word if card_word.startswith('Tie') else 'Recommended, and the soonest predicted' if soonest_first else 'Recommended'}: "
                      f"**{rec.label}**, {secs(rec.predicted_seconds)}"
                      + (f" [{secs(rec.predicted_range[0])} to {secs(rec.predicted_range[1])}]"
                         if rec.predicted_range else " (one probe: no range)")
@@ -346,7 +352,8 @@ if rec is not None:
                      + ("." if soonest_first or soonest is None else
                         f"; the soonest predicted, {soonest.label} ({secs(soonest.predicted_seconds)}), was listed "
                         "after it" + (f": {soonest.listed_after}" if soonest.listed_after else
-                                      " (see section 1's ranking)") + "."))
+                                      " (see section 1's ranking)") + ".")
+                     + (f" {card_tie}" if card_tie else ""))
 else:
     takeaways.append("No configuration could be probed within the budget: raise `decision_budget`.")
 if checked is not None:

@@ -188,3 +188,19 @@ def test_a_row_probed_with_levers_carries_them_into_its_command_and_call():
                          for _ in range(3)], job_samples=600_000, epochs=10,
                         basis=price_basis(), data={})[0]
     assert "--channels-last" not in plain.command() and "channels_last" not in plain.call()
+
+
+def test_the_png_cards_command_lines_fit_and_paste_back_whole():
+    """The printed card once cut its command at the figure's edge (dropping --channels-last):
+    every line fits the card's width, no option is split from its value, and the lines joined
+    are the command."""
+    import shlex
+
+    from costtrain.advice.decision import WIDTH, command_lines
+    cmd = ("costtrain run --method baseline --dataset fashion-mnist --model simple --batch-size 64 "
+           "--lr 0.01 --seed 42 --epochs 10 --threads 2 --amp bf16 --channels-last")
+    lines = command_lines(cmd)
+    assert len(lines) > 1 and all(len(x) <= WIDTH for x in lines)
+    assert all(x.endswith(" \\") for x in lines[:-1])
+    assert shlex.split(" ".join(x.rstrip("\\") for x in lines)) == shlex.split(cmd)
+    assert not any(x.rstrip(" \\").endswith(("--seed", "--amp", "--lr")) for x in lines)

@@ -105,3 +105,38 @@ def test_a_run_evaluated_during_training_is_another_job_and_feature_data_counts_
                   notebook="03b_sparse_hogwild")
     path.write_text(json.dumps([sparse]))
     assert "30,000 training samples" in show(path) and "images" not in show(path).splitlines()[0]
+
+
+def test_kept_levers_carry_what_01b_kept_on_this_machine_except_compile():
+    """compile's cost is a one-off compile that a run in a warm kernel does not pay (the graph
+    is cached), so the later notebooks' timed runs do not carry it, and say why."""
+    from costtrain.course.scoreboard import kept_levers
+    hw = {"cpu": "AMD EPYC", "cores": 2, "torch": "2.14.1"}
+    found = {"01b_free_speedups": {"levers": {
+        "kept": {"channels_last": True, "amp": False, "compile": True},
+        "why": "notebook 01b measured channels_last 1.38x", "hardware": hw}}}
+    levers, why = kept_levers(found, hw)
+    assert levers == {"channels_last": True}
+    assert why.startswith("notebook 01b measured channels_last") and "compile is not carried" in why
+    assert kept_levers(found, {**hw, "cores": 16})[0] == {}  # measured on another machine
+    found["01b_free_speedups"]["levers"]["kept"].pop("compile")
+    assert "compile" not in kept_levers(found, hw)[1]
+
+
+def test_a_headless_course_run_keeps_its_state_beside_its_copies(tmp_path, monkeypatch):
+    """`costtrain notebooks` points the kernels at its executed copies' folder, so a CI-sized
+    or test run of 01b cannot overwrite the levers the classroom run of 01b kept (it did: the
+    reference 04-06 once read a CI run's findings). Explicit paths are left alone."""
+    from costtrain.course import scoreboard
+    from costtrain.course.notebooks import _course_state
+    monkeypatch.chdir(tmp_path)
+    with _course_state(tmp_path / "ci"):
+        scoreboard.remember("01b_free_speedups", "levers", {"kept": {"channels_last": True}})
+        assert "01b_free_speedups" in scoreboard.findings()
+    assert (tmp_path / "ci" / "findings.json").is_file()
+    assert not (tmp_path / "out").exists() and scoreboard.findings() == {}
+    assert scoreboard.STATE_ENV not in __import__("os").environ
+    with _course_state(tmp_path / "ci"):
+        mine = tmp_path / "mine.json"
+        scoreboard.remember("x", "y", {}, path=mine)
+        assert mine.is_file()

@@ -367,6 +367,23 @@ def card_markdown(advice, findings: dict[str, Any] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+WIDTH = 110  # characters per line of the PNG card's text (monospace, fits its 9.5-inch width)
+
+
+def command_lines(command: str, width: int = WIDTH) -> list[str]:
+    """`command` as shell lines of at most `width` characters, indented, continued with `` \``
+    and never splitting an option from its value, so a reader can type or paste it whole."""
+    import re
+    words = re.findall(r"--\S+(?: (?!--)\S+)?|\S+", command)
+    lines, line = [], "  "
+    for w in words:
+        if len(line) + len(w) + 3 > width and line.strip():
+            lines.append(line + " \\")
+            line = "    "
+        line += ("" if line.isspace() else " ") + w
+    return lines + [line]
+
+
 def card_figure(advice, path: str | Path, findings: dict[str, Any] | None = None) -> Path:
     """The card as one PNG: the job, the machine, the recommendation and its command, and the
     predicted time against job size (log axes, a band per configuration, the job marked)."""
@@ -375,14 +392,15 @@ def card_figure(advice, path: str | Path, findings: dict[str, Any] | None = None
 
     from matplotlib.figure import Figure
     rec = advice.recommended
-    text = textwrap.wrap(f"Job: {job_line(advice.job)}", 110)
-    text += textwrap.wrap(f"Machine: {_machine(advice.hardware)}", 110)
+    text = textwrap.wrap(f"Job: {job_line(advice.job)}", WIDTH)
+    text += textwrap.wrap(f"Machine: {_machine(advice.hardware)}", WIDTH)
     if rec is not None:
         word, sure = verdict(advice)
-        text += [f"{word}: {rec.label}, predicted {_seconds(rec)} (set-up + training), "
-                 f"{'-' if rec.predicted_cost is None else money(rec.predicted_cost)}",
-                 f"  {rec.command()}"]
-        text += textwrap.wrap(re.sub(r"`", "", sure), 110)
+        text += textwrap.wrap(f"{word}: {rec.label}, predicted {_seconds(rec)} (set-up + "
+                              f"training), {'-' if rec.predicted_cost is None else money(rec.predicted_cost)}",
+                              WIDTH)
+        text += command_lines(rec.command())
+        text += textwrap.wrap(re.sub(r"`", "", sure), WIDTH)
     else:
         text += ["No configuration could be probed within the budget: raise it and run again."]
     lines = lines_of(advice)

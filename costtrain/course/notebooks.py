@@ -15,12 +15,13 @@ executed copies to ``notebooks/out/`` and figures to ``notebooks/out/figures/`` 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ..errors import CosttrainError
 from ..result import check_folder_writable
@@ -260,6 +261,23 @@ def _figures_param(figures: Path, notebooks_dir: Path) -> str:
 COURSE_STATE = ("scoreboard.json", "findings.json")  # what the notebooks hand on, in <notebooks>/out
 
 
+@contextlib.contextmanager
+def _course_state(out_dir: Path) -> Iterator[None]:
+    """The kernels started inside keep the scoreboard and the findings in `out_dir` (the
+    executed copies' folder; ``notebooks/out`` for the reference build), so a CI-sized or test
+    run never overwrites what the classroom run concluded (:data:`scoreboard.STATE_ENV`)."""
+    from .scoreboard import STATE_ENV
+    before = os.environ.get(STATE_ENV)
+    os.environ[STATE_ENV] = str(Path(out_dir).resolve())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(STATE_ENV, None)
+        else:
+            os.environ[STATE_ENV] = before
+
+
 def clear_course_state(notebooks_dir: str | Path = "notebooks") -> list[Path]:
     """Remove the scoreboard and the findings the notebooks wrote (``out/scoreboard.json``,
     ``out/findings.json`` next to them), so that a build of the whole course starts from none:
@@ -325,8 +343,9 @@ def run_notebooks(notebooks_dir: str | Path = "notebooks", out_dir: str | Path |
         clear_course_state(notebooks_dir)
     runs = []
     for p in paths:
-        run = run_notebook(p, out_dir, parameters=params, kernel=kernel,
-                           cell_timeout=cell_timeout, progress=progress)
+        with _course_state(out_dir):  # this run's scoreboard and findings: beside its copies
+            run = run_notebook(p, out_dir, parameters=params, kernel=kernel,
+                               cell_timeout=cell_timeout, progress=progress)
         if reference and run.ok:
             clean_reference(run.output, p)
             run.output = p.parent / run.output.name

@@ -15,15 +15,28 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Iterable
 
 from ..advice.noise import spread
 from ..result import RunResult, write_json_atomic
 
+STATE_ENV = "COSTTRAIN_COURSE_STATE"  # the folder of a run of the course (set by `costtrain notebooks`)
 DEFAULT = Path("out") / "scoreboard.json"
 IMAGE_DATASETS = ("mnist", "fashion-mnist", "cifar10")  # the others hold feature ids: "training samples"
 FINDINGS = Path("out") / "findings.json"  # what a notebook concluded on this machine, by name
+
+
+def _state(path: str | Path) -> Path:
+    """`path`, or where a headless run of the course keeps its state: `costtrain notebooks`
+    sets :data:`STATE_ENV` to its executed copies' folder, so a CI-sized or test run of the
+    course never mixes its scoreboard and findings with the reader's own (``out/`` next to the
+    notebooks, where JupyterLab runs them)."""
+    folder = os.environ.get(STATE_ENV)
+    if folder and Path(path) in (DEFAULT, FINDINGS):
+        return Path(folder) / Path(path).name
+    return Path(path)
 
 
 def row(notebook: str, r: RunResult) -> dict[str, Any]:
@@ -52,7 +65,7 @@ def configuration(r: RunResult) -> str:
 def load(path: str | Path = DEFAULT) -> list[dict[str, Any]]:
     """The rows recorded so far ([] when there is no scoreboard yet or it is unreadable)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(_state(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
     return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
@@ -63,7 +76,7 @@ def record(notebook: str, results: Iterable[RunResult],
     """Replace `notebook`'s rows with `results` (finished runs only); return every row."""
     rows = [d for d in load(path) if d.get("notebook") != notebook]
     rows += [row(notebook, r) for r in results if r.status == "ok"]
-    write_json_atomic(path, rows)
+    write_json_atomic(_state(path), rows)
     return rows
 
 
@@ -141,8 +154,9 @@ def remember(notebook: str, name: str, value: dict[str, Any],
     """Record what `notebook` concluded on this machine (e.g. 01b's kept levers, 03b's sparse
     speed-up) for the notebooks after it; the machine is stamped on it. Returns every finding."""
     from ..utils import hardware_info
+    path = _state(path)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         data = {}
     data = data if isinstance(data, dict) else {}
@@ -154,7 +168,7 @@ def remember(notebook: str, name: str, value: dict[str, Any],
 def findings(path: str | Path = FINDINGS) -> dict[str, Any]:
     """Every finding recorded so far ({} when none or unreadable)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(_state(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -169,4 +183,11 @@ def kept_levers(found: dict[str, Any], hardware: dict[str, Any]) -> tuple[dict[s
     if any(rec.get("hardware", {}).get(k) != hardware.get(k) for k in ("cpu", "cores", "torch")):
         return {}, "notebook 01b measured its levers on another machine"
     kept = {k: v for k, v in (rec.get("kept") or {}).items() if v}
-    return kept, rec.get("why", "")
+    why = rec.get("why", "")
+    if kept.pop("compile", None):  # a one-off cost these runs would not each pay
+        why += ("; compile is not carried here: its cost is the compile itself, which depends on "
+                "what the compile cache holds (a fresh process can pay several times what 01b "
+                "measured in its kernel), and in one kernel only the first run would pay it, so "
+                "no run here could be timed as a one-off; add it past 01b's break-even for your "
+                "job")
+    return kept, why
