@@ -153,8 +153,16 @@ def test_stale_lines_are_gone(stale):
         assert stale not in handout.BLOCK.sub("", page.read_text()), f"{_rel(page)}: {stale!r}"
 
 
-def test_the_removed_advise_example_is_marked_for_regeneration():
-    assert re.search(r"<!-- regenerate: `costtrain advise [^`]+`", (ROOT / "docs" / "advise.md").read_text())
+def test_the_advise_example_is_a_dated_card_or_marked_for_regeneration():
+    """The example is what `costtrain advise` printed, in a measured block (its job line first
+    and a command that runs it), or, when stale, a marker naming the command to regenerate it."""
+    section = (ROOT / "docs" / "advise.md").read_text().split("## An example", 1)[1].split("\n## ", 1)[0]
+    if re.search(r"<!-- regenerate: `costtrain advise [^`]+`", section):
+        return
+    m = OPEN.search(section)
+    assert m and "`costtrain advise" in m[0], "no measured block of `costtrain advise` in the example"
+    card = section[m.end():section.index(CLOSE)]
+    assert "**Job:**" in card and "costtrain run --method" in card
 
 
 def test_the_install_without_make_runs_the_makefiles_steps():
