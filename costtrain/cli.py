@@ -28,7 +28,8 @@ from .args import (LEVER_OPTIONS, METHOD_NAMES, add_data_args, add_optim_args, a
 from .errors import CosttrainError, ResourceError
 from .result import RunResult, check_folder_writable, check_writable, save_results
 from .run import forkserver, pool
-from .run.guards import MEMORY_SHARE, available_memory, check_reachable, check_thread_count
+from .run.guards import (MAX_PROCESSES_PER_CORE, MEMORY_SHARE, available_memory, check_reachable,
+                         check_thread_count)
 from .run.procs import Interrupted, WorkerError
 
 # Nothing above imports torch: `costtrain run` starts the fork server first (for the methods
@@ -343,12 +344,25 @@ def start_workers_early(argv: Sequence[str]) -> None:
         return  # the real parser reports it
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     n = methods.get(args.method).prestart(args)
+    if n > MAX_PROCESSES_PER_CORE * (cores or 1) or not _processes_to_spare(n + 2):
+        return  # refused by the trainer, or a tight process limit it explains: start nothing
     starting = 1 if forked else n  # the fork server alone, or every worker
     # more than one worker per core, or too little memory (a container's limit): the trainer
     # checks first and explains
     if 0 < n and (forked or n <= (cores or 1)) \
             and available_memory()[0] * MEMORY_SHARE >= starting * PRESTART_BYTES:
         pool.prestart(n)
+
+
+def _processes_to_spare(needed: int, margin: int = 64) -> bool:
+    """Whether the process limit (``ulimit -u``) leaves room for `needed` more processes with a
+    wide margin (the limit counts every process of the user; True where unknown)."""
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    except (ImportError, AttributeError, ValueError, OSError):
+        return True
+    return soft == resource.RLIM_INFINITY or soft >= needed + margin
 
 
 class _QuietParser(argparse.ArgumentParser):

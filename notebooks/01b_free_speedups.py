@@ -614,9 +614,11 @@ closing("01b_free_speedups", [
                                  "cost included"
                                  if chosen else "none: keep the plain baseline") + ".",
     f"Batch size: {batch_verdict}.",
-    "Notebooks 04 and 06 read what this notebook kept on this machine (`out/findings.json`) and give their "
-    "single-process runs " + (", ".join(f"`{k}={v!r}`" for k, v in keep.items()) if keep
-                              else "no lever (none paid here)") + ".",
+    "Notebooks 04, 05 and 06 read what this notebook kept on this machine (`out/findings.json`) and give "
+    "their single-process runs " + (", ".join(f"`{k}={v!r}`" for k, v in keep.items() if k != "compile")
+                                    or "no lever") + (" (not compile: in one kernel only their first run would "
+                                                      "pay its compile)" if "compile" in keep else "")
+    + ("" if keep else " (none paid here)") + ".",
     f"Figures: `{figures / '01b_levers.png'}`, `{figures / '01b_compile_break_even.png'}`, "
     f"`{figures / '01b_batch_time_to_accuracy.png'}`.",
 ], lever_runs + batch_runs)

@@ -114,7 +114,9 @@ print(f"the data: {ds.name}, {len(ds.train_y):,} training images, {len(ds.test_y
 # starts worker processes pays their start-up once, as a one-off run would. Accuracy enters
 # only as a filter: a configuration whose probes *measured* more than 1 point less at equal
 # samples, beyond their noise, is listed after the others and marked. The single-process rows
-# carry the levers notebook 01b kept on this machine, if it ran here.
+# carry the levers notebook 01b kept on this machine, if it ran here. Where the parameter
+# server's workers and its server outnumber the cores, its probes print costtrain's
+# oversubscription warning: the probe measures what such a run costs here.
 #
 # **Exercise 1, predict first: the recommendation.** Before the probes run: will `advise`
 # recommend a configuration that trains in **one** process (the baseline, with 1 thread or
@@ -360,7 +362,11 @@ if checked is not None:
     row = next(r for r in ranked if r.label == panel.values()["method"])
     took = checked.one_off_seconds
     takeaways.append(f"The job you ran ({row.label}) took {secs(took)} of set-up + training against the "
-                     f"predicted {secs(row.predicted_seconds)} ({took / row.predicted_seconds:.2f}x; one run).")
+                     f"predicted {secs(row.predicted_seconds)} ({took / row.predicted_seconds:.2f}x; one run)"
+                     + ("" if not row.predicted_range else
+                        f", {'above' if took > row.predicted_range[1] else 'below' if took < row.predicted_range[0] else 'within'} "
+                        f"the predicted range [{secs(row.predicted_range[0])} to {secs(row.predicted_range[1])}]")
+                     + ".")
 takeaways += what_would_change(advice, scoreboard.findings())[:2]
 closing("06_your_decision", takeaways, advice.probes)
 

@@ -203,6 +203,10 @@ def thread_line(advice) -> str | None:
         word = "slower than one thread, beyond noise"
     elif low <= 1.0:
         word = "no faster beyond noise: its range reaches 1x"
+    elif crossed := [t for t in (NEAR_IDEAL, PART_OF_IDEAL) if low / ideal < t <= high / ideal]:
+        word = (f"{word} by the median, but its range ({100 * low / ideal:.0f}-"
+                f"{100 * high / ideal:.0f} % of the ideal) straddles the {100 * crossed[0]:.0f} % "
+                "threshold: within noise of it")
     return (f"**More threads.** One process with {many.job['threads']} threads trained "
             f"{ratio:.2f}x [{low:.2f}-{high:.2f}] the samples/s of {one.job['threads']} thread "
             f"(ideal {ideal:g}x): {word} ({100 * share:.0f} % of it; thresholds "

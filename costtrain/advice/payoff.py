@@ -109,7 +109,9 @@ def conclusion(verdicts: Sequence[Verdict], what: str = "this model") -> str:
     """One sentence: which levers to keep and which did not pay, from the verdicts."""
     kept = [v.trial.label for v in verdicts if v.kept]
     dropped = [v for v in verdicts if not v.kept]
-    text = (f"keep {' and '.join(kept)}" if kept else "keep none of the levers tried")
+    text = (f"keep {kept[0]}" if len(kept) == 1 else
+            f"keep {' and '.join(kept)}, each of which paid alone (measured one at a time, not "
+            "together)" if kept else "keep none of the levers tried")
     if dropped:
         text += "; " + "; ".join(f"{v.trial.label} did not pay ({v.why})" for v in dropped)
     return f"on this machine, for {what}, {text}."

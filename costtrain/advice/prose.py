@@ -25,9 +25,14 @@ _CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)
 
 
 def md(text: str) -> str:
-    """`text` safe to show as Markdown: each ``$`` outside code escaped as ``\\$``."""
+    """`text` safe to show as Markdown in Jupyter: each ``$`` outside code written ``\\\\$``
+    (an escaped backslash, then the dollar), so that the rendered text holds ``\\$``, which
+    MathJax shows as a dollar sign and never pairs as math; a single ``\\$`` is not enough in
+    JupyterLab (its Markdown renderer drops the backslash before MathJax reads the page).
+    Text already escaped either way comes out the same."""
     parts = _CODE.split(text)
-    return "".join(p if i % 2 else re.sub(r"(?<!\\)\$", r"\\$", p) for i, p in enumerate(parts))
+    return "".join(p if i % 2 else re.sub(r"(?:\\\\|\\)?\$", r"\\\\$", p)
+                   for i, p in enumerate(parts))
 
 
 def number(x: float) -> str:

@@ -227,7 +227,7 @@ def class_command_md(notebooks: str | Path = NOTEBOOKS) -> str:
         f"(measured {ref['date']}, `docs/benchmarks.md`), so expect a little over "
         f"{minutes:.1f} min there with {job['repeats']}, and more on a slower laptop. On a "
         "busy one it takes longer still (it re-runs a repeat the machine was busy for) and "
-        "says so (\"busy\") instead of naming a winner. **The target, {job['target_accuracy']} %:** in that measurement the "
+        f"says so (\"busy\") instead of naming a winner. **The target, {job['target_accuracy']} %:** in that measurement the "
         f"lowest final test accuracy of any configuration was {ref['lowest_accuracy']} %, so "
         f"{reach}.",
         ""])

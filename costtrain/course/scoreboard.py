@@ -188,6 +188,6 @@ def kept_levers(found: dict[str, Any], hardware: dict[str, Any]) -> tuple[dict[s
         why += ("; compile is not carried here: its cost is the compile itself, which depends on "
                 "what the compile cache holds (a fresh process can pay several times what 01b "
                 "measured in its kernel), and in one kernel only the first run would pay it, so "
-                "no run here could be timed as a one-off; add it past 01b's break-even for your "
-                "job")
+                "no run here could be timed as a one-off; 01b measured each lever alone, never "
+                "compile on top of the others, so whether adding it helps is not measured here")
     return kept, why

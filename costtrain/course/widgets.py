@@ -384,11 +384,12 @@ class LivePlot:
             self._axes[0].legend(fontsize=7, loc="upper right")
         if not self.series:
             self._axes[0].text(0.0, 0.5, "press Run (or run the next cell) to train", fontsize=11,
-                               transform=self._axes[0].transAxes, va="center")
+                               transform=self._axes[0].transAxes, va="center", in_layout=False)
         elif not current.get("loss"):
             self._axes[0].text(0.0, 0.5 if not drawn else 0.9,
                                f"{self.label}: {starting_note(self.label)}...",
-                               fontsize=10, transform=self._axes[0].transAxes, va="center")
+                               fontsize=10, transform=self._axes[0].transAxes, va="center",
+                               in_layout=False)  # a long note must not squeeze the axes away
         buf = io.BytesIO()
         self._fig.savefig(buf, format="png")
         return buf.getvalue()

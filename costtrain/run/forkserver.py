@@ -81,7 +81,11 @@ def start() -> int | None:
     with _lock:
         procs.start_resource_tracker()  # first, so that it ignores SIGHUP (see there)
         _server.set_forkserver_preload([SERVER_SIDE])
-        _server.ensure_running()  # returns at once
+        if pid() is None:  # a new server: started with the stop signals held, as a worker is
+            with procs.held_while_starting():  # (a Ctrl-C in its first milliseconds printed a
+                _server.ensure_running()          # KeyboardInterrupt traceback); at once
+        else:
+            _server.ensure_running()
         return pid()
 
 

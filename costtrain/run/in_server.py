@@ -1,12 +1,13 @@
 """What the package's fork server (:mod:`costtrain.run.forkserver`) imports, and nowhere else.
 
-In order: ignore SIGTERM and SIGHUP (multiprocessing already makes it ignore SIGINT), which
-``timeout``, systemd, Slurm and a closed terminal send to a whole process group: a server
+In order: ignore SIGINT, SIGTERM and SIGHUP (multiprocessing ignores SIGINT only after the
+imports), which Ctrl-C, ``timeout``, systemd, Slurm and a closed terminal send to a whole
+process group: a server
 that died of one would take the workers it forked with it before they hand in their results;
 die with the parent while importing (``PR_SET_PDEATHSIG``; afterwards the server ends when the
 parent's end closes its "alive" pipe); take a fork request that its client abandoned (out of
 file descriptors, say) as aborted instead of crashing with a traceback on the user's
-terminal; then import what every worker needs (:func:`costtrain.run.pool.preload`), so that
+terminal, and keep quiet a worker that fails before it starts because its parent is ending; then import what every worker needs (:func:`costtrain.run.pool.preload`), so that
 no worker imports it again. No thread is started and torch runs no operation here.
 """
 from __future__ import annotations
@@ -18,13 +19,16 @@ import importlib
 import os
 import signal
 import sys
+import traceback
 from multiprocessing import reduction
 
 PR_SET_PDEATHSIG = 1
 
 
 def _ignore_group_signals() -> None:
-    for name in ("SIGTERM", "SIGHUP"):
+    # SIGINT too: multiprocessing ignores it only once the preload is done, and a Ctrl-C to
+    # the process group while the server imports torch printed a KeyboardInterrupt traceback
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
 
@@ -50,6 +54,19 @@ def _recvfds_or_abort(sock, size):
 
 def _restore_recvfds() -> None:
     reduction.recvfds = _recvfds  # a worker gets multiprocessing's own back
+    sys.excepthook = _quiet_if_never_started
+
+
+def _quiet_if_never_started(kind, value, tb) -> None:
+    """A forked worker that fails before it starts, while it reads what its parent sent (the
+    parent refused its input or ran out of memory and is ending, so the semaphores it sent are
+    gone), leaves no traceback on the user's terminal: the parent has said what went wrong,
+    or, still running, names the worker that ended while starting. Any later failure is
+    printed as usual."""
+    frames = [f.f_code.co_name for f, _ in traceback.walk_tb(tb)]
+    if "_main" in frames and "_bootstrap" not in frames:
+        return
+    sys.__excepthook__(kind, value, tb)
 
 
 def _prepare() -> None:

@@ -61,6 +61,7 @@ ALLOWED_WARNINGS: dict[str, list[tuple[str, str]]] = {
     # Hogwild! with more processes than cores; the parameter server's workers + its server
     "04_compare": [(OVERSUBSCRIBED, r"oversubscription warning")],
     "05_beyond_one_machine": [(OVERSUBSCRIBED, r"will print the oversubscription warning")],  # the server
+    "06_your_decision": [(OVERSUBSCRIBED, r"oversubscription warning")],  # advise's parameter-server probes
 }
 
 STDERR = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
