@@ -198,7 +198,9 @@ def test_notebooks_escape_dollars_in_generated_markdown():
 def test_md_escapes_dollars_outside_code_only():
     text = "($0.0000098, electricity at $0.2/kWh) `cost = $x` and\n```\necho $HOME\n```"
     out = prose.md(text)
-    assert out.startswith(r"(\$0.0000098, electricity at \$0.2/kWh) `cost = $x` and")
+    # two backslashes: the rendered text keeps one, so JupyterLab's MathJax shows a dollar
+    assert out.startswith(r"(\\$0.0000098, electricity at \\$0.2/kWh) `cost = $x` and")
+    assert prose.md(r"\$1") == prose.md("$1") == r"\\$1"  # a single escape is upgraded
     assert "echo $HOME" in out and prose.md(out) == out  # already escaped: unchanged
     # no unescaped $ pair is left for a LaTeX renderer outside code
     assert not re.search(r"(?<!\\)\$", re.sub(r"```.*?```|`[^`]*`", "", out, flags=re.S))
