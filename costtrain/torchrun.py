@@ -15,6 +15,7 @@ import inspect
 import math
 import os
 import re
+import signal
 import sys
 from typing import Any, Callable
 
@@ -197,9 +198,14 @@ def run_cli(args: Any) -> int:
         torchrun.run(torchrun.parse_args(argv))
     except ChildFailedError as exc:
         failed = sorted(exc.failures.items())
-        codes = {f.exitcode for _, f in failed}
-        code = codes.pop() if len(codes) == 1 and codes <= {2, 3, 4} else 3
+        # torchrun's agent stops the other ranks with SIGTERM once one has failed: those ended
+        # for that rank's reason, so the code is the one the ranks ended with on their own
+        own = {f.exitcode for _, f in failed if f.exitcode >= 0}
+        stopped = all(f.exitcode >= 0 or f.exitcode == -signal.SIGTERM for _, f in failed)
+        code = own.pop() if len(own) == 1 and own <= {2, 3, 4} and stopped else 3
         ranks = ", ".join(f"{r} (exit {f.exitcode})" if f.exitcode >= 0 else
+                          f"{r} (stopped by torchrun after another rank failed)"
+                          if f.exitcode == -signal.SIGTERM and own else
                           f"{r} (killed by signal {-f.exitcode})" for r, f in failed)
         raise TorchrunFailed(f"rank{'s' if len(failed) > 1 else ''} {ranks} of this machine "
                              f"(node {args.node_rank}) failed; each said why above"

@@ -52,7 +52,7 @@ from IPython.display import Markdown, display
 import costtrain
 from costtrain.course import (busy_note, chart_losses, check_prediction, claim, close_all, epoch_splits,
                               log_elapsed_time, machine_note, md, multiply_adds, one_run_sentence, pct,
-                              plot_losses, plot_worker_losses, rate, ratio_sentence, ready_server,
+                              plot_losses, plot_worker_losses, rate, ratio_sentence, ready_workers,
                               results_table, run_header, run_panel, secs, span, step_footprint, summary,
                               tensor_dataset,
                               threads_per_process, train_hogwild, train_model, worked_answer, worker,
@@ -114,12 +114,7 @@ print(f"configurations, each {total_epochs} epochs of work = {total_epochs * len
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-server_seconds = ready_server()  # once, before the first multi-process run this notebook measures
-print(f"the fork server that every worker below is forked from started in {server_seconds:.2f} s, once; "
-      "a `costtrain run` starts it while it imports torch, so the runs below, like a one-off command, pay only "
-      "forking their workers" if server_seconds else
-      "workers are spawned on this system (no fork server): each run's set-up below includes its workers' "
-      "start-up, each a fresh Python interpreter that imports torch")
+print(ready_workers())  # the fork server, once, before the first multi-process run this notebook measures
 
 # %% [markdown]
 # ## 1. What one Hogwild! worker does

@@ -118,14 +118,9 @@ print(f"fashion-mnist: {len(dense_ds.train_y):,} training / {len(dense_ds.test_y
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from costtrain.course import ready_server
+from costtrain.course import ready_workers
 
-server_seconds = ready_server()  # once, before the first multi-process run this notebook measures
-print(f"the fork server that every worker below is forked from started in {server_seconds:.2f} s, once; "
-      "a `costtrain run` starts it while it imports torch, so the runs below, like a one-off command, pay only "
-      "forking their workers" if server_seconds else
-      "workers are spawned on this system (no fork server): each run's set-up below includes its workers' "
-      "start-up, each a fresh Python interpreter that imports torch")
+print(ready_workers())  # the fork server, once, before the first multi-process run this notebook measures
 
 # %% [markdown]
 # ## 1. The sparse problem and the sparse model

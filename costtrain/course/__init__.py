@@ -58,7 +58,7 @@ _FROM = {
     "costtrain.advice.decision": "decision_card job_line verdict what_would_change",
     "costtrain.advice.takeover": "samples_text",
     "costtrain.data.models": "multiply_adds",
-    "costtrain.course.widgets": "NoWrap epoch_splits run_panel",
+    "costtrain.course.widgets": "NoWrap epoch_splits ready_workers run_panel",
     "costtrain.course.notebooks": "check_parameters",
 }
 EXPORTS: dict[str, str] = {name: module for module, names in _FROM.items()

@@ -217,6 +217,20 @@ def _start_words() -> str:
     return "each a fresh interpreter importing torch: seconds"
 
 
+def ready_workers() -> str:
+    """Start the fork server once, before a notebook's first measured multi-process run
+    (:func:`costtrain.run.pool.ready_server`), and say in one line what that means for the
+    set-ups measured after it."""
+    from ..run.pool import ready_server
+    seconds = ready_server()
+    if seconds:
+        return (f"the fork server that every worker below is forked from started in {seconds:.2f} "
+                "s, once; a `costtrain run` starts it while it imports torch, so the runs below, "
+                "like a one-off command, pay only forking their workers")
+    return ("workers are spawned on this system (no fork server): each run's set-up below "
+            "includes its workers' start-up, each a fresh Python interpreter that imports torch")
+
+
 def starting_note(label: str) -> str:
     """What a run named `label` does before its first step, in words (the panel says it)."""
     import re

@@ -33,7 +33,11 @@ def test_recommend_end_to_end_respects_budget_and_measurements(fmnist):
     assert advice.elapsed_seconds <= time.perf_counter() - t0  # its own clock, not a speed claim
     ran = [p.label for p in advice.probes]
     skipped = [n for n in advice.notes if "skipped" in n]
-    assert len(ran) == len(set(ran)) and set(ran) <= {p.label for p in plan}
+    # each configuration once, plus the repeats `refine` adds to the close contenders when the
+    # budget allows (how many depends on the machine's speed)
+    assert set(ran) <= {p.label for p in plan}
+    first = ran[:len(set(ran))]
+    assert len(first) == len(set(first)), "a repeat ran before every configuration had its first probe"
     assert set(ran) == {p.label for p in plan} or skipped  # a probe left out is named
     ok = [r for r in advice.rows if r.status == "ok"]
     assert len(ok) >= 2, advice
@@ -54,9 +58,12 @@ def test_recommend_end_to_end_respects_budget_and_measurements(fmnist):
     assert all(p.cost["energy_source"] for p in advice.probes if p.status == "ok")
     assert all(p.config["model"] == "TinyNet" for p in advice.probes if p.status == "ok")
     text = str(advice)
-    # one probe each: the top row is the fastest predicted, not a verdict
-    assert f"Soonest predicted, one probe each: {ok[0].label}" in text and "names no winner" in text
-    assert "Recommended:" not in text and ok[0].label in advice.justification
+    if ok[0].probes == 1 or ok[1].probes == 1:  # one probe each: the fastest predicted, no verdict
+        assert f"Soonest predicted, one probe each: {ok[0].label}" in text and "names no winner" in text
+        assert "Recommended:" not in text
+    else:  # refined: ranges decide between a recommendation and a tie
+        assert f"Recommended: {ok[0].label}" in text or "Tie (within noise)" in text
+    assert ok[0].label in advice.justification
     assert f"{ok[0].predicted_seconds:.3g} s" in advice.justification
 
 
