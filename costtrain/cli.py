@@ -449,10 +449,13 @@ def _on_stop_signal(signum, frame) -> None:
 def _signals_deferred() -> Iterator[None]:
     """Hold SIGINT, SIGTERM and SIGHUP while the block runs; raise the first one after it.
 
-    For an import whose interruption corrupts the process: torch's C initialisation imports
+    For imports whose interruption corrupts the process: torch's C initialisation imports
     numpy and swallows any exception raised inside that import (the signal is lost, or numpy
-    is left half imported and fails later with a traceback). numpy is imported here first,
-    whole (a fraction of a second)."""
+    is left half imported and fails later with a traceback); and a Ctrl-C that lands while
+    torch's C++ initialisation runs Python code ends the process with C++'s ``terminate``
+    (SIGABRT), or leaves CPython set to kill it with SIGINT at exit (status -2, not 130).
+    numpy, then torch, are imported here whole (a second or two; the signal is answered
+    right after)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -493,8 +496,9 @@ def _execute(args, done: list[RunResult]) -> tuple[list[RunResult], Callable[[],
     """Run ``run`` or ``compare``: the results, and what prints them (called after they are
     saved); raise :class:`RunFailed` for failures after training began."""
     try:
-        with _signals_deferred():  # whole, before torch's C initialisation imports it
+        with _signals_deferred():  # each whole: numpy before torch's C initialisation
             import numpy  # noqa: F401
+            import torch  # noqa: F401
         if args.command == "run":
             results = cmd_run(args)
             done.extend(results)  # a signal from now on still saves the finished run
@@ -577,7 +581,9 @@ def main(argv: Sequence[str] | None = None, held: Sequence[int] | None = None) -
         if held:
             raise _early_signal(held[0])
         start_workers_early(argv)
-        args = build_parser(argv).parse_args(argv)
+        with _signals_deferred():  # a subcommand's module may import torch (advise does)
+            parser = build_parser(argv)
+        args = parser.parse_args(argv)
         check_outputs(args)
         if args.command not in ("run", "compare"):
             try:
