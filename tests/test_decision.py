@@ -9,8 +9,8 @@ import re
 
 from costtrain.advice.advise import Advice
 from costtrain.advice.cost import price_basis
-from costtrain.advice.decision import (card_markdown, decision_card, job_line, verdict,
-                                       what_would_change)
+from costtrain.advice.decision import (card_markdown, check_landed, decision_card,
+                                       fastest_once_started, job_line, verdict, what_would_change)
 from costtrain.advice.predict import rank_probes
 from costtrain.result import RunResult
 from costtrain.utils import hardware_info
@@ -120,6 +120,39 @@ def test_a_tie_is_called_a_tie_and_says_what_would_separate_the_two():
     assert "**Tie (within noise):**" in card_markdown(tied)
     apart = _planted(**SCALES)
     assert verdict(apart) == ("Recommended", "")
+
+
+def test_the_fastest_once_started_is_named_only_above_everyone_elses_range():
+    apart = fastest_once_started(_planted(**SCALES).rows)
+    assert apart.startswith("Fastest once started: hogwild 2 processes (14,500 samples/s, "
+                            "14,000-15,000)") and "above every other's" in apart
+    close = fastest_once_started(_planted(rates={"baseline 1 thread": (5000, 5500, 6000),
+                                                 "baseline 2 threads": (5200, 5600, 6100)},
+                                          setups={"baseline 1 thread": 0.01,
+                                                  "baseline 2 threads": 0.01}).rows)
+    assert close.startswith("Highest steady rate: baseline 2 threads (5,600")
+    assert "within noise of baseline 1 thread (5,500" in close and "cannot tell" in close
+    one = rank_probes([_probe("a", "baseline", 9000, 0.0), _probe("b", "baseline", 5000, 0.0)],
+                      job_samples=60_000)
+    assert "within noise of b (5,000 samples/s, one probe)" in fastest_once_started(one)
+
+
+def test_a_check_run_outside_the_range_says_what_differed_from_the_probes():
+    advice = _planted(**SCALES)
+    row = advice.recommended  # hogwild: 14,000-15,000 samples/s, set-up 3 s
+    inside = _probe(row.label, row.method, 14_500, 3.0)
+    inside.train_seconds = row.predicted_seconds - 3.0
+    assert "inside the predicted range" in check_landed(row, inside)
+    assert "Against the probes" not in check_landed(row, inside)
+    slow = _probe(row.label, row.method, 9_000, 3.0)
+    slow.train_seconds = 600_000 / 9_000
+    slow.extra = {"load": {"other_cores": 0.8, "cores": 2, "busy": True}}
+    said = check_landed(row, slow)
+    assert "above the predicted range" in said
+    assert "it trained at 9,000 samples/s against the probes' 14,000-15,000 samples/s (0.62x" \
+        in said
+    assert "set-up took 3.00 s against the probes' 3.00-3.00 s" in said
+    assert "other work used 0.8 of 2 cores (busy)" in said and "run it again" in said
 
 
 def test_a_card_read_on_another_machine_says_so(tmp_path):

@@ -133,6 +133,67 @@ def verdict(advice) -> tuple[str, str]:
     return "Recommended", ""
 
 
+def fastest_once_started(rows: Sequence) -> str:
+    """Which configuration trains fastest once started (highest steady rate), said as far as
+    the probes can tell: named only when its range of steady rates is above every other's;
+    otherwise which ones it is within noise of (ranges overlap, or one probe each)."""
+    ok = [r for r in rows if r.status == "ok"]
+    if not ok:
+        return ""
+    top = max(ok, key=lambda r: r.samples_per_second)
+
+    def rate(r) -> str:
+        spread_ = (f", {r.rate_range[0]:,.0f}-{r.rate_range[1]:,.0f}" if r.rate_range
+                   else ", one probe")
+        return f"{r.label} ({r.samples_per_second:,.0f} samples/s{spread_})"
+
+    others = [r for r in ok if r is not top]
+    close = [r for r in others if top.rate_range is None or r.rate_range is None
+             or r.rate_range[1] >= top.rate_range[0]]
+    if not others:
+        return f"Fastest once started: {rate(top)}, the only configuration measured."
+    if not close:
+        return f"Fastest once started: {rate(top)}, its range above every other's."
+    return (f"Highest steady rate: {rate(top)}, within noise of "
+            f"{', '.join(rate(r) for r in close)}: these probes cannot tell which of them "
+            "trains faster once started.")
+
+
+def check_landed(row, result) -> str:
+    """Where one run of the whole job (`result`) landed against the prediction of `row` and,
+    outside the predicted range, what differed from the probes: the steady rate or the set-up,
+    each against the probes' range, and the other work the run measured on the machine."""
+    took, predicted = result.one_off_seconds, row.predicted_seconds
+    lo, hi = row.predicted_range or (predicted, predicted)
+    where = ("inside" if lo <= took <= hi else "above" if took > hi else "below")
+    text = (f"measured {took:.3g} s of set-up + training against the predicted {predicted:.3g} s "
+            f"[{lo:.3g} to {hi:.3g}]: {took / predicted:.2f}x, {where} the predicted range "
+            "(one run).")
+    if where == "inside":
+        return text
+
+    def against(value: float, median: float, span, unit: str, fmt: str) -> str:
+        probes = (f"{span[0]:{fmt}}-{span[1]:{fmt}}" if span else f"{median:{fmt}}")
+        return f"{value:{fmt}}{unit} against the probes' {probes}{unit}"
+
+    rate = result.steady_samples_per_second or 0.0
+    parts = []
+    if rate and row.samples_per_second:
+        trained = against(rate, row.samples_per_second, row.rate_range, " samples/s", ",.0f")
+        parts.append(f"it trained at {trained} ({rate / row.samples_per_second:.2f}x their "
+                     "median)")
+    setup = against(result.setup_seconds, row.setup_seconds, row.setup_range, " s", ".2f")
+    parts.append(f"its set-up took {setup}")
+    load = result.extra.get("load") or {}
+    other = load.get("other_cores")
+    machine = ("" if other is None else
+               f" During the run, other work used {other:.1f} of {load.get('cores', '?')} cores"
+               + (" (busy)." if load.get("busy") else "."))
+    return (f"{text} Against the probes: {'; '.join(parts)}.{machine} The prediction assumes the "
+            "job runs as its probes did; run it again when the machine is idle (and probe with "
+            "`--repeats 3`) before trusting either number.")
+
+
 def soonest(advice):
     """The ok row with the lowest predicted one-off time (None without one): the recommendation
     unless the accuracy filter listed it after."""
@@ -375,7 +436,7 @@ WIDTH = 110  # characters per line of the PNG card's text (monospace, fits its 9
 
 
 def command_lines(command: str, width: int = WIDTH) -> list[str]:
-    """`command` as shell lines of at most `width` characters, indented, continued with `` \``
+    """`command` as shell lines of at most `width` characters, indented, continued with a backslash
     and never splitting an option from its value, so a reader can type or paste it whole."""
     import re
     words = re.findall(r"--\S+(?: (?!--)\S+)?|\S+", command)

@@ -55,7 +55,8 @@ _FROM = {
     "costtrain.course.arc": "TYPICAL_ACCURACY closing opening",
     "costtrain.course.exercises": "check_prediction worked_answer",
     "costtrain.course.claims": "CANNOT_TELL claim",
-    "costtrain.advice.decision": "decision_card job_line verdict what_would_change",
+    "costtrain.advice.decision": ("check_landed decision_card fastest_once_started job_line "
+                                  "verdict what_would_change"),
     "costtrain.advice.takeover": "samples_text",
     "costtrain.data.models": "multiply_adds",
     "costtrain.course.widgets": "NoWrap epoch_splits ready_workers run_panel",
