@@ -193,7 +193,7 @@ display(Markdown(md(
 # epochs_per_process, optimizer)`. It prints the test accuracy and returns the training
 # losses; `log_elapsed_time` prints the wall time, end to end, and `chart_losses` draws the
 # curves. The progress bar counts the samples all processes have trained; it first says
-# *starting N process(es)* while the workers are spawned.
+# *starting N process(es)* while the workers start.
 #
 # **Exercise 1, predict first: more processes, fewer threads each?** The next cell names two
 # configurations that this section and section 3.2 both run, and asks for the ratio of their
@@ -314,9 +314,10 @@ mine = panel.run()
 #
 # Every configuration again, with `train_hogwild`, each starting fresh workers. The original
 # API and `train_hogwild` run the same worker loop on the same in-memory data with the same
-# settings (each from its own random initial weights), so every configuration has now run
-# twice: the claims below compare configurations only where the two runs of one lie apart
-# from the two runs of the other (the ranges rule).
+# settings but another seed (`seed + 1` here: other initial weights, another data order), so
+# every configuration has now run twice, from two seeds: the claims below compare
+# configurations only where the two runs of one lie apart from the two runs of the other (the
+# ranges rule).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -324,7 +325,7 @@ native = {}
 for p, e in configs:
     close_all()  # fresh workers, as in section 2
     native[(p, e)] = train_hogwild("simple", ds, processes=p, epochs_per_process=e, batch_size=batch_size, lr=lr,
-                                   momentum=momentum, seed=seed, progress=progress)
+                                   momentum=momentum, seed=seed + 1, progress=progress)
 runs = list(native.values())
 print(results_table(runs))
 
@@ -343,7 +344,8 @@ def two(field, fmt=secs, scale=1.0):
 
 
 display(Markdown(md(
-    "**Measured**, two runs of each configuration (the original API's, then `train_hogwild`'s): "
+    f"**Measured**, two runs of each configuration (the original API's with seed {seed}, then "
+    f"`train_hogwild`'s with seed {seed + 1}): "
     f"training seconds {two('train_seconds')}. Set-up, one-off: {two('setup_seconds')}; warm (what a re-run "
     f"in this kernel would have paid): {two('warm_setup_seconds')}. Steady state: "
     f"{two('steady_samples_per_second', rate)}. Test accuracy: {two('test_accuracy', pct)}.")))

@@ -50,9 +50,9 @@ from IPython.display import Image, Markdown, display
 
 import costtrain
 from costtrain import methods
-from costtrain.course import (check_prediction, decision_card, hardware_info, job_line, md,
-                              recommend, run_header, run_panel, scoreboard, secs, summary,
-                              verdict, what_would_change, worked_answer)
+from costtrain.course import (check_landed, check_prediction, decision_card, fastest_once_started,
+                              hardware_info, job_line, md, recommend, run_header, run_panel,
+                              scoreboard, secs, summary, verdict, what_would_change, worked_answer)
 
 # show warnings as one line, without the file they came from
 warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
@@ -183,15 +183,9 @@ def job_run(v, live):
               progress=progress, on_progress=live)
     live.finish(r)
     print(summary(r))
-    measured = r.one_off_seconds
-    lo, hi = row.predicted_range or (row.predicted_seconds, row.predicted_seconds)
     same = v["batch_size"] == batch_size and v["lr"] == lr
-    where = ("inside the predicted range" if lo <= measured <= hi else
-             f"{'above' if measured > hi else 'below'} the predicted range")
-    print(f"predicted {secs(row.predicted_seconds)} [{secs(lo)} to {secs(hi)}], measured "
-          f"{secs(measured)} of set-up + training ({measured / row.predicted_seconds:.2f}x the "
-          f"prediction, {where}; one run)"
-          + ("" if same else f"; the probes ran batch {batch_size}, lr {lr}: the prediction was for those"))
+    print(check_landed(row, r)
+          + ("" if same else f" The probes ran batch {batch_size}, lr {lr}: the prediction was for those."))
     return r
 
 
@@ -256,14 +250,11 @@ soonest = min((r for r in ranked if r.predicted_seconds is not None), key=lambda
 if rec is None or soonest is None:
     answer = "No configuration was probed within the budget: raise `decision_budget` and run section 1 again."
 else:
-    fastest = max(ranked, key=lambda r: r.samples_per_second)  # the fastest once started
     kind = "one process" if recommended_processes == "one" else "several processes"
     answer = (
         f"This run: `advise` recommended **{rec.label}** ({kind}), predicted {secs(rec.predicted_seconds)}. "
         + (f"The card calls it a tie with {runner_up[0].label}: {card_tie} " if card_tie else "")
-        + 
-        f"The fastest once started was {fastest.label} ({fastest.samples_per_second:,.0f} samples/s steady, "
-        f"set-up {secs(fastest.setup_seconds)}). "
+        + f"{fastest_once_started(ranked)} "
         + ("The recommendation is also the soonest predicted: for a job of this size the steady rate and the "
            "set-up together decide, set-up + samples / steady rate."
            if soonest.label == rec.label else
@@ -360,13 +351,7 @@ else:
     takeaways.append("No configuration could be probed within the budget: raise `decision_budget`.")
 if checked is not None:
     row = next(r for r in ranked if r.label == panel.values()["method"])
-    took = checked.one_off_seconds
-    takeaways.append(f"The job you ran ({row.label}) took {secs(took)} of set-up + training against the "
-                     f"predicted {secs(row.predicted_seconds)} ({took / row.predicted_seconds:.2f}x; one run)"
-                     + ("" if not row.predicted_range else
-                        f", {'above' if took > row.predicted_range[1] else 'below' if took < row.predicted_range[0] else 'within'} "
-                        f"the predicted range [{secs(row.predicted_range[0])} to {secs(row.predicted_range[1])}]")
-                     + ".")
+    takeaways.append(f"The job you ran ({row.label}): {check_landed(row, checked)}")
 takeaways += what_would_change(advice, scoreboard.findings())[:2]
 closing("06_your_decision", takeaways, advice.probes)
 

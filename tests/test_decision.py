@@ -152,7 +152,13 @@ def test_a_check_run_outside_the_range_says_what_differed_from_the_probes():
     assert "it trained at 9,000 samples/s against the probes' 14,000-15,000 samples/s (0.62x" \
         in said
     assert "set-up took 3.00 s against the probes' 3.00-3.00 s" in said
-    assert "other work used 0.8 of 2 cores (busy)" in said and "run it again" in said
+    assert "busy during the run (other work used 0.8 of 2 cores): run it again when it is idle" \
+        in said
+    slow.extra = {"load": {"other_cores": 0.0, "cores": 2, "busy": False}}
+    quiet = check_landed(row, slow)
+    assert "so the machine's load does not explain the gap" in quiet and "idle" not in quiet
+    assert f"predictions for this job as {slow.one_off_seconds / row.predicted_seconds:.2f}x" \
+        in quiet
 
 
 def test_a_card_read_on_another_machine_says_so(tmp_path):

@@ -43,9 +43,11 @@ def test_speedup_verdict_says_within_noise_only_when_ranges_overlap():
 
 def test_first_verdict_names_the_first_and_the_noise():
     text = first_verdict({"a": [5.0, 6.0, 7.0], "b": [6.5, 8.0, 9.0], "c": [None, None, None]})
-    assert text.startswith("a reaches the target first (median 6") and "then b" in text
+    assert text.startswith("a reaches the target first, in 6 s (median; 5-7 s over 3 runs), "
+                           "then b, in 8 s (median; 6.5-9 s over 3 runs)")
     assert "within noise" in text
     text = first_verdict({"a": [5.0, 6.0], "b": [9.0, 10.0]})
     assert "within noise" not in text
-    assert "missed it in 1 run" in first_verdict({"a": [5.0, None], "b": [9.0, 10.0]})
+    assert "a reaches the target first, in 5 s (one run; it missed the goal in 1 run(s))" \
+        in first_verdict({"a": [5.0, None], "b": [9.0, 10.0]})
     assert first_verdict({"a": [None]}) == "no configuration reached the target"

@@ -185,13 +185,16 @@ def check_landed(row, result) -> str:
     setup = against(result.setup_seconds, row.setup_seconds, row.setup_range, " s", ".2f")
     parts.append(f"its set-up took {setup}")
     load = result.extra.get("load") or {}
-    other = load.get("other_cores")
-    machine = ("" if other is None else
-               f" During the run, other work used {other:.1f} of {load.get('cores', '?')} cores"
-               + (" (busy)." if load.get("busy") else "."))
-    return (f"{text} Against the probes: {'; '.join(parts)}.{machine} The prediction assumes the "
-            "job runs as its probes did; run it again when the machine is idle (and probe with "
-            "`--repeats 3`) before trusting either number.")
+    other, cores = load.get("other_cores"), load.get("cores", "?")
+    if load.get("busy"):
+        then = (f" The machine was busy during the run (other work used {other:.1f} of {cores} "
+                "cores): run it again when it is idle before trusting either number.")
+    else:
+        then = ((f" Other work used {other:.1f} of {cores} cores during the run, so the "
+                 "machine's load does not explain the gap." if other is not None else "")
+                + " One run: run it again; if it lands there again, read this machine's "
+                f"predictions for this job as {took / predicted:.2f}x.")
+    return f"{text} Against the probes: {'; '.join(parts)}.{then}"
 
 
 def soonest(advice):

@@ -77,11 +77,18 @@ def first_verdict(seconds_by_label: dict[str, Sequence[float | None]],
     ranked = sorted(reached, key=lambda k: spread(reached[k]).median)
     best = spread(reached[ranked[0]])
     missed = {k: len(seconds_by_label[k]) - len(reached.get(k, [])) for k in seconds_by_label}
-    text = f"{ranked[0]} reaches {goal} first (median {best.text()} s"
-    text += f"; missed it in {missed[ranked[0]]} run(s))" if missed[ranked[0]] else ")"
+    text = f"{ranked[0]} reaches {goal} first, in {_seconds(best, missed[ranked[0]])}"
     if len(ranked) > 1:
         nxt = spread(reached[ranked[1]])
-        text += (f", then {ranked[1]} ({nxt.text()} s)"
+        text += (f", then {ranked[1]}, in {_seconds(nxt, missed[ranked[1]])}"
                  + (": within noise, the ranges overlap" if best.overlaps(nxt) else ""))
     return text
+
+
+def _seconds(s: Spread, missed: int = 0) -> str:
+    """``0.445 s (median; 0.347-0.447 s over 3 runs)``, or ``0.445 s (one run)``."""
+    miss = f"; it missed the goal in {missed} run(s)" if missed else ""
+    if s.n < 2:
+        return f"{s.median:.3g} s (one run{miss})"
+    return f"{s.median:.3g} s (median; {s.low:.3g}-{s.high:.3g} s over {s.n} runs{miss})"
 

@@ -80,7 +80,7 @@ def judge(trial: Trial, *, job_samples: float, base_setup: float = 0.0) -> Verdi
     lost = (trial.base_accuracy - trial.accuracy
             if trial.accuracy is not None and trial.base_accuracy is not None else 0.0)
     if on.median <= off.median:
-        kept, why = False, f"slower: {x:.2f}x the steady rate without it (medians)"
+        kept, why = False, f"slower: {x:.2f}x the steady rate without it, by the medians"
     elif lost > ACCURACY_SLACK:
         kept, why = False, (f"learns less: {x:.2f}x the steady rate, but {100 * lost:.1f} "
                             "points less test accuracy from the same samples "

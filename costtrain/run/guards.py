@@ -482,7 +482,8 @@ def check_shareable(model: nn.Module, what: str = "model") -> None:
         if type(mod).__module__ == "__main__" and not _main_is_importable():
             raise CosttrainError(
                 f"{what} class {type(mod).__name__} is defined in this notebook or interactive "
-                "session; worker processes are started with 'spawn' and cannot import it. Move "
+                "session; worker processes start fresh (forked from the package's fork server, or "
+                "spawned) and cannot import it. Move "
                 "the class into a .py file next to the notebook and import it from there, or "
                 "use a built-in model name ('simple', 'mlp', 'cnn').")
         for attr, val in vars(mod).items():
