@@ -32,8 +32,9 @@
 # **You will learn**
 # - how to switch each lever on in `costtrain` (`compile=True`, `amp="bf16"`,
 #   `channels_last=True`, `batch_size` with `base_batch`) and what each does;
-# - how to decide from *repeated, alternating* measurements with noise bands, and why a lever
-#   whose range overlaps the baseline's is not kept;
+# - how to decide from *repeated, alternating* measurements, and why a lever that was not
+#   faster in every alternating pair (each run with it against the baseline run beside it) is
+#   not kept;
 # - compile's one-off cost against its steady gain: the **break-even** number of samples, and
 #   whether your job is longer than that;
 # - batch size against *time to accuracy*, not only samples per second;
@@ -227,7 +228,9 @@ first = panel.run()
 # so every repeat traces and compiles again; what Inductor's caches (on disk and in this
 # kernel) still save the repeats, section 4 measures. The verdicts charge the longest compile
 # measured: what a one-off run pays. The table gives each lever's speed-up (defined at the top)
-# with the range of its repeats.
+# with the range of its repeats' pairs: each run with the lever against the baseline run of the
+# same round. A lever is kept only if it was faster in every pair (a slow spell slows both runs
+# of a round alike, so the pairs see through it where the two ranges of rates may not).
 #
 # **Exercise 1, predict first:** how many times the baseline's steady samples/s will the best
 # lever train? Write your guess in the next cell before the runs; the Exercises check it.
@@ -463,7 +466,7 @@ check_prediction(guess_lever_ratio, best_ratio, tolerance=lever_tolerance,
 # %%
 # NBVAL_IGNORE_OUTPUT
 worked_answer(
-    "The repeats decide, not one run: a lever whose repeats overlap the baseline's is dropped, however "
+    "The repeats decide, not one run: a lever that was not faster in every alternating pair is dropped, however "
     "large its median speed-up, and one that pays in steady state can still lose the job to its one-off "
     "cost. "
     + (f"This run: the best lever was **{best_lever.trial.label}**, {best_ratio:.2f}x the baseline's steady "
@@ -584,7 +587,7 @@ def lever_words(v):
 
 if kept_v:
     levers_why = ("notebook 01b measured " + " and ".join(lever_words(v) for v in kept_v)
-                  + f" the plain baseline's steady samples/s on this machine, ranges apart, and kept "
+                  + f" the plain baseline's steady samples/s on this machine, faster in every alternating pair, and kept "
                   f"{'it' if len(kept_v) == 1 else 'them'} for a job of {job_samples:,} samples")
 elif verdicts:
     levers_why = (f"notebook 01b kept no lever on this machine for a job of {job_samples:,} samples ("

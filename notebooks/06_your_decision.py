@@ -236,12 +236,12 @@ recommended_processes = ("none probed" if rec is None else  # the answer: the ba
                          "one" if rec.method == "baseline" else "several")
 card_word, card_tie = verdict(advice)  # "Tie (within noise)" where the runner-up's range overlaps
 runner_up = [r for r in advice.rows if r.status == "ok"][1:2]
-either = {recommended_processes} | ({"one" if runner_up[0].method == "baseline" else "several"}
-                                    if card_word.startswith("Tie") and runner_up else set())
+tied_kind = ({"one" if runner_up[0].method == "baseline" else "several"} - {recommended_processes}
+             if card_word.startswith("Tie") and runner_up else set())  # a tie accepts either kind
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-check_prediction(guess_recommendation, guess_recommendation if guess_recommendation in either else recommended_processes)
+check_prediction(guess_recommendation, recommended_processes, also=sorted(tied_kind))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -255,8 +255,10 @@ else:
         f"This run: `advise` recommended **{rec.label}** ({kind}), predicted {secs(rec.predicted_seconds)}. "
         + (f"The card calls it a tie with {runner_up[0].label}: {card_tie} " if card_tie else "")
         + f"{fastest_once_started(ranked)} "
-        + ("The recommendation is also the soonest predicted: for a job of this size the steady rate and the "
-           "set-up together decide, set-up + samples / steady rate."
+        + (f"The recommendation is also the soonest predicted, by set-up + samples / steady rate: its set-up is "
+           f"{100 * rec.setup_seconds / rec.predicted_seconds:.1f} % of its predicted time, so for this job "
+           + ("the steady rate decides." if rec.setup_seconds < 0.05 * rec.predicted_seconds else
+              "the set-up and the steady rate decide together.")
            if soonest.label == rec.label else
            f"The soonest predicted was {soonest.label} ({secs(soonest.predicted_seconds)}), but it was listed "
            f"after {rec.label}" + (f": {soonest.listed_after}" if soonest.listed_after else

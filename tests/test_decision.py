@@ -78,6 +78,16 @@ def test_every_conclusion_word_changes_with_opposite_numbers():
     assert "1.92x [1.85-2.00]" in good and "0.61x [0.58-0.64]" in bad
 
 
+def test_a_crossing_of_medians_within_noise_is_not_called_a_take_over():
+    tied = _planted(rates={"baseline 2 threads": (9000, 10_000, 11_000),
+                           "hogwild 2 processes": (9200, 10_300, 11_500)},
+                    setups={"baseline 2 threads": 0.01, "hogwild 2 processes": 0.1})
+    line = next(x for x in what_would_change(tied) if x.startswith("**Hogwild!**"))
+    assert "trained within noise of baseline 2 threads" in line
+    assert "by the medians it takes over after" in line and "cannot tell" in line
+    assert ": it takes over after" not in line
+
+
 def test_the_card_states_the_job_first_and_its_commands_run_exactly_that_job(tmp_path):
     advice = _planted(**SCALES)
     text = card_markdown(advice)
@@ -185,7 +195,9 @@ def test_the_sparse_line_quotes_notebook_03b_on_this_machine_only():
     assert "Not measured on this machine" in " ".join(what_would_change(advice))
     finding = {"03b_sparse_hogwild": {"sparse_speedup": {
         "processes": 2, "ratio": 1.57, "verdict": "beyond noise", "hardware": hardware_info()}}}
-    assert "at 1.57x the steady samples/s" in " ".join(what_would_change(advice, finding))
+    assert "at 1.57x (one run) the steady samples/s" in " ".join(what_would_change(advice, finding))
+    finding["03b_sparse_hogwild"]["sparse_speedup"].update(low=1.4, high=2.7, runs=3)
+    assert "at 1.57x [1.40-2.70, 3 runs] the steady" in " ".join(what_would_change(advice, finding))
     elsewhere = {"03b_sparse_hogwild": {"sparse_speedup": dict(
         finding["03b_sparse_hogwild"]["sparse_speedup"], hardware={"cpu": "other"})}}
     assert "Not measured on this machine" in " ".join(what_would_change(advice, elsewhere))
@@ -201,7 +213,7 @@ def test_notebook_03b_records_the_sparse_finding_the_card_reads():
     assert len(calls) == 1
     notebook, name, value = calls[0].args
     assert (notebook.value, name.value) == ("03b_sparse_hogwild", "sparse_speedup")
-    assert {k.value for k in value.keys} == {"processes", "ratio", "verdict"}
+    assert {k.value for k in value.keys} == {"processes", "ratio", "low", "high", "runs", "verdict"}
     for word in ("within noise", "beyond noise"):
         assert repr(word) in ast.unparse(value)
 

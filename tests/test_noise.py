@@ -43,11 +43,13 @@ def test_speedup_verdict_says_within_noise_only_when_ranges_overlap():
 
 def test_first_verdict_names_the_first_and_the_noise():
     text = first_verdict({"a": [5.0, 6.0, 7.0], "b": [6.5, 8.0, 9.0], "c": [None, None, None]})
-    assert text.startswith("a reaches the target first, in 6 s (median; 5-7 s over 3 runs), "
-                           "then b, in 8 s (median; 6.5-9 s over 3 runs)")
+    assert text == ("a reaches the target first, in 6 s (median; 5-7 s over 3 runs), within "
+                    "noise of b, in 8 s (median; 6.5-9 s over 3 runs): the ranges overlap")
+    three = first_verdict({"a": [5.0, 6.0, 7.0], "b": [6.5, 8.0, 9.0], "d": [6.9, 9.0, 9.5]})
+    assert "within noise of b, in 8 s" in three and " and d, in 9 s (median; 6.9-9.5 s" in three
     assert "within noise" in text
     text = first_verdict({"a": [5.0, 6.0], "b": [9.0, 10.0]})
-    assert "within noise" not in text
+    assert "within noise" not in text and ", then b, in 9.5 s" in text
     assert "a reaches the target first, in 5 s (one run; it missed the goal in 1 run(s))" \
         in first_verdict({"a": [5.0, None], "b": [9.0, 10.0]})
     assert first_verdict({"a": [None]}) == "no configuration reached the target"

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from costtrain.advice.takeover import (NEVER, Line, crossing, epochs_text, samples_text, segments,
-                                       statements)
+from costtrain.advice.takeover import (NEVER, Line, crossing, epochs_text, longer_job,
+                                       samples_text, segments, statements)
 
 LO, HI = 64, 6_000_000
 
@@ -104,3 +104,24 @@ def test_slower_rates_apart_at_the_longest_jobs_are_never():
     a = Line.of("one process", [0.0, 0.0, 0.0], [16_900, 17_000, 17_100])
     b = Line.of("hogwild 2x1", [0.08, 0.08, 0.08], [15_000, 15_100, 15_200])
     assert crossing(a, b, 1_000, 1_200_000).kind == "never"
+
+
+def test_the_longer_job_sentence_follows_the_crossings():
+    one = Line.of("one process", [0.0, 0.0, 0.0], [6000, 6000, 6000])
+    hog = Line.of("hogwild", [3.0, 3.0, 3.0], [9000, 9000, 9000])
+    assert longer_job([one, hog], "one process", LO, HI) == (
+        "hogwild takes over from one process after 54,000 samples (range 54,000 to 54,000).")
+    # the 04 reference case: the winner starts later and trains faster, the others are sooner
+    # only for small jobs, and beyond the widest band crossing every band is apart
+    fast = Line.of("hogwild 2x1", [0.1, 0.1], [14_706, 15_186])
+    small = Line.of("baseline 2 threads", [0.0, 0.0], [11_821, 13_229])
+    said = longer_job([fast, small], "hogwild 2x1", LO, HI)
+    edge = crossing(fast, small, LO, HI).high
+    assert said == (f"hogwild 2x1 stays the soonest: baseline 2 threads is sooner only for smaller "
+                    f"jobs, and from {samples_text(edge)} samples to 6 million hogwild 2x1's band "
+                    "is below every other's.")
+    tied = Line.of("twin", [0.1, 0.1], [14_000, 15_500])
+    assert "the runs cannot tell" in longer_job([fast, tied], "hogwild 2x1", LO, HI)
+    slow = Line.of("slow", [0.0, 0.0], [3000, 3100])
+    assert longer_job([one, slow], "one process", LO, HI).startswith(
+        "no other configuration takes over from one process up to 6 million samples")

@@ -223,21 +223,40 @@ def counterpart(probe: RunResult, results: Sequence[RunResult]) -> RunResult | N
     return next((r for r in results if key(r) == key(probe)), None)
 
 
+def _bands(results: Sequence[RunResult]):
+    """(lines, the soonest for this job, the range of job sizes) from the comparison's runs,
+    or None when a configuration ran once (no band, no verdict)."""
+    from .decision import CHART_FROM, CHART_TIMES
+    from .takeover import Line
+    ok = [r for r in results if r.status == "ok" and r.steady_samples_per_second > 0]
+    if len(ok) < 2 or any(len(repeats_of(r, "setup_seconds")) < 2 for r in ok):
+        return None
+    lines = [Line.of(r.label, repeats_of(r, "setup_seconds"),
+                     repeats_of(r, "steady_samples_per_second")) for r in ok]
+    job = max(r.samples for r in ok)
+    winner = min(lines, key=lambda ln: ln.seconds(job))
+    return lines, winner.label, CHART_FROM, CHART_TIMES * job
+
+
 def takeovers(results: Sequence[RunResult], epoch_samples: int) -> list[str]:
     """Where each configuration would take over from the soonest one as the job grows, from
     the comparison's own runs: one-off time = set-up + samples / steady rate, each
     configuration a band over its repeats (:mod:`costtrain.advice.takeover`), for jobs from
     one batch to 100x this one. [] when a configuration ran once (no band, no verdict)."""
-    from .decision import CHART_FROM, CHART_TIMES
-    from .takeover import Line, statements
-    ok = [r for r in results if r.status == "ok" and r.steady_samples_per_second > 0]
-    if len(ok) < 2 or any(len(repeats_of(r, "setup_seconds")) < 2 for r in ok):
+    from .takeover import statements
+    bands = _bands(results)
+    if bands is None:
         return []
-    lines = [Line.of(r.label, repeats_of(r, "setup_seconds"),
-                     repeats_of(r, "steady_samples_per_second")) for r in ok]
-    job = max(r.samples for r in ok)
-    winner = min(lines, key=lambda ln: ln.seconds(job))
-    return statements(lines, winner.label, epoch_samples, CHART_FROM, CHART_TIMES * job)
+    lines, winner, lo, hi = bands
+    return statements(lines, winner, epoch_samples, lo, hi)
+
+
+def longer_job(results: Sequence[RunResult]) -> str:
+    """:func:`costtrain.advice.takeover.longer_job` for the comparison's runs: what a job up
+    to 100x this one changes, in one sentence ('' when a configuration ran once)."""
+    from .takeover import longer_job as sentence
+    bands = _bands(results)
+    return "" if bands is None else sentence(*bands)
 
 
 def busy_runs(results: list[RunResult]) -> list[RunResult]:

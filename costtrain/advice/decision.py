@@ -123,7 +123,10 @@ def verdict(advice) -> tuple[str, str]:
         longer = [c for c in (crossing(_line(advice, rec.label), _line(advice, second.label),
                                        CHART_FROM, CHART_TIMES * advice.job["samples"]),)
                   if c.kind in ("takes over", "sooner below")]
-        separate = ("more probes (`--repeats 5`)" + (
+        had = max(rec.probes, second.probes)
+        counts = (f"{had} each" if rec.probes == second.probes
+                  else f"{rec.probes} and {second.probes}")
+        separate = (f"more probes than these {counts} (e.g. `--repeats {2 * had}`)" + (
             f", or a job beyond {samples_text(longer[0].high)} samples, where their bands part"
             if longer and longer[0].high < float("inf") else ""))
         return ("Tie (within noise)",
@@ -166,8 +169,10 @@ def check_landed(row, result) -> str:
     took, predicted = result.one_off_seconds, row.predicted_seconds
     lo, hi = row.predicted_range or (predicted, predicted)
     where = ("inside" if lo <= took <= hi else "above" if took > hi else "below")
-    text = (f"measured {took:.3g} s of set-up + training against the predicted {predicted:.3g} s "
-            f"[{lo:.3g} to {hi:.3g}]: {took / predicted:.2f}x, {where} the predicted range "
+    def sec(x: float) -> str:
+        return f"{x:.3g}" if x < 1000 else f"{x:,.0f}"
+    text = (f"measured {sec(took)} s of set-up + training against the predicted {sec(predicted)} s "
+            f"[{sec(lo)} to {sec(hi)}]: {took / predicted:.2f}x, {where} the predicted range "
             "(one run).")
     if where == "inside":
         return text
@@ -305,9 +310,15 @@ def method_lines(advice) -> list[str]:
                 f"{ref_rates.high:,.0f}] samples/s) after {row.setup_seconds:.1f} s of set-up "
                 f"against {ref.setup_seconds:.1f} s")
         c = crossing(lines[ref.label], lines[row.label], CHART_FROM, hi)
-        if c.kind == "takes over":
+        if c.kind == "takes over" and c.high <= hi:
             text += (f": it takes over after {samples_text(c.at)} samples "
-                     f"({epochs_text(c.at, advice.job.get('train_samples') or 1)}).")
+                     f"({epochs_text(c.at, advice.job.get('train_samples') or 1)}; range "
+                     f"{samples_text(c.low)} to {samples_text(c.high)}).")
+        elif c.kind == "takes over":  # the median lines cross, the bands never part
+            text += (f": by the medians it takes over after {samples_text(c.at)} samples, but "
+                     f"the bands stay within noise from {samples_text(c.low)} samples to "
+                     f"{samples_text(hi)}: the probes cannot tell whether a longer job makes it "
+                     "pay.")
         elif how == "faster than":
             text += ": it would take over beyond the charted range (100x this job)."
         elif how == "slower than":
@@ -324,9 +335,11 @@ def sparse_line(findings: dict[str, Any] | None, hardware: dict[str, Any]) -> st
     if not sparse or not _same_machine(sparse.get("hardware", {}), hardware):
         return ("**A sparse model.** Not measured on this machine: notebook 03b measures how "
                 "Hogwild! scales when each step touches few weights.")
+    spread_ = (f" [{sparse['low']:.2f}-{sparse['high']:.2f}, {sparse['runs']} runs]"
+               if sparse.get("runs", 1) > 1 else " (one run)")
     return (f"**A sparse model.** Notebook 03b measured Hogwild! with {sparse['processes']} "
-            f"processes at {sparse['ratio']:.2f}x the steady samples/s of one process on a "
-            f"sparse model on this machine ({sparse['verdict']}), against this card's dense "
+            f"processes at {sparse['ratio']:.2f}x{spread_} the steady samples/s of one process on "
+            f"a sparse model on this machine ({sparse['verdict']}), against this card's dense "
             "net above.")
 
 
@@ -349,8 +362,8 @@ def levers_line(advice) -> str | None:
     why = advice.job.get("levers_why")
     if carried:
         names = ", ".join(k for k, v in carried.items() if v)
-        return (f"**Levers.** The single-process rows run with {names}, which "
-                f"{why or 'you passed'}.")
+        return (f"**Levers.** The single-process rows run with {names}: "
+                f"{why or 'you passed them'}.")
     if why:
         return f"**Levers.** None on the single-process rows: {why}."
     return None

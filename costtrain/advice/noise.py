@@ -78,10 +78,13 @@ def first_verdict(seconds_by_label: dict[str, Sequence[float | None]],
     best = spread(reached[ranked[0]])
     missed = {k: len(seconds_by_label[k]) - len(reached.get(k, [])) for k in seconds_by_label}
     text = f"{ranked[0]} reaches {goal} first, in {_seconds(best, missed[ranked[0]])}"
-    if len(ranked) > 1:
-        nxt = spread(reached[ranked[1]])
-        text += (f", then {ranked[1]}, in {_seconds(nxt, missed[ranked[1]])}"
-                 + (": within noise, the ranges overlap" if best.overlaps(nxt) else ""))
+    close = [k for k in ranked[1:] if best.overlaps(spread(reached[k]))]
+    if close:  # every one whose range overlaps the first's, not only the runner-up
+        text += ", within noise of " + " and ".join(
+            f"{k}, in {_seconds(spread(reached[k]), missed[k])}" for k in close
+        ) + ": the ranges overlap"
+    elif len(ranked) > 1:
+        text += f", then {ranked[1]}, in {_seconds(spread(reached[ranked[1]]), missed[ranked[1]])}"
     return text
 
 

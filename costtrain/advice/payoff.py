@@ -2,8 +2,10 @@
 
 A lever (``torch.compile``, bf16, channels_last, ...) is kept only when
 
-1. every repeat with it ran faster than every repeat without it (the ranges of steady
-   samples/s do not overlap: a difference within noise is no reason to change anything), and
+1. it ran faster in every pair of repeats, each run with it beside one without it in the
+   alternating order (the paired ratios of steady samples/s all above 1: a slow spell of the
+   machine hits both runs of a pair alike, and a lever not faster in every pair is within
+   noise, no reason to change anything), and
 2. the whole job, charged the lever's one-off set-up (compile time), is predicted to finish
    sooner: ``setup + extra + samples / rate`` against ``setup + samples / base rate``, and
 3. it learns as much from the same samples: its test accuracy (median) is at most
@@ -85,15 +87,18 @@ def judge(trial: Trial, *, job_samples: float, base_setup: float = 0.0) -> Verdi
         kept, why = False, (f"learns less: {x:.2f}x the steady rate, but {100 * lost:.1f} "
                             "points less test accuracy from the same samples "
                             f"({100 * trial.accuracy:.1f} % vs {100 * trial.base_accuracy:.1f} %)")
-    elif on.overlaps(off):
-        kept, why = False, (f"within noise: {x:.2f}x the steady rate, but the ranges with "
-                            "and without it overlap")
+    elif ratio.low <= 1.0:
+        slower = sum(r <= b for r, b in zip(trial.rates, trial.base_rates))
+        kept, why = False, (f"within noise: {x:.2f}x the steady rate by the medians, but not "
+                            f"faster in {slower} of its {ratio.n} alternating pairs "
+                            f"({ratio.low:.2f}x to {ratio.high:.2f}x)")
     elif with_lever >= without:
         kept, why = False, (f"{x:.2f}x the steady rate, but its one-off "
                             f"{trial.extra_setup:.1f} s pay back only after {even:,.0f} samples; "
                             f"the job has {job_samples:,.0f}")
     else:
-        kept, why = True, (f"{x:.2f}x the steady rate, ranges apart"
+        kept, why = True, (f"{x:.2f}x the steady rate, faster in each of its {ratio.n} "
+                           "alternating pairs"
                            + (f"; its one-off {trial.extra_setup:.1f} s pay back after "
                               f"{even:,.0f} samples" if trial.extra_setup > 0 else ""))
     return Verdict(trial, kept, why, ratio, with_lever, without, speedup, even)

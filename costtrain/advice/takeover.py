@@ -165,6 +165,11 @@ def samples_text(n: float) -> str:
     return f"{round(n, -3 if n >= 10_000 else 0):,.0f}"
 
 
+def _s(seconds: float) -> str:
+    """A set-up in seconds, with the digits that tell 0.06 s from 0.09 s."""
+    return f"{seconds:.2f}" if 0 < seconds < 1 else f"{seconds:.1f}"
+
+
 def statements(lines: Sequence[Line], winner: str, epoch_samples: int, lo: float,
                hi: float) -> list[str]:
     """One sentence per other configuration: where it takes over from `winner` (the one
@@ -180,7 +185,7 @@ def statements(lines: Sequence[Line], winner: str, epoch_samples: int, lo: float
         once = " (one probe each: a guide, not a verdict)" if min(w.rate.n, ln.rate.n) < 2 else ""
         rates = (f"steady {ln.rate.median:,.0f} [{ln.rate.low:,.0f}-{ln.rate.high:,.0f}] "
                  f"against {w.rate.median:,.0f} [{w.rate.low:,.0f}-{w.rate.high:,.0f}] "
-                 f"samples/s, set-up {ln.setup.median:.1f} s against {w.setup.median:.1f} s"
+                 f"samples/s, set-up {_s(ln.setup.median)} s against {_s(w.setup.median)} s"
                  f"{once}")
         if c.kind in ("takes over", "sooner below"):
             where = samples_text(c.at)
@@ -218,3 +223,32 @@ def statements(lines: Sequence[Line], winner: str, epoch_samples: int, lo: float
 def ranked(lines: Iterable[Line], n: float) -> list[Line]:
     """`lines` soonest first for a job of `n` samples (median predictions)."""
     return sorted(lines, key=lambda ln: ln.seconds(n))
+
+
+def longer_job(lines: Sequence[Line], winner: str, lo: float, hi: float) -> str:
+    """One sentence on what a longer job changes, up to `hi` samples: which configuration takes
+    over from `winner` first; else whether `winner` stays soonest beyond noise, or the bands
+    cannot tell (the same rule as :func:`statements`, summed up)."""
+    w = next(ln for ln in lines if ln.label == winner)
+    cs = [crossing(w, ln, lo, hi) for ln in lines if ln.label != winner]
+    up = samples_text(hi)
+    over = [c for c in cs if c.kind == "takes over"]
+    if over:
+        c = min(over, key=lambda c: c.at)
+        high = f"beyond {up}" if c.high > hi else samples_text(c.high)
+        return (f"{c.challenger} takes over from {winner} after {samples_text(c.at)} samples "
+                f"(range {samples_text(c.low)} to {high}).")
+    below = [c for c in cs if c.kind == "sooner below"]
+    noisy = [c.challenger for c in cs if c.kind == "within noise"
+             or (c.kind == "sooner below" and c.high > hi)]
+    if noisy:
+        return (f"{winner} is the soonest by the medians up to {up} samples, but within noise of "
+                f"{', '.join(noisy)} for the longest of those jobs: the runs cannot tell whether "
+                "a longer job changes the answer.")
+    if below:
+        edge = max(c.high for c in below)
+        return (f"{winner} stays the soonest: {', '.join(c.challenger for c in below)} "
+                f"{'is' if len(below) == 1 else 'are'} sooner only for smaller jobs, and from "
+                f"{samples_text(edge)} samples to {up} {winner}'s band is below every other's.")
+    return (f"no other configuration takes over from {winner} up to {up} samples; at the "
+            "longest jobs its band is below every other's.")

@@ -47,7 +47,7 @@ _FROM = {
     "costtrain.advice.noise": "alternate first_verdict median_index speedup_verdict spread",
     "costtrain.advice.payoff": "Trial break_even_samples conclusion judge pick",
     "costtrain.advice.compare": ("comparison_plan counterpart not_compared oversubscribed "
-                                 "run_comparison takeovers"),
+                                 "longer_job run_comparison takeovers"),
     "costtrain.advice.cost": "attach_cost money price_basis",
     "costtrain.advice.network": ("LINKS get_link measure_loopback measured_seconds_per_step "
                                  "predict step_costs"),

@@ -212,6 +212,7 @@ class ReferenceAnswer:
     measured: float | str | None
     answer: str | None
     checked: bool = False  # the exercise has a check cell
+    also: tuple[str, ...] = ()  # answers the reference run could not tell from `measured`
 
 
 def reference_answers(stem: str, folder: str | Path = "notebooks") -> dict[int, ReferenceAnswer]:
@@ -232,19 +233,21 @@ def reference_answers(stem: str, folder: str | Path = "notebooks") -> dict[int, 
             continue
         if not inside or current is None:
             continue
-        slot = found.setdefault(current, {"measured": None, "answer": None, "checked": False})
+        slot = found.setdefault(current, {"measured": None, "answer": None, "checked": False,
+                                          "also": ()})
         slot["checked"] |= "check_prediction(" in src
         for out in cell.get("outputs", []):
             record = (out.get("metadata") or {}).get(MEASURED)
             if "check_prediction(" in src and isinstance(record, dict) and "measured" in record:
                 slot["measured"] = record["measured"]
+                slot["also"] = tuple(record.get("also") or ())
             text = (out.get("data") or {}).get("text/markdown")
             if "worked_answer(" in src and text:
                 text = "".join(text) if isinstance(text, list) else text
                 m = re.search(r"<details><summary>Worked answer</summary>(.*)</details>", text,
                               re.S)
                 slot["answer"] = (m.group(1) if m else text).strip()
-    return {n: ReferenceAnswer(n, v["measured"], v["answer"], v["checked"])
+    return {n: ReferenceAnswer(n, v["measured"], v["answer"], v["checked"], v["also"])
             for n, v in found.items() if v["checked"] or v["answer"]}
 
 

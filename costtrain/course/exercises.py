@@ -9,6 +9,7 @@ answer, a planted wrong one and ``None``.
 from __future__ import annotations
 
 from numbers import Real
+from typing import Sequence
 
 from ..advice.prose import md
 
@@ -18,7 +19,7 @@ WRITE_FIRST = "Write your guess first"
 def prediction_sentence(guess: float | str | None, measured: float | str,
                         tolerance: float = 0.25, name: str = "the guess cell",
                         wrong: dict[str, float] | None = None,
-                        noise: float | None = None) -> str:
+                        noise: float | None = None, also: Sequence[str] = ()) -> str:
     """One sentence: how far `guess` is from `measured` (relative), or that there is no guess
     yet (`guess` None). Within `tolerance` counts as right; a word (``"more"``/``"less"``) is
     right when it is the measured word.
@@ -28,15 +29,20 @@ def prediction_sentence(guess: float | str | None, measured: float | str,
     tolerance, and when a wrong answer lies within the run's `noise` of the measured value
     (relative, e.g. 0.06 where one run moves 1.06x; the tolerance where the run measured no
     noise) the sentence says that this run cannot tell the two apart. The tolerance is how
-    near counts as right; the noise is what the run can tell apart. A guess that is not a number gets
-    one sentence saying what to type, not a traceback."""
+    near counts as right; the noise is what the run can tell apart. `also`: other words the
+    run cannot tell from the measured one (a tie), accepted too. A guess that is not a number
+    gets one sentence saying what to type, not a traceback."""
     if guess is None and isinstance(measured, str) and measured:
         return (f"{WRITE_FIRST}: put your word in {name} above (before the run it predicts), run "
                 "that cell, then run this one again.")
     if guess is not None and isinstance(measured, str):
-        ok = isinstance(guess, str) and guess.strip().lower() == measured.strip().lower()
-        return (f"{'Right' if ok else 'Not this time'}: your guess {guess!r}, measured "
-                f"{measured!r}" + ("." if ok else "; read the hint and the worked answer."))
+        said = guess.strip().lower() if isinstance(guess, str) else None
+        ok = said == measured.strip().lower()
+        tie = not ok and said in {a.strip().lower() for a in also}
+        tied = f", which this run cannot tell from {', '.join(repr(a) for a in also)} (a tie)"
+        return (f"{'Right' if ok or tie else 'Not this time'}: your guess {guess!r}, measured "
+                f"{measured!r}" + (tied if also else "")
+                + ("." if ok or tie else "; read the hint and the worked answer."))
     if not isinstance(measured, Real) or measured != measured:
         raise ValueError(f"the measured value must be a number, got {measured!r}: did the run finish?")
     if guess is None:
@@ -66,19 +72,20 @@ def prediction_sentence(guess: float | str | None, measured: float | str,
 
 def check_prediction(guess: float | str | None, measured: float | str, tolerance: float = 0.25,
                      name: str = "the guess cell", wrong: dict[str, float] | None = None,
-                     noise: float | None = None) -> None:
+                     noise: float | None = None, also: Sequence[str] = ()) -> None:
     """Show :func:`prediction_sentence` as plain text (returns None, so a cell shows the
     sentence only). In a notebook the output also carries the measured value in its metadata
     (:data:`MEASURED`, not shown): the teacher's solutions quote it from the executed reference
     copies, even where the reference run made no guess."""
-    sentence = prediction_sentence(guess, measured, tolerance, name, wrong, noise)
+    sentence = prediction_sentence(guess, measured, tolerance, name, wrong, noise, also)
     shell = _shell()
     if shell is None:
         print(sentence)
         return
     from IPython.display import display
     value = measured if isinstance(measured, str) else float(measured)
-    display({"text/plain": sentence}, raw=True, metadata={MEASURED: {"measured": value}})
+    record = {"measured": value, **({"also": list(also)} if also else {})}
+    display({"text/plain": sentence}, raw=True, metadata={MEASURED: record})
 
 
 MEASURED = "costtrain/measured"  # the output metadata key check_prediction writes

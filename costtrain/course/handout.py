@@ -141,13 +141,18 @@ def lesson_solutions(stem: str, notebooks: str | Path = NOTEBOOKS) -> list[str]:
             out += [f"*Hint.* {ex.hint}", ""]
         got = answers.get(ex.number)
         if got and got.measured is not None:
+            tie = ("; the run could not tell it from "
+                   + " or ".join(f"**{_value(a)}**" for a in got.also)
+                   + ", so the check accepts either" if got.also else "")
             out += [f"*Reference value:* **{_value(got.measured)}** (what the check cell compares "
-                    "the guess with, on the reference run).", ""]
+                    f"the guess with, on the reference run{tie}).", ""]
         elif got and got.checked:
             out += ["*Reference value:* not recorded in this reference copy (it was executed "
                     "before check cells kept their value; `make notebooks` adds it).", ""]
         if got and got.answer:
-            out += ["*Worked answer, as the reference run computed it.*", "", got.answer, ""]
+            # the notebooks write \\$ for JupyterLab; a Markdown page needs only \$
+            out += ["*Worked answer, as the reference run computed it.*", "",
+                    got.answer.replace("\\\\$", "\\$"), ""]
         else:
             text = ex.answer or "(none given)"
             if PLACEHOLDER in text and ref is None:

@@ -57,9 +57,9 @@ def test_the_ending_writes_the_card_and_checks_its_prediction(course):
     assert re.search(r"\*\*(Recommended|Tie \(within noise\)|Soonest predicted, one probe each):"
                      r"\*\* ", text)
     assert f"--subset {CI_PARAMETERS['subset']}" in card and f"--epochs {epochs}" in card
-    assert re.search(r"predicted [\d.]+ s \[[\d.]+ s to [\d.]+ s\], measured [\d.]+ s of set-up "
-                     r"\+ training \([\d.]+x the prediction, (inside|above|below) the predicted "
-                     r"range; one run\)", text)
+    assert re.search(r"measured [\d.,]+ s of set-up \+ training against the predicted [\d.,]+ s "
+                     r"\[[\d.,]+ to [\d.,]+\]: [\d.]+x, (inside|above|below) the predicted range "
+                     r"\(one run\)\.", text)
     assert "**Next:**" in text
 
 
