@@ -55,7 +55,7 @@ import torch
 from IPython.display import Markdown, display
 
 import costtrain
-from costtrain.course import (build_model, check_prediction, claim, machine_note, md, multiply_adds,
+from costtrain.course import (build_model, busy_note, check_prediction, claim, machine_note, md, multiply_adds,
                               one_run_sentence, pct, rate, results_table, run_header, run_panel, secs,
                               span, summary, threads_per_process, worked_answer)
 
@@ -294,6 +294,7 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 share = data / classic.train_seconds if classic.train_seconds > 0 else 0.0
+busy_pipe, busy_threads = busy_note([classic, memory]), busy_note(by_threads)  # other work: cannot tell
 pipeline_ratio = classic.train_seconds / memory.train_seconds
 # the same configuration ran more than once (section 2's fastest count, the in-memory run, the panel's
 # run when it used the parameters values): how much one run moves here
@@ -310,7 +311,7 @@ display(Markdown(md(
     f"(steady {span([r.steady_samples_per_second for r in repeated], rate)}, training "
     f"{span([r.train_seconds for r in repeated], secs)}): one run moves up to {yardstick:.2f}x on this "
     "machine now.\n\n"
-    + claim("01.transforms-cost-more", data, compute, yardstick=yardstick).markdown())))
+    + claim("01.transforms-cost-more", data, compute, yardstick=yardstick, busy=busy_pipe).markdown())))
 
 # %% [markdown]
 # ## Exercises
@@ -334,7 +335,7 @@ worked_answer(
     f"{mega(batch_size * (work['forward'] + work['backward']))} with the backward pass (counted from the net's shapes), "
     + (f"and only {one.label} ran: set `threads_list` to compare. " if len(by_threads) == 1
        else f"and the steady rate against {one.label}, one run each, was {vs_one}. ")
-    + claim("01.threads-fall-short", thread_speedup, ideal, yardstick=yardstick).markdown()
+    + claim("01.threads-fall-short", thread_speedup, ideal, yardstick=yardstick, busy=busy_threads).markdown()
     + " Notebook 03 measures whether more *processes* use the cores that extra threads leave idle.")
 
 # %% [markdown]
@@ -455,11 +456,12 @@ takeaways = [
                      {r.label: r.total_seconds for r in by_threads}, note=False)
     + f"; test accuracy {span([r.test_accuracy for r in by_threads])}."]
 takeaways.append("Threads: "
-                 + claim("01.threads-fall-short", thread_speedup, ideal, yardstick=yardstick).markdown())
+                 + claim("01.threads-fall-short", thread_speedup, ideal, yardstick=yardstick, busy=busy_threads).markdown())
 takeaways += [
     f"Keep threads × processes ≤ cores: threads per process = cores // processes, which on these {cores} cores "
     f"is {threads_per_process(2)} for 2 processes.",
-    claim("01.pipeline-before-threads", pipeline_ratio, thread_speedup, yardstick=yardstick).markdown()]
+    claim("01.pipeline-before-threads", pipeline_ratio, thread_speedup, yardstick=yardstick,
+          busy=busy_pipe or busy_threads).markdown()]
 closing("01_baseline", takeaways, everything)
 
 # %%

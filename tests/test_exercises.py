@@ -59,7 +59,8 @@ def _01b_batch():
 
 
 def _01b_bf16():
-    return {"bf16_ratio": 7.5, "same_speed": 1.0}, 7.5  # bf16 matrix-product time ÷ float32
+    # bf16 matrix-product time ÷ float32; one timing repeat moves 5 %
+    return {"bf16_ratio": 7.5, "same_speed": 1.0, "timing_noise": 1.05}, 7.5
 
 
 def _02_staleness():
@@ -91,7 +92,7 @@ def _03b_sparse():
         "Hogwild! 3 processes": run("hogwild", "h3", config={"processes": 3},
                                     steady_samples_per_second=330.0)}
     # the tempting answer: the dense net's speed-up over (b), measured beside it
-    return ({"sparse_runs": sparse_runs, "cores": cores, "dense_speedup": 1.1},
+    return ({"sparse_runs": sparse_runs, "cores": cores, "dense_speedup": 1.1, "rate_stick": 1.2},
             330.0 / 200.0)  # largest Hogwild! ÷ (b)
 
 
@@ -349,8 +350,10 @@ AT_MEASURED = {
         ("reference", {"batch_ratio": 10517 / 6670, "size_ratio": 8.0}, "size_ratio", "Not this time:"),
         ("ci", {"batch_ratio": 2.36, "size_ratio": 4.0}, "size_ratio", "Not this time:")],
     ("01b_free_speedups", "guess_bf16_ratio"): [
-        ("reference", {"bf16_ratio": 0.115 / 0.181, "same": 1.0}, "same", "Not this time:"),
-        ("ci", {"bf16_ratio": 0.091 / 0.173, "same": 1.0}, "same", "Not this time:")],
+        ("reference", {"bf16_ratio": 0.115 / 0.181, "same": 1.0, "timing_noise": 1.1}, "same",
+         "Not this time:"),
+        ("ci", {"bf16_ratio": 0.091 / 0.173, "same": 1.0, "timing_noise": 1.1}, "same",
+         "Not this time:")],
 }
 
 

@@ -208,6 +208,9 @@ def test_a_lever_faster_in_every_alternating_pair_is_kept_through_a_slow_spell()
     assert v.kept and "faster in each of its 3 alternating pairs" in v.why
     v = judge(Trial("channels_last", [1300, 690, 1400], base), job_samples=JOB)
     assert not v.kept and "not faster in 1 of its 3 alternating pairs" in v.why
+    # slower by the medians, but faster in one pair: within noise, not "slower" (01b's bf16)
+    v = judge(Trial("bf16", [900, 750, 950], base), job_samples=JOB)
+    assert not v.kept and v.why.startswith("within noise") and "faster in 1 and" in v.why
 
 
 def test_compile_that_does_not_pay_back_within_the_job_is_dropped():

@@ -81,17 +81,18 @@ def judge(trial: Trial, *, job_samples: float, base_setup: float = 0.0) -> Verdi
     x = on.median / off.median if off.median > 0 else math.inf  # ratio of the medians
     lost = (trial.base_accuracy - trial.accuracy
             if trial.accuracy is not None and trial.base_accuracy is not None else 0.0)
-    if on.median <= off.median:
-        kept, why = False, f"slower: {x:.2f}x the steady rate without it, by the medians"
-    elif lost > ACCURACY_SLACK:
+    if ratio.high < 1.0:
+        kept, why = False, (f"slower: {x:.2f}x the steady rate without it, slower in each of "
+                            f"its {ratio.n} alternating pairs")
+    elif lost > ACCURACY_SLACK and on.median > off.median:
         kept, why = False, (f"learns less: {x:.2f}x the steady rate, but {100 * lost:.1f} "
                             "points less test accuracy from the same samples "
                             f"({100 * trial.accuracy:.1f} % vs {100 * trial.base_accuracy:.1f} %)")
     elif ratio.low <= 1.0:
         slower = sum(r <= b for r, b in zip(trial.rates, trial.base_rates))
-        kept, why = False, (f"within noise: {x:.2f}x the steady rate by the medians, but not "
-                            f"faster in {slower} of its {ratio.n} alternating pairs "
-                            f"({ratio.low:.2f}x to {ratio.high:.2f}x)")
+        kept, why = False, (f"within noise: {x:.2f}x the steady rate by the medians, faster in "
+                            f"{ratio.n - slower} and not faster in {slower} of its {ratio.n} "
+                            f"alternating pairs ({ratio.low:.2f}x to {ratio.high:.2f}x)")
     elif with_lever >= without:
         kept, why = False, (f"{x:.2f}x the steady rate, but its one-off "
                             f"{trial.extra_setup:.1f} s pay back only after {even:,.0f} samples; "
