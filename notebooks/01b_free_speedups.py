@@ -48,7 +48,8 @@
 # every repeat with it ran faster than the baseline repeat beside it (faster in every
 # alternating pair: a slow spell of the machine slows both runs of a pair), it learns about as much from
 # the same samples (at most one point of test accuracy less), **and** the whole job, charged
-# its one-off cost, finishes sooner.
+# its one-off cost, finishes sooner. A lever is *slower* when it was slower in every pair, and
+# *within noise* when it was faster in some pairs and not in others.
 #
 # **Time:** the last cell prints how long this notebook ran; the first says on which machine.
 
@@ -522,12 +523,14 @@ guess_bf16_ratio = None  # your guess: bf16 time ÷ float32 time
 # NBVAL_IGNORE_OUTPUT
 a32 = torch.randn(256, 256)
 a16 = a32.bfloat16()
-t32s = [t / 5 for t in timeit.repeat(lambda: a32 @ a32, number=5, repeat=3)]  # seconds per product, 3 repeats
-t16s = [t / 5 for t in timeit.repeat(lambda: a16 @ a16, number=5, repeat=3)]
+t32s = [t / 5 for t in timeit.repeat(lambda: a32 @ a32, number=5, repeat=5)]  # seconds per product, 5 repeats
+t16s = [t / 5 for t in timeit.repeat(lambda: a16 @ a16, number=5, repeat=5)]
 t32, t16 = min(t32s), min(t16s)  # the fastest repeat: the slower ones were slowed by other work (timeit's docs)
 bf16_ratio = t16 / t32
-timing_noise = max(max(t32s) / t32, max(t16s) / t16)  # how much one repeat moves
-print(f"256x256 matrix product: float32 {1e3 * t32:.3f} ms, bf16 {1e3 * t16:.3f} ms (the fastest of 3 "
+# how much the measurement moves: the second-fastest repeat against the fastest (the slowest
+# repeats, the first one's warm-up included, are the interference timeit's docs leave out)
+timing_noise = max(sorted(t32s)[1] / t32, sorted(t16s)[1] / t16)
+print(f"256x256 matrix product: float32 {1e3 * t32:.3f} ms, bf16 {1e3 * t16:.3f} ms (the fastest of 5 "
       f"repeats of 5; bf16 native on this CPU: {native})")
 
 # %%

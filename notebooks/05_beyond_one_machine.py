@@ -361,7 +361,7 @@ plt.show()
 by_label = {r.label: r for r in runs}
 margin = 1 + max(0.10, max(misses))  # 10 %, or the model's largest miss on loopback (section 4), if larger
 one_total = None if one_machine is None else baseline.setup_seconds + one_machine  # set-up + training to target
-lines = []
+lines, against_one = [], {}  # (link, machines) -> the soonest method's verdict against one machine
 for name in LINKS:
     parts = []
     for n in machines_list:
@@ -377,6 +377,7 @@ for name in LINKS:
                    else ", **one machine is sooner**" if ratio <= 1 / margin else
                    f", about as soon as one machine ({ratio:.2f}x, inside the margin)")
         parts.append(f"{n} machines: {preds[best, name, n].label.split(' on ')[0]} ({secs(reach[best])}{verdict})")
+        against_one[name, n] = verdict.removeprefix(", ")
     lines.append(f"- **{LINKS[name].describe()}**: " + "; ".join(parts) + ".")
 display(Markdown(md(
     machine_note([baseline] + runs) + "\n\n"
@@ -438,7 +439,10 @@ worked_answer(
     "on this run. "
     + ("This run: 2 is not in `machines_list`, so there is no 2-machine prediction. " if 2 not in machines_list else
        f"This run (predicted from one run each): {min(reached, key=reached.get)}, "
-       f"{secs(reached[min(reached, key=reached.get)])} of training to the target. " if reached else
+       f"{secs(reached[min(reached, key=reached.get)])} of training to the target"
+       + (f"; with every run's set-up counted, section 5 found the soonest method on 2 machines over Wi-Fi "
+          f"{against_one['wifi', 2]}, so that decides whether joining the laptops pays. "
+          if against_one.get(("wifi", 2)) else ". ") if reached else
        "This run: no local-SGD run is predicted to reach the target on 2 machines. ")
     + "Its accuracies: " + ", ".join(f"H = {h} {pct(local[h].test_accuracy)}" for h in hs) + ".")
 

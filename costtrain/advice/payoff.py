@@ -4,8 +4,8 @@ A lever (``torch.compile``, bf16, channels_last, ...) is kept only when
 
 1. it ran faster in every pair of repeats, each run with it beside one without it in the
    alternating order (the paired ratios of steady samples/s all above 1: a slow spell of the
-   machine hits both runs of a pair alike, and a lever not faster in every pair is within
-   noise, no reason to change anything), and
+   machine hits both runs of a pair alike). Slower in every pair is "slower"; faster in some
+   pairs and not in others is "within noise", no reason to change anything; and
 2. the whole job, charged the lever's one-off set-up (compile time), is predicted to finish
    sooner: ``setup + extra + samples / rate`` against ``setup + samples / base rate``, and
 3. it learns as much from the same samples: its test accuracy (median) is at most

@@ -252,7 +252,7 @@ def decision_flow():
     node(5.0, 6.05, 8.6, 0.55, "1. Baseline: one process, threads = cores, the data decoded "
          "once into tensors (01)", COMPUTE)
     node(5.0, 5.25, 8.6, 0.55, "2. Free speed-ups in that process: compile, channels_last, "
-         "batch size; keep a lever only when it is\nfaster beyond the noise and the job "
+         "batch size; keep a lever only when it is\nfaster in every alternating pair and the job "
          "outlasts its one-off cost (01b)", COMPUTE)
     node(5.0, 4.45, 4.0, 0.5, "3. One machine, or several?")
     node(2.5, 3.45, 4.4, 0.7, "4. One machine: does each step touch\nonly a few weights "
