@@ -162,6 +162,24 @@ def torchrun_argv(args: Any) -> tuple[list[str], float]:
     return argv, float(seconds)
 
 
+def failed_ranks(failures: dict[int, Any], node_rank: int) -> tuple[str, int]:
+    """The sentence and exit code for ranks that failed (torchrun's ``ChildFailedError.failures``,
+    each with an ``exitcode``). torchrun's agent stops the other ranks with SIGTERM once one has
+    failed: those ended for that rank's reason, so the code is the one the ranks ended with on
+    their own (2, 3 or 4), else 3."""
+    failed = sorted(failures.items())
+    own = {f.exitcode for _, f in failed if f.exitcode >= 0}
+    stopped = all(f.exitcode >= 0 or f.exitcode == -signal.SIGTERM for _, f in failed)
+    code = min(own) if len(own) == 1 and own <= {2, 3, 4} and stopped else 3
+    ranks = ", ".join(f"{r} (exit {f.exitcode})" if f.exitcode >= 0 else
+                      f"{r} (stopped by torchrun after another rank failed)"
+                      if f.exitcode == -signal.SIGTERM and own else
+                      f"{r} (killed by signal {-f.exitcode})" for r, f in failed)
+    return (f"rank{'s' if len(failed) > 1 else ''} {ranks} of this machine (node {node_rank}) "
+            "failed; each said why above"
+            + (" (with --out, rank 0 kept the partial result)" if code == 3 else "") + ".", code)
+
+
 def run_cli(args: Any) -> int:
     """``costtrain torchrun``: torchrun with costtrain's rendezvous timeout and messages.
 
@@ -197,20 +215,7 @@ def run_cli(args: Any) -> int:
     try:
         torchrun.run(torchrun.parse_args(argv))
     except ChildFailedError as exc:
-        failed = sorted(exc.failures.items())
-        # torchrun's agent stops the other ranks with SIGTERM once one has failed: those ended
-        # for that rank's reason, so the code is the one the ranks ended with on their own
-        own = {f.exitcode for _, f in failed if f.exitcode >= 0}
-        stopped = all(f.exitcode >= 0 or f.exitcode == -signal.SIGTERM for _, f in failed)
-        code = own.pop() if len(own) == 1 and own <= {2, 3, 4} and stopped else 3
-        ranks = ", ".join(f"{r} (exit {f.exitcode})" if f.exitcode >= 0 else
-                          f"{r} (stopped by torchrun after another rank failed)"
-                          if f.exitcode == -signal.SIGTERM and own else
-                          f"{r} (killed by signal {-f.exitcode})" for r, f in failed)
-        raise TorchrunFailed(f"rank{'s' if len(failed) > 1 else ''} {ranks} of this machine "
-                             f"(node {args.node_rank}) failed; each said why above"
-                             + (" (with --out, rank 0 kept the partial result)"
-                                if code == 3 else "") + ".", code) from None
+        raise TorchrunFailed(*failed_ranks(exc.failures, args.node_rank)) from None
     except SignalException as exc:
         signum = getattr(exc, "sigval", None)
         code = 128 + int(signum) if signum is not None else 143

@@ -87,3 +87,17 @@ def test_every_command_and_subcommand_has_a_working_help(capsys):
         except Exception as exc:  # the bug this test is for: a help that crashes
             failed[name] = f"{type(exc).__name__}: {exc}"
     assert not failed, failed
+
+
+def test_a_rank_torchrun_stopped_after_another_failed_is_named_so_and_the_code_is_the_others():
+    """torchrun stops the other ranks with SIGTERM once one failed (rank 0 was ending with the
+    same error): the code is the failed rank's own, and rank 0 is not "killed by signal 15"."""
+    from types import SimpleNamespace
+
+    from costtrain.torchrun import failed_ranks
+    said, code = failed_ranks({1: SimpleNamespace(exitcode=2), 0: SimpleNamespace(exitcode=-15)}, 0)
+    assert code == 2 and said.startswith(
+        "ranks 0 (stopped by torchrun after another rank failed), 1 (exit 2) of this machine (node 0)")
+    said, code = failed_ranks({0: SimpleNamespace(exitcode=-9)}, 1)
+    assert code == 3 and said.startswith("rank 0 (killed by signal 9) of this machine (node 1)")
+    assert "rank 0 kept the partial result" in said
