@@ -27,6 +27,7 @@ from typing import Any, Sequence
 from ..utils import hardware_info
 from .cost import money
 from .noise import Spread, spread
+from .prose import number
 from .takeover import Line, crossing, epochs_text, samples_text, statements
 
 NEAR_IDEAL = 0.85  # thread speed-up at least this share of the ideal: "close to the ideal"
@@ -169,11 +170,9 @@ def check_landed(row, result) -> str:
     took, predicted = result.one_off_seconds, row.predicted_seconds
     lo, hi = row.predicted_range or (predicted, predicted)
     where = ("inside" if lo <= took <= hi else "above" if took > hi else "below")
-    def sec(x: float) -> str:
-        return f"{x:.3g}" if x < 1000 else f"{x:,.0f}"
-    text = (f"measured {sec(took)} s of set-up + training against the predicted {sec(predicted)} s "
-            f"[{sec(lo)} to {sec(hi)}]: {took / predicted:.2f}x, {where} the predicted range "
-            "(one run).")
+    text = (f"measured {number(took)} s of set-up + training against the predicted "
+            f"{number(predicted)} s [{number(lo)} to {number(hi)}]: {took / predicted:.2f}x, "
+            f"{where} the predicted range (one run).")
     if where == "inside":
         return text
 
